@@ -1,0 +1,234 @@
+"""The allocation request: partners, resources, tiers, constraints and options.
+
+Plain frozen dataclasses; validation of external input lives in `schemas` / `csvio`,
+which only ever build these objects from data they have checked.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from models.curves import Curve
+
+
+class DomainError(Exception):
+    """Base class of every error the domain layer raises (bad input that got past schemas)."""
+
+
+class Objective(StrEnum):
+    MAX_ATTAINMENT = "max_attainment"
+    MIN_COST = "min_cost"
+    MAX_GMV = "max_gmv"
+
+
+@dataclass(frozen=True)
+class Resource:
+    name: str
+    unit: str = "CNY"
+    budget: float | None = None  # None: unlimited
+    unit_cost: float = 1.0
+    step: float | None = None  # allocations are integer multiples of step
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    min_gmv: float
+    target: int
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Bounds:
+    min: float = 0.0  # a positive min is semi-continuous: 0 or within [min, max]
+    max: float | None = None  # None: the resource budget
+
+
+@dataclass(frozen=True)
+class Package:
+    name: str
+    amounts: Mapping[str, float]
+    uplift: float
+
+
+@dataclass(frozen=True)
+class Partner:
+    id: str
+    baseline_gmv: float
+    name: str = ""
+    baseline_gmv_p10: float | None = None
+    baseline_gmv_p90: float | None = None
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    curves: Mapping[str, Curve] = field(default_factory=dict)
+    bounds: Mapping[str, Bounds] = field(default_factory=dict)
+    packages: tuple[Package, ...] = ()
+
+
+_COMPARATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "in": lambda value, options: value in options,
+}
+COMPARISON_OPERATORS = frozenset(_COMPARATORS)
+
+
+@dataclass(frozen=True)
+class Where:
+    """Partner selector: every key must hold; a plain value means equality.
+
+    `id` (and `partner_id`) select on the partner id; other keys on attributes. A partner
+    lacking the attribute never matches.
+    """
+
+    conditions: Mapping[str, Any] = field(default_factory=dict)
+
+    def matches(self, partner: Partner) -> bool:
+        for key, condition in self.conditions.items():
+            if key in ("id", "partner_id"):
+                value: Any = partner.id
+            elif key in partner.attributes:
+                value = partner.attributes[key]
+            else:
+                return False
+            tests = condition.items() if isinstance(condition, Mapping) else [("==", condition)]
+            for op, operand in tests:
+                try:
+                    if not _COMPARATORS[op](value, operand):
+                        return False
+                except TypeError:  # e.g. "north" < 3: incomparable means no match
+                    return False
+        return True
+
+
+@dataclass(frozen=True)
+class MaxShare:
+    resource: str
+    max_share: float
+    type: str = "max_share"
+
+
+@dataclass(frozen=True)
+class GroupBudget:
+    resource: str
+    where: Where = Where()
+    min_share: float = 0.0
+    max_share: float = 1.0
+    type: str = "group_budget"
+
+
+@dataclass(frozen=True)
+class GroupCount:
+    tier: str
+    min: int
+    where: Where = Where()
+    type: str = "group_count"
+
+
+@dataclass(frozen=True)
+class Eligibility:
+    resource: str
+    where: Where = Where()
+    type: str = "eligibility"
+
+
+@dataclass(frozen=True)
+class Pin:
+    partner_id: str
+    resource: str
+    amount: float
+    type: str = "pin"
+
+
+@dataclass(frozen=True)
+class OnePackage:
+    where: Where = Where()
+    type: str = "one_package"
+
+
+Constraint = MaxShare | GroupBudget | GroupCount | Eligibility | Pin | OnePackage
+
+
+@dataclass(frozen=True)
+class Options:
+    time_limit_s: float = 60.0
+    mip_gap: float = 1e-3
+    plans: int = 1
+    engine: str = "auto"
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class AllocationRequest:
+    resources: tuple[Resource, ...]
+    tiers: tuple[Tier, ...]
+    partners: tuple[Partner, ...]
+    name: str = ""
+    objective: Objective = Objective.MAX_ATTAINMENT
+    constraints: tuple[Constraint, ...] = ()
+    options: Options = Options()
+
+    def resource(self, name: str) -> Resource:
+        for resource in self.resources:
+            if resource.name == name:
+                return resource
+        raise DomainError(f"unknown resource {name!r}")
+
+    def tier(self, name: str) -> Tier:
+        for tier in self.tiers:
+            if tier.name == name:
+                return tier
+        raise DomainError(f"unknown tier {name!r}")
+
+    @property
+    def uses_packages(self) -> bool:
+        return any(partner.packages for partner in self.partners)
+
+    def sorted_tiers(self) -> tuple[Tier, ...]:
+        """Tiers from the lowest threshold to the highest (cumulative counting order)."""
+        return tuple(sorted(self.tiers, key=lambda tier: tier.min_gmv))
+
+    def eligible(self, partner: Partner, resource: str) -> bool:
+        """May `partner` receive `resource`? Needs a curve (or a package) and every
+        eligibility rule on that resource to select it."""
+        has_use = resource in partner.curves or any(
+            package.amounts.get(resource, 0.0) > 0 for package in partner.packages
+        )
+        if not has_use:
+            return False
+        return all(
+            rule.where.matches(partner)
+            for rule in self.constraints
+            if isinstance(rule, Eligibility) and rule.resource == resource
+        )
+
+    def pins(self) -> dict[tuple[str, str], float]:
+        return {
+            (rule.partner_id, rule.resource): rule.amount
+            for rule in self.constraints
+            if isinstance(rule, Pin)
+        }
+
+    def amount_range(self, partner: Partner, resource: str) -> tuple[float, float]:
+        """The (min, max) a partner may receive of a resource before pins and eligibility.
+
+        max defaults to the budget, tightened by any `max_share` rule; `inf` when neither
+        exists. min > 0 is semi-continuous (0 is always allowed unless pinned).
+        """
+        spec = self.resource(resource)
+        bounds = partner.bounds.get(resource, Bounds())
+        upper = bounds.max if bounds.max is not None else math.inf
+        if spec.budget is not None:
+            upper = min(upper, spec.budget)
+            for rule in self.constraints:
+                if isinstance(rule, MaxShare) and rule.resource == resource:
+                    upper = min(upper, rule.max_share * spec.budget)
+        return bounds.min, upper
