@@ -1,0 +1,38 @@
+"""What every engine hands back to `optimizer.solve`: amounts, not figures.
+
+Figures (GMV, tiers, spend) are computed afterwards by `models.plan.build_plan` from these
+amounts with the exact curves, so no engine's approximation ever reaches a plan.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.curves import FloatArray
+from models.plan import SolveStatus
+
+
+@dataclass
+class Candidate:
+    """One allocation: `amounts[i, r]` of resource r to partner i (request order), outside
+    packages; `package_choice[i]` the index of partner i's chosen package or -1."""
+
+    amounts: FloatArray
+    package_choice: NDArray[np.intp] | None = None
+    label: str = "best"
+
+
+@dataclass
+class EngineOutcome:
+    engine: str
+    status: SolveStatus
+    candidates: list[Candidate] = field(default_factory=list)  # best first
+    # Bound on the last stage's objective in request units (CNY of GMV, or cost), and the
+    # relative gap of the best candidate's exact objective to it.
+    best_bound: float | None = None
+    mip_gap: float | None = None
+    seconds: float = 0.0
+    binding_constraints: list[str] = field(default_factory=list)
