@@ -1,0 +1,109 @@
+"""Service configuration: defaults, then an optional file, then `WINDMAKER_*` environment.
+
+The same loader serves the Flask app, the in-process runner and the Celery worker, so
+every process started from one environment agrees on the database and the broker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Config
+
+ENV_PREFIX = "WINDMAKER"
+DEFAULT_SQLITE_FILE = "windmaker.db"
+
+DEFAULTS: dict[str, Any] = {
+    "DATABASE_URL": None,  # None: a SQLite file in the working directory
+    "BROKER_URL": None,  # None: the in-process job runner
+    "RESULT_BACKEND": None,  # None: the broker (Redis) also keeps chord results
+    "CELERY_QUEUE": "windmaker",
+    "WORKER_CONCURRENCY": None,  # None: one Celery process per core
+    "REQUIRE_AUTH": False,
+    "MAX_CONTENT_LENGTH": 20 * 1024 * 1024,
+    "JOB_WORKERS": 2,  # solver threads of the in-process runner
+    "JOB_POLL_S": 1.0,
+    "HEARTBEAT_S": 5.0,
+    "STALE_AFTER_S": 30.0,  # a running job silent this long belonged to a dead worker
+    "MAX_ATTEMPTS": 3,  # a job that killed this many workers fails instead of looping
+    "RUN_MIGRATIONS": True,
+    "API_TITLE": "Windmaker",
+    "API_VERSION": "v1",
+    "OPENAPI_VERSION": "3.1.0",
+    "OPENAPI_URL_PREFIX": "/",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "OPENAPI_SWAGGER_UI_PATH": "/docs",
+    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+    "API_SPEC_OPTIONS": {
+        "info": {"description": "Allocate incentive resources across partners to reach GMV tiers."},
+        "components": {
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "description": "API key"}
+            }
+        },
+    },
+}
+
+
+def load_config(
+    overrides: Mapping[str, Any] | None = None, *, env: Mapping[str, str] | None = None
+) -> Config:
+    """Defaults → `WINDMAKER_CONFIG` file (.json, .toml or .py) → environment → overrides."""
+    environ = os.environ if env is None else env
+    config = Config(os.getcwd())
+    config.from_mapping(DEFAULTS)
+    path = environ.get(f"{ENV_PREFIX}_CONFIG")
+    if path:
+        _load_file(config, Path(path))
+    if "DATABASE_URL" in environ:
+        config["DATABASE_URL"] = environ["DATABASE_URL"]
+    _from_prefixed_env(config, environ)
+    if overrides:
+        config.update(overrides)
+    config["DATABASE_URL"] = database_url(config.get("DATABASE_URL"))
+    return config
+
+
+def _load_file(config: Config, path: Path) -> None:
+    if path.suffix == ".json":
+        config.from_file(str(path.resolve()), load=json.load)
+    elif path.suffix == ".toml":
+        config.from_file(str(path.resolve()), load=tomllib.load, text=False)
+    else:
+        config.from_pyfile(str(path.resolve()))
+
+
+def _from_prefixed_env(config: Config, environ: Mapping[str, str]) -> None:
+    # Flask's from_prefixed_env reads os.environ only; mirror it for an explicit mapping.
+    if environ is os.environ:
+        config.from_prefixed_env(ENV_PREFIX)
+        return
+    prefix = f"{ENV_PREFIX}_"
+    for key, value in environ.items():
+        if key.startswith(prefix) and key != f"{prefix}CONFIG":
+            try:
+                config[key[len(prefix) :]] = json.loads(value)
+            except ValueError:
+                config[key[len(prefix) :]] = value
+
+
+def database_url(url: str | None) -> str:
+    """Normalise a database URL: default SQLite file, psycopg 3 for PostgreSQL."""
+    if not url:
+        return f"sqlite:///{Path(DEFAULT_SQLITE_FILE).resolve()}"
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def truthy(value: Any) -> bool:
+    """Config flags arrive as bools, numbers or strings ("1", "true", "yes")."""
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
