@@ -8,6 +8,7 @@ write only lands while the job is still `running` and still its own.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -659,3 +660,22 @@ def _make_engine(url: str) -> Engine:
         conn.exec_driver_sql(conn.info.pop("sqlite_begin", "BEGIN"))
 
     return engine
+
+
+_stores: dict[str, Store] = {}
+_stores_lock = threading.Lock()
+
+
+def store_for(url: str) -> Store:
+    """One migrated Store (engine and pool) per database URL per process."""
+    with _stores_lock:
+        if url not in _stores:
+            _stores[url] = Store(url)
+        return _stores[url]
+
+
+def default_store() -> Store:
+    """The store of the configured database (WINDMAKER_DATABASE_URL / DATABASE_URL)."""
+    from api.config import load_config
+
+    return store_for(load_config()["DATABASE_URL"])
