@@ -1,0 +1,1 @@
+"""Shared test support: random small requests and an exhaustive reference solver."""
