@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.curves import CurveColumn, FloatArray
-from models.request import AllocationRequest, Objective
+from models.request import AllocationRequest
 
 NO_PACKAGE = -1
 
@@ -167,14 +167,14 @@ def build_plan(
         allocated = float(spent[:, r].sum())
         total_cost += resource.unit_cost * allocated
         utilization = allocated / resource.budget if resource.budget else None
-        resource_reports.append(ResourceReport(resource.name, resource.budget, allocated, utilization))
+        resource_reports.append(
+            ResourceReport(resource.name, resource.budget, allocated, utilization)
+        )
 
     allocations = []
     for i, partner in enumerate(request.partners):
         reached = [tier.name for tier in tiers if gmv[i] >= tier.min_gmv]
-        chosen = (
-            package_choice is not None and package_choice[i] != NO_PACKAGE
-        )
+        chosen = package_choice is not None and package_choice[i] != NO_PACKAGE
         if not reached and not np.any(spent[i] > 0) and not chosen:
             continue
         allocations.append(
@@ -190,7 +190,7 @@ def build_plan(
         )
 
     objective = ObjectiveReport(
-        mode=str(request.objective if isinstance(request.objective, Objective) else request.objective),
+        mode=str(request.objective),
         weighted_shortfall=weighted_shortfall,
         total_cost=total_cost,
         total_projected_gmv=float(gmv.sum()),

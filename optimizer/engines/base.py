@@ -1,0 +1,81 @@
+"""The one small interface every MILP backend implements.
+
+A model is in matrix form — minimise c·x + offset subject to row_lo <= A·x <= row_hi,
+col_lo <= x <= col_hi, x_j integer where `integer[j]` — built in bulk by `optimizer.milp`.
+Backends map their native statuses onto `Termination`; infeasible is a status, not an
+exception.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from models.curves import FloatArray
+
+
+class Termination(StrEnum):
+    OPTIMAL = "optimal"  # proven within the requested gap
+    FEASIBLE = "feasible"  # stopped early (time) with a solution
+    INFEASIBLE = "infeasible"
+    NO_SOLUTION = "no_solution"  # stopped early (time) without a solution
+    UNBOUNDED = "unbounded"
+    ERROR = "error"
+
+
+@dataclass
+class MilpModel:
+    c: FloatArray
+    A: sp.csr_matrix
+    row_lo: FloatArray
+    row_hi: FloatArray
+    col_lo: FloatArray
+    col_hi: FloatArray
+    integer: NDArray[np.bool_]
+    offset: float = 0.0
+
+    @property
+    def n_cols(self) -> int:
+        return len(self.c)
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.row_lo)
+
+
+@dataclass
+class MilpResult:
+    termination: Termination
+    x: FloatArray | None = None
+    objective: float | None = None  # of x, including offset
+    bound: float | None = None  # proven lower bound on the minimum, including offset
+    seconds: float = 0.0
+
+    @property
+    def has_solution(self) -> bool:
+        return self.x is not None
+
+
+class MilpBackend(Protocol):
+    name: str
+
+    def is_available(self) -> bool: ...
+
+    def supports(self, model: MilpModel) -> bool:
+        """Can this backend solve this model as built (e.g. CP-SAT: integral models only)?"""
+        ...
+
+    def solve(
+        self,
+        model: MilpModel,
+        *,
+        time_limit_s: float,
+        mip_gap: float,
+        seed: int = 0,
+        warm_start: FloatArray | None = None,
+    ) -> MilpResult: ...

@@ -1,0 +1,104 @@
+"""CBC (or any solver PuLP drives, for users with commercial licences) through PuLP."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from models.curves import FloatArray
+from optimizer.engines.base import MilpModel, MilpResult, Termination
+
+
+class CbcBackend:
+    name = "cbc"
+    solver_name = "PULP_CBC_CMD"
+
+    def is_available(self) -> bool:
+        try:
+            import pulp
+        except ImportError:
+            return False
+        return bool(pulp.getSolver(self.solver_name, msg=False).available())
+
+    def supports(self, model: MilpModel) -> bool:
+        return True
+
+    def solve(
+        self,
+        model: MilpModel,
+        *,
+        time_limit_s: float,
+        mip_gap: float,
+        seed: int = 0,
+        warm_start: FloatArray | None = None,
+    ) -> MilpResult:
+        import pulp
+
+        started = time.perf_counter()
+        problem = pulp.LpProblem("windmaker", pulp.LpMinimize)
+
+        def bound(value: float) -> float | None:
+            return float(value) if np.isfinite(value) else None
+
+        columns = [
+            pulp.LpVariable(
+                f"x{j}",
+                lowBound=bound(model.col_lo[j]),
+                upBound=bound(model.col_hi[j]),
+                cat=pulp.LpInteger if model.integer[j] else pulp.LpContinuous,
+            )
+            for j in range(model.n_cols)
+        ]
+        nonzero = np.nonzero(model.c)[0]
+        problem += pulp.lpSum(float(model.c[j]) * columns[j] for j in nonzero) + float(model.offset)
+        csr = model.A.tocsr()
+        for i in range(model.n_rows):
+            start, end = csr.indptr[i], csr.indptr[i + 1]
+            expr = pulp.LpAffineExpression(
+                [
+                    (columns[j], float(v))
+                    for j, v in zip(csr.indices[start:end], csr.data[start:end], strict=True)
+                ]
+            )
+            lo, hi = model.row_lo[i], model.row_hi[i]
+            if np.isfinite(lo) and np.isfinite(hi) and lo == hi:
+                problem += expr == float(lo)
+                continue
+            if np.isfinite(lo):
+                problem += expr >= float(lo)
+            if np.isfinite(hi):
+                problem += expr <= float(hi)
+        if warm_start is not None:
+            for column, value in zip(columns, warm_start, strict=True):
+                column.setInitialValue(float(value))
+        solver = pulp.getSolver(
+            self.solver_name,
+            msg=False,
+            timeLimit=max(1, int(np.ceil(time_limit_s))),
+            gapRel=float(mip_gap),
+            warmStart=warm_start is not None,
+            options=[f"randomSeed {int(seed) + 1}"],
+        )
+        problem.solve(solver)
+        seconds = time.perf_counter() - started
+        status = pulp.LpStatus[problem.status]
+        has_values = all(column.varValue is not None for column in columns)
+        if status == "Infeasible":
+            return MilpResult(Termination.INFEASIBLE, seconds=seconds)
+        if status == "Unbounded":
+            return MilpResult(Termination.UNBOUNDED, seconds=seconds)
+        if not has_values or status not in ("Optimal", "Not Solved"):
+            return MilpResult(
+                Termination.NO_SOLUTION if status == "Not Solved" else Termination.ERROR,
+                seconds=seconds,
+            )
+        x = np.array([column.varValue for column in columns], dtype=np.float64)
+        objective = float(pulp.value(problem.objective))
+        proven = problem.sol_status == pulp.LpSolutionOptimal
+        # PuLP does not expose CBC's best bound; a proven optimum is its own bound, with the
+        # relative gap CBC was asked to close.
+        lower = objective - abs(objective) * mip_gap if proven else None
+        return MilpResult(
+            Termination.OPTIMAL if proven else Termination.FEASIBLE, x, objective, lower, seconds
+        )

@@ -1,0 +1,96 @@
+"""HiGHS through highspy: the model is passed whole as column-wise sparse arrays."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from models.curves import FloatArray
+from optimizer.engines.base import MilpModel, MilpResult, Termination
+
+INF = 1e30
+
+
+class HighsBackend:
+    name = "highs"
+
+    def is_available(self) -> bool:
+        try:
+            import highspy  # noqa: F401
+        except ImportError:
+            return False
+        return True
+
+    def supports(self, model: MilpModel) -> bool:
+        return True
+
+    def solve(
+        self,
+        model: MilpModel,
+        *,
+        time_limit_s: float,
+        mip_gap: float,
+        seed: int = 0,
+        warm_start: FloatArray | None = None,
+    ) -> MilpResult:
+        import highspy
+
+        started = time.perf_counter()
+        h = highspy.Highs()
+        h.setOptionValue("output_flag", False)
+        h.setOptionValue("time_limit", max(float(time_limit_s), 0.01))
+        h.setOptionValue("mip_rel_gap", float(mip_gap))
+        h.setOptionValue("random_seed", int(seed))
+        h.setOptionValue("threads", 1)
+
+        lp = highspy.HighsLp()
+        lp.num_col_ = model.n_cols
+        lp.num_row_ = model.n_rows
+        lp.col_cost_ = model.c
+        lp.col_lower_ = np.where(np.isfinite(model.col_lo), model.col_lo, -INF)
+        lp.col_upper_ = np.where(np.isfinite(model.col_hi), model.col_hi, INF)
+        lp.row_lower_ = np.where(np.isfinite(model.row_lo), model.row_lo, -INF)
+        lp.row_upper_ = np.where(np.isfinite(model.row_hi), model.row_hi, INF)
+        lp.offset_ = float(model.offset)
+        csc = model.A.tocsc()
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        lp.a_matrix_.start_ = csc.indptr
+        lp.a_matrix_.index_ = csc.indices
+        lp.a_matrix_.value_ = csc.data
+        if model.integer.any():
+            lp.integrality_ = [
+                highspy.HighsVarType.kInteger if flag else highspy.HighsVarType.kContinuous
+                for flag in model.integer
+            ]
+        h.passModel(lp)
+        if warm_start is not None:
+            solution = highspy.HighsSolution()
+            solution.col_value = list(map(float, warm_start))
+            solution.value_valid = True
+            h.setSolution(solution)
+        h.run()
+
+        status = h.getModelStatus()
+        info = h.getInfo()
+        seconds = time.perf_counter() - started
+        ms = highspy.HighsModelStatus
+        if status == ms.kInfeasible:
+            return MilpResult(Termination.INFEASIBLE, seconds=seconds)
+        if status in (ms.kUnbounded, ms.kUnboundedOrInfeasible):
+            return MilpResult(Termination.UNBOUNDED, seconds=seconds)
+        has_solution = info.primal_solution_status == highspy.SolutionStatus.kSolutionStatusFeasible
+        if not has_solution:
+            limited = status in (ms.kTimeLimit, ms.kInterrupt, ms.kIterationLimit)
+            return MilpResult(
+                Termination.NO_SOLUTION if limited else Termination.ERROR, seconds=seconds
+            )
+        x = np.array(h.getSolution().col_value, dtype=np.float64)
+        objective = float(info.objective_function_value)
+        bound: float | None
+        if model.integer.any():
+            bound = float(info.mip_dual_bound)
+        else:
+            bound = objective if status == ms.kOptimal else None
+        termination = Termination.OPTIMAL if status == ms.kOptimal else Termination.FEASIBLE
+        return MilpResult(termination, x, objective, bound, seconds)

@@ -1,0 +1,313 @@
+"""The allocation MILP in matrix form, for one approximation (inner or outer) of the curves.
+
+Columns: x (amount per pair, scaled), n (grid index for stepped resources), y (on/off of a
+semi-continuous concave pair), δ (fill of each concave piece), w/d (choice and fill of a
+piece of a non-concave curve), v (package options), z (partner reaches tier), s (tier
+shortfall). GMV is in millions of CNY; each resource in its own power-of-ten unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.curves import FloatArray
+from models.request import GroupBudget, GroupCount, Objective
+from optimizer.arrays import GMV_SCALE, ProblemArrays
+from optimizer.engines.base import MilpModel
+from optimizer.matrix import MatrixBuilder
+from optimizer.pwl import Segments
+
+# Tiers are claimed with this much headroom (CNY, and relative) so that rounding a
+# solver's amounts back onto grids and bounds never loses a tier under the exact curves.
+TIER_MARGIN_ABS = 1.0
+TIER_MARGIN_REL = 1e-9
+
+
+@dataclass
+class StageSpec:
+    minimise_shortfall: bool  # stage 1; else stage 2 (GMV or cost)
+    shortfall_cap: float | None = None  # stage 2: weighted shortfall held at stage 1's value
+    exclude_sets: list[set[tuple[int, int]]] = field(default_factory=list)  # no-good cuts
+
+
+@dataclass
+class Formulation:
+    model: MilpModel
+    x_cols: NDArray[np.intp]
+    v_cols: NDArray[np.intp]
+    z_cols: dict[tuple[int, int], int]
+    objective_scale: float  # model objective × this = request units (CNY)
+
+    def amounts(self, arrays: ProblemArrays, solution: FloatArray) -> FloatArray:
+        """Per pair amounts in request units, snapped onto grids and bounds."""
+        scale = arrays.resource_scale[arrays.pair_resource]
+        raw = solution[self.x_cols] * scale
+        step = arrays.step[arrays.pair_resource]
+        snapped = np.where(step > 0, np.round(raw / np.where(step > 0, step, 1)) * step, raw)
+        snapped = np.clip(snapped, 0.0, arrays.pair_max)
+        # Semi-continuous: anything a hair above 0 but under the minimum is solver noise.
+        below_min = (snapped > 0) & (snapped < arrays.pair_min)
+        snapped[below_min & (snapped < 0.5 * arrays.pair_min)] = 0.0
+        snapped[below_min & (snapped >= 0.5 * arrays.pair_min)] = arrays.pair_min[
+            below_min & (snapped >= 0.5 * arrays.pair_min)
+        ]
+        snapped[snapped < 1e-9 * np.maximum(arrays.pair_max, 1.0)] = 0.0
+        return snapped
+
+    def package_choice(self, arrays: ProblemArrays, solution: FloatArray) -> NDArray[np.intp]:
+        choice = np.full(arrays.n_partners, -1, dtype=np.intp)
+        for option, col in zip(arrays.packages, self.v_cols, strict=True):
+            if solution[col] > 0.5:
+                choice[option.partner] = option.index
+        return choice
+
+    def warm_start(self, arrays: ProblemArrays, solution: FloatArray) -> FloatArray:
+        return solution
+
+
+def reachable_partners(arrays: ProblemArrays, pair_max_gain: FloatArray) -> FloatArray:
+    """Per partner, the most GMV (CNY) this approximation can add."""
+    gain = np.zeros(arrays.n_partners)
+    np.add.at(gain, arrays.pair_partner, pair_max_gain)
+    best = np.zeros(arrays.n_partners)
+    for option in arrays.packages:
+        best[option.partner] = max(best[option.partner], option.uplift)
+    return gain + best
+
+
+def build(
+    arrays: ProblemArrays,
+    segs: Segments,
+    concave: NDArray[np.bool_],
+    stage: StageSpec,
+    *,
+    tier_margin: bool = True,
+) -> Formulation:
+    """`tier_margin`: claim tiers with headroom (inner model); off for the outer model,
+    which must stay a relaxation for its bound to be valid."""
+    request = arrays.request
+    b = MatrixBuilder()
+    n_pairs = arrays.n_pairs
+    res = arrays.pair_resource
+    scale = arrays.resource_scale[res]
+    cost_terms: list[tuple[NDArray[np.intp], FloatArray]] = []
+    gmv_rows_cols: list[tuple[NDArray[np.intp], NDArray[np.intp], FloatArray]] = []
+    # gmv contributions are collected as (partner, column, coefficient in millions)
+
+    # x: amount per pair
+    x = b.add_columns(np.zeros(n_pairs), arrays.pair_max / scale)
+
+    # Stepped resources: x = step·n with n integer.
+    stepped = np.nonzero(arrays.step[res] > 0)[0]
+    if len(stepped):
+        n_hi = np.floor(arrays.pair_max[stepped] / arrays.step[res[stepped]] + 1e-9)
+        n_col = b.add_columns(np.zeros(len(stepped)), n_hi, integer=True)
+        rows = b.add_rows(0.0, 0.0, count=len(stepped))
+        b.add_entries(rows, x[stepped], 1.0)
+        b.add_entries(rows, n_col, -arrays.step[res[stepped]] / scale[stepped])
+
+    seg_scale = arrays.resource_scale[res[segs.pair]]
+    pair_gain = np.zeros(n_pairs)
+    const_gain = np.zeros(arrays.n_partners)
+
+    # Concave pairs: incremental pieces, filled in order by optimality (slopes decrease).
+    in_concave = concave[segs.pair]
+    ci = np.nonzero(in_concave)[0]
+    if len(ci):
+        delta = b.add_columns(np.zeros(len(ci)), segs.length[ci] / seg_scale[ci])
+        pairs_c = np.nonzero(concave)[0]
+        link = b.add_rows(0.0, 0.0, count=len(pairs_c))
+        row_of_pair = np.full(n_pairs, -1, dtype=np.intp)
+        row_of_pair[pairs_c] = link
+        b.add_entries(link, x[pairs_c], 1.0)
+        b.add_entries(row_of_pair[segs.pair[ci]], delta, -1.0)
+        gmv_rows_cols.append(
+            (arrays.pair_partner[segs.pair[ci]], delta, segs.slope[ci] * seg_scale[ci] / GMV_SCALE)
+        )
+        np.add.at(pair_gain, segs.pair[ci], segs.slope[ci] * segs.length[ci])
+        # A piece starting at 0 with a positive value there (outer envelope) is a constant.
+        first = ci[segs.start[ci] == 0.0]
+        np.add.at(const_gain, arrays.pair_partner[segs.pair[first]], segs.value0[first])
+        np.add.at(pair_gain, segs.pair[first], segs.value0[first])
+        # Semi-continuous concave pairs: y = 0 -> x = 0; y = 1 -> first piece [0, min] full.
+        sc_pairs = pairs_c[arrays.pair_min[pairs_c] > 0]
+        if len(sc_pairs):
+            y = b.add_columns(np.zeros(len(sc_pairs)), 1.0, integer=True)
+            first_delta = {
+                int(segs.pair[s]): int(delta[k]) for k, s in enumerate(ci) if segs.start[s] == 0.0
+            }
+            upper = b.add_rows(-np.inf, 0.0, count=len(sc_pairs))
+            b.add_entries(upper, x[sc_pairs], 1.0)
+            b.add_entries(upper, y, -arrays.pair_max[sc_pairs] / scale[sc_pairs])
+            lower = b.add_rows(0.0, np.inf, count=len(sc_pairs))
+            b.add_entries(lower, [first_delta[int(p)] for p in sc_pairs], 1.0)
+            b.add_entries(lower, y, -arrays.pair_min[sc_pairs] / scale[sc_pairs])
+
+    # Non-concave pairs: choose at most one piece (w) and a fill within it (d).
+    gi = np.nonzero(~in_concave)[0]
+    if len(gi):
+        w = b.add_columns(np.zeros(len(gi)), 1.0, integer=True)
+        d = b.add_columns(np.zeros(len(gi)), segs.length[gi] / seg_scale[gi])
+        cap = b.add_rows(-np.inf, 0.0, count=len(gi))
+        b.add_entries(cap, d, 1.0)
+        b.add_entries(cap, w, -segs.length[gi] / seg_scale[gi])
+        pairs_g = np.unique(segs.pair[gi])
+        link = b.add_rows(0.0, 0.0, count=len(pairs_g))
+        one = b.add_rows(-np.inf, 1.0, count=len(pairs_g))
+        row_pos = np.searchsorted(pairs_g, segs.pair[gi])
+        b.add_entries(link, x[pairs_g], 1.0)
+        b.add_entries(link[row_pos], w, -segs.start[gi] / seg_scale[gi])
+        b.add_entries(link[row_pos], d, -1.0)
+        b.add_entries(one[row_pos], w, 1.0)
+        owner = arrays.pair_partner[segs.pair[gi]]
+        gmv_rows_cols.append((owner, w, segs.value0[gi] / GMV_SCALE))
+        gmv_rows_cols.append((owner, d, segs.slope[gi] * seg_scale[gi] / GMV_SCALE))
+        np.maximum.at(pair_gain, segs.pair[gi], segs.value0[gi] + segs.slope[gi] * segs.length[gi])
+
+    # Packages: at most one per partner (exactly one under one_package).
+    v = np.zeros(0, dtype=np.intp)
+    if arrays.packages:
+        v = b.add_columns(np.zeros(len(arrays.packages)), 1.0, integer=True)
+        owners = np.array([o.partner for o in arrays.packages], dtype=np.intp)
+        partners_with = np.unique(owners)
+        rows = b.add_rows(np.where(arrays.one_package[partners_with], 1.0, 0.0), 1.0)
+        b.add_entries(rows[np.searchsorted(partners_with, owners)], v, 1.0)
+        uplift = np.array([o.uplift for o in arrays.packages])
+        gmv_rows_cols.append((owners, v, uplift / GMV_SCALE))
+
+    package_amounts = (
+        np.array([o.amounts for o in arrays.packages])
+        if arrays.packages
+        else np.zeros((0, arrays.n_resources))
+    )
+
+    # Budgets and group budgets: Σ x (+ package amounts) within limits, pins deducted.
+    pinned_total = arrays.pinned.sum(axis=0)
+    for r in range(arrays.n_resources):
+        rs = arrays.resource_scale[r]
+        in_r = np.nonzero(res == r)[0]
+        uses = (
+            np.nonzero(package_amounts[:, r] > 0)[0] if len(package_amounts) else np.zeros(0, int)
+        )
+        if np.isfinite(arrays.budget[r]):
+            row = b.add_rows(-np.inf, (arrays.budget[r] - pinned_total[r]) / rs, count=1)
+            b.add_entries(np.full(len(in_r), row[0]), x[in_r], 1.0)
+            b.add_entries(np.full(len(uses), row[0]), v[uses], package_amounts[uses, r] / rs)
+        if stage.minimise_shortfall is False and request.objective is Objective.MIN_COST:
+            cost_terms.append((x[in_r], np.full(len(in_r), arrays.unit_cost[r] * rs / GMV_SCALE)))
+            cost_terms.append((v[uses], arrays.unit_cost[r] * package_amounts[uses, r] / GMV_SCALE))
+
+    for rule in request.constraints:
+        if not isinstance(rule, GroupBudget):
+            continue
+        r = next(k for k, res_ in enumerate(request.resources) if res_.name == rule.resource)
+        rs = arrays.resource_scale[r]
+        members = np.array([rule.where.matches(p) for p in request.partners], dtype=bool)
+        pinned_in = arrays.pinned[members, r].sum()
+        budget = float(request.resources[r].budget or 0.0)
+        row = b.add_rows(
+            (rule.min_share * budget - pinned_in) / rs,
+            (rule.max_share * budget - pinned_in) / rs,
+            count=1,
+        )
+        in_r = np.nonzero((res == r) & members[arrays.pair_partner])[0]
+        b.add_entries(np.full(len(in_r), row[0]), x[in_r], 1.0)
+        if len(package_amounts):
+            uses = np.array(
+                [
+                    k
+                    for k, o in enumerate(arrays.packages)
+                    if members[o.partner] and o.amounts[r] > 0
+                ],
+                dtype=np.intp,
+            )
+            b.add_entries(np.full(len(uses), row[0]), v[uses], package_amounts[uses, r] / rs)
+
+    # Tier indicators, only where a partner can move across a threshold.
+    tier_needed = request.objective is not Objective.MAX_GMV or bool(stage.exclude_sets)
+    group_rules = [rule for rule in request.constraints if isinstance(rule, GroupCount)]
+    needed_tiers = (
+        set(range(len(arrays.thresholds)))
+        if tier_needed
+        else {arrays.tier_names.index(rule.tier) for rule in group_rules}
+    )
+    base = arrays.baseline + const_gain
+    reach = arrays.baseline + reachable_partners(arrays, pair_gain)
+    z_cols: dict[tuple[int, int], int] = {}
+    gmv_owner = np.concatenate([g[0] for g in gmv_rows_cols]) if gmv_rows_cols else np.zeros(0, int)
+    gmv_col = np.concatenate([g[1] for g in gmv_rows_cols]) if gmv_rows_cols else np.zeros(0, int)
+    gmv_val = np.concatenate([g[2] for g in gmv_rows_cols]) if gmv_rows_cols else np.zeros(0)
+    order = np.argsort(gmv_owner, kind="stable")
+    gmv_owner, gmv_col, gmv_val = gmv_owner[order], gmv_col[order], gmv_val[order]
+    bounds_of = np.searchsorted(gmv_owner, np.arange(arrays.n_partners + 1))
+    base_counts = np.zeros(len(arrays.thresholds), dtype=np.int_)
+    for t in sorted(needed_tiers):
+        threshold = arrays.thresholds[t]
+        base_counts[t] = int(np.count_nonzero(base >= threshold))
+        margin = (TIER_MARGIN_ABS + TIER_MARGIN_REL * threshold) if tier_margin else 0.0
+        cand = np.nonzero((base < threshold) & (reach >= threshold + margin))[0]
+        if not len(cand):
+            continue
+        z = b.add_columns(np.zeros(len(cand)), 1.0, integer=True)
+        rows = b.add_rows(np.zeros(len(cand)), np.inf)
+        lengths = bounds_of[cand + 1] - bounds_of[cand]
+        take = np.concatenate([np.arange(bounds_of[i], bounds_of[i + 1]) for i in cand])
+        b.add_entries(np.repeat(rows, lengths), gmv_col[take], gmv_val[take])
+        b.add_entries(rows, z, -(threshold + margin - base[cand]) / GMV_SCALE)
+        for k, i in enumerate(cand):
+            z_cols[(int(i), t)] = int(z[k])
+
+    # Cumulative tiers: reaching a higher tier implies the lower one.
+    pairs_up = [(z_cols[(i, t)], z_cols[(i, t - 1)]) for (i, t) in z_cols if (i, t - 1) in z_cols]
+    if pairs_up:
+        rows = b.add_rows(-np.inf, 0.0, count=len(pairs_up))
+        b.add_entries(rows, [p[0] for p in pairs_up], 1.0)
+        b.add_entries(rows, [p[1] for p in pairs_up], -1.0)
+
+    s = np.zeros(0, dtype=np.intp)
+    if tier_needed and len(arrays.thresholds):
+        # Integral: targets and indicators are counts (keeps CP-SAT applicable).
+        s = b.add_columns(
+            np.zeros(len(arrays.thresholds)), np.maximum(arrays.targets, 0), integer=True
+        )
+        for t in range(len(arrays.thresholds)):
+            zs = [col for (i, tt), col in z_cols.items() if tt == t]
+            row = b.add_rows(float(arrays.targets[t] - base_counts[t]), np.inf, count=1)
+            b.add_entries(np.full(len(zs), row[0]), zs, 1.0)
+            b.add_entries(row, s[t : t + 1], 1.0)
+
+    for rule in group_rules:
+        t = arrays.tier_names.index(rule.tier)
+        members = np.array([rule.where.matches(p) for p in request.partners], dtype=bool)
+        already = int(np.count_nonzero(members & (base >= arrays.thresholds[t])))
+        zs = [col for (i, tt), col in z_cols.items() if tt == t and members[i]]
+        row = b.add_rows(float(rule.min - already), np.inf, count=1)
+        b.add_entries(np.full(len(zs), row[0]), zs, 1.0)
+
+    for excluded in stage.exclude_sets:
+        fresh = [col for key, col in z_cols.items() if key not in excluded]
+        row = b.add_rows(1.0, np.inf, count=1)
+        b.add_entries(np.full(len(fresh), row[0]), fresh, 1.0)
+
+    if stage.shortfall_cap is not None and len(s):
+        row = b.add_rows(-np.inf, stage.shortfall_cap + 1e-6, count=1)
+        b.add_entries(np.full(len(s), row[0]), s, arrays.weights)
+
+    cost = np.zeros(b.n_cols)
+    offset = 0.0
+    objective_scale = GMV_SCALE
+    if stage.minimise_shortfall:
+        cost[s] = arrays.weights
+        objective_scale = 1.0
+    elif request.objective is Objective.MIN_COST:
+        for cols, vals in cost_terms:
+            np.add.at(cost, cols, vals)
+        offset = float((arrays.pinned * arrays.unit_cost).sum()) / GMV_SCALE
+    else:
+        np.add.at(cost, gmv_col, -gmv_val)
+        offset = -float(base.sum()) / GMV_SCALE
+    model = b.build(cost, offset)
+    return Formulation(model, x, v, z_cols, objective_scale)

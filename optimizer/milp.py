@@ -1,0 +1,301 @@
+"""The MILP strategy: lexicographic stages on inner/outer approximations, refined until
+the inner plan (evaluated exactly) is certified by the outer bound within the gap.
+
+Stage 1 minimises weighted tier shortfall; stage 2 holds it and maximises GMV (or
+minimises cost). Each stage is solved on the inner model (its plan is exactly feasible) and
+on the outer model (its bound is valid for the exact curves). When they disagree by more
+than the requested gap, both solutions' amounts become new breakpoints and the stage is
+solved again. Alternatives come from no-good cuts on the set of tier achievers.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.curves import FloatArray
+from models.plan import SolveStatus, curve_columns, projected_gmv
+from models.request import Objective
+from optimizer.arrays import ProblemArrays, UnsupportedRequest
+from optimizer.engines.base import MilpBackend, MilpResult, Termination
+from optimizer.formulation import Formulation, StageSpec, build
+from optimizer.outcome import Candidate, EngineOutcome
+from optimizer.pwl import initial_points, refine, segments
+
+MAX_REFINEMENTS = 12
+Progress = Callable[[str], None]
+
+
+@dataclass
+class Score:
+    """Exact figures of one allocation."""
+
+    shortfall: float
+    gmv: float
+    cost: float
+    achievers: set[tuple[int, int]]
+
+    def final(self, objective: Objective) -> float:
+        return self.cost if objective is Objective.MIN_COST else self.gmv
+
+
+class _Clock:
+    def __init__(self, seconds: float, should_stop: Callable[[], bool] | None) -> None:
+        self.deadline = time.monotonic() + seconds
+        self.should_stop = should_stop
+
+    def left(self) -> float:
+        return self.deadline - time.monotonic()
+
+    def expired(self) -> bool:
+        return self.left() <= 0 or bool(self.should_stop and self.should_stop())
+
+
+class MilpStrategy:
+    def __init__(
+        self, arrays: ProblemArrays, backend: MilpBackend, progress: Progress | None
+    ) -> None:
+        self.arrays = arrays
+        self.backend = backend
+        self.progress = progress or (lambda message: None)
+        self.request = arrays.request
+        self.options = arrays.request.options
+        self.points = initial_points(arrays)
+        self.concave = np.array([c.is_concave for c in arrays.pair_curve], dtype=bool)
+        self.columns = curve_columns(arrays.request)
+        self.backend_gap = self.options.mip_gap / 4
+
+    # -- exact evaluation -------------------------------------------------------------
+    def candidate(self, form: Formulation, solution: FloatArray) -> Candidate:
+        amounts = self.arrays.pinned.copy()
+        amounts[self.arrays.pair_partner, self.arrays.pair_resource] = form.amounts(
+            self.arrays, solution
+        )
+        choice = form.package_choice(self.arrays, solution) if self.arrays.packages else None
+        self._trim_to_budgets(amounts, choice)
+        return Candidate(amounts, choice)
+
+    def _trim_to_budgets(self, amounts: FloatArray, choice: NDArray[np.intp] | None) -> None:
+        """Remove the solver's feasibility-tolerance overspend (a few units at most) from
+        the largest continuous allocation, so budgets hold exactly."""
+        arrays = self.arrays
+        spent = amounts.sum(axis=0)
+        if choice is not None:
+            for option in arrays.packages:
+                if choice[option.partner] == option.index:
+                    spent = spent + option.amounts
+        for r in np.nonzero(spent > arrays.budget)[0]:
+            excess = spent[r] - arrays.budget[r]
+            pairs = np.nonzero(arrays.pair_resource == r)[0]
+            taken = amounts[arrays.pair_partner[pairs], r]
+            order = pairs[np.argsort(-taken)]
+            for k in order:
+                i = arrays.pair_partner[k]
+                step = arrays.step[r]
+                cut = np.ceil(excess / step) * step if step > 0 else excess
+                if amounts[i, r] - cut >= max(arrays.pair_min[k], 0.0) and amounts[i, r] > 0:
+                    amounts[i, r] -= cut
+                    break
+
+    def score(self, cand: Candidate) -> Score:
+        arrays = self.arrays
+        gmv = projected_gmv(self.request, cand.amounts, cand.package_choice, self.columns)
+        reached = gmv[:, None] >= arrays.thresholds[None, :]
+        achieved = reached.sum(axis=0)
+        shortfall = float(np.sum(arrays.weights * np.maximum(arrays.targets - achieved, 0)))
+        spent = cand.amounts.sum(axis=0)
+        if cand.package_choice is not None:
+            for option in arrays.packages:
+                if cand.package_choice[option.partner] == option.index:
+                    spent = spent + option.amounts
+        achievers = {(int(i), int(t)) for i, t in zip(*np.nonzero(reached), strict=True)}
+        return Score(shortfall, float(gmv.sum()), float(np.dot(spent, arrays.unit_cost)), achievers)
+
+    # -- solving ----------------------------------------------------------------------
+    def _solve(
+        self, stage: StageSpec, outer: bool, clock: _Clock, warm: FloatArray | None = None
+    ) -> tuple[Formulation, MilpResult]:
+        segs = segments(self.arrays, self.points, outer=outer)
+        form = build(self.arrays, segs, self.concave, stage, tier_margin=not outer)
+        if not self.backend.supports(form.model):
+            raise UnsupportedRequest(
+                f"engine {self.backend.name!r} cannot solve this request: it needs every "
+                "amount to be integral (packages or stepped amounts without curves)"
+            )
+        result = self.backend.solve(
+            form.model,
+            time_limit_s=max(clock.left(), 0.05),
+            mip_gap=self.backend_gap,
+            seed=self.options.seed,
+            warm_start=warm if warm is not None and len(warm) == form.model.n_cols else None,
+        )
+        return form, result
+
+    def run(self, exclude: list[set[tuple[int, int]]], clock: _Clock) -> EngineOutcome | None:
+        objective = self.request.objective
+        staged = objective is not Objective.MAX_GMV and len(self.arrays.thresholds) > 0
+        minimise = objective is Objective.MIN_COST
+        engine = self.backend.name
+        started = time.perf_counter()
+        best: tuple[Candidate, Score] | None = None
+        bound: float | None = None
+        shortfall_proven = not staged
+        proven_cap: float | None = None
+        status = SolveStatus.FEASIBLE
+
+        for iteration in range(MAX_REFINEMENTS):
+            cap: float | None = None
+            points_before = sum(len(p) for p in self.points)
+            warm = None
+            if staged and shortfall_proven and proven_cap is not None:
+                cap = proven_cap  # refining only improves the inner model: stage 1 stays solved
+            elif staged:
+                form1, res1 = self._solve(StageSpec(True, exclude_sets=exclude), False, clock)
+                if res1.termination is Termination.INFEASIBLE:
+                    return None if exclude else EngineOutcome(engine, SolveStatus.INFEASIBLE)
+                if not res1.has_solution:
+                    break
+                assert res1.x is not None
+                cand1 = self.candidate(form1, res1.x)
+                score1 = self.score(cand1)
+                cap = score1.shortfall
+                warm = res1.x
+                out1 = None
+                lower = 0.0
+                if cap > 0:
+                    _, out1 = self._solve(StageSpec(True, exclude_sets=exclude), True, clock)
+                    lower = out1.bound if out1.bound is not None else 0.0
+                shortfall_proven = cap <= lower + 1e-6 or (
+                    _integral(self.arrays.weights) and cap <= math.ceil(lower - 1e-6) + 1e-6
+                )
+                if shortfall_proven:
+                    proven_cap = cap
+                self.progress(
+                    f"stage 1 (round {iteration + 1}): weighted shortfall {cap:g}, "
+                    f"bound {lower:g}{' (proven)' if shortfall_proven else ''}"
+                )
+                if not shortfall_proven and not clock.expired():
+                    refine(self.points, self.arrays, self._pair_amounts(form1, res1.x))
+                    if out1 is not None and out1.x is not None:
+                        refine(self.points, self.arrays, self._pair_amounts(form1, out1.x))
+                    if sum(len(p) for p in self.points) > points_before:
+                        best = _better(best, (cand1, score1), objective)
+                        continue
+
+            stage = StageSpec(False, shortfall_cap=cap, exclude_sets=exclude)
+            form2, res2 = self._solve(stage, False, clock, warm=warm)
+            if res2.termination is Termination.INFEASIBLE and not staged:
+                return None if exclude else EngineOutcome(engine, SolveStatus.INFEASIBLE)
+            if res2.x is None:
+                break
+            cand2 = self.candidate(form2, res2.x)
+            score2 = self.score(cand2)
+            best = _better(best, (cand2, score2), objective)
+            outer_form, out2 = self._solve(stage, True, clock)
+            if out2.bound is not None:
+                value = out2.bound * outer_form.objective_scale
+                bound = value if minimise else -value
+            exact = best[1].final(objective)
+            gap = _gap(exact, bound, minimise)
+            self.progress(
+                f"stage 2 (round {iteration + 1}): {'cost' if minimise else 'GMV'} {exact:,.0f}, "
+                f"bound {bound if bound is None else f'{bound:,.0f}'}, gap {_pct(gap)}"
+            )
+            if gap is not None and gap <= self.options.mip_gap and shortfall_proven:
+                status = SolveStatus.OPTIMAL
+                break
+            if clock.expired():
+                status = SolveStatus.TIME_LIMIT
+                break
+            refine(self.points, self.arrays, self._pair_amounts(form2, res2.x))
+            if out2.x is not None:
+                refine(self.points, self.arrays, self._pair_amounts(outer_form, out2.x))
+            if sum(len(p) for p in self.points) == points_before:
+                break  # nothing left to refine: the remaining gap is the solver's own
+        else:
+            status = SolveStatus.FEASIBLE
+
+        if best is None:
+            if clock.expired():
+                return EngineOutcome(
+                    engine, SolveStatus.TIME_LIMIT, seconds=time.perf_counter() - started
+                )
+            return None if exclude else EngineOutcome(engine, SolveStatus.ERROR)
+        if clock.expired() and status is not SolveStatus.OPTIMAL:
+            status = SolveStatus.TIME_LIMIT
+        return EngineOutcome(
+            engine,
+            status,
+            [best[0]],
+            best_bound=bound,
+            mip_gap=_gap(best[1].final(objective), bound, minimise),
+            seconds=time.perf_counter() - started,
+        )
+
+    def _pair_amounts(
+        self, form: Formulation, solution: FloatArray, outer: bool = False
+    ) -> FloatArray:
+        scale = self.arrays.resource_scale[self.arrays.pair_resource]
+        return np.clip(solution[form.x_cols] * scale, 0.0, self.arrays.pair_max)
+
+
+def _integral(weights: NDArray[np.float64]) -> bool:
+    return bool(np.all(np.abs(weights - np.round(weights)) < 1e-12))
+
+
+def _better(
+    best: tuple[Candidate, Score] | None, new: tuple[Candidate, Score], objective: Objective
+) -> tuple[Candidate, Score]:
+    if best is None:
+        return new
+    (_, old), (_, cur) = best, new
+    if cur.shortfall < old.shortfall - 1e-9:
+        return new
+    if cur.shortfall > old.shortfall + 1e-9:
+        return best
+    if objective is Objective.MIN_COST:
+        return new if cur.cost < old.cost else best
+    return new if cur.gmv > old.gmv else best
+
+
+def _gap(exact: float, bound: float | None, minimise: bool) -> float | None:
+    if bound is None:
+        return None
+    difference = (exact - bound) if minimise else (bound - exact)
+    return max(difference, 0.0) / max(abs(bound), abs(exact), 1e-9)
+
+
+def _pct(gap: float | None) -> str:
+    return "n/a" if gap is None else f"{100 * gap:.3f}%"
+
+
+def solve_milp(
+    arrays: ProblemArrays,
+    backend: MilpBackend,
+    *,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> EngineOutcome:
+    options = arrays.request.options
+    clock = _Clock(options.time_limit_s, should_stop)
+    strategy = MilpStrategy(arrays, backend, progress)
+    first = strategy.run([], clock)
+    assert first is not None
+    if not first.candidates:
+        return first
+    for alternative in range(2, options.plans + 1):
+        if clock.expired():
+            break
+        exclude = [strategy.score(c).achievers for c in first.candidates]
+        more = strategy.run(exclude, clock)
+        if more is None or not more.candidates:
+            break
+        more.candidates[0].label = f"alternative {alternative - 1}"
+        first.candidates.append(more.candidates[0])
+    first.seconds = options.time_limit_s - max(clock.left(), 0.0)
+    return first

@@ -1,0 +1,166 @@
+"""`solve(request)`: pick an engine, run it, and turn its amounts into checked plans."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+
+from models.check import assert_plan_valid
+from models.plan import Plan, SolverReport, SolveStatus, build_plan
+from models.request import AllocationRequest, Constraint, GroupBudget, GroupCount, OnePackage, Pin
+from optimizer.arrays import ProblemArrays, build_arrays
+from optimizer.engines import DECOMPOSITION, available_engines, milp_backend
+from optimizer.errors import EngineUnavailable
+from optimizer.milp import solve_milp
+from optimizer.outcome import Candidate, EngineOutcome
+
+# Above this many variable (partner, resource) pairs `auto` prefers the decomposition.
+DECOMPOSITION_PAIRS = 3_000
+DIAGNOSIS_SECONDS = 5.0
+
+Progress = Callable[[str], None]
+
+
+def choose_engine(request: AllocationRequest, arrays: ProblemArrays) -> str:
+    wanted = request.options.engine
+    if wanted != "auto":
+        if wanted == DECOMPOSITION and DECOMPOSITION not in available_engines():
+            raise EngineUnavailable("the decomposition engine is not installed")
+        return wanted
+    size = arrays.n_pairs + len(arrays.packages)
+    if size > DECOMPOSITION_PAIRS and DECOMPOSITION in available_engines():
+        return DECOMPOSITION
+    return "highs"
+
+
+def run_engine(
+    request: AllocationRequest,
+    arrays: ProblemArrays,
+    engine: str,
+    progress: Progress | None,
+    should_stop: Callable[[], bool] | None,
+) -> EngineOutcome:
+    if engine == DECOMPOSITION:
+        from optimizer.decomposition import solve_decomposition
+
+        return solve_decomposition(
+            request,
+            time_limit_s=request.options.time_limit_s,
+            mip_gap=request.options.mip_gap,
+            progress=progress,
+            should_stop=should_stop,
+        )
+    return solve_milp(arrays, milp_backend(engine), progress=progress, should_stop=should_stop)
+
+
+def solve(
+    request: AllocationRequest,
+    *,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> list[Plan]:
+    """Ranked plans for `request`, best first; each passes the exact checker.
+
+    An infeasible request yields one plan with status `infeasible` naming the constraints
+    that cannot hold together; it is not an exception.
+    """
+    started = time.perf_counter()
+    arrays = build_arrays(request)
+    engine = choose_engine(request, arrays)
+    if progress:
+        progress(
+            f"engine {engine}: {arrays.n_partners} partners, {arrays.n_pairs} variable amounts"
+        )
+    outcome = run_engine(request, arrays, engine, progress, should_stop)
+    seconds = time.perf_counter() - started
+
+    if not outcome.candidates:
+        binding = outcome.binding_constraints
+        if outcome.status is SolveStatus.INFEASIBLE and not binding:
+            binding = diagnose_infeasible(request)
+        empty = Candidate(np.zeros((arrays.n_partners, arrays.n_resources)))
+        report = SolverReport(outcome.engine, outcome.status, None, None, seconds)
+        return [
+            build_plan(
+                request,
+                empty.amounts,
+                report,
+                label="no feasible plan",
+                binding_constraints=binding,
+            )
+        ]
+
+    plans = []
+    for rank, candidate in enumerate(outcome.candidates, start=1):
+        report = SolverReport(
+            engine=outcome.engine,
+            status=outcome.status if rank == 1 else SolveStatus.FEASIBLE,
+            mip_gap=outcome.mip_gap if rank == 1 else None,
+            best_bound=outcome.best_bound,
+            seconds=seconds,
+        )
+        plan = build_plan(
+            request,
+            candidate.amounts,
+            report,
+            package_choice=candidate.package_choice,
+            rank=rank,
+            label=candidate.label,
+            binding_constraints=outcome.binding_constraints,
+        )
+        if plan.objective.weighted_shortfall > 0 and not plan.binding_constraints:
+            plan.binding_constraints = exhausted_resources(plan)
+        assert_plan_valid(request, plan)
+        plans.append(plan)
+    return plans
+
+
+def exhausted_resources(plan: Plan) -> list[str]:
+    """Why targets are missed: the budgets a shortfall plan has (almost) used up."""
+    return [
+        f"budget of {r.name} ({r.utilization:.1%} used)"
+        for r in plan.resources
+        if r.utilization is not None and r.utilization >= 0.995
+    ]
+
+
+def describe(rule: Constraint) -> str:
+    fields = {k: v for k, v in vars(rule).items() if k != "type"}
+    if "where" in fields:
+        fields["where"] = dict(fields["where"].conditions)
+    return f"{rule.type} " + ", ".join(f"{k}={v}" for k, v in fields.items())
+
+
+def diagnose_infeasible(request: AllocationRequest) -> list[str]:
+    """The hard constraints whose removal alone makes the request feasible.
+
+    Tier targets are soft (they become shortfall), so infeasibility comes from pins,
+    group budgets, group counts or one-package rules clashing with budgets and bounds.
+    """
+    hard = [
+        r for r in request.constraints if isinstance(r, Pin | GroupBudget | GroupCount | OnePackage)
+    ]
+    culprits = []
+    for rule in hard:
+        relaxed = replace(
+            request,
+            constraints=tuple(r for r in request.constraints if r is not rule),
+            options=replace(
+                request.options,
+                plans=1,
+                time_limit_s=DIAGNOSIS_SECONDS,
+                engine="highs",
+                mip_gap=0.5,
+            ),
+        )
+        try:
+            arrays = build_arrays(relaxed)
+            outcome = solve_milp(arrays, milp_backend("highs"))
+        except Exception:  # a relaxation that cannot be modelled tells us nothing
+            continue
+        if outcome.candidates:
+            culprits.append(describe(rule))
+    return culprits or [describe(rule) for rule in hard] or ["budgets and bounds"]
