@@ -17,7 +17,6 @@ from models.curves import Curve, FloatArray
 from models.request import AllocationRequest, GroupBudget, GroupCount, Objective, OnePackage
 from optimizer.errors import OptimizerError
 
-GMV_SCALE = 1e6  # model GMV unit: millions of CNY
 
 
 class UnboundedRequest(OptimizerError):
@@ -42,6 +41,7 @@ class ProblemArrays:
     baseline: FloatArray  # (n,) CNY, including constant uplift (pins, curve value at 0)
     pinned: FloatArray  # (n, m) fixed amounts (0 where not pinned)
     resource_scale: FloatArray  # (m,) model unit of each resource
+    money_scale: float  # model unit of GMV and cost (1e6, millions of CNY, at programme scale)
     budget: FloatArray  # (m,) inf where unlimited
     step: FloatArray  # (m,) 0 where continuous
     unit_cost: FloatArray  # (m,)
@@ -172,8 +172,13 @@ def build_arrays(request: AllocationRequest) -> ProblemArrays:
         typical = max(amounts) if amounts else (max(finite_max) if finite_max else 1.0)
         scale[r] = _resource_scale(typical)
 
+    uplifts = [float(c.value(hi)) for c, hi in zip(pair_curve, pair_max, strict=True)]
+    uplifts += [o.uplift for o in packages] + [t.min_gmv for t in tiers]
+    money_scale = _resource_scale(max(uplifts, default=1.0))
+
     return ProblemArrays(
         request=request,
+        money_scale=money_scale,
         baseline=baseline,
         pinned=pinned,
         resource_scale=scale,

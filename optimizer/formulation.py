@@ -15,14 +15,14 @@ from numpy.typing import NDArray
 
 from models.curves import FloatArray
 from models.request import GroupBudget, GroupCount, Objective
-from optimizer.arrays import GMV_SCALE, ProblemArrays
+from optimizer.arrays import ProblemArrays
 from optimizer.engines.base import MilpModel
 from optimizer.matrix import MatrixBuilder
 from optimizer.pwl import Segments
 
 # Tiers are claimed with this much headroom (CNY, and relative) so that rounding a
 # solver's amounts back onto grids and bounds never loses a tier under the exact curves.
-TIER_MARGIN_ABS = 1.0
+TIER_MARGIN_ABS = 1e-6  # in model money units (1 CNY when money is in millions)
 TIER_MARGIN_REL = 1e-9
 
 
@@ -125,7 +125,7 @@ def build(
         b.add_entries(link, x[pairs_c], 1.0)
         b.add_entries(row_of_pair[segs.pair[ci]], delta, -1.0)
         gmv_rows_cols.append(
-            (arrays.pair_partner[segs.pair[ci]], delta, segs.slope[ci] * seg_scale[ci] / GMV_SCALE)
+            (arrays.pair_partner[segs.pair[ci]], delta, segs.slope[ci] * seg_scale[ci] / arrays.money_scale)
         )
         np.add.at(pair_gain, segs.pair[ci], segs.slope[ci] * segs.length[ci])
         # A piece starting at 0 with a positive value there (outer envelope) is a constant.
@@ -163,8 +163,8 @@ def build(
         b.add_entries(link[row_pos], d, -1.0)
         b.add_entries(one[row_pos], w, 1.0)
         owner = arrays.pair_partner[segs.pair[gi]]
-        gmv_rows_cols.append((owner, w, segs.value0[gi] / GMV_SCALE))
-        gmv_rows_cols.append((owner, d, segs.slope[gi] * seg_scale[gi] / GMV_SCALE))
+        gmv_rows_cols.append((owner, w, segs.value0[gi] / arrays.money_scale))
+        gmv_rows_cols.append((owner, d, segs.slope[gi] * seg_scale[gi] / arrays.money_scale))
         np.maximum.at(pair_gain, segs.pair[gi], segs.value0[gi] + segs.slope[gi] * segs.length[gi])
 
     # Packages: at most one per partner (exactly one under one_package).
@@ -176,7 +176,7 @@ def build(
         rows = b.add_rows(np.where(arrays.one_package[partners_with], 1.0, 0.0), 1.0)
         b.add_entries(rows[np.searchsorted(partners_with, owners)], v, 1.0)
         uplift = np.array([o.uplift for o in arrays.packages])
-        gmv_rows_cols.append((owners, v, uplift / GMV_SCALE))
+        gmv_rows_cols.append((owners, v, uplift / arrays.money_scale))
 
     package_amounts = (
         np.array([o.amounts for o in arrays.packages])
@@ -197,8 +197,8 @@ def build(
             b.add_entries(np.full(len(in_r), row[0]), x[in_r], 1.0)
             b.add_entries(np.full(len(uses), row[0]), v[uses], package_amounts[uses, r] / rs)
         if stage.minimise_shortfall is False and request.objective is Objective.MIN_COST:
-            cost_terms.append((x[in_r], np.full(len(in_r), arrays.unit_cost[r] * rs / GMV_SCALE)))
-            cost_terms.append((v[uses], arrays.unit_cost[r] * package_amounts[uses, r] / GMV_SCALE))
+            cost_terms.append((x[in_r], np.full(len(in_r), arrays.unit_cost[r] * rs / arrays.money_scale)))
+            cost_terms.append((v[uses], arrays.unit_cost[r] * package_amounts[uses, r] / arrays.money_scale))
 
     for rule in request.constraints:
         if not isinstance(rule, GroupBudget):
@@ -247,7 +247,8 @@ def build(
     for t in sorted(needed_tiers):
         threshold = arrays.thresholds[t]
         base_counts[t] = int(np.count_nonzero(base >= threshold))
-        margin = (TIER_MARGIN_ABS + TIER_MARGIN_REL * threshold) if tier_margin else 0.0
+        margin = TIER_MARGIN_ABS * arrays.money_scale + TIER_MARGIN_REL * threshold
+        margin = margin if tier_margin else 0.0
         cand = np.nonzero((base < threshold) & (reach >= threshold + margin))[0]
         if not len(cand):
             continue
@@ -256,7 +257,7 @@ def build(
         lengths = bounds_of[cand + 1] - bounds_of[cand]
         take = np.concatenate([np.arange(bounds_of[i], bounds_of[i + 1]) for i in cand])
         b.add_entries(np.repeat(rows, lengths), gmv_col[take], gmv_val[take])
-        b.add_entries(rows, z, -(threshold + margin - base[cand]) / GMV_SCALE)
+        b.add_entries(rows, z, -(threshold + margin - base[cand]) / arrays.money_scale)
         for k, i in enumerate(cand):
             z_cols[(int(i), t)] = int(z[k])
 
@@ -298,16 +299,16 @@ def build(
 
     cost = np.zeros(b.n_cols)
     offset = 0.0
-    objective_scale = GMV_SCALE
+    objective_scale = arrays.money_scale
     if stage.minimise_shortfall:
         cost[s] = arrays.weights
         objective_scale = 1.0
     elif request.objective is Objective.MIN_COST:
         for cols, vals in cost_terms:
             np.add.at(cost, cols, vals)
-        offset = float((arrays.pinned * arrays.unit_cost).sum()) / GMV_SCALE
+        offset = float((arrays.pinned * arrays.unit_cost).sum()) / arrays.money_scale
     else:
         np.add.at(cost, gmv_col, -gmv_val)
-        offset = -float(base.sum()) / GMV_SCALE
+        offset = -float(base.sum()) / arrays.money_scale
     model = b.build(cost, offset)
     return Formulation(model, x, v, z_cols, objective_scale)

@@ -69,6 +69,9 @@ class MilpStrategy:
         self.concave = np.array([c.is_concave for c in arrays.pair_curve], dtype=bool)
         self.columns = curve_columns(arrays.request)
         self.backend_gap = self.options.mip_gap / 4
+        # Piecewise-linear and linear curves (and packages) are modelled exactly: the
+        # inner model is then its own relaxation and its bound needs no outer solve.
+        self.exact = all(c.kind in ("points", "linear") for c in arrays.pair_curve)
 
     # -- exact evaluation -------------------------------------------------------------
     def candidate(self, form: Formulation, solution: FloatArray) -> Candidate:
@@ -136,6 +139,11 @@ class MilpStrategy:
         )
         return form, result
 
+    def _solve_outer(
+        self, stage: StageSpec, clock: _Clock, inner: tuple[Formulation, MilpResult]
+    ) -> tuple[Formulation, MilpResult]:
+        return inner if self.exact else self._solve(stage, True, clock)
+
     def run(self, exclude: list[set[tuple[int, int]]], clock: _Clock) -> EngineOutcome | None:
         objective = self.request.objective
         staged = objective is not Objective.MAX_GMV and len(self.arrays.thresholds) > 0
@@ -168,7 +176,9 @@ class MilpStrategy:
                 out1 = None
                 lower = 0.0
                 if cap > 0:
-                    _, out1 = self._solve(StageSpec(True, exclude_sets=exclude), True, clock)
+                    _, out1 = self._solve_outer(
+                        StageSpec(True, exclude_sets=exclude), clock, (form1, res1)
+                    )
                     lower = out1.bound if out1.bound is not None else 0.0
                 shortfall_proven = cap <= lower + 1e-6 or (
                     _integral(self.arrays.weights) and cap <= math.ceil(lower - 1e-6) + 1e-6
@@ -196,7 +206,7 @@ class MilpStrategy:
             cand2 = self.candidate(form2, res2.x)
             score2 = self.score(cand2)
             best = _better(best, (cand2, score2), objective)
-            outer_form, out2 = self._solve(stage, True, clock)
+            outer_form, out2 = self._solve_outer(stage, clock, (form2, res2))
             if out2.bound is not None:
                 value = out2.bound * outer_form.objective_scale
                 bound = value if minimise else -value

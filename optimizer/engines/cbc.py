@@ -70,7 +70,8 @@ class CbcBackend:
             if np.isfinite(hi):
                 problem += expr <= float(hi)
         if warm_start is not None:
-            for column, value in zip(columns, warm_start, strict=True):
+            start = np.clip(warm_start, model.col_lo, model.col_hi)
+            for column, value in zip(columns, start, strict=True):
                 column.setInitialValue(float(value))
         solver = pulp.getSolver(
             self.solver_name,
