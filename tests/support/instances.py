@@ -114,8 +114,8 @@ def random_small_request(
         first = resources[0]
         assert first.budget is not None and first.step is not None
         share = rng.choice((0.1, 0.2, 0.25, 0.3, 0.5))
-        # Only worth a rule when it bites below the partners' caps.
-        if share * first.budget < caps[0] * first.step:
+        # Only worth a rule when it bites below the partners' caps yet leaves a step.
+        if first.step <= share * first.budget < caps[0] * first.step:
             share_rule = MaxShare(first.name, share)
             constraints.append(share_rule)
 
