@@ -32,6 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "STALE_AFTER_S": 30.0,  # a running job silent this long belonged to a dead worker
     "MAX_ATTEMPTS": 3,  # a job that killed this many workers fails instead of looping
     "RUN_MIGRATIONS": True,
+    "RUNNER_AUTOSTART": True,  # start the in-process runner on the first request
     "API_TITLE": "Windmaker",
     "API_VERSION": "v1",
     "OPENAPI_VERSION": "3.1.0",

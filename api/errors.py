@@ -16,8 +16,8 @@ class ServiceError(Exception):
         self.errors = errors or {}
 
 
-class BadRequest(ServiceError):
-    status = 422
+class UnsupportedMediaType(ServiceError):
+    status = 415
 
 
 class NotFound(ServiceError):

@@ -1,15 +1,33 @@
-"""Service functions shared by the HTTP routes, the CLI and the job workers."""
+"""Service functions shared by the HTTP routes, the CLI and the job workers.
+
+Everything here speaks domain objects and raises `RequestValidationError` (bad input,
+naming every field) or `api.errors.ServiceError`; translating those to HTTP happens at
+the views. Workers run jobs through `api.execution.run_job`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO, Any
 
+from api.errors import Conflict, NotFound
+from api.store import (
+    ALLOCATION,
+    CANCELLED,
+    COMPARISON,
+    FINAL_STATUSES,
+    SUCCEEDED,
+    Job,
+    Store,
+)
 from models.plan import Plan
-from models.request import AllocationRequest
+from models.request import AllocationRequest, Partner
+from models.schemas import RequestValidationError, parse_request, request_to_dict
 
 ProgressCallback = Callable[..., Any]
 StopCheck = Callable[[], bool]
+Submit = Callable[[Job], None]
 
 
 def solve_request(
@@ -23,12 +41,231 @@ def solve_request(
     Raises whatever the checker raises when a plan breaks a guarantee: a wrong plan must
     never be reported as a result.
     """
-    # Imported lazily so the service layer loads even while solver dependencies warm up.
     from models.check import assert_plan_valid
-
     from optimizer import solve
 
     plans = solve(request, progress=progress, should_stop=should_stop)
     for plan in plans:
         assert_plan_valid(request, plan)
     return plans
+
+
+# -- parsing input --------------------------------------------------------------------
+
+
+def resolve_fixture(name: str) -> Sequence[Partner]:
+    """Partners of a bundled fixture; LookupError (KeyError) for an unknown name."""
+    from fixtures import load_partners
+
+    return load_partners(name)
+
+
+def parse_allocation(
+    data: Any,
+    *,
+    partners_csv: IO[str] | None = None,
+    packages_csv: IO[str] | None = None,
+) -> AllocationRequest:
+    """An AllocationRequest from its JSON, with partners inline, from a fixture, or from
+    a partners CSV (plus an optional packages CSV)."""
+    if not isinstance(data, Mapping):
+        raise RequestValidationError(
+            {"_schema": ["the request must be a JSON object"]}, "invalid allocation request"
+        )
+    partners = None
+    if partners_csv is not None:
+        from models.csvio import read_packages_csv, read_partners_csv
+
+        resources = data.get("resources")
+        names = (
+            [
+                r["name"]
+                for r in resources
+                if isinstance(r, Mapping) and isinstance(r.get("name"), str)
+            ]
+            if isinstance(resources, list)
+            else None
+        )
+        partners = read_partners_csv(partners_csv, resources=names)
+        if packages_csv is not None:
+            partners = read_packages_csv(packages_csv, partners)
+    elif packages_csv is not None:
+        raise RequestValidationError(
+            {"packages": ["a packages CSV needs a partners CSV part as well"]},
+            "invalid allocation request",
+        )
+    return parse_request(data, partners=partners, resolve_fixture=resolve_fixture)
+
+
+# -- allocations ----------------------------------------------------------------------
+
+
+def submit_allocation(store: Store, dispatch: Submit, request: AllocationRequest) -> Job:
+    """Store the request as a queued job and hand it to the job runner."""
+    job = store.create_job(ALLOCATION, name=request.name, request_body=request_to_dict(request))
+    dispatch(job)
+    return job
+
+
+def job_view(job: Job) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "status": job.status,
+        "name": job.name,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "error": job.error,
+        "progress": job.progress,
+        "attempts": job.attempts,
+    }
+
+
+def get_job(store: Store, job_id: str, kind: str) -> Job:
+    job = store.get_job(job_id, kind)
+    if job is None:
+        raise NotFound(f"no {kind} with id {job_id!r}")
+    return job
+
+
+def get_allocation(store: Store, job_id: str) -> dict[str, Any]:
+    """The job, with its plans (rank order) once it succeeded."""
+    job = get_job(store, job_id, ALLOCATION)
+    view = job_view(job)
+    if job.status == SUCCEEDED:
+        view["plans"] = store.plans(job.id)
+    return view
+
+
+def list_jobs(
+    store: Store, kind: str, *, page: int, page_size: int, status: str | None = None
+) -> tuple[list[dict[str, Any]], int]:
+    jobs, total = store.list_jobs(
+        kind, offset=(page - 1) * page_size, limit=page_size, status=status
+    )
+    return [job_view(job) for job in jobs], total
+
+
+def cancel_job(store: Store, job_id: str, kind: str) -> dict[str, Any]:
+    """Cancel a queued or running job. Cancelling a cancelled job is a no-op; a job that
+    already succeeded or failed cannot be cancelled (Conflict)."""
+    get_job(store, job_id, kind)
+    job = store.cancel_job(job_id)
+    if job is None:
+        raise NotFound(f"no {kind} with id {job_id!r}")
+    if job.status != CANCELLED:
+        raise Conflict(f"the {kind} already {job.status}; only queued or running jobs cancel")
+    return job_view(job)
+
+
+def plan_csv(store: Store, job_id: str, rank: int) -> str:
+    """A plan's allocations as CSV (SPEC §3)."""
+    from api.execution import load_request
+    from models.csvio import plan_to_csv_text
+    from models.schemas import plan_from_dict
+
+    job = get_job(store, job_id, ALLOCATION)
+    if job.status != SUCCEEDED:
+        raise Conflict(f"the allocation is {job.status}; plans exist once it succeeded")
+    stored = store.plan(job_id, rank)
+    if stored is None:
+        count = len(store.plans(job_id))
+        raise NotFound(f"no plan of rank {rank}; this allocation has {count} plan(s)")
+    return plan_to_csv_text(plan_from_dict(stored), load_request(store, job))
+
+
+# -- comparisons ----------------------------------------------------------------------
+
+
+def submit_comparison(store: Store, dispatch: Submit, body: Mapping[str, Any]) -> Job:
+    """Validate a comparison (base and every scenario's changes) and queue it.
+
+    `body` has passed `api.schemas.ComparisonRequestSchema`.
+    """
+    from models.scenario import apply_changes
+
+    base = body["base"]
+    errors: dict[str, Any] = {}
+    base_request: AllocationRequest | None = None
+    base_allocation_id = None
+    request_id = None
+    if set(base) == {"allocation_id"}:
+        base_allocation_id = str(base["allocation_id"])
+        base_job = store.get_job(base_allocation_id, ALLOCATION)
+        if base_job is None:
+            errors["base"] = {"allocation_id": [f"no allocation with id {base_allocation_id!r}"]}
+        else:
+            from api.execution import load_request
+
+            base_request = load_request(store, base_job)
+            request_id = base_job.request_id
+    else:
+        try:
+            base_request = parse_allocation(base)
+        except RequestValidationError as error:
+            errors["base"] = error.messages
+
+    scenarios = [{"name": s["name"], "changes": s["changes"]} for s in body["scenarios"]]
+    seen: dict[str, int] = {}
+    scenario_errors: dict[str, Any] = {}
+    for idx, scenario in enumerate(scenarios):
+        if scenario["name"] in seen:
+            scenario_errors[str(idx)] = {
+                "name": [f"duplicate scenario name (also scenario {seen[scenario['name']]})"]
+            }
+            continue
+        seen[scenario["name"]] = idx
+        if base_request is None:
+            continue
+        try:
+            apply_changes(base_request, scenario["changes"])
+        except RequestValidationError as error:
+            scenario_errors[str(idx)] = {"changes": error.messages}
+        except (ValueError, LookupError, TypeError) as error:
+            scenario_errors[str(idx)] = {"changes": [str(error)]}
+    if scenario_errors:
+        errors["scenarios"] = scenario_errors
+    if errors or base_request is None:
+        raise RequestValidationError(errors, "invalid comparison")
+
+    job = store.create_job(
+        COMPARISON,
+        name=str(body.get("name") or base_request.name),
+        request_body=None if request_id else request_to_dict(base_request),
+        request_id=request_id,
+        comparison={"base_allocation_id": base_allocation_id, "scenarios": scenarios},
+        scenario_names=["base", *(s["name"] for s in scenarios)],
+    )
+    dispatch(job)
+    return job
+
+
+def get_comparison(store: Store, job_id: str) -> dict[str, Any]:
+    """Status, per-scenario progress, and once done the rows (base first) and differences."""
+    job = get_job(store, job_id, COMPARISON)
+    view = job_view(job)
+    comparison = store.comparison(job_id) or {}
+    view["base_allocation_id"] = comparison.get("base_allocation_id")
+    results = store.scenario_results(job_id)
+    summary = comparison.get("rows")
+    if job.status == SUCCEEDED and summary:
+        view["scenarios"] = summary.get("scenarios", [])
+        view["differences"] = summary.get("differences", [])
+    else:
+        view["scenarios"] = [
+            {"name": r.name, "status": r.status, "error": r.error, "kpis": None, "plan": None}
+            for r in results
+        ]
+    done = sum(r.status in FINAL_STATUSES for r in results)
+    if job.status not in FINAL_STATUSES or view["progress"] is None:
+        view["progress"] = {
+            **(view["progress"] or {}),
+            "scenarios_done": done,
+            "scenarios_total": len(results),
+        }
+    return view
+
+
+def pages(total: int, page_size: int) -> int:
+    return max(1, math.ceil(total / page_size))

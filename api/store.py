@@ -115,7 +115,8 @@ comparisons_table = sa.Table(
     ),
     sa.Column("base_allocation_id", sa.String(36), nullable=True),
     sa.Column("scenarios", JSONType, nullable=False),  # as submitted: [{"name", "changes"}]
-    sa.Column("rows", JSONType, nullable=True),  # the finished comparison, base first
+    # The finished comparison: {"scenarios": rows (base first), "differences": [...]}.
+    sa.Column("rows", JSONType, nullable=True),
 )
 
 comparison_scenarios_table = sa.Table(
@@ -383,30 +384,21 @@ class Store:
                 ).scalars()
             )
 
-    def heartbeat(self, job_id: str, worker: str) -> bool:
+    def heartbeat(self, job_id: str, worker: str | None) -> bool:
         """Record that `worker` still runs the job; False when it no longer owns it
-        (cancelled, or taken over after it was presumed dead)."""
+        (cancelled, or taken over after it was presumed dead). `worker=None` (Celery
+        fan-out, where many tasks share a job) only needs the job to be running."""
         with self.write() as conn:
             result = conn.execute(
-                jobs_table.update()
-                .where(
-                    jobs_table.c.id == job_id,
-                    jobs_table.c.worker == worker,
-                    jobs_table.c.status == RUNNING,
-                )
-                .values(heartbeat_at=utcnow())
+                jobs_table.update().where(*_owned(job_id, worker)).values(heartbeat_at=utcnow())
             )
         return result.rowcount == 1
 
-    def set_progress(self, job_id: str, worker: str, progress: dict[str, Any]) -> None:
+    def set_progress(self, job_id: str, worker: str | None, progress: dict[str, Any]) -> None:
         with self.write() as conn:
             conn.execute(
                 jobs_table.update()
-                .where(
-                    jobs_table.c.id == job_id,
-                    jobs_table.c.worker == worker,
-                    jobs_table.c.status == RUNNING,
-                )
+                .where(*_owned(job_id, worker))
                 .values(progress=progress, heartbeat_at=utcnow())
             )
 
@@ -441,21 +433,17 @@ class Store:
     def finish_job(
         self,
         job_id: str,
-        worker: str,
+        worker: str | None,
         *,
         plans: Sequence[dict[str, Any]] = (),
-        rows: list[dict[str, Any]] | None = None,
+        summary: dict[str, Any] | None = None,
     ) -> bool:
         """Store the result and mark the job succeeded, atomically and only while it is
         still this worker's running job. False (nothing stored) when it was cancelled."""
         with self.write() as conn:
             result = conn.execute(
                 jobs_table.update()
-                .where(
-                    jobs_table.c.id == job_id,
-                    jobs_table.c.worker == worker,
-                    jobs_table.c.status == RUNNING,
-                )
+                .where(*_owned(job_id, worker))
                 .values(status=SUCCEEDED, finished_at=utcnow(), error=None)
             )
             if result.rowcount != 1:
@@ -469,11 +457,11 @@ class Store:
                         for plan in plans
                     ],
                 )
-            if rows is not None:
+            if summary is not None:
                 conn.execute(
                     comparisons_table.update()
                     .where(comparisons_table.c.job_id == job_id)
-                    .values(rows=rows)
+                    .values(rows=summary)
                 )
         return True
 
@@ -565,17 +553,6 @@ class Store:
                 )
         return True
 
-    def mark_running(self, job_id: str, worker: str) -> bool:
-        """A comparison's scenario task joins its running job (Celery fan-out): refresh
-        the heartbeat and owner unless the job was cancelled or has finished."""
-        with self.write() as conn:
-            result = conn.execute(
-                jobs_table.update()
-                .where(jobs_table.c.id == job_id, jobs_table.c.status == RUNNING)
-                .values(worker=worker, heartbeat_at=utcnow())
-            )
-        return result.rowcount == 1
-
     # -- API keys ---------------------------------------------------------------------
 
     def add_key(self, *, key_id: str, name: str, role: str, token_hash: str) -> ApiKey:
@@ -637,6 +614,14 @@ class Store:
                 ).first()
                 is not None
             )
+
+
+def _owned(job_id: str, worker: str | None) -> list[sa.ColumnElement[bool]]:
+    """The job is running and, when `worker` is given, still that worker's."""
+    where = [jobs_table.c.id == job_id, jobs_table.c.status == RUNNING]
+    if worker is not None:
+        where.append(jobs_table.c.worker == worker)
+    return where
 
 
 def _make_engine(url: str) -> Engine:

@@ -1,0 +1,106 @@
+"""The Flask application: `create_app()` wires configuration, storage, the job runner and
+the routes; every error leaves as JSON."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import marshmallow as ma
+from flask import Flask
+from flask_smorest import Api
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from api.config import load_config, truthy
+from api.execution import JobSettings
+from api.jobs import CeleryDispatcher, Dispatcher, InProcessDispatcher, JobRunner
+from api.routes import allocations, comparisons, fixtures, health
+from api.routes.common import Services
+from api.store import Store
+from models.schemas import AllocationRequestSchema
+
+log = logging.getLogger(__name__)
+
+
+class ErrorSchema(ma.Schema):
+    """Every 4xx/5xx body."""
+
+    code = ma.fields.Integer(required=True, metadata={"description": "HTTP status code"})
+    status = ma.fields.String(required=True, metadata={"description": "HTTP status name"})
+    message = ma.fields.String(required=True, metadata={"description": "what went wrong"})
+    errors = ma.fields.Dict(
+        required=True,
+        metadata={
+            "description": "offending fields by path (JSON nesting; CSV cells as "
+            "'<file> row <n>, column <c>'), each with its messages"
+        },
+    )
+
+
+class WindmakerApi(Api):
+    ERROR_SCHEMA = ErrorSchema
+
+    def handle_http_exception(self, error: HTTPException) -> Any:
+        """flask-smorest's handler, but `message` and `errors` are always present."""
+        payload, code, headers = super().handle_http_exception(error)
+        payload.setdefault("message", error.description or error.name)
+        errors = payload.get("errors")
+        if isinstance(errors, Mapping) and set(errors) == {"json"}:
+            errors = payload["errors"] = errors["json"]  # body fields by their own paths
+        if not isinstance(errors, Mapping):
+            payload["errors"] = {} if errors is None else {"_schema": errors}
+        if code == 422 and payload["message"] == error.description:
+            payload["message"] = "invalid input: see errors"
+        return payload, code, headers
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """The Windmaker API. `config` overrides defaults, the WINDMAKER_CONFIG file and
+    the WINDMAKER_* environment. The in-process job runner starts lazily on the first
+    request (or explicitly via `start_job_runner`), so forking servers stay safe."""
+    app = Flask("api")
+    app.config.update(load_config(config))
+    store = Store(app.config["DATABASE_URL"], migrate=truthy(app.config["RUN_MIGRATIONS"]))
+    dispatcher: Dispatcher
+    if app.config.get("BROKER_URL"):
+        dispatcher = CeleryDispatcher(app.config)
+    else:
+        runner = JobRunner(
+            store,
+            JobSettings.from_config(app.config),
+            workers=int(app.config["JOB_WORKERS"]),
+            poll_s=float(app.config["JOB_POLL_S"]),
+        )
+        dispatcher = InProcessDispatcher(runner)
+    app.extensions["windmaker"] = Services(store, dispatcher)
+
+    api = WindmakerApi(app)
+    api.spec.components.schema("AllocationRequest", schema=AllocationRequestSchema)
+    for module in (allocations, comparisons, fixtures, health):
+        api.register_blueprint(module.blp)
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception) -> Any:
+        # Log the details for operators; the client never sees a traceback.
+        log.exception("unhandled error")
+        internal = InternalServerError()
+        internal.data = {"message": "internal error; the service logged the details"}  # type: ignore[attr-defined]
+        return api.handle_http_exception(internal)
+
+    if truthy(app.config.get("RUNNER_AUTOSTART", True)):
+        app.before_request(lambda: start_job_runner(app))
+    return app
+
+
+def start_job_runner(app: Flask) -> None:
+    """Start the in-process runner of `app` (no-op under Celery or when running)."""
+    dispatcher = app.extensions["windmaker"].dispatcher
+    if isinstance(dispatcher, InProcessDispatcher) and not dispatcher.runner.running:
+        dispatcher.runner.start()
+
+
+def stop_job_runner(app: Flask) -> None:
+    dispatcher = app.extensions["windmaker"].dispatcher
+    if isinstance(dispatcher, InProcessDispatcher):
+        dispatcher.runner.stop()

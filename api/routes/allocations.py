@@ -1,0 +1,199 @@
+"""/v1/allocations: submit an allocation request, poll it, download plans, cancel it."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import IO, Any
+
+from flask import Response, request, url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from flask_smorest.pagination import PaginationParameters
+from werkzeug.datastructures import FileStorage
+
+from api import services as svc
+from api.errors import ServiceError, UnsupportedMediaType
+from api.routes.common import documented_auth, handle_errors, require_api_key, services
+from api.schemas import AllocationJobSchema, JobListQuerySchema, JobSchema, SubmittedSchema
+from api.store import ALLOCATION, Job
+from models.schemas import RequestValidationError
+
+blp = Blueprint(
+    "allocations",
+    __name__,
+    url_prefix="/v1/allocations",
+    description="Allocation jobs: submit a request, poll it, download its plans, cancel it.",
+)
+blp.before_request(require_api_key)
+
+REQUEST_BODY = {
+    "required": True,
+    "description": "An AllocationRequest as JSON (partners inline or "
+    '`{"fixture": "<name>"}`), or multipart/form-data with a `partners` CSV file, an '
+    "optional `packages` CSV file and a `request` part holding the AllocationRequest "
+    "JSON without `partners`.",
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/AllocationRequest"}},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["partners", "request"],
+                "properties": {
+                    "partners": {"type": "string", "format": "binary"},
+                    "packages": {"type": "string", "format": "binary"},
+                    "request": {"type": "string", "description": "AllocationRequest JSON"},
+                },
+            }
+        },
+    },
+}
+LOCATION = {"Location": {"description": "the job's URL", "schema": {"type": "string"}}}
+_INVALID = "invalid allocation request"
+
+
+def submitted(job: Job, url: str) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "kind": job.kind,
+        "status": job.status,
+        "created_at": job.created_at,
+        "url": url,
+    }
+
+
+@blp.route("")
+class Allocations(MethodView):
+    @blp.doc(requestBody=REQUEST_BODY)
+    @blp.response(202, SubmittedSchema, headers=LOCATION)
+    @blp.alt_response(400, response="BAD_REQUEST")
+    @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+    @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+    @documented_auth(blp, write=True)
+    @handle_errors
+    def post(self) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Submit an allocation request; solving happens in the background."""
+        allocation = _read_allocation()
+        ctx = services()
+        job = svc.submit_allocation(ctx.store, ctx.dispatcher.dispatch, allocation)
+        url = url_for("allocations.Allocation", job_id=job.id)
+        return submitted(job, url), 202, {"Location": url}
+
+    @blp.arguments(JobListQuerySchema, location="query")
+    @blp.response(200, JobSchema(many=True))
+    @blp.paginate()
+    @documented_auth(blp, write=False)
+    def get(self, query: dict[str, Any], pagination_parameters: PaginationParameters) -> Any:
+        """List allocation jobs, newest first (pagination metadata in `X-Pagination`)."""
+        items, total = svc.list_jobs(
+            services().store,
+            ALLOCATION,
+            page=pagination_parameters.page,
+            page_size=pagination_parameters.page_size,
+            status=query.get("status"),
+        )
+        pagination_parameters.item_count = total
+        return items
+
+
+@blp.route("/<job_id>")
+class Allocation(MethodView):
+    @blp.response(200, AllocationJobSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @documented_auth(blp, write=False)
+    @handle_errors
+    def get(self, job_id: str) -> dict[str, Any]:
+        """The job: status, timestamps, error, and its plans once it succeeded."""
+        return svc.get_allocation(services().store, job_id)
+
+    @blp.response(200, JobSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
+    @documented_auth(blp, write=True)
+    @handle_errors
+    def delete(self, job_id: str) -> dict[str, Any]:
+        """Cancel a queued or running job (a running solve stops at its next check)."""
+        return svc.cancel_job(services().store, job_id, ALLOCATION)
+
+
+@blp.route("/<job_id>/plans/<int:rank>.csv")
+class PlanCsv(MethodView):
+    @blp.response(
+        200,
+        content_type="text/csv",
+        description="partner_id, one column per resource, package, baseline_gmv, "
+        "projected_gmv, tier, incremental_gmv",
+    )
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
+    @documented_auth(blp, write=False)
+    @handle_errors
+    def get(self, job_id: str, rank: int) -> Response:
+        """A plan's allocations as CSV."""
+        text = svc.plan_csv(services().store, job_id, rank)
+        return Response(
+            text,
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{job_id}-plan-{rank}.csv"'},
+        )
+
+
+def _read_allocation() -> Any:
+    """The AllocationRequest from a JSON body or a multipart upload."""
+    if request.mimetype == "multipart/form-data":
+        return _read_multipart()
+    if not request.is_json:
+        raise UnsupportedMediaType(
+            f"unsupported content type {request.mimetype or '(none)'}: send "
+            "application/json, or multipart/form-data with CSV files",
+            {"Content-Type": [f"unsupported: {request.mimetype or '(none)'}"]},
+        )
+    return svc.parse_allocation(_json(request.get_data(), "body"))
+
+
+def _read_multipart() -> Any:
+    errors: dict[str, Any] = {}
+    unknown = sorted((set(request.files) | set(request.form)) - {"partners", "packages", "request"})
+    for name in unknown:
+        errors[name] = ["unknown part; expected partners, packages and request"]
+    partners = _csv_part("partners", errors, required=True)
+    packages = _csv_part("packages", errors, required=False)
+    raw = request.form.get("request")
+    if raw is None and "request" in request.files:
+        raw = request.files["request"].read().decode("utf-8", errors="replace")
+    data: Any = None
+    if raw is None:
+        errors["request"] = ["missing part: the AllocationRequest JSON (without partners)"]
+    else:
+        try:
+            data = _json(raw.encode("utf-8"), "request")
+        except ServiceError as error:
+            errors.update(error.errors)
+    if errors:
+        raise RequestValidationError(errors, _INVALID)
+    return svc.parse_allocation(data, partners_csv=partners, packages_csv=packages)
+
+
+def _csv_part(name: str, errors: dict[str, Any], *, required: bool) -> IO[str] | None:
+    upload: FileStorage | None = request.files.get(name)
+    if upload is None:
+        if name in request.form:  # sent as a plain field rather than a file
+            return io.StringIO(request.form[name])
+        if required:
+            errors[name] = [f"missing part: the {name} CSV file"]
+        return None
+    try:
+        return io.StringIO(upload.read().decode("utf-8-sig"))
+    except UnicodeDecodeError as error:
+        errors[name] = [f"not UTF-8 text (byte {error.start})"]
+        return None
+
+
+def _json(raw: bytes, field: str) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
+        raise ServiceError(
+            f"{field} is not valid JSON", {field: [f"not valid JSON: {error}"]}
+        ) from None

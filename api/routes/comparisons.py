@@ -1,0 +1,83 @@
+"""/v1/comparisons: what-if scenarios solved against a base request, side by side."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import url_for
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from flask_smorest.pagination import PaginationParameters
+
+from api import services as svc
+from api.routes.allocations import LOCATION, submitted
+from api.routes.common import documented_auth, handle_errors, require_api_key, services
+from api.schemas import (
+    ComparisonJobSchema,
+    ComparisonRequestSchema,
+    JobListQuerySchema,
+    JobSchema,
+    SubmittedSchema,
+)
+from api.store import COMPARISON
+
+blp = Blueprint(
+    "comparisons",
+    __name__,
+    url_prefix="/v1/comparisons",
+    description="What-if comparisons: a base request and named scenarios of changes.",
+)
+blp.before_request(require_api_key)
+
+
+@blp.route("")
+class Comparisons(MethodView):
+    @blp.arguments(ComparisonRequestSchema)
+    @blp.response(202, SubmittedSchema, headers=LOCATION)
+    @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+    @documented_auth(blp, write=True)
+    @handle_errors
+    def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Submit a comparison; the base and every scenario are solved in the background."""
+        ctx = services()
+        job = svc.submit_comparison(ctx.store, ctx.dispatcher.dispatch, body)
+        url = url_for("comparisons.Comparison", job_id=job.id)
+        return submitted(job, url), 202, {"Location": url}
+
+    @blp.arguments(JobListQuerySchema, location="query")
+    @blp.response(200, JobSchema(many=True))
+    @blp.paginate()
+    @documented_auth(blp, write=False)
+    def get(self, query: dict[str, Any], pagination_parameters: PaginationParameters) -> Any:
+        """List comparisons, newest first (pagination metadata in `X-Pagination`)."""
+        items, total = svc.list_jobs(
+            services().store,
+            COMPARISON,
+            page=pagination_parameters.page,
+            page_size=pagination_parameters.page_size,
+            status=query.get("status"),
+        )
+        pagination_parameters.item_count = total
+        return items
+
+
+@blp.route("/<job_id>")
+class Comparison(MethodView):
+    @blp.response(200, ComparisonJobSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @documented_auth(blp, write=False)
+    @handle_errors
+    def get(self, job_id: str) -> dict[str, Any]:
+        """Status and, once done, a row per scenario (base first) with KPIs, the best plan
+        and per-partner differences against the base."""
+        return svc.get_comparison(services().store, job_id)
+
+    @blp.response(200, JobSchema)
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
+    @documented_auth(blp, write=True)
+    @handle_errors
+    def delete(self, job_id: str) -> dict[str, Any]:
+        """Cancel a queued or running comparison."""
+        return svc.cancel_job(services().store, job_id, COMPARISON)

@@ -1,0 +1,181 @@
+"""HTTP shapes of the API: what the routes accept and return, and what /openapi.json
+documents. The AllocationRequest and Plan shapes come from `models.schemas`, the one
+validation boundary of the domain."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+from models.schemas import AllocationRequestSchema, PlanSchema
+
+JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+MAX_SCENARIOS = 50
+
+
+class StrictSchema(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class JobSchema(Schema):
+    id = fields.String(required=True, metadata={"description": "job id (UUID)"})
+    kind = fields.String(required=True, validate=validate.OneOf(("allocation", "comparison")))
+    status = fields.String(required=True, validate=validate.OneOf(JOB_STATUSES))
+    name = fields.String(required=True)
+    created_at = fields.DateTime(required=True)
+    started_at = fields.DateTime(required=True, allow_none=True)
+    finished_at = fields.DateTime(required=True, allow_none=True)
+    error = fields.String(
+        required=True, allow_none=True, metadata={"description": "why the job failed"}
+    )
+    progress = fields.Dict(
+        required=True,
+        allow_none=True,
+        metadata={"description": "latest progress report of a running job"},
+    )
+    attempts = fields.Integer(
+        required=True, metadata={"description": "workers that took the job (> 1 after a crash)"}
+    )
+
+
+class SubmittedSchema(Schema):
+    id = fields.String(required=True)
+    kind = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(JOB_STATUSES))
+    created_at = fields.DateTime(required=True)
+    url = fields.String(required=True, metadata={"description": "where to poll the job"})
+
+
+class AllocationJobSchema(JobSchema):
+    plans = fields.List(
+        fields.Nested(PlanSchema),
+        metadata={"description": "present once the job succeeded: plans in rank order"},
+    )
+
+
+class JobListQuerySchema(StrictSchema):
+    status = fields.String(validate=validate.OneOf(JOB_STATUSES))
+
+
+class ScenarioSchema(StrictSchema):
+    name = fields.String(
+        required=True,
+        validate=[
+            validate.Length(min=1, max=100),
+            validate.NoneOf(["base"], error="'base' names the base request"),
+        ],
+    )
+    changes = fields.Dict(
+        keys=fields.String(),
+        load_default=dict,
+        metadata={
+            "description": "budgets (absolute or 'x1.2'), targets, objective, "
+            "exclude_partners, pins, forecast multipliers (baseline, uplift)"
+        },
+    )
+
+
+class ComparisonRequestSchema(StrictSchema):
+    base = fields.Dict(
+        required=True,
+        metadata={"description": 'an AllocationRequest, or {"allocation_id": "<id>"}'},
+    )
+    scenarios = fields.List(
+        fields.Nested(ScenarioSchema),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_SCENARIOS),
+    )
+    name = fields.String(load_default="", validate=validate.Length(max=200))
+
+
+class KpisSchema(Schema):
+    weighted_shortfall = fields.Float(required=True, allow_none=True)
+    achieved = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True)
+    target = fields.Dict(keys=fields.String(), values=fields.Integer())
+    spend = fields.Dict(keys=fields.String(), values=fields.Float(allow_none=True), required=True)
+    total_projected_gmv = fields.Float(required=True, allow_none=True)
+    solver_status = fields.String(required=True)
+    mip_gap = fields.Float(required=True, allow_none=True)
+
+
+class ScenarioRowSchema(Schema):
+    name = fields.String(required=True)
+    status = fields.String(required=True)
+    error = fields.String(required=True, allow_none=True)
+    kpis = fields.Nested(KpisSchema, required=True, allow_none=True)
+    plan = fields.Nested(PlanSchema, required=True, allow_none=True)
+
+
+class AmountChangeSchema(Schema):
+    base = fields.Float(required=True)
+    scenario = fields.Float(required=True)
+    delta = fields.Float(required=True)
+
+
+class PartnerDifferenceSchema(Schema):
+    partner_id = fields.String(required=True)
+    tier_change = fields.String(
+        required=True, allow_none=True, validate=validate.OneOf(("gained", "lost"))
+    )
+    base_tier = fields.String(required=True, allow_none=True)
+    scenario_tier = fields.String(required=True, allow_none=True)
+    base_projected_gmv = fields.Float(required=True, allow_none=True)
+    scenario_projected_gmv = fields.Float(required=True, allow_none=True)
+    projected_gmv_delta = fields.Float(required=True, allow_none=True)
+    amounts = fields.Dict(
+        keys=fields.String(), values=fields.Nested(AmountChangeSchema), required=True
+    )
+
+
+class DifferencesSchema(Schema):
+    scenario = fields.String(required=True)
+    partners_changed = fields.Integer(required=True)
+    tiers_gained = fields.Integer(required=True)
+    tiers_lost = fields.Integer(required=True)
+    partners = fields.List(fields.Nested(PartnerDifferenceSchema), required=True)
+    truncated = fields.Boolean(required=True)
+
+
+class ComparisonJobSchema(JobSchema):
+    base_allocation_id = fields.String(allow_none=True)
+    scenarios = fields.List(
+        fields.Nested(ScenarioRowSchema),
+        required=True,
+        metadata={"description": "a row per scenario, the base first; kpis and plan once done"},
+    )
+    differences = fields.List(
+        fields.Nested(DifferencesSchema),
+        metadata={"description": "per scenario: partners whose tier or amounts differ"},
+    )
+
+
+class FixtureInfoSchema(Schema):
+    name = fields.String(required=True)
+    partners = fields.Integer(allow_none=True)
+    description = fields.String(allow_none=True)
+    scenario = fields.Dict(allow_none=True, metadata={"description": "bundled scenario"})
+
+
+class FixtureListSchema(Schema):
+    fixtures = fields.List(fields.Nested(FixtureInfoSchema), required=True)
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True, validate=validate.OneOf(("ok", "unavailable")))
+    database = fields.Dict(required=True)
+    job_runner = fields.Dict(required=True)
+    version = fields.String(required=True)
+
+
+__all__ = [
+    "AllocationJobSchema",
+    "AllocationRequestSchema",
+    "ComparisonJobSchema",
+    "ComparisonRequestSchema",
+    "FixtureListSchema",
+    "HealthSchema",
+    "JobListQuerySchema",
+    "JobSchema",
+    "PlanSchema",
+    "SubmittedSchema",
+]
