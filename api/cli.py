@@ -91,23 +91,32 @@ def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """The three ways to name a request, shared by `solve` and `compare`."""
     decorators = [
         click.argument(
-            "partners_csv", metavar="[PARTNERS.csv]", required=False,
+            "partners_csv",
+            metavar="[PARTNERS.csv]",
+            required=False,
             type=click.Path(exists=True, dir_okay=False),
         ),
         click.option(
-            "--scenario", "scenario_path", type=click.Path(exists=True, dir_okay=False),
+            "--scenario",
+            "scenario_path",
+            type=click.Path(exists=True, dir_okay=False),
             help="AllocationRequest JSON without partners (with PARTNERS.csv or --fixture).",
         ),
         click.option(
-            "--packages", "packages_csv", type=click.Path(exists=True, dir_okay=False),
+            "--packages",
+            "packages_csv",
+            type=click.Path(exists=True, dir_okay=False),
             help="Packages CSV (partner_id, package, one column per resource, uplift).",
         ),
         click.option(
-            "--request", "request_path", type=click.Path(exists=True, dir_okay=False),
+            "--request",
+            "request_path",
+            type=click.Path(exists=True, dir_okay=False),
             help="A whole AllocationRequest JSON, exactly as the API takes it.",
         ),
         click.option(
-            "--fixture", "fixture",
+            "--fixture",
+            "fixture",
             help="A bundled fixture (see `windmaker fixtures`); its scenario unless --scenario.",
         ),
     ]
@@ -118,12 +127,21 @@ def _source_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _override_options(func: Callable[..., Any]) -> Callable[..., Any]:
     decorators = [
-        click.option("--time-limit", "time_limit_s", type=click.FloatRange(min=0, min_open=True),
-                     help="Solver time limit in seconds."),
-        click.option("--gap", "mip_gap", type=click.FloatRange(min=0),
-                     help="Relative MIP gap at which to stop (e.g. 0.001)."),
-        click.option("--plans", type=click.IntRange(min=1),
-                     help="How many alternative plans to return."),
+        click.option(
+            "--time-limit",
+            "time_limit_s",
+            type=click.FloatRange(min=0, min_open=True),
+            help="Solver time limit in seconds.",
+        ),
+        click.option(
+            "--gap",
+            "mip_gap",
+            type=click.FloatRange(min=0),
+            help="Relative MIP gap at which to stop (e.g. 0.001).",
+        ),
+        click.option(
+            "--plans", type=click.IntRange(min=1), help="How many alternative plans to return."
+        ),
         click.option("--engine", help="Solver engine: auto or a named one."),
     ]
     for decorator in reversed(decorators):
@@ -306,20 +324,38 @@ def plan_summary(plan: Plan, request: AllocationRequest, total: int = 1) -> str:
     if warnings:
         out.append(_loud(warnings))
     elif solver.status == SolveStatus.TIME_LIMIT:
-        out.append(click.style("Stopped at the time limit: the plan may not be optimal.",
-                               fg="yellow"))
+        out.append(
+            click.style("Stopped at the time limit: the plan may not be optimal.", fg="yellow")
+        )
     out.append("Tiers:")
-    out.append(table([
-        {"tier": t.name, "min GMV": money(t.min_gmv), "achieved": t.achieved,
-         "target": t.target, "shortfall": t.shortfall}
-        for t in plan.tiers
-    ]))
+    out.append(
+        table(
+            [
+                {
+                    "tier": t.name,
+                    "min GMV": money(t.min_gmv),
+                    "achieved": t.achieved,
+                    "target": t.target,
+                    "shortfall": t.shortfall,
+                }
+                for t in plan.tiers
+            ]
+        )
+    )
     out.append("Spend:")
-    out.append(table([
-        {"resource": r.name, "allocated": money(r.allocated, units.get(r.name, "")),
-         "budget": money(r.budget, units.get(r.name, "")), "utilization": percent(r.utilization)}
-        for r in plan.resources
-    ]))
+    out.append(
+        table(
+            [
+                {
+                    "resource": r.name,
+                    "allocated": money(r.allocated, units.get(r.name, "")),
+                    "budget": money(r.budget, units.get(r.name, "")),
+                    "utilization": percent(r.utilization),
+                }
+                for r in plan.resources
+            ]
+        )
+    )
     objective = plan.objective
     out.append(
         f"Objective ({objective.mode}): weighted shortfall {objective.weighted_shortfall:g}, "
@@ -337,14 +373,20 @@ def plan_summary(plan: Plan, request: AllocationRequest, total: int = 1) -> str:
 
 
 def alternatives_summary(plans: Sequence[Plan]) -> str:
-    return table([
-        {"rank": p.rank, "label": p.label, "status": str(p.solver.status),
-         "weighted shortfall": f"{p.objective.weighted_shortfall:g}",
-         **{f"{t.name}": f"{t.achieved}/{t.target}" for t in p.tiers},
-         "projected GMV": money(p.objective.total_projected_gmv),
-         "cost": money(p.objective.total_cost)}
-        for p in plans
-    ])
+    return table(
+        [
+            {
+                "rank": p.rank,
+                "label": p.label,
+                "status": str(p.solver.status),
+                "weighted shortfall": f"{p.objective.weighted_shortfall:g}",
+                **{f"{t.name}": f"{t.achieved}/{t.target}" for t in p.tiers},
+                "projected GMV": money(p.objective.total_projected_gmv),
+                "cost": money(p.objective.total_cost),
+            }
+            for p in plans
+        ]
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -393,16 +435,31 @@ def main() -> None:
 @main.command()
 @_source_options
 @_override_options
-@click.option("--out", type=click.Path(dir_okay=False, writable=True),
-              help="Write the best plan's allocations as CSV (alternatives next to it).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True),
-              help="Write the full plan list (the API's plan shape) as JSON.")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the best plan's allocations as CSV (alternatives next to it).",
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the full plan list (the API's plan shape) as JSON.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages.")
 def solve(
-    partners_csv: str | None, scenario_path: str | None, packages_csv: str | None,
-    request_path: str | None, fixture: str | None, time_limit_s: float | None,
-    mip_gap: float | None, plans: int | None, engine: str | None, out: str | None,
-    json_path: str | None, quiet: bool,
+    partners_csv: str | None,
+    scenario_path: str | None,
+    packages_csv: str | None,
+    request_path: str | None,
+    fixture: str | None,
+    time_limit_s: float | None,
+    mip_gap: float | None,
+    plans: int | None,
+    engine: str | None,
+    out: str | None,
+    json_path: str | None,
+    quiet: bool,
 ) -> None:
     """Solve one allocation request and summarize the best plan.
 
@@ -417,8 +474,10 @@ def solve(
     )
     progress = None if quiet else _stderr_progress()
     if progress:
-        progress(f"solving {request.name or 'request'}: {len(request.partners)} partners, "
-                 f"{len(request.resources)} resources, {len(request.tiers)} tiers")
+        progress(
+            f"solving {request.name or 'request'}: {len(request.partners)} partners, "
+            f"{len(request.resources)} resources, {len(request.tiers)} tiers"
+        )
     found = _solve(request, progress)
     if not found:
         raise click.ClickException("no plan was produced")
@@ -459,7 +518,9 @@ def _expand_json_paths(paths: Sequence[str]) -> list[Path]:
 
 
 def _batch_runs(
-    fixtures: Sequence[str], scenarios: Sequence[str], requests: Sequence[str],
+    fixtures: Sequence[str],
+    scenarios: Sequence[str],
+    requests: Sequence[str],
     overrides: Overrides,
 ) -> list[BatchRun]:
     """Whole requests run once each; partner-less scenarios run on every fixture; a
@@ -475,9 +536,14 @@ def _batch_runs(
     def loader(**kwargs: Any) -> Callable[[], AllocationRequest]:
         def load() -> AllocationRequest:
             return load_request(
-                None, kwargs.get("scenario"), None, kwargs.get("request"),
-                kwargs.get("fixture"), overrides,
+                None,
+                kwargs.get("scenario"),
+                None,
+                kwargs.get("request"),
+                kwargs.get("fixture"),
+                overrides,
             )
+
         return load
 
     for path in [*map(Path, requests), *whole]:
@@ -557,18 +623,36 @@ def _batch_row(result: BatchResult) -> dict[str, Any]:
 
 @main.command()
 @click.option("--fixture", "fixtures", multiple=True, help="A bundled fixture (repeatable).")
-@click.option("--scenario", "scenarios", multiple=True, type=click.Path(exists=True),
-              help="Scenario JSON file or a directory of them (repeatable).")
-@click.option("--request", "requests", multiple=True,
-              type=click.Path(exists=True, dir_okay=False),
-              help="A whole AllocationRequest JSON (repeatable).")
+@click.option(
+    "--scenario",
+    "scenarios",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Scenario JSON file or a directory of them (repeatable).",
+)
+@click.option(
+    "--request",
+    "requests",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A whole AllocationRequest JSON (repeatable).",
+)
 @_override_options
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False, writable=True),
-              help="Write the summary table (raw figures) as CSV.")
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the summary table (raw figures) as CSV.",
+)
 def batch(
-    fixtures: tuple[str, ...], scenarios: tuple[str, ...], requests: tuple[str, ...],
-    time_limit_s: float | None, mip_gap: float | None, plans: int | None,
-    engine: str | None, csv_path: str | None,
+    fixtures: tuple[str, ...],
+    scenarios: tuple[str, ...],
+    requests: tuple[str, ...],
+    time_limit_s: float | None,
+    mip_gap: float | None,
+    plans: int | None,
+    engine: str | None,
+    csv_path: str | None,
 ) -> None:
     """Solve many fixtures × scenarios and print one summary table.
 
@@ -580,7 +664,9 @@ def batch(
     runs = _batch_runs(fixtures, scenarios, requests, overrides)
     results = []
     with click.progressbar(
-        runs, label=f"Solving {len(runs)} runs", file=sys.stderr,
+        runs,
+        label=f"Solving {len(runs)} runs",
+        file=sys.stderr,
         item_show_func=lambda run: run.label if run else "",
     ) as bar:
         for run in bar:
@@ -592,8 +678,9 @@ def batch(
     short = [r for r in results if r.plan is not None and r.plan.objective.weighted_shortfall > 0]
     if short:
         labels = ", ".join(result.run.label for result in short)
-        click.echo(click.style(f"TARGETS NOT MET in {len(short)} run(s): {labels}",
-                               fg="red", bold=True))
+        click.echo(
+            click.style(f"TARGETS NOT MET in {len(short)} run(s): {labels}", fg="red", bold=True)
+        )
     if csv_path:
         import pandas as pd
 
@@ -646,17 +733,28 @@ def _kpi_table(comparison: dict[str, Any], request: AllocationRequest) -> str:
             base_achieved = None if is_base or base is None else base["achieved"].get(tier)
             text = delta(achieved, base_achieved, lambda v: f"{v:g}")
             put(f"{tier} achieved", name, f"{text} / {target}")
-        put("weighted shortfall", name, delta(
-            kpis["weighted_shortfall"],
-            None if is_base or base is None else base["weighted_shortfall"], lambda v: f"{v:g}"))
+        put(
+            "weighted shortfall",
+            name,
+            delta(
+                kpis["weighted_shortfall"],
+                None if is_base or base is None else base["weighted_shortfall"],
+                lambda v: f"{v:g}",
+            ),
+        )
         for resource, amount in kpis["spend"].items():
             unit = units.get(resource, "")
             base_amount = None if is_base or base is None else base["spend"].get(resource)
-            put(f"spend {resource}", name,
-                delta(amount, base_amount, partial(money, unit=unit)))
-        put("projected GMV", name, delta(
-            kpis["total_projected_gmv"],
-            None if is_base or base is None else base["total_projected_gmv"], money))
+            put(f"spend {resource}", name, delta(amount, base_amount, partial(money, unit=unit)))
+        put(
+            "projected GMV",
+            name,
+            delta(
+                kpis["total_projected_gmv"],
+                None if is_base or base is None else base["total_projected_gmv"],
+                money,
+            ),
+        )
         put("solver", name, f"{kpis['solver_status']} gap {percent(kpis['mip_gap'])}")
     table_rows = [{"": label, **values} for label, values in lines.items()]
     return table(table_rows, indent="")
@@ -665,22 +763,29 @@ def _kpi_table(comparison: dict[str, Any], request: AllocationRequest) -> str:
 def _differences_text(comparison: dict[str, Any], top: int) -> str:
     out = []
     for entry in comparison["differences"]:
-        out.append(click.style(
-            f"{entry['scenario']} vs base: {entry['partners_changed']} partners changed, "
-            f"{entry['tiers_gained']} gained a tier, {entry['tiers_lost']} lost one", bold=True))
+        out.append(
+            click.style(
+                f"{entry['scenario']} vs base: {entry['partners_changed']} partners changed, "
+                f"{entry['tiers_gained']} gained a tier, {entry['tiers_lost']} lost one",
+                bold=True,
+            )
+        )
         rows = []
         for item in entry["partners"][:top]:
             amounts = ", ".join(
                 f"{name} {'+' if change['delta'] > 0 else '-'}{human(abs(change['delta']))}"
                 for name, change in item["amounts"].items()
             )
-            rows.append({
-                "partner": item["partner_id"],
-                "tier": f"{item['base_tier'] or '-'} -> {item['scenario_tier'] or '-'}",
-                "GMV change": "-" if item["projected_gmv_delta"] is None
-                else money(item["projected_gmv_delta"]),
-                "amount changes": amounts or "-",
-            })
+            rows.append(
+                {
+                    "partner": item["partner_id"],
+                    "tier": f"{item['base_tier'] or '-'} -> {item['scenario_tier'] or '-'}",
+                    "GMV change": "-"
+                    if item["projected_gmv_delta"] is None
+                    else money(item["projected_gmv_delta"]),
+                    "amount changes": amounts or "-",
+                }
+            )
         out.append(table(rows))
     for row in comparison["scenarios"]:
         if row["status"] != "succeeded":
@@ -691,19 +796,41 @@ def _differences_text(comparison: dict[str, Any], top: int) -> str:
 @main.command()
 @_source_options
 @_override_options
-@click.option("--changes", "changes_path", required=True,
-              type=click.Path(exists=True, dir_okay=False),
-              help='JSON list of {"name", "changes"} what-if scenarios.')
-@click.option("--json", "json_path", type=click.Path(dir_okay=False, writable=True),
-              help="Write the comparison (the API's comparison result shape) as JSON.")
-@click.option("--top", default=10, show_default=True, type=click.IntRange(min=0),
-              help="Partner differences to show per scenario.")
+@click.option(
+    "--changes",
+    "changes_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help='JSON list of {"name", "changes"} what-if scenarios.',
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the comparison (the API's comparison result shape) as JSON.",
+)
+@click.option(
+    "--top",
+    default=10,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="Partner differences to show per scenario.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress messages.")
 def compare(
-    partners_csv: str | None, scenario_path: str | None, packages_csv: str | None,
-    request_path: str | None, fixture: str | None, time_limit_s: float | None,
-    mip_gap: float | None, plans: int | None, engine: str | None, changes_path: str,
-    json_path: str | None, top: int, quiet: bool,
+    partners_csv: str | None,
+    scenario_path: str | None,
+    packages_csv: str | None,
+    request_path: str | None,
+    fixture: str | None,
+    time_limit_s: float | None,
+    mip_gap: float | None,
+    plans: int | None,
+    engine: str | None,
+    changes_path: str,
+    json_path: str | None,
+    top: int,
+    quiet: bool,
 ) -> None:
     """Compare what-if scenarios against a base request, side by side.
 
@@ -797,3 +924,7 @@ def keys_revoke(key_id: str) -> None:
     if result is False:
         raise click.ClickException(f"no such key: {key_id}")
     click.echo(f"revoked {key_id}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,315 @@
+"""The `windmaker` command line, end to end through the real service functions and solver.
+
+Requests are small (a handful of partners) so every solve takes well under a second.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from api.cli import main
+
+RESOURCES = [{"name": "subsidy", "unit": "CNY", "budget": 40_000_000}]
+TIERS = [{"name": "100M", "min_gmv": 100_000_000, "target": 2}]
+PARTNERS_CSV = """\
+partner_id,name,baseline_gmv,region,subsidy_curve,subsidy_max_uplift,subsidy_scale,subsidy_roi
+p1,Alpha Live,95000000,north,saturating,30000000,10000000,
+p2,Beta Live,85000000,south,saturating,30000000,10000000,
+p3,Gamma Live,20000000,north,linear,,,1.0
+"""
+PLAN_COLUMNS = ["partner_id", "subsidy", "baseline_gmv", "projected_gmv", "tier",
+                "incremental_gmv"]
+
+
+def scenario(**extra: Any) -> dict[str, Any]:
+    return {"name": "three partners", "resources": RESOURCES, "tiers": TIERS,
+            "options": {"time_limit_s": 20}, **extra}
+
+
+def inline_partners() -> list[dict[str, Any]]:
+    saturating = {"curve": "saturating", "max_uplift": 30_000_000, "scale": 10_000_000}
+    return [
+        {"id": "p1", "baseline_gmv": 95_000_000, "response": {"subsidy": saturating}},
+        {"id": "p2", "baseline_gmv": 85_000_000, "response": {"subsidy": saturating}},
+        {"id": "p3", "baseline_gmv": 20_000_000,
+         "response": {"subsidy": {"curve": "linear", "roi": 1.0}}},
+    ]
+
+
+def write_json(path: Path, data: Any) -> str:
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return str(path)
+
+
+def run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture()
+def files(tmp_path: Path) -> dict[str, str]:
+    (tmp_path / "partners.csv").write_text(PARTNERS_CSV, encoding="utf-8")
+    return {
+        "partners": str(tmp_path / "partners.csv"),
+        "scenario": write_json(tmp_path / "scenario.json", scenario()),
+        "request": write_json(
+            tmp_path / "request.json", scenario(partners=inline_partners())
+        ),
+    }
+
+
+# --- solve -----------------------------------------------------------------------------
+
+
+def test_solve_from_partners_csv_and_scenario_writes_the_plan_csv(
+    files: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "plan.csv"
+    result = run("solve", files["partners"], "--scenario", files["scenario"], "--out", str(out))
+    assert result.exit_code == 0, result.output
+    rows = read_csv(out)
+    assert list(rows[0]) == PLAN_COLUMNS
+    assert sum(float(row["subsidy"]) for row in rows) <= 40_000_000 * (1 + 1e-9)
+    assert sorted(row["partner_id"] for row in rows if row["tier"] == "100M") == ["p1", "p2"]
+    for row in rows:
+        gain = float(row["projected_gmv"]) - float(row["baseline_gmv"])
+        assert float(row["incremental_gmv"]) == pytest.approx(gain)
+    # The readable summary: tiers against targets, spend with utilization, solver figures.
+    assert "100M" in result.stdout and "achieved" in result.stdout
+    assert "¥40M" in result.stdout and "100.00%" in result.stdout
+    assert "status optimal" in result.stdout
+    assert "TARGETS NOT MET" not in result.stdout
+    assert "solving" in result.stderr  # progress goes to stderr
+
+
+def test_solve_from_request_writes_the_api_plan_list_as_json(
+    files: dict[str, str], tmp_path: Path
+) -> None:
+    out, as_json = tmp_path / "plan.csv", tmp_path / "plans.json"
+    result = run("solve", "--request", files["request"], "--out", str(out),
+                 "--json", str(as_json), "--plans", "2", "--quiet")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == ""
+    plans = json.loads(as_json.read_text(encoding="utf-8"))
+    assert isinstance(plans, list) and 1 <= len(plans) <= 2
+    assert [plan["rank"] for plan in plans] == list(range(1, len(plans) + 1))
+    best = plans[0]
+    assert set(best) >= {"rank", "label", "objective", "tiers", "resources", "solver",
+                         "allocations"}
+    assert best["tiers"][0] == {"name": "100M", "min_gmv": 100_000_000, "target": 2,
+                                "achieved": 2, "shortfall": 0}
+    assert best["solver"]["status"] in ("optimal", "feasible")
+    csv_ids = {row["partner_id"] for row in read_csv(out)}
+    assert csv_ids == {a["partner_id"] for a in best["allocations"]}
+    if len(plans) == 2:  # alternatives are written next to the best plan
+        assert (tmp_path / "plan.rank2.csv").exists()
+        assert "Alternatives" in result.stdout
+
+
+def test_overrides_reach_the_request(files: dict[str, str], tmp_path: Path) -> None:
+    as_json = tmp_path / "plans.json"
+    result = run("solve", "--request", files["request"], "--engine", "no-such-engine",
+                 "--json", str(as_json))
+    assert result.exit_code == 1
+    assert "no-such-engine" in result.output
+    assert not as_json.exists()
+
+
+def test_packages_csv_puts_a_package_column_in_the_plan(tmp_path: Path) -> None:
+    (tmp_path / "partners.csv").write_text(
+        "partner_id,baseline_gmv\nq1,90000000\nq2,60000000\n", encoding="utf-8"
+    )
+    (tmp_path / "packages.csv").write_text(
+        "partner_id,package,subsidy,uplift\n"
+        "q1,small,5000000,12000000\nq1,large,25000000,30000000\n"
+        "q2,large,20000000,45000000\n",
+        encoding="utf-8",
+    )
+    scenario_path = write_json(tmp_path / "s.json", scenario())
+    out = tmp_path / "plan.csv"
+    result = run("solve", str(tmp_path / "partners.csv"), "--scenario", scenario_path,
+                 "--packages", str(tmp_path / "packages.csv"), "--out", str(out), "-q")
+    assert result.exit_code == 0, result.output
+    rows = {row["partner_id"]: row for row in read_csv(out)}
+    assert "package" in next(iter(rows.values()))
+    # Both reach 100M within the 40M budget only with q1 small (5M) and q2 large (20M).
+    assert rows["q1"]["package"] == "small" and rows["q2"]["package"] == "large"
+
+
+def test_a_shortfall_plan_exits_zero_and_says_so_loudly(tmp_path: Path) -> None:
+    request = scenario(partners=inline_partners(),
+                       tiers=[{"name": "100M", "min_gmv": 100_000_000, "target": 3}])
+    out = tmp_path / "plan.csv"
+    result = run("solve", "--request", write_json(tmp_path / "r.json", request),
+                 "--out", str(out), "-q")
+    assert result.exit_code == 0
+    assert "TARGETS NOT MET" in result.stdout and "100M 2/3 (1 short)" in result.stdout
+    assert out.exists()
+
+
+def test_an_infeasible_request_exits_zero_and_says_so_loudly(tmp_path: Path) -> None:
+    # p3 cannot reach 100M with the whole budget, yet a hard constraint demands it.
+    unreachable = [{"type": "group_count", "tier": "100M", "where": {"id": "p3"}, "min": 1}]
+    request = scenario(partners=inline_partners(), constraints=unreachable)
+    as_json = tmp_path / "plans.json"
+    result = run("solve", "--request", write_json(tmp_path / "r.json", request),
+                 "--json", str(as_json), "-q")
+    assert result.exit_code == 0
+    assert "INFEASIBLE" in result.stdout
+    assert json.loads(as_json.read_text(encoding="utf-8"))[0]["solver"]["status"] == "infeasible"
+
+
+# --- bad input -------------------------------------------------------------------------
+
+
+def assert_clean_failure(result: Result, *expected: str) -> None:
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    for text in expected:
+        assert text in result.output
+
+
+def test_a_bad_csv_cell_is_named_by_row_and_column(
+    files: dict[str, str], tmp_path: Path
+) -> None:
+    bad = PARTNERS_CSV.replace("85000000", "lots")  # p2 is on spreadsheet row 3
+    (tmp_path / "bad.csv").write_text(bad, encoding="utf-8")
+    result = run("solve", str(tmp_path / "bad.csv"), "--scenario", files["scenario"])
+    assert_clean_failure(result, "bad.csv row 3, column baseline_gmv")
+
+
+def test_a_bad_scenario_field_is_named(files: dict[str, str], tmp_path: Path) -> None:
+    bad = scenario(resources=[{"name": "subsidy", "budget": -5}])
+    result = run("solve", files["partners"], "--scenario", write_json(tmp_path / "s.json", bad))
+    assert_clean_failure(result, "resources.0.budget")
+
+
+def test_invalid_json_names_line_and_column(files: dict[str, str], tmp_path: Path) -> None:
+    (tmp_path / "broken.json").write_text('{"name": "x",\n  "resources": [}', encoding="utf-8")
+    result = run("solve", "--request", str(tmp_path / "broken.json"))
+    assert_clean_failure(result, "broken.json", "line 2")
+
+
+def test_an_unknown_fixture_is_named(files: dict[str, str]) -> None:
+    result = run("solve", "--request", files["request"].replace("request", "nothing"))
+    assert result.exit_code == 2  # click: the file does not exist
+    result = run("solve", "--fixture", "no_such_fixture")
+    assert_clean_failure(result, "no_such_fixture")
+
+
+def test_sources_must_be_exactly_one(files: dict[str, str]) -> None:
+    result = run("solve", files["partners"], "--request", files["request"])
+    assert result.exit_code == 2 and "exactly one" in result.output
+    result = run("solve", files["partners"])
+    assert result.exit_code == 2 and "--scenario" in result.output
+
+
+# --- batch and compare -----------------------------------------------------------------
+
+
+def test_batch_prints_one_table_and_writes_the_summary_csv(
+    files: dict[str, str], tmp_path: Path
+) -> None:
+    short = write_json(tmp_path / "short.json", scenario(
+        partners=inline_partners(), tiers=[{"name": "100M", "min_gmv": 1e8, "target": 3}]))
+    summary = tmp_path / "summary.csv"
+    result = run("batch", "--request", files["request"], "--request", short,
+                 "--csv", str(summary))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    header = next(line for line in lines if "scenario" in line and "status" in line)
+    assert "100M" in header and "shortfall" in header and "spend subsidy" in header
+    assert any("request.json" in line and "2/2" in line for line in lines)
+    assert any("short.json" in line and "2/3" in line for line in lines)
+    assert "TARGETS NOT MET in 1 run(s)" in result.stdout
+    rows = {row["scenario"]: row for row in read_csv(summary)}
+    assert rows["request.json"]["100M_achieved"] == "2"
+    assert float(rows["short.json"]["weighted_shortfall"]) == 1.0
+    assert float(rows["request.json"]["spend_subsidy"]) == pytest.approx(4e7)
+
+
+def test_batch_keeps_going_past_a_bad_run_and_fails_at_the_end(
+    files: dict[str, str], tmp_path: Path
+) -> None:
+    bad = write_json(tmp_path / "bad.json", scenario(partners=inline_partners(), tiers=[
+        {"name": "100M", "min_gmv": 1e8}]))
+    result = run("batch", "--request", bad, "--request", files["request"])
+    assert result.exit_code == 1
+    assert "1 of 2 runs failed" in result.output and "tiers.0.target" in result.output
+    assert any("request.json" in line and "2/2" in line for line in result.stdout.splitlines())
+
+
+def test_batch_needs_a_fixture_for_partnerless_scenarios(files: dict[str, str]) -> None:
+    result = run("batch", "--scenario", files["scenario"])
+    assert result.exit_code == 2 and "--fixture" in result.output
+
+
+def test_compare_puts_kpis_side_by_side_and_lists_differences(
+    files: dict[str, str], tmp_path: Path
+) -> None:
+    changes = write_json(tmp_path / "changes.json", [
+        {"name": "half budget", "changes": {"budgets": {"subsidy": "x0.5"}}},
+    ])
+    as_json = tmp_path / "comparison.json"
+    result = run("compare", "--request", files["request"], "--changes", changes,
+                 "--json", str(as_json), "-q")
+    assert result.exit_code == 0, result.output
+    header = result.stdout.splitlines()[0]
+    assert header.index("base") < header.index("half budget")
+    assert "100M achieved" in result.stdout and "spend subsidy" in result.stdout
+    assert "half budget vs base" in result.stdout
+    comparison = json.loads(as_json.read_text(encoding="utf-8"))
+    base, half = comparison["scenarios"]
+    assert base["kpis"]["spend"]["subsidy"] == pytest.approx(4e7)
+    assert half["kpis"]["spend"]["subsidy"] <= 2e7 * (1 + 1e-9)
+    assert half["kpis"]["achieved"]["100M"] <= base["kpis"]["achieved"]["100M"]
+    (difference,) = comparison["differences"]
+    assert difference["scenario"] == "half budget" and difference["partners_changed"] > 0
+
+
+def test_compare_reports_a_bad_scenario_without_dropping_the_rest(
+    files: dict[str, str], tmp_path: Path
+) -> None:
+    changes = write_json(tmp_path / "changes.json", [
+        {"name": "typo", "changes": {"budgets": {"subsidyy": 1e7}}},
+        {"name": "more", "changes": {"budgets": {"subsidy": "x2"}}},
+    ])
+    result = run("compare", files["partners"], "--scenario", files["scenario"],
+                 "--changes", changes, "-q")
+    assert result.exit_code == 1
+    assert "FAILED typo" in result.output and "subsidyy" in result.output
+    assert "more vs base" in result.stdout
+
+
+# --- the installed console script ------------------------------------------------------
+
+
+def test_the_console_script_solves_a_request(files: dict[str, str], tmp_path: Path) -> None:
+    script = shutil.which("windmaker") or str(Path(sys.executable).parent / "windmaker")
+    if not os.path.exists(script):
+        pytest.skip("the windmaker console script is not installed (pip install -e .)")
+    out = tmp_path / "plan.csv"
+    completed = subprocess.run(
+        [script, "solve", "--request", files["request"], "--out", str(out)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "Plan 1 of" in completed.stdout and "solving" in completed.stderr
+    assert list(read_csv(out)[0]) == PLAN_COLUMNS
+    failed = subprocess.run([script, "solve", "--fixture", "no_such_fixture"],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert failed.returncode == 1 and "Traceback" not in failed.stderr
