@@ -78,12 +78,14 @@ def random_small_request(
     with_max_share: bool = False,
     with_group_budget: bool = False,
     with_packages: bool = False,
+    packages_only: bool = False,
     unlimited_budget: bool = False,
     max_units: int | None = None,
 ) -> AllocationRequest:
     """A valid request on a small grid, the same for the same arguments.
 
-    `max_units` caps each partner's allocation of each resource (in steps); by default
+    `packages_only` gives every partner a package menu and no curves (a multiple-choice
+    knapsack). `max_units` caps each partner's allocation of each resource (in steps); by default
     2..5 steps with one resource and 1..2 with two, so a partner has at most ~6 (one
     resource) or 9 (two) choices. `unlimited_budget` leaves budgets unset (every partner
     then has an explicit max bound, so the grid stays finite).
@@ -130,7 +132,7 @@ def random_small_request(
             with_min,
             share_rule,
             unlimited_budget,
-            with_packages,
+            package_chance=1.0 if packages_only else 0.4 if with_packages else 0.0,
         )
         for index in range(n_partners)
     ]
@@ -151,7 +153,7 @@ def random_small_request(
                 resources[0].name, Where({"region": "south"}), max_share=rng.choice((0.3, 0.5, 0.7))
             )
         )
-    if with_packages and any(partner.packages for partner in partners) and rng.random() < 0.5:
+    if any(partner.packages for partner in partners) and rng.random() < 0.5:
         rule = OnePackage(rng.choice((Where(), Where({"region": "north"}))))
         if _one_package_affordable(rule, partners, resources):
             constraints.append(rule)
@@ -201,7 +203,7 @@ def _partner(
     with_min: bool,
     share_rule: MaxShare | None,
     unlimited_budget: bool,
-    with_packages: bool,
+    package_chance: float,
 ) -> Partner:
     threshold = rng.choice(thresholds)
     uplift = threshold * rng.uniform(0.1, 0.6)  # what a full allocation of everything adds
@@ -212,7 +214,7 @@ def _partner(
     attributes = {"region": rng.choice(("north", "south", "east")), "score": rng.randint(1, 5)}
     pid = f"p{index:02d}"
 
-    if with_packages and rng.random() < 0.4:
+    if package_chance and rng.random() < package_chance:
         packages = tuple(
             Package(
                 name=f"pkg{k}",
@@ -348,4 +350,5 @@ def small_requests(
         with_max_share=draw(st.booleans()),
         with_group_budget=draw(st.booleans()),
         with_packages=allow_packages and draw(st.booleans()),
+        packages_only=allow_packages and draw(st.integers(0, 9)) == 0,
     )

@@ -152,6 +152,28 @@ def test_optimizer_matches_brute_force(seed: int, objective: Objective, engine: 
 
 @pytest.mark.parametrize("engine", engine_params())
 @pytest.mark.parametrize("objective", list(Objective))
+@pytest.mark.parametrize("seed", range(20))
+def test_package_menus_match_brute_force(seed: int, objective: Objective, engine: str) -> None:
+    """Every partner picks from a menu: the multiple-choice knapsack every engine takes."""
+    request = random_small_request(
+        seed,
+        n_partners=2 + seed % 7,
+        n_resources=1 + seed % 2,
+        n_tiers=1 + (seed // 2) % 2,
+        objective=objective,
+        magnitude="realistic" if seed % 2 else "unit",
+        with_eligibility=seed % 5 == 1,
+        packages_only=True,
+    )
+    request = replace(request, options=replace(request.options, mip_gap=MIP_GAP))
+    reference = solve_reference(request)
+    plan = solve_with(request, engine)
+    problems = disagreements(request, plan, reference)
+    assert not problems, f"{'; '.join(problems)} ({describe(plan, reference)})"
+
+
+@pytest.mark.parametrize("engine", engine_params())
+@pytest.mark.parametrize("objective", list(Objective))
 def test_a_request_where_nothing_can_be_allocated_is_solved(
     objective: Objective, engine: str
 ) -> None:
