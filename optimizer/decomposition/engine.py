@@ -1,0 +1,444 @@
+"""The decomposition engine: stages, price search, primal plans and the certificate.
+
+Coupling rows (budgets, tier counts, group rows) get prices; partners answer separately
+(`subproblem.respond`); `dual.CuttingPlane` moves the prices; `repair` turns prices into
+exactly feasible plans. Stage 1 bounds the best weighted attainment (prices on tiers in
+[0, weight]); stage 2 keeps the attainment found and bounds GMV (or cost).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.curves import FloatArray
+from models.plan import SolveStatus
+from models.request import AllocationRequest, Objective
+from optimizer.decomposition.dual import CuttingPlane
+from optimizer.decomposition.problem import Problem, build_problem
+from optimizer.decomposition.repair import assign_levels, fill, fixed_amounts
+from optimizer.decomposition.subproblem import Response, respond
+from optimizer.outcome import Candidate, EngineOutcome
+
+ENGINE = "decomposition"
+Progress = Callable[[str], object] | None
+StopCheck = Callable[[], bool] | None
+
+
+@dataclass
+class Stage:
+    """One Lagrangian: which rows are priced and what the objective is.
+
+    kind: "attain" (stage 1: max Σ w·min(N, A)), "gmv" (max Σ G) or "cost" (max −cost).
+    """
+
+    kind: str
+    targets: NDArray[np.int64]  # tier rows: A_t >= targets (gmv / cost); N_t for attain
+    price_tiers: bool
+    # Stage 2 after a shortfall: keep Σ w·min(N, A) >= attainment (one more price, ρ),
+    # rather than per-tier counts, so the bound covers every plan with that shortfall.
+    attainment: float | None = None
+
+    @property
+    def alpha(self) -> float:
+        return 1.0 if self.kind == "gmv" else 0.0
+
+
+@dataclass
+class Evaluation:
+    value: float
+    grad: FloatArray
+    response: Response
+    prices: FloatArray  # (n, R) resource prices
+
+
+@dataclass
+class Plan:
+    amounts: FloatArray
+    shortfall: float
+    objective: float  # stage-2 objective (GMV, or cost)
+    achieved: NDArray[np.int64]
+
+
+class Lagrangian:
+    def __init__(self, problem: Problem, stage: Stage):
+        self.problem, self.stage = problem, stage
+        self.budget_rows = [
+            r for r in range(problem.n_resources) if math.isfinite(problem.budget[r])
+        ]
+        self.n_group_budget = len(problem.group_budgets)
+        self.n_tier = problem.n_tiers if stage.price_tiers else 0
+        self.n_group_count = len(problem.group_counts) if stage.price_tiers else 0
+        self.rho = stage.price_tiers and stage.attainment is not None and stage.kind != "attain"
+        self.size = (
+            len(self.budget_rows) + 2 * self.n_group_budget + self.n_tier + self.n_group_count
+            + int(self.rho)
+        )  # fmt: skip
+
+    def split(self, z: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        a = len(self.budget_rows)
+        b = a + 2 * self.n_group_budget
+        c = b + self.n_tier
+        d = c + self.n_group_count
+        return z[:a], z[a:b], z[b:c], z[c:d]
+
+    def rho_price(self, z: FloatArray) -> float:
+        return float(z[-1]) if self.rho else 0.0
+
+    def upper(self) -> FloatArray:
+        up = np.full(self.size, np.inf)
+        if self.stage.kind == "attain":
+            lam, grp, _, _ = self.split(up)
+            up[len(lam) + len(grp) : len(lam) + len(grp) + self.n_tier] = self.problem.weights
+        return up
+
+    def resource_prices(self, z: FloatArray) -> FloatArray:
+        problem = self.problem
+        lam, grp, _, _ = self.split(z)
+        base = problem.unit_cost if self.stage.kind == "cost" else np.zeros(problem.n_resources)
+        row = base.copy()
+        row[self.budget_rows] += lam
+        prices = np.broadcast_to(row, (problem.n, problem.n_resources)).copy()
+        for g, group in enumerate(problem.group_budgets):
+            prices[group.members, group.resource] += grp[2 * g] - grp[2 * g + 1]
+        return prices
+
+    def evaluate(self, z: FloatArray) -> Evaluation:
+        problem, stage = self.problem, self.stage
+        lam, grp, mu, kappa = self.split(z)
+        prices = self.resource_prices(z)
+        response = respond(problem, prices, stage.alpha, levels=stage.price_tiers)
+        values = response.values
+        if stage.price_tiers and problem.n_tiers:
+            cumulative = np.concatenate([[0.0], np.cumsum(mu)])
+            total = values + cumulative[None, :]
+            for g, row in enumerate(problem.group_counts):
+                bonus = np.where(row.members, kappa[g], 0.0)
+                total[:, row.tier + 1 :] += bonus[:, None]
+            choice = np.argmax(total, axis=1)
+            phi = total[np.arange(problem.n), choice]
+        else:
+            choice = np.zeros(problem.n, dtype=np.intp)
+            phi = values[:, 0]
+        amounts = response.x0.copy()
+        for level, reach in enumerate(response.reach, start=1):
+            if reach is None:
+                continue
+            chosen = choice[reach.rows] == level
+            amounts[reach.rows[chosen]] = reach.amounts[chosen]
+        usage = amounts.sum(axis=0)
+        value = float(phi.sum())
+        grads: list[float] = []
+        for k, r in enumerate(self.budget_rows):
+            value += lam[k] * problem.budget[r]
+            grads.append(problem.budget[r] - usage[r])
+        for g, group in enumerate(problem.group_budgets):
+            spent = float(amounts[group.members, group.resource].sum())
+            value += grp[2 * g] * group.high - grp[2 * g + 1] * group.low
+            grads += [group.high - spent, spent - group.low]
+        if stage.kind == "gmv":
+            value += float(problem.baseline.sum())
+        if stage.price_tiers:
+            for t in range(self.n_tier):
+                achieved = float(np.count_nonzero(choice > t))
+                target = float(stage.targets[t])
+                if stage.kind == "attain" or self.rho:
+                    w = problem.weights[t] * (self.rho_price(z) if self.rho else 1.0)
+                    target = float(problem.targets[t])
+                    value += target * max(0.0, w - mu[t])
+                    grads.append(achieved - (target if mu[t] < w else 0.0))
+                else:
+                    value -= mu[t] * target
+                    grads.append(achieved - target)
+            for g, row in enumerate(problem.group_counts):
+                achieved = float(np.count_nonzero((choice > row.tier) & row.members))
+                value -= kappa[g] * row.minimum
+                grads.append(achieved - row.minimum)
+            if self.rho:
+                rho = self.rho_price(z)
+                attainment = float(stage.attainment or 0.0)
+                active = rho * problem.weights > mu
+                value -= rho * attainment
+                grads.append(-attainment + float((problem.targets * problem.weights)[active].sum()))
+        return Evaluation(value, np.array(grads), response, prices)
+
+
+def clearing_prices(problem: Problem, alpha: float) -> FloatArray:
+    """Per resource, the price at which free (level-0) demand fits the budget."""
+    n_res = problem.n_resources
+    lam = np.zeros(n_res)
+    if alpha <= 0:
+        return lam
+    for r in range(n_res):
+        budget = problem.budget[r]
+        if not math.isfinite(budget):
+            continue
+        family = problem.families[r]
+        usable = problem.can_use[:, r]
+
+        def demand(price: float, family=family, usable=usable) -> float:
+            x = family.argmax_slope(np.full(problem.n, price))
+            return float(np.where(usable, x, 0.0).sum())
+
+        if demand(0.0) <= budget:
+            continue
+        hi = float(np.max(np.where(usable, family.st, 0.0), initial=1.0)) * 2 + 1e-300
+        lo = hi * 1e-16
+        for _ in range(60):
+            mid = math.sqrt(lo * hi)
+            if demand(mid) <= budget:
+                hi = mid
+            else:
+                lo = mid
+        lam[r] = hi
+    return lam
+
+
+def _initial_point(
+    problem: Problem, lagrangian: Lagrangian, stage: Stage
+) -> tuple[FloatArray, FloatArray]:
+    z = np.zeros(lagrangian.size)
+    scale = np.ones(lagrangian.size)
+    n_b = len(lagrangian.budget_rows)
+    n_g = 2 * lagrangian.n_group_budget
+    gmv_scale = max(float(np.mean(problem.baseline)), 1.0)
+    if stage.kind == "gmv":
+        lam = clearing_prices(problem, 1.0)[lagrangian.budget_rows]
+        z[:n_b] = lam
+        scale[:n_b] = np.maximum(lam, 1e-3 * np.maximum(lam.max(initial=0.0), 1e-6))
+    else:
+        weight = float(problem.weights.max(initial=1.0))
+        per_unit = weight * max(float(problem.targets.sum()), 1.0)
+        for k, r in enumerate(lagrangian.budget_rows):
+            ref = per_unit / problem.budget[r]
+            if stage.kind == "cost":
+                ref = problem.unit_cost[r] * 0.1
+            z[k] = ref * 0.1
+            scale[k] = ref
+    scale[n_b : n_b + n_g] = np.maximum(scale[:n_b].mean() if n_b else 1.0, 1e-12)
+    tier_ref = problem.weights if stage.kind == "attain" else np.full(lagrangian.n_tier, gmv_scale)
+    start = n_b + n_g
+    z[start : start + lagrangian.n_tier] = 0.5 * tier_ref[: lagrangian.n_tier]
+    scale[start : start + lagrangian.n_tier] = tier_ref[: lagrangian.n_tier]
+    scale[start + lagrangian.n_tier :] = (
+        float(np.mean(tier_ref)) if lagrangian.n_tier else gmv_scale
+    )
+    if lagrangian.rho:
+        z[-1] = 2.0 * gmv_scale / float(problem.weights.min(initial=1.0))
+        scale[-1] = z[-1]
+    if stage.kind == "gmv" and lagrangian.n_tier:
+        z[start : start + lagrangian.n_tier] = _tier_prices(problem, lagrangian, z, stage)
+        scale[start : start + lagrangian.n_tier] = np.maximum(
+            z[start : start + lagrangian.n_tier], 1e-3 * gmv_scale
+        )
+    return z, scale
+
+
+def _tier_prices(
+    problem: Problem, lagrangian: Lagrangian, z: FloatArray, stage: Stage
+) -> FloatArray:
+    """Tier prices at which about the target count of partners would reach each tier."""
+    prices = lagrangian.resource_prices(z)
+    response = respond(problem, prices, stage.alpha)
+    values = response.values
+    mu = np.zeros(problem.n_tiers)
+    for t in range(problem.n_tiers, 0, -1):
+        cost = values[:, 0] - values[:, t] - mu[t:].sum()
+        cost = np.sort(cost[np.isfinite(cost)])
+        k = int(stage.targets[t - 1])
+        if 0 < k <= cost.size:
+            mu[t - 1] = max(float(cost[k - 1]), 0.0)
+    return mu
+
+
+def construct(
+    problem: Problem, evaluation: Evaluation, stage: Stage, targets: NDArray[np.int64]
+) -> Plan:
+    """An exactly feasible plan from one set of prices."""
+    prices = evaluation.prices
+    if problem.n_tiers and np.any(targets > 0):
+        _, amounts = assign_levels(problem, evaluation.response, prices, targets)
+    else:
+        amounts = fixed_amounts(problem)
+    if stage.kind != "cost" and problem.request.objective is not Objective.MIN_COST:
+        amounts = fill(problem, amounts)
+    return evaluate_plan(problem, amounts)
+
+
+def evaluate_plan(problem: Problem, amounts: FloatArray) -> Plan:
+    gmv = problem.values(amounts)
+    achieved = np.array([np.count_nonzero(gmv >= t) for t in problem.thresholds], dtype=np.int64)
+    shortfall = float(np.sum(problem.weights * np.maximum(problem.targets - achieved, 0)))
+    if problem.request.objective is Objective.MIN_COST:
+        objective = float((amounts.sum(axis=0) * problem.unit_cost).sum())
+    else:
+        objective = float(gmv.sum())
+    return Plan(amounts, shortfall, objective, achieved)
+
+
+def _better(a: Plan, b: Plan | None, minimise: bool) -> bool:
+    if b is None:
+        return True
+    if a.shortfall != b.shortfall:
+        return a.shortfall < b.shortfall
+    return a.objective < b.objective if minimise else a.objective > b.objective
+
+
+def _gap(bound: float, objective: float) -> float:
+    return abs(bound - objective) / max(abs(bound), 1e-12)
+
+
+class _Clock:
+    def __init__(self, limit: float, should_stop: StopCheck):
+        self.start = time.perf_counter()
+        self.limit = limit
+        self.should_stop = should_stop
+        self.stopped = False
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def out(self, share: float = 1.0) -> bool:
+        if self.should_stop is not None and self.should_stop():
+            self.stopped = True
+        return self.stopped or self.elapsed() >= self.limit * share
+
+
+def _run_stage(
+    problem: Problem,
+    stage: Stage,
+    clock: _Clock,
+    share: float,
+    goal: Callable[[float, Plan | None], bool],
+    primal_targets: NDArray[np.int64],
+    progress: Progress,
+    max_iterations: int = 200,
+) -> tuple[float, Plan | None, int]:
+    """Minimise the stage's dual; returns (bound, best plan, evaluations)."""
+    lagrangian = Lagrangian(problem, stage)
+    z, scale = _initial_point(problem, lagrangian, stage)
+    minimise = stage.kind == "cost"
+    cutting = CuttingPlane(z, scale, lagrangian.upper())
+    bound = math.inf
+    best: Plan | None = None
+    evaluations = 0
+    last_primal = -1
+    for iteration in range(max_iterations):
+        evaluation = lagrangian.evaluate(z)
+        evaluations += 1
+        improved = evaluation.value < bound
+        bound = min(bound, evaluation.value)
+        cutting.report(z, evaluation.value, evaluation.grad)
+        if stage.kind != "attain" or improved or iteration == 0:
+            due = improved and (iteration - last_primal >= 3 or iteration < 3)
+            if due or iteration == 0:
+                plan = construct(problem, evaluation, stage, primal_targets)
+                last_primal = iteration
+                if _better(plan, best, minimise):
+                    best = plan
+        if progress is not None:
+            shown = best.objective if best is not None else float("nan")
+            progress(f"{stage.kind} it {iteration}: bound {bound:.6g} best {shown:.6g}")
+        if goal(bound, best) or clock.out(share):
+            break
+        z = cutting.propose()
+        if cutting.model_gap < 1e-9:
+            break
+    return bound, best, evaluations
+
+
+def solve_decomposition(
+    request: AllocationRequest,
+    *,
+    time_limit_s: float,
+    mip_gap: float,
+    progress: Progress = None,
+    should_stop: StopCheck = None,
+) -> EngineOutcome:
+    clock = _Clock(time_limit_s, should_stop)
+    problem = build_problem(request)
+    objective = request.objective
+    minimise = objective is Objective.MIN_COST
+    has_tiers = problem.n_tiers > 0 and objective is not Objective.MAX_GMV
+
+    stage1_proven = True
+    targets = problem.targets.copy()
+    seed_plan: Plan | None = None
+    if has_tiers:
+        # Try the targets outright first: a plan meeting them settles stage 1 for free.
+        kind = "cost" if minimise else "gmv"
+        probe = Stage(kind, problem.targets, True)
+        lag = Lagrangian(problem, probe)
+        z, _ = _initial_point(problem, lag, probe)
+        seed_plan = construct(problem, lag.evaluate(z), probe, problem.targets)
+        if seed_plan.shortfall > 0:
+            weights_total = float((problem.weights * problem.targets).sum())
+            integral = bool(np.all(problem.weights == np.round(problem.weights)))
+
+            def settled(bound: float, plan: Plan | None) -> bool:
+                if plan is None:
+                    return False
+                floor = weights_total - bound
+                if integral:
+                    floor = math.ceil(floor - 1e-6)
+                return plan.shortfall <= floor + 1e-9
+
+            attain = Stage("attain", problem.targets, True)
+            bound1, plan1, _ = _run_stage(
+                problem, attain, clock, 0.4, settled, problem.targets, progress
+            )
+            if plan1 is not None and _better(plan1, seed_plan, minimise):
+                seed_plan = plan1
+            stage1_proven = settled(bound1, seed_plan)
+            targets = np.minimum(seed_plan.achieved, problem.targets)
+        if progress is not None:
+            progress(f"stage 1: shortfall {seed_plan.shortfall:g} (proven: {stage1_proven})")
+
+    kind = "cost" if minimise else "gmv"
+    attainment = None
+    if seed_plan is not None and seed_plan.shortfall > 0:
+        attainment = float((problem.weights * targets).sum())
+    stage = Stage(kind, targets, has_tiers, attainment)
+    shortfall_goal = seed_plan.shortfall if seed_plan is not None else 0.0
+
+    def close_enough(bound: float, plan: Plan | None) -> bool:
+        if plan is None or plan.shortfall > shortfall_goal:
+            return False
+        return _gap(_certified(bound, minimise), plan.objective) <= mip_gap
+
+    bound2, plan2, _ = _run_stage(problem, stage, clock, 0.95, close_enough, targets, progress)
+    best = seed_plan
+    if plan2 is not None and (best is None or _better(plan2, best, minimise)):
+        best = plan2
+    if best is None:
+        best = evaluate_plan(problem, fixed_amounts(problem))
+    certified = _certified(bound2, minimise)
+    # The bound certifies plans that keep the stage-1 attainment used as stage-2 rows.
+    gap = _gap(certified, best.objective) if math.isfinite(certified) else None
+    if clock.stopped or (gap is not None and gap > mip_gap and clock.out()):
+        status = SolveStatus.TIME_LIMIT
+    elif gap is not None and gap <= mip_gap and stage1_proven:
+        status = SolveStatus.OPTIMAL
+    else:
+        status = SolveStatus.FEASIBLE
+    return EngineOutcome(
+        engine=ENGINE,
+        status=status,
+        candidates=[Candidate(amounts=best.amounts)],
+        best_bound=certified if math.isfinite(certified) else None,
+        mip_gap=gap,
+        seconds=clock.elapsed(),
+    )
+
+
+def _certified(dual_value: float, minimise: bool) -> float:
+    # Stage "cost" maximises −cost: its dual bounds −cost from above.
+    return -dual_value if minimise else dual_value
+
+
+__all__ = ["ENGINE", "solve_decomposition"]

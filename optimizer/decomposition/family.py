@@ -1,0 +1,208 @@
+"""One resource's response curves for many partners, with what the decomposition needs.
+
+Besides exact values and derivatives (float64, matching `models.curves`), each row knows
+the *concave envelope* of its curve over its "on" domain `[lo, hi]`: a straight chord from
+`(lo, f(lo))` to a tangent point `xt`, then the curve itself. For concave curves `xt = lo`
+and the envelope is the curve; for S-shaped hill curves (and a min ticket below the
+inflection) the chord replaces the convex part. The envelope lies above the curve, so a
+subproblem solved on it is a relaxation: the Lagrangian bound stays valid.
+
+`argmax_slope(p)` inverts the envelope's derivative: the amount where its slope falls to
+`p` (closed form for saturating/log/linear, a few monotone Newton steps for hill).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.curves import Curve, CurveKind, FloatArray
+
+NONE, SATURATING, LOG, LINEAR, HILL = 0, 1, 2, 3, 4
+_KIND_CODE = {
+    CurveKind.SATURATING: SATURATING,
+    CurveKind.LOG: LOG,
+    CurveKind.LINEAR: LINEAR,
+    CurveKind.HILL: HILL,
+}
+_TINY = 1e-300
+
+
+def kind_code(curve: Curve | None) -> int:
+    if curve is None:
+        return NONE
+    return _KIND_CODE[curve.kind]
+
+
+class Family:
+    """Curves of one resource for a set of rows (partners), grouped by kind.
+
+    `a`: max_uplift / coef / roi; `s`: scale / half_saturation; `n`: hill shape.
+    """
+
+    def __init__(self, kind: NDArray[np.int8], a: FloatArray, s: FloatArray, n: FloatArray):
+        self.kind, self.a, self.s, self.n = kind, a, s, n
+        self.groups: list[tuple[int, NDArray[np.intp]]] = [
+            (code, np.flatnonzero(kind == code))
+            for code in (SATURATING, LOG, LINEAR, HILL)
+            if np.any(kind == code)
+        ]
+        # Envelope over the on-domain; set by `set_domain`.
+        self.lo = np.zeros(len(kind))
+        self.hi = np.zeros(len(kind))
+        self.xt = np.zeros(len(kind))
+        self.st = np.zeros(len(kind))
+        self.f_lo = np.zeros(len(kind))
+
+    def __len__(self) -> int:
+        return len(self.kind)
+
+    def take(self, rows: NDArray[np.intp]) -> Family:
+        out = Family(self.kind[rows], self.a[rows], self.s[rows], self.n[rows])
+        out.lo, out.hi, out.xt = self.lo[rows], self.hi[rows], self.xt[rows]
+        out.st, out.f_lo = self.st[rows], self.f_lo[rows]
+        return out
+
+    # -- exact curve -----------------------------------------------------------------
+    def value(self, x: FloatArray) -> FloatArray:
+        out = np.zeros(len(self.kind))
+        x = np.maximum(x, 0.0)
+        for code, idx in self.groups:
+            xi, a, s = x[idx], self.a[idx], self.s[idx]
+            if code == SATURATING:
+                out[idx] = a * -np.expm1(-xi / s)
+            elif code == LOG:
+                out[idx] = a * np.log1p(xi / s)
+            elif code == LINEAR:
+                out[idx] = a * xi
+            else:
+                with np.errstate(divide="ignore", over="ignore"):
+                    ratio = np.power(s / xi, self.n[idx])
+                out[idx] = np.where(xi > 0, a / (1.0 + ratio), 0.0)
+        return out
+
+    def derivative(self, x: FloatArray) -> FloatArray:
+        out = np.zeros(len(self.kind))
+        x = np.maximum(x, 0.0)
+        for code, idx in self.groups:
+            xi, a, s = x[idx], self.a[idx], self.s[idx]
+            if code == SATURATING:
+                out[idx] = a / s * np.exp(-xi / s)
+            elif code == LOG:
+                out[idx] = a / (s + xi)
+            elif code == LINEAR:
+                out[idx] = a
+            else:
+                out[idx] = _hill_slope(xi, a, s, self.n[idx])
+        return out
+
+    # -- envelope on [lo, hi] --------------------------------------------------------
+    def set_domain(self, lo: FloatArray, hi: FloatArray) -> None:
+        """Fix the on-domain and compute the envelope's chord (tangent point, slope)."""
+        self.lo, self.hi = lo, hi
+        self.f_lo = self.value(lo)
+        self.xt = lo.copy()
+        self.st = self.derivative(lo)
+        for code, idx in self.groups:
+            if code != HILL:
+                continue
+            shape = self.n[idx]
+            convex = shape > 1.0
+            inflection = np.where(
+                convex, self.s[idx] * ((shape - 1) / (shape + 1)) ** (1 / shape), 0.0
+            )
+            todo = idx[convex & (lo[idx] < inflection) & (hi[idx] > lo[idx])]
+            if todo.size == 0:
+                continue
+            sub = self.take(todo)
+            # The tangent point solves f'(x)(x - lo) = f(x) - f(lo) beyond the inflection;
+            # the residual is decreasing there, so bisect (in log space) once at setup.
+            left = np.maximum(inflection[np.searchsorted(idx, todo)], sub.lo)
+            right = np.maximum(left * 2.0, sub.s * 1e3)
+            for _ in range(200):
+                mid = np.sqrt(left * right)
+                resid = sub.derivative(mid) * (mid - sub.lo) - (sub.value(mid) - sub.f_lo)
+                positive = resid > 0
+                left = np.where(positive, mid, left)
+                right = np.where(positive, right, mid)
+            tangent = right
+            beyond = tangent >= sub.hi
+            tangent = np.where(beyond, sub.hi, tangent)
+            width = np.maximum(tangent - sub.lo, _TINY)
+            slope = (sub.value(tangent) - sub.f_lo) / width
+            self.xt[todo] = tangent
+            self.st[todo] = slope
+
+    def envelope(self, x: FloatArray) -> FloatArray:
+        chord = self.f_lo + self.st * (x - self.lo)
+        return np.where(x < self.xt, chord, self.value(x))
+
+    def envelope_slope(self, x: FloatArray) -> FloatArray:
+        return np.where(x < self.xt, self.st, self.derivative(x))
+
+    def argmax_slope(self, p: FloatArray) -> FloatArray:
+        """argmax over [lo, hi] of envelope(x) - p x (p >= 0, p = 0 gives hi).
+
+        At p equal to the chord slope any point of the chord is optimal; the tangent end is
+        returned (the side that reaches tiers).
+        """
+        x = np.full(len(self.kind), np.nan)
+        on_chord = p >= self.derivative(self.xt)
+        x = np.where(p > self.st, self.lo, np.where(on_chord, self.xt, x))
+        inner = np.flatnonzero(np.isnan(x))
+        if inner.size:
+            x[inner] = self._inverse_slope(inner, p[inner])
+        return np.clip(x, self.lo, self.hi)
+
+    def _inverse_slope(self, rows: NDArray[np.intp], p: FloatArray) -> FloatArray:
+        """The amount beyond the tangent point where the curve's slope equals p > 0."""
+        out = np.empty(rows.size)
+        kind = self.kind[rows]
+        zero = p <= 0
+        for code in (SATURATING, LOG, LINEAR, HILL):
+            sel = np.flatnonzero((kind == code) & ~zero)
+            if sel.size == 0:
+                continue
+            r, ps = rows[sel], p[sel]
+            a, s = self.a[r], self.s[r]
+            if code == SATURATING:
+                out[sel] = s * np.log(a / (s * ps))
+            elif code == LOG:
+                out[sel] = a / ps - s
+            elif code == LINEAR:
+                out[sel] = np.where(ps < a, self.hi[r], self.lo[r])
+            else:
+                out[sel] = _hill_inverse_slope(ps, a, s, self.n[r], self.xt[r])
+        out[zero] = self.hi[rows[zero]]
+        return out
+
+
+def _hill_slope(x: FloatArray, a: FloatArray, h: FloatArray, shape: FloatArray) -> FloatArray:
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = np.power(x / h, shape)
+        slope = a * shape * ratio / (x * (1.0 + ratio) ** 2)
+    at_zero = np.where(shape < 1, np.inf, np.where(shape == 1, a / h, 0.0))
+    return np.where(x > 0, np.where(np.isfinite(slope), slope, 0.0), at_zero)
+
+
+def _hill_inverse_slope(
+    p: FloatArray, a: FloatArray, h: FloatArray, shape: FloatArray, floor: FloatArray
+) -> FloatArray:
+    """Solve f'(x) = p on the concave side of a hill curve (x >= floor >= inflection).
+
+    In u = ln(x/h), ln f'(x) is concave and decreasing past the inflection, so Newton
+    started to the right of the root (the asymptote f' ~ a·n/h·(h/x)^(n+1) overshoots)
+    moves monotonically onto it without bracketing.
+    """
+    target = np.log(p * h / a)  # ln H'(z) with H(z) = z^n / (1 + z^n)
+    u = np.log(np.maximum(shape / np.maximum(p * h / a, _TINY), 1.0)) / (shape + 1)
+    u = np.maximum(u, np.log(np.maximum(floor / h, _TINY)))
+    for _ in range(40):
+        e = np.exp(np.minimum(shape * u, 700.0))
+        g = np.log(shape) + (shape - 1) * u - 2 * np.log1p(e) - target
+        dg = (shape - 1) - 2 * shape * e / (1 + e)
+        step = np.where(dg < 0, g / np.minimum(dg, -1e-12), 0.0)
+        u = u - step
+        if np.all(np.abs(step) < 1e-13):
+            break
+    return np.maximum(h * np.exp(u), floor)

@@ -1,0 +1,230 @@
+"""The per-partner problem under prices, solved for every partner at once.
+
+With prices `P[i, r]` on resources and a GMV weight `alpha` (1 when GMV is the objective,
+0 when only cost counts), partner i's problem at tier level ℓ is
+
+    max  alpha·F_i(x) − P_i·x    s.t.  F_i(x) ≥ need_iℓ = T_ℓ − baseline_i,
+
+over x_r ∈ {0} ∪ [lo_r, hi_r]. Each choice of which min-ticket resources are "on" (a
+*combo*) leaves a concave problem on the envelope, whose dual in the tier multiplier ν is
+one-dimensional: with q = alpha + ν, x_r(q) = argmax envelope_r(x) − (P_r/q)·x and
+F(x(q)) grows with q. Vectorised bisection on log q finds the smallest q reaching the
+need. The value reported is the dual function at that q,
+
+    D(q) = Σ_r [q·env_r(x_r) − P_r·x_r + tangent slack_r] − (q − alpha)·need,
+
+an upper bound of the level's optimum for ANY q ≥ alpha (weak duality), made rigorous for
+inexact x_r by the tangent slack (concavity of the envelope). Relaxations used, all of
+which only raise the bound: hill curves below their tangent point use the chord (concave
+envelope) on the on-domain; steps are relaxed to continuous amounts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.curves import FloatArray
+from optimizer.decomposition.family import Family
+from optimizer.decomposition.problem import Problem
+
+IntArray = NDArray[np.intp]
+_BISECTIONS = 56
+
+
+@dataclass
+class Reach:
+    """Partners that must change their mix to reach a level: their amounts and q."""
+
+    rows: IntArray
+    amounts: FloatArray  # (len(rows), R), F(amounts) >= need on the envelope
+    q: FloatArray
+
+
+@dataclass
+class Response:
+    """Every partner's answer to one set of prices."""
+
+    values: FloatArray  # (n, T+1) level values (upper bounds), -inf when unreachable
+    x0: FloatArray  # (n, R) unconstrained (level-0) amounts
+    reach: list[Reach | None] = field(default_factory=list)  # per level 1..T
+
+
+@dataclass
+class _Slice:
+    """A subset of partners with their families restricted to the subset."""
+
+    rows: IntArray
+    families: list[Family]
+
+
+def free_choice(
+    problem: Problem, prices: FloatArray, alpha: float
+) -> tuple[FloatArray, FloatArray]:
+    """Level-0 amounts and values: max alpha·F(x) − P·x, separable per resource."""
+    n = problem.n
+    x0 = np.zeros((n, problem.n_resources))
+    value = np.zeros(n)
+    for r, family in enumerate(problem.families):
+        p = prices[:, r]
+        usable = problem.can_use[:, r]
+        if alpha > 0:
+            x = family.argmax_slope(np.maximum(p, 0.0) / alpha)
+            gain = alpha * family.envelope(x) - p * x + _slack(family, x, p, alpha)
+        else:
+            x = family.lo.copy()
+            gain = -p * x + _slack(family, x, p, 0.0)
+        off = problem.optional[:, r] & (gain < 0)
+        take = usable & ~off
+        x0[:, r] = np.where(take, x, 0.0)
+        value += np.where(take, gain, 0.0)
+    return x0, value
+
+
+def _slack(family: Family, x: FloatArray, p: FloatArray, q: float | FloatArray) -> FloatArray:
+    """max over y in [lo, hi] of the tangent-line overestimate minus the value at x."""
+    right = q * np.where(x < family.xt, family.st, family.derivative(x)) - p
+    left = q * np.where(x <= family.xt, family.st, family.derivative(x)) - p
+    with np.errstate(invalid="ignore"):
+        up = np.where(family.hi > x, right * (family.hi - x), 0.0)
+        down = np.where(family.lo < x, left * (family.lo - x), 0.0)
+    return np.maximum(0.0, np.maximum(np.nan_to_num(up), np.nan_to_num(down)))
+
+
+def respond(
+    problem: Problem,
+    prices: FloatArray,
+    alpha: float,
+    *,
+    levels: bool = True,
+) -> Response:
+    """Every partner's best level values (upper bounds) and amounts under `prices`."""
+    n, n_tiers = problem.n, problem.n_tiers
+    x0, v0 = free_choice(problem, prices, alpha)
+    values = np.full((n, n_tiers + 1), -np.inf)
+    values[:, 0] = v0
+    response = Response(values=values, x0=x0)
+    if not levels or n_tiers == 0:
+        return response
+    g0 = problem.values(x0)  # exact == envelope here (x0 never sits inside a chord)
+    for level in range(1, n_tiers + 1):
+        threshold = problem.thresholds[level - 1]
+        free = g0 >= threshold
+        values[free, level] = v0[free]
+        rows = np.flatnonzero(~free & (problem.baseline + problem.reach >= threshold))
+        if rows.size == 0:
+            response.reach.append(None)
+            continue
+        need = threshold - problem.baseline[rows]
+        value, amounts, q = reach_level(problem, rows, prices[rows], alpha, need)
+        values[rows, level] = value
+        response.reach.append(Reach(rows, amounts, q))
+    return response
+
+
+def reach_level(
+    problem: Problem, rows: IntArray, prices: FloatArray, alpha: float, need: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Best value, amounts and q for `rows` to lift their curve uplift to `need`.
+
+    Enumerates on/off for min-ticket resources (combos), solving each on its envelope.
+    """
+    n_res = problem.n_resources
+    can_use = problem.can_use[rows]
+    optional = problem.optional[rows]
+    best = np.full(rows.size, -np.inf)
+    best_x = np.zeros((rows.size, n_res))
+    best_q = np.full(rows.size, np.nan)
+    families = [family.take(rows) for family in problem.families]
+    for combo in range(1 << n_res):
+        on = np.array([(combo >> r) & 1 == 1 for r in range(n_res)])
+        # A partner takes part in a combo when it only switches off optional resources.
+        member = np.all(np.where(on, can_use, ~can_use | optional), axis=1)
+        member &= _reachable(families, on, need)
+        sub = np.flatnonzero(member)
+        if sub.size == 0:
+            continue
+        fam = [f.take(sub) for f in families]
+        value, x, q = _bisect(fam, on, prices[sub], alpha, need[sub])
+        better = value > best[sub]
+        idx = sub[better]
+        best[idx] = value[better]
+        best_x[idx] = x[better]
+        best_q[idx] = q[better]
+    return best, best_x, best_q
+
+
+def _reachable(
+    families: list[Family], on: NDArray[np.bool_], need: FloatArray
+) -> NDArray[np.bool_]:
+    top = np.zeros(need.size)
+    for r, family in enumerate(families):
+        if on[r]:
+            top += family.value(family.hi)
+    return top >= need
+
+
+def _amounts(
+    fam: list[Family], on: NDArray[np.bool_], prices: FloatArray, q: FloatArray
+) -> FloatArray:
+    x = np.zeros((q.size, len(fam)))
+    for r, family in enumerate(fam):
+        if on[r]:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                x[:, r] = family.argmax_slope(np.maximum(prices[:, r], 0.0) / q)
+    return x
+
+
+def _uplift(fam: list[Family], on: NDArray[np.bool_], x: FloatArray) -> FloatArray:
+    total = np.zeros(x.shape[0])
+    for r, family in enumerate(fam):
+        if on[r]:
+            total += family.envelope(x[:, r])
+    return total
+
+
+def _bisect(
+    fam: list[Family], on: NDArray[np.bool_], prices: FloatArray, alpha: float, need: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    m = need.size
+    # Bracket: below q_lo every on-resource sits at lo, above q_hi at hi.
+    q_lo = np.full(m, np.inf)
+    q_hi = np.zeros(m)
+    for r, family in enumerate(fam):
+        if not on[r]:
+            continue
+        p = np.maximum(prices[:, r], 0.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            low = np.where(family.st > 0, p / family.st, np.inf)
+            high = np.where(p > 0, p / np.maximum(family.derivative(family.hi), 1e-300), 0.0)
+        q_lo = np.minimum(q_lo, low)
+        q_hi = np.maximum(q_hi, high)
+    q_lo = np.where(np.isfinite(q_lo), q_lo * (1 - 1e-9), 1e-300)
+    q_lo = np.maximum(q_lo, max(alpha, 1e-300))
+    q_hi = np.maximum(q_hi * (1 + 1e-9), q_lo * (1 + 1e-9))
+    start_ok = _uplift(fam, on, _amounts(fam, on, prices, q_lo)) >= need
+    lo, hi = np.log(q_lo), np.log(q_hi)
+    for _ in range(_BISECTIONS):
+        mid = 0.5 * (lo + hi)
+        ok = _uplift(fam, on, _amounts(fam, on, prices, np.exp(mid))) >= need
+        hi = np.where(ok, mid, hi)
+        lo = np.where(ok, lo, mid)
+    q = np.where(start_ok, q_lo, np.exp(hi))
+    x = _amounts(fam, on, prices, q)
+    value = -(q - alpha) * need
+    for r, family in enumerate(fam):
+        if on[r]:
+            xr, p = x[:, r], prices[:, r]
+            value += q * family.envelope(xr) - p * xr + _slack(family, xr, p, q)
+    # The lower-q side of the bracket (just short of the need) lets the primal blend the
+    # two mixes where an amount jumps (linear curves, chords).
+    x_low = _amounts(fam, on, prices, np.where(start_ok, q_lo, np.exp(lo)))
+    f_low, f_high = _uplift(fam, on, x_low), _uplift(fam, on, x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        theta = np.clip((need - f_low) / (f_high - f_low), 0.0, 1.0)
+    blend = x_low + theta[:, None] * (x - x_low)
+    reaches = _uplift(fam, on, blend) >= need
+    x = np.where((reaches & ~start_ok)[:, None], blend, x)
+    return value, x, q
