@@ -100,7 +100,9 @@ def start_job_runner(app: Flask) -> None:
         dispatcher.runner.start()
 
 
-def stop_job_runner(app: Flask) -> None:
+def release_job_runner(app: Flask) -> None:
+    """Stop taking jobs and hand the ones still solving back to the queue (graceful
+    shutdown: another process can resume them at once instead of after a timeout)."""
     dispatcher = app.extensions["windmaker"].dispatcher
     if isinstance(dispatcher, InProcessDispatcher):
-        dispatcher.runner.stop()
+        dispatcher.runner.release()

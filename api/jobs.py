@@ -47,7 +47,7 @@ class JobRunner:
         self._pending = 0  # wake-ups not yet consumed by a worker thread
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._busy = 0
+        self._current: dict[str, str] = {}  # job id -> worker id, jobs solving now
         self._lock = threading.Lock()
 
     # -- lifecycle --------------------------------------------------------------------
@@ -76,6 +76,19 @@ class JobRunner:
             thread.join(timeout)
         with self._lock:
             self._threads = []
+
+    def release(self) -> None:
+        """Stop, and put the jobs still solving here back in the queue unfinished."""
+        self._stopping.set()
+        self.wake(len(self._threads))
+        with self._lock:
+            current = dict(self._current)
+        for job_id, worker in current.items():
+            try:
+                if self.store.release_job(job_id, worker):
+                    log.info("job %s handed back to the queue", job_id)
+            except Exception:
+                log.exception("could not hand job %s back; it is re-queued once stale", job_id)
 
     @property
     def running(self) -> bool:
@@ -106,14 +119,14 @@ class JobRunner:
                 continue
             job_id, worker = claimed
             with self._lock:
-                self._busy += 1
+                self._current[job_id] = worker
             try:
                 execute_claimed(self.store, job_id, worker, self.settings)
             except Exception:  # execute_claimed records failures; this is the last guard
                 log.exception("job %s crashed its runner thread", job_id)
             finally:
                 with self._lock:
-                    self._busy -= 1
+                    self._current.pop(job_id, None)
 
     def _claim(self) -> tuple[str, str] | None:
         for job_id in self.store.next_queued():
@@ -143,7 +156,7 @@ class JobRunner:
 
     def health(self) -> dict[str, Any]:
         with self._lock:
-            busy = self._busy
+            busy = len(self._current)
         return {
             "mode": "in-process",
             "ok": self.running,

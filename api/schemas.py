@@ -4,12 +4,22 @@ validation boundary of the domain."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from marshmallow import RAISE, Schema, fields, validate
 
 from models.schemas import AllocationRequestSchema, PlanSchema
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 MAX_SCENARIOS = 50
+
+
+class Stored(fields.Nested):
+    """JSON stored exactly as produced by its schema's dump (a plan, a comparison row):
+    documented as that schema, served as stored, without dumping it a second time."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return value
 
 
 class StrictSchema(Schema):
@@ -48,7 +58,7 @@ class SubmittedSchema(Schema):
 
 class AllocationJobSchema(JobSchema):
     plans = fields.List(
-        fields.Nested(PlanSchema),
+        Stored(PlanSchema),
         metadata={"description": "present once the job succeeded: plans in rank order"},
     )
 
@@ -103,7 +113,7 @@ class ScenarioRowSchema(Schema):
     status = fields.String(required=True)
     error = fields.String(required=True, allow_none=True)
     kpis = fields.Nested(KpisSchema, required=True, allow_none=True)
-    plan = fields.Nested(PlanSchema, required=True, allow_none=True)
+    plan = Stored(PlanSchema, required=True, allow_none=True)
 
 
 class AmountChangeSchema(Schema):

@@ -430,6 +430,24 @@ class Store:
                 )
         return requeued, failed
 
+    def release_job(self, job_id: str, worker: str) -> bool:
+        """Hand a running job back to the queue (graceful shutdown); the attempt it used
+        does not count toward `max_attempts`."""
+        with self.write() as conn:
+            result = conn.execute(
+                jobs_table.update()
+                .where(*_owned(job_id, worker))
+                .values(
+                    status=QUEUED,
+                    worker=None,
+                    progress=None,
+                    attempts=sa.func.max(jobs_table.c.attempts - 1, 0)
+                    if self.is_sqlite
+                    else sa.func.greatest(jobs_table.c.attempts - 1, 0),
+                )
+            )
+        return result.rowcount == 1
+
     def finish_job(
         self,
         job_id: str,

@@ -1,0 +1,43 @@
+"""Shared helpers for the API integration and e2e tests: small realistic requests."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+TIERS = [
+    {"name": "1B", "min_gmv": 1e9, "target": 2},
+    {"name": "100M", "min_gmv": 1e8, "target": 4},
+]
+
+
+def small_request(partners: int = 8, *, budget: float = 3e8, plans: int = 1) -> dict[str, Any]:
+    """A request with `partners` inline partners, some near each tier threshold, and a
+    subsidy budget covering part of what lifting them all would take."""
+    rows = []
+    for i in range(partners):
+        near_top = i % 2 == 0
+        baseline = (8.5e8 if near_top else 7e7) + i * 1e6
+        rows.append(
+            {
+                "id": f"P{i:03d}",
+                "name": f"Partner {i}",
+                "baseline_gmv": baseline,
+                "attributes": {"region": "north" if i % 3 else "south", "capability": 40 + i},
+                "response": {
+                    "subsidy": {
+                        "curve": "saturating",
+                        "max_uplift": 3e8 if near_top else 6e7,
+                        "scale": 1e8 if near_top else 2e7,
+                    }
+                },
+            }
+        )
+    return {
+        "name": "integration",
+        "objective": "max_attainment",
+        "resources": [{"name": "subsidy", "unit": "CNY", "budget": budget}],
+        "tiers": copy.deepcopy(TIERS),
+        "partners": rows,
+        "options": {"time_limit_s": 20, "plans": plans},
+    }
