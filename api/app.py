@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import marshmallow as ma
-from flask import Flask
+from flask import Flask, current_app
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -44,6 +44,10 @@ class WindmakerApi(Api):
     def handle_http_exception(self, error: HTTPException) -> Any:
         """flask-smorest's handler, but `message` and `errors` are always present."""
         payload, code, headers = super().handle_http_exception(error)
+        if code == 413 and "message" not in payload:
+            limit = current_app.config.get("MAX_CONTENT_LENGTH")
+            payload["message"] = f"request body too large: the limit is {limit} bytes"
+            payload["errors"] = {"body": [f"larger than {limit} bytes"]}
         payload.setdefault("message", error.description or error.name)
         errors = payload.get("errors")
         if isinstance(errors, Mapping) and set(errors) == {"json"}:

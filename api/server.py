@@ -59,6 +59,7 @@ def run(
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     config = load_config()
     # Migrate once before forking; workers then find the schema current.
     Store(config["DATABASE_URL"]).dispose()
@@ -76,6 +77,8 @@ def run(
         "post_worker_init": _post_worker_init,
         "worker_exit": _worker_exit,
         "proc_name": "windmaker",
+        # One shared default socket path would make two servers on a host collide.
+        "control_socket_disable": True,
     }
     log.info("serving Windmaker on http://%s:%d (%s)", host, port, _mode(config))
     _Gunicorn(options).run()
