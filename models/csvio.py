@@ -128,6 +128,9 @@ def _read_table(source: Source, label: str, text_columns: Sequence[str]) -> pd.D
                                      f"invalid {label}") from None
     except UnicodeDecodeError:
         raise RequestValidationError({label: ["not UTF-8 text"]}, f"invalid {label}") from None
+    except OSError as error:
+        raise RequestValidationError({label: [f"cannot read: {error.strerror or error}"]},
+                                     f"invalid {label}") from None
     frame.columns = [str(column).strip() for column in frame.columns]
     for column in frame.columns:
         match = _MANGLED.match(column)
