@@ -1,0 +1,130 @@
+"""Access control: once a key exists (or auth is required), /v1 needs a valid key;
+viewers read, planners also write; refused requests store nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from api import auth
+from api.app import create_app
+from api.store import Store
+from tests.integration.api_support import small_request
+
+
+@pytest.fixture
+def app(db_url: str) -> Iterator[Flask]:
+    app = create_app({"DATABASE_URL": db_url, "RUNNER_AUTOSTART": False})
+    yield app
+    app.extensions["windmaker"].dispatcher.runner.stop()
+    app.extensions["windmaker"].store.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+def _store(app: Flask) -> Store:
+    store: Store = app.extensions["windmaker"].store
+    return store
+
+
+def _job_count(app: Flask) -> int:
+    return sum(
+        _store(app).list_jobs(kind, offset=0, limit=1)[1] for kind in ("allocation", "comparison")
+    )
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _assert_error(response: Any, status: int) -> None:
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["code"] == status and body["message"] and isinstance(body["errors"], dict)
+
+
+def test_without_keys_the_api_is_open(client: FlaskClient) -> None:
+    assert client.get("/v1/allocations").status_code == 200
+
+
+def test_require_auth_closes_the_api_even_without_keys(db_url: str) -> None:
+    app = create_app({"DATABASE_URL": db_url, "RUNNER_AUTOSTART": False, "REQUIRE_AUTH": "1"})
+    client = app.test_client()
+    _assert_error(client.get("/v1/allocations"), 401)
+    assert client.get("/v1/health").status_code in (200, 503)  # health stays open
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"Authorization": "Bearer wm_not-a-real-key"},
+        {"Authorization": "Basic dXNlcjpwYXNz"},
+        {"Authorization": "Bearer "},
+    ],
+    ids=["no key", "wrong key", "wrong scheme", "empty token"],
+)
+def test_missing_or_wrong_keys_get_401_and_store_nothing(
+    app: Flask, client: FlaskClient, headers: dict[str, str]
+) -> None:
+    auth.create_key("planner", store=_store(app))
+    response = client.post("/v1/allocations", json=small_request(), headers=headers)
+    _assert_error(response, 401)
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    _assert_error(client.get("/v1/allocations", headers=headers), 401)
+    _assert_error(client.get("/v1/fixtures", headers=headers), 401)
+    assert _job_count(app) == 0
+
+
+def test_viewers_read_but_cannot_submit_or_cancel(app: Flask, client: FlaskClient) -> None:
+    _, planner = auth.create_key("planner", store=_store(app))
+    _, viewer = auth.create_key("viewer", store=_store(app))
+    submitted = client.post("/v1/allocations", json=small_request(), headers=_bearer(planner))
+    assert submitted.status_code == 202
+    location = submitted.headers["Location"]
+
+    assert client.get(location, headers=_bearer(viewer)).status_code == 200
+    assert client.get("/v1/allocations", headers=_bearer(viewer)).status_code == 200
+    _assert_error(
+        client.post("/v1/allocations", json=small_request(), headers=_bearer(viewer)), 403
+    )
+    comparison = {
+        "base": {"allocation_id": submitted.get_json()["id"]},
+        "scenarios": [{"name": "more", "changes": {"budgets": {"subsidy": "x1.2"}}}],
+    }
+    _assert_error(client.post("/v1/comparisons", json=comparison, headers=_bearer(viewer)), 403)
+    _assert_error(client.delete(location, headers=_bearer(viewer)), 403)
+    assert _job_count(app) == 1
+    assert _store(app).job_status(submitted.get_json()["id"]) != "cancelled"
+
+    assert client.delete(location, headers=_bearer(planner)).status_code in (200, 409)
+
+
+def test_revoked_keys_stop_working_at_once(app: Flask, client: FlaskClient) -> None:
+    key_id, token = auth.create_key("planner", store=_store(app))
+    _, other = auth.create_key("viewer", store=_store(app))  # keeps auth switched on
+    assert client.get("/v1/allocations", headers=_bearer(token)).status_code == 200
+    assert auth.revoke_key(key_id, store=_store(app))
+    response = client.post("/v1/allocations", json=small_request(), headers=_bearer(token))
+    _assert_error(response, 401)
+    assert "revoked" in response.get_json()["message"]
+    assert _job_count(app) == 0
+    assert client.get("/v1/allocations", headers=_bearer(other)).status_code == 200
+
+
+def test_health_never_needs_a_key(app: Flask, client: FlaskClient) -> None:
+    auth.create_key("planner", store=_store(app))
+    assert client.get("/v1/health").status_code in (200, 503)
+    assert client.get("/openapi.json").status_code == 200
+
+
+def test_unknown_role_is_refused() -> None:
+    with pytest.raises(ValueError, match="role"):
+        auth.create_key("admin")

@@ -1,0 +1,112 @@
+"""The in-process runner and job execution with the real solver: plans stored and exact,
+cancellation respected, a dead worker's job recovered."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from api.execution import JobSettings, execute_claimed, run_job
+from api.jobs import JobRunner
+from api.store import CANCELLED, FINAL_STATUSES, QUEUED, SUCCEEDED, Store, jobs_table, utcnow
+from models.check import assert_plan_valid
+from models.schemas import parse_request, plan_from_dict
+from tests.integration.api_support import small_request
+
+FAST = JobSettings(heartbeat_s=0.2, stale_after_s=1.0, max_attempts=3)
+
+
+@pytest.fixture
+def runner(store: Store) -> Iterator[JobRunner]:
+    runner = JobRunner(store, FAST, workers=2, poll_s=0.1)
+    runner.start()
+    yield runner
+    runner.stop()
+
+
+def _wait(store: Store, job_id: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = store.job_status(job_id)
+        if status in FINAL_STATUSES:
+            return status
+        time.sleep(0.05)
+    raise AssertionError(f"job {job_id} still {store.job_status(job_id)} after {timeout} s")
+
+
+def _submit(store: Store, **kwargs: object) -> str:
+    request = parse_request(small_request(**kwargs))  # type: ignore[arg-type]
+    from models.schemas import request_to_dict
+
+    return store.create_job("allocation", name="t", request_body=request_to_dict(request)).id
+
+
+def test_runner_solves_queued_jobs_and_stores_exact_plans(store: Store, runner: JobRunner) -> None:
+    job_ids = [_submit(store, plans=2), _submit(store, partners=6)]
+    runner.wake(2)
+    for job_id in job_ids:
+        assert _wait(store, job_id) == SUCCEEDED
+    job = store.get_job(job_ids[0])
+    assert job is not None and job.request_id is not None and job.error is None
+    request = parse_request(store.request_body(job.request_id))
+    plans = [plan_from_dict(p) for p in store.plans(job.id)]
+    assert [plan.rank for plan in plans] == list(range(1, len(plans) + 1))
+    for plan in plans:
+        assert_plan_valid(request, plan)  # what was stored is what the checker accepts
+    assert plans[0].objective.weighted_shortfall <= plans[-1].objective.weighted_shortfall
+
+
+def test_a_job_cancelled_after_its_claim_stores_nothing(store: Store) -> None:
+    job_id = _submit(store)
+    assert store.claim_job(job_id, "w")
+    store.cancel_job(job_id)
+    execute_claimed(store, job_id, "w", FAST)
+    assert store.job_status(job_id) == CANCELLED
+    assert store.plans(job_id) == []
+
+
+def test_run_job_skips_a_job_that_is_not_queued(store: Store) -> None:
+    job_id = _submit(store)
+    store.cancel_job(job_id)
+    assert not run_job(job_id, store=store, settings=FAST)
+    assert store.job_status(job_id) == CANCELLED
+
+
+def test_a_dead_workers_job_is_requeued_and_completed(store: Store, runner: JobRunner) -> None:
+    job_id = _submit(store)
+    # Simulate a process that claimed the job and was SIGKILLed: running, silent.
+    assert store.claim_job(job_id, "dead-host:1:abc")
+    with store.write() as conn:
+        conn.execute(
+            jobs_table.update()
+            .where(jobs_table.c.id == job_id)
+            .values(heartbeat_at=utcnow() - timedelta(seconds=5))
+        )
+    assert _wait(store, job_id) == SUCCEEDED
+    job = store.get_job(job_id)
+    assert job is not None and job.attempts == 2 and job.worker != "dead-host:1:abc"
+    assert store.plans(job_id)
+
+
+def test_a_failing_job_records_its_error_and_the_runner_carries_on(
+    store: Store, runner: JobRunner
+) -> None:
+    broken = store.create_job("allocation", name="broken", request_body={"resources": "nope"})
+    good = _submit(store)
+    runner.wake(2)
+    assert _wait(store, broken.id) == "failed"
+    failed = store.get_job(broken.id)
+    assert failed is not None and "RequestValidationError" in (failed.error or "")
+    assert _wait(store, good) == SUCCEEDED
+
+
+def test_release_hands_running_jobs_back(store: Store) -> None:
+    runner = JobRunner(store, FAST, workers=1, poll_s=0.1)
+    job_id = _submit(store)
+    assert store.claim_job(job_id, "w")
+    runner._current[job_id] = "w"  # as if its thread were solving it
+    runner.release()
+    assert store.job_status(job_id) == QUEUED
