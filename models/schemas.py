@@ -324,7 +324,7 @@ class WhereField(fields.Field[Where]):
                 if problems:
                     errors[key] = problems
                 else:
-                    conditions[key] = {op: tuple(operand) if op == "in" else operand
+                    conditions[key] = {op: list(operand) if op == "in" else operand
                                        for op, operand in condition.items()}
             elif _is_scalar(condition):
                 conditions[key] = condition
