@@ -27,7 +27,7 @@ from api.comparisons import (
     prepare_scenarios,
     summarize_comparison,
 )
-from api.services import solve_request
+from api.services import load_request, solve_request
 from api.store import (
     ALLOCATION,
     FAILED,
@@ -40,8 +40,7 @@ from api.store import (
     utcnow,
 )
 from models.plan import Plan
-from models.request import AllocationRequest
-from models.schemas import parse_request, plan_from_dict, plans_to_list
+from models.schemas import plan_from_dict, plans_to_list
 
 log = logging.getLogger(__name__)
 
@@ -197,12 +196,6 @@ def _run_allocation(store: Store, job: Job, context: JobContext) -> None:
     if context.should_stop():
         return  # cancelled mid-solve: whatever came back is not a result
     store.finish_job(job.id, context.worker, plans=plans_to_list(plans))
-
-
-def load_request(store: Store, job: Job) -> AllocationRequest:
-    if job.request_id is None:
-        raise RuntimeError(f"job {job.id} has no stored request")
-    return parse_request(store.request_body(job.request_id))
 
 
 def comparison_requests(store: Store, job: Job) -> list[PreparedScenario]:

@@ -4,10 +4,12 @@ validation boundary of the domain."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from models.scenario import ScenarioSchema
 from models.schemas import AllocationRequestSchema, PlanSchema
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -18,8 +20,8 @@ class Stored(fields.Nested):
     """JSON stored exactly as produced by its schema's dump (a plan, a comparison row):
     documented as that schema, served as stored, without dumping it a second time."""
 
-    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
-        return value
+    def _serialize(self, nested_obj: Any, attr: Any, obj: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        return nested_obj
 
 
 class StrictSchema(Schema):
@@ -67,22 +69,21 @@ class JobListQuerySchema(StrictSchema):
     status = fields.String(validate=validate.OneOf(JOB_STATUSES))
 
 
-class ScenarioSchema(StrictSchema):
-    name = fields.String(
-        required=True,
-        validate=[
-            validate.Length(min=1, max=100),
-            validate.NoneOf(["base"], error="'base' names the base request"),
-        ],
-    )
-    changes = fields.Dict(
-        keys=fields.String(),
-        load_default=dict,
-        metadata={
-            "description": "budgets (absolute or 'x1.2'), targets, objective, "
-            "exclude_partners, pins, forecast multipliers (baseline, uplift)"
-        },
-    )
+class Unparsed(fields.Nested):
+    """Documented as its schema, loaded as the raw JSON object: the domain parser
+    (`models.scenario.parse_scenarios`) validates it, with the base request at hand."""
+
+    def _deserialize(
+        self,
+        value: Any,
+        attr: str | None,
+        data: Mapping[str, Any] | None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> Any:
+        if not isinstance(value, dict):
+            raise ValidationError("must be an object")
+        return value
 
 
 class ComparisonRequestSchema(StrictSchema):
@@ -91,7 +92,7 @@ class ComparisonRequestSchema(StrictSchema):
         metadata={"description": 'an AllocationRequest, or {"allocation_id": "<id>"}'},
     )
     scenarios = fields.List(
-        fields.Nested(ScenarioSchema),
+        Unparsed(ScenarioSchema),
         required=True,
         validate=validate.Length(min=1, max=MAX_SCENARIOS),
     )

@@ -63,8 +63,8 @@ def resolve_fixture(name: str) -> Sequence[Partner]:
 def parse_allocation(
     data: Any,
     *,
-    partners_csv: IO[str] | None = None,
-    packages_csv: IO[str] | None = None,
+    partners_csv: IO[Any] | None = None,
+    packages_csv: IO[Any] | None = None,
 ) -> AllocationRequest:
     """An AllocationRequest from its JSON, with partners inline, from a fixture, or from
     a partners CSV (plus an optional packages CSV)."""
@@ -105,6 +105,13 @@ def submit_allocation(store: Store, dispatch: Submit, request: AllocationRequest
     job = store.create_job(ALLOCATION, name=request.name, request_body=request_to_dict(request))
     dispatch(job)
     return job
+
+
+def load_request(store: Store, job: Job) -> AllocationRequest:
+    """The request a job was submitted with (stored validated, partners inline)."""
+    if job.request_id is None:
+        raise RuntimeError(f"job {job.id} has no stored request")
+    return parse_request(store.request_body(job.request_id))
 
 
 def job_view(job: Job) -> dict[str, Any]:
@@ -183,7 +190,7 @@ def submit_comparison(store: Store, dispatch: Submit, body: Mapping[str, Any]) -
 
     `body` has passed `api.schemas.ComparisonRequestSchema`.
     """
-    from models.scenario import apply_changes
+    from models.scenario import parse_scenarios
 
     base = body["base"]
     errors: dict[str, Any] = {}
@@ -196,8 +203,6 @@ def submit_comparison(store: Store, dispatch: Submit, body: Mapping[str, Any]) -
         if base_job is None:
             errors["base"] = {"allocation_id": [f"no allocation with id {base_allocation_id!r}"]}
         else:
-            from api.execution import load_request
-
             base_request = load_request(store, base_job)
             request_id = base_job.request_id
     else:
@@ -206,26 +211,12 @@ def submit_comparison(store: Store, dispatch: Submit, body: Mapping[str, Any]) -
         except RequestValidationError as error:
             errors["base"] = error.messages
 
-    scenarios = [{"name": s["name"], "changes": s["changes"]} for s in body["scenarios"]]
-    seen: dict[str, int] = {}
-    scenario_errors: dict[str, Any] = {}
-    for idx, scenario in enumerate(scenarios):
-        if scenario["name"] in seen:
-            scenario_errors[str(idx)] = {
-                "name": [f"duplicate scenario name (also scenario {seen[scenario['name']]})"]
-            }
-            continue
-        seen[scenario["name"]] = idx
-        if base_request is None:
-            continue
-        try:
-            apply_changes(base_request, scenario["changes"])
-        except RequestValidationError as error:
-            scenario_errors[str(idx)] = {"changes": error.messages}
-        except (ValueError, LookupError, TypeError) as error:
-            scenario_errors[str(idx)] = {"changes": [str(error)]}
-    if scenario_errors:
-        errors["scenarios"] = scenario_errors
+    scenarios: list[dict[str, Any]] = []
+    try:
+        parsed = parse_scenarios(body["scenarios"], base_request)
+        scenarios = [{"name": s.name, "changes": dict(s.changes)} for s in parsed]
+    except RequestValidationError as error:
+        errors.update(error.messages)
     if errors or base_request is None:
         raise RequestValidationError(errors, "invalid comparison")
 

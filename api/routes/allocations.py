@@ -175,19 +175,22 @@ def _read_multipart() -> Any:
     return svc.parse_allocation(data, partners_csv=partners, packages_csv=packages)
 
 
-def _csv_part(name: str, errors: dict[str, Any], *, required: bool) -> IO[str] | None:
+def _csv_part(name: str, errors: dict[str, Any], *, required: bool) -> IO[bytes] | None:
     upload: FileStorage | None = request.files.get(name)
     if upload is None:
         if name in request.form:  # sent as a plain field rather than a file
-            return io.StringIO(request.form[name])
+            return _named(request.form[name].encode("utf-8"), f"{name}.csv")
         if required:
             errors[name] = [f"missing part: the {name} CSV file"]
         return None
-    try:
-        return io.StringIO(upload.read().decode("utf-8-sig"))
-    except UnicodeDecodeError as error:
-        errors[name] = [f"not UTF-8 text (byte {error.start})"]
-        return None
+    # Named after the upload so CSV errors say "<its file name> row 7, column ...".
+    return _named(upload.read(), upload.filename or f"{name}.csv")
+
+
+def _named(data: bytes, name: str) -> IO[bytes]:
+    buffer = io.BytesIO(data)
+    buffer.name = name  # type: ignore[misc]
+    return buffer
 
 
 def _json(raw: bytes, field: str) -> Any:
