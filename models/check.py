@@ -10,9 +10,9 @@ What is a violation:
   budgets, per-partner bounds (`Bounds.max`, default the budget, tightened by `max_share`),
   semi-continuous mins, steps, eligibility (curve or package needed), package consistency.
   Pins, `group_budget` shares and `one_package` also bind, except in a plan whose solver
-  status is `infeasible` or `error`: such a plan reports that no allocation can meet them
-  (it must then name the binding constraints), so only the never-negotiable rules above
-  are checked on it.
+  status is `infeasible` or `error`: such a plan reports that no allocation meeting them
+  was found, so only the never-negotiable rules above are checked on it. An `infeasible`
+  plan must name its binding constraints (the spec promises to say which bind).
 * Reported figures — always: every number a plan reports must be recomputable from the
   request and the plan's amounts (projected and incremental GMV, tier reached, tier counts
   over all partners, shortfall, weighted shortfall, cost, spend, utilization), and every
@@ -126,8 +126,9 @@ class _Checker:
             state.gmv = self._exact_gmv(state)
         self._check_allocation_figures(states)
         self._check_plan_figures(states)
-        if self.relaxed and not self.plan.binding_constraints:
-            self.fail(f"plan status {self.plan.solver.status} names no binding constraints")
+        status = self.plan.solver.status
+        if status is SolveStatus.INFEASIBLE and not self.plan.binding_constraints:
+            self.fail(f"plan status {status} names no binding constraints")
         return self.violations
 
     # -- amounts -------------------------------------------------------------------------

@@ -348,6 +348,12 @@ def test_an_infeasible_plan_may_leave_pins_and_packages_unmet_but_must_say_why()
     only(check_plan(REQUEST, plan), "max bound")
 
 
+def test_an_error_plan_is_held_to_the_never_negotiable_rules_only() -> None:
+    solver = SolverReport("test", SolveStatus.ERROR)
+    assert check_plan(REQUEST, plan_for({}, solver=solver)) == []
+    only(check_plan(REQUEST, plan_for({"d": {"subsidy": 1.5}}, solver=solver)), "step 1")
+
+
 def test_the_same_zero_plan_is_a_violation_when_it_claims_optimal() -> None:
     violations = check_plan(REQUEST, plan_for({}))
     assert any("pinned at 2" in v for v in violations)
