@@ -265,18 +265,33 @@ def read_hifi(path: Path) -> MmkpInstance:
     return MmkpInstance(f"hifi/{path.stem}", rows[:, :, 0], rows[:, :, 1:], capacities)
 
 
-def load_set(name: str, root: Path | None = None) -> list[Instance]:
-    """Every instance of a set named in `SETS`, in file order."""
+def load_mkp(name: str, root: Path | None = None) -> list[MkpInstance]:
+    """Every instance of an MKP set (mknap1, mknap2, mknapcb1..9), in file order."""
     root = root or data_dir()
     if name in ("mknap1", *MKNAPCB_FILES):
-        return list(read_orlib_mkp(root / f"{name}.txt"))
+        return read_orlib_mkp(root / f"{name}.txt")
     if name == "mknap2":
-        return list(read_mknap2(root / "mknap2.txt"))
+        return read_mknap2(root / "mknap2.txt")
+    raise OrlibDataError(f"unknown MKP set {name!r}; known: mknap1, mknap2, mknapcb1..9")
+
+
+def load_mmkp(name: str, root: Path | None = None) -> list[MmkpInstance]:
+    """Every instance of an MMKP set (mmkp-khan, mmkp-hifi), in numbering order."""
+    root = root or data_dir()
     if name == "mmkp-khan":
         return [read_khan(root / "mmkp" / "khan" / f"I{k:02d}") for k in range(1, 14)]
     if name == "mmkp-hifi":
         return [read_hifi(root / "mmkp" / "hifi" / f"INST{k:02d}.txt") for k in range(1, 21)]
-    raise OrlibDataError(f"unknown set {name!r}; known: {', '.join(SETS)}")
+    raise OrlibDataError(f"unknown MMKP set {name!r}; known: mmkp-khan, mmkp-hifi")
+
+
+def load_set(name: str, root: Path | None = None) -> list[Instance]:
+    """Every instance of a set named in `SETS`, in file order."""
+    if name not in SETS:
+        raise OrlibDataError(f"unknown set {name!r}; known: {', '.join(SETS)}")
+    if name.startswith("mmkp"):
+        return list(load_mmkp(name, root))
+    return list(load_mkp(name, root))
 
 
 @dataclass(frozen=True)
@@ -412,25 +427,34 @@ def through_json(request: AllocationRequest) -> AllocationRequest:
 # Independent evaluation of a plan against the instance data (not the request)
 
 
-def plan_value(instance: Instance, plan: Plan) -> tuple[float, list[str]]:
-    """The knapsack value of the plan's package choices, recomputed from the instance,
-    and what is wrong with them (capacity overruns, groups without exactly one option)."""
+def plan_choice(instance: Instance, plan: Plan) -> list[int]:
+    """Per item (MKP: 1 taken, 0 not) or group (MMKP: option index, -1 none), from the
+    plan's allocations."""
     chosen = {a.partner_id: a.package for a in plan.allocations if a.package is not None}
+    if isinstance(instance, MkpInstance):
+        return [int(chosen.get(f"item{j + 1}") == "take") for j in range(instance.n)]
+    return [
+        int(package.removeprefix("option")) if package is not None else -1
+        for package in (chosen.get(f"group{g + 1}") for g in range(instance.n))
+    ]
+
+
+def choice_value(instance: Instance, choice: Sequence[int]) -> tuple[float, list[str]]:
+    """The knapsack value of a choice (as `plan_choice` returns it), computed from the
+    instance data alone, and what is wrong with it (capacity overruns, groups without
+    exactly one option)."""
     problems: list[str] = []
     used = np.zeros(instance.m)
     value = 0.0
     if isinstance(instance, MkpInstance):
-        for j in range(instance.n):
-            if chosen.get(f"item{j + 1}") == "take":
-                value += float(instance.profits[j])
-                used += instance.weights[:, j]
+        taken = np.asarray(choice, dtype=bool)
+        value = float(instance.profits[taken].sum())
+        used = instance.weights[:, taken].sum(axis=1)
     else:
-        for g in range(instance.n):
-            package = chosen.get(f"group{g + 1}")
-            if package is None:
+        for g, k in enumerate(choice):
+            if not 0 <= k < instance.options:
                 problems.append(f"group{g + 1} has no option")
                 continue
-            k = int(package.removeprefix("option"))
             value += float(instance.values[g, k])
             used += instance.weights[g, k]
     for i in np.nonzero(used > instance.capacities + 1e-9)[0]:
@@ -529,17 +553,15 @@ def run_instance(
     result.mip_gap = plan.solver.mip_gap
     result.best_bound = plan.solver.best_bound
     result.violations = check_plan(request, plan)
-    if plan.solver.status in ("optimal", "feasible", "time_limit") and plan.allocations:
-        value, problems = plan_value(instance, plan)
+    if plan.solver.status in ("optimal", "feasible", "time_limit"):
+        value, problems = choice_value(instance, plan_choice(instance, plan))
         result.ours = value
         result.violations += problems
-        if not math.isclose(value, plan.objective.total_projected_gmv, rel_tol=1e-9):
+        if not math.isclose(value, plan.objective.total_projected_gmv, rel_tol=1e-9, abs_tol=1e-9):
             result.violations.append(
                 f"plan reports GMV {plan.objective.total_projected_gmv:g}, choices are worth "
                 f"{value:g}"
             )
-    elif plan.solver.status in ("optimal", "feasible", "time_limit"):
-        result.ours = 0.0
     return result
 
 
