@@ -1,12 +1,15 @@
-"""Minimising a Lagrangian dual over a handful of prices: a trust-region cutting plane.
+"""Minimising a Lagrangian dual over a handful of prices: the level bundle method.
 
-The dual function is convex and piecewise smooth in a few variables (one per coupling row),
-and each evaluation costs a pass over all partners, so the method spends LP work (tiny)
-to save evaluations: Kelley's cutting-plane model, minimised within a box around the best
-point found so far (a serious step moves the box, a null step adds a cut and shrinks it).
+The dual function is convex, piecewise smooth and very kinked (every partner switching
+tier or ticket is a kink) in a few variables, one per coupling row; each evaluation costs
+a pass over all partners. So LP work (tiny) is spent to save evaluations: the cuts
+h(z) >= h_j + g_j·(z − z_j) form a model whose minimum over a box is a lower bound
+`floor` of the dual; the next point is the one closest (scaled ∞-norm) to the best point
+where the model reaches the level floor + γ·(best − floor). This converges without step
+sizes to tune, and `best − floor` says how far from the dual optimum we are.
 
-Every evaluated point gives a valid bound, so the bound is simply the least value seen;
-convergence only decides how tight it gets.
+Every evaluated point gives a valid bound on the primal, so the bound reported is simply
+the least value seen; convergence only decides how tight it gets.
 """
 
 from __future__ import annotations
@@ -16,73 +19,89 @@ from scipy.optimize import linprog
 
 from models.curves import FloatArray
 
-_MAX_CUTS = 120
+_MAX_CUTS = 150
+_LEVEL = 0.3
+_BOX = 50.0  # the model is minimised within [0, _BOX · scale] (grown when touched)
 
 
-class CuttingPlane:
-    def __init__(
-        self,
-        start: FloatArray,
-        scale: FloatArray,
-        upper: FloatArray | None = None,
-        radius: float = 0.5,
-    ):
+class LevelBundle:
+    def __init__(self, start: FloatArray, scale: FloatArray, upper: FloatArray | None = None):
         self.scale = np.maximum(scale, 1e-300)
-        self.upper = upper if upper is not None else np.full(start.size, np.inf)
-        self.center = np.clip(start, 0.0, self.upper)
-        self.center_value = np.inf
-        self.radius = radius
+        self.hard_upper = upper if upper is not None else np.full(start.size, np.inf)
+        self.box = np.minimum(
+            np.maximum(start / self.scale, 1.0) * _BOX, self.hard_upper / self.scale
+        )
+        self.best = np.clip(start, 0.0, self.hard_upper)
+        self.best_value = np.inf
+        self.floor = -np.inf
         self.cuts: list[tuple[FloatArray, float, FloatArray]] = []  # (point, value, grad)
-        self.predicted = np.inf
-        self._pending: FloatArray | None = None
 
     def report(self, point: FloatArray, value: float, grad: FloatArray) -> None:
-        """Record an evaluation; moves the center on sufficient decrease."""
-        self.cuts.append((point.copy(), value, grad.copy()))
+        self.cuts.append((point / self.scale, value, grad * self.scale))
         if len(self.cuts) > _MAX_CUTS:
-            self.cuts.pop(0)
-        if not np.isfinite(self.center_value):
-            self.center, self.center_value = point.copy(), value
-            return
-        expected = self.center_value - self.predicted if np.isfinite(self.predicted) else 0.0
-        if value < self.center_value - 0.1 * max(expected, 0.0):
-            self.center, self.center_value = point.copy(), value
-            self.radius = min(self.radius * 2.0, 1e6)
-        else:
-            self.radius = max(self.radius * 0.5, 1e-9)
+            # Drop the cut farthest above the best value (least informative near it).
+            worst = max(range(len(self.cuts) - 1), key=lambda j: self.cuts[j][1])
+            self.cuts.pop(worst)
+        if value < self.best_value:
+            self.best, self.best_value = point.copy(), value
+
+    def _rows(self, ref: float) -> tuple[FloatArray, FloatArray]:
+        a = np.array([g / ref for _, _, g in self.cuts])
+        b = np.array([float(g @ u) / ref - (h - self.best_value) / ref for u, h, g in self.cuts])
+        return a, b
 
     def propose(self) -> FloatArray:
-        """The model's minimiser within the trust box (in scaled coordinates)."""
-        k = self.center.size
-        u_center = self.center / self.scale
-        ref = max(abs(self.center_value), 1.0)
-        rows, rhs = [], []
-        for point, value, grad in self.cuts:
-            g = grad * self.scale / ref
-            rows.append(np.append(g, -1.0))
-            rhs.append(float(g @ (point / self.scale)) - value / ref)
-        lower = np.maximum(u_center - self.radius * np.maximum(u_center, 1.0), 0.0)
-        upper = np.minimum(
-            u_center + self.radius * np.maximum(u_center, 1.0), self.upper / self.scale
-        )
-        bounds: list[tuple[float | None, float | None]] = [
-            (float(lo), float(hi)) for lo, hi in zip(lower, upper, strict=True)
-        ]
-        bounds.append((None, None))
+        k = self.best.size
+        ref = max(max(float(np.abs(g).sum()) for _, _, g in self.cuts), 1e-300)
+        a, b = self._rows(ref)
+        # 1. The model's minimum over the box: a lower bound of the dual (in the box).
+        for _ in range(4):
+            objective = np.zeros(k + 1)
+            objective[-1] = 1.0
+            bounds: list[tuple[float | None, float | None]] = [(0.0, float(hi)) for hi in self.box]
+            bounds.append((None, None))
+            rows = np.hstack([a, -np.ones((a.shape[0], 1))])
+            result = linprog(objective, A_ub=rows, b_ub=b, bounds=bounds, method="highs")
+            if result.status != 0:
+                return self.best.copy()
+            u_min = np.asarray(result.x[:k])
+            touching = (u_min >= self.box * (1 - 1e-9)) & np.isfinite(self.box)
+            grow = touching & (self.box * 4 <= self.hard_upper / self.scale + 1e-300)
+            if not np.any(grow):
+                break
+            self.box = np.where(grow, self.box * 4, self.box)
+        model_min = float(result.x[-1])
+        self.floor = max(self.floor, self.best_value + model_min * ref)
+        gap = -model_min  # best − floor, in units of ref
+        if gap <= 0:
+            return self.best.copy()
+        level = model_min + _LEVEL * gap
+        # 2. Project the best point onto {model <= level} in the scaled ∞-norm.
+        u_best = self.best / self.scale
         objective = np.zeros(k + 1)
         objective[-1] = 1.0
+        box_rows = np.vstack(
+            [np.hstack([np.eye(k), -np.ones((k, 1))]), np.hstack([-np.eye(k), -np.ones((k, 1))])]
+        )
+        box_rhs = np.concatenate([u_best, -u_best])
+        cut_rows = np.hstack([a, np.zeros((a.shape[0], 1))])
+        cut_rhs = level + b
+        bounds = [(0.0, float(hi)) for hi in self.box]
+        bounds.append((0.0, None))
         result = linprog(
-            objective, A_ub=np.array(rows), b_ub=np.array(rhs), bounds=bounds, method="highs"
+            objective,
+            A_ub=np.vstack([cut_rows, box_rows]),
+            b_ub=np.concatenate([cut_rhs, box_rhs]),
+            bounds=bounds,
+            method="highs",
         )
         if result.status != 0:
-            self.predicted = self.center_value
-            return self.center.copy()
-        self.predicted = float(result.x[-1]) * ref
-        return np.asarray(result.x[:k]) * self.scale
+            return u_min * self.scale
+        return np.minimum(np.asarray(result.x[:k]) * self.scale, self.hard_upper)
 
     @property
     def model_gap(self) -> float:
-        """Predicted decrease within the box, relative to the best value."""
-        if not np.isfinite(self.center_value) or not np.isfinite(self.predicted):
+        """(best − floor) / |best|: how far the dual may still fall (within the box)."""
+        if not np.isfinite(self.best_value) or not np.isfinite(self.floor):
             return np.inf
-        return max(self.center_value - self.predicted, 0.0) / max(abs(self.center_value), 1.0)
+        return max(self.best_value - self.floor, 0.0) / max(abs(self.best_value), 1.0)

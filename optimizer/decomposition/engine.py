@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from models.curves import FloatArray
 from models.plan import SolveStatus
 from models.request import AllocationRequest, Objective
-from optimizer.decomposition.dual import CuttingPlane
+from optimizer.decomposition.dual import LevelBundle
 from optimizer.decomposition.problem import Problem, build_problem
 from optimizer.decomposition.repair import assign_levels, fill, fixed_amounts
 from optimizer.decomposition.subproblem import Response, respond
@@ -234,7 +234,7 @@ def _initial_point(
     if stage.kind == "gmv" and lagrangian.n_tier:
         z[start : start + lagrangian.n_tier] = _tier_prices(problem, lagrangian, z, stage)
         scale[start : start + lagrangian.n_tier] = np.maximum(
-            z[start : start + lagrangian.n_tier], 1e-3 * gmv_scale
+            z[start : start + lagrangian.n_tier], 0.1 * float(problem.thresholds.min())
         )
     return z, scale
 
@@ -247,12 +247,14 @@ def _tier_prices(
     response = respond(problem, prices, stage.alpha)
     values = response.values
     mu = np.zeros(problem.n_tiers)
-    for t in range(problem.n_tiers, 0, -1):
-        cost = values[:, 0] - values[:, t] - mu[t:].sum()
+    # Rewards add up over tiers (level ℓ earns μ_1 + … + μ_ℓ): the marginal partner of
+    # each tier should just break even.
+    for t in range(1, problem.n_tiers + 1):
+        cost = values[:, 0] - values[:, t]
         cost = np.sort(cost[np.isfinite(cost)])
         k = int(stage.targets[t - 1])
         if 0 < k <= cost.size:
-            mu[t - 1] = max(float(cost[k - 1]), 0.0)
+            mu[t - 1] = max(float(cost[k - 1]) - mu[: t - 1].sum(), 0.0)
     return mu
 
 
@@ -323,7 +325,7 @@ def _run_stage(
     lagrangian = Lagrangian(problem, stage)
     z, scale = _initial_point(problem, lagrangian, stage)
     minimise = stage.kind == "cost"
-    cutting = CuttingPlane(z, scale, lagrangian.upper())
+    cutting = LevelBundle(z, scale, lagrangian.upper())
     bound = math.inf
     best: Plan | None = None
     evaluations = 0

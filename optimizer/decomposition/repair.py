@@ -49,7 +49,7 @@ def mandatory(
     # A floor on prices keeps "free" resources from being spent without limit.
     floor = np.maximum(np.median(prices[rows], axis=0) * 1e-6, 1e-12)
     priced = np.maximum(prices[rows], floor)
-    _, x, _ = reach_level(problem, rows, priced, 0.0, need)
+    _, _, x, _ = reach_level(problem, rows, priced, 0.0, need)
     fixed = fixed_amounts(problem)[rows]
     x = np.maximum(np.nan_to_num(x), fixed)
     for r, family in enumerate(problem.families):
@@ -155,20 +155,52 @@ def assign_levels(
             pool = pool[np.argsort(price, kind="stable")][: 3 * missing + 64]
             if pool.size == 0:
                 continue
-            x, ok = mandatory(problem, pool, t, prices)
-            added = 0
-            for k, i in enumerate(pool):
-                if not ok[k]:
-                    continue
-                delta = x[k] - amounts[i]
-                if np.all(delta <= remaining + 1e-9 * np.maximum(np.abs(remaining), 1.0)):
-                    remaining -= delta
-                    amounts[i] = x[k]
-                    level[i] = t
-                    added += 1
-                    if added >= missing:
-                        break
+            mix_prices = prices
+            for _ in range(4):
+                x, ok = mandatory(problem, pool, t, mix_prices)
+                added, blocked = _admit(pool, x, ok, t, missing, amounts, level, remaining)
+                missing -= added
+                if missing <= 0 or not np.any(blocked):
+                    break
+                # A resource ran out: price it up so the rest of the pool leans on others.
+                pool = pool[level[pool] < t]
+                mix_prices = mix_prices.copy()
+                mix_prices[:, blocked] *= 10.0
     return level, amounts
+
+
+def _admit(
+    pool: IntArray,
+    x: FloatArray,
+    ok: NDArray[np.bool_],
+    tier: int,
+    missing: int,
+    amounts: FloatArray,
+    level: NDArray[np.int64],
+    remaining: FloatArray,
+) -> tuple[int, NDArray[np.bool_]]:
+    """Lift pool partners (in order) to `tier` while their amounts fit; updates in place.
+
+    Returns how many were lifted and which resources turned candidates away.
+    """
+    added = 0
+    blocked = np.zeros(remaining.size, dtype=bool)
+    slack = 1e-9 * np.maximum(np.abs(remaining), 1.0)
+    for k, i in enumerate(pool):
+        if not ok[k]:
+            continue
+        delta = x[k] - amounts[i]
+        short = delta > remaining + slack
+        if np.any(short):
+            blocked |= short
+            continue
+        remaining -= delta
+        amounts[i] = x[k]
+        level[i] = tier
+        added += 1
+        if added >= missing:
+            break
+    return added, blocked
 
 
 def fill(

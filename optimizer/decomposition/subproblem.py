@@ -39,7 +39,7 @@ class Reach:
     """Partners that must change their mix to reach a level: their amounts and q."""
 
     rows: IntArray
-    amounts: FloatArray  # (len(rows), R), F(amounts) >= need on the envelope
+    amounts: FloatArray  # (len(rows), R): the Lagrangian maximiser at q (a subgradient)
     q: FloatArray
 
 
@@ -118,7 +118,7 @@ def respond(
             response.reach.append(None)
             continue
         need = threshold - problem.baseline[rows]
-        value, amounts, q = reach_level(problem, rows, prices[rows], alpha, need)
+        value, amounts, _, q = reach_level(problem, rows, prices[rows], alpha, need)
         values[rows, level] = value
         response.reach.append(Reach(rows, amounts, q))
     return response
@@ -126,16 +126,19 @@ def respond(
 
 def reach_level(
     problem: Problem, rows: IntArray, prices: FloatArray, alpha: float, need: FloatArray
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Best value, amounts and q for `rows` to lift their curve uplift to `need`.
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Best value, maximiser, blended amounts and q for `rows` to lift their uplift to `need`.
 
-    Enumerates on/off for min-ticket resources (combos), solving each on its envelope.
+    Enumerates on/off for min-ticket resources (combos), solving each on its envelope. The
+    maximiser at q gives the dual's subgradient; the blend (between the mixes either side
+    of q, where an amount jumps) is the least-overshoot mix the primal starts from.
     """
     n_res = problem.n_resources
     can_use = problem.can_use[rows]
     optional = problem.optional[rows]
     best = np.full(rows.size, -np.inf)
     best_x = np.zeros((rows.size, n_res))
+    best_blend = np.zeros((rows.size, n_res))
     best_q = np.full(rows.size, np.nan)
     families = [family.take(rows) for family in problem.families]
     for combo in range(1 << n_res):
@@ -147,13 +150,14 @@ def reach_level(
         if sub.size == 0:
             continue
         fam = [f.take(sub) for f in families]
-        value, x, q = _bisect(fam, on, prices[sub], alpha, need[sub])
+        value, x, blend, q = _bisect(fam, on, prices[sub], alpha, need[sub])
         better = value > best[sub]
         idx = sub[better]
         best[idx] = value[better]
         best_x[idx] = x[better]
+        best_blend[idx] = blend[better]
         best_q[idx] = q[better]
-    return best, best_x, best_q
+    return best, best_x, best_blend, best_q
 
 
 def _reachable(
@@ -173,7 +177,8 @@ def _amounts(
     for r, family in enumerate(fam):
         if on[r]:
             with np.errstate(divide="ignore", invalid="ignore"):
-                x[:, r] = family.argmax_slope(np.maximum(prices[:, r], 0.0) / q)
+                ratio = np.where(q > 0, np.maximum(prices[:, r], 0.0) / q, np.inf)
+            x[:, r] = family.argmax_slope(ratio)
     return x
 
 
@@ -187,7 +192,7 @@ def _uplift(fam: list[Family], on: NDArray[np.bool_], x: FloatArray) -> FloatArr
 
 def _bisect(
     fam: list[Family], on: NDArray[np.bool_], prices: FloatArray, alpha: float, need: FloatArray
-) -> tuple[FloatArray, FloatArray, FloatArray]:
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     m = need.size
     # Bracket: below q_lo every on-resource sits at lo, above q_hi at hi.
     q_lo = np.full(m, np.inf)
@@ -211,20 +216,22 @@ def _bisect(
         ok = _uplift(fam, on, _amounts(fam, on, prices, np.exp(mid))) >= need
         hi = np.where(ok, mid, hi)
         lo = np.where(ok, lo, mid)
-    q = np.where(start_ok, q_lo, np.exp(hi))
+    # Already reaching at q_lo means reaching on all of [alpha, q_lo], where D only grows
+    # with q: the minimum is at q = alpha (with alpha = 0, the cheapest on-amounts).
+    q = np.where(start_ok, alpha, np.exp(hi))
     x = _amounts(fam, on, prices, q)
     value = -(q - alpha) * need
     for r, family in enumerate(fam):
         if on[r]:
             xr, p = x[:, r], prices[:, r]
             value += q * family.envelope(xr) - p * xr + _slack(family, xr, p, q)
-    # The lower-q side of the bracket (just short of the need) lets the primal blend the
-    # two mixes where an amount jumps (linear curves, chords).
-    x_low = _amounts(fam, on, prices, np.where(start_ok, q_lo, np.exp(lo)))
+    # At the minimising q the amounts may jump (linear curves, chords): the subgradient is
+    # the mix of the maximisers either side of q whose uplift equals the need exactly, and
+    # it is also the least-overshoot mix the primal starts from.
+    x_low = _amounts(fam, on, prices, np.where(start_ok, alpha, np.exp(lo)))
     f_low, f_high = _uplift(fam, on, x_low), _uplift(fam, on, x)
     with np.errstate(divide="ignore", invalid="ignore"):
-        theta = np.clip((need - f_low) / (f_high - f_low), 0.0, 1.0)
+        theta = np.where(f_high > f_low, (need - f_low) / (f_high - f_low), 1.0)
+    theta = np.where(start_ok, 1.0, np.clip(theta, 0.0, 1.0))
     blend = x_low + theta[:, None] * (x - x_low)
-    reaches = _uplift(fam, on, blend) >= need
-    x = np.where((reaches & ~start_ok)[:, None], blend, x)
-    return value, x, q
+    return value, blend, blend, q
