@@ -18,7 +18,6 @@ from models.request import AllocationRequest, GroupBudget, GroupCount, Objective
 from optimizer.errors import OptimizerError
 
 
-
 class UnboundedRequest(OptimizerError):
     """GMV can grow without limit: an unlimited resource meets an unbounded curve."""
 

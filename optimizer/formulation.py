@@ -1,9 +1,10 @@
 """The allocation MILP in matrix form, for one approximation (inner or outer) of the curves.
 
-Columns: x (amount per pair, scaled), n (grid index for stepped resources), y (on/off of a
-semi-continuous concave pair), δ (fill of each concave piece), w/d (choice and fill of a
-piece of a non-concave curve), v (package options), z (partner reaches tier), s (tier
-shortfall). GMV is in millions of CNY; each resource in its own power-of-ten unit.
+Columns: x (amount per pair), n (grid index of a stepped amount), δ (fill of each piece of
+the approximation), u (piece on a convex stretch is full), y (semi-continuous pair is on),
+v (package option taken), z (partner reaches tier), s (tier shortfall). Money is in the
+request's money scale (millions of CNY at programme scale); each resource in its own
+power-of-ten unit, so coefficients stay within a few orders of magnitude.
 """
 
 from __future__ import annotations
@@ -81,7 +82,6 @@ def reachable_partners(arrays: ProblemArrays, pair_max_gain: FloatArray) -> Floa
 def build(
     arrays: ProblemArrays,
     segs: Segments,
-    concave: NDArray[np.bool_],
     stage: StageSpec,
     *,
     tier_margin: bool = True,
@@ -110,62 +110,56 @@ def build(
         b.add_entries(rows, n_col, -arrays.step[res[stepped]] / scale[stepped])
 
     seg_scale = arrays.resource_scale[res[segs.pair]]
+    owner = arrays.pair_partner[segs.pair]
     pair_gain = np.zeros(n_pairs)
     const_gain = np.zeros(arrays.n_partners)
 
-    # Concave pairs: incremental pieces, filled in order by optimality (slopes decrease).
-    in_concave = concave[segs.pair]
-    ci = np.nonzero(in_concave)[0]
-    if len(ci):
-        delta = b.add_columns(np.zeros(len(ci)), segs.length[ci] / seg_scale[ci])
-        pairs_c = np.nonzero(concave)[0]
-        link = b.add_rows(0.0, 0.0, count=len(pairs_c))
-        row_of_pair = np.full(n_pairs, -1, dtype=np.intp)
-        row_of_pair[pairs_c] = link
-        b.add_entries(link, x[pairs_c], 1.0)
-        b.add_entries(row_of_pair[segs.pair[ci]], delta, -1.0)
-        gmv_rows_cols.append(
-            (arrays.pair_partner[segs.pair[ci]], delta, segs.slope[ci] * seg_scale[ci] / arrays.money_scale)
-        )
-        np.add.at(pair_gain, segs.pair[ci], segs.slope[ci] * segs.length[ci])
-        # A piece starting at 0 with a positive value there (outer envelope) is a constant.
-        first = ci[segs.start[ci] == 0.0]
-        np.add.at(const_gain, arrays.pair_partner[segs.pair[first]], segs.value0[first])
+    # Every pair: x = Σ δ over its pieces; the GMV it adds is Σ slope·δ.
+    if len(segs.pair):
+        delta = b.add_columns(np.zeros(len(segs.pair)), segs.length / seg_scale)
+        pairs = np.unique(segs.pair)
+        link = b.add_rows(0.0, 0.0, count=len(pairs))
+        b.add_entries(link, x[pairs], 1.0)
+        b.add_entries(link[np.searchsorted(pairs, segs.pair)], delta, -1.0)
+        gmv_rows_cols.append((owner, delta, segs.slope * seg_scale / arrays.money_scale))
+        np.add.at(pair_gain, segs.pair, segs.slope * segs.length)
+        # An outer piece starting above 0 at 0 (vertical tangent there) adds a constant.
+        first = np.nonzero(np.r_[True, segs.pair[1:] != segs.pair[:-1]])[0]
+        np.add.at(const_gain, owner[first], segs.value0[first])
         np.add.at(pair_gain, segs.pair[first], segs.value0[first])
-        # Semi-continuous concave pairs: y = 0 -> x = 0; y = 1 -> first piece [0, min] full.
-        sc_pairs = pairs_c[arrays.pair_min[pairs_c] > 0]
+
+        # Convex stretches: piece j+1 (and everything after the stretch) only once piece
+        # j is full. Concave stretches fill in order by themselves (slopes decrease).
+        ordered = np.nonzero(segs.ordered)[0]
+        if len(ordered):
+            u = b.add_columns(np.zeros(len(ordered)), 1.0, integer=True)
+            full = b.add_rows(0.0, np.inf, count=len(ordered))
+            b.add_entries(full, delta[ordered], 1.0)
+            b.add_entries(full, u, -segs.length[ordered] / seg_scale[ordered])
+            gate = np.full(len(segs.pair), -1, dtype=np.intp)  # u column gating each piece
+            u_of_piece = np.full(len(segs.pair), -1, dtype=np.intp)
+            u_of_piece[ordered] = u
+            for s in range(1, len(segs.pair)):
+                if segs.pair[s] != segs.pair[s - 1]:
+                    continue
+                gate[s] = u_of_piece[s - 1] if u_of_piece[s - 1] >= 0 else gate[s - 1]
+            gated = np.nonzero(gate >= 0)[0]
+            cap = b.add_rows(-np.inf, 0.0, count=len(gated))
+            b.add_entries(cap, delta[gated], 1.0)
+            b.add_entries(cap, gate[gated], -segs.length[gated] / seg_scale[gated])
+
+        # Semi-continuous pairs: y = 0 -> x = 0; y = 1 -> first piece [0, min] full.
+        sc_pairs = np.nonzero(arrays.pair_min > 0)[0]
         if len(sc_pairs):
             y = b.add_columns(np.zeros(len(sc_pairs)), 1.0, integer=True)
-            first_delta = {
-                int(segs.pair[s]): int(delta[k]) for k, s in enumerate(ci) if segs.start[s] == 0.0
-            }
+            first_of_pair = np.full(n_pairs, -1, dtype=np.intp)
+            first_of_pair[segs.pair[first]] = delta[first]
             upper = b.add_rows(-np.inf, 0.0, count=len(sc_pairs))
             b.add_entries(upper, x[sc_pairs], 1.0)
             b.add_entries(upper, y, -arrays.pair_max[sc_pairs] / scale[sc_pairs])
             lower = b.add_rows(0.0, np.inf, count=len(sc_pairs))
-            b.add_entries(lower, [first_delta[int(p)] for p in sc_pairs], 1.0)
+            b.add_entries(lower, first_of_pair[sc_pairs], 1.0)
             b.add_entries(lower, y, -arrays.pair_min[sc_pairs] / scale[sc_pairs])
-
-    # Non-concave pairs: choose at most one piece (w) and a fill within it (d).
-    gi = np.nonzero(~in_concave)[0]
-    if len(gi):
-        w = b.add_columns(np.zeros(len(gi)), 1.0, integer=True)
-        d = b.add_columns(np.zeros(len(gi)), segs.length[gi] / seg_scale[gi])
-        cap = b.add_rows(-np.inf, 0.0, count=len(gi))
-        b.add_entries(cap, d, 1.0)
-        b.add_entries(cap, w, -segs.length[gi] / seg_scale[gi])
-        pairs_g = np.unique(segs.pair[gi])
-        link = b.add_rows(0.0, 0.0, count=len(pairs_g))
-        one = b.add_rows(-np.inf, 1.0, count=len(pairs_g))
-        row_pos = np.searchsorted(pairs_g, segs.pair[gi])
-        b.add_entries(link, x[pairs_g], 1.0)
-        b.add_entries(link[row_pos], w, -segs.start[gi] / seg_scale[gi])
-        b.add_entries(link[row_pos], d, -1.0)
-        b.add_entries(one[row_pos], w, 1.0)
-        owner = arrays.pair_partner[segs.pair[gi]]
-        gmv_rows_cols.append((owner, w, segs.value0[gi] / arrays.money_scale))
-        gmv_rows_cols.append((owner, d, segs.slope[gi] * seg_scale[gi] / arrays.money_scale))
-        np.maximum.at(pair_gain, segs.pair[gi], segs.value0[gi] + segs.slope[gi] * segs.length[gi])
 
     # Packages: at most one per partner (exactly one under one_package).
     v = np.zeros(0, dtype=np.intp)
@@ -197,8 +191,12 @@ def build(
             b.add_entries(np.full(len(in_r), row[0]), x[in_r], 1.0)
             b.add_entries(np.full(len(uses), row[0]), v[uses], package_amounts[uses, r] / rs)
         if stage.minimise_shortfall is False and request.objective is Objective.MIN_COST:
-            cost_terms.append((x[in_r], np.full(len(in_r), arrays.unit_cost[r] * rs / arrays.money_scale)))
-            cost_terms.append((v[uses], arrays.unit_cost[r] * package_amounts[uses, r] / arrays.money_scale))
+            cost_terms.append(
+                (x[in_r], np.full(len(in_r), arrays.unit_cost[r] * rs / arrays.money_scale))
+            )
+            cost_terms.append(
+                (v[uses], arrays.unit_cost[r] * package_amounts[uses, r] / arrays.money_scale)
+            )
 
     for rule in request.constraints:
         if not isinstance(rule, GroupBudget):

@@ -66,7 +66,6 @@ class MilpStrategy:
         self.request = arrays.request
         self.options = arrays.request.options
         self.points = initial_points(arrays)
-        self.concave = np.array([c.is_concave for c in arrays.pair_curve], dtype=bool)
         self.columns = curve_columns(arrays.request)
         self.backend_gap = self.options.mip_gap / 4
         # Piecewise-linear and linear curves (and packages) are modelled exactly: the
@@ -124,7 +123,7 @@ class MilpStrategy:
         self, stage: StageSpec, outer: bool, clock: _Clock, warm: FloatArray | None = None
     ) -> tuple[Formulation, MilpResult]:
         segs = segments(self.arrays, self.points, outer=outer)
-        form = build(self.arrays, segs, self.concave, stage, tier_margin=not outer)
+        form = build(self.arrays, segs, stage, tier_margin=not outer)
         if not self.backend.supports(form.model):
             raise UnsupportedRequest(
                 f"engine {self.backend.name!r} cannot solve this request: it needs every "

@@ -1,15 +1,19 @@
 """Piecewise-linear approximations of the response curves, inner and outer.
 
-Every variable pair keeps one sorted set of points in [0, max]. From it come
+Every variable pair keeps one sorted set of points in [0, max]. From it come two
+continuous piecewise-linear functions:
 
-* the *inner* approximation, everywhere <= the exact curve (secants on concave stretches,
-  left tangents on convex ones), so any tier the model claims holds exactly; and
-* the *outer* approximation, everywhere >= the exact curve (tangent envelope on concave
-  stretches, secants on convex ones), so the model built on it is a relaxation whose bound
-  certifies the inner plan against the exact optimum.
+* the *inner* one, everywhere <= the exact curve — secants where the curve is concave,
+  the upper envelope of tangents where it is convex — so any tier the model claims holds
+  under the exact curve; and
+* the *outer* one, everywhere >= the exact curve — the lower envelope of tangents where
+  the curve is concave, secants where it is convex — so the model built on it is a
+  relaxation, and its bound certifies the inner plan against the exact optimum.
 
-Adding the amounts a solve chose to the point set makes both approximations exact there;
-`refine` does that, and the engines re-solve until the two bounds meet within the gap.
+Both are exact at every point of the set. `refine` adds the amounts a solve chose (and
+halves the intervals around them); the engines re-solve until the two bounds meet within
+the requested gap. Pieces on a convex stretch must be filled in order, which the model
+enforces with one binary per such piece; concave stretches fill in order by themselves.
 """
 
 from __future__ import annotations
@@ -23,18 +27,19 @@ from models.curves import Curve, CurveKind, FloatArray
 from optimizer.arrays import ProblemArrays
 
 INITIAL_POINTS = 8
+SAME_POINT = 1e-7  # relative to a pair's max: closer points are one point
 
 
 @dataclass
 class Segments:
-    """One row per linear piece. `concave[pair]` pairs use the incremental formulation
-    (pieces filled in order, continuous); the others pick at most one piece (binary)."""
+    """One row per linear piece, pieces of a pair consecutive and in order of amount."""
 
     pair: NDArray[np.intp]
     start: FloatArray  # request units
     length: FloatArray
-    value0: FloatArray  # curve value at start, CNY (relative to the curve's value at 0)
+    value0: FloatArray  # approximation at start, CNY, relative to the curve's value at 0
     slope: FloatArray  # CNY per request unit
+    ordered: NDArray[np.bool_]  # on a convex stretch: needs its predecessors full first
 
 
 def _is_exact_pwl(curve: Curve) -> bool:
@@ -65,117 +70,141 @@ def initial_points(arrays: ProblemArrays, count: int = INITIAL_POINTS) -> list[F
 
 
 def _clean(values: FloatArray, low: float, high: float) -> FloatArray:
-    """Sorted unique points in {0} ∪ [low, high]."""
-    keep = values[(values == 0.0) | ((values >= low) & (values <= high))]
-    unique = np.unique(np.concatenate([[0.0, high], keep, [low] if low > 0 else []]))
-    gaps = np.diff(unique) > 1e-9 * max(high, 1.0)
-    return unique[np.concatenate([[True], gaps])]
+    """Sorted points in {0} ∪ [low, high], always holding 0, low and high; a point closer
+    than SAME_POINT to one already kept is dropped (the fixed ends win)."""
+    tol = SAME_POINT * max(high, 1.0)
+    fixed = np.unique([0.0, low, high])
+    inside = values[(values > low) & (values < high)]
+    inside = inside[np.min(np.abs(inside[:, None] - fixed[None, :]), axis=1) > tol]
+    kept: list[float] = []
+    for value in np.unique(inside):
+        if not kept or value - kept[-1] > tol:
+            kept.append(float(value))
+    return np.unique(np.concatenate([fixed, kept]))
 
 
 def refine(points: list[FloatArray], arrays: ProblemArrays, chosen: FloatArray) -> int:
-    """Add each pair's chosen amount to its point set; returns how many points were new."""
+    """Make the approximations exact at each pair's chosen amount and twice as fine on
+    both sides of it; returns how many points were added.
+
+    Exactness at the amount alone converges slowly (the outer model then moves to the next
+    loose spot nearby), and a non-concave curve's outer line on a concave piece is loosest
+    at the piece's ends, where solutions sit; halving the neighbouring intervals fixes both.
+    """
     added = 0
     for k, amount in enumerate(chosen):
         pts = points[k]
-        curve = arrays.pair_curve[k]
         low, high = float(arrays.pair_min[k]), float(arrays.pair_max[k])
-        if amount <= 0 or _is_exact_pwl(curve):
+        if amount <= 0 or _is_exact_pwl(arrays.pair_curve[k]):
             continue
-        tol = 1e-9 * max(high, 1.0)
+        # Solvers return amounts a feasibility tolerance away from a breakpoint they sit on.
+        tol = SAME_POINT * max(high, 1.0)
         nearest = int(np.argmin(np.abs(pts - amount)))
-        if abs(pts[nearest] - amount) > tol:
-            new = [amount]
-        elif curve.is_concave:
-            continue
-        else:
-            # A non-concave curve's outer line on a concave piece is loosest at the piece's
-            # ends, where solutions sit: halve the pieces on both sides instead.
-            new = [
-                0.5 * (pts[j] + pts[j + 1])
-                for j in (nearest - 1, nearest)
-                if 0 <= j < len(pts) - 1
-                and pts[j + 1] - pts[j] > 1e-6 * max(high, 1.0)
-                and pts[j] >= low
-            ]
-            if not new:
-                continue
+        if abs(pts[nearest] - amount) <= tol:
+            amount = float(pts[nearest])
+        around = np.unique(np.append(pts, amount))
+        j = int(np.searchsorted(around, amount))
+        new = [amount] + [
+            0.5 * (around[a] + around[a + 1])
+            for a in (j - 1, j)
+            if 0 <= a < len(around) - 1
+            and around[a] >= low
+            and around[a + 1] - around[a] > 10 * tol
+        ]
         points[k] = _clean(np.append(pts, new), low, high)
         added += len(points[k]) - len(pts)
     return added
 
 
 def segments(arrays: ProblemArrays, points: list[FloatArray], outer: bool) -> Segments:
-    pair, start, length, value0, slope = [], [], [], [], []
+    parts: list[
+        tuple[NDArray[np.intp], FloatArray, FloatArray, FloatArray, FloatArray, NDArray[np.bool_]]
+    ] = []
     for k, curve in enumerate(arrays.pair_curve):
-        pts = points[k]
-        base = float(curve.value(0.0))
-        if curve.is_concave and outer and not _is_exact_pwl(curve):
-            pts, vals = _tangent_envelope(curve, pts, float(arrays.pair_min[k]))
+        low = float(arrays.pair_min[k])
+        xs, values = approximation(curve, points[k], low, outer)
+        widths = np.diff(xs)
+        slopes = np.diff(values) / widths
+        ends = xs[1:]
+        if curve.is_concave:
+            ordered = np.zeros(len(widths), dtype=bool)
         else:
-            vals = curve.value(pts) - base
-        lows, highs = pts[:-1], pts[1:]
-        v_low, v_high = vals[:-1], vals[1:]
-        secant = (v_high - v_low) / (highs - lows)
-        if curve.is_concave or _is_exact_pwl(curve):
-            piece_start, piece_value, piece_slope = lows, v_low, secant
-        else:
-            # Non-concave: a piece is convex left of the inflection, concave right of it.
-            convex = highs <= curve.inflection + 1e-12 * max(highs[-1], 1.0)
-            tangent = curve.derivative(lows)
-            below = np.where(convex, np.minimum(tangent, secant), secant)
-            above = np.where(convex, secant, np.maximum(tangent, secant))
-            piece_start, piece_value, piece_slope = lows, v_low, above if outer else below
-            if arrays.pair_min[k] > 0:  # the (0, min) gap is not a piece one can choose
-                keep = lows >= arrays.pair_min[k] - 1e-12
-                piece_start, piece_value, piece_slope = (
-                    piece_start[keep],
-                    piece_value[keep],
-                    piece_slope[keep],
-                )
-                highs = highs[keep]
-        pair.append(np.full(len(piece_start), k))
-        start.append(piece_start)
-        length.append(highs - piece_start)
-        value0.append(piece_value)
-        slope.append(piece_slope)
-    if not pair:
+            ordered = ends <= curve.inflection + SAME_POINT * max(float(xs[-1]), 1.0)
+        parts.append(
+            (np.full(len(widths), k, dtype=np.intp), xs[:-1], widths, values[:-1], slopes, ordered)
+        )
+    if not parts:
         empty = np.zeros(0)
-        return Segments(np.zeros(0, dtype=np.intp), empty, empty, empty, empty)
-    return Segments(
-        np.concatenate(pair).astype(np.intp),
-        np.concatenate(start),
-        np.concatenate(length),
-        np.concatenate(value0),
-        np.concatenate(slope),
-    )
+        return Segments(
+            np.zeros(0, dtype=np.intp), empty, empty, empty, empty, np.zeros(0, dtype=bool)
+        )
+    return Segments(*(np.concatenate(column) for column in zip(*parts, strict=True)))
 
 
-def _tangent_envelope(curve: Curve, pts: FloatArray, low: float) -> tuple[FloatArray, FloatArray]:
-    """The min of the tangents at `pts` (>= a concave curve), as breakpoints and values.
+def approximation(
+    curve: Curve, pts: FloatArray, low: float, outer: bool
+) -> tuple[FloatArray, FloatArray]:
+    """Breakpoints and values (relative to f(0)) of the inner or outer approximation.
 
-    The stretch (0, low) of a semi-continuous pair is never used, so from 0 the envelope
-    jumps straight to its value at `low`.
+    A semi-continuous pair never takes an amount in (0, low): its first piece runs
+    straight from (0, 0) to the approximation's value at `low`.
     """
     base = float(curve.value(0.0))
-    anchor = pts[pts >= low] if low > 0 else pts
-    values = curve.value(anchor) - base
-    slopes = curve.derivative(anchor)
-    finite = np.isfinite(slopes)
-    anchor, values, slopes = anchor[finite], values[finite], slopes[finite]
-    high = pts[-1]
-    # Consecutive tangents meet where the envelope bends.
-    with np.errstate(divide="ignore", invalid="ignore"):
-        meet = (values[1:] - values[:-1] + slopes[:-1] * anchor[:-1] - slopes[1:] * anchor[1:]) / (
-            slopes[:-1] - slopes[1:]
+    if _is_exact_pwl(curve):
+        return pts, curve.value(pts) - base
+    bend = min(max(curve.inflection, 0.0), float(pts[-1]))
+    convex_pts = pts[pts <= bend] if bend > 0 else pts[:0]
+    concave_pts = pts[pts >= bend]
+    pieces_x: list[FloatArray] = []
+    pieces_v: list[FloatArray] = []
+    if len(convex_pts) >= 2:
+        # Convex stretch: secants lie above, tangents below.
+        x, v = (
+            (convex_pts, curve.value(convex_pts) - base)
+            if outer
+            else _envelope(curve, convex_pts, upper=False)
         )
-    meet = meet[np.isfinite(meet)]
-    xs = np.unique(np.concatenate([[0.0, high], pts, meet[(meet > 0) & (meet < high)]]))
+        pieces_x.append(x)
+        pieces_v.append(v)
+    if len(concave_pts) >= 2:
+        x, v = (
+            _envelope(curve, concave_pts, upper=True)
+            if outer
+            else (concave_pts, curve.value(concave_pts) - base)
+        )
+        pieces_x.append(x)
+        pieces_v.append(v)
+    xs = np.concatenate(pieces_x)
+    values = np.concatenate(pieces_v)
+    xs, first = np.unique(xs, return_index=True)
+    values = values[first]
+    exact = curve.value(xs) - base
+    values = np.maximum(values, exact) if outer else np.minimum(values, exact)
     if low > 0:
-        xs = np.unique(np.concatenate([[0.0], xs[xs >= low]]))
-    envelope = np.min(values[None, :] + slopes[None, :] * (xs[:, None] - anchor[None, :]), axis=1)
-    envelope = np.maximum(envelope, curve.value(xs) - base)  # guard rounding: never below f
-    if low > 0:
-        envelope[0] = 0.0  # y = 0: nothing allocated, no uplift
-    # Else envelope[0] > 0 only where f'(0) is infinite (hill, shape < 1): a valid, loose
-    # relaxation that the model carries as a constant of the pair.
-    return xs, envelope
+        keep = (xs == 0) | (xs >= low)
+        xs, values = xs[keep], values[keep]
+        values[0] = 0.0  # nothing allocated, no uplift
+    return xs, values
+
+
+def _envelope(curve: Curve, anchors: FloatArray, upper: bool) -> tuple[FloatArray, FloatArray]:
+    """The tangents at `anchors` combined over [anchors[0], anchors[-1]]: their minimum
+    (upper=True, above a concave curve) or maximum (below a convex one), as breakpoints
+    (anchors plus where consecutive tangents cross) and values relative to f(0).
+
+    Where a tangent is vertical (f'(0) = inf for a hill with shape < 1) it is left out,
+    and the minimum at 0 comes out above 0: a valid, loose relaxation the model carries
+    as a constant of the pair.
+    """
+    base = float(curve.value(0.0))
+    values = curve.value(anchors) - base
+    slopes = curve.derivative(anchors)
+    usable = np.isfinite(slopes)
+    a, v, g = anchors[usable], values[usable], slopes[usable]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cross = (v[1:] - v[:-1] + g[:-1] * a[:-1] - g[1:] * a[1:]) / (g[:-1] - g[1:])
+    lo, hi = float(anchors[0]), float(anchors[-1])
+    cross = cross[np.isfinite(cross) & (cross > lo) & (cross < hi)]
+    xs = np.unique(np.concatenate([anchors, cross]))
+    lines = v[None, :] + g[None, :] * (xs[:, None] - a[None, :])
+    return xs, (lines.min(axis=1) if upper else lines.max(axis=1))

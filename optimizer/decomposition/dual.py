@@ -54,22 +54,21 @@ class LevelBundle:
         k = self.best.size
         ref = max(max(float(np.abs(g).sum()) for _, _, g in self.cuts), 1e-300)
         a, b = self._rows(ref)
-        # 1. The model's minimum over the box: a lower bound of the dual (in the box).
-        for _ in range(4):
-            objective = np.zeros(k + 1)
-            objective[-1] = 1.0
-            bounds: list[tuple[float | None, float | None]] = [(0.0, float(hi)) for hi in self.box]
-            bounds.append((None, None))
-            rows = np.hstack([a, -np.ones((a.shape[0], 1))])
-            result = linprog(objective, A_ub=rows, b_ub=b, bounds=bounds, method="highs")
-            if result.status != 0:
-                return self.best.copy()
-            u_min = np.asarray(result.x[:k])
-            touching = (u_min >= self.box * (1 - 1e-9)) & np.isfinite(self.box)
-            grow = touching & (self.box * 4 <= self.hard_upper / self.scale + 1e-300)
-            if not np.any(grow):
-                break
-            self.box = np.where(grow, self.box * 4, self.box)
+        # 1. The model's minimum over the box: a lower bound of the dual (in the box). The
+        # box only grows when the best point itself nears its edge: growing it whenever
+        # the model's minimiser touches it (it always does with few cuts) runs away.
+        u_best = self.best / self.scale
+        near_edge = (u_best > 0.5 * self.box) & (self.box * 4 <= self.hard_upper / self.scale)
+        self.box = np.where(near_edge, self.box * 4, self.box)
+        objective = np.zeros(k + 1)
+        objective[-1] = 1.0
+        bounds: list[tuple[float | None, float | None]] = [(0.0, float(hi)) for hi in self.box]
+        bounds.append((None, None))
+        rows = np.hstack([a, -np.ones((a.shape[0], 1))])
+        result = linprog(objective, A_ub=rows, b_ub=b, bounds=bounds, method="highs")
+        if result.status != 0:
+            return self.best.copy()
+        u_min = np.asarray(result.x[:k])
         model_min = float(result.x[-1])
         self.floor = max(self.floor, self.best_value + model_min * ref)
         gap = -model_min  # best − floor, in units of ref
@@ -77,7 +76,6 @@ class LevelBundle:
             return self.best.copy()
         level = model_min + _LEVEL * gap
         # 2. Project the best point onto {model <= level} in the scaled ∞-norm.
-        u_best = self.best / self.scale
         objective = np.zeros(k + 1)
         objective[-1] = 1.0
         box_rows = np.vstack(

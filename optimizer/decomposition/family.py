@@ -197,12 +197,16 @@ def _hill_inverse_slope(
     target = np.log(p * h / a)  # ln H'(z) with H(z) = z^n / (1 + z^n)
     u = np.log(np.maximum(shape / np.maximum(p * h / a, _TINY), 1.0)) / (shape + 1)
     u = np.maximum(u, np.log(np.maximum(floor / h, _TINY)))
-    for _ in range(40):
-        e = np.exp(np.minimum(shape * u, 700.0))
-        g = np.log(shape) + (shape - 1) * u - 2 * np.log1p(e) - target
-        dg = (shape - 1) - 2 * shape * e / (1 + e)
+    todo = np.arange(p.size)
+    log_shape = np.log(shape)
+    for _ in range(60):
+        uu, nn = u[todo], shape[todo]
+        e = np.exp(np.minimum(nn * uu, 700.0))
+        g = log_shape[todo] + (nn - 1) * uu - 2 * np.log1p(e) - target[todo]
+        dg = (nn - 1) - 2 * nn * e / (1 + e)
         step = np.where(dg < 0, g / np.minimum(dg, -1e-12), 0.0)
-        u = u - step
-        if np.all(np.abs(step) < 1e-13):
+        u[todo] = uu - step
+        todo = todo[np.abs(step) > 1e-12]
+        if todo.size == 0:
             break
     return np.maximum(h * np.exp(u), floor)

@@ -31,7 +31,10 @@ from optimizer.decomposition.family import Family
 from optimizer.decomposition.problem import Problem
 
 IntArray = NDArray[np.intp]
-_BISECTIONS = 56
+# Bisection on log q stops at this bracket width: D(q) is flat at its minimum, so a 1e-9
+# relative error in q moves a partner's bound by ~1e-9 of its uplift (and it stays valid).
+_LOG_TOLERANCE = 1e-9
+_MAX_BISECTIONS = 80
 
 
 @dataclass
@@ -211,11 +214,16 @@ def _bisect(
     q_hi = np.maximum(q_hi * (1 + 1e-9), q_lo * (1 + 1e-9))
     start_ok = _uplift(fam, on, _amounts(fam, on, prices, q_lo)) >= need
     lo, hi = np.log(q_lo), np.log(q_hi)
-    for _ in range(_BISECTIONS):
-        mid = 0.5 * (lo + hi)
-        ok = _uplift(fam, on, _amounts(fam, on, prices, np.exp(mid))) >= need
-        hi = np.where(ok, mid, hi)
-        lo = np.where(ok, lo, mid)
+    active = np.flatnonzero(~start_ok)
+    for _ in range(_MAX_BISECTIONS):
+        active = active[hi[active] - lo[active] > _LOG_TOLERANCE]
+        if active.size == 0:
+            break
+        sub = [f.take(active) for f in fam] if active.size < m else fam
+        mid = 0.5 * (lo[active] + hi[active])
+        ok = _uplift(sub, on, _amounts(sub, on, prices[active], np.exp(mid))) >= need[active]
+        hi[active] = np.where(ok, mid, hi[active])
+        lo[active] = np.where(ok, lo[active], mid)
     # Already reaching at q_lo means reaching on all of [alpha, q_lo], where D only grows
     # with q: the minimum is at q = alpha (with alpha = 0, the cheapest on-amounts).
     q = np.where(start_ok, alpha, np.exp(hi))
