@@ -152,27 +152,14 @@ def _override_options(func: Callable[..., Any]) -> Callable[..., Any]:
 def _fixture_request_data(name: str, scenario_path: str | None) -> dict[str, Any]:
     import fixtures
 
-    if name not in _fixture_names():
-        known = ", ".join(_fixture_names())
-        raise click.ClickException(f"--fixture: unknown fixture {name!r} (known: {known})")
-    data = _json_object(scenario_path) if scenario_path else dict(fixtures.scenario(name))
+    try:
+        fixtures.partners_path(name)  # an unknown name fails here, listing the known ones
+        data = _json_object(scenario_path) if scenario_path else fixtures.scenario(name)
+    except KeyError as error:
+        raise click.ClickException(f"--fixture: {error.args[0]}") from None
     _reject_partners(data, scenario_path or f"fixture {name!r} scenario")
     data["partners"] = {"fixture": name}
     return data
-
-
-def _fixture_names() -> list[str]:
-    import fixtures
-
-    return [_fixture_name(item) for item in fixtures.list_fixtures()]
-
-
-def _fixture_name(item: Any) -> str:
-    if isinstance(item, str):
-        return item
-    if isinstance(item, dict):
-        return str(item["name"])
-    return str(item.name)
 
 
 def _reject_partners(data: dict[str, Any], source: str) -> None:
@@ -280,6 +267,14 @@ def percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.2f}%"
 
 
+def gap(value: float | None) -> str:
+    # Significant digits, not decimals: a 0.001% gap must not print as 0.00%; float
+    # noise below a millionth of a percent is no gap.
+    if value is None:
+        return "-"
+    return "0%" if abs(value) < 1e-8 else f"{100 * value:.2g}%"
+
+
 def table(rows: Sequence[dict[str, Any]], indent: str = "  ") -> str:
     if not rows:
         return f"{indent}(none)"
@@ -364,8 +359,9 @@ def plan_summary(plan: Plan, request: AllocationRequest, total: int = 1) -> str:
         f"total cost {money(objective.total_cost)}"
     )
     out.append(
-        f"Solver: {solver.engine}, status {solver.status}, gap {percent(solver.mip_gap)}, "
-        f"bound {human(solver.best_bound)}, {solver.seconds:.2f} s"
+        f"Solver: {solver.engine}, status {solver.status}, gap {gap(solver.mip_gap)}, "
+        f"bound {money(solver.best_bound) if solver.best_bound is not None else '-'}, "
+        f"{solver.seconds:.2f} s"
     )
     funded = sum(1 for a in plan.allocations if any(v > 0 for v in a.amounts.values()))
     out.append(f"Partners funded: {funded} of {len(request.partners)}")
@@ -574,6 +570,9 @@ def _run_one(run: BatchRun) -> BatchResult:
         found = _solve(request, progress=None)
     except click.ClickException as error:
         return BatchResult(run, None, None, error.format_message(), time.monotonic() - started)
+    except Exception as error:  # one broken run must not lose the table of the others
+        message = f"{type(error).__name__}: {error}"
+        return BatchResult(run, None, None, message, time.monotonic() - started)
     plan = found[0] if found else None
     problem = None if plan else "no plan was produced"
     return BatchResult(run, plan, request, problem, time.monotonic() - started)
@@ -616,7 +615,7 @@ def _batch_row(result: BatchResult) -> dict[str, Any]:
         for resource in plan.resources:
             row[f"spend {resource.name}"] = money(resource.allocated, units[resource.name])
         row["GMV"] = money(plan.objective.total_projected_gmv)
-        row["gap"] = percent(plan.solver.mip_gap)
+        row["gap"] = gap(plan.solver.mip_gap)
     row["seconds"] = f"{result.seconds:.1f}"
     return row
 
@@ -693,18 +692,36 @@ def batch(
 # --- compare ---------------------------------------------------------------------------
 
 
-def _load_scenarios(path: str) -> Any:
+def _load_scenarios(path: str, base: AllocationRequest) -> Any:
+    """The what-if scenarios of CHANGES.json, every one checked against the base before
+    anything is solved (as the API does at submission)."""
     from models.scenario import parse_scenarios
+    from models.schemas import RequestValidationError
 
     data = _read_json(path)
     if isinstance(data, dict) and "scenarios" in data:
         data = data["scenarios"]
-    if not isinstance(data, list):
-        raise click.ClickException(
-            f'{path}: expected a list of {{"name", "changes"}} (or {{"scenarios": [...]}})'
-        )
     with _user_errors(path):
-        return parse_scenarios(data)
+        try:
+            return parse_scenarios(data, base)
+        except RequestValidationError as error:
+            raise _with_scenario_names(error, data) from None
+
+
+def _with_scenario_names(error: Any, data: Any) -> Any:
+    """`scenarios.0.changes...` -> `scenarios.0 (name).changes...`: a planner knows the
+    scenarios by name, not by position."""
+    from models.schemas import RequestValidationError
+
+    by_index = error.messages.get("scenarios")
+    if not isinstance(by_index, dict) or not isinstance(data, list):
+        return error
+    named = {}
+    for key, value in by_index.items():
+        item = data[int(key)] if key.isdigit() and int(key) < len(data) else None
+        name = item.get("name") if isinstance(item, dict) else None
+        named[f"{key} ({name})" if isinstance(name, str) else key] = value
+    return RequestValidationError({**error.messages, "scenarios": named}, error.summary)
 
 
 def _kpi_table(comparison: dict[str, Any], request: AllocationRequest) -> str:
@@ -755,7 +772,7 @@ def _kpi_table(comparison: dict[str, Any], request: AllocationRequest) -> str:
                 money,
             ),
         )
-        put("solver", name, f"{kpis['solver_status']} gap {percent(kpis['mip_gap'])}")
+        put("solver", name, f"{kpis['solver_status']} gap {gap(kpis['mip_gap'])}")
     table_rows = [{"": label, **values} for label, values in lines.items()]
     return table(table_rows, indent="")
 
@@ -842,7 +859,7 @@ def compare(
 
     overrides = Overrides(time_limit_s, mip_gap, plans, engine)
     base = load_request(partners_csv, scenario_path, packages_csv, request_path, fixture, overrides)
-    scenarios = _load_scenarios(changes_path)
+    scenarios = _load_scenarios(changes_path, base)
     from api.services import solve_request
 
     comparison = run_comparison(
@@ -863,30 +880,49 @@ def compare(
 
 @main.command("fixtures")
 def list_fixtures() -> None:
-    """List the bundled fixtures."""
+    """List the bundled fixtures (usable as --fixture NAME or {"fixture": NAME})."""
     import fixtures
 
-    items = fixtures.list_fixtures()
-    rows = [item if isinstance(item, dict) else {"name": _fixture_name(item)} for item in items]
+    rows = [
+        {"name": info.name, "partners": info.partners, "resources": ", ".join(info.resources),
+         "scenario": "yes" if info.has_scenario else "no",
+         "packages": "yes" if info.has_packages else "no", "description": info.description}
+        for info in fixtures.list_fixtures()
+    ]
     click.echo(table(rows, indent=""))
 
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-def serve(host: str, port: int) -> None:
-    """Run the HTTP API (SQLite and an in-process job runner unless configured)."""
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="gunicorn worker processes.")
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(min=1),
+              help="Request threads per worker.")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--access-log", is_flag=True, help="Log every request.")
+def serve(
+    host: str, port: int, workers: int, threads: int, log_level: str, access_log: bool
+) -> None:
+    """Run the HTTP API (SQLite and an in-process job runner unless configured by
+    WINDMAKER_DATABASE_URL / WINDMAKER_BROKER_URL)."""
     from api.server import run
 
-    run(host, port)
+    run(host, port, workers, threads, log_level=log_level, access_log=access_log)
 
 
 @main.command()
-def worker() -> None:
+@click.option("--concurrency", type=click.IntRange(min=1),
+              help="Solver processes (default: WINDMAKER_WORKER_CONCURRENCY or CPU count).")
+@click.option("--log-level", "loglevel", default="INFO", show_default=True,
+              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option("--pool", help="Celery pool implementation (e.g. prefork, solo).")
+def worker(concurrency: int | None, loglevel: str, pool: str | None) -> None:
     """Run a Celery worker for solves and what-if scenarios (needs WINDMAKER_BROKER_URL)."""
     from api.celery_app import run_worker
 
-    run_worker()
+    run_worker(concurrency=concurrency, loglevel=loglevel.upper(), pool=pool)
 
 
 @main.group()
@@ -898,6 +934,7 @@ def keys() -> None:
 @click.option("--role", required=True, type=click.Choice(["planner", "viewer"]))
 @click.option("--name", default=None, help="A note on who or what uses the key.")
 def keys_create(role: str, name: str | None) -> None:
+    """Create a key; its token is printed once."""
     from api.auth import create_key
 
     key_id, token = create_key(role, name=name)
@@ -908,21 +945,28 @@ def keys_create(role: str, name: str | None) -> None:
 
 @keys.command("list")
 def keys_list() -> None:
+    """List API keys (never their tokens)."""
     from api.auth import list_keys
 
-    rows = [row if isinstance(row, dict) else vars(row) for row in list_keys()]
-    click.echo(table(rows, indent=""))
+    def when(moment: Any) -> str:
+        return moment.isoformat(timespec="seconds") if moment is not None else "-"
+
+    click.echo(table([
+        {"id": key.id, "name": key.name or "-", "role": key.role,
+         "status": "active" if key.revoked_at is None else "revoked",
+         "created": when(key.created_at), "last used": when(key.last_used_at)}
+        for key in list_keys()
+    ], indent=""))
 
 
 @keys.command("revoke")
 @click.argument("key_id")
 def keys_revoke(key_id: str) -> None:
+    """Revoke a key: its token stops working at once."""
     from api.auth import revoke_key
 
-    with _user_errors():
-        result = revoke_key(key_id)
-    if result is False:
-        raise click.ClickException(f"no such key: {key_id}")
+    if not revoke_key(key_id):
+        raise click.ClickException(f"no active key with id {key_id!r}")
     click.echo(f"revoked {key_id}")
 
 

@@ -18,8 +18,8 @@ from typing import Any, NamedTuple
 
 from models.plan import Plan
 from models.request import AllocationRequest, DomainError
+from models.scenario import BASE, apply_changes
 
-BASE = "base"
 SUCCEEDED = "succeeded"
 FAILED = "failed"
 
@@ -75,20 +75,15 @@ def _flatten_messages(messages: Any, prefix: str = "") -> str:
         return "; ".join(parts)
     if isinstance(messages, list | tuple):
         text = ", ".join(
-            _flatten_messages(item) if isinstance(item, Mapping) else str(item)
-            for item in messages
+            _flatten_messages(item) if isinstance(item, Mapping) else str(item) for item in messages
         )
         return f"{prefix}: {text}" if prefix else text
     return f"{prefix}: {messages}" if prefix else str(messages)
 
 
-def prepare_scenarios(
-    base: AllocationRequest, scenarios: Sequence[Any]
-) -> list[PreparedScenario]:
+def prepare_scenarios(base: AllocationRequest, scenarios: Sequence[Any]) -> list[PreparedScenario]:
     """The base and every scenario's request, base first; a scenario whose changes do not
     apply carries its error instead of a request."""
-    from models.scenario import apply_changes
-
     prepared = [PreparedScenario(BASE, base)]
     for scenario in scenarios:
         name, changes = _name_and_changes(scenario)

@@ -281,7 +281,7 @@ def test_compare_puts_kpis_side_by_side_and_lists_differences(
     assert difference["scenario"] == "half budget" and difference["partners_changed"] > 0
 
 
-def test_compare_reports_a_bad_scenario_without_dropping_the_rest(
+def test_compare_checks_every_scenario_before_solving(
     files: dict[str, str], tmp_path: Path
 ) -> None:
     changes = write_json(tmp_path / "changes.json", [
@@ -289,10 +289,9 @@ def test_compare_reports_a_bad_scenario_without_dropping_the_rest(
         {"name": "more", "changes": {"budgets": {"subsidy": "x2"}}},
     ])
     result = run("compare", files["partners"], "--scenario", files["scenario"],
-                 "--changes", changes, "-q")
-    assert result.exit_code == 1
-    assert "FAILED typo" in result.output and "subsidyy" in result.output
-    assert "more vs base" in result.stdout
+                 "--changes", changes)
+    assert_clean_failure(result, "changes.json", "typo", "subsidyy")
+    assert "solving" not in result.stderr and "more vs base" not in result.stdout
 
 
 # --- the installed console script ------------------------------------------------------
@@ -313,3 +312,97 @@ def test_the_console_script_solves_a_request(files: dict[str, str], tmp_path: Pa
     failed = subprocess.run([script, "solve", "--fixture", "no_such_fixture"],
                             capture_output=True, text=True, timeout=120, check=False)
     assert failed.returncode == 1 and "Traceback" not in failed.stderr
+
+
+# --- bundled fixtures ------------------------------------------------------------------
+
+
+def test_fixtures_lists_every_bundled_fixture() -> None:
+    import fixtures
+
+    result = run("fixtures")
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    for info in fixtures.list_fixtures():
+        line = next(line for line in lines if line.split()[0] == info.name)
+        assert str(info.partners) in line.split()
+
+
+def test_solve_from_a_fixture_uses_its_bundled_scenario(tmp_path: Path) -> None:
+    import fixtures
+
+    out, as_json = tmp_path / "plan.csv", tmp_path / "plans.json"
+    result = run("solve", "--fixture", "tiny", "--out", str(out), "--json", str(as_json), "-q")
+    assert result.exit_code == 0, result.output
+    bundled = fixtures.scenario("tiny")
+    best = json.loads(as_json.read_text(encoding="utf-8"))[0]
+    targets = {tier["name"]: tier["target"] for tier in bundled["tiers"]}
+    assert {tier["name"]: tier["target"] for tier in best["tiers"]} == targets
+    resources = [resource["name"] for resource in bundled["resources"]]
+    assert list(read_csv(out)[0]) == ["partner_id", *resources, "baseline_gmv",
+                                      "projected_gmv", "tier", "incremental_gmv"]
+
+
+def test_a_fixture_with_another_scenario_and_batch_over_a_directory(tmp_path: Path) -> None:
+    import fixtures
+
+    easier = fixtures.scenario("tiny")
+    for tier in easier["tiers"]:
+        tier["target"] = 1
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    write_json(folder / "easier.json", easier)
+    as_json = tmp_path / "plans.json"
+    result = run("solve", "--fixture", "tiny", "--scenario", str(folder / "easier.json"),
+                 "--json", str(as_json), "-q")
+    assert result.exit_code == 0, result.output
+    best = json.loads(as_json.read_text(encoding="utf-8"))[0]
+    assert all(tier["target"] == 1 for tier in best["tiers"])
+
+    summary = tmp_path / "summary.csv"
+    result = run("batch", "--fixture", "tiny", "--scenario", str(folder), "--csv", str(summary))
+    assert result.exit_code == 0, result.output
+    (row,) = read_csv(summary)
+    assert (row["fixture"], row["scenario"]) == ("tiny", "easier.json")
+    assert all(row[f"{tier['name']}_target"] == "1" for tier in easier["tiers"])
+
+
+def test_a_fixture_scenario_must_not_bring_partners(tmp_path: Path) -> None:
+    bad = write_json(tmp_path / "s.json", scenario(partners=inline_partners()))
+    result = run("solve", "--fixture", "tiny", "--scenario", bad)
+    assert_clean_failure(result, "s.json", "partners")
+
+
+# --- keys, serve, worker ---------------------------------------------------------------
+
+
+def test_keys_create_list_and_revoke(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WINDMAKER_DATABASE_URL", f"sqlite:///{tmp_path / 'keys.db'}")
+    created = run("keys", "create", "--role", "viewer", "--name", "dashboard")
+    assert created.exit_code == 0, created.output
+    key_id = created.stdout.split("key id:")[1].split()[0]
+    token = created.stdout.split("token:")[1].split()[0]
+    listed = run("keys", "list")
+    line = next(line for line in listed.stdout.splitlines() if key_id in line)
+    assert "viewer" in line and "dashboard" in line and "active" in line
+    assert token not in listed.stdout
+    assert run("keys", "revoke", key_id).exit_code == 0
+    assert "revoked" in next(line for line in run("keys", "list").stdout.splitlines()
+                             if key_id in line)
+    assert_clean_failure(run("keys", "revoke", key_id), key_id)
+    assert run("keys", "create", "--role", "admin").exit_code == 2
+
+
+def test_serve_and_worker_delegate_with_their_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    import api.celery_app
+    import api.server
+
+    calls: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(api.server, "run", lambda *args, **kwargs: calls.append((args, kwargs)))
+    monkeypatch.setattr(api.celery_app, "run_worker", lambda **kwargs: calls.append(((), kwargs)))
+    assert run("serve", "--host", "0.0.0.0", "--port", "9001").exit_code == 0
+    assert run("worker", "--concurrency", "3", "--pool", "solo").exit_code == 0
+    (serve_args, _), (_, worker_kwargs) = calls
+    assert serve_args[:2] == ("0.0.0.0", 9001)
+    assert worker_kwargs["concurrency"] == 3 and worker_kwargs["pool"] == "solo"
+    assert run("serve", "--port", "70000").exit_code == 2
