@@ -150,7 +150,7 @@ def _is_number_column(series: pd.Series) -> bool:
 
 def _texts(series: pd.Series) -> NDArray[np.object_]:
     """The column as stripped strings, "" where empty."""
-    if pd.api.types.is_string_dtype(series.dtype):
+    if isinstance(series.dtype, pd.StringDtype):
         return series.fillna("").str.strip().to_numpy(dtype=object)
     # Numbers, booleans, or mixed objects: few distinct values are typical, so format
     # each distinct value once.
@@ -350,7 +350,7 @@ def _attribute_values(table: _Table, column: str) -> list[Any]:
                 for flag, keep in zip(flags.tolist(), given.tolist(), strict=True)]
     # pandas reads a column as text only when some cell is not a number; mixed object
     # columns (booleans with gaps, say) may still hold only numbers.
-    if not pd.api.types.is_string_dtype(series.dtype):
+    if not isinstance(series.dtype, pd.StringDtype):
         numbers, bad = _parse_numbers(texts)
         if given.any() and not bad.any() and np.isfinite(numbers[given]).all():
             return _numeric_attribute(numbers)
@@ -405,7 +405,7 @@ def _curve_column(table: _Table, resource: str) -> list[Curve | None]:
         if not rows.size:
             continue
         subset = {name: values[rows] for name, values in params.items()}
-        for name, failing, message in curve_parameter_errors(kind, subset):
+        for name, failing, message in curve_parameter_errors(kind, subset, len(rows)):
             if name in bad:  # an unparseable cell is already reported as such
                 failing = failing & ~bad[name][rows]
             problems.cells(rows[failing], f"{resource}_{name}", message)

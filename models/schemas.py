@@ -143,16 +143,16 @@ NUMERIC_CURVE_PARAMETERS: tuple[str, ...] = tuple(sorted(
 
 
 def curve_parameter_errors(
-    kind: CurveKind, values: Mapping[str, FloatArray]
+    kind: CurveKind, values: Mapping[str, FloatArray], size: int
 ) -> Iterator[tuple[str, BoolArray, str]]:
-    """Which rows break the rules of a `kind` curve, as (parameter, row mask, message).
+    """Which of `size` rows break the rules of a `kind` curve, as (parameter, row mask,
+    message).
 
-    `values` maps numeric parameter names to equally long arrays, NaN where a row does not
-    give the parameter; parameters absent from `values` count as not given. Every
+    `values` maps numeric parameter names to arrays of `size` values, NaN where a row does
+    not give the parameter; parameters absent from `values` count as not given. Every
     parameter the kind takes is required and must be finite and > 0; parameters of other
     kinds must not be given. (`points` is checked by `points_errors`.)
     """
-    size = len(next(iter(values.values()))) if values else 1
     wanted = CURVE_FIELDS[kind]
     for name in NUMERIC_CURVE_PARAMETERS:
         column = values.get(name)
@@ -404,7 +404,7 @@ class CurveSchema(BaseSchema):
         errors: dict[str, list[str]] = {}
         values = {name: np.array([data[name]], dtype=np.float64)
                   for name in NUMERIC_CURVE_PARAMETERS if name in data}
-        for name, rows, message in curve_parameter_errors(kind, values):
+        for name, rows, message in curve_parameter_errors(kind, values, 1):
             if rows[0]:
                 errors.setdefault(name, []).append(message)
         if kind is CurveKind.POINTS:
