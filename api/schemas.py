@@ -162,9 +162,15 @@ class ComparisonJobSchema(JobSchema):
 
 class FixtureInfoSchema(Schema):
     name = fields.String(required=True)
-    partners = fields.Integer(allow_none=True)
-    description = fields.String(allow_none=True)
-    scenario = fields.Dict(allow_none=True, metadata={"description": "bundled scenario"})
+    description = fields.String(required=True)
+    partners = fields.Integer(required=True, metadata={"description": "how many partners"})
+    resources = fields.List(
+        fields.String(), required=True, metadata={"description": "resources with curves"}
+    )
+    has_scenario = fields.Boolean(
+        required=True, metadata={"description": "a bundled request to go with it"}
+    )
+    has_packages = fields.Boolean(required=True, metadata={"description": "packages CSV too"})
 
 
 class FixtureListSchema(Schema):

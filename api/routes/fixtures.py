@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from flask.views import MethodView
@@ -27,7 +28,4 @@ class Fixtures(MethodView):
         """The bundled fixtures."""
         from fixtures import list_fixtures
 
-        items = []
-        for entry in list_fixtures():
-            items.append({"name": entry} if isinstance(entry, str) else dict(entry))
-        return {"fixtures": items}
+        return {"fixtures": [asdict(info) for info in list_fixtures()]}

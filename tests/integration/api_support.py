@@ -41,3 +41,34 @@ def small_request(partners: int = 8, *, budget: float = 3e8, plans: int = 1) -> 
         "partners": rows,
         "options": {"time_limit_s": 20, "plans": plans},
     }
+
+
+def documented_schema(
+    spec: dict[str, Any], template: str, method: str, status: int
+) -> dict[str, Any] | None:
+    """The JSON schema the OpenAPI document gives for a response, or None when the
+    response is documented without a JSON body. Fails when the status is undocumented."""
+    operation = spec["paths"][template][method.lower()]
+    responses = operation["responses"]
+    assert str(status) in responses, (
+        f"{method} {template} answered {status}, which the OpenAPI document does not list "
+        f"(documented: {sorted(responses)})"
+    )
+    response = responses[str(status)]
+    if "$ref" in response:
+        response = spec["components"]["responses"][response["$ref"].rsplit("/", 1)[-1]]
+    media = response.get("content", {}).get("application/json")
+    return None if media is None else dict(media["schema"])
+
+
+def validate_against_spec(
+    spec: dict[str, Any], template: str, method: str, status: int, body: Any
+) -> None:
+    """Assert a JSON response body matches its documented schema exactly."""
+    import jsonschema
+
+    schema = documented_schema(spec, template, method, status)
+    assert schema is not None, f"{method} {template} {status} returned JSON but documents none"
+    # "#/components/..." references resolve inside this wrapper document.
+    document = {**schema, "components": spec["components"]}
+    jsonschema.Draft202012Validator(document).validate(body)
