@@ -30,6 +30,7 @@ from marshmallow import (
     validate,
     validates_schema,
 )
+from marshmallow.error_store import merge_errors
 from numpy.typing import NDArray
 
 from models.curves import CURVE_PARAMETERS, Curve, CurveKind, FloatArray
@@ -683,9 +684,9 @@ class AllocationRequestSchema(BaseSchema):
             partners, inline = data["partners"], True
         elif "partners" not in original_data:
             errors["partners"] = ["Missing data for required field."]
-        _merge(errors, _reference_errors(
-            resources=data.get("resources", ()),
-            tiers=data.get("tiers", ()),
+        errors = merge_errors(errors, _reference_errors(
+            resources=data.get("resources"),
+            tiers=data.get("tiers"),
             partners=partners,
             inline=inline,
             constraints=data.get("constraints", ()),
@@ -739,19 +740,6 @@ def _duplicates(names: Iterable[Any]) -> Iterator[tuple[int, Any]]:
         seen.add(name)
 
 
-def _merge(into: dict[str, Any], extra: Mapping[str, Any]) -> None:
-    for key, value in extra.items():
-        if key not in into:
-            into[key] = value
-        elif isinstance(into[key], dict) and isinstance(value, Mapping):
-            _merge(into[key], value)
-        elif isinstance(into[key], list) and isinstance(value, list):
-            into[key].extend(value)
-        else:
-            into[key] = {"_schema": into[key]} if isinstance(into[key], list) else into[key]
-            _merge(into[key], {"_schema": value} if isinstance(value, list) else value)
-
-
 def _unknown(what: str, name: Any, known: Iterable[str]) -> str:
     names = sorted(known)
     listing = ", ".join(names[:20]) + (", ..." if len(names) > 20 else "")
@@ -760,13 +748,14 @@ def _unknown(what: str, name: Any, known: Iterable[str]) -> str:
 
 def _reference_errors(
     *,
-    resources: Sequence[Any],
-    tiers: Sequence[Any],
+    resources: Sequence[Any] | None,
+    tiers: Sequence[Any] | None,
     partners: Sequence[Any] | None,
     inline: bool,
     constraints: Sequence[Any],
 ) -> dict[str, Any]:
-    """Uniqueness and cross-references, checked once every section is loaded."""
+    """Uniqueness and cross-references. A section that did not load at all (None) has
+    its own error already and is not checked against, to avoid a cascade of follow-ups."""
     errors: dict[str, Any] = {}
 
     def add(path: tuple[Any, ...], message: str) -> None:
@@ -775,72 +764,74 @@ def _reference_errors(
             node = node.setdefault(key, {})
         node.setdefault(path[-1], []).append(message)
 
-    resource_items = {_get(r, "name"): r for r in resources}
-    for index, name in _duplicates(_get(r, "name") for r in resources):
-        add(("resources", index, "name"), f"duplicate resource name {name!r}")
-    for index, name in _duplicates(_get(t, "name") for t in tiers):
-        add(("tiers", index, "name"), f"duplicate tier name {name!r}")
+    resource_items = {_get(r, "name"): r for r in resources or ()}
     resource_names = {name for name in resource_items if isinstance(name, str)}
-    tier_names = {name for t in tiers if isinstance(name := _get(t, "name"), str)}
+    tier_names = {name for t in tiers or () if isinstance(name := _get(t, "name"), str)}
+    for index, name in _duplicates(_get(r, "name") for r in resources or ()):
+        add(("resources", index, "name"), f"duplicate resource name {name!r}")
+    for index, name in _duplicates(_get(t, "name") for t in tiers or ()):
+        add(("tiers", index, "name"), f"duplicate tier name {name!r}")
+
+    def unknown_resource(name: Any) -> str | None:
+        if resources is None or name in resource_names:
+            return None
+        return _unknown("resource", name, resource_names)
 
     partner_ids: set[str] = set()
     attributes: set[str] = set()
-    complete = partners is not None and all(isinstance(p, Partner) for p in partners)
     for index, partner in enumerate(partners or ()):
         pid = _get(partner, "id")
         where: tuple[Any, ...] = ("partners", index) if inline else ("partners",)
-        who = "" if inline else f"partner {pid!r}: "
         if pid in partner_ids:
             add((*where, "id") if inline else where, f"duplicate partner id {pid!r}")
         if isinstance(pid, str):
             partner_ids.add(pid)
         attributes.update(_get(partner, "attributes") or ())
-        if inline:
+        if inline:  # supplied partners' extra curves are dropped instead (see parse_request)
             for section, data_key in (("curves", "response"), ("bounds", "bounds")):
                 for name in _get(partner, section) or ():
-                    if name not in resource_names:
-                        add((*where, data_key, name), _unknown("resource", name, resource_names))
+                    if message := unknown_resource(name):
+                        add((*where, data_key, name), message)
         for p_index, package in enumerate(_get(partner, "packages") or ()):
             for name in _get(package, "amounts") or ():
-                if name not in resource_names:
-                    message = _unknown("resource", name, resource_names)
+                if message := unknown_resource(name):
                     if inline:
                         add((*where, "packages", p_index, "amounts", name), message)
                     else:
-                        add(where, f"{who}package {_get(package, 'name')!r}: {message}")
+                        add(where, f"partner {pid!r}: package {_get(package, 'name')!r}: "
+                                   f"{message}")
 
+    # Attribute names are only all known when every partner loaded.
+    all_attributes = partners is not None and all(isinstance(p, Partner) for p in partners)
     pins_seen: set[tuple[str, str]] = set()
     for index, rule in enumerate(constraints):
         path = ("constraints", index)
         resource = _get(rule, "resource")
         if resource is not None:
             spec = resource_items.get(resource)
-            if resource not in resource_names:
-                add((*path, "resource"), _unknown("resource", resource, resource_names))
-            elif _get(rule, "type") in ("max_share", "group_budget") and spec is not None \
-                    and "budget" in _fields_of(spec) and _get(spec, "budget") is None:
+            if message := unknown_resource(resource):
+                add((*path, "resource"), message)
+            elif isinstance(rule, MaxShare | GroupBudget) and isinstance(spec, Resource) \
+                    and spec.budget is None:
                 add((*path, "resource"),
                     f"resource {resource!r} has no budget, so a share of it is undefined")
         tier = _get(rule, "tier")
-        if tier is not None and tier not in tier_names:
+        if tier is not None and tiers is not None and tier not in tier_names:
             add((*path, "tier"), _unknown("tier", tier, tier_names))
         pid = _get(rule, "partner_id")
         if pid is not None and partners is not None and pid not in partner_ids:
             add((*path, "partner_id"), f"unknown partner id {pid!r}")
-        if _get(rule, "type") == "pin" and pid is not None and resource is not None:
-            if (pid, resource) in pins_seen:
-                add((*path, "partner_id"), f"a second pin of {resource!r} for partner {pid!r}")
-            pins_seen.add((pid, resource))
+        if isinstance(rule, Pin):
+            if (rule.partner_id, rule.resource) in pins_seen:
+                add((*path, "partner_id"),
+                    f"a second pin of {rule.resource!r} for partner {rule.partner_id!r}")
+            pins_seen.add((rule.partner_id, rule.resource))
         where_rule = _get(rule, "where")
-        if isinstance(where_rule, Where) and complete:
+        if isinstance(where_rule, Where) and all_attributes:
             for key in where_rule.conditions:
                 if key not in attributes and key not in RESERVED_ATTRIBUTES:
                     add((*path, "where", key), f"no partner has an attribute {key!r}")
     return errors
-
-
-def _fields_of(item: Any) -> Iterable[str]:
-    return item.keys() if isinstance(item, Mapping) else vars(item)
 
 
 # ---------------------------------------------------------------------------------------

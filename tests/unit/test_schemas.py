@@ -506,6 +506,13 @@ def test_references_are_checked_even_when_the_referenced_item_is_broken() -> Non
     assert set(found) == {"resources.0.budget"}
 
 
+def test_a_section_that_fails_entirely_causes_no_follow_up_errors() -> None:
+    data = programme()
+    data["resources"] = {"subsidy": 5e8}
+    data["tiers"] = "1B"
+    assert problems(data) == {"resources": ["Not a valid list."], "tiers": ["Not a valid list."]}
+
+
 def test_error_messages_are_nested_json_with_string_keys() -> None:
     data = programme()
     data["partners"][0]["response"]["subsidy"]["scale"] = -3
