@@ -11,6 +11,8 @@ summary says loudly); 1 on bad input or when no plan could be produced; 2 on wro
 from __future__ import annotations
 
 import json
+import math
+import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -219,13 +221,41 @@ def _open_csv(path: str) -> IO[str]:
 # ---------------------------------------------------------------------------------------
 
 
-def _stderr_progress(prefix: str = "") -> ProgressCallback:
+_DIGITS = re.compile(r"[-+0-9.e]+")
+REPEAT_INTERVAL_S = 2.0
+
+
+def _stderr_progress(verbose: bool = False) -> ProgressCallback:
+    """Stage messages on stderr with the elapsed time.
+
+    Engines report every iteration ("gmv it 57: bound ..."); unless `verbose`, a message
+    that differs from the last shown one only in its numbers is shown at most every
+    REPEAT_INTERVAL_S, so a new stage always appears but iterations do not flood.
+    """
     started = time.monotonic()
+    last_kind, last_at = "", -math.inf
 
     def show(message: Any, *_args: Any, **_kwargs: Any) -> None:
-        click.echo(f"[{time.monotonic() - started:6.1f}s] {prefix}{message}", err=True)
+        nonlocal last_kind, last_at
+        now = time.monotonic()
+        text = str(message)
+        kind = _DIGITS.sub("#", text)
+        if not verbose and kind == last_kind and now - last_at < REPEAT_INTERVAL_S:
+            return
+        last_kind, last_at = kind, now
+        click.echo(f"[{now - started:6.1f}s] {text}", err=True)
 
     return show
+
+
+def _progress_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    func = click.option("-v", "--verbose", is_flag=True,
+                        help="Every progress message (by default repeats are thinned).")(func)
+    return click.option("-q", "--quiet", is_flag=True, help="No progress messages.")(func)
+
+
+def _progress(quiet: bool, verbose: bool) -> ProgressCallback | None:
+    return None if quiet else _stderr_progress(verbose)
 
 
 def _solve(request: AllocationRequest, progress: ProgressCallback | None) -> list[Plan]:
@@ -442,7 +472,7 @@ def main() -> None:
     type=click.Path(dir_okay=False, writable=True),
     help="Write the full plan list (the API's plan shape) as JSON.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress messages.")
+@_progress_options
 def solve(
     partners_csv: str | None,
     scenario_path: str | None,
@@ -456,6 +486,7 @@ def solve(
     out: str | None,
     json_path: str | None,
     quiet: bool,
+    verbose: bool,
 ) -> None:
     """Solve one allocation request and summarize the best plan.
 
@@ -468,7 +499,7 @@ def solve(
     request = load_request(
         partners_csv, scenario_path, packages_csv, request_path, fixture, overrides
     )
-    progress = None if quiet else _stderr_progress()
+    progress = _progress(quiet, verbose)
     if progress:
         progress(
             f"solving {request.name or 'request'}: {len(request.partners)} partners, "
@@ -777,6 +808,10 @@ def _kpi_table(comparison: dict[str, Any], request: AllocationRequest) -> str:
     return table(table_rows, indent="")
 
 
+def _signed(text: str, value: float) -> str:
+    return f"+{text}" if value > 0 else text
+
+
 def _differences_text(comparison: dict[str, Any], top: int) -> str:
     out = []
     for entry in comparison["differences"]:
@@ -833,7 +868,7 @@ def _differences_text(comparison: dict[str, Any], top: int) -> str:
     type=click.IntRange(min=0),
     help="Partner differences to show per scenario.",
 )
-@click.option("-q", "--quiet", is_flag=True, help="No progress messages.")
+@_progress_options
 def compare(
     partners_csv: str | None,
     scenario_path: str | None,
@@ -848,6 +883,7 @@ def compare(
     json_path: str | None,
     top: int,
     quiet: bool,
+    verbose: bool,
 ) -> None:
     """Compare what-if scenarios against a base request, side by side.
 
@@ -863,7 +899,7 @@ def compare(
     from api.services import solve_request
 
     comparison = run_comparison(
-        base, scenarios, solve=solve_request, progress=None if quiet else _stderr_progress()
+        base, scenarios, solve=solve_request, progress=_progress(quiet, verbose)
     )
     click.echo(_kpi_table(comparison, base))
     click.echo(_differences_text(comparison, top))

@@ -406,3 +406,26 @@ def test_serve_and_worker_delegate_with_their_options(monkeypatch: pytest.Monkey
     assert serve_args[:2] == ("0.0.0.0", 9001)
     assert worker_kwargs["concurrency"] == 3 and worker_kwargs["pool"] == "solo"
     assert run("serve", "--port", "70000").exit_code == 2
+
+
+def test_progress_shows_every_stage_but_thins_iterations(
+    files: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import api.services
+
+    real_solve = api.services.solve_request
+
+    def chatty(request: Any, *, progress: Any = None, should_stop: Any = None) -> Any:
+        for iteration in range(50):
+            progress(f"gmv it {iteration}: bound {1e11 + iteration:g}")
+        progress("stage 2: done")
+        return real_solve(request)
+
+    monkeypatch.setattr(api.services, "solve_request", chatty)
+    quiet = run("solve", "--request", files["request"])
+    assert quiet.exit_code == 0, quiet.output
+    shown = [line for line in quiet.stderr.splitlines() if "gmv it" in line]
+    assert 1 <= len(shown) < 50 and "gmv it 0:" in shown[0]
+    assert "stage 2: done" in quiet.stderr
+    loud = run("solve", "--request", files["request"], "--verbose")
+    assert len([line for line in loud.stderr.splitlines() if "gmv it" in line]) == 50
