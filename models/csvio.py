@@ -248,6 +248,9 @@ def read_partners_csv(
     table = _Table(frame, _Problems(label))
     if not table.require("partner_id", "baseline_gmv"):
         table.problems.raise_if_any()
+    if frame.empty:
+        raise RequestValidationError({label: ["has no partner rows, only a header"]},
+                                     f"invalid {label}")
 
     names = _resource_names(frame, resources)
     claimed = {*PARTNER_COLUMNS, *(f"{r}_{suffix}" for r in names for suffix in RESOURCE_SUFFIXES)}

@@ -684,6 +684,8 @@ class AllocationRequestSchema(BaseSchema):
             partners, inline = data["partners"], True
         elif "partners" not in original_data:
             errors["partners"] = ["Missing data for required field."]
+        if partners is not None and not inline and not partners:
+            errors.setdefault("partners", []).append("needs a partner")
         errors = merge_errors(errors, _reference_errors(
             resources=data.get("resources"),
             tiers=data.get("tiers"),

@@ -193,6 +193,7 @@ BAD_CSVS: list[tuple[str, str, str, str]] = [
     ("ragged row", "partner_id,baseline_gmv\np1,1\np2,2,3\n", "partners.csv row 3",
      "cannot parse CSV"),
     ("empty file", "", "partners.csv", "empty"),
+    ("header only", f"{HEADER}\n", "partners.csv", "no partner rows"),
 ]
 
 

@@ -599,6 +599,14 @@ def test_supplied_partners_replace_the_request_partners() -> None:
     assert "eco" not in request.partners[0].curves
 
 
+def test_supplied_or_fixture_partners_must_not_be_empty() -> None:
+    data = minimal()
+    del data["partners"]
+    assert problems(data, partners=()) == {"partners": ["needs a partner"]}
+    data["partners"] = {"fixture": "empty"}
+    assert problems(data, resolve_fixture=lambda name: ()) == {"partners": ["needs a partner"]}
+
+
 def test_supplied_partners_conflict_with_inline_partners() -> None:
     found = problems(minimal(), partners=_fixture_partners())
     assert list(found) == ["partners"]
