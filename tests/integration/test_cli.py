@@ -343,6 +343,24 @@ def test_solve_from_a_fixture_uses_its_bundled_scenario(tmp_path: Path) -> None:
                                       "projected_gmv", "tier", "incremental_gmv"]
 
 
+def test_the_tiny_csv_with_its_scenario_solves_like_the_fixture(tmp_path: Path) -> None:
+    import fixtures
+
+    scenario_path = fixtures.scenario_path("tiny")
+    assert scenario_path is not None
+    from_csv, from_fixture = tmp_path / "csv.json", tmp_path / "fixture.json"
+    result = run("solve", str(fixtures.partners_path("tiny")), "--scenario", str(scenario_path),
+                 "--json", str(from_csv), "--gap", "0.01", "-q")
+    assert result.exit_code == 0, result.output
+    result = run("solve", "--fixture", "tiny", "--json", str(from_fixture), "--gap", "0.01", "-q")
+    assert result.exit_code == 0, result.output
+    a, b = (json.loads(path.read_text(encoding="utf-8"))[0] for path in (from_csv, from_fixture))
+    assert a["tiers"] == b["tiers"]
+    assert a["objective"]["weighted_shortfall"] == b["objective"]["weighted_shortfall"]
+    assert a["objective"]["total_projected_gmv"] == pytest.approx(
+        b["objective"]["total_projected_gmv"], rel=0.02)
+
+
 def test_a_fixture_with_another_scenario_and_batch_over_a_directory(tmp_path: Path) -> None:
     import fixtures
 
