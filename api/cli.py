@@ -249,8 +249,12 @@ def _stderr_progress(verbose: bool = False) -> ProgressCallback:
 
 
 def _progress_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    func = click.option("-v", "--verbose", is_flag=True,
-                        help="Every progress message (by default repeats are thinned).")(func)
+    func = click.option(
+        "-v",
+        "--verbose",
+        is_flag=True,
+        help="Every progress message (by default repeats are thinned).",
+    )(func)
     return click.option("-q", "--quiet", is_flag=True, help="No progress messages.")(func)
 
 
@@ -920,9 +924,14 @@ def list_fixtures() -> None:
     import fixtures
 
     rows = [
-        {"name": info.name, "partners": info.partners, "resources": ", ".join(info.resources),
-         "scenario": "yes" if info.has_scenario else "no",
-         "packages": "yes" if info.has_packages else "no", "description": info.description}
+        {
+            "name": info.name,
+            "partners": info.partners,
+            "resources": ", ".join(info.resources),
+            "scenario": "yes" if info.has_scenario else "no",
+            "packages": "yes" if info.has_packages else "no",
+            "description": info.description,
+        }
         for info in fixtures.list_fixtures()
     ]
     click.echo(table(rows, indent=""))
@@ -931,12 +940,26 @@ def list_fixtures() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
-              help="gunicorn worker processes.")
-@click.option("--threads", default=8, show_default=True, type=click.IntRange(min=1),
-              help="Request threads per worker.")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="gunicorn worker processes.",
+)
+@click.option(
+    "--threads",
+    default=8,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Request threads per worker.",
+)
+@click.option(
+    "--log-level",
+    default="info",
+    show_default=True,
+    type=click.Choice(["debug", "info", "warning", "error"]),
+)
 @click.option("--access-log", is_flag=True, help="Log every request.")
 def serve(
     host: str, port: int, workers: int, threads: int, log_level: str, access_log: bool
@@ -949,10 +972,18 @@ def serve(
 
 
 @main.command()
-@click.option("--concurrency", type=click.IntRange(min=1),
-              help="Solver processes (default: WINDMAKER_WORKER_CONCURRENCY or CPU count).")
-@click.option("--log-level", "loglevel", default="INFO", show_default=True,
-              type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    help="Solver processes (default: WINDMAKER_WORKER_CONCURRENCY or CPU count).",
+)
+@click.option(
+    "--log-level",
+    "loglevel",
+    default="INFO",
+    show_default=True,
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+)
 @click.option("--pool", help="Celery pool implementation (e.g. prefork, solo).")
 def worker(concurrency: int | None, loglevel: str, pool: str | None) -> None:
     """Run a Celery worker for solves and what-if scenarios (needs WINDMAKER_BROKER_URL)."""
@@ -987,12 +1018,22 @@ def keys_list() -> None:
     def when(moment: Any) -> str:
         return moment.isoformat(timespec="seconds") if moment is not None else "-"
 
-    click.echo(table([
-        {"id": key.id, "name": key.name or "-", "role": key.role,
-         "status": "active" if key.revoked_at is None else "revoked",
-         "created": when(key.created_at), "last used": when(key.last_used_at)}
-        for key in list_keys()
-    ], indent=""))
+    click.echo(
+        table(
+            [
+                {
+                    "id": key.id,
+                    "name": key.name or "-",
+                    "role": key.role,
+                    "status": "active" if key.revoked_at is None else "revoked",
+                    "created": when(key.created_at),
+                    "last used": when(key.last_used_at),
+                }
+                for key in list_keys()
+            ],
+            indent="",
+        )
+    )
 
 
 @keys.command("revoke")

@@ -27,13 +27,17 @@ p1,Alpha Live,95000000,north,saturating,30000000,10000000,
 p2,Beta Live,85000000,south,saturating,30000000,10000000,
 p3,Gamma Live,20000000,north,linear,,,1.0
 """
-PLAN_COLUMNS = ["partner_id", "subsidy", "baseline_gmv", "projected_gmv", "tier",
-                "incremental_gmv"]
+PLAN_COLUMNS = ["partner_id", "subsidy", "baseline_gmv", "projected_gmv", "tier", "incremental_gmv"]
 
 
 def scenario(**extra: Any) -> dict[str, Any]:
-    return {"name": "three partners", "resources": RESOURCES, "tiers": TIERS,
-            "options": {"time_limit_s": 20}, **extra}
+    return {
+        "name": "three partners",
+        "resources": RESOURCES,
+        "tiers": TIERS,
+        "options": {"time_limit_s": 20},
+        **extra,
+    }
 
 
 def inline_partners() -> list[dict[str, Any]]:
@@ -41,8 +45,11 @@ def inline_partners() -> list[dict[str, Any]]:
     return [
         {"id": "p1", "baseline_gmv": 95_000_000, "response": {"subsidy": saturating}},
         {"id": "p2", "baseline_gmv": 85_000_000, "response": {"subsidy": saturating}},
-        {"id": "p3", "baseline_gmv": 20_000_000,
-         "response": {"subsidy": {"curve": "linear", "roi": 1.0}}},
+        {
+            "id": "p3",
+            "baseline_gmv": 20_000_000,
+            "response": {"subsidy": {"curve": "linear", "roi": 1.0}},
+        },
     ]
 
 
@@ -66,9 +73,7 @@ def files(tmp_path: Path) -> dict[str, str]:
     return {
         "partners": str(tmp_path / "partners.csv"),
         "scenario": write_json(tmp_path / "scenario.json", scenario()),
-        "request": write_json(
-            tmp_path / "request.json", scenario(partners=inline_partners())
-        ),
+        "request": write_json(tmp_path / "request.json", scenario(partners=inline_partners())),
     }
 
 
@@ -100,18 +105,40 @@ def test_solve_from_request_writes_the_api_plan_list_as_json(
     files: dict[str, str], tmp_path: Path
 ) -> None:
     out, as_json = tmp_path / "plan.csv", tmp_path / "plans.json"
-    result = run("solve", "--request", files["request"], "--out", str(out),
-                 "--json", str(as_json), "--plans", "2", "--quiet")
+    result = run(
+        "solve",
+        "--request",
+        files["request"],
+        "--out",
+        str(out),
+        "--json",
+        str(as_json),
+        "--plans",
+        "2",
+        "--quiet",
+    )
     assert result.exit_code == 0, result.output
     assert result.stderr == ""
     plans = json.loads(as_json.read_text(encoding="utf-8"))
     assert isinstance(plans, list) and 1 <= len(plans) <= 2
     assert [plan["rank"] for plan in plans] == list(range(1, len(plans) + 1))
     best = plans[0]
-    assert set(best) >= {"rank", "label", "objective", "tiers", "resources", "solver",
-                         "allocations"}
-    assert best["tiers"][0] == {"name": "100M", "min_gmv": 100_000_000, "target": 2,
-                                "achieved": 2, "shortfall": 0}
+    assert set(best) >= {
+        "rank",
+        "label",
+        "objective",
+        "tiers",
+        "resources",
+        "solver",
+        "allocations",
+    }
+    assert best["tiers"][0] == {
+        "name": "100M",
+        "min_gmv": 100_000_000,
+        "target": 2,
+        "achieved": 2,
+        "shortfall": 0,
+    }
     assert best["solver"]["status"] in ("optimal", "feasible")
     csv_ids = {row["partner_id"] for row in read_csv(out)}
     assert csv_ids == {a["partner_id"] for a in best["allocations"]}
@@ -122,8 +149,9 @@ def test_solve_from_request_writes_the_api_plan_list_as_json(
 
 def test_overrides_reach_the_request(files: dict[str, str], tmp_path: Path) -> None:
     as_json = tmp_path / "plans.json"
-    result = run("solve", "--request", files["request"], "--engine", "no-such-engine",
-                 "--json", str(as_json))
+    result = run(
+        "solve", "--request", files["request"], "--engine", "no-such-engine", "--json", str(as_json)
+    )
     assert result.exit_code == 1
     assert "no-such-engine" in result.output
     assert not as_json.exists()
@@ -141,8 +169,17 @@ def test_packages_csv_puts_a_package_column_in_the_plan(tmp_path: Path) -> None:
     )
     scenario_path = write_json(tmp_path / "s.json", scenario())
     out = tmp_path / "plan.csv"
-    result = run("solve", str(tmp_path / "partners.csv"), "--scenario", scenario_path,
-                 "--packages", str(tmp_path / "packages.csv"), "--out", str(out), "-q")
+    result = run(
+        "solve",
+        str(tmp_path / "partners.csv"),
+        "--scenario",
+        scenario_path,
+        "--packages",
+        str(tmp_path / "packages.csv"),
+        "--out",
+        str(out),
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     rows = {row["partner_id"]: row for row in read_csv(out)}
     assert "package" in next(iter(rows.values()))
@@ -151,11 +188,13 @@ def test_packages_csv_puts_a_package_column_in_the_plan(tmp_path: Path) -> None:
 
 
 def test_a_shortfall_plan_exits_zero_and_says_so_loudly(tmp_path: Path) -> None:
-    request = scenario(partners=inline_partners(),
-                       tiers=[{"name": "100M", "min_gmv": 100_000_000, "target": 3}])
+    request = scenario(
+        partners=inline_partners(), tiers=[{"name": "100M", "min_gmv": 100_000_000, "target": 3}]
+    )
     out = tmp_path / "plan.csv"
-    result = run("solve", "--request", write_json(tmp_path / "r.json", request),
-                 "--out", str(out), "-q")
+    result = run(
+        "solve", "--request", write_json(tmp_path / "r.json", request), "--out", str(out), "-q"
+    )
     assert result.exit_code == 0
     assert "TARGETS NOT MET" in result.stdout and "100M 2/3 (1 short)" in result.stdout
     assert out.exists()
@@ -166,8 +205,9 @@ def test_an_infeasible_request_exits_zero_and_says_so_loudly(tmp_path: Path) -> 
     unreachable = [{"type": "group_count", "tier": "100M", "where": {"id": "p3"}, "min": 1}]
     request = scenario(partners=inline_partners(), constraints=unreachable)
     as_json = tmp_path / "plans.json"
-    result = run("solve", "--request", write_json(tmp_path / "r.json", request),
-                 "--json", str(as_json), "-q")
+    result = run(
+        "solve", "--request", write_json(tmp_path / "r.json", request), "--json", str(as_json), "-q"
+    )
     assert result.exit_code == 0
     assert "INFEASIBLE" in result.stdout
     assert json.loads(as_json.read_text(encoding="utf-8"))[0]["solver"]["status"] == "infeasible"
@@ -183,9 +223,7 @@ def assert_clean_failure(result: Result, *expected: str) -> None:
         assert text in result.output
 
 
-def test_a_bad_csv_cell_is_named_by_row_and_column(
-    files: dict[str, str], tmp_path: Path
-) -> None:
+def test_a_bad_csv_cell_is_named_by_row_and_column(files: dict[str, str], tmp_path: Path) -> None:
     bad = PARTNERS_CSV.replace("85000000", "lots")  # p2 is on spreadsheet row 3
     (tmp_path / "bad.csv").write_text(bad, encoding="utf-8")
     result = run("solve", str(tmp_path / "bad.csv"), "--scenario", files["scenario"])
@@ -224,11 +262,12 @@ def test_sources_must_be_exactly_one(files: dict[str, str]) -> None:
 def test_batch_prints_one_table_and_writes_the_summary_csv(
     files: dict[str, str], tmp_path: Path
 ) -> None:
-    short = write_json(tmp_path / "short.json", scenario(
-        partners=inline_partners(), tiers=[{"name": "100M", "min_gmv": 1e8, "target": 3}]))
+    short = write_json(
+        tmp_path / "short.json",
+        scenario(partners=inline_partners(), tiers=[{"name": "100M", "min_gmv": 1e8, "target": 3}]),
+    )
     summary = tmp_path / "summary.csv"
-    result = run("batch", "--request", files["request"], "--request", short,
-                 "--csv", str(summary))
+    result = run("batch", "--request", files["request"], "--request", short, "--csv", str(summary))
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
     header = next(line for line in lines if "scenario" in line and "status" in line)
@@ -245,8 +284,10 @@ def test_batch_prints_one_table_and_writes_the_summary_csv(
 def test_batch_keeps_going_past_a_bad_run_and_fails_at_the_end(
     files: dict[str, str], tmp_path: Path
 ) -> None:
-    bad = write_json(tmp_path / "bad.json", scenario(partners=inline_partners(), tiers=[
-        {"name": "100M", "min_gmv": 1e8}]))
+    bad = write_json(
+        tmp_path / "bad.json",
+        scenario(partners=inline_partners(), tiers=[{"name": "100M", "min_gmv": 1e8}]),
+    )
     result = run("batch", "--request", bad, "--request", files["request"])
     assert result.exit_code == 1
     assert "1 of 2 runs failed" in result.output and "tiers.0.target" in result.output
@@ -261,12 +302,16 @@ def test_batch_needs_a_fixture_for_partnerless_scenarios(files: dict[str, str]) 
 def test_compare_puts_kpis_side_by_side_and_lists_differences(
     files: dict[str, str], tmp_path: Path
 ) -> None:
-    changes = write_json(tmp_path / "changes.json", [
-        {"name": "half budget", "changes": {"budgets": {"subsidy": "x0.5"}}},
-    ])
+    changes = write_json(
+        tmp_path / "changes.json",
+        [
+            {"name": "half budget", "changes": {"budgets": {"subsidy": "x0.5"}}},
+        ],
+    )
     as_json = tmp_path / "comparison.json"
-    result = run("compare", "--request", files["request"], "--changes", changes,
-                 "--json", str(as_json), "-q")
+    result = run(
+        "compare", "--request", files["request"], "--changes", changes, "--json", str(as_json), "-q"
+    )
     assert result.exit_code == 0, result.output
     header = result.stdout.splitlines()[0]
     assert header.index("base") < header.index("half budget")
@@ -284,12 +329,16 @@ def test_compare_puts_kpis_side_by_side_and_lists_differences(
 def test_compare_checks_every_scenario_before_solving(
     files: dict[str, str], tmp_path: Path
 ) -> None:
-    changes = write_json(tmp_path / "changes.json", [
-        {"name": "typo", "changes": {"budgets": {"subsidyy": 1e7}}},
-        {"name": "more", "changes": {"budgets": {"subsidy": "x2"}}},
-    ])
-    result = run("compare", files["partners"], "--scenario", files["scenario"],
-                 "--changes", changes)
+    changes = write_json(
+        tmp_path / "changes.json",
+        [
+            {"name": "typo", "changes": {"budgets": {"subsidyy": 1e7}}},
+            {"name": "more", "changes": {"budgets": {"subsidy": "x2"}}},
+        ],
+    )
+    result = run(
+        "compare", files["partners"], "--scenario", files["scenario"], "--changes", changes
+    )
     assert_clean_failure(result, "changes.json", "typo", "subsidyy")
     assert "solving" not in result.stderr and "more vs base" not in result.stdout
 
@@ -304,13 +353,21 @@ def test_the_console_script_solves_a_request(files: dict[str, str], tmp_path: Pa
     out = tmp_path / "plan.csv"
     completed = subprocess.run(
         [script, "solve", "--request", files["request"], "--out", str(out)],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert completed.returncode == 0, completed.stderr
     assert "Plan 1 of" in completed.stdout and "solving" in completed.stderr
     assert list(read_csv(out)[0]) == PLAN_COLUMNS
-    failed = subprocess.run([script, "solve", "--fixture", "no_such_fixture"],
-                            capture_output=True, text=True, timeout=120, check=False)
+    failed = subprocess.run(
+        [script, "solve", "--fixture", "no_such_fixture"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert failed.returncode == 1 and "Traceback" not in failed.stderr
 
 
@@ -339,8 +396,14 @@ def test_solve_from_a_fixture_uses_its_bundled_scenario(tmp_path: Path) -> None:
     targets = {tier["name"]: tier["target"] for tier in bundled["tiers"]}
     assert {tier["name"]: tier["target"] for tier in best["tiers"]} == targets
     resources = [resource["name"] for resource in bundled["resources"]]
-    assert list(read_csv(out)[0]) == ["partner_id", *resources, "baseline_gmv",
-                                      "projected_gmv", "tier", "incremental_gmv"]
+    assert list(read_csv(out)[0]) == [
+        "partner_id",
+        *resources,
+        "baseline_gmv",
+        "projected_gmv",
+        "tier",
+        "incremental_gmv",
+    ]
 
 
 def test_the_tiny_csv_with_its_scenario_solves_like_the_fixture(tmp_path: Path) -> None:
@@ -349,8 +412,17 @@ def test_the_tiny_csv_with_its_scenario_solves_like_the_fixture(tmp_path: Path) 
     scenario_path = fixtures.scenario_path("tiny")
     assert scenario_path is not None
     from_csv, from_fixture = tmp_path / "csv.json", tmp_path / "fixture.json"
-    result = run("solve", str(fixtures.partners_path("tiny")), "--scenario", str(scenario_path),
-                 "--json", str(from_csv), "--gap", "0.01", "-q")
+    result = run(
+        "solve",
+        str(fixtures.partners_path("tiny")),
+        "--scenario",
+        str(scenario_path),
+        "--json",
+        str(from_csv),
+        "--gap",
+        "0.01",
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     result = run("solve", "--fixture", "tiny", "--json", str(from_fixture), "--gap", "0.01", "-q")
     assert result.exit_code == 0, result.output
@@ -358,7 +430,8 @@ def test_the_tiny_csv_with_its_scenario_solves_like_the_fixture(tmp_path: Path) 
     assert a["tiers"] == b["tiers"]
     assert a["objective"]["weighted_shortfall"] == b["objective"]["weighted_shortfall"]
     assert a["objective"]["total_projected_gmv"] == pytest.approx(
-        b["objective"]["total_projected_gmv"], rel=0.02)
+        b["objective"]["total_projected_gmv"], rel=0.02
+    )
 
 
 def test_a_fixture_with_another_scenario_and_batch_over_a_directory(tmp_path: Path) -> None:
@@ -371,8 +444,16 @@ def test_a_fixture_with_another_scenario_and_batch_over_a_directory(tmp_path: Pa
     folder.mkdir()
     write_json(folder / "easier.json", easier)
     as_json = tmp_path / "plans.json"
-    result = run("solve", "--fixture", "tiny", "--scenario", str(folder / "easier.json"),
-                 "--json", str(as_json), "-q")
+    result = run(
+        "solve",
+        "--fixture",
+        "tiny",
+        "--scenario",
+        str(folder / "easier.json"),
+        "--json",
+        str(as_json),
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     best = json.loads(as_json.read_text(encoding="utf-8"))[0]
     assert all(tier["target"] == 1 for tier in best["tiers"])
@@ -405,8 +486,9 @@ def test_keys_create_list_and_revoke(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert "viewer" in line and "dashboard" in line and "active" in line
     assert token not in listed.stdout
     assert run("keys", "revoke", key_id).exit_code == 0
-    assert "revoked" in next(line for line in run("keys", "list").stdout.splitlines()
-                             if key_id in line)
+    assert "revoked" in next(
+        line for line in run("keys", "list").stdout.splitlines() if key_id in line
+    )
     assert_clean_failure(run("keys", "revoke", key_id), key_id)
     assert run("keys", "create", "--role", "admin").exit_code == 2
 
