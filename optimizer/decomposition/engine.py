@@ -187,7 +187,7 @@ def clearing_prices(problem: Problem, alpha: float) -> FloatArray:
 
         if demand(0.0) <= budget:
             continue
-        hi = float(np.max(np.where(usable, family.st, 0.0), initial=1.0)) * 2 + 1e-300
+        hi = float(np.max(np.where(usable, family.top_slope(), 0.0), initial=1.0)) * 2 + 1e-300
         lo = hi * 1e-16
         for _ in range(60):
             mid = math.sqrt(lo * hi)
@@ -431,7 +431,7 @@ def solve_decomposition(
     return EngineOutcome(
         engine=ENGINE,
         status=status,
-        candidates=[Candidate(amounts=best.amounts)],
+        candidates=[Candidate(amounts=np.maximum(best.amounts, 0.0))],
         best_bound=certified if math.isfinite(certified) else None,
         mip_gap=gap,
         seconds=clock.elapsed(),

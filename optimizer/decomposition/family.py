@@ -109,7 +109,7 @@ class Family:
             shape = self.n[idx]
             convex = shape > 1.0
             inflection = np.where(
-                convex, self.s[idx] * ((shape - 1) / (shape + 1)) ** (1 / shape), 0.0
+                convex, self.s[idx] * (np.maximum(shape - 1, 0.0) / (shape + 1)) ** (1 / shape), 0.0
             )
             todo = idx[convex & (lo[idx] < inflection) & (hi[idx] > lo[idx])]
             if todo.size == 0:
@@ -134,8 +134,19 @@ class Family:
             self.st[todo] = slope
 
     def envelope(self, x: FloatArray) -> FloatArray:
-        chord = self.f_lo + self.st * (x - self.lo)
-        return np.where(x < self.xt, chord, self.value(x))
+        on_chord = x < self.xt
+        chord = self.f_lo + np.where(on_chord, self.st, 0.0) * (x - self.lo)
+        return np.where(on_chord, chord, self.value(x))
+
+    def top_slope(self) -> FloatArray:
+        """A finite price above which a row takes (almost) nothing beyond lo.
+
+        The chord slope, or where it is infinite (hill with shape < 1 at 0) the slope a
+        billionth of the way into the domain.
+        """
+        inner = self.lo + 1e-9 * np.maximum(self.hi - self.lo, 0.0)
+        with np.errstate(invalid="ignore"):
+            return np.where(np.isfinite(self.st), self.st, self.derivative(inner))
 
     def envelope_slope(self, x: FloatArray) -> FloatArray:
         return np.where(x < self.xt, self.st, self.derivative(x))
@@ -156,7 +167,7 @@ class Family:
 
     def _inverse_slope(self, rows: NDArray[np.intp], p: FloatArray) -> FloatArray:
         """The amount beyond the tangent point where the curve's slope equals p > 0."""
-        out = np.empty(rows.size)
+        out = self.lo[rows].copy()  # rows without a curve stay at their (zero) domain
         kind = self.kind[rows]
         zero = p <= 0
         for code in (SATURATING, LOG, LINEAR, HILL):

@@ -250,7 +250,7 @@ def _water_fill(
     x, used = demand(0.0)
     if used <= cap:
         return x
-    slopes = family.envelope_slope(family.lo)
+    slopes = family.top_slope()
     hi_lam = float(np.max(np.where(usable, slopes, 0.0), initial=1.0)) * 2.0 + 1e-300
     lo_lam = hi_lam * 1e-16
     # Continuous-demand bisection first (cheap), then a narrow discrete one.

@@ -88,9 +88,9 @@ def free_choice(
 
 def _slack(family: Family, x: FloatArray, p: FloatArray, q: float | FloatArray) -> FloatArray:
     """max over y in [lo, hi] of the tangent-line overestimate minus the value at x."""
-    right = q * np.where(x < family.xt, family.st, family.derivative(x)) - p
-    left = q * np.where(x <= family.xt, family.st, family.derivative(x)) - p
     with np.errstate(invalid="ignore"):
+        right = q * np.where(x < family.xt, family.st, family.derivative(x)) - p
+        left = q * np.where(x <= family.xt, family.st, family.derivative(x)) - p
         up = np.where(family.hi > x, right * (family.hi - x), 0.0)
         down = np.where(family.lo < x, left * (family.lo - x), 0.0)
     return np.maximum(0.0, np.maximum(np.nan_to_num(up), np.nan_to_num(down)))
