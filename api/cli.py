@@ -221,7 +221,7 @@ def _open_csv(path: str) -> IO[str]:
 # ---------------------------------------------------------------------------------------
 
 
-_DIGITS = re.compile(r"[-+0-9.e]+")
+_NUMBER = re.compile(r"[-+]?\d[\d.,]*(?:e[-+]?\d+)?%?")
 REPEAT_INTERVAL_S = 2.0
 
 
@@ -239,7 +239,7 @@ def _stderr_progress(verbose: bool = False) -> ProgressCallback:
         nonlocal last_kind, last_at
         now = time.monotonic()
         text = str(message)
-        kind = _DIGITS.sub("#", text)
+        kind = _NUMBER.sub("#", text)
         if not verbose and kind == last_kind and now - last_at < REPEAT_INTERVAL_S:
             return
         last_kind, last_at = kind, now
@@ -920,7 +920,10 @@ def compare(
 
 @main.command("fixtures")
 def list_fixtures() -> None:
-    """List the bundled fixtures (usable as --fixture NAME or {"fixture": NAME})."""
+    """List the bundled fixtures.
+
+    Use one as `--fixture NAME` here, or as `"partners": {"fixture": NAME}` in a request.
+    """
     import fixtures
 
     rows = [
@@ -964,8 +967,11 @@ def list_fixtures() -> None:
 def serve(
     host: str, port: int, workers: int, threads: int, log_level: str, access_log: bool
 ) -> None:
-    """Run the HTTP API (SQLite and an in-process job runner unless configured by
-    WINDMAKER_DATABASE_URL / WINDMAKER_BROKER_URL)."""
+    """Run the HTTP API.
+
+    SQLite and an in-process job runner unless WINDMAKER_DATABASE_URL /
+    WINDMAKER_BROKER_URL say otherwise.
+    """
     from api.server import run
 
     run(host, port, workers, threads, log_level=log_level, access_log=access_log)
@@ -986,7 +992,10 @@ def serve(
 )
 @click.option("--pool", help="Celery pool implementation (e.g. prefork, solo).")
 def worker(concurrency: int | None, loglevel: str, pool: str | None) -> None:
-    """Run a Celery worker for solves and what-if scenarios (needs WINDMAKER_BROKER_URL)."""
+    """Run a Celery worker for solves and comparisons.
+
+    Needs WINDMAKER_BROKER_URL (and the same WINDMAKER_DATABASE_URL as the server).
+    """
     from api.celery_app import run_worker
 
     run_worker(concurrency=concurrency, loglevel=loglevel.upper(), pool=pool)
