@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import marshmallow as ma
-from flask import Flask, current_app
+from flask import Flask, current_app, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -48,6 +48,7 @@ class WindmakerApi(Api):
             limit = current_app.config.get("MAX_CONTENT_LENGTH")
             payload["message"] = f"request body too large: the limit is {limit} bytes"
             payload["errors"] = {"body": [f"larger than {limit} bytes"]}
+            _drain_body(limit)
         payload.setdefault("message", error.description or error.name)
         errors = payload.get("errors")
         if isinstance(errors, Mapping) and set(errors) == {"json"}:
@@ -57,6 +58,28 @@ class WindmakerApi(Api):
         if code == 422 and payload["message"] == error.description:
             payload["message"] = "invalid input: see errors"
         return payload, code, headers
+
+
+def _drain_body(limit: int | None) -> None:
+    """Read and drop a refused body that is not absurdly large.
+
+    Left unread, the server would close the keep-alive connection only after answering
+    "keep-alive", and a client reusing it for its next request would see the connection
+    drop. Beyond twice the limit the connection is not worth saving.
+    """
+    length = request.content_length
+    if not length or not limit or length > 2 * limit + (1 << 20):
+        return
+    stream = request.environ.get("wsgi.input")
+    remaining = length
+    try:
+        while remaining > 0 and stream is not None:
+            chunk = stream.read(min(remaining, 1 << 16))
+            if not chunk:
+                break
+            remaining -= len(chunk)
+    except OSError:
+        pass  # the client went away: nothing left to save
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:

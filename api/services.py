@@ -94,7 +94,25 @@ def parse_allocation(
             {"packages": ["a packages CSV needs a partners CSV part as well"]},
             "invalid allocation request",
         )
-    return parse_request(data, partners=partners, resolve_fixture=resolve_fixture)
+    request = parse_request(data, partners=partners, resolve_fixture=resolve_fixture)
+    _check_engine(request)
+    return request
+
+
+def _check_engine(request: AllocationRequest) -> None:
+    """An engine this installation lacks fails at submission, not in the worker.
+    (Engines are the optimizer's business, so the domain schema cannot know them.)"""
+    from optimizer.engines import available_engines, known_engines
+
+    engine = request.options.engine
+    if engine == "auto" or engine in available_engines():
+        return
+    known = ", ".join(["auto", *available_engines()])
+    why = "not installed here" if engine in known_engines() else "unknown engine"
+    raise RequestValidationError(
+        {"options": {"engine": [f"{why} {engine!r}; use one of {known}"]}},
+        "invalid allocation request",
+    )
 
 
 # -- allocations ----------------------------------------------------------------------

@@ -150,9 +150,11 @@ def test_comparison_of_four_scenarios(service: Service) -> None:
     assert set(differences) == {s["name"] for s in SCENARIOS}
     for entry in differences.values():
         assert {row["partner_id"] for row in entry["partners"]} <= partner_ids
-        assert entry["tiers_gained"] == sum(
-            row["tier_change"] == "gained" for row in entry["partners"]
-        ) or entry["truncated"]
+        assert (
+            entry["tiers_gained"]
+            == sum(row["tier_change"] == "gained" for row in entry["partners"])
+            or entry["truncated"]
+        )
 
 
 def test_list_is_newest_first_and_paginated(service: Service) -> None:
@@ -160,9 +162,7 @@ def test_list_is_newest_first_and_paginated(service: Service) -> None:
     second = service.submit(small_request(partners=4))
     listed = service.call("GET", "/v1/allocations", expect=200).json()
     assert [item["id"] for item in listed[:2]] == [second["id"], first["id"]]
-    page = service.call(
-        "GET", "/v1/allocations", params={"page": 2, "page_size": 1}, expect=200
-    )
+    page = service.call("GET", "/v1/allocations", params={"page": 2, "page_size": 1}, expect=200)
     assert [item["id"] for item in page.json()] == [first["id"]]
     meta = json.loads(page.headers["X-Pagination"])
     assert meta["page"] == 2 and meta["total"] >= 2 and meta["previous_page"] == 1
@@ -177,9 +177,7 @@ def test_cancel_a_long_job(service: Service) -> None:
     ).json()
     assert cancelled["status"] == "cancelled" and cancelled["finished_at"]
     # Cancelling again is harmless; the job never turns into a success.
-    service.call(
-        "DELETE", "/v1/allocations/{job_id}", path={"job_id": submitted["id"]}, expect=200
-    )
+    service.call("DELETE", "/v1/allocations/{job_id}", path={"job_id": submitted["id"]}, expect=200)
     quick = service.submit(small_request())
     assert service.wait("allocations", quick["id"])["status"] == "succeeded"
     job = service.wait("allocations", submitted["id"])
