@@ -174,6 +174,44 @@ def test_package_menus_match_brute_force(seed: int, objective: Objective, engine
 
 @pytest.mark.parametrize("engine", engine_params())
 @pytest.mark.parametrize("objective", list(Objective))
+@pytest.mark.parametrize(
+    "curve",
+    [
+        Curve(CurveKind.HILL, max_uplift=10.0, shape=3.0, half_saturation=2.0),
+        Curve(CurveKind.POINTS, xs=(0.0, 2.0, 4.0), ys=(0.0, 1.0, 9.0)),
+        Curve(CurveKind.SATURATING, max_uplift=10.0, scale=2.0),
+    ],
+    ids=["hill", "convex-points", "saturating"],
+)
+@pytest.mark.parametrize("minimum", [2.0, 4.0], ids=["min-below-max", "min-equals-max"])
+def test_a_semi_continuous_curve_can_be_allocated(
+    minimum: float, curve: Curve, objective: Objective, engine: str
+) -> None:
+    """One partner, 4 units lift it over the tier (the minimum is 2 or all 4 units)."""
+    request = AllocationRequest(
+        resources=(Resource("subsidy", budget=10.0, step=1.0),),
+        tiers=(Tier("t100", 100.0, target=1),),
+        partners=(
+            Partner(
+                "a",
+                95.0,
+                curves={"subsidy": curve},
+                bounds={"subsidy": Bounds(min=minimum, max=4.0)},
+            ),
+            Partner("b", 120.0),
+        ),
+        objective=objective,
+        options=Options(engine=engine, mip_gap=MIP_GAP),
+    )
+    reference = solve_reference(request)
+    assert reference.weighted_shortfall == 0.0
+    plan = solve_with(request, engine)
+    problems = disagreements(request, plan, reference)
+    assert not problems, f"{'; '.join(problems)} ({describe(plan, reference)})"
+
+
+@pytest.mark.parametrize("engine", engine_params())
+@pytest.mark.parametrize("objective", list(Objective))
 def test_a_request_where_nothing_can_be_allocated_is_solved(
     objective: Objective, engine: str
 ) -> None:
