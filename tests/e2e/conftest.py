@@ -206,7 +206,12 @@ def run_id() -> str:
 
 
 def launch(
-    stack: ExitStack, db: str, runner: str, directory: Path, run_id: str
+    stack: ExitStack,
+    db: str,
+    runner: str,
+    directory: Path,
+    run_id: str,
+    extra_env: dict[str, str] | None = None,
 ) -> Service:
     """Start a deployment whose database, queue and processes `stack` tears down."""
     url = stack.enter_context(database(db, directory))
@@ -217,7 +222,8 @@ def launch(
             pytest.skip(f"Redis is not reachable at {REDIS_SERVER}")
         broker = f"{REDIS_SERVER}/{random.randint(1, 15)}"
         stack.callback(_purge_queue, broker, queue)
-    service = Service(service_env(url, broker=broker, queue=queue), directory, celery=bool(broker))
+    env = {**service_env(url, broker=broker, queue=queue), **(extra_env or {})}
+    service = Service(env, directory, celery=bool(broker))
     stack.callback(service.stop)
     service.start()
     return service
@@ -241,9 +247,7 @@ def service(
 
 
 @pytest.fixture(scope="module")
-def embedded_service(
-    tmp_path_factory: pytest.TempPathFactory, run_id: str
-) -> Iterator[Service]:
+def embedded_service(tmp_path_factory: pytest.TempPathFactory, run_id: str) -> Iterator[Service]:
     """The default deployment (SQLite, in-process runner), one per module."""
     with ExitStack() as stack:
         yield launch(stack, "sqlite", "in-process", tmp_path_factory.mktemp("embedded"), run_id)
