@@ -110,3 +110,73 @@ def test_release_hands_running_jobs_back(store: Store) -> None:
     runner._current[job_id] = "w"  # as if its thread were solving it
     runner.release()
     assert store.job_status(job_id) == QUEUED
+
+
+def _comparison(store: Store) -> str:
+    from api.services import submit_comparison
+
+    body = {
+        "base": small_request(),
+        "scenarios": [
+            {"name": "more", "changes": {"budgets": {"subsidy": "x1.5"}}},
+            {"name": "fewer", "changes": {"targets": {"1B": 1}}},
+        ],
+    }
+    return submit_comparison(store, lambda job: None, body).id
+
+
+def test_a_comparison_resumed_after_a_crash_keeps_finished_scenarios(store: Store) -> None:
+    from api.services import load_request, solve_request
+    from models.schemas import plans_to_list
+
+    job_id = _comparison(store)
+    assert store.claim_job(job_id, "dead")
+    job = store.get_job(job_id)
+    assert job is not None
+    base_plans = plans_to_list(solve_request(load_request(store, job)))
+    base_plans[0]["label"] = "solved before the crash"
+    assert store.save_scenario(job_id, 0, status=SUCCEEDED, plans=base_plans)
+    with store.write() as conn:
+        conn.execute(
+            jobs_table.update()
+            .where(jobs_table.c.id == job_id)
+            .values(heartbeat_at=utcnow() - timedelta(seconds=5))
+        )
+    assert store.requeue_stale(FAST.stale_after, FAST.max_attempts) == ([job_id], [])
+
+    assert run_job(job_id, store=store, settings=FAST)
+    comparison = store.comparison(job_id)
+    assert store.job_status(job_id) == SUCCEEDED and comparison is not None
+    rows = comparison["rows"]["scenarios"]
+    assert [row["name"] for row in rows] == ["base", "more", "fewer"]
+    assert rows[0]["plan"]["label"] == "solved before the crash"  # not solved again
+    assert all(row["status"] == SUCCEEDED for row in rows)
+
+
+def test_fan_out_functions_complete_a_comparison(store: Store) -> None:
+    """What the Celery chord does, without Celery: one call per scenario, then finish."""
+    from api.execution import finish_comparison, run_scenario
+
+    job_id = _comparison(store)
+    assert store.claim_job(job_id, "celery-task")
+    for idx in (2, 0, 1):  # order does not matter
+        run_scenario(job_id, idx, store=store, settings=FAST)
+    assert [r.status for r in store.scenario_results(job_id)] == [SUCCEEDED] * 3
+    assert finish_comparison(store, job_id, None)
+    comparison = store.comparison(job_id)
+    assert comparison is not None
+    differences = comparison["rows"]["differences"]
+    assert [entry["scenario"] for entry in differences] == ["more", "fewer"]
+
+
+def test_a_cancelled_comparison_stops_between_scenarios(store: Store) -> None:
+    from api.execution import finish_comparison, run_scenario
+
+    job_id = _comparison(store)
+    assert store.claim_job(job_id, "celery-task")
+    run_scenario(job_id, 0, store=store, settings=FAST)
+    store.cancel_job(job_id)
+    run_scenario(job_id, 1, store=store, settings=FAST)
+    assert not finish_comparison(store, job_id, None)
+    assert store.job_status(job_id) == CANCELLED
+    assert [r.status for r in store.scenario_results(job_id)][1:] == [QUEUED, QUEUED]
