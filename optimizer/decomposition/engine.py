@@ -21,7 +21,7 @@ from models.plan import SolveStatus
 from models.request import AllocationRequest, Objective
 from optimizer.decomposition.dual import LevelBundle
 from optimizer.decomposition.problem import Problem, build_problem
-from optimizer.decomposition.repair import assign_levels, fill, fixed_amounts
+from optimizer.decomposition.repair import assign_levels, bump, fill, fixed_amounts, grid_down
 from optimizer.decomposition.subproblem import Response, respond
 from optimizer.outcome import Candidate, EngineOutcome
 
@@ -261,15 +261,125 @@ def _tier_prices(
 def construct(
     problem: Problem, evaluation: Evaluation, stage: Stage, targets: NDArray[np.int64]
 ) -> Plan:
-    """An exactly feasible plan from one set of prices."""
+    """The best of a few exactly feasible plans built from one set of prices."""
     prices = evaluation.prices
     if problem.n_tiers and np.any(targets > 0):
-        _, amounts = assign_levels(problem, evaluation.response, prices, targets)
+        levels, mandatory = assign_levels(problem, evaluation.response, prices, targets)
     else:
-        amounts = fixed_amounts(problem)
-    if stage.kind != "cost" and problem.request.objective is not Objective.MIN_COST:
-        amounts = fill(problem, amounts)
-    return evaluate_plan(problem, amounts)
+        levels, mandatory = np.zeros(problem.n, dtype=np.int64), fixed_amounts(problem)
+    if stage.kind == "cost" or problem.request.objective is Objective.MIN_COST:
+        return evaluate_plan(problem, mandatory)
+    hint = prices.mean(axis=0)
+    # A: least-priced amounts that reach the tiers, then budgets water-filled on top.
+    best = evaluate_plan(problem, fill(problem, mandatory, hint=hint))
+    # B: the Lagrangian's own amounts for those levels (they balance resources within
+    # each achiever at the prices), made exact, trimmed to the budgets (achievers down to
+    # what keeps their tier), then topped up.
+    if stage.alpha > 0:
+        own = lagrangian_amounts(problem, evaluation.response, levels, mandatory, prices)
+        trimmed = trim_to_budgets(problem, own, levels, hint)
+        if trimmed is not None:
+            candidate = evaluate_plan(problem, fill(problem, trimmed, hint=hint))
+            if _better(candidate, best, minimise=False):
+                best = candidate
+    return best
+
+
+def trim_to_budgets(
+    problem: Problem, x: FloatArray, levels: NDArray[np.int64], hint: FloatArray
+) -> FloatArray | None:
+    """Cut `x` back to the budgets, most overspent resource first, keeping every tier.
+
+    Each resource is water-filled between what it must keep (pins; for achievers, the
+    least amount still reaching their tier with the other resources as they are) and
+    its current amount. None when even the amounts that must stay do not fit.
+    """
+    x = x.copy()
+    fixed = fixed_amounts(problem)
+    over = x.sum(axis=0) / problem.budget
+    for r in np.argsort(-over):
+        if over[r] <= 1.0:
+            continue
+        lower = fixed.copy()
+        lower[:, r] = np.maximum(fixed[:, r], minimum_keeping_tier(problem, x, levels, r))
+        upper = x.copy()
+        only_r = np.where(np.arange(problem.n_resources) == r, upper, lower)
+        x[:, r] = fill(problem, np.minimum(lower, only_r), upper=only_r, hint=hint)[:, r]
+        if x[:, r].sum() > problem.budget[r] * (1 + 1e-12):
+            return None
+    return x
+
+
+def minimum_keeping_tier(
+    problem: Problem, x: FloatArray, levels: NDArray[np.int64], r: int
+) -> FloatArray:
+    """Per partner, the least grid amount of resource r keeping its tier (others fixed)."""
+    out = np.zeros(problem.n)
+    rows = np.flatnonzero((levels > 0) & (x[:, r] > 0))
+    if rows.size == 0:
+        return out
+    family = problem.families[r].take(rows)
+    step = problem.step[r]
+    threshold = problem.thresholds[levels[rows] - 1]
+    others = problem.baseline[rows].copy()
+    for k, f in enumerate(problem.families):
+        if k != r:
+            others += f.take(rows).value(x[rows, k])
+    need = threshold - others
+    if_zero = need <= 0
+    # Bisection on the (monotone) exact curve between the ticket and the current amount.
+    low = np.where(if_zero, 0.0, family.lo)
+    high = x[rows, r].copy()
+    low_ok = family.value(low) >= need
+    for _ in range(60):
+        mid = 0.5 * (low + high)
+        ok = family.value(mid) >= need
+        high = np.where(ok, mid, high)
+        low = np.where(ok, low, mid)
+    amount = np.where(low_ok, low, high)
+    if step > 0:
+        amount = np.minimum(np.ceil(amount / step - 1e-9) * step, x[rows, r])
+    # Where rounding lost the tier (float edge), keep the current amount.
+    amount = np.where(family.value(amount) >= need, amount, x[rows, r])
+    out[rows] = amount
+    return out
+
+
+def lagrangian_amounts(
+    problem: Problem,
+    response: Response,
+    levels: NDArray[np.int64],
+    mandatory: FloatArray,
+    prices: FloatArray,
+) -> FloatArray | None:
+    """Each partner's subproblem amounts at its assigned level, on the grid and exact.
+
+    Achievers whose rounded mix falls short of their tier on the exact curve are bumped a
+    step at a time; failing that they keep their mandatory amounts.
+    """
+    x = response.x0.copy()
+    for level, reach in enumerate(response.reach, start=1):
+        if reach is None:
+            continue
+        chosen = levels[reach.rows] == level
+        x[reach.rows[chosen]] = reach.amounts[chosen]
+    for r, family in enumerate(problem.families):
+        x[:, r] = np.minimum(grid_down(x[:, r], problem.step[r]), family.hi)
+        x[:, r] = np.where(x[:, r] < family.lo, 0.0, x[:, r])
+    x = np.maximum(x, fixed_amounts(problem))
+    for level in range(1, problem.n_tiers + 1):
+        rows = np.flatnonzero(levels == level)
+        if rows.size == 0:
+            continue
+        threshold = problem.thresholds[level - 1]
+        gmv = problem.baseline[rows] + sum(
+            f.take(rows).value(x[rows, r]) for r, f in enumerate(problem.families)
+        )
+        ok = gmv >= threshold
+        sub, ok = bump(problem, rows, x[rows], threshold, prices[rows], ok)
+        sub[~ok] = mandatory[rows[~ok]]
+        x[rows] = sub
+    return x
 
 
 def evaluate_plan(problem: Problem, amounts: FloatArray) -> Plan:
@@ -320,37 +430,63 @@ def _run_stage(
     primal_targets: NDArray[np.int64],
     progress: Progress,
     max_iterations: int = 200,
+    polish_tries: int = 40,
+    dual_tolerance: float = 1e-6,
 ) -> tuple[float, Plan | None, int]:
-    """Minimise the stage's dual; returns (bound, best plan, evaluations)."""
+    """Minimise the stage's dual, building plans on the way; (bound, best plan, evaluations).
+
+    Plans are built at improving dual points while that costs no more time than the dual
+    itself; once the dual has converged, the rest of the stage's time goes to plans built
+    at prices jittered around the best dual point (which partners are marginal, and so who
+    reaches which tier, depends finely on the prices).
+    """
     lagrangian = Lagrangian(problem, stage)
     z, scale = _initial_point(problem, lagrangian, stage)
     minimise = stage.kind == "cost"
-    cutting = LevelBundle(z, scale, lagrangian.upper())
+    bundle = LevelBundle(z, scale, lagrangian.upper())
     bound = math.inf
     best: Plan | None = None
     evaluations = 0
-    last_primal = -1
+    spent_dual = spent_primal = 0.0
+
+    def consider(evaluation: Evaluation) -> None:
+        nonlocal best, spent_primal
+        started = time.perf_counter()
+        plan = construct(problem, evaluation, stage, primal_targets)
+        spent_primal += time.perf_counter() - started
+        if _better(plan, best, minimise):
+            best = plan
+
     for iteration in range(max_iterations):
+        started = time.perf_counter()
         evaluation = lagrangian.evaluate(z)
+        spent_dual += time.perf_counter() - started
         evaluations += 1
         improved = evaluation.value < bound
         bound = min(bound, evaluation.value)
-        cutting.report(z, evaluation.value, evaluation.grad)
-        if stage.kind != "attain" or improved or iteration == 0:
-            due = improved and (iteration - last_primal >= 3 or iteration < 3)
-            if due or iteration == 0:
-                plan = construct(problem, evaluation, stage, primal_targets)
-                last_primal = iteration
-                if _better(plan, best, minimise):
-                    best = plan
+        bundle.report(z, evaluation.value, evaluation.grad)
+        if iteration == 0 or (improved and spent_primal <= spent_dual):
+            consider(evaluation)
         if progress is not None:
             shown = best.objective if best is not None else float("nan")
-            progress(f"{stage.kind} it {iteration}: bound {bound:.6g} best {shown:.6g}")
+            progress(f"{stage.kind} {iteration}: bound {bound:.9g}, best plan {shown:.9g}")
+        if goal(bound, best) or clock.out(share):
+            return bound, best, evaluations
+        z = bundle.propose()
+        if bundle.model_gap < dual_tolerance:
+            break
+    rng = np.random.default_rng(problem.request.options.seed)
+    for attempt in range(polish_tries):
         if goal(bound, best) or clock.out(share):
             break
-        z = cutting.propose()
-        if cutting.model_gap < 1e-9:
-            break
+        jitter = (0.002, 0.005, 0.01, 0.02)[attempt % 4]
+        trial = bundle.best * np.exp(jitter * rng.standard_normal(bundle.best.size))
+        evaluation = lagrangian.evaluate(np.minimum(trial, lagrangian.upper()))
+        evaluations += 1
+        bound = min(bound, evaluation.value)
+        consider(evaluation)
+        if progress is not None and best is not None:
+            progress(f"{stage.kind} polish {attempt}: best plan {best.objective:.9g}")
     return bound, best, evaluations
 
 

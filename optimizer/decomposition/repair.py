@@ -57,7 +57,7 @@ def mandatory(
         # A chord amount below the ticket is not allowed: lift it to the ticket.
         x[:, r] = np.where((x[:, r] > 0) & (x[:, r] < family.lo[rows]), family.lo[rows], x[:, r])
     ok = _gmv(problem, rows, x) >= threshold
-    x, ok = _bump(problem, rows, x, threshold, priced, ok)
+    x, ok = bump(problem, rows, x, threshold, priced, ok)
     # Trim: a resource whose grid step can be given back while the tier still holds.
     for r in range(problem.n_resources):
         step = problem.step[r]
@@ -78,7 +78,7 @@ def _gmv(problem: Problem, rows: IntArray, x: FloatArray) -> FloatArray:
     return gmv
 
 
-def _bump(
+def bump(
     problem: Problem,
     rows: IntArray,
     x: FloatArray,
@@ -204,105 +204,138 @@ def _admit(
 
 
 def fill(
-    problem: Problem, lower: FloatArray, levels_locked: NDArray[np.bool_] | None = None
+    problem: Problem,
+    lower: FloatArray,
+    upper: FloatArray | None = None,
+    hint: FloatArray | None = None,
 ) -> FloatArray:
-    """Spend what budgets leave on GMV, resource by resource, never below `lower`."""
+    """Best GMV within budgets, resource by resource, with lower <= amounts <= upper.
+
+    Amounts at `lower` must fit the budgets (they are kept even when they do not); `upper`
+    defaults to each partner's max. `hint` (a price per resource) narrows the search.
+    """
     amounts = lower.copy()
     for r, family in enumerate(problem.families):
-        cap = problem.budget[r]
-        amounts[:, r] = _water_fill(
-            family, problem.can_use[:, r], lower[:, r], cap, problem.step[r]
+        top = family.hi if upper is None else np.minimum(upper[:, r], family.hi)
+        rows = np.flatnonzero(problem.can_use[:, r] & (top > lower[:, r]))
+        if rows.size == 0:
+            continue
+        fixed = float(lower[:, r].sum() - lower[rows, r].sum())
+        guess = float(hint[r]) if hint is not None else 0.0
+        amounts[rows, r] = _water_fill(
+            family.take(rows),
+            lower[rows, r],
+            top[rows],
+            problem.budget[r] - fixed,
+            problem.step[r],
+            guess,
         )
     return amounts
 
 
 def _best_at(
-    family: Family, usable: NDArray[np.bool_], lower: FloatArray, lam: float, step: float
+    family: Family, lower: FloatArray, upper: FloatArray, lam: float, step: float
 ) -> FloatArray:
-    """Per partner, the exact best amount on the grid at price `lam` (>= lower)."""
+    """Per row, the exact best amount on the grid in [lower, upper] at price `lam`.
+
+    The best is 0 (when allowed), an end of the range, or a grid neighbour of the concave
+    side's stationary point (or of the tangent point, for a range starting on a chord).
+    """
     base = np.where(lower > 0, np.maximum(lower, family.lo), family.lo)
-    low_end = np.minimum(grid_up(base, step), family.hi)
-    top = family.hi
+    low_end = np.minimum(grid_up(base, step), upper)
+    top = np.maximum(grid_down(upper, step), low_end)
     with np.errstate(divide="ignore", invalid="ignore"):
         xc = family.argmax_slope(np.full(len(family), lam))
-    xc = np.clip(xc, low_end, top)
-    options = [low_end, np.clip(grid_down(xc, step), low_end, top),
-               np.clip(grid_up(xc, step), low_end, top), top]  # fmt: skip
+    options = [top]
+    for x in (xc, family.xt):
+        options += [
+            np.clip(grid_down(x, step), low_end, top),
+            np.clip(grid_up(x, step), low_end, top),
+        ]
     best = low_end
     best_val = family.value(low_end) - lam * low_end
-    for x in options[1:]:
+    for x in options:
         val = family.value(x) - lam * x
         better = val > best_val
         best = np.where(better, x, best)
         best_val = np.where(better, val, best_val)
     may_skip = lower <= 0
-    best = np.where(may_skip & (best_val < 0), 0.0, best)
-    return np.where(usable, best, lower)
+    return np.where(may_skip & (best_val < 0), 0.0, best)
 
 
 def _water_fill(
-    family: Family, usable: NDArray[np.bool_], lower: FloatArray, cap: float, step: float
+    family: Family,
+    lower: FloatArray,
+    upper: FloatArray,
+    cap: float,
+    step: float,
+    guess: float,
 ) -> FloatArray:
-    def demand(lam: float) -> tuple[FloatArray, float]:
-        x = _best_at(family, usable, lower, lam, step)
-        return x, float(x.sum())
+    def demand(lam: float) -> FloatArray:
+        return _best_at(family, lower, upper, lam, step)
 
-    x, used = demand(0.0)
-    if used <= cap:
+    x = demand(0.0)
+    if float(x.sum()) <= cap:
         return x
-    slopes = family.top_slope()
-    hi_lam = float(np.max(np.where(usable, slopes, 0.0), initial=1.0)) * 2.0 + 1e-300
-    lo_lam = hi_lam * 1e-16
-    # Continuous-demand bisection first (cheap), then a narrow discrete one.
-    best = lower.copy()
-    for _ in range(70):
+    if float(lower.sum()) > cap:  # not even the lower bounds fit: keep them
+        return lower.copy()
+    # Bracket the clearing price (starting from the hint), then bisect on log price.
+    top = float(np.max(family.top_slope(), initial=1.0)) * 2.0 + 1e-300
+    lo_lam, hi_lam = (guess / 2, guess * 2) if guess > 0 else (top * 1e-12, top)
+    for _ in range(60):
+        if float(demand(hi_lam).sum()) <= cap:
+            break
+        lo_lam, hi_lam = hi_lam, hi_lam * 4
+    for _ in range(200):
+        if float(demand(lo_lam).sum()) > cap:
+            break
+        hi_lam, lo_lam = lo_lam, lo_lam / 4
+    best = demand(hi_lam)
+    for _ in range(60):
+        if hi_lam / lo_lam < 1 + 1e-7:
+            break
         mid = float(np.sqrt(lo_lam * hi_lam))
-        x, used = demand(mid)
-        if used <= cap:
+        x = demand(mid)
+        if float(x.sum()) <= cap:
             hi_lam, best = mid, x
         else:
             lo_lam = mid
-        if hi_lam / lo_lam < 1 + 1e-10:
-            break
-    if float(best.sum()) > cap:  # not even the lower bounds fit: keep them
+    if float(best.sum()) > cap:
         return lower.copy()
-    return _spend_leftover(family, usable, best, cap - float(best.sum()), step)
+    return _spend_leftover(family, best, upper, cap - float(best.sum()), step)
 
 
 def _spend_leftover(
-    family: Family, usable: NDArray[np.bool_], x: FloatArray, leftover: float, step: float
+    family: Family, x: FloatArray, upper: FloatArray, leftover: float, step: float
 ) -> FloatArray:
-    unit = step if step > 0 else None
+    """Spend a leftover greedily: next grid step (or the ticket) by exact gain per unit."""
+    limit = np.minimum(family.hi, upper)
     for _ in range(20):
         if leftover <= 0:
             break
-        if unit is None:
-            increment = np.minimum(family.hi - x, leftover)
-            target = np.where(x < family.lo, family.lo, x + increment)
+        if step > 0:
+            target = np.where(x < family.lo, family.lo, x + step)
         else:
-            target = np.where(x < family.lo, family.lo, x + unit)
-        target = np.minimum(target, family.hi)
+            target = np.where(x < family.lo, family.lo, x + np.minimum(limit - x, leftover))
+        target = np.minimum(target, limit)
         delta = target - x
         gain = family.value(target) - family.value(x)
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(usable & (delta > 0) & (gain > 0), gain / delta, -np.inf)
+            ratio = np.where((delta > 0) & (gain > 0), gain / delta, -np.inf)
         order = np.argsort(-ratio, kind="stable")
         order = order[np.isfinite(ratio[order])]
+        order = order[delta[order] <= leftover * (1 + 1e-12)]
         if order.size == 0:
             break
-        if unit is None:
+        if step <= 0:
             i = order[0]
-            take = min(delta[i], leftover)
-            x[i] += take
-            leftover -= take
+            x[i] += delta[i]
+            leftover -= float(delta[i])
             continue
         spent = np.cumsum(delta[order])
-        chosen = order[spent <= leftover + 1e-9]
+        chosen = order[spent <= leftover * (1 + 1e-12)]
         if chosen.size == 0:
-            fits = order[delta[order] <= leftover + 1e-9]
-            if fits.size == 0:
-                break
-            chosen = fits[:1]
+            chosen = order[:1]
         x[chosen] = target[chosen]
         leftover -= float(delta[chosen].sum())
     return x
