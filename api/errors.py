@@ -34,3 +34,7 @@ class Unauthorized(ServiceError):
 
 class Forbidden(ServiceError):
     status = 403
+
+
+class ServiceUnavailable(ServiceError):
+    status = 503

@@ -7,11 +7,11 @@ the views. Workers run jobs through `api.execution.run_job`.
 
 from __future__ import annotations
 
-import math
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any
 
-from api.errors import Conflict, NotFound
+from api.errors import Conflict, NotFound, ServiceUnavailable
 from api.store import (
     ALLOCATION,
     CANCELLED,
@@ -24,6 +24,8 @@ from api.store import (
 from models.plan import Plan
 from models.request import AllocationRequest, Partner
 from models.schemas import RequestValidationError, parse_request, request_to_dict
+
+log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[..., Any]
 StopCheck = Callable[[], bool]
@@ -121,8 +123,21 @@ def _check_engine(request: AllocationRequest) -> None:
 def submit_allocation(store: Store, dispatch: Submit, request: AllocationRequest) -> Job:
     """Store the request as a queued job and hand it to the job runner."""
     job = store.create_job(ALLOCATION, name=request.name, request_body=request_to_dict(request))
-    dispatch(job)
+    _dispatch(store, dispatch, job)
     return job
+
+
+def _dispatch(store: Store, dispatch: Submit, job: Job) -> None:
+    """Hand a stored job over; if that fails (broker down) the job must not sit queued
+    forever looking accepted: it fails, and the client hears so."""
+    try:
+        dispatch(job)
+    except Exception as error:
+        log.exception("could not hand job %s to the job runner", job.id)
+        store.fail_job(job.id, None, f"could not reach the job queue: {error}")
+        raise ServiceUnavailable(
+            "the job queue is unreachable; the job was not accepted, try again later"
+        ) from error
 
 
 def load_request(store: Store, job: Job) -> AllocationRequest:
@@ -246,7 +261,7 @@ def submit_comparison(store: Store, dispatch: Submit, body: Mapping[str, Any]) -
         comparison={"base_allocation_id": base_allocation_id, "scenarios": scenarios},
         scenario_names=["base", *(s["name"] for s in scenarios)],
     )
-    dispatch(job)
+    _dispatch(store, dispatch, job)
     return job
 
 
@@ -274,7 +289,3 @@ def get_comparison(store: Store, job_id: str) -> dict[str, Any]:
             "scenarios_total": len(results),
         }
     return view
-
-
-def pages(total: int, page_size: int) -> int:
-    return max(1, math.ceil(total / page_size))

@@ -642,10 +642,16 @@ def _owned(job_id: str, worker: str | None) -> list[sa.ColumnElement[bool]]:
     return where
 
 
+# Request threads, runner threads and their heartbeats all hold connections at once.
+_POOL = {"pool_size": 10, "max_overflow": 20}
+
+
 def _make_engine(url: str) -> Engine:
     if not url.startswith("sqlite"):
-        return sa.create_engine(url, pool_pre_ping=True)
-    engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        return sa.create_engine(url, pool_pre_ping=True, **_POOL)
+    engine = sa.create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": 30}, **_POOL
+    )
 
     @sa.event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -70,6 +70,7 @@ class Allocations(MethodView):
     @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
     @blp.alt_response(415, response="UNSUPPORTED_MEDIA_TYPE")
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
     @documented_auth(blp, write=True)
     @handle_errors
     def post(self) -> tuple[dict[str, Any], int, dict[str, str]]:

@@ -34,8 +34,10 @@ blp.before_request(require_api_key)
 class Comparisons(MethodView):
     @blp.arguments(ComparisonRequestSchema)
     @blp.response(202, SubmittedSchema, headers=LOCATION)
+    @blp.alt_response(400, response="BAD_REQUEST")
     @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
     @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
+    @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
     @documented_auth(blp, write=True)
     @handle_errors
     def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
