@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from api.store import Store
 from tests.e2e.conftest import Service, launch
 from tests.e2e.plan_checks import check_plans, fixture_request, local_request
 from tests.integration.api_support import small_request
@@ -51,3 +52,25 @@ def test_sigkill_mid_solve_then_restart_completes_every_job(
         for job in queued:
             assert service.wait("allocations", job["id"])["status"] == "succeeded"
         assert _status(service, done["id"]) == finished  # untouched by the crash
+
+
+def test_graceful_stop_hands_the_running_job_back(tmp_path: Path, run_id: str) -> None:
+    with ExitStack() as stack:
+        service = launch(stack, "sqlite", "in-process", tmp_path, run_id, ONE_THREAD)
+        body = fixture_request("pilot", time_limit_s=3)
+        job = service.submit(body)
+        deadline = time.monotonic() + 60
+        while _status(service, job["id"])["status"] != "running":
+            assert time.monotonic() < deadline, service.logs()
+            time.sleep(0.05)
+        service.stop()  # SIGTERM: gunicorn stops its worker, which releases the job
+
+        store = Store(service.database_url)
+        stored = store.get_job(job["id"])
+        store.dispose()
+        assert stored is not None and stored.status == "queued" and stored.attempts == 0
+
+        service.start()
+        finished = service.wait("allocations", job["id"], timeout=120)
+        assert finished["status"] == "succeeded" and finished["attempts"] == 1
+        check_plans(local_request(body), finished["plans"])
