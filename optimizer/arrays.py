@@ -149,6 +149,9 @@ def build_arrays(request: AllocationRequest) -> ProblemArrays:
         )
         for i, partner in enumerate(partners)
         for k, pkg in enumerate(partner.packages)
+        if all(
+            request.eligible(partner, name) for name, amount in pkg.amounts.items() if amount > 0
+        )
     ]
     one_package = np.zeros(n, dtype=bool)
     for rule in request.constraints:

@@ -136,13 +136,13 @@ def build(
             full = b.add_rows(0.0, np.inf, count=len(ordered))
             b.add_entries(full, delta[ordered], 1.0)
             b.add_entries(full, u, -segs.length[ordered] / seg_scale[ordered])
-            gate = np.full(len(segs.pair), -1, dtype=np.intp)  # u column gating each piece
             u_of_piece = np.full(len(segs.pair), -1, dtype=np.intp)
             u_of_piece[ordered] = u
-            for s in range(1, len(segs.pair)):
-                if segs.pair[s] != segs.pair[s - 1]:
-                    continue
-                gate[s] = u_of_piece[s - 1] if u_of_piece[s - 1] >= 0 else gate[s - 1]
+            # Each piece is gated by the last ordered piece before it in the same pair.
+            marks = np.where(segs.ordered, np.arange(len(segs.pair)), -1)
+            previous = np.r_[-1, np.maximum.accumulate(marks)[:-1]]
+            same_pair = (previous >= 0) & (segs.pair[np.maximum(previous, 0)] == segs.pair)
+            gate = np.where(same_pair, u_of_piece[np.maximum(previous, 0)], -1)
             gated = np.nonzero(gate >= 0)[0]
             cap = b.add_rows(-np.inf, 0.0, count=len(gated))
             b.add_entries(cap, delta[gated], 1.0)

@@ -120,10 +120,13 @@ class MilpStrategy:
 
     # -- solving ----------------------------------------------------------------------
     def _solve(
-        self, stage: StageSpec, outer: bool, clock: _Clock, warm: FloatArray | None = None
+        self, stage: StageSpec, outer: bool, clock: _Clock
     ) -> tuple[Formulation, MilpResult]:
         segs = segments(self.arrays, self.points, outer=outer)
         form = build(self.arrays, segs, stage, tier_margin=not outer)
+        if form.model.n_cols == 0:  # nothing to decide: the empty allocation is optimal
+            value = form.model.offset
+            return form, MilpResult(Termination.OPTIMAL, np.zeros(0), value, value)
         if not self.backend.supports(form.model):
             raise UnsupportedRequest(
                 f"engine {self.backend.name!r} cannot solve this request: it needs every "
@@ -134,7 +137,6 @@ class MilpStrategy:
             time_limit_s=max(clock.left(), 0.05),
             mip_gap=self.backend_gap,
             seed=self.options.seed,
-            warm_start=warm if warm is not None and len(warm) == form.model.n_cols else None,
         )
         return form, result
 
@@ -158,7 +160,6 @@ class MilpStrategy:
         for iteration in range(MAX_REFINEMENTS):
             cap: float | None = None
             points_before = sum(len(p) for p in self.points)
-            warm = None
             if staged and shortfall_proven and proven_cap is not None:
                 cap = proven_cap  # refining only improves the inner model: stage 1 stays solved
             elif staged:
@@ -171,7 +172,6 @@ class MilpStrategy:
                 cand1 = self.candidate(form1, res1.x)
                 score1 = self.score(cand1)
                 cap = score1.shortfall
-                warm = res1.x
                 out1 = None
                 lower = 0.0
                 if cap > 0:
@@ -197,7 +197,7 @@ class MilpStrategy:
                         continue
 
             stage = StageSpec(False, shortfall_cap=cap, exclude_sets=exclude)
-            form2, res2 = self._solve(stage, False, clock, warm=warm)
+            form2, res2 = self._solve(stage, False, clock)
             if res2.termination is Termination.INFEASIBLE and not staged:
                 return None if exclude else EngineOutcome(engine, SolveStatus.INFEASIBLE)
             if res2.x is None:

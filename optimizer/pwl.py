@@ -27,7 +27,7 @@ from models.curves import Curve, CurveKind, FloatArray
 from optimizer.arrays import ProblemArrays
 
 INITIAL_POINTS = 8
-SAME_POINT = 1e-7  # relative to a pair's max: closer points are one point
+SAME_POINT = 1e-6  # relative to a pair's max: closer points are one point
 
 
 @dataclass
@@ -50,7 +50,7 @@ def initial_points(arrays: ProblemArrays, count: int = INITIAL_POINTS) -> list[F
     """Points spread evenly in curve *value* so curvature is resolved where it matters."""
     points = []
     for k, curve in enumerate(arrays.pair_curve):
-        low, high = float(arrays.pair_min[k]), float(arrays.pair_max[k])
+        low, high, step = _domain(arrays, k)
         base = [0.0, high] + ([low] if low > 0 else [])
         if curve.kind is CurveKind.POINTS:
             base += [x for x in curve.xs if low < x < high]
@@ -65,15 +65,26 @@ def initial_points(arrays: ProblemArrays, count: int = INITIAL_POINTS) -> list[F
             base += list(grid[np.searchsorted(values, levels).clip(0, len(grid) - 1)])
             if curve.inflection > 0:
                 base.append(min(max(curve.inflection, low), high))
-        points.append(_clean(np.array(base), low, high))
+        points.append(_clean(np.array(base), low, high, step))
     return points
 
 
-def _clean(values: FloatArray, low: float, high: float) -> FloatArray:
-    """Sorted points in {0} ∪ [low, high], always holding 0, low and high; a point closer
-    than SAME_POINT to one already kept is dropped (the fixed ends win)."""
+def _domain(arrays: ProblemArrays, k: int) -> tuple[float, float, float]:
+    """(low, high, step) of pair k. Amounts in (0, low) are never taken: below a
+    semi-continuous minimum, or below the first step of a stepped resource."""
+    step = float(arrays.step[arrays.pair_resource[k]])
+    low = float(arrays.pair_min[k]) or min(step, float(arrays.pair_max[k]))
+    return low, float(arrays.pair_max[k]), step
+
+
+def _clean(values: FloatArray, low: float, high: float, step: float = 0.0) -> FloatArray:
+    """Sorted points in {0} ∪ [low, high], always holding 0, low and high, on the step
+    grid if there is one; a point closer than SAME_POINT to one already kept is dropped
+    (the fixed ends win)."""
     tol = SAME_POINT * max(high, 1.0)
     fixed = np.unique([0.0, low, high])
+    if step > 0:  # only grid amounts are feasible: the approximation need not be finer
+        values = np.round(values / step) * step
     inside = values[(values > low) & (values < high)]
     inside = inside[np.min(np.abs(inside[:, None] - fixed[None, :]), axis=1) > tol]
     kept: list[float] = []
@@ -94,8 +105,16 @@ def refine(points: list[FloatArray], arrays: ProblemArrays, chosen: FloatArray) 
     added = 0
     for k, amount in enumerate(chosen):
         pts = points[k]
-        low, high = float(arrays.pair_min[k]), float(arrays.pair_max[k])
-        if amount <= 0 or _is_exact_pwl(arrays.pair_curve[k]):
+        low, high, step = _domain(arrays, k)
+        curve = arrays.pair_curve[k]
+        if _is_exact_pwl(curve):
+            continue
+        if amount <= 0:
+            # With a vertical tangent at 0 (hill, shape < 1) the outer model credits an
+            # unallocated pair with a little uplift; points nearer 0 shrink it.
+            if low == 0 and len(pts) > 1 and not np.isfinite(curve.derivative(0.0)):
+                points[k] = _clean(np.append(pts, pts[1] / 16), low, high, step)
+                added += len(points[k]) - len(pts)
             continue
         # Solvers return amounts a feasibility tolerance away from a breakpoint they sit on.
         tol = SAME_POINT * max(high, 1.0)
@@ -111,7 +130,7 @@ def refine(points: list[FloatArray], arrays: ProblemArrays, chosen: FloatArray) 
             and around[a] >= low
             and around[a + 1] - around[a] > 10 * tol
         ]
-        points[k] = _clean(np.append(pts, new), low, high)
+        points[k] = _clean(np.append(pts, new), low, high, step)
         added += len(points[k]) - len(pts)
     return added
 
@@ -121,15 +140,15 @@ def segments(arrays: ProblemArrays, points: list[FloatArray], outer: bool) -> Se
         tuple[NDArray[np.intp], FloatArray, FloatArray, FloatArray, FloatArray, NDArray[np.bool_]]
     ] = []
     for k, curve in enumerate(arrays.pair_curve):
-        low = float(arrays.pair_min[k])
+        low = _domain(arrays, k)[0]
         xs, values = approximation(curve, points[k], low, outer)
         widths = np.diff(xs)
         slopes = np.diff(values) / widths
-        ends = xs[1:]
-        if curve.is_concave:
-            ordered = np.zeros(len(widths), dtype=bool)
-        else:
-            ordered = ends <= curve.inflection + SAME_POINT * max(float(xs[-1]), 1.0)
+        # A piece must be full before the pieces after it are used wherever one of those
+        # is steeper (a convex stretch, or the jump to a semi-continuous minimum); where
+        # slopes only decrease, a maximising model fills pieces in order by itself.
+        steepest_after = np.r_[np.maximum.accumulate(slopes[::-1])[::-1][1:], -np.inf]
+        ordered = slopes < steepest_after - 1e-12 * np.maximum(np.abs(steepest_after), 1.0)
         parts.append(
             (np.full(len(widths), k, dtype=np.intp), xs[:-1], widths, values[:-1], slopes, ordered)
         )
@@ -146,44 +165,44 @@ def approximation(
 ) -> tuple[FloatArray, FloatArray]:
     """Breakpoints and values (relative to f(0)) of the inner or outer approximation.
 
-    A semi-continuous pair never takes an amount in (0, low): its first piece runs
-    straight from (0, 0) to the approximation's value at `low`.
+    A semi-continuous pair never takes an amount in (0, low): the approximation covers
+    [low, max] and its first piece runs straight from (0, 0) to its value at `low`.
     """
     base = float(curve.value(0.0))
-    if _is_exact_pwl(curve):
-        return pts, curve.value(pts) - base
-    bend = min(max(curve.inflection, 0.0), float(pts[-1]))
-    convex_pts = pts[pts <= bend] if bend > 0 else pts[:0]
-    concave_pts = pts[pts >= bend]
-    pieces_x: list[FloatArray] = []
-    pieces_v: list[FloatArray] = []
-    if len(convex_pts) >= 2:
-        # Convex stretch: secants lie above, tangents below.
-        x, v = (
-            (convex_pts, curve.value(convex_pts) - base)
-            if outer
-            else _envelope(curve, convex_pts, upper=False)
-        )
-        pieces_x.append(x)
-        pieces_v.append(v)
-    if len(concave_pts) >= 2:
-        x, v = (
-            _envelope(curve, concave_pts, upper=True)
-            if outer
-            else (concave_pts, curve.value(concave_pts) - base)
-        )
-        pieces_x.append(x)
-        pieces_v.append(v)
-    xs = np.concatenate(pieces_x)
-    values = np.concatenate(pieces_v)
-    xs, first = np.unique(xs, return_index=True)
-    values = values[first]
-    exact = curve.value(xs) - base
-    values = np.maximum(values, exact) if outer else np.minimum(values, exact)
-    if low > 0:
-        keep = (xs == 0) | (xs >= low)
-        xs, values = xs[keep], values[keep]
-        values[0] = 0.0  # nothing allocated, no uplift
+    domain = pts[pts >= low] if low > 0 else pts
+    if _is_exact_pwl(curve) or len(domain) == 1:
+        xs, values = domain, curve.value(domain) - base
+    else:
+        bend = min(max(curve.inflection, float(domain[0])), float(domain[-1]))
+        # The inflection may have been rounded off a step grid; the approximation still
+        # needs it as a breakpoint to tell the convex stretch from the concave one.
+        domain = np.union1d(domain, [bend])
+        convex_pts = domain[domain <= bend]
+        concave_pts = domain[domain >= bend]
+        pieces_x: list[FloatArray] = []
+        pieces_v: list[FloatArray] = []
+        if len(convex_pts) >= 2:  # secants lie above a convex stretch, tangents below
+            x, v = (
+                (convex_pts, curve.value(convex_pts) - base)
+                if outer
+                else _envelope(curve, convex_pts, upper=False)
+            )
+            pieces_x.append(x)
+            pieces_v.append(v)
+        if len(concave_pts) >= 2:  # and the other way round on a concave one
+            x, v = (
+                _envelope(curve, concave_pts, upper=True)
+                if outer
+                else (concave_pts, curve.value(concave_pts) - base)
+            )
+            pieces_x.append(x)
+            pieces_v.append(v)
+        xs, first = np.unique(np.concatenate(pieces_x), return_index=True)
+        values = np.concatenate(pieces_v)[first]
+        exact = curve.value(xs) - base
+        values = np.maximum(values, exact) if outer else np.minimum(values, exact)
+    if low > 0:  # nothing allocated, no uplift
+        xs, values = np.r_[0.0, xs], np.r_[0.0, values]
     return xs, values
 
 

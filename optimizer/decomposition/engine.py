@@ -21,7 +21,14 @@ from models.plan import SolveStatus
 from models.request import AllocationRequest, Objective
 from optimizer.decomposition.dual import LevelBundle
 from optimizer.decomposition.problem import Problem, build_problem
-from optimizer.decomposition.repair import assign_levels, bump, fill, fixed_amounts, grid_down
+from optimizer.decomposition.repair import (
+    assign_levels,
+    bump,
+    fill,
+    fixed_amounts,
+    grid_down,
+    rebalance,
+)
 from optimizer.decomposition.subproblem import Response, respond
 from optimizer.outcome import Candidate, EngineOutcome
 
@@ -282,7 +289,20 @@ def construct(
             candidate = evaluate_plan(problem, fill(problem, trimmed, hint=hint))
             if _better(candidate, best, minimise=False):
                 best = candidate
-    return best
+    return polish_lumpy(problem, best, levels)
+
+
+def polish_lumpy(problem: Problem, plan: Plan, levels: NDArray[np.int64]) -> Plan:
+    """Re-split stepped resources exactly among their holders (see `repair.rebalance`)."""
+    amounts = plan.amounts
+    for r in range(problem.n_resources):
+        keep = fixed_amounts(problem)
+        keep[:, r] = np.maximum(keep[:, r], minimum_keeping_tier(problem, amounts, levels, r))
+        amounts = rebalance(problem, amounts, keep, r)
+    if amounts is plan.amounts:
+        return plan
+    candidate = evaluate_plan(problem, amounts)
+    return candidate if _better(candidate, plan, minimise=False) else plan
 
 
 def trim_to_budgets(

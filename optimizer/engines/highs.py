@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import sys
+import threading
 import time
 
 import numpy as np
@@ -10,6 +13,30 @@ from models.curves import FloatArray
 from optimizer.engines.base import MilpModel, MilpResult, Termination
 
 INF = 1e30
+_banner_lock = threading.Lock()
+_banner_shown = False
+
+
+def _new_highs():  # type: ignore[no-untyped-def]
+    """A Highs instance; the first one of a process prints a banner straight to file
+    descriptor 1, which would land in CLI output and CSV pipes, so it goes to /dev/null."""
+    global _banner_shown
+    import highspy
+
+    with _banner_lock:
+        if not _banner_shown:
+            sys.stdout.flush()
+            saved = os.dup(1)
+            try:
+                with open(os.devnull, "w") as sink:
+                    os.dup2(sink.fileno(), 1)
+                    first = highspy.Highs()
+            finally:
+                os.dup2(saved, 1)
+                os.close(saved)
+            _banner_shown = True
+            return first
+    return highspy.Highs()
 
 
 class HighsBackend:
@@ -37,7 +64,7 @@ class HighsBackend:
         import highspy
 
         started = time.perf_counter()
-        h = highspy.Highs()
+        h = _new_highs()
         h.setOptionValue("output_flag", False)
         h.setOptionValue("time_limit", max(float(time_limit_s), 0.01))
         h.setOptionValue("mip_rel_gap", float(mip_gap))
