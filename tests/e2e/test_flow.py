@@ -116,6 +116,28 @@ def test_pilot_fixture_uploaded_as_csv(service: Service) -> None:
         check_plan_csv(request, plan, _plan_csv(service, job["id"], plan.rank))
 
 
+def test_bundles_uploaded_with_a_packages_csv(service: Service) -> None:
+    body = dict(scenario("bundles"))
+    with (
+        open(DATA / "bundles.csv", "rb") as partners,
+        open(DATA / "bundles.packages.csv", "rb") as packages,
+    ):
+        submitted = service.submit(
+            files={
+                "partners": ("bundles.csv", partners, "text/csv"),
+                "packages": ("bundles.packages.csv", packages, "text/csv"),
+                "request": (None, json.dumps(body), "application/json"),
+            }
+        )
+    job = service.wait("allocations", submitted["id"])
+    _check_succeeded(job, submitted)
+    request = local_request(fixture_request("bundles"))
+    assert request.uses_packages
+    (best, *_) = check_plans(request, job["plans"])
+    assert any(allocation.package for allocation in best.allocations)
+    check_plan_csv(request, best, _plan_csv(service, job["id"], 1))
+
+
 def test_comparison_of_four_scenarios(service: Service) -> None:
     base_body = fixture_request("tiny", **TINY_OPTIONS)
     base = service.submit(base_body)
