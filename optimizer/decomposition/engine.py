@@ -371,7 +371,7 @@ def lagrangian_amounts(
     levels: NDArray[np.int64],
     mandatory: FloatArray,
     prices: FloatArray,
-) -> FloatArray | None:
+) -> FloatArray:
     """Each partner's subproblem amounts at its assigned level, on the grid and exact.
 
     Achievers whose rounded mix falls short of their tier on the exact curve are bumped a
