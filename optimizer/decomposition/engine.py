@@ -452,8 +452,9 @@ def _run_stage(
     max_iterations: int = 200,
     polish_tries: int = 40,
     dual_tolerance: float = 1e-6,
-) -> tuple[float, Plan | None, int]:
-    """Minimise the stage's dual, building plans on the way; (bound, best plan, evaluations).
+    start: FloatArray | None = None,
+) -> tuple[float, Plan | None, FloatArray]:
+    """Minimise the stage's dual, building plans on the way; (bound, best plan, best prices).
 
     Plans are built at improving dual points while that costs no more time than the dual
     itself; once the dual has converged, the rest of the stage's time goes to plans built
@@ -462,11 +463,12 @@ def _run_stage(
     """
     lagrangian = Lagrangian(problem, stage)
     z, scale = _initial_point(problem, lagrangian, stage)
+    if start is not None and start.size == z.size:
+        z, scale = start.copy(), np.maximum(np.abs(start), 1e-3 * scale)
     minimise = stage.kind == "cost"
     bundle = LevelBundle(z, scale, lagrangian.upper())
     bound = math.inf
     best: Plan | None = None
-    evaluations = 0
     spent_dual = spent_primal = 0.0
 
     def consider(evaluation: Evaluation) -> None:
@@ -481,7 +483,6 @@ def _run_stage(
         started = time.perf_counter()
         evaluation = lagrangian.evaluate(z)
         spent_dual += time.perf_counter() - started
-        evaluations += 1
         improved = evaluation.value < bound
         bound = min(bound, evaluation.value)
         bundle.report(z, evaluation.value, evaluation.grad)
@@ -491,7 +492,7 @@ def _run_stage(
             shown = best.objective if best is not None else float("nan")
             progress(f"{stage.kind} {iteration}: bound {bound:.9g}, best plan {shown:.9g}")
         if goal(bound, best) or clock.out(share):
-            return bound, best, evaluations
+            return bound, best, bundle.best
         z = bundle.propose()
         if bundle.model_gap < dual_tolerance:
             break
@@ -502,12 +503,24 @@ def _run_stage(
         jitter = (0.002, 0.005, 0.01, 0.02)[attempt % 4]
         trial = bundle.best * np.exp(jitter * rng.standard_normal(bundle.best.size))
         evaluation = lagrangian.evaluate(np.minimum(trial, lagrangian.upper()))
-        evaluations += 1
         bound = min(bound, evaluation.value)
         consider(evaluation)
         if progress is not None and best is not None:
             progress(f"{stage.kind} polish {attempt}: best plan {best.objective:.9g}")
-    return bound, best, evaluations
+    return bound, best, bundle.best
+
+
+# Above this many partners the prices are first found on a random sample this big.
+SAMPLE_ABOVE = 150_000
+SAMPLE_SIZE = 50_000
+
+
+@dataclass
+class _Result:
+    plan: Plan
+    bound: float  # the stage-2 dual value (−cost bound for min_cost)
+    stage1_proven: bool
+    prices: FloatArray  # the best stage-2 prices
 
 
 def solve_decomposition(
@@ -520,19 +533,56 @@ def solve_decomposition(
 ) -> EngineOutcome:
     clock = _Clock(time_limit_s, should_stop)
     problem = build_problem(request)
-    objective = request.objective
+    minimise = request.objective is Objective.MIN_COST
+    warm: FloatArray | None = None
+    if problem.n > SAMPLE_ABOVE:
+        sample = problem.sample(SAMPLE_SIZE, request.options.seed)
+        sample_clock = _Clock(time_limit_s * 0.2, should_stop)
+        if progress is not None:
+            progress(f"pricing on a sample of {SAMPLE_SIZE:,} partners")
+        warm = _solve(sample, sample_clock, mip_gap / 4, None, None).prices
+    result = _solve(problem, clock, mip_gap, progress, warm)
+    best, certified = result.plan, _certified(result.bound, minimise)
+    gap = _gap(certified, best.objective) if math.isfinite(certified) else None
+    if clock.stopped or (gap is not None and gap > mip_gap and clock.out()):
+        status = SolveStatus.TIME_LIMIT
+    elif gap is not None and gap <= mip_gap and result.stage1_proven:
+        status = SolveStatus.OPTIMAL
+    else:
+        status = SolveStatus.FEASIBLE
+    return EngineOutcome(
+        engine=ENGINE,
+        status=status,
+        candidates=[Candidate(amounts=np.maximum(best.amounts, 0.0))],
+        best_bound=certified if math.isfinite(certified) else None,
+        mip_gap=gap,
+        seconds=clock.elapsed(),
+    )
+
+
+def _solve(
+    problem: Problem,
+    clock: _Clock,
+    mip_gap: float,
+    progress: Progress,
+    warm: FloatArray | None,
+) -> _Result:
+    """Both stages on `problem`; `warm` (stage-2 prices) starts the probe and stage 2."""
+    objective = problem.request.objective
     minimise = objective is Objective.MIN_COST
     has_tiers = problem.n_tiers > 0 and objective is not Objective.MAX_GMV
+    kind = "cost" if minimise else "gmv"
 
     stage1_proven = True
     targets = problem.targets.copy()
     seed_plan: Plan | None = None
     if has_tiers:
         # Try the targets outright first: a plan meeting them settles stage 1 for free.
-        kind = "cost" if minimise else "gmv"
         probe = Stage(kind, problem.targets, True)
         lag = Lagrangian(problem, probe)
         z, _ = _initial_point(problem, lag, probe)
+        if warm is not None and warm.size == z.size:
+            z = warm
         seed_plan = construct(problem, lag.evaluate(z), probe, problem.targets)
         if seed_plan.shortfall > 0:
             weights_total = float((problem.weights * problem.targets).sum())
@@ -541,7 +591,7 @@ def solve_decomposition(
             def settled(bound: float, plan: Plan | None) -> bool:
                 if plan is None:
                     return False
-                floor = weights_total - bound
+                floor = max(weights_total - bound, 0.0)
                 if integral:
                     floor = math.ceil(floor - 1e-6)
                 return plan.shortfall <= floor + 1e-9
@@ -557,7 +607,6 @@ def solve_decomposition(
         if progress is not None:
             progress(f"stage 1: shortfall {seed_plan.shortfall:g} (proven: {stage1_proven})")
 
-    kind = "cost" if minimise else "gmv"
     attainment = None
     if seed_plan is not None and seed_plan.shortfall > 0:
         attainment = float((problem.weights * targets).sum())
@@ -569,29 +618,15 @@ def solve_decomposition(
             return False
         return _gap(_certified(bound, minimise), plan.objective) <= mip_gap
 
-    bound2, plan2, _ = _run_stage(problem, stage, clock, 0.95, close_enough, targets, progress)
+    bound2, plan2, prices = _run_stage(
+        problem, stage, clock, 0.95, close_enough, targets, progress, start=warm
+    )
     best = seed_plan
     if plan2 is not None and (best is None or _better(plan2, best, minimise)):
         best = plan2
     if best is None:
         best = evaluate_plan(problem, fixed_amounts(problem))
-    certified = _certified(bound2, minimise)
-    # The bound certifies plans that keep the stage-1 attainment used as stage-2 rows.
-    gap = _gap(certified, best.objective) if math.isfinite(certified) else None
-    if clock.stopped or (gap is not None and gap > mip_gap and clock.out()):
-        status = SolveStatus.TIME_LIMIT
-    elif gap is not None and gap <= mip_gap and stage1_proven:
-        status = SolveStatus.OPTIMAL
-    else:
-        status = SolveStatus.FEASIBLE
-    return EngineOutcome(
-        engine=ENGINE,
-        status=status,
-        candidates=[Candidate(amounts=np.maximum(best.amounts, 0.0))],
-        best_bound=certified if math.isfinite(certified) else None,
-        mip_gap=gap,
-        seconds=clock.elapsed(),
-    )
+    return _Result(best, bound2, stage1_proven, prices)
 
 
 def _certified(dual_value: float, minimise: bool) -> float:

@@ -84,6 +84,39 @@ class Problem:
     def hi(self) -> FloatArray:
         return np.stack([f.hi for f in self.families], axis=1)
 
+    def sample(self, size: int, seed: int) -> Problem:
+        """A random subset of partners with budgets, targets and group rows scaled to it.
+
+        Prices are intensive: a dual solved on a large enough sample of the same programme
+        is a good starting point for the full one (any start keeps the bound valid).
+        """
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(self.n, size=size, replace=False))
+        share = size / self.n
+        return Problem(
+            request=self.request,
+            baseline=self.baseline[rows],
+            families=[family.take(rows) for family in self.families],
+            can_use=self.can_use[rows],
+            optional=self.optional[rows],
+            budget=self.budget * share,
+            step=self.step,
+            unit_cost=self.unit_cost,
+            thresholds=self.thresholds,
+            targets=np.maximum(np.round(self.targets * share), 1).astype(np.int64),
+            weights=self.weights,
+            tier_names=self.tier_names,
+            group_budgets=[
+                GroupBudgetRow(g.resource, g.members[rows], g.low * share, g.high * share, g.label)
+                for g in self.group_budgets
+            ],
+            group_counts=[
+                GroupCountRow(g.tier, g.members[rows], round(g.minimum * share), g.label)
+                for g in self.group_counts
+            ],
+            reach=self.reach[rows],
+        )
+
     def values(self, amounts: FloatArray) -> FloatArray:
         """Exact projected GMV of every partner for an (n, R) amount matrix."""
         gmv = self.baseline.copy()

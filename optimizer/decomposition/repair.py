@@ -238,27 +238,33 @@ def _best_at(
 ) -> FloatArray:
     """Per row, the exact best amount on the grid in [lower, upper] at price `lam`.
 
-    The best is 0 (when allowed), an end of the range, or a grid neighbour of the concave
-    side's stationary point (or of the tangent point, for a range starting on a chord).
+    Where the curve is concave on the range, f − lam·x is concave on the grid too and the
+    best is a grid neighbour of the stationary point (clipped to the range). Where the
+    range starts on a chord (S-shaped curves), the range's ends and the tangent point's
+    neighbours are candidates as well. 0 wins when allowed and nothing pays.
     """
     base = np.where(lower > 0, np.maximum(lower, family.lo), family.lo)
     low_end = np.minimum(grid_up(base, step), upper)
     top = np.maximum(grid_down(upper, step), low_end)
     with np.errstate(divide="ignore", invalid="ignore"):
         xc = family.argmax_slope(np.full(len(family), lam))
-    options = [top]
-    for x in (xc, family.xt):
-        options += [
-            np.clip(grid_down(x, step), low_end, top),
-            np.clip(grid_up(x, step), low_end, top),
-        ]
-    best = low_end
-    best_val = family.value(low_end) - lam * low_end
-    for x in options:
-        val = family.value(x) - lam * x
+    best = np.clip(grid_down(xc, step), low_end, top)
+    best_val = family.value(best) - lam * best
+    if step > 0:
+        up = np.clip(grid_up(xc, step), low_end, top)
+        val = family.value(up) - lam * up
         better = val > best_val
-        best = np.where(better, x, best)
-        best_val = np.where(better, val, best_val)
+        best, best_val = np.where(better, up, best), np.where(better, val, best_val)
+    chord = np.flatnonzero(family.xt > low_end)
+    if chord.size:
+        sub = family.take(chord)
+        lo_c, top_c = low_end[chord], top[chord]
+        for x in (lo_c, top_c, np.clip(grid_down(sub.xt, step), lo_c, top_c),
+                  np.clip(grid_up(sub.xt, step), lo_c, top_c)):  # fmt: skip
+            val = sub.value(x) - lam * x
+            better = val > best_val[chord]
+            best[chord] = np.where(better, x, best[chord])
+            best_val[chord] = np.where(better, val, best_val[chord])
     may_skip = lower <= 0
     return np.where(may_skip & (best_val < 0), 0.0, best)
 
@@ -292,7 +298,7 @@ def _water_fill(
         hi_lam, lo_lam = lo_lam, lo_lam / 4
     best = demand(hi_lam)
     for _ in range(60):
-        if hi_lam / lo_lam < 1 + 1e-7:
+        if hi_lam / lo_lam < 1 + 1e-6:
             break
         mid = float(np.sqrt(lo_lam * hi_lam))
         x = demand(mid)
