@@ -25,6 +25,7 @@ from optimizer.pwl import Segments
 # solver's amounts back onto grids and bounds never loses a tier under the exact curves.
 TIER_MARGIN_ABS = 1e-6  # in model money units (1 CNY when money is in millions)
 TIER_MARGIN_REL = 1e-9
+FINE_GRID = 64  # a pair with more grid steps than this has a continuous grid index
 
 
 @dataclass
@@ -42,13 +43,27 @@ class Formulation:
     z_cols: dict[tuple[int, int], int]
     objective_scale: float  # model objective × this = request units (CNY)
 
+    def claims(self, arrays: ProblemArrays, solution: FloatArray) -> NDArray[np.bool_]:
+        """Per partner: does the model count it towards some tier?"""
+        claimed = np.zeros(arrays.n_partners, dtype=bool)
+        for (i, _), col in self.z_cols.items():
+            claimed[i] |= solution[col] > 0.5
+        return claimed
+
     def amounts(self, arrays: ProblemArrays, solution: FloatArray) -> FloatArray:
-        """Per pair amounts in request units, snapped onto grids and bounds."""
+        """Per pair amounts in request units, on their grids and within bounds.
+
+        Fine grids are continuous in the model: amounts of partners the model counts
+        towards a tier round up (GMV only grows, the tier holds), the others round down.
+        """
         scale = arrays.resource_scale[arrays.pair_resource]
-        raw = solution[self.x_cols] * scale
+        raw = np.clip(solution[self.x_cols] * scale, 0.0, arrays.pair_max)
         step = arrays.step[arrays.pair_resource]
-        snapped = np.where(step > 0, np.round(raw / np.where(step > 0, step, 1)) * step, raw)
-        snapped = np.clip(snapped, 0.0, arrays.pair_max)
+        on_grid = step > 0
+        ratio = raw / np.where(on_grid, step, 1.0)
+        up = self.claims(arrays, solution)[arrays.pair_partner]
+        index = np.where(up, np.ceil(ratio - 1e-6), np.floor(ratio + 1e-6))
+        snapped = np.where(on_grid, np.minimum(index * step, arrays.pair_max), raw)
         # Semi-continuous: anything a hair above 0 but under the minimum is solver noise.
         below_min = (snapped > 0) & (snapped < arrays.pair_min)
         snapped[below_min & (snapped < 0.5 * arrays.pair_min)] = 0.0
@@ -64,9 +79,6 @@ class Formulation:
             if solution[col] > 0.5:
                 choice[option.partner] = option.index
         return choice
-
-    def warm_start(self, arrays: ProblemArrays, solution: FloatArray) -> FloatArray:
-        return solution
 
 
 def reachable_partners(arrays: ProblemArrays, pair_max_gain: FloatArray) -> FloatArray:
@@ -104,10 +116,17 @@ def build(
     stepped = np.nonzero(arrays.step[res] > 0)[0]
     if len(stepped):
         n_hi = np.floor(arrays.pair_max[stepped] / arrays.step[res[stepped]] + 1e-9)
-        n_col = b.add_columns(np.zeros(len(stepped)), n_hi, integer=True)
-        rows = b.add_rows(0.0, 0.0, count=len(stepped))
-        b.add_entries(rows, x[stepped], 1.0)
-        b.add_entries(rows, n_col, -arrays.step[res[stepped]] / scale[stepped])
+        # On a fine grid the index is continuous: integrality there costs the MIP dearly
+        # and buys next to nothing; `amounts` rounds onto the grid afterwards.
+        coarse = n_hi <= FINE_GRID
+        for integral in (True, False):
+            chosen = stepped[coarse == integral]
+            if not len(chosen):
+                continue
+            n_col = b.add_columns(np.zeros(len(chosen)), n_hi[coarse == integral], integral)
+            rows = b.add_rows(0.0, 0.0, count=len(chosen))
+            b.add_entries(rows, x[chosen], 1.0)
+            b.add_entries(rows, n_col, -arrays.step[res[chosen]] / scale[chosen])
 
     seg_scale = arrays.resource_scale[res[segs.pair]]
     owner = arrays.pair_partner[segs.pair]
@@ -148,8 +167,8 @@ def build(
             b.add_entries(cap, delta[gated], 1.0)
             b.add_entries(cap, gate[gated], -segs.length[gated] / seg_scale[gated])
 
-        # Semi-continuous pairs: y = 0 -> x = 0; y = 1 -> first piece [0, min] full.
-        sc_pairs = np.nonzero(arrays.pair_min > 0)[0]
+        # All-or-nothing first pieces: y = 0 -> x = 0; y = 1 -> first piece [0, jump] full.
+        sc_pairs = np.nonzero(segs.jump > 0)[0]
         if len(sc_pairs):
             y = b.add_columns(np.zeros(len(sc_pairs)), 1.0, integer=True)
             first_of_pair = np.full(n_pairs, -1, dtype=np.intp)
@@ -159,7 +178,7 @@ def build(
             b.add_entries(upper, y, -arrays.pair_max[sc_pairs] / scale[sc_pairs])
             lower = b.add_rows(0.0, np.inf, count=len(sc_pairs))
             b.add_entries(lower, first_of_pair[sc_pairs], 1.0)
-            b.add_entries(lower, y, -arrays.pair_min[sc_pairs] / scale[sc_pairs])
+            b.add_entries(lower, y, -segs.jump[sc_pairs] / scale[sc_pairs])
 
     # Packages: at most one per partner (exactly one under one_package).
     v = np.zeros(0, dtype=np.intp)
@@ -171,6 +190,11 @@ def build(
         b.add_entries(rows[np.searchsorted(partners_with, owners)], v, 1.0)
         uplift = np.array([o.uplift for o in arrays.packages])
         gmv_rows_cols.append((owners, v, uplift / arrays.money_scale))
+    # A partner bound to take a package but left with none it may take (eligibility
+    # removed them all): an empty row 1 <= 0 makes the model infeasible, as it is.
+    stranded = np.setdiff1d(np.nonzero(arrays.one_package)[0], [o.partner for o in arrays.packages])
+    if len(stranded):
+        b.add_rows(1.0, 1.0, count=len(stranded))
 
     package_amounts = (
         np.array([o.amounts for o in arrays.packages])

@@ -25,7 +25,7 @@ from optimizer.arrays import ProblemArrays, UnsupportedRequest
 from optimizer.engines.base import MilpBackend, MilpResult, Termination
 from optimizer.formulation import Formulation, StageSpec, build
 from optimizer.outcome import Candidate, EngineOutcome
-from optimizer.pwl import initial_points, refine, segments
+from optimizer.pwl import _domain, initial_points, refine, segments, tangent_point
 
 MAX_REFINEMENTS = 12
 Progress = Callable[[str], None]
@@ -67,9 +67,18 @@ class MilpStrategy:
         self.options = arrays.request.options
         self.points = initial_points(arrays)
         self.columns = curve_columns(arrays.request)
-        self.backend_gap = self.options.mip_gap / 4
+        # Early rounds are dominated by approximation error: solving them to a tight MIP
+        # gap is wasted work. The backend gap follows the certified gap down to a quarter
+        # of the requested one, which leaves room for the approximation's share.
+        self.finest_gap = self.options.mip_gap / 4
+        self.backend_gap = self.options.mip_gap
         # Piecewise-linear and linear curves (and packages) are modelled exactly: the
         # inner model is then its own relaxation and its bound needs no outer solve.
+        # S-curves start relaxed (tangent-point restriction / concave envelope: tight LPs);
+        # a pair goes exact once an outer solution takes an amount below its tangent point.
+        self.relaxed = frozenset(
+            k for k, c in enumerate(arrays.pair_curve) if tangent_point(c, 0.0, 1.0) is not None
+        )
         self.exact = all(c.kind in ("points", "linear") for c in arrays.pair_curve)
 
     # -- exact evaluation -------------------------------------------------------------
@@ -79,12 +88,15 @@ class MilpStrategy:
             self.arrays, solution
         )
         choice = form.package_choice(self.arrays, solution) if self.arrays.packages else None
-        self._trim_to_budgets(amounts, choice)
+        self._trim_to_budgets(amounts, choice, form.claims(self.arrays, solution))
         return Candidate(amounts, choice)
 
-    def _trim_to_budgets(self, amounts: FloatArray, choice: NDArray[np.intp] | None) -> None:
-        """Remove the solver's feasibility-tolerance overspend (a few units at most) from
-        the largest continuous allocation, so budgets hold exactly."""
+    def _trim_to_budgets(
+        self, amounts: FloatArray, choice: NDArray[np.intp] | None, claims: NDArray[np.bool_]
+    ) -> None:
+        """Remove overspend (solver tolerance, or grid amounts rounded up for tiers) from
+        the largest allocations of partners no tier depends on first, so budgets hold
+        exactly."""
         arrays = self.arrays
         spent = amounts.sum(axis=0)
         if choice is not None:
@@ -94,15 +106,19 @@ class MilpStrategy:
         for r in np.nonzero(spent > arrays.budget)[0]:
             excess = spent[r] - arrays.budget[r]
             pairs = np.nonzero(arrays.pair_resource == r)[0]
-            taken = amounts[arrays.pair_partner[pairs], r]
-            order = pairs[np.argsort(-taken)]
+            owners = arrays.pair_partner[pairs]
+            order = pairs[np.lexsort((-amounts[owners, r], claims[owners]))]
+            step = arrays.step[r]
             for k in order:
-                i = arrays.pair_partner[k]
-                step = arrays.step[r]
-                cut = np.ceil(excess / step) * step if step > 0 else excess
-                if amounts[i, r] - cut >= max(arrays.pair_min[k], 0.0) and amounts[i, r] > 0:
-                    amounts[i, r] -= cut
+                if excess <= 0:
                     break
+                i = arrays.pair_partner[k]
+                floor = arrays.pair_min[k] if amounts[i, r] > arrays.pair_min[k] else 0.0
+                room = amounts[i, r] - floor
+                cut = min(np.ceil(excess / step) * step if step > 0 else excess, room)
+                if cut > 0:
+                    amounts[i, r] -= cut
+                    excess -= cut
 
     def score(self, cand: Candidate) -> Score:
         arrays = self.arrays
@@ -122,11 +138,13 @@ class MilpStrategy:
     def _solve(
         self, stage: StageSpec, outer: bool, clock: _Clock
     ) -> tuple[Formulation, MilpResult]:
-        segs = segments(self.arrays, self.points, outer=outer)
+        segs = segments(self.arrays, self.points, outer=outer, relaxed=self.relaxed)
         form = build(self.arrays, segs, stage, tier_margin=not outer)
-        if form.model.n_cols == 0:  # nothing to decide: the empty allocation is optimal
-            value = form.model.offset
-            return form, MilpResult(Termination.OPTIMAL, np.zeros(0), value, value)
+        if form.model.n_cols == 0:  # nothing to decide: the empty allocation, if it fits
+            model = form.model
+            if np.any(model.row_lo > 0) or np.any(model.row_hi < 0):
+                return form, MilpResult(Termination.INFEASIBLE)
+            return form, MilpResult(Termination.OPTIMAL, np.zeros(0), model.offset, model.offset)
         if not self.backend.supports(form.model):
             raise UnsupportedRequest(
                 f"engine {self.backend.name!r} cannot solve this request: it needs every "
@@ -137,6 +155,7 @@ class MilpStrategy:
             time_limit_s=max(clock.left(), 0.05),
             mip_gap=self.backend_gap,
             seed=self.options.seed,
+            should_stop=clock.should_stop,
         )
         return form, result
 
@@ -159,7 +178,7 @@ class MilpStrategy:
 
         for iteration in range(MAX_REFINEMENTS):
             cap: float | None = None
-            points_before = sum(len(p) for p in self.points)
+            points_before = self._state()
             if staged and shortfall_proven and proven_cap is not None:
                 cap = proven_cap  # refining only improves the inner model: stage 1 stays solved
             elif staged:
@@ -189,10 +208,10 @@ class MilpStrategy:
                     f"bound {lower:g}{' (proven)' if shortfall_proven else ''}"
                 )
                 if not shortfall_proven and not clock.expired():
-                    refine(self.points, self.arrays, self._pair_amounts(form1, res1.x))
+                    self._sharpen(form1, res1.x, outer=False)
                     if out1 is not None and out1.x is not None:
-                        refine(self.points, self.arrays, self._pair_amounts(form1, out1.x))
-                    if sum(len(p) for p in self.points) > points_before:
+                        self._sharpen(form1, out1.x, outer=True)
+                    if self._state() > points_before:
                         best = _better(best, (cand1, score1), objective)
                         continue
 
@@ -221,11 +240,15 @@ class MilpStrategy:
             if clock.expired():
                 status = SolveStatus.TIME_LIMIT
                 break
-            refine(self.points, self.arrays, self._pair_amounts(form2, res2.x))
+            self._sharpen(form2, res2.x, outer=False)
             if out2.x is not None:
-                refine(self.points, self.arrays, self._pair_amounts(outer_form, out2.x))
-            if sum(len(p) for p in self.points) == points_before:
-                break  # nothing left to refine: the remaining gap is the solver's own
+                self._sharpen(outer_form, out2.x, outer=True)
+            finer = min(max(gap / 8, self.finest_gap), self.backend_gap) if gap else None
+            if self._state() == points_before:
+                if self.backend_gap <= self.finest_gap:
+                    break  # nothing left to refine or tighten
+                finer = self.finest_gap  # the remaining gap is the solver's own
+            self.backend_gap = finer if finer is not None else self.finest_gap
         else:
             status = SolveStatus.FEASIBLE
 
@@ -245,6 +268,22 @@ class MilpStrategy:
             mip_gap=_gap(best[1].final(objective), bound, minimise),
             seconds=time.perf_counter() - started,
         )
+
+    def _state(self) -> int:
+        """Grows whenever the approximations change (points added, pairs made exact)."""
+        return sum(len(p) for p in self.points) + self.arrays.n_pairs - len(self.relaxed)
+
+    def _sharpen(self, form: Formulation, solution: FloatArray, outer: bool) -> None:
+        amounts = self._pair_amounts(form, solution)
+        refine(self.points, self.arrays, amounts)
+        if outer and self.relaxed:
+            below = set()
+            for k in self.relaxed:
+                low, high, _ = _domain(self.arrays, k)
+                touch = tangent_point(self.arrays.pair_curve[k], low, high)
+                if touch is not None and 0 < amounts[k] < touch * (1 - 1e-9):
+                    below.add(k)
+            self.relaxed = self.relaxed - below
 
     def _pair_amounts(
         self, form: Formulation, solution: FloatArray, outer: bool = False

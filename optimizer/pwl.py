@@ -40,6 +40,9 @@ class Segments:
     value0: FloatArray  # approximation at start, CNY, relative to the curve's value at 0
     slope: FloatArray  # CNY per request unit
     ordered: NDArray[np.bool_]  # on a convex stretch: needs its predecessors full first
+    # Per pair: the first piece [0, jump] is all or nothing (a semi-continuous minimum, or
+    # the tangent point of a relaxed S-curve); 0 where partial fills are allowed.
+    jump: FloatArray
 
 
 def _is_exact_pwl(curve: Curve) -> bool:
@@ -135,13 +138,42 @@ def refine(points: list[FloatArray], arrays: ProblemArrays, chosen: FloatArray) 
     return added
 
 
-def segments(arrays: ProblemArrays, points: list[FloatArray], outer: bool) -> Segments:
+def tangent_point(curve: Curve, low: float, high: float) -> float | None:
+    """Where the ray from the origin touches an S-shaped hill curve (shape > 1): the amount
+    with the best average return, x_t = h·(n−1)^(1/n), clipped to [low, high].
+
+    Below it the concave envelope of the curve is that ray, above it the curve itself; so
+    {0} ∪ [x_t, max] is a concave (binary-light, LP-tight) restriction of the curve, and
+    the envelope a concave relaxation. None for other curves.
+    """
+    if curve.kind is not CurveKind.HILL or curve.shape <= 1:
+        return None
+    touch = curve.half_saturation * (curve.shape - 1) ** (1 / curve.shape)
+    return min(max(touch, low), high)
+
+
+def segments(
+    arrays: ProblemArrays,
+    points: list[FloatArray],
+    outer: bool,
+    relaxed: frozenset[int] = frozenset(),
+) -> Segments:
+    """The pieces of every pair's approximation. Pairs in `relaxed` (S-curves) use the
+    tangent-point restriction (inner) or the concave envelope (outer) instead of the
+    exact convex stretch."""
     parts: list[
         tuple[NDArray[np.intp], FloatArray, FloatArray, FloatArray, FloatArray, NDArray[np.bool_]]
     ] = []
+    jump = arrays.pair_min.copy()
     for k, curve in enumerate(arrays.pair_curve):
         low = _domain(arrays, k)[0]
-        xs, values = approximation(curve, points[k], low, outer)
+        touch = tangent_point(curve, low, float(arrays.pair_max[k])) if k in relaxed else None
+        if touch is not None:
+            xs, values = _relaxed_approximation(curve, points[k], touch, outer)
+            if not outer:
+                jump[k] = touch
+        else:
+            xs, values = approximation(curve, points[k], low, outer)
         widths = np.diff(xs)
         slopes = np.diff(values) / widths
         # A piece must be full before the pieces after it are used wherever one of those
@@ -155,9 +187,29 @@ def segments(arrays: ProblemArrays, points: list[FloatArray], outer: bool) -> Se
     if not parts:
         empty = np.zeros(0)
         return Segments(
-            np.zeros(0, dtype=np.intp), empty, empty, empty, empty, np.zeros(0, dtype=bool)
+            np.zeros(0, dtype=np.intp), empty, empty, empty, empty, np.zeros(0, dtype=bool), jump
         )
-    return Segments(*(np.concatenate(column) for column in zip(*parts, strict=True)))
+    pair, start, length, value0, slope, ordered = (
+        np.concatenate(column) for column in zip(*parts, strict=True)
+    )
+    return Segments(pair, start, length, value0, slope, ordered, jump)
+
+
+def _relaxed_approximation(
+    curve: Curve, pts: FloatArray, touch: float, outer: bool
+) -> tuple[FloatArray, FloatArray]:
+    """From 0 straight to the tangent point, then the concave part of the curve: secants
+    (inner, taken only from the tangent point on) or the tangent envelope (outer)."""
+    base = float(curve.value(0.0))
+    tail = np.union1d([touch], pts[pts > touch])
+    if outer and len(tail) >= 2:
+        xs, values = _envelope(curve, tail, upper=True)
+        values = np.maximum(values, curve.value(xs) - base)
+    else:
+        xs, values = tail, curve.value(tail) - base
+    if xs[0] > 0:
+        xs, values = np.r_[0.0, xs], np.r_[0.0, values]
+    return xs, values
 
 
 def approximation(

@@ -8,6 +8,7 @@ exception.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -78,4 +79,8 @@ class MilpBackend(Protocol):
         mip_gap: float,
         seed: int = 0,
         warm_start: FloatArray | None = None,
-    ) -> MilpResult: ...
+        should_stop: Callable[[], bool] | None = None,
+    ) -> MilpResult:
+        """`should_stop` is polled (throttled) by backends that can interrupt a solve;
+        the others stop at `time_limit_s`."""
+        ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -32,6 +33,7 @@ class CbcBackend:
         mip_gap: float,
         seed: int = 0,
         warm_start: FloatArray | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> MilpResult:
         import pulp
 
@@ -95,7 +97,7 @@ class CbcBackend:
                 seconds=seconds,
             )
         x = np.array([column.varValue for column in columns], dtype=np.float64)
-        objective = float(pulp.value(problem.objective))
+        objective = float(model.c @ x + model.offset)  # PuLP gives None for a constant
         proven = problem.sol_status == pulp.LpSolutionOptimal
         # PuLP does not expose CBC's best bound; a proven optimum is its own bound, with the
         # relative gap CBC was asked to close.

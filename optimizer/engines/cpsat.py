@@ -5,6 +5,7 @@ OR-Library knapsacks). Continuous curve amounts make a model unsupported."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -68,6 +69,7 @@ class CpSatBackend:
         mip_gap: float,
         seed: int = 0,
         warm_start: FloatArray | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> MilpResult:
         from ortools.sat.python import cp_model
 

@@ -6,6 +6,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -39,6 +40,21 @@ def _new_highs():  # type: ignore[no-untyped-def]
     return highspy.Highs()
 
 
+def _interrupter(should_stop: Callable[[], bool]):  # type: ignore[no-untyped-def]
+    """A MIP-interrupt callback asking `should_stop` at most twice a second (it may read
+    a database)."""
+    last = [0.0]
+
+    def callback(event) -> None:  # type: ignore[no-untyped-def]
+        now = time.monotonic()
+        if now - last[0] >= 0.5:
+            last[0] = now
+            if should_stop():
+                event.interrupt()
+
+    return callback
+
+
 class HighsBackend:
     name = "highs"
 
@@ -60,6 +76,7 @@ class HighsBackend:
         mip_gap: float,
         seed: int = 0,
         warm_start: FloatArray | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> MilpResult:
         import highspy
 
@@ -91,6 +108,8 @@ class HighsBackend:
                 for flag in model.integer
             ]
         h.passModel(lp)
+        if should_stop is not None:
+            h.cbMipInterrupt.subscribe(_interrupter(should_stop))
         if warm_start is not None:
             solution = highspy.HighsSolution()
             solution.col_value = list(map(float, warm_start))
