@@ -210,5 +210,23 @@ def _values(
         out[i, r] = float(value or 0.0)
     step = np.array([res.step or 0.0 for res in request.resources])
     # Integer counts come back as floats like 3.0000000001: put them back on the grid.
-    on_grid = np.where(step > 0, np.round(out / np.where(step > 0, step, 1.0)) * step, out)
-    return np.maximum(on_grid, 0.0)
+    out = np.maximum(
+        np.where(step > 0, np.round(out / np.where(step > 0, step, 1.0)) * step, out), 0
+    )
+    # Solver tolerances: an amount switched "off" may come back as a crumb below its min,
+    # and a budget may be overrun by a hair; clean up as a user reading the result would.
+    for (i, r), expression in amount.items():
+        if isinstance(expression, float):
+            continue
+        partner, resource = request.partners[i], request.resources[r]
+        low, high = request.amount_range(partner, resource.name)
+        if 0 < out[i, r] < low * (1 - 1e-9):
+            out[i, r] = 0.0
+        out[i, r] = min(out[i, r], high)
+    for r, resource in enumerate(request.resources):
+        if resource.budget is not None and out[:, r].sum() > resource.budget:
+            biggest = int(np.argmax(out[:, r]))
+            excess = out[:, r].sum() - resource.budget
+            cut = excess if not step[r] else math.ceil(excess / step[r]) * step[r]
+            out[biggest, r] = max(out[biggest, r] - cut, 0.0)
+    return out

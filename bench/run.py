@@ -94,6 +94,7 @@ def _worker(request_path: str, engine: str, time_cap: float, mip_gap: float) -> 
         "bound": bound,
         "gap": gap,
         "check": "pass" if not violations else f"FAIL ({len(violations)})",
+        "note": "; ".join(violations[:2])[:160],
     }
 
 

@@ -62,6 +62,8 @@ class Evaluation:
     grad: FloatArray
     response: Response
     prices: FloatArray  # (n, R) resource prices
+    phi: FloatArray  # (n,) each partner's Lagrangian value
+    amounts: FloatArray  # (n, R) the Lagrangian's amounts (a subgradient)
 
 
 @dataclass
@@ -81,6 +83,7 @@ class Lagrangian:
         self.n_group_budget = len(problem.group_budgets)
         self.n_tier = problem.n_tiers if stage.price_tiers else 0
         self.n_group_count = len(problem.group_counts) if stage.price_tiers else 0
+        self.exact_grid: int | None = None  # see subproblem.respond
         self.rho = stage.price_tiers and stage.attainment is not None and stage.kind != "attain"
         self.size = (
             len(self.budget_rows) + 2 * self.n_group_budget + self.n_tier + self.n_group_count
@@ -115,18 +118,29 @@ class Lagrangian:
             prices[group.members, group.resource] += grp[2 * g] - grp[2 * g + 1]
         return prices
 
+    def rewards(self, z: FloatArray, problem: Problem) -> FloatArray:
+        """(n, T+1): what reaching each level earns under the tier and group-count prices.
+
+        `problem` may be a row-subset or row-copy of `self.problem` (same group rows).
+        """
+        _, _, mu, kappa = self.split(z)
+        cumulative = np.concatenate([[0.0], np.cumsum(mu)])
+        total = np.broadcast_to(cumulative, (problem.n, cumulative.size)).copy()
+        for g, row in enumerate(problem.group_counts):
+            bonus = np.where(row.members, kappa[g], 0.0)
+            total[:, row.tier + 1 :] += bonus[:, None]
+        return total
+
     def evaluate(self, z: FloatArray) -> Evaluation:
         problem, stage = self.problem, self.stage
         lam, grp, mu, kappa = self.split(z)
         prices = self.resource_prices(z)
-        response = respond(problem, prices, stage.alpha, levels=stage.price_tiers)
+        response = respond(
+            problem, prices, stage.alpha, levels=stage.price_tiers, exact_grid=self.exact_grid
+        )
         values = response.values
         if stage.price_tiers and problem.n_tiers:
-            cumulative = np.concatenate([[0.0], np.cumsum(mu)])
-            total = values + cumulative[None, :]
-            for g, row in enumerate(problem.group_counts):
-                bonus = np.where(row.members, kappa[g], 0.0)
-                total[:, row.tier + 1 :] += bonus[:, None]
+            total = values + self.rewards(z, problem)
             choice = np.argmax(total, axis=1)
             phi = total[np.arange(problem.n), choice]
         else:
@@ -172,7 +186,7 @@ class Lagrangian:
                 active = rho * problem.weights > mu
                 value -= rho * attainment
                 grads.append(-attainment + float((problem.targets * problem.weights)[active].sum()))
-        return Evaluation(value, np.array(grads), response, prices)
+        return Evaluation(value, np.array(grads), response, prices, phi, amounts)
 
 
 def clearing_prices(problem: Problem, alpha: float) -> FloatArray:
@@ -453,6 +467,7 @@ def _run_stage(
     polish_tries: int = 40,
     dual_tolerance: float = 1e-6,
     start: FloatArray | None = None,
+    refine_steps: int = 0,
 ) -> tuple[float, Plan | None, FloatArray]:
     """Minimise the stage's dual, building plans on the way; (bound, best plan, best prices).
 
@@ -496,20 +511,32 @@ def _run_stage(
         z = bundle.propose()
         if bundle.model_gap < dual_tolerance:
             break
+    if refine_steps and not goal(bound, best):
+        bound = min(bound, _refine(problem, stage, bundle.best, clock, share, refine_steps))
+        if progress is not None:
+            progress(f"{stage.kind}: bound with exact tickets {bound:.9g}")
     rng = np.random.default_rng(problem.request.options.seed)
+    stale = 0
     for attempt in range(polish_tries):
-        if goal(bound, best) or clock.out(share):
+        if goal(bound, best) or clock.out(share) or stale >= POLISH_PATIENCE:
             break
+        before = best
         jitter = (0.002, 0.005, 0.01, 0.02)[attempt % 4]
         trial = bundle.best * np.exp(jitter * rng.standard_normal(bundle.best.size))
         evaluation = lagrangian.evaluate(np.minimum(trial, lagrangian.upper()))
         bound = min(bound, evaluation.value)
         consider(evaluation)
+        stale = stale + 1 if best is before else 0
         if progress is not None and best is not None:
             progress(f"{stage.kind} polish {attempt}: best plan {best.objective:.9g}")
     return bound, best, bundle.best
 
 
+# Jittered plans stop after this many in a row bring nothing better.
+POLISH_PATIENCE = 8
+# Up to this many partners the bound is refined with exact ticket grids (_refine).
+REFINE_UP_TO = 150_000
+REFINE_STEPS = 12
 # Above this many partners the prices are first found on a random sample this big.
 SAMPLE_ABOVE = 150_000
 SAMPLE_SIZE = 50_000
@@ -619,7 +646,15 @@ def _solve(
         return _gap(_certified(bound, minimise), plan.objective) <= mip_gap
 
     bound2, plan2, prices = _run_stage(
-        problem, stage, clock, 0.95, close_enough, targets, progress, start=warm
+        problem,
+        stage,
+        clock,
+        0.95,
+        close_enough,
+        targets,
+        progress,
+        start=warm,
+        refine_steps=REFINE_STEPS if problem.n <= REFINE_UP_TO else 0,
     )
     best = seed_plan
     if plan2 is not None and (best is None or _better(plan2, best, minimise)):
@@ -627,6 +662,39 @@ def _solve(
     if best is None:
         best = evaluate_plan(problem, fixed_amounts(problem))
     return _Result(best, bound2, stage1_proven, prices)
+
+
+def _refine(
+    problem: Problem, stage: Stage, start: FloatArray, clock: _Clock, share: float, steps: int
+) -> float:
+    """The dual again from `start`, with stepped ticket resources on their exact grid.
+
+    The envelope chord and continuous steps let the plain dual buy "part" of a fund
+    ticket to lift a partner over a tier; enumerating the grid amounts for the partners
+    reaching for a tier removes that slack (subproblem.reach_on_grid). It is costlier, so
+    it only runs a few bundle steps from the plain dual's best prices.
+    """
+    lumpy = [
+        r
+        for r in range(problem.n_resources)
+        if problem.step[r] > 0
+        and np.any(problem.optional[:, r] | (problem.families[r].xt > problem.families[r].lo))
+    ]
+    bound = math.inf
+    for r in lumpy:
+        lagrangian = Lagrangian(problem, stage)
+        lagrangian.exact_grid = r
+        scale = np.maximum(np.abs(start), 1e-12)
+        bundle = LevelBundle(start, scale, lagrangian.upper())
+        z = start
+        for _ in range(steps):
+            evaluation = lagrangian.evaluate(z)
+            bound = min(bound, evaluation.value)
+            bundle.report(z, evaluation.value, evaluation.grad)
+            if clock.out(share):
+                break
+            z = bundle.propose()
+    return bound
 
 
 def _certified(dual_value: float, minimise: bool) -> float:

@@ -42,10 +42,13 @@ class Family:
 
     def __init__(self, kind: NDArray[np.int8], a: FloatArray, s: FloatArray, n: FloatArray):
         self.kind, self.a, self.s, self.n = kind, a, s, n
+        # Rows grouped by kind with one stable sort (this runs for every row subset).
+        order = np.argsort(kind, kind="stable")
+        bounds = np.searchsorted(kind[order], np.arange(HILL + 2))
         self.groups: list[tuple[int, NDArray[np.intp]]] = [
-            (code, np.flatnonzero(kind == code))
+            (code, order[bounds[code] : bounds[code + 1]])
             for code in (SATURATING, LOG, LINEAR, HILL)
-            if np.any(kind == code)
+            if bounds[code + 1] > bounds[code]
         ]
         # Envelope over the on-domain; set by `set_domain`.
         self.lo = np.zeros(len(kind))

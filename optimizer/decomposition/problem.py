@@ -84,15 +84,8 @@ class Problem:
     def hi(self) -> FloatArray:
         return np.stack([f.hi for f in self.families], axis=1)
 
-    def sample(self, size: int, seed: int) -> Problem:
-        """A random subset of partners with budgets, targets and group rows scaled to it.
-
-        Prices are intensive: a dual solved on a large enough sample of the same programme
-        is a good starting point for the full one (any start keeps the bound valid).
-        """
-        rng = np.random.default_rng(seed)
-        rows = np.sort(rng.choice(self.n, size=size, replace=False))
-        share = size / self.n
+    def subset(self, rows: NDArray[np.intp], share: float = 1.0) -> Problem:
+        """These rows (repeats allowed) as a problem; budgets and counts scaled by `share`."""
         return Problem(
             request=self.request,
             baseline=self.baseline[rows],
@@ -103,7 +96,9 @@ class Problem:
             step=self.step,
             unit_cost=self.unit_cost,
             thresholds=self.thresholds,
-            targets=np.maximum(np.round(self.targets * share), 1).astype(np.int64),
+            targets=np.where(
+                self.targets > 0, np.maximum(np.round(self.targets * share), 1), 0
+            ).astype(np.int64),
             weights=self.weights,
             tier_names=self.tier_names,
             group_budgets=[
@@ -116,6 +111,16 @@ class Problem:
             ],
             reach=self.reach[rows],
         )
+
+    def sample(self, size: int, seed: int) -> Problem:
+        """A random subset of partners with budgets, targets and group rows scaled to it.
+
+        Prices are intensive: a dual solved on a large enough sample of the same programme
+        is a good starting point for the full one (any start keeps the bound valid).
+        """
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(self.n, size=size, replace=False))
+        return self.subset(rows, size / self.n)
 
     def values(self, amounts: FloatArray) -> FloatArray:
         """Exact projected GMV of every partner for an (n, R) amount matrix."""

@@ -391,21 +391,21 @@ def rebalance(problem: Problem, x: FloatArray, keep: FloatArray, r: int) -> Floa
     # best[c]: the most uplift with at most c units; choice[j, c]: units item j takes.
     best = np.zeros(capacity + 1)
     choice = np.zeros((items.size, capacity + 1), dtype=np.int32)
+    slots = np.arange(capacity + 1)
     for j in range(items.size):
-        options = np.arange(low_units[j], min(high_units[j], capacity) + 1)
-        gains = (
-            sub.take(np.full(options.size, j)).value(options * step) if options.size else options
-        )
+        options = np.arange(max(low_units[j], 1), min(high_units[j], capacity) + 1)
+        gains = sub.take(np.full(options.size, j)).value(options * step)
+        # table[k, c]: take options[k] units here and the best of c − units before.
+        source = slots[None, :] - options[:, None]
+        table = np.where(source >= 0, best[np.maximum(source, 0)] + gains[:, None], -np.inf)
         new = best.copy() if zero_ok[j] else np.full(capacity + 1, -np.inf)
         pick = np.zeros(capacity + 1, dtype=np.int32)
-        for units, gain in zip(options, gains, strict=True):
-            if units == 0:
-                continue
-            shifted = np.full(capacity + 1, -np.inf)
-            shifted[units:] = best[: capacity + 1 - units] + gain
-            better = shifted > new
-            new = np.where(better, shifted, new)
-            pick = np.where(better, units, pick)
+        if options.size:
+            k = np.argmax(table, axis=0)
+            top = table[k, slots]
+            better = top > new
+            new = np.where(better, top, new)
+            pick = np.where(better, options[k], 0).astype(np.int32)
         best, choice[j] = new, pick
     if not np.isfinite(best[capacity]):
         return x

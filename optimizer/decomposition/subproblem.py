@@ -102,8 +102,14 @@ def respond(
     alpha: float,
     *,
     levels: bool = True,
+    exact_grid: int | None = None,
 ) -> Response:
-    """Every partner's best level values (upper bounds) and amounts under `prices`."""
+    """Every partner's best level values (upper bounds) and amounts under `prices`.
+
+    `exact_grid` names a stepped resource whose amount is enumerated on its grid (exact
+    curve, no chord, no step relaxation) when partners reach for a tier: tighter and
+    costlier, meant for the few partners that matter.
+    """
     n, n_tiers = problem.n, problem.n_tiers
     x0, v0 = free_choice(problem, prices, alpha)
     values = np.full((n, n_tiers + 1), -np.inf)
@@ -121,7 +127,10 @@ def respond(
             response.reach.append(None)
             continue
         need = threshold - problem.baseline[rows]
-        value, amounts, _, q = reach_level(problem, rows, prices[rows], alpha, need)
+        if exact_grid is None:
+            value, amounts, _, q = reach_level(problem, rows, prices[rows], alpha, need)
+        else:
+            value, amounts, q = reach_on_grid(problem, rows, prices[rows], alpha, need, exact_grid)
         values[rows, level] = value
         response.reach.append(Reach(rows, amounts, q))
     return response
@@ -161,6 +170,57 @@ def reach_level(
         best_blend[idx] = blend[better]
         best_q[idx] = q[better]
     return best, best_x, best_blend, best_q
+
+
+GRID_ROWS = 400_000  # expanded (partner, grid amount) rows beyond which the grid is skipped
+
+
+def reach_on_grid(
+    problem: Problem,
+    rows: IntArray,
+    prices: FloatArray,
+    alpha: float,
+    need: FloatArray,
+    r: int,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """`reach_level` with resource r's amount enumerated on its step grid.
+
+    Each (partner, grid amount) pair is a partner with r pinned there (0 where allowed),
+    solved for the other resources as usual; each partner keeps its best pair.
+    """
+    step = problem.step[r]
+    family = problem.families[r]
+    lo, hi = family.lo[rows], family.hi[rows]
+    free = problem.can_use[rows, r] & ~(~problem.optional[rows, r] & (lo > 0) & (lo == hi))
+    low = np.where(free, np.ceil(lo / step - 1e-9), 0).astype(np.int64)
+    high = np.where(free, np.floor(hi / step + 1e-9), -1).astype(np.int64)
+    counts = np.where(free, high - low + 2, 1)
+    if step <= 0 or int(counts.sum()) > GRID_ROWS:
+        value, x, _, q = reach_level(problem, rows, prices, alpha, need)
+        return value, x, q
+    owner = np.repeat(np.arange(rows.size), counts)
+    first = np.cumsum(counts) - counts
+    offset = np.arange(owner.size) - first[owner]  # 0: amount 0, then low, low+1, …
+    units = np.where(offset == 0, 0, low[owner] + offset - 1)
+    keep_original = ~free[owner]
+    sub = problem.subset(rows[owner])
+    amount = units * step
+    sub_family = sub.families[r]
+    sub_family.set_domain(
+        np.where(keep_original, sub_family.lo, amount),
+        np.where(keep_original, sub_family.hi, amount),
+    )
+    sub.can_use = sub.can_use.copy()
+    sub.optional = sub.optional.copy()
+    sub.can_use[:, r] = np.where(keep_original, sub.can_use[:, r], amount > 0)
+    sub.optional[:, r] = np.where(keep_original, sub.optional[:, r], False)
+    # A zero amount is only allowed where the resource is optional or has no min.
+    allowed = keep_original | (units > 0) | problem.optional[rows[owner], r] | (lo[owner] <= 0)
+    value, x, _, q = reach_level(sub, np.arange(owner.size), prices[owner], alpha, need[owner])
+    value = np.where(allowed, value, -np.inf)
+    order = np.lexsort((-value, owner))
+    best = order[np.searchsorted(owner[order], np.arange(rows.size))]
+    return value[best], x[best], q[best]
 
 
 def _reachable(
@@ -214,16 +274,21 @@ def _bisect(
     q_hi = np.maximum(q_hi * (1 + 1e-9), q_lo * (1 + 1e-9))
     start_ok = _uplift(fam, on, _amounts(fam, on, prices, q_lo)) >= need
     lo, hi = np.log(q_lo), np.log(q_hi)
+    # Rows drop out as their bracket closes; the families are re-cut only when the active
+    # set has halved (cutting costs more than it saves on small arrays).
     active = np.flatnonzero(~start_ok)
+    sub, cut = fam, np.arange(m)
     for _ in range(_MAX_BISECTIONS):
         active = active[hi[active] - lo[active] > _LOG_TOLERANCE]
         if active.size == 0:
             break
-        sub = [f.take(active) for f in fam] if active.size < m else fam
-        mid = 0.5 * (lo[active] + hi[active])
-        ok = _uplift(sub, on, _amounts(sub, on, prices[active], np.exp(mid))) >= need[active]
-        hi[active] = np.where(ok, mid, hi[active])
-        lo[active] = np.where(ok, lo[active], mid)
+        if active.size < 0.5 * cut.size:
+            sub, cut = [f.take(active) for f in fam], active
+        mid = 0.5 * (lo[cut] + hi[cut])
+        ok = _uplift(sub, on, _amounts(sub, on, prices[cut], np.exp(mid))) >= need[cut]
+        moving = hi[cut] - lo[cut] > _LOG_TOLERANCE
+        hi[cut] = np.where(ok & moving, mid, hi[cut])
+        lo[cut] = np.where(~ok & moving, mid, lo[cut])
     # Already reaching at q_lo means reaching on all of [alpha, q_lo], where D only grows
     # with q: the minimum is at q = alpha (with alpha = 0, the cheapest on-amounts).
     q = np.where(start_ok, alpha, np.exp(hi))
