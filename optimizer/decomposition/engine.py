@@ -24,6 +24,7 @@ from optimizer.decomposition.problem import Problem, build_problem
 from optimizer.decomposition.repair import (
     assign_levels,
     bump,
+    enforce_group_budgets,
     fill,
     fixed_amounts,
     grid_down,
@@ -289,7 +290,7 @@ def construct(
     else:
         levels, mandatory = np.zeros(problem.n, dtype=np.int64), fixed_amounts(problem)
     if stage.kind == "cost" or problem.request.objective is Objective.MIN_COST:
-        return evaluate_plan(problem, mandatory)
+        return _within_groups(problem, evaluate_plan(problem, mandatory), levels)
     hint = prices.mean(axis=0)
     # A: least-priced amounts that reach the tiers, then budgets water-filled on top.
     best = evaluate_plan(problem, fill(problem, mandatory, hint=hint))
@@ -303,7 +304,30 @@ def construct(
             candidate = evaluate_plan(problem, fill(problem, trimmed, hint=hint))
             if _better(candidate, best, minimise=False):
                 best = candidate
-    return polish_lumpy(problem, best, levels)
+    return _within_groups(problem, polish_lumpy(problem, best, levels), levels)
+
+
+def _within_groups(problem: Problem, plan: Plan, levels: NDArray[np.int64]) -> Plan:
+    """The plan with every group_budget row met (see repair.enforce_group_budgets)."""
+    if not problem.group_budgets:
+        return plan
+    fixed = fixed_amounts(problem)
+    keep = fixed.copy()
+    for r in range(problem.n_resources):
+        keep[:, r] = np.maximum(keep[:, r], minimum_keeping_tier(problem, plan.amounts, levels, r))
+    amounts = enforce_group_budgets(problem, plan.amounts, keep)
+    if not _groups_hold(problem, amounts):
+        # Group shares are hard, tiers are not: give up tier amounts where they collide.
+        amounts = enforce_group_budgets(problem, amounts, fixed)
+    return evaluate_plan(problem, amounts)
+
+
+def _groups_hold(problem: Problem, amounts: FloatArray) -> bool:
+    for row in problem.group_budgets:
+        spent = float(amounts[row.members, row.resource].sum())
+        if not row.low * (1 - 1e-9) <= spent <= row.high * (1 + 1e-9):
+            return False
+    return True
 
 
 def polish_lumpy(problem: Problem, plan: Plan, levels: NDArray[np.int64]) -> Plan:

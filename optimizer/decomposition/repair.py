@@ -419,3 +419,42 @@ def rebalance(problem: Problem, x: FloatArray, keep: FloatArray, r: int) -> Floa
         out[items[j], r] = units * step
         c -= units
     return out
+
+
+def enforce_group_budgets(problem: Problem, x: FloatArray, keep: FloatArray) -> FloatArray:
+    """Bring each group_budget row within [low, high] by moving its resource.
+
+    Over the cap: the group's members are water-filled down to the cap (never below
+    `keep`, what pins and tiers need). Under the floor: non-members give back what they
+    can (down to `keep`), and members are water-filled up to the floor.
+    """
+    x = x.copy()
+    for row in problem.group_budgets:
+        r, members = row.resource, row.members
+        family = problem.families[r]
+        usable = problem.can_use[:, r]
+        spent = float(x[members, r].sum())
+        if spent > row.high * (1 + 1e-12):
+            rows = np.flatnonzero(members & usable)
+            fixed = spent - float(x[rows, r].sum())
+            x[rows, r] = _water_fill(
+                family.take(rows), keep[rows, r], x[rows, r], row.high - fixed, problem.step[r], 0.0
+            )
+        elif spent < row.low * (1 - 1e-12):
+            outside = np.flatnonzero(~members & usable)
+            room = problem.budget[r] - float(x[:, r].sum())
+            shortfall = row.low - spent
+            if room < shortfall and outside.size:
+                others = float(x[outside, r].sum())
+                cap = others - (shortfall - room)
+                x[outside, r] = _water_fill(
+                    family.take(outside), keep[outside, r], x[outside, r], cap,
+                    problem.step[r], 0.0,
+                )  # fmt: skip
+            rows = np.flatnonzero(members & usable)
+            fixed = spent - float(x[rows, r].sum())
+            x[rows, r] = _water_fill(
+                family.take(rows), x[rows, r], family.hi[rows], row.low - fixed,
+                problem.step[r], 0.0,
+            )  # fmt: skip
+    return x

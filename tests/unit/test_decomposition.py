@@ -82,7 +82,13 @@ CASES = [
     )
     for seed in range(6)
     for objective in Objective
-    for options in ((), ("with_min",), ("with_eligibility", "with_max_share"), ("with_pins",))
+    for options in (
+        (),
+        ("with_min",),
+        ("with_eligibility", "with_max_share"),
+        ("with_pins",),
+        ("with_group_budget",),
+    )
 ]
 
 
@@ -127,6 +133,7 @@ def test_small_requests_against_exact_optimum(
     with_eligibility=st.booleans(),
     with_pins=st.booleans(),
     with_max_share=st.booleans(),
+    with_group_budget=st.booleans(),
 )
 def test_property_bound_covers_plan_and_plan_is_feasible(
     seed: int,
@@ -138,6 +145,7 @@ def test_property_bound_covers_plan_and_plan_is_feasible(
     with_eligibility: bool,
     with_pins: bool,
     with_max_share: bool,
+    with_group_budget: bool,
 ) -> None:
     request = random_small_request(
         seed,
@@ -151,6 +159,7 @@ def test_property_bound_covers_plan_and_plan_is_feasible(
         with_eligibility=with_eligibility,
         with_pins=with_pins,
         with_max_share=with_max_share,
+        with_group_budget=with_group_budget,
     )
     outcome, plan = run(request, mip_gap=1e-3)
     assert check_plan(request, plan) == []
