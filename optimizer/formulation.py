@@ -43,27 +43,26 @@ class Formulation:
     z_cols: dict[tuple[int, int], int]
     objective_scale: float  # model objective × this = request units (CNY)
 
-    def claims(self, arrays: ProblemArrays, solution: FloatArray) -> NDArray[np.bool_]:
-        """Per partner: does the model count it towards some tier?"""
-        claimed = np.zeros(arrays.n_partners, dtype=bool)
-        for (i, _), col in self.z_cols.items():
-            claimed[i] |= solution[col] > 0.5
+    def claims(self, arrays: ProblemArrays, solution: FloatArray) -> FloatArray:
+        """Per partner: the highest tier threshold the model counts it towards (0: none)."""
+        claimed = np.zeros(arrays.n_partners)
+        for (i, t), col in self.z_cols.items():
+            if solution[col] > 0.5:
+                claimed[i] = max(claimed[i], arrays.thresholds[t])
         return claimed
 
     def amounts(self, arrays: ProblemArrays, solution: FloatArray) -> FloatArray:
         """Per pair amounts in request units, on their grids and within bounds.
 
-        Fine grids are continuous in the model: amounts of partners the model counts
-        towards a tier round up (GMV only grows, the tier holds), the others round down.
+        Fine grids are continuous in the model and round to the nearest step here; the
+        caller restores any tier that rounding cost (`MilpStrategy.candidate`).
         """
         scale = arrays.resource_scale[arrays.pair_resource]
         raw = np.clip(solution[self.x_cols] * scale, 0.0, arrays.pair_max)
         step = arrays.step[arrays.pair_resource]
         on_grid = step > 0
         ratio = raw / np.where(on_grid, step, 1.0)
-        up = self.claims(arrays, solution)[arrays.pair_partner]
-        index = np.where(up, np.ceil(ratio - 1e-6), np.floor(ratio + 1e-6))
-        snapped = np.where(on_grid, np.minimum(index * step, arrays.pair_max), raw)
+        snapped = np.where(on_grid, np.minimum(np.round(ratio) * step, arrays.pair_max), raw)
         # Semi-continuous: anything a hair above 0 but under the minimum is solver noise.
         below_min = (snapped > 0) & (snapped < arrays.pair_min)
         snapped[below_min & (snapped < 0.5 * arrays.pair_min)] = 0.0
@@ -97,9 +96,11 @@ def build(
     stage: StageSpec,
     *,
     tier_margin: bool = True,
+    integral_grid: bool = False,
 ) -> Formulation:
     """`tier_margin`: claim tiers with headroom (inner model); off for the outer model,
-    which must stay a relaxation for its bound to be valid."""
+    which must stay a relaxation for its bound to be valid. `integral_grid`: keep every
+    grid index integer, fine grids included (the last resort for a tight gap)."""
     request = arrays.request
     b = MatrixBuilder()
     n_pairs = arrays.n_pairs
@@ -118,7 +119,7 @@ def build(
         n_hi = np.floor(arrays.pair_max[stepped] / arrays.step[res[stepped]] + 1e-9)
         # On a fine grid the index is continuous: integrality there costs the MIP dearly
         # and buys next to nothing; `amounts` rounds onto the grid afterwards.
-        coarse = n_hi <= FINE_GRID
+        coarse = (n_hi <= FINE_GRID) | integral_grid
         for integral in (True, False):
             chosen = stepped[coarse == integral]
             if not len(chosen):
@@ -204,6 +205,7 @@ def build(
 
     # Budgets and group budgets: Σ x (+ package amounts) within limits, pins deducted.
     pinned_total = arrays.pinned.sum(axis=0)
+    budget_rows: dict[int, int] = {}
     for r in range(arrays.n_resources):
         rs = arrays.resource_scale[r]
         in_r = np.nonzero(res == r)[0]
@@ -212,6 +214,7 @@ def build(
         )
         if np.isfinite(arrays.budget[r]):
             row = b.add_rows(-np.inf, (arrays.budget[r] - pinned_total[r]) / rs, count=1)
+            budget_rows[r] = int(row[0])
             b.add_entries(np.full(len(in_r), row[0]), x[in_r], 1.0)
             b.add_entries(np.full(len(uses), row[0]), v[uses], package_amounts[uses, r] / rs)
         if stage.minimise_shortfall is False and request.objective is Objective.MIN_COST:
@@ -282,6 +285,15 @@ def build(
         b.add_entries(rows, z, -(threshold + margin - base[cand]) / arrays.money_scale)
         for k, i in enumerate(cand):
             z_cols[(int(i), t)] = int(z[k])
+
+    # Rounding a fine grid can cost a tier partner one step to keep its tier: the inner
+    # model keeps that many steps of each such budget in reserve (at most 0.1% of it).
+    if tier_margin and not integral_grid and len(stepped):
+        claimants = len({i for i, _ in z_cols})
+        for r, budget_row in budget_rows.items():
+            if np.any(~coarse & (res[stepped] == r)):
+                steps = min(claimants, int(np.ceil(1e-3 * arrays.budget[r] / arrays.step[r])))
+                b.tighten_row_upper(budget_row, steps * arrays.step[r] / arrays.resource_scale[r])
 
     # Cumulative tiers: reaching a higher tier implies the lower one.
     pairs_up = [(z_cols[(i, t)], z_cols[(i, t - 1)]) for (i, t) in z_cols if (i, t - 1) in z_cols]

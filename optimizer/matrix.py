@@ -43,6 +43,16 @@ class MatrixBuilder:
         self.n_rows += size
         return index
 
+    def tighten_row_upper(self, row: int, amount: float) -> None:
+        """Lower an existing row's upper limit by `amount`."""
+        offset = 0
+        for block in self._row_hi:
+            if row < offset + len(block):
+                block[row - offset] -= amount
+                return
+            offset += len(block)
+        raise IndexError(row)
+
     def add_entries(self, rows: ArrayLike, cols: ArrayLike, vals: ArrayLike) -> None:
         rows_arr = np.asarray(rows, dtype=np.intp).ravel()
         cols_arr = np.asarray(cols, dtype=np.intp).ravel()

@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from models.curves import FloatArray
 from models.plan import SolveStatus, curve_columns, projected_gmv
 from models.request import Objective
+from optimizer import rounding
 from optimizer.arrays import ProblemArrays, UnsupportedRequest
 from optimizer.engines.base import MilpBackend, MilpResult, Termination
 from optimizer.formulation import Formulation, StageSpec, build
@@ -79,6 +80,7 @@ class MilpStrategy:
         self.relaxed = frozenset(
             k for k, c in enumerate(arrays.pair_curve) if tangent_point(c, 0.0, 1.0) is not None
         )
+        self.integral_grid = False  # last resort: integer grid indices on fine grids too
         self.exact = all(c.kind in ("points", "linear") for c in arrays.pair_curve)
 
     # -- exact evaluation -------------------------------------------------------------
@@ -88,37 +90,15 @@ class MilpStrategy:
             self.arrays, solution
         )
         choice = form.package_choice(self.arrays, solution) if self.arrays.packages else None
-        self._trim_to_budgets(amounts, choice, form.claims(self.arrays, solution))
+        claimed = form.claims(self.arrays, solution)
+        rounding.restore_tiers(self.arrays, amounts, choice, claimed, self.columns)
+        rounding.trim_to_budgets(self.arrays, amounts, choice, claimed, self.columns)
+        if self.request.objective is not Objective.MIN_COST:
+            rounding.spend_leftover(self.arrays, amounts, choice)
+        gmv = projected_gmv(self.request, amounts, choice, self.columns)
+        if np.any(gmv < claimed):
+            self.integral_grid = True  # rounding cost a tier: stop relaxing grids
         return Candidate(amounts, choice)
-
-    def _trim_to_budgets(
-        self, amounts: FloatArray, choice: NDArray[np.intp] | None, claims: NDArray[np.bool_]
-    ) -> None:
-        """Remove overspend (solver tolerance, or grid amounts rounded up for tiers) from
-        the largest allocations of partners no tier depends on first, so budgets hold
-        exactly."""
-        arrays = self.arrays
-        spent = amounts.sum(axis=0)
-        if choice is not None:
-            for option in arrays.packages:
-                if choice[option.partner] == option.index:
-                    spent = spent + option.amounts
-        for r in np.nonzero(spent > arrays.budget)[0]:
-            excess = spent[r] - arrays.budget[r]
-            pairs = np.nonzero(arrays.pair_resource == r)[0]
-            owners = arrays.pair_partner[pairs]
-            order = pairs[np.lexsort((-amounts[owners, r], claims[owners]))]
-            step = arrays.step[r]
-            for k in order:
-                if excess <= 0:
-                    break
-                i = arrays.pair_partner[k]
-                floor = arrays.pair_min[k] if amounts[i, r] > arrays.pair_min[k] else 0.0
-                room = amounts[i, r] - floor
-                cut = min(np.ceil(excess / step) * step if step > 0 else excess, room)
-                if cut > 0:
-                    amounts[i, r] -= cut
-                    excess -= cut
 
     def score(self, cand: Candidate) -> Score:
         arrays = self.arrays
@@ -139,7 +119,9 @@ class MilpStrategy:
         self, stage: StageSpec, outer: bool, clock: _Clock
     ) -> tuple[Formulation, MilpResult]:
         segs = segments(self.arrays, self.points, outer=outer, relaxed=self.relaxed)
-        form = build(self.arrays, segs, stage, tier_margin=not outer)
+        form = build(
+            self.arrays, segs, stage, tier_margin=not outer, integral_grid=self.integral_grid
+        )
         if form.model.n_cols == 0:  # nothing to decide: the empty allocation, if it fits
             model = form.model
             if np.any(model.row_lo > 0) or np.any(model.row_hi < 0):
@@ -173,14 +155,16 @@ class MilpStrategy:
         best: tuple[Candidate, Score] | None = None
         bound: float | None = None
         shortfall_proven = not staged
-        proven_cap: float | None = None
+        proven_cap: tuple[float, float] | None = None
+        inner_cap: float | None = None
         status = SolveStatus.FEASIBLE
 
         for iteration in range(MAX_REFINEMENTS):
             cap: float | None = None
             points_before = self._state()
             if staged and shortfall_proven and proven_cap is not None:
-                cap = proven_cap  # refining only improves the inner model: stage 1 stays solved
+                # Refining only improves the inner model: stage 1 stays solved.
+                cap, inner_cap = proven_cap
             elif staged:
                 form1, res1 = self._solve(StageSpec(True, exclude_sets=exclude), False, clock)
                 if res1.termination is Termination.INFEASIBLE:
@@ -190,7 +174,11 @@ class MilpStrategy:
                 assert res1.x is not None
                 cand1 = self.candidate(form1, res1.x)
                 score1 = self.score(cand1)
+                best = _better(best, (cand1, score1), objective)
                 cap = score1.shortfall
+                # The exact evaluation can beat the inner model's own count (tiers it
+                # did not claim); stage 2's inner model must be held where it can be.
+                inner_cap = max(cap, float(res1.objective or 0.0))
                 out1 = None
                 lower = 0.0
                 if cap > 0:
@@ -202,7 +190,7 @@ class MilpStrategy:
                     _integral(self.arrays.weights) and cap <= math.ceil(lower - 1e-6) + 1e-6
                 )
                 if shortfall_proven:
-                    proven_cap = cap
+                    proven_cap = (cap, inner_cap)
                 self.progress(
                     f"stage 1 (round {iteration + 1}): weighted shortfall {cap:g}, "
                     f"bound {lower:g}{' (proven)' if shortfall_proven else ''}"
@@ -212,11 +200,11 @@ class MilpStrategy:
                     if out1 is not None and out1.x is not None:
                         self._sharpen(form1, out1.x, outer=True)
                     if self._state() > points_before:
-                        best = _better(best, (cand1, score1), objective)
                         continue
 
             stage = StageSpec(False, shortfall_cap=cap, exclude_sets=exclude)
-            form2, res2 = self._solve(stage, False, clock)
+            inner_stage = StageSpec(False, shortfall_cap=inner_cap, exclude_sets=exclude)
+            form2, res2 = self._solve(inner_stage, False, clock)
             if res2.termination is Termination.INFEASIBLE and not staged:
                 return None if exclude else EngineOutcome(engine, SolveStatus.INFEASIBLE)
             if res2.x is None:
@@ -224,7 +212,10 @@ class MilpStrategy:
             cand2 = self.candidate(form2, res2.x)
             score2 = self.score(cand2)
             best = _better(best, (cand2, score2), objective)
-            outer_form, out2 = self._solve_outer(stage, clock, (form2, res2))
+            if self.exact and inner_cap == cap:
+                outer_form, out2 = form2, res2
+            else:
+                outer_form, out2 = self._solve(stage, True, clock)
             if out2.bound is not None:
                 value = out2.bound * outer_form.objective_scale
                 bound = value if minimise else -value
@@ -245,9 +236,12 @@ class MilpStrategy:
                 self._sharpen(outer_form, out2.x, outer=True)
             finer = min(max(gap / 8, self.finest_gap), self.backend_gap) if gap else None
             if self._state() == points_before:
-                if self.backend_gap <= self.finest_gap:
+                if self.backend_gap > self.finest_gap:
+                    finer = self.finest_gap  # the remaining gap is the solver's own
+                elif not self.integral_grid and np.any(self.arrays.step > 0):
+                    self.integral_grid = True  # or the rounding of fine grids
+                else:
                     break  # nothing left to refine or tighten
-                finer = self.finest_gap  # the remaining gap is the solver's own
             self.backend_gap = finer if finer is not None else self.finest_gap
         else:
             status = SolveStatus.FEASIBLE
@@ -271,7 +265,8 @@ class MilpStrategy:
 
     def _state(self) -> int:
         """Grows whenever the approximations change (points added, pairs made exact)."""
-        return sum(len(p) for p in self.points) + self.arrays.n_pairs - len(self.relaxed)
+        pairs = self.arrays.n_pairs
+        return sum(len(p) for p in self.points) + pairs - len(self.relaxed) + self.integral_grid
 
     def _sharpen(self, form: Formulation, solution: FloatArray, outer: bool) -> None:
         amounts = self._pair_amounts(form, solution)

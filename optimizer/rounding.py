@@ -1,0 +1,193 @@
+"""From a solver's amounts to an exactly feasible allocation.
+
+Fine step grids are continuous in the model and `Formulation.amounts` rounds them to the
+nearest step. That can leave a partner a hair under the tier the model counted it for,
+spend a few steps over a budget, or leave a few steps unspent. These three repairs fix
+that with the exact curves, in this order: restore tiers, trim to budgets (partners no
+tier depends on first), spend what is left where it buys the most GMV.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.curves import CurveColumn, FloatArray
+from models.plan import projected_gmv
+from models.request import GroupBudget
+from optimizer.arrays import ProblemArrays
+
+
+class GroupLimits:
+    """The group_budget rules, kept true while amounts move one step at a time."""
+
+    def __init__(
+        self, arrays: ProblemArrays, amounts: FloatArray, choice: NDArray[np.intp] | None
+    ) -> None:
+        request = arrays.request
+        names = [resource.name for resource in request.resources]
+        self.rules: list[tuple[int, NDArray[np.bool_], float, float]] = []
+        self.totals: list[float] = []
+        package_use = np.zeros_like(amounts)
+        if choice is not None:
+            for option in arrays.packages:
+                if choice[option.partner] == option.index:
+                    package_use[option.partner] += option.amounts
+        for rule in request.constraints:
+            if isinstance(rule, GroupBudget):
+                r = names.index(rule.resource)
+                members = np.array([rule.where.matches(p) for p in request.partners], dtype=bool)
+                budget = float(arrays.budget[r])
+                self.rules.append((r, members, rule.min_share * budget, rule.max_share * budget))
+                self.totals.append(float((amounts + package_use)[members, r].sum()))
+
+    def allows(self, i: int, r: int, change: float) -> bool:
+        tol = 1e-9
+        for (rule_r, members, low, high), total in zip(self.rules, self.totals, strict=True):
+            if (
+                rule_r == r
+                and members[i]
+                and not (
+                    low - tol * max(abs(low), 1.0) <= total + change <= high + tol * max(high, 1.0)
+                )
+            ):
+                return False
+        return True
+
+    def apply(self, i: int, r: int, change: float) -> None:
+        for n, (rule_r, members, _, _) in enumerate(self.rules):
+            if rule_r == r and members[i]:
+                self.totals[n] += change
+
+
+def spent(
+    arrays: ProblemArrays, amounts: FloatArray, choice: NDArray[np.intp] | None
+) -> FloatArray:
+    """Per resource: curve amounts plus the amounts of chosen packages."""
+    total = amounts.sum(axis=0)
+    if choice is not None:
+        for option in arrays.packages:
+            if choice[option.partner] == option.index:
+                total = total + option.amounts
+    return total
+
+
+def _step_gain(arrays: ProblemArrays, k: int | np.integer, amount: float, step: float) -> float:
+    curve = arrays.pair_curve[k]
+    return float(curve.value(amount + step) - curve.value(amount))
+
+
+def restore_tiers(
+    arrays: ProblemArrays,
+    amounts: FloatArray,
+    choice: NDArray[np.intp] | None,
+    claimed: FloatArray,
+    columns: list[CurveColumn],
+) -> None:
+    """Add grid steps to each partner that rounding left under the tier threshold the
+    model counted it for (`claimed`, 0 for none): the step that buys the most GMV among
+    resources with budget to spare, else among all (trimming then settles the budget)."""
+    gmv = projected_gmv(arrays.request, amounts, choice, columns)
+    total = spent(arrays, amounts, choice)
+    groups = GroupLimits(arrays, amounts, choice)
+    stepped = arrays.step[arrays.pair_resource] > 0
+    for i in np.nonzero((claimed > 0) & (gmv < claimed))[0]:
+        pairs = np.nonzero((arrays.pair_partner == i) & stepped)[0]
+        resources = arrays.pair_resource[pairs]
+        steps = arrays.step[resources]
+        for _ in range(8 * len(pairs)):
+            if gmv[i] >= claimed[i]:
+                break
+            current = amounts[i, resources]
+            gains = np.array(
+                [
+                    _step_gain(arrays, k, x, step)
+                    if x + step <= arrays.pair_max[k] + 1e-9
+                    else -1.0
+                    for k, x, step in zip(pairs, current, steps, strict=True)
+                ]
+            )
+            affordable = total[resources] + steps <= arrays.budget[resources] + 1e-9
+            pick = np.where(affordable, gains, -1.0)
+            best = int(np.argmax(pick if pick.max() > 0 else gains))
+            if gains[best] <= 0:
+                break
+            amounts[i, resources[best]] += steps[best]
+            total[resources[best]] += steps[best]
+            groups.apply(int(i), int(resources[best]), float(steps[best]))
+            gmv[i] += gains[best]
+
+
+def trim_to_budgets(
+    arrays: ProblemArrays,
+    amounts: FloatArray,
+    choice: NDArray[np.intp] | None,
+    claimed: FloatArray,
+    columns: list[CurveColumn],
+) -> None:
+    """Remove overspend from partners no tier depends on first (largest amounts first),
+    then from tier partners without dropping them below their tier, and only if that is
+    still not enough, from anyone: a budget outranks a tier."""
+    total = spent(arrays, amounts, choice)
+    gmv = projected_gmv(arrays.request, amounts, choice, columns)
+    groups = GroupLimits(arrays, amounts, choice)
+    for r in np.nonzero(total > arrays.budget)[0]:
+        excess = float(total[r] - arrays.budget[r])
+        step = float(arrays.step[r])
+        pairs = np.nonzero(arrays.pair_resource == r)[0]
+        owners = arrays.pair_partner[pairs]
+        order = pairs[np.lexsort((-amounts[owners, r], claimed[owners] > 0))]
+        for protect in (True, False):
+            for k in order:
+                if excess <= 1e-12 * arrays.budget[r]:
+                    break
+                i = arrays.pair_partner[k]
+                current = float(amounts[i, r])
+                floor = float(arrays.pair_min[k]) if current > arrays.pair_min[k] else 0.0
+                wanted = np.ceil(excess / step - 1e-9) * step if step > 0 else excess
+                cut = min(wanted, current - floor)
+                curve = arrays.pair_curve[k]
+                while protect and cut > 0 and claimed[i] > 0:
+                    loss = float(curve.value(current) - curve.value(current - cut))
+                    if gmv[i] - loss >= claimed[i]:
+                        break
+                    cut = cut - step if step > 0 else 0.0
+                if cut > 0 and groups.allows(int(i), int(r), -cut):
+                    gmv[i] -= float(curve.value(current) - curve.value(current - cut))
+                    amounts[i, r] = current - cut
+                    groups.apply(i, int(r), -cut)
+                    excess -= cut
+
+
+def spend_leftover(
+    arrays: ProblemArrays, amounts: FloatArray, choice: NDArray[np.intp] | None
+) -> None:
+    """Give whole grid steps that rounding left unspent to the pairs whose exact GMV
+    gains most from one more step (what the model would have done with them)."""
+    total = spent(arrays, amounts, choice)
+    groups = GroupLimits(arrays, amounts, choice)
+    for r in np.nonzero((arrays.step > 0) & np.isfinite(arrays.budget))[0]:
+        step = float(arrays.step[r])
+        steps_left = int(np.floor((arrays.budget[r] - total[r]) / step + 1e-9))
+        pairs = np.nonzero(arrays.pair_resource == r)[0]
+        owners = arrays.pair_partner[pairs]
+        for _ in range(min(steps_left, len(pairs))):
+            current = amounts[owners, r]
+            usable = ((current > 0) | (arrays.pair_min[pairs] <= 0)) & (
+                current + step <= arrays.pair_max[pairs] + 1e-9
+            )
+            if not usable.any():
+                break
+            gains = np.array(
+                [
+                    _step_gain(arrays, k, x, step)
+                    if ok and groups.allows(int(i), int(r), step)
+                    else -np.inf
+                    for k, i, x, ok in zip(pairs, owners, current, usable, strict=True)
+                ]
+            )
+            best = int(np.argmax(gains))
+            if gains[best] <= 0:
+                break
+            amounts[owners[best], r] += step
+            groups.apply(int(owners[best]), int(r), step)
