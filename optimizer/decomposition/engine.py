@@ -280,6 +280,14 @@ def _tier_prices(
     return mu
 
 
+def assign_only(
+    problem: Problem, evaluation: Evaluation, stage: Stage, targets: NDArray[np.int64]
+) -> Plan:
+    """Who reaches which tier, with the least amounts: enough to judge a shortfall."""
+    _, amounts = assign_levels(problem, evaluation.response, evaluation.prices, targets)
+    return evaluate_plan(problem, amounts)
+
+
 def construct(
     problem: Problem, evaluation: Evaluation, stage: Stage, targets: NDArray[np.int64]
 ) -> Plan:
@@ -320,6 +328,22 @@ def _within_groups(problem: Problem, plan: Plan, levels: NDArray[np.int64]) -> P
         # Group shares are hard, tiers are not: give up tier amounts where they collide.
         amounts = enforce_group_budgets(problem, amounts, fixed)
     return evaluate_plan(problem, amounts)
+
+
+def _broken_rows(problem: Problem, amounts: FloatArray) -> list[str]:
+    """Budgets and group_budget rows the amounts break (pins can force that)."""
+    broken = []
+    spent = amounts.sum(axis=0)
+    for r, resource in enumerate(problem.request.resources):
+        if spent[r] > problem.budget[r] * (1 + 1e-9):
+            broken.append(f"budget {resource.name}")
+    for row in problem.group_budgets:
+        used = float(amounts[row.members, row.resource].sum())
+        if not row.low * (1 - 1e-9) <= used <= row.high * (1 + 1e-9):
+            broken.append(row.label)
+    if broken:
+        broken.append("pin")
+    return broken
 
 
 def _groups_hold(problem: Problem, amounts: FloatArray) -> bool:
@@ -508,32 +532,38 @@ def _run_stage(
     bundle = LevelBundle(z, scale, lagrangian.upper())
     bound = math.inf
     best: Plan | None = None
-    spent_dual = spent_primal = 0.0
+    build = assign_only if stage.kind == "attain" else construct
 
     def consider(evaluation: Evaluation) -> None:
-        nonlocal best, spent_primal
-        started = time.perf_counter()
-        plan = construct(problem, evaluation, stage, primal_targets)
-        spent_primal += time.perf_counter() - started
+        nonlocal best
+        plan = build(problem, evaluation, stage, primal_targets)
         if _better(plan, best, minimise):
             best = plan
 
+    # Plans are built at improving dual points on a schedule that thins out geometrically
+    # (iterations 0, 2, 4, …, then every quarter of the iterations so far): early points
+    # are far from the optimum, later ones move little.
+    next_plan = 0
     for iteration in range(max_iterations):
-        started = time.perf_counter()
         evaluation = lagrangian.evaluate(z)
-        spent_dual += time.perf_counter() - started
         improved = evaluation.value < bound
         bound = min(bound, evaluation.value)
         bundle.report(z, evaluation.value, evaluation.grad)
-        if iteration == 0 or (improved and spent_primal <= spent_dual):
+        if iteration == 0 or (improved and iteration >= next_plan):
             consider(evaluation)
+            next_plan = iteration + max(2, iteration // 4)
         if progress is not None:
             shown = best.objective if best is not None else float("nan")
             progress(f"{stage.kind} {iteration}: bound {bound:.9g}, best plan {shown:.9g}")
         if goal(bound, best) or clock.out(share):
             return bound, best, bundle.best
         z = bundle.propose()
-        if bundle.model_gap < dual_tolerance:
+        # Stop when the dual cannot fall much further, absolutely or next to the gap the
+        # best plan leaves (a plan, not the dual, is then what is missing).
+        enough = dual_tolerance
+        if best is not None and best.shortfall == 0 and stage.kind != "attain":
+            enough = max(enough, 0.05 * _gap(bound, best.objective))
+        if iteration >= MIN_DUAL_STEPS and bundle.model_gap < enough:
             break
     if refine_steps and not goal(bound, best):
         bound = min(bound, _refine(problem, stage, bundle.best, clock, share, refine_steps))
@@ -556,11 +586,13 @@ def _run_stage(
     return bound, best, bundle.best
 
 
+# The box model's predicted decrease means little before this many cuts.
+MIN_DUAL_STEPS = 12
 # Jittered plans stop after this many in a row bring nothing better.
-POLISH_PATIENCE = 8
+POLISH_PATIENCE = 4
 # Up to this many partners the bound is refined with exact ticket grids (_refine).
 REFINE_UP_TO = 150_000
-REFINE_STEPS = 12
+REFINE_STEPS = 8
 # Above this many partners the prices are first found on a random sample this big.
 SAMPLE_ABOVE = 150_000
 SAMPLE_SIZE = 50_000
@@ -594,6 +626,16 @@ def solve_decomposition(
         warm = _solve(sample, sample_clock, mip_gap / 4, None, None).prices
     result = _solve(problem, clock, mip_gap, progress, warm)
     best, certified = result.plan, _certified(result.bound, minimise)
+    broken = _broken_rows(problem, best.amounts)
+    if broken:
+        # Only pins can force this (every other amount is the engine's to move).
+        return EngineOutcome(
+            engine=ENGINE,
+            status=SolveStatus.INFEASIBLE,
+            candidates=[Candidate(amounts=np.maximum(best.amounts, 0.0))],
+            seconds=clock.elapsed(),
+            binding_constraints=broken,
+        )
     gap = _gap(certified, best.objective) if math.isfinite(certified) else None
     if clock.stopped or (gap is not None and gap > mip_gap and clock.out()):
         status = SolveStatus.TIME_LIMIT
@@ -651,6 +693,11 @@ def _solve(
             bound1, plan1, _ = _run_stage(
                 problem, attain, clock, 0.4, settled, problem.targets, progress
             )
+            if plan1 is not None and not minimise:
+                # Stage 1 plans carry only what the tiers need; spend the rest on GMV.
+                filled = evaluate_plan(problem, fill(problem, plan1.amounts))
+                reached = (problem.values(filled.amounts)[:, None] >= problem.thresholds).sum(1)
+                plan1 = _within_groups(problem, filled, reached.astype(np.int64))
             if plan1 is not None and _better(plan1, seed_plan, minimise):
                 seed_plan = plan1
             stage1_proven = settled(bound1, seed_plan)
@@ -698,12 +745,7 @@ def _refine(
     reaching for a tier removes that slack (subproblem.reach_on_grid). It is costlier, so
     it only runs a few bundle steps from the plain dual's best prices.
     """
-    lumpy = [
-        r
-        for r in range(problem.n_resources)
-        if problem.step[r] > 0
-        and np.any(problem.optional[:, r] | (problem.families[r].xt > problem.families[r].lo))
-    ]
+    lumpy = problem.lumpy_resources()
     bound = math.inf
     for r in lumpy:
         lagrangian = Lagrangian(problem, stage)

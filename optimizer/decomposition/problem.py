@@ -84,6 +84,15 @@ class Problem:
     def hi(self) -> FloatArray:
         return np.stack([f.hi for f in self.families], axis=1)
 
+    def lumpy_resources(self) -> list[int]:
+        """Stepped resources with min tickets or S-shaped curves: where continuous
+        relaxations mislead, so their grid is enumerated for partners reaching a tier."""
+        return [
+            r
+            for r, family in enumerate(self.families)
+            if self.step[r] > 0 and bool(np.any(self.optional[:, r] | (family.xt > family.lo)))
+        ]
+
     def subset(self, rows: NDArray[np.intp], share: float = 1.0) -> Problem:
         """These rows (repeats allowed) as a problem; budgets and counts scaled by `share`."""
         return Problem(

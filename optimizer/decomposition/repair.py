@@ -19,7 +19,7 @@ from numpy.typing import NDArray
 from models.curves import FloatArray
 from optimizer.decomposition.family import Family
 from optimizer.decomposition.problem import Problem
-from optimizer.decomposition.subproblem import Response, reach_level
+from optimizer.decomposition.subproblem import Response, reach_level, reach_on_grid
 
 IntArray = NDArray[np.intp]
 _EPS = 1e-9
@@ -49,7 +49,12 @@ def mandatory(
     # A floor on prices keeps "free" resources from being spent without limit.
     floor = np.maximum(np.median(prices[rows], axis=0) * 1e-6, 1e-12)
     priced = np.maximum(prices[rows], floor)
-    _, _, x, _ = reach_level(problem, rows, priced, 0.0, need)
+    lumpy = problem.lumpy_resources()
+    if lumpy:
+        # The ticket on its exact grid: rounding a continuous ticket up costs a step.
+        _, x, _ = reach_on_grid(problem, rows, priced, 0.0, need, lumpy[0])
+    else:
+        _, _, x, _ = reach_level(problem, rows, priced, 0.0, need)
     fixed = fixed_amounts(problem)[rows]
     x = np.maximum(np.nan_to_num(x), fixed)
     for r, family in enumerate(problem.families):
