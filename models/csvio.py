@@ -64,8 +64,9 @@ class _Problems:
         self._cells: list[tuple[IntArray, str, str | Callable[[int], str]]] = []
         self._columns: dict[str, list[str]] = {}
 
-    def cells(self, rows: BoolArray | IntArray, column: str,
-              message: str | Callable[[int], str]) -> None:
+    def cells(
+        self, rows: BoolArray | IntArray, column: str, message: str | Callable[[int], str]
+    ) -> None:
         index = np.flatnonzero(rows) if rows.dtype == bool else np.asarray(rows, np.intp)
         if index.size:
             self._cells.append((index, column, message))
@@ -119,18 +120,21 @@ def _read_table(source: Source, label: str, text_columns: Sequence[str]) -> pd.D
             low_memory=False,  # one dtype per column, not per chunk
         )
     except pd.errors.EmptyDataError:
-        raise RequestValidationError({label: ["the file is empty (no header row)"]},
-                                     f"invalid {label}") from None
+        raise RequestValidationError(
+            {label: ["the file is empty (no header row)"]}, f"invalid {label}"
+        ) from None
     except pd.errors.ParserError as error:
         line = _PARSER_LINE.search(str(error))
         key = f"{label} row {line.group(1)}" if line else label
-        raise RequestValidationError({key: [f"cannot parse CSV: {error}".strip()]},
-                                     f"invalid {label}") from None
+        raise RequestValidationError(
+            {key: [f"cannot parse CSV: {error}".strip()]}, f"invalid {label}"
+        ) from None
     except UnicodeDecodeError:
         raise RequestValidationError({label: ["not UTF-8 text"]}, f"invalid {label}") from None
     except OSError as error:
-        raise RequestValidationError({label: [f"cannot read: {error.strerror or error}"]},
-                                     f"invalid {label}") from None
+        raise RequestValidationError(
+            {label: [f"cannot read: {error.strerror or error}"]}, f"invalid {label}"
+        ) from None
     frame.columns = [str(column).strip() for column in frame.columns]
     for column in frame.columns:
         match = _MANGLED.match(column)
@@ -145,7 +149,8 @@ def _read_table(source: Source, label: str, text_columns: Sequence[str]) -> pd.D
 
 def _is_number_column(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series.dtype) and not pd.api.types.is_bool_dtype(
-        series.dtype)
+        series.dtype
+    )
 
 
 def _texts(series: pd.Series) -> NDArray[np.object_]:
@@ -155,8 +160,9 @@ def _texts(series: pd.Series) -> NDArray[np.object_]:
     # Numbers, booleans, or mixed objects: few distinct values are typical, so format
     # each distinct value once.
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    texts = np.array(["" if value is None else str(value).strip() for value in uniques]
-                     + [""], dtype=object)
+    texts = np.array(
+        ["" if value is None else str(value).strip() for value in uniques] + [""], dtype=object
+    )
     return texts[codes]  # code -1 (empty) picks the trailing ""
 
 
@@ -184,8 +190,11 @@ class _Table:
 
     def text(self, column: str) -> NDArray[np.object_]:
         if column not in self._texts:
-            self._texts[column] = (_texts(self.frame[column]) if self.has(column)
-                                   else np.full(self.size, "", dtype=object))
+            self._texts[column] = (
+                _texts(self.frame[column])
+                if self.has(column)
+                else np.full(self.size, "", dtype=object)
+            )
         return self._texts[column]
 
     def given(self, column: str) -> BoolArray:
@@ -249,8 +258,9 @@ def read_partners_csv(
     if not table.require("partner_id", "baseline_gmv"):
         table.problems.raise_if_any()
     if frame.empty:
-        raise RequestValidationError({label: ["has no partner rows, only a header"]},
-                                     f"invalid {label}")
+        raise RequestValidationError(
+            {label: ["has no partner rows, only a header"]}, f"invalid {label}"
+        )
 
     names = _resource_names(frame, resources)
     claimed = {*PARTNER_COLUMNS, *(f"{r}_{suffix}" for r in names for suffix in RESOURCE_SUFFIXES)}
@@ -262,8 +272,9 @@ def read_partners_csv(
     ids = table.ids()
     _check_unique(table, ids)
     baseline = table.number("baseline_gmv")
-    table.problems.cells(np.isnan(baseline) & ~table.given("baseline_gmv"),
-                         "baseline_gmv", "required")
+    table.problems.cells(
+        np.isnan(baseline) & ~table.given("baseline_gmv"), "baseline_gmv", "required"
+    )
     table.non_negative("baseline_gmv", baseline)
     p10 = table.number("baseline_gmv_p10")
     p90 = table.number("baseline_gmv_p90")
@@ -289,15 +300,26 @@ def read_partners_csv(
         _row_maps(list(bounds.items()), len(frame)),
     )
     return tuple(
-        Partner(id=pid, baseline_gmv=base, name=name, baseline_gmv_p10=low,
-                baseline_gmv_p90=high, attributes=attrs, curves=curve_map, bounds=bound_map)
+        Partner(
+            id=pid,
+            baseline_gmv=base,
+            name=name,
+            baseline_gmv_p10=low,
+            baseline_gmv_p90=high,
+            attributes=attrs,
+            curves=curve_map,
+            bounds=bound_map,
+        )
         for pid, base, name, low, high, attrs, curve_map, bound_map in zip(*columns, strict=True)
     )
 
 
 def _resource_names(frame: pd.DataFrame, given: Sequence[str] | None) -> list[str]:
-    found = [column[: -len("_curve")] for column in frame.columns
-             if column.endswith("_curve") and len(column) > len("_curve")]
+    found = [
+        column[: -len("_curve")]
+        for column in frame.columns
+        if column.endswith("_curve") and len(column) > len("_curve")
+    ]
     names = list(dict.fromkeys([*(given or ()), *found]))
     return [name for name in names if name]
 
@@ -308,8 +330,13 @@ def _check_unique(table: _Table, ids: NDArray[np.object_]) -> None:
     if repeated.any():
         first = series.drop_duplicates(keep="first")
         first_row = dict(zip(first.tolist(), first.index.tolist(), strict=True))
-        table.problems.cells(repeated, "partner_id", lambda row: (
-            f"duplicate partner id {ids[row]!r} (first in row {first_row[ids[row]] + 2})"))
+        table.problems.cells(
+            repeated,
+            "partner_id",
+            lambda row: (
+                f"duplicate partner id {ids[row]!r} (first in row {first_row[ids[row]] + 2})"
+            ),
+        )
 
 
 def _optional(values: FloatArray) -> list[float | None]:
@@ -324,8 +351,10 @@ def _row_maps(columns: Sequence[tuple[str, Sequence[Any]]], size: int) -> list[d
     sparse = [(key, values) for key, values in columns if None in values]
     if dense:
         keys = [key for key, _ in dense]
-        maps = [dict(zip(keys, row, strict=True))
-                for row in zip(*(values for _, values in dense), strict=True)]
+        maps = [
+            dict(zip(keys, row, strict=True))
+            for row in zip(*(values for _, values in dense), strict=True)
+        ]
     else:
         maps = [{} for _ in range(size)]
     for key, values in sparse:
@@ -349,8 +378,10 @@ def _attribute_values(table: _Table, column: str) -> list[Any]:
     present = texts[given]
     if present.size and np.isin(_lower(present), ["true", "false"]).all():
         flags = _lower(texts) == "true"
-        return [bool(flag) if keep else None
-                for flag, keep in zip(flags.tolist(), given.tolist(), strict=True)]
+        return [
+            bool(flag) if keep else None
+            for flag, keep in zip(flags.tolist(), given.tolist(), strict=True)
+        ]
     # pandas reads a column as text only when some cell is not a number; mixed object
     # columns (booleans with gaps, say) may still hold only numbers.
     if not isinstance(series.dtype, pd.StringDtype):
@@ -359,8 +390,9 @@ def _attribute_values(table: _Table, column: str) -> list[Any]:
             return _numeric_attribute(numbers)
     if given.all():
         return texts.tolist()  # type: ignore[no-any-return]
-    return [text if keep else None for text, keep in zip(texts.tolist(), given.tolist(),
-                                                          strict=True)]
+    return [
+        text if keep else None for text, keep in zip(texts.tolist(), given.tolist(), strict=True)
+    ]
 
 
 def _lower(texts: NDArray[np.object_]) -> NDArray[np.object_]:
@@ -386,20 +418,31 @@ def _curve_column(table: _Table, resource: str) -> list[Curve | None]:
     column = f"{resource}_curve"
     kinds = _lower(table.text(column))
     unknown = (kinds != "") & ~np.isin(kinds, list(_KINDS))
-    problems.cells(unknown, column, lambda row: (
-        f"unknown curve {kinds[row]!r}; use one of {', '.join(sorted(_KINDS))}"))
+    problems.cells(
+        unknown,
+        column,
+        lambda row: f"unknown curve {kinds[row]!r}; use one of {', '.join(sorted(_KINDS))}",
+    )
 
-    params = {name: table.number(f"{resource}_{name}") for name in NUMERIC_CURVE_PARAMETERS
-              if f"{resource}_{name}" in table.frame.columns}
-    bad = {name: table.given(f"{resource}_{name}") & np.isnan(values)
-           for name, values in params.items()}
+    params = {
+        name: table.number(f"{resource}_{name}")
+        for name in NUMERIC_CURVE_PARAMETERS
+        if f"{resource}_{name}" in table.frame.columns
+    }
+    bad = {
+        name: table.given(f"{resource}_{name}") & np.isnan(values)
+        for name, values in params.items()
+    }
     points_column = f"{resource}_points"
     has_points = table.given(points_column)
 
     no_curve = kinds == ""
     for name in params:
-        problems.cells(no_curve & table.given(f"{resource}_{name}"), f"{resource}_{name}",
-                       f"given, but {column} is empty")
+        problems.cells(
+            no_curve & table.given(f"{resource}_{name}"),
+            f"{resource}_{name}",
+            f"given, but {column} is empty",
+        )
     problems.cells(no_curve & has_points, points_column, f"given, but {column} is empty")
 
     curves: list[Curve | None] = [None] * table.size
@@ -418,8 +461,7 @@ def _curve_column(table: _Table, resource: str) -> list[Curve | None]:
                 curve = _points_curve(texts[row], row, points_column, problems)
                 curves[row] = curve
             continue
-        problems.cells(rows[has_points[rows]], points_column,
-                       f"not a parameter of a {kind} curve")
+        problems.cells(rows[has_points[rows]], points_column, f"not a parameter of a {kind} curve")
         if all(name in params for name in CURVE_PARAMETERS[kind]):
             built = _build_curves(kind, {name: params[name][rows] for name in params})
             for row, curve in zip(rows.tolist(), built, strict=True):
@@ -429,14 +471,19 @@ def _curve_column(table: _Table, resource: str) -> list[Curve | None]:
 
 # Curve's numeric fields in declaration order, so curves can be built positionally
 # (a million keyword calls cost seconds) whatever order curves.py declares them in.
-_CURVE_NUMERIC_FIELDS = [(field.name, field.default) for field in dataclass_fields(Curve)
-                         if field.name in NUMERIC_CURVE_PARAMETERS]
+_CURVE_NUMERIC_FIELDS = [
+    (field.name, field.default)
+    for field in dataclass_fields(Curve)
+    if field.name in NUMERIC_CURVE_PARAMETERS
+]
 
 
 def _build_curves(kind: CurveKind, params: Mapping[str, FloatArray]) -> list[Curve]:
     wanted = CURVE_PARAMETERS[kind]
-    columns = [params[name].tolist() if name in wanted else repeat(default)
-               for name, default in _CURVE_NUMERIC_FIELDS]
+    columns = [
+        params[name].tolist() if name in wanted else repeat(default)
+        for name, default in _CURVE_NUMERIC_FIELDS
+    ]
     return list(map(Curve, repeat(kind), *columns))
 
 
@@ -451,8 +498,9 @@ def _points_curve(text: str, row: int, column: str, problems: _Problems) -> Curv
         if any(len(pair) != 2 for pair in pairs):
             raise ValueError(text)
     except (ValueError, IndexError):
-        problems.cells(np.array([row]), column,
-                       f"expected x:y;x:y;… (e.g. 0:0;1000000:50000000), got {text!r}")
+        problems.cells(
+            np.array([row]), column, f"expected x:y;x:y;… (e.g. 0:0;1000000:50000000), got {text!r}"
+        )
         return None
     errors = points_errors(xs, ys)
     if errors:
@@ -473,8 +521,10 @@ def _bounds_column(table: _Table, resource: str) -> list[Bounds | None]:
     if not bounded.any():
         return [None] * table.size
     lows = np.where(np.isnan(low), 0.0, low).tolist()
-    return [Bounds(lo, None if math.isnan(hi) else hi) if keep else None
-            for lo, hi, keep in zip(lows, high.tolist(), bounded.tolist(), strict=True)]
+    return [
+        Bounds(lo, None if math.isnan(hi) else hi) if keep else None
+        for lo, hi, keep in zip(lows, high.tolist(), bounded.tolist(), strict=True)
+    ]
 
 
 def read_packages_csv(
@@ -494,17 +544,27 @@ def read_packages_csv(
     by_id = {partner.id: partner for partner in partners}
     ids = table.ids()
     known = np.array([pid in by_id for pid in ids.tolist()], dtype=bool)
-    table.problems.cells(known.__invert__() & (ids != ""), "partner_id",
-                         lambda row: f"unknown partner id {ids[row]!r}")
-    with_curves = np.array([bool(by_id[pid].curves) if pid in by_id else False
-                            for pid in ids.tolist()], dtype=bool)
-    table.problems.cells(with_curves, "partner_id", lambda row: (
-        f"partner {ids[row]!r} has response curves; packages are instead of curves"))
+    table.problems.cells(
+        known.__invert__() & (ids != ""),
+        "partner_id",
+        lambda row: f"unknown partner id {ids[row]!r}",
+    )
+    with_curves = np.array(
+        [bool(by_id[pid].curves) if pid in by_id else False for pid in ids.tolist()], dtype=bool
+    )
+    table.problems.cells(
+        with_curves,
+        "partner_id",
+        lambda row: f"partner {ids[row]!r} has response curves; packages are instead of curves",
+    )
     names = table.text("package")
     table.problems.cells(names == "", "package", "required")
     pairs = pd.Series(list(zip(ids.tolist(), names.tolist(), strict=True)), dtype=object)
-    table.problems.cells(pairs.duplicated().to_numpy(), "package",
-                         lambda row: f"partner {ids[row]!r} already has a package {names[row]!r}")
+    table.problems.cells(
+        pairs.duplicated().to_numpy(),
+        "package",
+        lambda row: f"partner {ids[row]!r} already has a package {names[row]!r}",
+    )
     uplift = table.number("uplift")
     table.problems.cells(np.isnan(uplift) & ~table.given("uplift"), "uplift", "required")
     table.non_negative("uplift", uplift)
@@ -517,11 +577,16 @@ def read_packages_csv(
     table.problems.raise_if_any()
 
     packages: dict[str, list[Package]] = {}
-    for pid, name, gain, amount in zip(ids.tolist(), names.tolist(), uplift.tolist(),
-                                       _row_maps(amounts, len(frame)), strict=True):
+    for pid, name, gain, amount in zip(
+        ids.tolist(), names.tolist(), uplift.tolist(), _row_maps(amounts, len(frame)), strict=True
+    ):
         packages.setdefault(pid, []).append(Package(name, amount, gain))
-    return tuple(replace(partner, packages=(*partner.packages, *packages[partner.id]))
-                 if partner.id in packages else partner for partner in partners)
+    return tuple(
+        replace(partner, packages=(*partner.packages, *packages[partner.id]))
+        if partner.id in packages
+        else partner
+        for partner in partners
+    )
 
 
 # ---------------------------------------------------------------------------------------
@@ -561,8 +626,7 @@ def plan_to_csv_text(plan: Plan, request: AllocationRequest) -> str:
     return buffer.getvalue()
 
 
-def write_partners_csv(partners: Sequence[Partner], resources: Sequence[str],
-                       dest: Source) -> None:
+def write_partners_csv(partners: Sequence[Partner], resources: Sequence[str], dest: Source) -> None:
     """The partners CSV `read_partners_csv(dest, resources)` reads back as `partners`
     (packages excluded: see `write_packages_csv`). Attribute columns come in first-seen
     order; only parameter columns some partner uses are written."""
@@ -580,14 +644,16 @@ def write_partners_csv(partners: Sequence[Partner], resources: Sequence[str],
         curves = [p.curves.get(resource) for p in partners]
         data[f"{resource}_curve"] = [str(c.kind) if c else None for c in curves]
         for name in NUMERIC_CURVE_PARAMETERS:
-            column = [getattr(c, name) if c and name in CURVE_PARAMETERS[c.kind] else None
-                      for c in curves]
+            column = [
+                getattr(c, name) if c and name in CURVE_PARAMETERS[c.kind] else None for c in curves
+            ]
             if any(value is not None for value in column):
                 data[f"{resource}_{name}"] = column
         if any(c is not None and c.kind is CurveKind.POINTS for c in curves):
             data[f"{resource}_points"] = [
                 ";".join(f"{x!r}:{y!r}" for x, y in zip(c.xs, c.ys, strict=True))
-                if c is not None and c.kind is CurveKind.POINTS else None
+                if c is not None and c.kind is CurveKind.POINTS
+                else None
                 for c in curves
             ]
         bounds = [p.bounds.get(resource) for p in partners]
@@ -603,8 +669,7 @@ def _attribute_text(value: Any) -> Any:
     return value
 
 
-def write_packages_csv(partners: Sequence[Partner], resources: Sequence[str],
-                       dest: Source) -> None:
+def write_packages_csv(partners: Sequence[Partner], resources: Sequence[str], dest: Source) -> None:
     """The packages CSV `read_packages_csv` reads back (one row per package)."""
     rows: list[dict[str, Any]] = []
     for partner in partners:

@@ -109,10 +109,13 @@ class ChangesSchema(BaseSchema):
 
 
 class ScenarioSchema(BaseSchema):
-    name = fields.String(required=True, validate=[
-        validate.Length(min=1, error="must not be empty"),
-        validate.NoneOf([BASE], error=f"{BASE!r} is reserved for the unchanged request"),
-    ])
+    name = fields.String(
+        required=True,
+        validate=[
+            validate.Length(min=1, error="must not be empty"),
+            validate.NoneOf([BASE], error=f"{BASE!r} is reserved for the unchanged request"),
+        ],
+    )
     changes = fields.Nested(ChangesSchema, load_default=dict)
 
     @post_load(pass_original=True)
@@ -121,15 +124,14 @@ class ScenarioSchema(BaseSchema):
         return Scenario(data["name"], dict(original_data.get("changes") or {}))
 
 
-def parse_scenarios(
-    data: Any, base: AllocationRequest | None = None
-) -> tuple[Scenario, ...]:
+def parse_scenarios(data: Any, base: AllocationRequest | None = None) -> tuple[Scenario, ...]:
     """Scenarios from ``[{"name", "changes"}]``: names unique and not "base", changes well
     formed; with `base`, every scenario's changes must also apply to it. Errors are keyed
     ``scenarios.<index>.<field>``."""
     if not isinstance(data, list):
-        raise RequestValidationError({"scenarios": ['must be a list of {"name", "changes"}']},
-                                     "invalid scenarios")
+        raise RequestValidationError(
+            {"scenarios": ['must be a list of {"name", "changes"}']}, "invalid scenarios"
+        )
     errors: dict[Any, Any] = {}
     scenarios: list[Scenario | None] = []
     schema = ScenarioSchema()
@@ -145,7 +147,8 @@ def parse_scenarios(
             continue
         if scenario.name in seen:
             errors.setdefault(index, {}).setdefault("name", []).append(
-                f"duplicate scenario name {scenario.name!r}")
+                f"duplicate scenario name {scenario.name!r}"
+            )
         seen.add(scenario.name)
         if base is not None:
             try:
@@ -170,15 +173,25 @@ def apply_changes(request: AllocationRequest, changes: Mapping[str, Any]) -> All
     if "forecast" in loaded:
         request = _forecast(request, loaded["forecast"]["baseline"], loaded["forecast"]["uplift"])
     if "budgets" in loaded:
-        request = replace(request, resources=tuple(
-            replace(resource, budget=_budget(resource.budget, loaded["budgets"][resource.name]))
-            if resource.name in loaded["budgets"] else resource
-            for resource in request.resources))
+        request = replace(
+            request,
+            resources=tuple(
+                replace(resource, budget=_budget(resource.budget, loaded["budgets"][resource.name]))
+                if resource.name in loaded["budgets"]
+                else resource
+                for resource in request.resources
+            ),
+        )
     if "targets" in loaded:
-        request = replace(request, tiers=tuple(
-            replace(tier, target=loaded["targets"][tier.name])
-            if tier.name in loaded["targets"] else tier
-            for tier in request.tiers))
+        request = replace(
+            request,
+            tiers=tuple(
+                replace(tier, target=loaded["targets"][tier.name])
+                if tier.name in loaded["targets"]
+                else tier
+                for tier in request.tiers
+            ),
+        )
     if "objective" in loaded:
         request = replace(request, objective=loaded["objective"])
     if loaded.get("exclude_partners"):
@@ -186,13 +199,19 @@ def apply_changes(request: AllocationRequest, changes: Mapping[str, Any]) -> All
         request = replace(
             request,
             partners=tuple(p for p in request.partners if p.id not in excluded),
-            constraints=tuple(rule for rule in request.constraints
-                              if not (isinstance(rule, Pin) and rule.partner_id in excluded)),
+            constraints=tuple(
+                rule
+                for rule in request.constraints
+                if not (isinstance(rule, Pin) and rule.partner_id in excluded)
+            ),
         )
     if loaded.get("pins"):
         new = {(pin.partner_id, pin.resource): pin for pin in loaded["pins"]}
-        kept = tuple(rule for rule in request.constraints
-                     if not (isinstance(rule, Pin) and (rule.partner_id, rule.resource) in new))
+        kept = tuple(
+            rule
+            for rule in request.constraints
+            if not (isinstance(rule, Pin) and (rule.partner_id, rule.resource) in new)
+        )
         request = replace(request, constraints=(*kept, *new.values()))
     return request
 
@@ -208,17 +227,20 @@ def _budget(current: float | None, change: float | str | None) -> float | None:
 def _reference_errors(request: AllocationRequest, loaded: Mapping[str, Any]) -> dict[str, Any]:
     errors: dict[str, Any] = {}
     resources = {resource.name: resource for resource in request.resources}
-    shared = {rule.resource for rule in request.constraints
-              if isinstance(rule, MaxShare | GroupBudget)}
+    shared = {
+        rule.resource for rule in request.constraints if isinstance(rule, MaxShare | GroupBudget)
+    }
     for name, change in loaded.get("budgets", {}).items():
         if name not in resources:
             errors.setdefault("budgets", {})[name] = [f"unknown resource {name!r}"]
         elif isinstance(change, str) and resources[name].budget is None:
             errors.setdefault("budgets", {})[name] = [
-                f"resource {name!r} has no budget to multiply; give an amount"]
+                f"resource {name!r} has no budget to multiply; give an amount"
+            ]
         elif change is None and name in shared:
             errors.setdefault("budgets", {})[name] = [
-                f"cannot be unlimited: a constraint takes a share of {name!r}'s budget"]
+                f"cannot be unlimited: a constraint takes a share of {name!r}'s budget"
+            ]
     tiers = {tier.name for tier in request.tiers}
     for name in loaded.get("targets", {}):
         if name not in tiers:
@@ -233,21 +255,28 @@ def _reference_errors(request: AllocationRequest, loaded: Mapping[str, Any]) -> 
     for index, pin in enumerate(loaded.get("pins", ())):
         if pin.partner_id not in ids:
             errors.setdefault("pins", {}).setdefault(index, {})["partner_id"] = [
-                f"unknown partner id {pin.partner_id!r}"]
+                f"unknown partner id {pin.partner_id!r}"
+            ]
         elif pin.partner_id in excluded:
             errors.setdefault("pins", {}).setdefault(index, {})["partner_id"] = [
-                f"partner {pin.partner_id!r} is excluded by this scenario"]
+                f"partner {pin.partner_id!r} is excluded by this scenario"
+            ]
         if pin.resource not in resources:
             errors.setdefault("pins", {}).setdefault(index, {})["resource"] = [
-                f"unknown resource {pin.resource!r}"]
+                f"unknown resource {pin.resource!r}"
+            ]
     return errors
 
 
 def _forecast(request: AllocationRequest, baseline: float, uplift: float) -> AllocationRequest:
     if baseline == 1.0 and uplift == 1.0:
         return request
-    return replace(request, partners=tuple(
-        _forecast_partner(partner, baseline, uplift) for partner in request.partners))
+    return replace(
+        request,
+        partners=tuple(
+            _forecast_partner(partner, baseline, uplift) for partner in request.partners
+        ),
+    )
 
 
 def _forecast_partner(partner: Partner, baseline: float, uplift: float) -> Partner:
@@ -260,8 +289,9 @@ def _forecast_partner(partner: Partner, baseline: float, uplift: float) -> Partn
         baseline_gmv_p10=scaled(partner.baseline_gmv_p10),
         baseline_gmv_p90=scaled(partner.baseline_gmv_p90),
         curves={name: scale_curve(curve, uplift) for name, curve in partner.curves.items()},
-        packages=tuple(replace(package, uplift=package.uplift * uplift)
-                       for package in partner.packages),
+        packages=tuple(
+            replace(package, uplift=package.uplift * uplift) for package in partner.packages
+        ),
     )
 
 

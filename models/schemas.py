@@ -67,8 +67,14 @@ from models.request import (
 BoolArray = NDArray[np.bool_]
 
 # Columns of the plan CSV; a resource of the same name would collide with them.
-PLAN_CSV_COLUMNS = ("partner_id", "package", "baseline_gmv", "projected_gmv", "tier",
-                    "incremental_gmv")
+PLAN_CSV_COLUMNS = (
+    "partner_id",
+    "package",
+    "baseline_gmv",
+    "projected_gmv",
+    "tier",
+    "incremental_gmv",
+)
 # `where` reads these as the partner id, so an attribute with such a name is unreachable.
 RESERVED_ATTRIBUTES = frozenset({"id", "partner_id"})
 MAX_PLANS = 20
@@ -86,8 +92,9 @@ class RequestValidationError(DomainError):
     ``str()`` lists every problem on its own line.
     """
 
-    def __init__(self, messages: Mapping[str, Any] | Sequence[Any] | str,
-                 summary: str = "invalid input"):
+    def __init__(
+        self, messages: Mapping[str, Any] | Sequence[Any] | str, summary: str = "invalid input"
+    ):
         if isinstance(messages, str) or not isinstance(messages, Mapping):
             messages = {"_schema": messages if isinstance(messages, list) else [messages]}
         self.messages: dict[str, Any] = _json_keys(messages)
@@ -105,8 +112,7 @@ class RequestValidationError(DomainError):
         count = sum(len(messages) for messages in flat.values())
         lines = [f"{self.summary} ({count} problem{'s' if count != 1 else ''}):"]
         for path, messages in flat.items():
-            lines.extend(f"  {path}: {message}" if path else f"  {message}"
-                         for message in messages)
+            lines.extend(f"  {path}: {message}" if path else f"  {message}" for message in messages)
         return "\n".join(lines)
 
 
@@ -137,10 +143,16 @@ CURVE_FIELDS: dict[CurveKind, tuple[str, ...]] = {
     kind: tuple({"xs": "x", "ys": "y"}.get(name, name) for name in names)
     for kind, names in CURVE_PARAMETERS.items()
 }
-NUMERIC_CURVE_PARAMETERS: tuple[str, ...] = tuple(sorted(
-    {name for kind, names in CURVE_PARAMETERS.items() if kind is not CurveKind.POINTS
-     for name in names}
-))
+NUMERIC_CURVE_PARAMETERS: tuple[str, ...] = tuple(
+    sorted(
+        {
+            name
+            for kind, names in CURVE_PARAMETERS.items()
+            if kind is not CurveKind.POINTS
+            for name in names
+        }
+    )
+)
 
 
 def curve_parameter_errors(
@@ -278,8 +290,9 @@ class NamedMap(fields.Dict):
                 errors[str(key)] = ["name must be a non-empty string"]
                 continue
             try:
-                result[key] = (self.value_field.deserialize(item, **kwargs)
-                               if self.value_field else item)
+                result[key] = (
+                    self.value_field.deserialize(item, **kwargs) if self.value_field else item
+                )
             except ValidationError as error:
                 errors[key] = error.messages
         if errors:
@@ -320,17 +333,22 @@ class WhereField(fields.Field[Where]):
                 if not condition:
                     errors[key] = [f"needs at least one operator ({_OPERATOR_LIST})"]
                     continue
-                problems = {str(op): [message] for op, operand in condition.items()
-                            if (message := _operator_error(op, operand))}
+                problems = {
+                    str(op): [message]
+                    for op, operand in condition.items()
+                    if (message := _operator_error(op, operand))
+                }
                 if problems:
                     errors[key] = problems
                 else:
-                    conditions[key] = {op: list(operand) if op == "in" else operand
-                                       for op, operand in condition.items()}
+                    conditions[key] = {
+                        op: list(operand) if op == "in" else operand
+                        for op, operand in condition.items()
+                    }
             elif _is_scalar(condition):
                 conditions[key] = condition
             else:
-                errors[key] = [f"must be {_SCALAR_HINT}, or an object like {{\">=\": 60}}"]
+                errors[key] = [f'must be {_SCALAR_HINT}, or an object like {{">=": 60}}']
         if errors:
             raise ValidationError(errors)
         return Where(conditions)
@@ -339,17 +357,21 @@ class WhereField(fields.Field[Where]):
         if value is None:
             return {}
         return {
-            key: {op: list(operand) if op == "in" else operand
-                  for op, operand in condition.items()}
-            if isinstance(condition, Mapping) else condition
+            key: {op: list(operand) if op == "in" else operand for op, operand in condition.items()}
+            if isinstance(condition, Mapping)
+            else condition
             for key, condition in value.conditions.items()
         }
 
 
 def _where() -> WhereField:
-    return WhereField(load_default=Where(), metadata={
-        "description": "partner selector: every key must hold; a plain value means equality, "
-                       f"or {{operator: value}} with operators {_OPERATOR_LIST}"})
+    return WhereField(
+        load_default=Where(),
+        metadata={
+            "description": "partner selector: every key must hold; a plain value means equality, "
+            f"or {{operator: value}} with operators {_OPERATOR_LIST}"
+        },
+    )
 
 
 _NAME = validate.Length(min=1, error="must not be empty")
@@ -363,14 +385,29 @@ _SHARE = validate.Range(min=0, max=1, error="must be between 0 and 1")
 
 
 class ResourceSchema(BaseSchema):
-    name = fields.String(required=True, validate=[_NAME, validate.NoneOf(
-        PLAN_CSV_COLUMNS, error="is reserved (a plan CSV column has this name)")])
+    name = fields.String(
+        required=True,
+        validate=[
+            _NAME,
+            validate.NoneOf(
+                PLAN_CSV_COLUMNS, error="is reserved (a plan CSV column has this name)"
+            ),
+        ],
+    )
     unit = fields.String(load_default="CNY")
-    budget = Real(load_default=None, allow_none=True, validate=_NON_NEGATIVE,
-                  metadata={"description": "null: unlimited"})
+    budget = Real(
+        load_default=None,
+        allow_none=True,
+        validate=_NON_NEGATIVE,
+        metadata={"description": "null: unlimited"},
+    )
     unit_cost = Real(load_default=1.0, validate=_NON_NEGATIVE)
-    step = Real(load_default=None, allow_none=True, validate=_POSITIVE,
-                metadata={"description": "allocations are integer multiples of step"})
+    step = Real(
+        load_default=None,
+        allow_none=True,
+        validate=_POSITIVE,
+        metadata={"description": "allocations are integer multiples of step"},
+    )
 
     @post_load
     def _build(self, data: dict[str, Any], **kwargs: Any) -> Resource:
@@ -403,8 +440,11 @@ class CurveSchema(BaseSchema):
     def _check_parameters(self, data: dict[str, Any], **kwargs: Any) -> None:
         kind: CurveKind = data["curve"]
         errors: dict[str, list[str]] = {}
-        values = {name: np.array([data[name]], dtype=np.float64)
-                  for name in NUMERIC_CURVE_PARAMETERS if name in data}
+        values = {
+            name: np.array([data[name]], dtype=np.float64)
+            for name in NUMERIC_CURVE_PARAMETERS
+            if name in data
+        }
         for name, rows, message in curve_parameter_errors(kind, values, 1):
             if rows[0]:
                 errors.setdefault(name, []).append(message)
@@ -418,8 +458,10 @@ class CurveSchema(BaseSchema):
         else:
             for key in ("x", "y"):
                 if key in data:
-                    errors[key] = [f"not a parameter of a {kind} curve (it takes "
-                                   f"{', '.join(CURVE_FIELDS[kind])})"]
+                    errors[key] = [
+                        f"not a parameter of a {kind} curve (it takes "
+                        f"{', '.join(CURVE_FIELDS[kind])})"
+                    ]
         if errors:
             raise ValidationError(errors)
 
@@ -437,8 +479,12 @@ class CurveSchema(BaseSchema):
 
 class BoundsSchema(BaseSchema):
     min = Real(load_default=0.0, validate=_NON_NEGATIVE)
-    max = Real(load_default=None, allow_none=True, validate=_NON_NEGATIVE,
-               metadata={"description": "null: the resource budget"})
+    max = Real(
+        load_default=None,
+        allow_none=True,
+        validate=_NON_NEGATIVE,
+        metadata={"description": "null: the resource budget"},
+    )
 
     @validates_schema
     def _ordered(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -466,11 +512,15 @@ class PartnerSchema(BaseSchema):
     baseline_gmv = Real(required=True, validate=_NON_NEGATIVE)
     baseline_gmv_p10 = Real(load_default=None, allow_none=True, validate=_NON_NEGATIVE)
     baseline_gmv_p90 = Real(load_default=None, allow_none=True, validate=_NON_NEGATIVE)
-    attributes = NamedMap(values=Scalar(), load_default=dict, validate=validate.ContainsNoneOf(
-        sorted(RESERVED_ATTRIBUTES), error="'id' and 'partner_id' are reserved: "
-                                           "`where` reads them as the partner id"))
-    curves = NamedMap(values=fields.Nested(CurveSchema), data_key="response",
-                      load_default=dict)
+    attributes = NamedMap(
+        values=Scalar(),
+        load_default=dict,
+        validate=validate.ContainsNoneOf(
+            sorted(RESERVED_ATTRIBUTES),
+            error="'id' and 'partner_id' are reserved: `where` reads them as the partner id",
+        ),
+    )
+    curves = NamedMap(values=fields.Nested(CurveSchema), data_key="response", load_default=dict)
     bounds = NamedMap(values=fields.Nested(BoundsSchema), load_default=dict)
     packages = fields.List(fields.Nested(PackageSchema), load_default=list)
 
@@ -484,12 +534,15 @@ class PartnerSchema(BaseSchema):
         if p90 is not None and p90 < base:
             errors["baseline_gmv_p90"] = [f"must be >= baseline_gmv ({base:g})"]
         if data["curves"] and data["packages"]:
-            errors["packages"] = ["a partner has either response curves or packages, "
-                                  "not both (packages are instead of curves)"]
+            errors["packages"] = [
+                "a partner has either response curves or packages, "
+                "not both (packages are instead of curves)"
+            ]
         else:
             for index, name in _duplicates(package.name for package in data["packages"]):
                 errors.setdefault("packages", {})[index] = {
-                    "name": [f"duplicate package name {name!r}"]}
+                    "name": [f"duplicate package name {name!r}"]
+                }
         if errors:
             raise ValidationError(errors)
 
@@ -515,8 +568,9 @@ class PartnersField(fields.Field[Any]):
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        self._inline = fields.List(fields.Nested(PartnerSchema),
-                                   validate=validate.Length(min=1, error="needs a partner"))
+        self._inline = fields.List(
+            fields.Nested(PartnerSchema), validate=validate.Length(min=1, error="needs a partner")
+        )
         self._fixture = fields.Nested(FixtureSchema)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
@@ -623,10 +677,14 @@ class ConstraintField(fields.Field[Constraint]):
 
 class OptionsSchema(BaseSchema):
     time_limit_s = Real(load_default=Options.time_limit_s, validate=_POSITIVE)
-    mip_gap = Real(load_default=Options.mip_gap, validate=validate.Range(
-        min=0, max=1, max_inclusive=False, error="must be >= 0 and < 1"))
-    plans = Count(load_default=Options.plans, validate=validate.Range(
-        min=1, max=MAX_PLANS, error=f"must be between 1 and {MAX_PLANS}"))
+    mip_gap = Real(
+        load_default=Options.mip_gap,
+        validate=validate.Range(min=0, max=1, max_inclusive=False, error="must be >= 0 and < 1"),
+    )
+    plans = Count(
+        load_default=Options.plans,
+        validate=validate.Range(min=1, max=MAX_PLANS, error=f"must be between 1 and {MAX_PLANS}"),
+    )
     engine = fields.String(load_default=Options.engine, validate=_NAME)
     seed = Count(load_default=Options.seed)
 
@@ -647,11 +705,15 @@ class AllocationRequestSchema(BaseSchema):
 
     name = fields.String(load_default="")
     objective = fields.Enum(Objective, by_value=True, load_default=Objective.MAX_ATTAINMENT)
-    resources = fields.List(fields.Nested(ResourceSchema), required=True,
-                            validate=validate.Length(min=1, error="needs a resource"))
+    resources = fields.List(
+        fields.Nested(ResourceSchema),
+        required=True,
+        validate=validate.Length(min=1, error="needs a resource"),
+    )
     tiers = fields.List(fields.Nested(TierSchema), load_default=list)
-    partners = PartnersField(metadata={
-        "description": 'inline list of partners, or {"fixture": "<name>"}'})
+    partners = PartnersField(
+        metadata={"description": 'inline list of partners, or {"fixture": "<name>"}'}
+    )
     constraints = fields.List(ConstraintField(), load_default=list)
     options = fields.Nested(OptionsSchema, load_default=Options)
 
@@ -675,8 +737,10 @@ class AllocationRequestSchema(BaseSchema):
         inline = False
         if self.partners_override is not None:
             if "partners" in original_data:
-                errors["partners"] = ["partners were supplied separately (e.g. as a CSV "
-                                      "file); leave 'partners' out of the request"]
+                errors["partners"] = [
+                    "partners were supplied separately (e.g. as a CSV "
+                    "file); leave 'partners' out of the request"
+                ]
             partners = self.partners_override
         elif isinstance(data.get("partners"), _FixturePartners):
             partners = data["partners"].partners
@@ -686,13 +750,16 @@ class AllocationRequestSchema(BaseSchema):
             errors["partners"] = ["Missing data for required field."]
         if partners is not None and not inline and not partners:
             errors.setdefault("partners", []).append("needs a partner")
-        errors = merge_errors(errors, _reference_errors(
-            resources=data.get("resources"),
-            tiers=data.get("tiers"),
-            partners=partners,
-            inline=inline,
-            constraints=data.get("constraints", ()),
-        ))
+        errors = merge_errors(
+            errors,
+            _reference_errors(
+                resources=data.get("resources"),
+                tiers=data.get("tiers"),
+                partners=partners,
+                inline=inline,
+                constraints=data.get("constraints", ()),
+            ),
+        )
         if errors:
             raise ValidationError(errors)
 
@@ -703,8 +770,9 @@ class AllocationRequestSchema(BaseSchema):
         if isinstance(loaded, list):
             partners = tuple(loaded)
         else:
-            source = (self.partners_override if self.partners_override is not None
-                      else loaded.partners)  # type: ignore[union-attr]
+            source = (
+                self.partners_override if self.partners_override is not None else loaded.partners
+            )  # type: ignore[union-attr]
             declared = {resource.name for resource in resources}
             partners = tuple(_only_declared(partner, declared) for partner in source)
         return AllocationRequest(
@@ -800,8 +868,7 @@ def _reference_errors(
                     if inline:
                         add((*where, "packages", p_index, "amounts", name), message)
                     else:
-                        add(where, f"partner {pid!r}: package {_get(package, 'name')!r}: "
-                                   f"{message}")
+                        add(where, f"partner {pid!r}: package {_get(package, 'name')!r}: {message}")
 
     # Attribute names are only all known when every partner loaded.
     all_attributes = partners is not None and all(isinstance(p, Partner) for p in partners)
@@ -813,10 +880,15 @@ def _reference_errors(
             spec = resource_items.get(resource)
             if message := unknown_resource(resource):
                 add((*path, "resource"), message)
-            elif isinstance(rule, MaxShare | GroupBudget) and isinstance(spec, Resource) \
-                    and spec.budget is None:
-                add((*path, "resource"),
-                    f"resource {resource!r} has no budget, so a share of it is undefined")
+            elif (
+                isinstance(rule, MaxShare | GroupBudget)
+                and isinstance(spec, Resource)
+                and spec.budget is None
+            ):
+                add(
+                    (*path, "resource"),
+                    f"resource {resource!r} has no budget, so a share of it is undefined",
+                )
         tier = _get(rule, "tier")
         if tier is not None and tiers is not None and tier not in tier_names:
             add((*path, "tier"), _unknown("tier", tier, tier_names))
@@ -825,8 +897,10 @@ def _reference_errors(
             add((*path, "partner_id"), f"unknown partner id {pid!r}")
         if isinstance(rule, Pin):
             if (rule.partner_id, rule.resource) in pins_seen:
-                add((*path, "partner_id"),
-                    f"a second pin of {rule.resource!r} for partner {rule.partner_id!r}")
+                add(
+                    (*path, "partner_id"),
+                    f"a second pin of {rule.resource!r} for partner {rule.partner_id!r}",
+                )
             pins_seen.add((rule.partner_id, rule.resource))
         where_rule = _get(rule, "where")
         if isinstance(where_rule, Where) and all_attributes:
@@ -940,8 +1014,9 @@ def parse_request(
     try:
         request: AllocationRequest = schema.load(data)  # type: ignore[arg-type]
     except ValidationError as error:
-        raise RequestValidationError(error.normalized_messages(),
-                                     "invalid allocation request") from None
+        raise RequestValidationError(
+            error.normalized_messages(), "invalid allocation request"
+        ) from None
     return request
 
 

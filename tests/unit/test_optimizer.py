@@ -151,9 +151,7 @@ def test_pins_are_exact_and_count_towards_the_budget():
 
 
 def test_group_budget_shares_hold():
-    request = programme(
-        constraints=(GroupBudget("subsidy", Where({"region": "west"}), 0.5, 0.6),)
-    )
+    request = programme(constraints=(GroupBudget("subsidy", Where({"region": "west"}), 0.5, 0.6),))
     plan = optimizer.solve(request)[0]
     west = sum(
         amount(plan, p.id, "subsidy") for p in request.partners if p.attributes["region"] == "west"
@@ -165,7 +163,9 @@ def test_group_count_is_met_by_matching_partners():
     request = programme(constraints=(GroupCount("100M", 3, Where({"score": {">=": 50}})),))
     plan = optimizer.solve(request)[0]
     reached = {a.partner_id for a in plan.allocations if a.tier is not None}
-    assert len([p for p in request.partners if p.attributes["score"] >= 50 and p.id in reached]) >= 3
+    assert (
+        len([p for p in request.partners if p.attributes["score"] >= 50 and p.id in reached]) >= 3
+    )
 
 
 def test_infeasible_request_returns_an_infeasible_plan_naming_the_culprit():

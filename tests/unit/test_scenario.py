@@ -13,32 +13,56 @@ from models.schemas import RequestValidationError, parse_request
 
 
 def base() -> AllocationRequest:
-    return parse_request({
-        "name": "base",
-        "resources": [{"name": "subsidy", "budget": 5e8, "step": 1e6},
-                      {"name": "traffic", "unit": "impressions", "budget": None},
-                      {"name": "fund", "budget": 1e9}],
-        "tiers": [{"name": "1B", "min_gmv": 1e9, "target": 100},
-                  {"name": "100M", "min_gmv": 1e8, "target": 300}],
-        "partners": [
-            {"id": "p1", "baseline_gmv": 8e8, "baseline_gmv_p10": 6e8, "baseline_gmv_p90": 9e8,
-             "response": {
-                 "subsidy": {"curve": "saturating", "max_uplift": 3e8, "scale": 2e7},
-                 "traffic": {"curve": "log", "coef": 1e8, "scale": 1e9},
-                 "fund": {"curve": "hill", "max_uplift": 2e8, "shape": 2, "half_saturation": 1e7},
-             }},
-            {"id": "p2", "baseline_gmv": 9e7, "response": {
-                "subsidy": {"curve": "linear", "roi": 3.0},
-                "traffic": {"curve": "points", "x": [0, 1e9, 2e9], "y": [0, 1e7, 1.2e7]}}},
-            {"id": "p3", "baseline_gmv": 4e8, "packages": [
-                {"name": "gold", "amounts": {"subsidy": 2e7}, "uplift": 7e8}]},
-        ],
-        "constraints": [
-            {"type": "max_share", "resource": "subsidy", "max_share": 0.1},
-            {"type": "pin", "partner_id": "p1", "resource": "subsidy", "amount": 1e7},
-            {"type": "pin", "partner_id": "p2", "resource": "fund", "amount": 0},
-        ],
-    })
+    return parse_request(
+        {
+            "name": "base",
+            "resources": [
+                {"name": "subsidy", "budget": 5e8, "step": 1e6},
+                {"name": "traffic", "unit": "impressions", "budget": None},
+                {"name": "fund", "budget": 1e9},
+            ],
+            "tiers": [
+                {"name": "1B", "min_gmv": 1e9, "target": 100},
+                {"name": "100M", "min_gmv": 1e8, "target": 300},
+            ],
+            "partners": [
+                {
+                    "id": "p1",
+                    "baseline_gmv": 8e8,
+                    "baseline_gmv_p10": 6e8,
+                    "baseline_gmv_p90": 9e8,
+                    "response": {
+                        "subsidy": {"curve": "saturating", "max_uplift": 3e8, "scale": 2e7},
+                        "traffic": {"curve": "log", "coef": 1e8, "scale": 1e9},
+                        "fund": {
+                            "curve": "hill",
+                            "max_uplift": 2e8,
+                            "shape": 2,
+                            "half_saturation": 1e7,
+                        },
+                    },
+                },
+                {
+                    "id": "p2",
+                    "baseline_gmv": 9e7,
+                    "response": {
+                        "subsidy": {"curve": "linear", "roi": 3.0},
+                        "traffic": {"curve": "points", "x": [0, 1e9, 2e9], "y": [0, 1e7, 1.2e7]},
+                    },
+                },
+                {
+                    "id": "p3",
+                    "baseline_gmv": 4e8,
+                    "packages": [{"name": "gold", "amounts": {"subsidy": 2e7}, "uplift": 7e8}],
+                },
+            ],
+            "constraints": [
+                {"type": "max_share", "resource": "subsidy", "max_share": 0.1},
+                {"type": "pin", "partner_id": "p1", "resource": "subsidy", "amount": 1e7},
+                {"type": "pin", "partner_id": "p2", "resource": "fund", "amount": 0},
+            ],
+        }
+    )
 
 
 def change_problems(changes: Any) -> dict[str, list[str]]:
@@ -52,8 +76,7 @@ def test_no_changes_is_the_same_request() -> None:
 
 
 def test_budgets_absolute_multiplied_and_unlimited() -> None:
-    changed = apply_changes(base(), {"budgets": {"subsidy": "x1.2", "fund": 2e9,
-                                                 "traffic": 5e10}})
+    changed = apply_changes(base(), {"budgets": {"subsidy": "x1.2", "fund": 2e9, "traffic": 5e10}})
     assert changed.resource("subsidy").budget == pytest.approx(6e8)
     assert changed.resource("fund").budget == 2e9
     assert changed.resource("traffic").budget == 5e10
@@ -75,12 +98,16 @@ def test_exclude_partners_drops_them_and_their_pins() -> None:
 
 
 def test_pins_are_added_and_replace_pins_of_the_same_pair() -> None:
-    changed = apply_changes(base(), {"pins": [
-        {"partner_id": "p1", "resource": "subsidy", "amount": 3e7},
-        {"partner_id": "p2", "resource": "subsidy", "amount": 2e6},
-    ]})
-    assert changed.pins() == {("p1", "subsidy"): 3e7, ("p2", "fund"): 0.0,
-                              ("p2", "subsidy"): 2e6}
+    changed = apply_changes(
+        base(),
+        {
+            "pins": [
+                {"partner_id": "p1", "resource": "subsidy", "amount": 3e7},
+                {"partner_id": "p2", "resource": "subsidy", "amount": 2e6},
+            ]
+        },
+    )
+    assert changed.pins() == {("p1", "subsidy"): 3e7, ("p2", "fund"): 0.0, ("p2", "subsidy"): 2e6}
     assert sum(isinstance(rule, Pin) for rule in changed.constraints) == 3
 
 
@@ -88,7 +115,8 @@ def test_forecast_baseline_scales_baselines_and_bands() -> None:
     changed = apply_changes(base(), {"forecast": {"baseline": 0.9}})
     p1 = changed.partners[0]
     assert (p1.baseline_gmv, p1.baseline_gmv_p10, p1.baseline_gmv_p90) == pytest.approx(
-        (7.2e8, 5.4e8, 8.1e8))
+        (7.2e8, 5.4e8, 8.1e8)
+    )
     assert changed.partners[1].baseline_gmv_p10 is None
     assert p1.curves == base().partners[0].curves  # uplift untouched
 
@@ -101,8 +129,9 @@ def test_forecast_uplift_scales_every_curve_and_package() -> None:
         assert old.baseline_gmv == new.baseline_gmv
         assert set(old.curves) == set(new.curves)
         for name, curve in old.curves.items():
-            np.testing.assert_allclose(new.curves[name].value(amounts),
-                                       0.8 * curve.value(amounts), rtol=1e-12)
+            np.testing.assert_allclose(
+                new.curves[name].value(amounts), 0.8 * curve.value(amounts), rtol=1e-12
+            )
     assert after.partners[2].packages[0].uplift == pytest.approx(0.8 * 7e8)
     assert after.partners[2].packages[0].amounts == {"subsidy": 2e7}
 
@@ -114,8 +143,14 @@ def test_scale_curve_by_one_is_identity() -> None:
 
 def test_changes_do_not_touch_the_base_request() -> None:
     request = base()
-    apply_changes(request, {"budgets": {"subsidy": 1.0}, "exclude_partners": ["p3"],
-                            "forecast": {"baseline": 2.0, "uplift": 2.0}})
+    apply_changes(
+        request,
+        {
+            "budgets": {"subsidy": 1.0},
+            "exclude_partners": ["p3"],
+            "forecast": {"baseline": 2.0, "uplift": 2.0},
+        },
+    )
     assert request == base()
 
 
@@ -134,22 +169,45 @@ def test_changes_do_not_touch_the_base_request() -> None:
         ({"targets": {"1B": -1}}, "changes.targets.1B", "must be >= 0"),
         ({"targets": {"1B": 2.5}}, "changes.targets.1B", "Not a valid integer"),
         ({"objective": "max_fun"}, "changes.objective", "Must be one of"),
-        ({"exclude_partners": ["p1", "p9"]}, "changes.exclude_partners.1",
-         "unknown partner id 'p9'"),
+        (
+            {"exclude_partners": ["p1", "p9"]},
+            "changes.exclude_partners.1",
+            "unknown partner id 'p9'",
+        ),
         ({"exclude_partners": "p1"}, "changes.exclude_partners", "Not a valid list"),
-        ({"exclude_partners": ["p1", "p2", "p3"]}, "changes.exclude_partners",
-         "would leave no partners"),
-        ({"pins": [{"partner_id": "p9", "resource": "subsidy", "amount": 1}]},
-         "changes.pins.0.partner_id", "unknown partner id 'p9'"),
-        ({"pins": [{"partner_id": "p1", "resource": "cash", "amount": 1}]},
-         "changes.pins.0.resource", "unknown resource 'cash'"),
-        ({"pins": [{"partner_id": "p1", "resource": "subsidy", "amount": -1}]},
-         "changes.pins.0.amount", "must be >= 0"),
-        ({"pins": [{"partner_id": "p1", "resource": "subsidy"}]}, "changes.pins.0.amount",
-         "Missing data"),
-        ({"exclude_partners": ["p1"],
-          "pins": [{"partner_id": "p1", "resource": "subsidy", "amount": 1}]},
-         "changes.pins.0.partner_id", "excluded by this scenario"),
+        (
+            {"exclude_partners": ["p1", "p2", "p3"]},
+            "changes.exclude_partners",
+            "would leave no partners",
+        ),
+        (
+            {"pins": [{"partner_id": "p9", "resource": "subsidy", "amount": 1}]},
+            "changes.pins.0.partner_id",
+            "unknown partner id 'p9'",
+        ),
+        (
+            {"pins": [{"partner_id": "p1", "resource": "cash", "amount": 1}]},
+            "changes.pins.0.resource",
+            "unknown resource 'cash'",
+        ),
+        (
+            {"pins": [{"partner_id": "p1", "resource": "subsidy", "amount": -1}]},
+            "changes.pins.0.amount",
+            "must be >= 0",
+        ),
+        (
+            {"pins": [{"partner_id": "p1", "resource": "subsidy"}]},
+            "changes.pins.0.amount",
+            "Missing data",
+        ),
+        (
+            {
+                "exclude_partners": ["p1"],
+                "pins": [{"partner_id": "p1", "resource": "subsidy", "amount": 1}],
+            },
+            "changes.pins.0.partner_id",
+            "excluded by this scenario",
+        ),
         ({"forecast": {"uplift": 0}}, "changes.forecast.uplift", "must be > 0"),
         ({"forecast": {"baseline": -1}}, "changes.forecast.baseline", "must be > 0"),
         ({"forecast": {"trend": 1.1}}, "changes.forecast.trend", "Unknown field"),
@@ -163,8 +221,7 @@ def test_bad_changes_name_the_field(changes: Any, path: str, message: str) -> No
 
 
 def test_every_bad_change_is_reported() -> None:
-    found = change_problems({"budgets": {"cash": 1}, "targets": {"10B": 1},
-                             "objective": "none"})
+    found = change_problems({"budgets": {"cash": 1}, "targets": {"10B": 1}, "objective": "none"})
     assert {"changes.objective"} <= set(found)  # structure first...
     found = change_problems({"budgets": {"cash": 1}, "targets": {"10B": 1}})
     assert {"changes.budgets.cash", "changes.targets.10B"} == set(found)  # ...then references
@@ -174,9 +231,11 @@ def test_every_bad_change_is_reported() -> None:
 
 
 def test_parse_scenarios_keeps_the_changes_as_sent() -> None:
-    data = [{"name": "more subsidy", "changes": {"budgets": {"subsidy": "x1.5"}}},
-            {"name": "no p3", "changes": {"exclude_partners": ["p3"]}},
-            {"name": "as is"}]
+    data = [
+        {"name": "more subsidy", "changes": {"budgets": {"subsidy": "x1.5"}}},
+        {"name": "no p3", "changes": {"exclude_partners": ["p3"]}},
+        {"name": "as is"},
+    ]
     scenarios = parse_scenarios(data, base())
     assert scenarios == (
         Scenario("more subsidy", {"budgets": {"subsidy": "x1.5"}}),
@@ -195,11 +254,17 @@ def test_parse_scenarios_keeps_the_changes_as_sent() -> None:
         ([{"changes": {}}], "scenarios.0.name", "Missing data"),
         ([{"name": "a"}, {"name": "a"}], "scenarios.1.name", "duplicate scenario name 'a'"),
         ([{"name": "a", "changes": None}], "scenarios.0.changes", "may not be null"),
-        ([{"name": "a", "changes": {"budgets": {"subsidy": "lots"}}}],
-         "scenarios.0.changes.budgets.subsidy", "multiplier"),
+        (
+            [{"name": "a", "changes": {"budgets": {"subsidy": "lots"}}}],
+            "scenarios.0.changes.budgets.subsidy",
+            "multiplier",
+        ),
         ([{"name": "a", "change": {}}], "scenarios.0.change", "Unknown field"),
-        ([{"name": "a"}, {"name": "b", "changes": {"targets": {"10B": 1}}}],
-         "scenarios.1.changes.targets.10B", "unknown tier"),
+        (
+            [{"name": "a"}, {"name": "b", "changes": {"targets": {"10B": 1}}}],
+            "scenarios.1.changes.targets.10B",
+            "unknown tier",
+        ),
     ],
 )
 def test_bad_scenarios_name_the_field(data: Any, path: str, message: str) -> None:
