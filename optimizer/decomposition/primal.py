@@ -1,0 +1,240 @@
+"""Exactly feasible plans from prices (the steps themselves live in `repair`).
+
+`construct` builds two plans at one price point and keeps the better: A, the least-priced
+amounts reaching the tiers with the budgets water-filled on top; B, the Lagrangian's own
+amounts for the same tier levels, trimmed to the budgets and topped up. Both then get
+their ticket resources re-split exactly and their group shares enforced.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.curves import FloatArray
+from models.request import Objective
+from optimizer.decomposition.lagrangian import Evaluation, Stage
+from optimizer.decomposition.problem import Problem
+from optimizer.decomposition.repair import (
+    assign_levels,
+    bump,
+    enforce_group_budgets,
+    fill,
+    fixed_amounts,
+    grid_down,
+    rebalance,
+)
+from optimizer.decomposition.subproblem import Response
+
+
+@dataclass
+class Plan:
+    amounts: FloatArray
+    shortfall: float
+    objective: float  # stage-2 objective (GMV, or cost)
+    achieved: NDArray[np.int64]
+
+
+def evaluate_plan(problem: Problem, amounts: FloatArray) -> Plan:
+    gmv = problem.values(amounts)
+    achieved = np.array([np.count_nonzero(gmv >= t) for t in problem.thresholds], dtype=np.int64)
+    shortfall = float(np.sum(problem.weights * np.maximum(problem.targets - achieved, 0)))
+    if problem.request.objective is Objective.MIN_COST:
+        objective = float((amounts.sum(axis=0) * problem.unit_cost).sum())
+    else:
+        objective = float(gmv.sum())
+    return Plan(amounts, shortfall, objective, achieved)
+
+
+def better(a: Plan, b: Plan | None, minimise: bool) -> bool:
+    if b is None:
+        return True
+    if a.shortfall != b.shortfall:
+        return a.shortfall < b.shortfall
+    return a.objective < b.objective if minimise else a.objective > b.objective
+
+
+def assign_only(
+    problem: Problem, evaluation: Evaluation, stage: Stage, targets: NDArray[np.int64]
+) -> Plan:
+    """Who reaches which tier, with the least amounts: enough to judge a shortfall."""
+    _, amounts = assign_levels(problem, evaluation.response, evaluation.prices, targets)
+    return evaluate_plan(problem, amounts)
+
+
+def construct(
+    problem: Problem, evaluation: Evaluation, stage: Stage, targets: NDArray[np.int64]
+) -> Plan:
+    """The best of a few exactly feasible plans built from one set of prices."""
+    prices = evaluation.prices
+    if problem.n_tiers and np.any(targets > 0):
+        levels, mandatory = assign_levels(problem, evaluation.response, prices, targets)
+    else:
+        levels, mandatory = np.zeros(problem.n, dtype=np.int64), fixed_amounts(problem)
+    if stage.kind == "cost" or problem.request.objective is Objective.MIN_COST:
+        return within_groups(problem, evaluate_plan(problem, mandatory), levels)
+    hint = prices.mean(axis=0)
+    # A: least-priced amounts that reach the tiers, then budgets water-filled on top.
+    best = evaluate_plan(problem, fill(problem, mandatory, hint=hint))
+    # B: the Lagrangian's own amounts for those levels (they balance resources within
+    # each achiever at the prices), made exact, trimmed to the budgets (achievers down to
+    # what keeps their tier), then topped up.
+    if stage.alpha > 0:
+        own = lagrangian_amounts(problem, evaluation.response, levels, mandatory, prices)
+        trimmed = trim_to_budgets(problem, own, levels, hint)
+        if trimmed is not None:
+            candidate = evaluate_plan(problem, fill(problem, trimmed, hint=hint))
+            if better(candidate, best, minimise=False):
+                best = candidate
+    return within_groups(problem, polish_lumpy(problem, best, levels), levels)
+
+
+def within_groups(problem: Problem, plan: Plan, levels: NDArray[np.int64]) -> Plan:
+    """The plan with every group_budget row met (see repair.enforce_group_budgets)."""
+    if not problem.group_budgets:
+        return plan
+    fixed = fixed_amounts(problem)
+    keep = fixed.copy()
+    for r in range(problem.n_resources):
+        keep[:, r] = np.maximum(keep[:, r], minimum_keeping_tier(problem, plan.amounts, levels, r))
+    amounts = enforce_group_budgets(problem, plan.amounts, keep)
+    if not _groups_hold(problem, amounts):
+        # Group shares are hard, tiers are not: give up tier amounts where they collide.
+        amounts = enforce_group_budgets(problem, amounts, fixed)
+    return evaluate_plan(problem, amounts)
+
+
+def broken_rows(problem: Problem, amounts: FloatArray) -> list[str]:
+    """Budgets and group_budget rows the amounts break (pins can force that)."""
+    broken = []
+    spent = amounts.sum(axis=0)
+    for r, resource in enumerate(problem.request.resources):
+        if spent[r] > problem.budget[r] * (1 + 1e-9):
+            broken.append(f"budget {resource.name}")
+    for row in problem.group_budgets:
+        used = float(amounts[row.members, row.resource].sum())
+        if not row.low * (1 - 1e-9) <= used <= row.high * (1 + 1e-9):
+            broken.append(row.label)
+    if broken:
+        broken.append("pin")
+    return broken
+
+
+def _groups_hold(problem: Problem, amounts: FloatArray) -> bool:
+    for row in problem.group_budgets:
+        spent = float(amounts[row.members, row.resource].sum())
+        if not row.low * (1 - 1e-9) <= spent <= row.high * (1 + 1e-9):
+            return False
+    return True
+
+
+def polish_lumpy(problem: Problem, plan: Plan, levels: NDArray[np.int64]) -> Plan:
+    """Re-split stepped resources exactly among their holders (see `repair.rebalance`)."""
+    amounts = plan.amounts
+    for r in range(problem.n_resources):
+        keep = fixed_amounts(problem)
+        keep[:, r] = np.maximum(keep[:, r], minimum_keeping_tier(problem, amounts, levels, r))
+        amounts = rebalance(problem, amounts, keep, r)
+    if amounts is plan.amounts:
+        return plan
+    candidate = evaluate_plan(problem, amounts)
+    return candidate if better(candidate, plan, minimise=False) else plan
+
+
+def trim_to_budgets(
+    problem: Problem, x: FloatArray, levels: NDArray[np.int64], hint: FloatArray
+) -> FloatArray | None:
+    """Cut `x` back to the budgets, most overspent resource first, keeping every tier.
+
+    Each resource is water-filled between what it must keep (pins; for achievers, the
+    least amount still reaching their tier with the other resources as they are) and
+    its current amount. None when even the amounts that must stay do not fit.
+    """
+    x = x.copy()
+    fixed = fixed_amounts(problem)
+    over = x.sum(axis=0) / problem.budget
+    for r in np.argsort(-over):
+        if over[r] <= 1.0:
+            continue
+        lower = fixed.copy()
+        lower[:, r] = np.maximum(fixed[:, r], minimum_keeping_tier(problem, x, levels, r))
+        upper = x.copy()
+        only_r = np.where(np.arange(problem.n_resources) == r, upper, lower)
+        x[:, r] = fill(problem, np.minimum(lower, only_r), upper=only_r, hint=hint)[:, r]
+        if x[:, r].sum() > problem.budget[r] * (1 + 1e-12):
+            return None
+    return x
+
+
+def minimum_keeping_tier(
+    problem: Problem, x: FloatArray, levels: NDArray[np.int64], r: int
+) -> FloatArray:
+    """Per partner, the least grid amount of resource r keeping its tier (others fixed)."""
+    out = np.zeros(problem.n)
+    rows = np.flatnonzero((levels > 0) & (x[:, r] > 0))
+    if rows.size == 0:
+        return out
+    family = problem.families[r].take(rows)
+    step = problem.step[r]
+    threshold = problem.thresholds[levels[rows] - 1]
+    others = problem.baseline[rows].copy()
+    for k, f in enumerate(problem.families):
+        if k != r:
+            others += f.take(rows).value(x[rows, k])
+    need = threshold - others
+    if_zero = need <= 0
+    # Bisection on the (monotone) exact curve between the ticket and the current amount.
+    low = np.where(if_zero, 0.0, family.lo)
+    high = x[rows, r].copy()
+    low_ok = family.value(low) >= need
+    for _ in range(60):
+        mid = 0.5 * (low + high)
+        ok = family.value(mid) >= need
+        high = np.where(ok, mid, high)
+        low = np.where(ok, low, mid)
+    amount = np.where(low_ok, low, high)
+    if step > 0:
+        amount = np.minimum(np.ceil(amount / step - 1e-9) * step, x[rows, r])
+    # Where rounding lost the tier (float edge), keep the current amount.
+    amount = np.where(family.value(amount) >= need, amount, x[rows, r])
+    out[rows] = amount
+    return out
+
+
+def lagrangian_amounts(
+    problem: Problem,
+    response: Response,
+    levels: NDArray[np.int64],
+    mandatory: FloatArray,
+    prices: FloatArray,
+) -> FloatArray:
+    """Each partner's subproblem amounts at its assigned level, on the grid and exact.
+
+    Achievers whose rounded mix falls short of their tier on the exact curve are bumped a
+    step at a time; failing that they keep their mandatory amounts.
+    """
+    x = response.x0.copy()
+    for level, reach in enumerate(response.reach, start=1):
+        if reach is None:
+            continue
+        chosen = levels[reach.rows] == level
+        x[reach.rows[chosen]] = reach.amounts[chosen]
+    for r, family in enumerate(problem.families):
+        x[:, r] = np.minimum(grid_down(x[:, r], problem.step[r]), family.hi)
+        x[:, r] = np.where(x[:, r] < family.lo, 0.0, x[:, r])
+    x = np.maximum(x, fixed_amounts(problem))
+    for level in range(1, problem.n_tiers + 1):
+        rows = np.flatnonzero(levels == level)
+        if rows.size == 0:
+            continue
+        threshold = problem.thresholds[level - 1]
+        gmv = problem.baseline[rows] + sum(
+            f.take(rows).value(x[rows, r]) for r, f in enumerate(problem.families)
+        )
+        ok = gmv >= threshold
+        sub, ok = bump(problem, rows, x[rows], threshold, prices[rows], ok)
+        sub[~ok] = mandatory[rows[~ok]]
+        x[rows] = sub
+    return x
