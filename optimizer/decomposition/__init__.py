@@ -2,7 +2,20 @@
 
 Budgets, tier counts and group rows are priced; each partner then solves a tiny problem
 on its own (vectorised over all partners); the prices are tuned to minimise the dual,
-whose value bounds the best plan; repaired primal plans are checked on the exact curves.
+whose value bounds the best plan; plans built from the prices are exact and checked.
+
+Modules: `problem` (the request as arrays), `family` (curves, their concave envelopes and
+slope inverses), `subproblem` (every partner's answer to prices), `lagrangian` (value and
+subgradient of a stage), `dual` (level bundle method), `repair` and `primal` (exactly
+feasible plans), `engine` (stages, sampling, bound refinement, the outcome).
+
+Relaxations behind the bound (each only raises it, so the certificate stays valid):
+S-shaped (hill) curves are replaced by their concave envelope over each partner's
+on-domain, and steps by continuous amounts, in the plain dual; the refined bound
+enumerates the ticket resource's grid exactly for partners reaching for a tier. Min
+tickets are handled exactly (on/off per resource), as are pins, eligibility, max_share
+and bounds. group_budget and group_count rows are priced in the dual and enforced in the
+plans. Not handled (UnsupportedRequest): packages, one_package and `points` curves.
 """
 
 from optimizer.decomposition.engine import ENGINE, solve_decomposition
