@@ -30,6 +30,7 @@ from optimizer.decomposition.primal import (
     broken_rows,
     construct,
     evaluate_plan,
+    missed_group_counts,
     within_groups,
 )
 from optimizer.decomposition.problem import Problem, build_problem
@@ -186,13 +187,25 @@ def solve_decomposition(
     best, certified = result.plan, _certified(result.bound, minimise)
     broken = broken_rows(problem, best.amounts)
     if broken:
-        # Only pins can force this (every other amount is the engine's to move).
         return EngineOutcome(
             engine=ENGINE,
             status=SolveStatus.INFEASIBLE,
             candidates=[Candidate(amounts=np.maximum(best.amounts, 0.0))],
             seconds=clock.elapsed(),
             binding_constraints=broken,
+        )
+    missed = missed_group_counts(problem, best.amounts)
+    if missed or (
+        math.isfinite(certified) and better_than_bound(best.objective, certified, minimise)
+    ):
+        # The plan misses a hard row the dual priced: its bound covers plans that meet
+        # every row, so it certifies nothing about this one.
+        return EngineOutcome(
+            engine=ENGINE,
+            status=SolveStatus.FEASIBLE,
+            candidates=[Candidate(amounts=np.maximum(best.amounts, 0.0))],
+            seconds=clock.elapsed(),
+            binding_constraints=missed,
         )
     gap = _gap(certified, best.objective) if math.isfinite(certified) else None
     if clock.stopped or (gap is not None and gap > mip_gap and clock.out()):
@@ -319,6 +332,12 @@ def _refine(
                 break
             z = bundle.propose()
     return bound
+
+
+def better_than_bound(objective: float, bound: float, minimise: bool) -> bool:
+    """Would the plan beat the bound (beyond float noise)? Only an infeasible plan can."""
+    slack = 1e-9 * max(abs(bound), 1.0)
+    return objective < bound - slack if minimise else objective > bound + slack
 
 
 def _certified(dual_value: float, minimise: bool) -> float:

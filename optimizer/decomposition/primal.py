@@ -107,7 +107,8 @@ def within_groups(problem: Problem, plan: Plan, levels: NDArray[np.int64]) -> Pl
 
 
 def broken_rows(problem: Problem, amounts: FloatArray) -> list[str]:
-    """Budgets and group_budget rows the amounts break (pins can force that)."""
+    """Hard rows no plan can meet: budgets and group shares broken by pins, and
+    group_count rows with fewer members able to reach the tier than required."""
     broken = []
     spent = amounts.sum(axis=0)
     for r, resource in enumerate(problem.request.resources):
@@ -119,7 +120,22 @@ def broken_rows(problem: Problem, amounts: FloatArray) -> list[str]:
             broken.append(row.label)
     if broken:
         broken.append("pin")
+    for count in problem.group_counts:
+        threshold = problem.thresholds[count.tier]
+        reachable = count.members & (problem.baseline + problem.reach >= threshold)
+        if int(np.count_nonzero(reachable)) < count.minimum:
+            broken.append(count.label)  # not even with every member at its max
     return broken
+
+
+def missed_group_counts(problem: Problem, amounts: FloatArray) -> list[str]:
+    """group_count rows the plan misses (whether or not some plan could meet them)."""
+    gmv = problem.values(amounts)
+    return [
+        row.label
+        for row in problem.group_counts
+        if int(np.count_nonzero(row.members & (gmv >= problem.thresholds[row.tier]))) < row.minimum
+    ]
 
 
 def _groups_hold(problem: Problem, amounts: FloatArray) -> bool:

@@ -22,11 +22,14 @@ from models.plan import Plan, SolverReport, SolveStatus, build_plan
 from models.request import (
     AllocationRequest,
     Bounds,
+    GroupBudget,
+    GroupCount,
     Objective,
     Options,
     Partner,
     Resource,
     Tier,
+    Where,
 )
 from optimizer.arrays import UnsupportedRequest
 from optimizer.decomposition import solve_decomposition
@@ -190,7 +193,10 @@ def programme(n: int, seed: int = 3) -> AllocationRequest:
                 CurveKind.HILL, max_uplift=0.5 * b, shape=2.0, half_saturation=2e7
             )
             bounds["fund"] = Bounds(min=5e6, max=6e7)
-        partners.append(Partner(f"P{i:04d}", b, curves=curves, bounds=bounds))
+        region = "north" if i % 4 == 0 else "south"
+        partners.append(
+            Partner(f"P{i:04d}", b, curves=curves, bounds=bounds, attributes={"region": region})
+        )
     return AllocationRequest(
         resources=(
             Resource("subsidy", budget=4e8 * n / 5000 * 10),
@@ -218,6 +224,37 @@ def test_programme_plan_is_exact_and_certified(objective: Objective) -> None:
     if objective is not Objective.MIN_COST:
         # GMV objectives leave no budget idle that a curve could still use.
         assert spent["subsidy"] == pytest.approx(request.resources[0].budget, rel=1e-3)
+
+
+def test_group_count_and_group_budget_hold_in_the_plan() -> None:
+    base = programme(600)
+    north = Where({"region": "north"})
+    request = replace(
+        base,
+        constraints=(
+            GroupCount("1B", 2, north),
+            GroupBudget("subsidy", north, min_share=0.1, max_share=0.2),
+        ),
+    )
+    outcome, plan = run(request, mip_gap=1e-3)
+    assert check_plan(request, plan) == []
+    assert_certificate(request, outcome, plan)
+    gmv = {a.partner_id: a.projected_gmv for a in plan.allocations}
+    north_ids = {p.id for p in request.partners if p.attributes["region"] == "north"}
+    assert sum(1 for pid in north_ids if gmv.get(pid, 0.0) >= 1e9) >= 2
+    subsidy = sum(a.amounts["subsidy"] for a in plan.allocations if a.partner_id in north_ids)
+    budget = request.resources[0].budget
+    assert budget is not None and 0.1 * budget * (1 - 1e-9) <= subsidy <= 0.2 * budget * (1 + 1e-9)
+
+
+def test_unreachable_group_count_is_infeasible() -> None:
+    north = Where({"region": "north"})
+    request = replace(programme(600), constraints=(GroupCount("1B", 40, north),))
+    outcome, plan = run(request)
+    assert outcome.status is SolveStatus.INFEASIBLE
+    assert any("group_count" in name for name in outcome.binding_constraints)
+    assert outcome.best_bound is None
+    assert check_plan(request, replace(plan, binding_constraints=outcome.binding_constraints)) == []
 
 
 def test_stops_when_asked_and_reports_time_limit() -> None:
