@@ -27,6 +27,7 @@ from optimizer.decomposition.primal import (
     Plan,
     assign_only,
     better,
+    breaks_hard_rows,
     broken_rows,
     construct,
     evaluate_plan,
@@ -34,7 +35,7 @@ from optimizer.decomposition.primal import (
     within_groups,
 )
 from optimizer.decomposition.problem import Problem, build_problem
-from optimizer.decomposition.repair import fill, fixed_amounts
+from optimizer.decomposition.repair import enforce_group_budgets, fill, fixed_amounts
 from optimizer.outcome import Candidate, EngineOutcome
 
 ENGINE = "decomposition"
@@ -185,7 +186,13 @@ def solve_decomposition(
         warm = _solve(sample, sample_clock, mip_gap / 4, None, None).prices
     result = _solve(problem, clock, mip_gap, progress, warm)
     best, certified = result.plan, _certified(result.bound, minimise)
-    broken = broken_rows(problem, best.amounts)
+    broken = broken_rows(problem)
+    if not broken and breaks_hard_rows(problem, best.amounts):
+        # Not the request's fault: enforce the shares again, tiers giving way.
+        best = evaluate_plan(
+            problem, enforce_group_budgets(problem, best.amounts, fixed_amounts(problem))
+        )
+        broken = breaks_hard_rows(problem, best.amounts)
     if broken:
         return EngineOutcome(
             engine=ENGINE,
@@ -264,11 +271,12 @@ def _solve(
             bound1, plan1, _ = _run_stage(
                 problem, attain, clock, 0.4, settled, problem.targets, progress
             )
-            if plan1 is not None and not minimise:
+            if plan1 is not None:
                 # Stage 1 plans carry only what the tiers need; spend the rest on GMV.
-                filled = evaluate_plan(problem, fill(problem, plan1.amounts))
-                reached = (problem.values(filled.amounts)[:, None] >= problem.thresholds).sum(1)
-                plan1 = within_groups(problem, filled, reached.astype(np.int64))
+                if not minimise:
+                    plan1 = evaluate_plan(problem, fill(problem, plan1.amounts))
+                reached = (problem.values(plan1.amounts)[:, None] >= problem.thresholds).sum(1)
+                plan1 = within_groups(problem, plan1, reached.astype(np.int64))
             if plan1 is not None and better(plan1, seed_plan, minimise):
                 seed_plan = plan1
             stage1_proven = settled(bound1, seed_plan)

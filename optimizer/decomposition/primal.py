@@ -106,9 +106,36 @@ def within_groups(problem: Problem, plan: Plan, levels: NDArray[np.int64]) -> Pl
     return evaluate_plan(problem, amounts)
 
 
-def broken_rows(problem: Problem, amounts: FloatArray) -> list[str]:
-    """Hard rows no plan can meet: budgets and group shares broken by pins, and
-    group_count rows with fewer members able to reach the tier than required."""
+def broken_rows(problem: Problem) -> list[str]:
+    """Hard rows no plan can meet, found without solving: budgets or group shares that
+    pins alone break, group floors the members cannot fill, and group_count rows with
+    fewer members able to reach the tier than required."""
+    broken = []
+    pinned = fixed_amounts(problem)
+    spent = pinned.sum(axis=0)
+    for r, resource in enumerate(problem.request.resources):
+        if spent[r] > problem.budget[r] * (1 + 1e-9):
+            broken += [f"budget {resource.name}", "pin"]
+    for row in problem.group_budgets:
+        r, members = row.resource, row.members
+        inside = float(pinned[members, r].sum())
+        outside = float(pinned[~members, r].sum())
+        most = float(np.where(problem.can_use[:, r] & members, problem.families[r].hi, 0).sum())
+        most = max(most, inside)
+        if inside > row.high * (1 + 1e-9) or outside + row.low > problem.budget[r] * (1 + 1e-9):
+            broken += [row.label, "pin"]
+        elif most < row.low * (1 - 1e-9):
+            broken.append(row.label)
+    for count in problem.group_counts:
+        threshold = problem.thresholds[count.tier]
+        reachable = count.members & (problem.baseline + problem.reach >= threshold)
+        if int(np.count_nonzero(reachable)) < count.minimum:
+            broken.append(count.label)  # not even with every member at its max
+    return list(dict.fromkeys(broken))
+
+
+def breaks_hard_rows(problem: Problem, amounts: FloatArray) -> list[str]:
+    """Budgets and group_budget rows these amounts break."""
     broken = []
     spent = amounts.sum(axis=0)
     for r, resource in enumerate(problem.request.resources):
@@ -118,13 +145,6 @@ def broken_rows(problem: Problem, amounts: FloatArray) -> list[str]:
         used = float(amounts[row.members, row.resource].sum())
         if not row.low * (1 - 1e-9) <= used <= row.high * (1 + 1e-9):
             broken.append(row.label)
-    if broken:
-        broken.append("pin")
-    for count in problem.group_counts:
-        threshold = problem.thresholds[count.tier]
-        reachable = count.members & (problem.baseline + problem.reach >= threshold)
-        if int(np.count_nonzero(reachable)) < count.minimum:
-            broken.append(count.label)  # not even with every member at its max
     return broken
 
 
