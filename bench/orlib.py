@@ -386,10 +386,7 @@ def mmkp_request(instance: MmkpInstance, options: Options) -> AllocationRequest:
             packages=tuple(
                 Package(
                     f"option{k}",
-                    {
-                        name: float(w)
-                        for name, w in zip(names, instance.weights[g, k], strict=True)
-                    },
+                    {name: float(w) for name, w in zip(names, instance.weights[g, k], strict=True)},
                     float(instance.values[g, k]),
                 )
                 for k in range(instance.options)
@@ -549,6 +546,8 @@ def run_instance(
         return result
     result.seconds = time.perf_counter() - started
     plan = plans[0]
+    if plan.solver.engine != engine:  # `auto` names what it picked
+        result.engine = f"{engine}→{plan.solver.engine}"
     result.status = str(plan.solver.status)
     result.mip_gap = plan.solver.mip_gap
     result.best_bound = plan.solver.best_bound
@@ -643,19 +642,44 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         description="Solve OR-Library MKP / MMKP instances with Windmaker and compare with "
         "the best known values.",
     )
-    parser.add_argument("--set", dest="sets", action="append", choices=SETS,
-                        help="instance set (repeatable; default mknap1)")
-    parser.add_argument("--instances", type=parse_selection, default=None,
-                        help="0-based positions within each set, e.g. 0-4,20 (default: all)")
-    parser.add_argument("--engine", dest="engines", action="append",
-                        help="engine: highs, cpsat, cbc, auto, ... (repeatable; default highs)")
+    parser.add_argument(
+        "--set",
+        dest="sets",
+        action="append",
+        choices=SETS,
+        help="instance set (repeatable; default mknap1)",
+    )
+    parser.add_argument(
+        "--instances",
+        type=parse_selection,
+        default=None,
+        help="0-based positions within each set, e.g. 0-4,20 (default: all)",
+    )
+    parser.add_argument(
+        "--engine",
+        dest="engines",
+        action="append",
+        help="engine: highs, cpsat, cbc, auto, ... (repeatable; default highs)",
+    )
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per solve")
-    parser.add_argument("--mip-gap", type=float, default=0.0,
-                        help="relative gap the optimizer may stop at (0: prove optimality)")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="append the table, as a Markdown section, to this file")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help=f"benchmark folder (default ${DATA_ENV} or ../shared/...)")
+    parser.add_argument(
+        "--mip-gap",
+        type=float,
+        default=0.0,
+        help="relative gap the optimizer may stop at (0: prove optimality)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="append the table, as a Markdown section, to this file",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help=f"benchmark folder (default ${DATA_ENV} or ../shared/...)",
+    )
     args = parser.parse_args(argv)
     if args.time_limit <= 0:
         parser.error("--time-limit must be positive")
