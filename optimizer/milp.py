@@ -95,9 +95,6 @@ class MilpStrategy:
         rounding.trim_to_budgets(self.arrays, amounts, choice, claimed, self.columns)
         if self.request.objective is not Objective.MIN_COST:
             rounding.spend_leftover(self.arrays, amounts, choice)
-        gmv = projected_gmv(self.request, amounts, choice, self.columns)
-        if np.any(gmv < claimed):
-            self.integral_grid = True  # rounding cost a tier: stop relaxing grids
         return Candidate(amounts, choice)
 
     def score(self, cand: Candidate) -> Score:

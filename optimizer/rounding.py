@@ -77,6 +77,26 @@ def _step_gain(arrays: ProblemArrays, k: int | np.integer, amount: float, step: 
     return float(curve.value(amount + step) - curve.value(amount))
 
 
+def _steps_to_gain(
+    arrays: ProblemArrays, k: int | np.integer, amount: float, step: float, wanted: float
+) -> int | None:
+    """The fewest grid steps that add `wanted` GMV to pair k from `amount` (None: the
+    pair's max does not allow it)."""
+    curve = arrays.pair_curve[k]
+    base = float(curve.value(amount))
+    most = int(np.floor((arrays.pair_max[k] - amount) / step + 1e-9))
+    if most <= 0 or float(curve.value(amount + most * step)) - base < wanted:
+        return None
+    low, high = 0, most  # gain(low) < wanted <= gain(high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if float(curve.value(amount + middle * step)) - base >= wanted:
+            high = middle
+        else:
+            low = middle
+    return high
+
+
 def restore_tiers(
     arrays: ProblemArrays,
     amounts: FloatArray,
@@ -85,37 +105,32 @@ def restore_tiers(
     columns: list[CurveColumn],
 ) -> None:
     """Add grid steps to each partner that rounding left under the tier threshold the
-    model counted it for (`claimed`, 0 for none): the step that buys the most GMV among
-    resources with budget to spare, else among all (trimming then settles the budget)."""
+    model counted it for (`claimed`, 0 for none): on the one resource that closes the gap
+    at the least cost, preferring resources with budget to spare (trimming then settles
+    any overspend)."""
     gmv = projected_gmv(arrays.request, amounts, choice, columns)
     total = spent(arrays, amounts, choice)
     groups = GroupLimits(arrays, amounts, choice)
     stepped = arrays.step[arrays.pair_resource] > 0
     for i in np.nonzero((claimed > 0) & (gmv < claimed))[0]:
-        pairs = np.nonzero((arrays.pair_partner == i) & stepped)[0]
-        resources = arrays.pair_resource[pairs]
-        steps = arrays.step[resources]
-        for _ in range(8 * len(pairs)):
-            if gmv[i] >= claimed[i]:
-                break
-            current = amounts[i, resources]
-            gains = np.array(
-                [
-                    _step_gain(arrays, k, x, step)
-                    if x + step <= arrays.pair_max[k] + 1e-9
-                    else -1.0
-                    for k, x, step in zip(pairs, current, steps, strict=True)
-                ]
-            )
-            affordable = total[resources] + steps <= arrays.budget[resources] + 1e-9
-            pick = np.where(affordable, gains, -1.0)
-            best = int(np.argmax(pick if pick.max() > 0 else gains))
-            if gains[best] <= 0:
-                break
-            amounts[i, resources[best]] += steps[best]
-            total[resources[best]] += steps[best]
-            groups.apply(int(i), int(resources[best]), float(steps[best]))
-            gmv[i] += gains[best]
+        wanted = float(claimed[i] - gmv[i])
+        options = []
+        for k in np.nonzero((arrays.pair_partner == i) & stepped)[0]:
+            r = int(arrays.pair_resource[k])
+            step = float(arrays.step[r])
+            count = _steps_to_gain(arrays, k, float(amounts[i, r]), step, wanted)
+            if count is None or not groups.allows(int(i), r, count * step):
+                continue
+            affordable = total[r] + count * step <= arrays.budget[r] + 1e-9
+            cost = count * step * arrays.unit_cost[r]
+            options.append((not affordable, cost, r, count * step, int(k)))
+        if not options:
+            continue
+        _, _, chosen_r, extra, chosen_k = min(options)
+        gmv[i] += _step_gain(arrays, chosen_k, float(amounts[i, chosen_r]), extra)
+        amounts[i, chosen_r] += extra
+        total[chosen_r] += extra
+        groups.apply(int(i), chosen_r, extra)
 
 
 def trim_to_budgets(
