@@ -282,6 +282,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.argv = argv
     sizes = [int(size) for size in args.sizes.split(",") if size]
     engines = [engine for engine in args.engines.split(",") if engine]
+    from optimizer.engines import available_engines
+
+    usable = {*available_engines(), "auto", *BASELINES}
+    missing = [engine for engine in engines if engine not in usable]
+    if missing:
+        parser.error(f"engines not available here: {', '.join(missing)}")
 
     runs: list[Run] = []
     loads: dict[int, float] = {}
