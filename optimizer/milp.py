@@ -222,7 +222,8 @@ class MilpStrategy:
                 f"stage 2 (round {iteration + 1}): {'cost' if minimise else 'GMV'} {exact:,.0f}, "
                 f"bound {bound if bound is None else f'{bound:,.0f}'}, gap {_pct(gap)}"
             )
-            if gap is not None and gap <= self.options.mip_gap and shortfall_proven:
+            # A solver's bound can sit a rounding error above an optimum it proved.
+            if gap is not None and gap <= self.options.mip_gap + 1e-9 and shortfall_proven:
                 status = SolveStatus.OPTIMAL
                 break
             if clock.expired():

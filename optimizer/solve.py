@@ -30,8 +30,9 @@ def choose_engine(request: AllocationRequest, arrays: ProblemArrays) -> str:
         if wanted == DECOMPOSITION and DECOMPOSITION not in available_engines():
             raise EngineUnavailable("the decomposition engine is not installed")
         return wanted
-    size = arrays.n_pairs + len(arrays.packages)
-    if size > DECOMPOSITION_PAIRS and DECOMPOSITION in available_engines():
+    # Package menus are knapsacks the decomposition does not price yet.
+    size = arrays.n_pairs
+    if size > DECOMPOSITION_PAIRS and not arrays.packages and DECOMPOSITION in available_engines():
         return DECOMPOSITION
     return "highs"
 

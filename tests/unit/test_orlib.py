@@ -192,13 +192,9 @@ def test_mknap1_all_published_optima_proven(references: dict[str, orlib.Referenc
 
 # Quick ones (about 2 s each with HiGHS), one per tightness class 0.25, 0.5, 0.75.
 @pytest.mark.parametrize("position", [6, 15, 26])
-def test_mknapcb1_best_known_matched(
-    position: int, references: dict[str, orlib.Reference]
-) -> None:
+def test_mknapcb1_best_known_matched(position: int, references: dict[str, orlib.Reference]) -> None:
     instance = orlib.load_mkp("mknapcb1", ROOT)[position]
-    result = orlib.run_instance(
-        instance, engine="highs", time_limit_s=60, references=references
-    )
+    result = orlib.run_instance(instance, engine="highs", time_limit_s=60, references=references)
     assert result.error is None
     assert result.violations == []
     assert result.ours == references[instance.id].best_known
@@ -206,22 +202,12 @@ def test_mknapcb1_best_known_matched(
     assert result.certified
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="optimizer/milp.py tests `gap <= mip_gap` without a float tolerance: with mip_gap 0 "
-    "a bound 1e-12 above the value (HiGHS summation noise) leaves the status 'feasible'",
-)
 def test_bound_equal_to_value_is_reported_optimal(references: dict[str, orlib.Reference]) -> None:
     instance = next(i for i in orlib.load_mkp("mknap2", ROOT) if i.id == "mknap2/WEISH11")
     result = orlib.run_instance(instance, engine="highs", references=references)
     assert result.proven, f"status {result.status}, best bound {result.best_bound!r}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="optimizer.solve.choose_engine sends > 3000 packages to the decomposition, "
-    "which raises UnsupportedRequest for packages",
-)
 def test_auto_engine_solves_a_large_package_menu(references: dict[str, orlib.Reference]) -> None:
     instance = orlib.read_hifi(ROOT / "mmkp" / "hifi" / "INST14.txt")  # 150 groups x 30
     result = orlib.run_instance(
