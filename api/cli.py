@@ -435,20 +435,24 @@ def write_outputs(
     from models.csvio import write_plan_csv
     from models.schemas import plan_to_dict
 
-    written = []
-    if out:
-        for plan in plans:
-            # Rank 1 goes exactly where asked; alternatives next to it.
-            path = Path(out) if plan.rank == 1 else _alternative_path(Path(out), plan.rank)
-            with path.open("w", newline="", encoding="utf-8") as handle:
-                write_plan_csv(plan, request, handle)
+    written: list[Path] = []
+    try:
+        if out:
+            for plan in plans:
+                # Rank 1 goes exactly where asked; alternatives next to it.
+                path = Path(out) if plan.rank == 1 else _alternative_path(Path(out), plan.rank)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with path.open("w", newline="", encoding="utf-8") as handle:
+                    write_plan_csv(plan, request, handle)
+                written.append(path)
+        if json_path:
+            path = Path(json_path)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            plan_list = [plan_to_dict(plan) for plan in plans]
+            path.write_text(json.dumps(plan_list, indent=2) + "\n", encoding="utf-8")
             written.append(path)
-    if json_path:
-        path = Path(json_path)
-        path.write_text(
-            json.dumps([plan_to_dict(plan) for plan in plans], indent=2) + "\n", encoding="utf-8"
-        )
-        written.append(path)
+    except OSError as error:
+        raise click.ClickException(f"cannot write {error.filename}: {error.strerror}") from None
     return written
 
 

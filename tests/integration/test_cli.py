@@ -101,6 +101,21 @@ def test_solve_from_partners_csv_and_scenario_writes_the_plan_csv(
     assert "solving" in result.stderr  # progress goes to stderr
 
 
+def test_output_folders_are_created_and_an_unwritable_path_is_a_clear_error(
+    files: dict[str, str], tmp_path: Path
+) -> None:
+    out = tmp_path / "new" / "deeper" / "plan.csv"
+    result = run("solve", files["partners"], "--scenario", files["scenario"], "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert read_csv(out)
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder", encoding="utf-8")
+    bad = blocker / "plan.csv"
+    result = run("solve", files["partners"], "--scenario", files["scenario"], "--out", str(bad))
+    assert result.exit_code == 1
+    assert "cannot write" in result.output and "Traceback" not in result.output
+
+
 def test_solve_from_request_writes_the_api_plan_list_as_json(
     files: dict[str, str], tmp_path: Path
 ) -> None:
