@@ -81,6 +81,7 @@ class MilpStrategy:
             k for k, c in enumerate(arrays.pair_curve) if tangent_point(c, 0.0, 1.0) is not None
         )
         self.integral_grid = False  # last resort: integer grid indices on fine grids too
+        self.warm: tuple[Candidate, Score] | None = None
         self.exact = all(c.kind in ("points", "linear") for c in arrays.pair_curve)
 
     # -- exact evaluation -------------------------------------------------------------
@@ -149,7 +150,7 @@ class MilpStrategy:
         minimise = objective is Objective.MIN_COST
         engine = self.backend.name
         started = time.perf_counter()
-        best: tuple[Candidate, Score] | None = None
+        best: tuple[Candidate, Score] | None = None if exclude else self.warm
         bound: float | None = None
         shortfall_proven = not staged
         proven_cap: tuple[float, float] | None = None
@@ -261,6 +262,13 @@ class MilpStrategy:
             seconds=time.perf_counter() - started,
         )
 
+    def seed(self, start: Candidate) -> None:
+        """Warm start from another engine's plan: it is the incumbent to beat, and its
+        amounts become breakpoints so the inner model can represent it exactly."""
+        self.warm = (start, self.score(start))
+        arrays = self.arrays
+        refine(self.points, arrays, start.amounts[arrays.pair_partner, arrays.pair_resource])
+
     def _state(self) -> int:
         """Grows whenever the approximations change (points added, pairs made exact)."""
         pairs = self.arrays.n_pairs
@@ -321,10 +329,15 @@ def solve_milp(
     *,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    warm_start: Candidate | None = None,
+    time_limit_s: float | None = None,
 ) -> EngineOutcome:
     options = arrays.request.options
-    clock = _Clock(options.time_limit_s, should_stop)
+    limit = options.time_limit_s if time_limit_s is None else time_limit_s
+    clock = _Clock(limit, should_stop)
     strategy = MilpStrategy(arrays, backend, progress)
+    if warm_start is not None:
+        strategy.seed(warm_start)
     first = strategy.run([], clock)
     assert first is not None
     if not first.candidates:
@@ -338,5 +351,5 @@ def solve_milp(
             break
         more.candidates[0].label = f"alternative {alternative - 1}"
         first.candidates.append(more.candidates[0])
-    first.seconds = options.time_limit_s - max(clock.left(), 0.0)
+    first.seconds = limit - max(clock.left(), 0.0)
     return first

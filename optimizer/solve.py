@@ -13,13 +13,15 @@ from models.plan import Plan, SolverReport, SolveStatus, build_plan
 from models.request import AllocationRequest, Constraint, GroupBudget, GroupCount, OnePackage, Pin
 from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.engines import DECOMPOSITION, available_engines, milp_backend
-from optimizer.errors import EngineUnavailable
+from optimizer.errors import EngineUnavailable, OptimizerError
 from optimizer.milp import solve_milp
 from optimizer.outcome import Candidate, EngineOutcome
 
 # Above this many variable (partner, resource) pairs `auto` prefers the decomposition.
 DECOMPOSITION_PAIRS = 3_000
 DIAGNOSIS_SECONDS = 5.0
+WARM_START_PAIRS = 100  # MILP requests this large start from a decomposition plan
+WARM_START_SHARE = 0.2  # of the time limit
 
 Progress = Callable[[str], None]
 
@@ -54,7 +56,45 @@ def run_engine(
             progress=progress,
             should_stop=should_stop,
         )
-    return solve_milp(arrays, milp_backend(engine), progress=progress, should_stop=should_stop)
+    backend = milp_backend(engine)
+    started = time.perf_counter()
+    warm = warm_start(request, arrays, progress, should_stop)
+    left = max(request.options.time_limit_s - (time.perf_counter() - started), 0.05)
+    return solve_milp(
+        arrays,
+        backend,
+        progress=progress,
+        should_stop=should_stop,
+        warm_start=warm,
+        time_limit_s=left,
+    )
+
+
+def warm_start(
+    request: AllocationRequest,
+    arrays: ProblemArrays,
+    progress: Progress | None,
+    should_stop: Callable[[], bool] | None,
+) -> Candidate | None:
+    """On medium instances a short decomposition run hands the MILP an incumbent and
+    breakpoints at its amounts (small ones solve faster than that run would take)."""
+    if arrays.n_pairs < WARM_START_PAIRS or arrays.packages:
+        return None
+    if DECOMPOSITION not in available_engines():
+        return None
+    from optimizer.decomposition import solve_decomposition
+
+    try:
+        outcome = solve_decomposition(
+            request,
+            time_limit_s=WARM_START_SHARE * request.options.time_limit_s,
+            mip_gap=request.options.mip_gap,
+            progress=progress,
+            should_stop=should_stop,
+        )
+    except OptimizerError:  # a request the decomposition does not model (points curves)
+        return None
+    return outcome.candidates[0] if outcome.candidates else None
 
 
 def solve(

@@ -319,3 +319,33 @@ def _evaluate(pieces, xs, concave: bool):  # type: ignore[no-untyped-def]
     if concave:  # incremental pieces: the constant of the first piece applies from 0
         values[xs == 0] = max(values[xs == 0].max(initial=0.0), pieces.value0[0])
     return values
+
+
+@pytest.mark.slow
+@pytest.mark.skipif("decomposition" not in available_engines(), reason="no decomposition")
+def test_medium_milp_requests_start_from_a_decomposition_plan_and_never_end_worse():
+    from models.plan import projected_gmv
+    from optimizer.engines import milp_backend
+    from optimizer.milp import solve_milp
+    from optimizer.solve import WARM_START_PAIRS, warm_start
+
+    small = programme(n=10)
+    assert warm_start(small, build_arrays(small), None, None) is None
+    request = with_options(programme(n=60, tiers=(Tier("100M", 1e8, 30),)), time_limit_s=15)
+    arrays = build_arrays(request)
+    assert arrays.n_pairs >= WARM_START_PAIRS
+    seed = warm_start(request, arrays, None, None)
+    assert seed is not None
+
+    def rank(amounts):  # type: ignore[no-untyped-def]  # lexicographic: shortfall, then GMV
+        gmv = projected_gmv(request, amounts)
+        return (max(0, 30 - int((gmv >= 1e8).sum())), -gmv.sum())
+
+    outcome = solve_milp(arrays, milp_backend("highs"), warm_start=seed)
+    seed_rank, best_rank = rank(seed.amounts), rank(outcome.candidates[0].amounts)
+    assert best_rank[0] <= seed_rank[0]
+    if best_rank[0] == seed_rank[0]:
+        assert best_rank[1] <= seed_rank[1] * (1 - 1e-12)
+    plan = optimizer.solve(request)[0]
+    assert check_plan(request, plan) == []
+    assert plan.solver.engine == "highs"
