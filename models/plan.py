@@ -90,10 +90,6 @@ class Plan:
         return asdict(self)
 
 
-def amounts_matrix(request: AllocationRequest) -> FloatArray:
-    return np.zeros((len(request.partners), len(request.resources)), dtype=np.float64)
-
-
 def projected_gmv(
     request: AllocationRequest,
     amounts: FloatArray,

@@ -69,16 +69,6 @@ class ProblemArrays:
     def n_pairs(self) -> int:
         return len(self.pair_partner)
 
-    def max_uplift(self) -> FloatArray:
-        """Per partner, the most GMV its curves (at their max) or best package can add."""
-        gain = np.zeros(self.n_partners)
-        for k, curve in enumerate(self.pair_curve):
-            gain[self.pair_partner[k]] += float(curve.value(self.pair_max[k]))
-        best_package = np.zeros(self.n_partners)
-        for option in self.packages:
-            best_package[option.partner] = max(best_package[option.partner], option.uplift)
-        return gain + best_package
-
 
 def _resource_scale(amount: float) -> float:
     """A power of ten that brings typical amounts down to at most ~1e3 model units."""

@@ -51,14 +51,18 @@ class Formulation:
                 claimed[i] = max(claimed[i], arrays.thresholds[t])
         return claimed
 
+    def raw_amounts(self, arrays: ProblemArrays, solution: FloatArray) -> FloatArray:
+        """Per pair amounts in request units as the solver left them (within bounds)."""
+        scale = arrays.resource_scale[arrays.pair_resource]
+        return np.clip(solution[self.x_cols] * scale, 0.0, arrays.pair_max)
+
     def amounts(self, arrays: ProblemArrays, solution: FloatArray) -> FloatArray:
         """Per pair amounts in request units, on their grids and within bounds.
 
         Fine grids are continuous in the model and round to the nearest step here; the
         caller restores any tier that rounding cost (`MilpStrategy.candidate`).
         """
-        scale = arrays.resource_scale[arrays.pair_resource]
-        raw = np.clip(solution[self.x_cols] * scale, 0.0, arrays.pair_max)
+        raw = self.raw_amounts(arrays, solution)
         step = arrays.step[arrays.pair_resource]
         on_grid = step > 0
         ratio = raw / np.where(on_grid, step, 1.0)

@@ -26,7 +26,7 @@ from optimizer.arrays import ProblemArrays, UnsupportedRequest
 from optimizer.engines.base import MilpBackend, MilpResult, Termination
 from optimizer.formulation import Formulation, StageSpec, build
 from optimizer.outcome import Candidate, EngineOutcome
-from optimizer.pwl import _domain, initial_points, refine, segments, tangent_point
+from optimizer.pwl import domain, initial_points, refine, segments, tangent_point
 
 MAX_REFINEMENTS = 12
 Progress = Callable[[str], None]
@@ -275,22 +275,16 @@ class MilpStrategy:
         return sum(len(p) for p in self.points) + pairs - len(self.relaxed) + self.integral_grid
 
     def _sharpen(self, form: Formulation, solution: FloatArray, outer: bool) -> None:
-        amounts = self._pair_amounts(form, solution)
+        amounts = form.raw_amounts(self.arrays, solution)
         refine(self.points, self.arrays, amounts)
         if outer and self.relaxed:
             below = set()
             for k in self.relaxed:
-                low, high, _ = _domain(self.arrays, k)
+                low, high, _ = domain(self.arrays, k)
                 touch = tangent_point(self.arrays.pair_curve[k], low, high)
                 if touch is not None and 0 < amounts[k] < touch * (1 - 1e-9):
                     below.add(k)
             self.relaxed = self.relaxed - below
-
-    def _pair_amounts(
-        self, form: Formulation, solution: FloatArray, outer: bool = False
-    ) -> FloatArray:
-        scale = self.arrays.resource_scale[self.arrays.pair_resource]
-        return np.clip(solution[form.x_cols] * scale, 0.0, self.arrays.pair_max)
 
 
 def _integral(weights: NDArray[np.float64]) -> bool:

@@ -53,7 +53,7 @@ def initial_points(arrays: ProblemArrays, count: int = INITIAL_POINTS) -> list[F
     """Points spread evenly in curve *value* so curvature is resolved where it matters."""
     points = []
     for k, curve in enumerate(arrays.pair_curve):
-        low, high, step = _domain(arrays, k)
+        low, high, step = domain(arrays, k)
         base = [0.0, high] + ([low] if low > 0 else [])
         if curve.kind is CurveKind.POINTS:
             base += [x for x in curve.xs if low < x < high]
@@ -72,7 +72,7 @@ def initial_points(arrays: ProblemArrays, count: int = INITIAL_POINTS) -> list[F
     return points
 
 
-def _domain(arrays: ProblemArrays, k: int) -> tuple[float, float, float]:
+def domain(arrays: ProblemArrays, k: int) -> tuple[float, float, float]:
     """(low, high, step) of pair k. Amounts in (0, low) are never taken: below a
     semi-continuous minimum, or below the first step of a stepped resource."""
     step = float(arrays.step[arrays.pair_resource[k]])
@@ -108,7 +108,7 @@ def refine(points: list[FloatArray], arrays: ProblemArrays, chosen: FloatArray) 
     added = 0
     for k, amount in enumerate(chosen):
         pts = points[k]
-        low, high, step = _domain(arrays, k)
+        low, high, step = domain(arrays, k)
         curve = arrays.pair_curve[k]
         if _is_exact_pwl(curve):
             continue
@@ -166,7 +166,7 @@ def segments(
     ] = []
     jump = arrays.pair_min.copy()
     for k, curve in enumerate(arrays.pair_curve):
-        low = _domain(arrays, k)[0]
+        low = domain(arrays, k)[0]
         touch = tangent_point(curve, low, float(arrays.pair_max[k])) if k in relaxed else None
         if touch is not None:
             xs, values = _relaxed_approximation(curve, points[k], touch, outer)
