@@ -2,7 +2,7 @@
 multiple-choice MKP (Khan, Hifi) instances turned into Windmaker requests and solved
 through the public entry point `optimizer.solve`.
 
-Mapping (packages as in docs/reference.md): an MKP item becomes a partner with baseline GMV 0 and one
+Mapping (packages: docs/reference.md): an MKP item becomes a partner with baseline GMV 0 and one
 package whose amounts are the item's consumptions and whose uplift is its profit; each
 knapsack constraint becomes a resource whose budget is the capacity; the objective is
 `max_gmv`, so the plan's total projected GMV is the knapsack value. An MMKP group becomes a
