@@ -7,7 +7,8 @@ by c_i = exp(−z_q σ_i) gives a deterministic request whose tier counts are th
 partners that reach each tier with probability ≥ q. Solving it with inflated targets T'
 lifts partners to a safety margin; the outer loop then recomputes the exact
 `achieved_at_confidence` (and the real GMV, from the real curves) of each inner plan and
-moves T' by the exact deficit, or lowers q once when budgets bind, keeping the best plan:
+moves T' by the exact deficit, or — when budgets bind and T' cannot be
+reached — tries a lower q (more partners, each less sure) or a higher one, keeping the best plan:
 least weighted shortfall at the confidence, then the objective. At most `MAX_ROUNDS` inner
 solves share the request's time limit, so a confidence solve takes about 2–3 deterministic
 ones. The returned plans are built from the final amounts on the real request, so every
@@ -16,6 +17,7 @@ figure is exact.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -31,6 +33,7 @@ from models.request import AllocationRequest, Objective, UncertaintyOptions
 from models.scenario import scale_curve
 
 MAX_ROUNDS = 3
+log = logging.getLogger(__name__)
 Solver = Callable[[AllocationRequest], list[Plan]]
 
 
@@ -88,6 +91,7 @@ class Round:
     q: float
     targets: dict[str, int]
     plans: list[Plan]  # built on the real request
+    inner_short: bool  # the inner plan missed its safe targets T' (budgets bind)
 
     @property
     def deficits(self) -> dict[str, int]:
@@ -107,36 +111,53 @@ def solve_at_confidence(request: AllocationRequest, inner: Solver) -> list[Plan]
     """The best plan (and its alternatives) of at most MAX_ROUNDS inner solves of `inner`."""
     started = time.perf_counter()
     sigmas = partner_sigmas(request)
-    alpha = request.options.confidence or 0.5
-    q = alpha
-    targets = initial_targets(request, q)
+    step: tuple[float, dict[str, int]] | None = (
+        request.options.confidence or 0.5,
+        initial_targets(request, request.options.confidence or 0.5),
+    )
     rounds: list[Round] = []
-    lowered = False
-    for _ in range(MAX_ROUNDS):
+    while step is not None and len(rounds) < MAX_ROUNDS:
+        q, targets = step
         inner_plans = inner(safe_request(request, sigmas, q, targets, MAX_ROUNDS))
-        done = Round(q, dict(targets), [rebuild(request, p) for p in inner_plans])
-        rounds.append(done)
-        deficits = done.deficits
-        inner_short = inner_plans[0].objective.weighted_shortfall > 0
-        if all(d <= 0 for d in deficits.values()):
-            if request.objective is not Objective.MIN_COST or all(
-                d == 0 for d in deficits.values()
-            ):
-                break
-        elif inner_short and not lowered:
-            # Budgets bind: more partners at a lower probability may count for more.
-            q, lowered = 0.5 + (q - 0.5) / 2, True
-            targets = initial_targets(request, q)
-            continue
-        targets = {
-            name: max(0, targets[name] + math.ceil(d / q)) if d > 0 else max(0, targets[name] + d)
-            for name, d in deficits.items()
-        }
+        short = inner_plans[0].objective.weighted_shortfall > 0
+        rounds.append(Round(q, targets, [rebuild(request, p) for p in inner_plans], short))
+        log.info("confidence round q=%.3f T'=%s: deficits %s", q, targets, rounds[-1].deficits)
+        step = next_step(request, rounds)
     best = min(rounds, key=lambda r: r.key(request.objective))
     seconds = time.perf_counter() - started
     for plan in best.plans:
         plan.solver = replace(plan.solver, seconds=seconds)
     return best.plans
+
+
+def next_step(
+    request: AllocationRequest, rounds: list[Round]
+) -> tuple[float, dict[str, int]] | None:
+    """The next (q, T'), or None when the last round cannot be improved on."""
+    last = rounds[-1]
+    deficits = last.deficits
+    if all(d <= 0 for d in deficits.values()):
+        if request.objective is not Objective.MIN_COST or all(d == 0 for d in deficits.values()):
+            return None
+        # Every tier holds with room to spare: fewer safe partners cost less.
+        return last.q, {name: max(0, last.targets[name] + d) for name, d in deficits.items()}
+    if not last.inner_short:  # the safe targets were met but are too few: raise them
+        return last.q, {
+            name: last.targets[name] + max(0, math.ceil(d / last.q)) for name, d in deficits.items()
+        }
+    # Budgets bind, so raising T' gains nothing: try more partners at a lower probability
+    # each, or fewer at a higher one, going on in the direction that helped.
+    alpha = request.options.confidence or 0.5
+    best = min(rounds, key=lambda r: r.key(request.objective))
+    if len(rounds) == 1:
+        q = 0.5 + (alpha - 0.5) / 2
+    elif best.q < alpha:
+        q = 0.5 + (best.q - 0.5) / 2
+    else:
+        q = alpha + (0.999 - alpha) / 2
+    if any(abs(q - r.q) < 1e-9 for r in rounds):
+        return None
+    return q, initial_targets(request, q)
 
 
 def rebuild(request: AllocationRequest, plan: Plan) -> Plan:
