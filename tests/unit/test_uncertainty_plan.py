@@ -7,6 +7,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy import stats
 
 from models.check import check_plan
@@ -130,3 +132,25 @@ def test_checker_catches_misreported_figures() -> None:
     assert any("p_reach" in p for p in problems)
     plan.uncertainty = None
     assert any("no uncertainty block" in p for p in check_plan(request, plan))
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(st.floats(0, 4e6), min_size=6, max_size=6),
+    st.lists(st.floats(0, 4e6), min_size=6, max_size=6),
+    st.sampled_from([None, 0.8, 0.95]),
+)
+def test_more_amounts_never_lower_the_figures(
+    amounts: list[float], extra: list[float], confidence: float | None
+) -> None:
+    request = _request(confidence=confidence, default_sigma=0.05)
+    before = build_plan(request, _amounts(*amounts), SOLVER)
+    after = build_plan(
+        request, _amounts(*(a + e for a, e in zip(amounts, extra, strict=True))), SOLVER
+    )
+    assert before.uncertainty is not None and after.uncertainty is not None
+    for old, new in zip(before.uncertainty.tiers, after.uncertainty.tiers, strict=True):
+        assert new.expected_achieved >= old.expected_achieved - 1e-12
+        assert new.p_target >= old.p_target - 1e-12
+        assert new.achieved_at_confidence >= old.achieved_at_confidence
+    assert after.objective.weighted_shortfall <= before.objective.weighted_shortfall
