@@ -93,12 +93,12 @@ def _product_tree(p: FloatArray) -> FloatArray:
         for q in p:
             pmf = np.convolve(pmf, [1.0 - q, q])
         return pmf
-    size = 1 << math.ceil(math.log2(p.size))
-    polys = np.zeros((size, 2))
-    polys[:, 0] = 1.0  # padding partners have p = 0
-    polys[: p.size, 0] = 1.0 - p
-    polys[: p.size, 1] = p
+    polys = np.column_stack([1.0 - p, p])
     while polys.shape[0] > 1:
+        if polys.shape[0] % 2:  # pair the odd one out with the constant polynomial 1
+            identity = np.zeros((1, polys.shape[1]))
+            identity[0, 0] = 1.0
+            polys = np.vstack([polys, identity])
         left, right = polys[0::2], polys[1::2]
         degree = polys.shape[1] - 1
         if degree < DIRECT_PRODUCT // 4:  # tiny polynomials: schoolbook beats many tiny FFTs
@@ -201,7 +201,7 @@ def _exact_tier(tier: TierSpec, p: FloatArray, confidence: float) -> TierOutlook
     return TierOutlook(
         name=tier.name,
         target=tier.target,
-        expected_achieved=float(math.fsum(p)),
+        expected_achieved=float(np.sum(p)),  # pairwise: ~1e-16 · log n relative
         p_target=float(surv[target]),
         achieved_at_confidence=achieved_at(surv, confidence),
         std_error=0.0,
@@ -221,7 +221,7 @@ def _sampled_tier(
     return TierOutlook(
         name=tier.name,
         target=tier.target,
-        expected_achieved=float(math.fsum(p)),
+        expected_achieved=float(np.sum(p)),  # pairwise: ~1e-16 · log n relative
         p_target=p_target,
         achieved_at_confidence=int(ordered[needed - 1]),
         std_error=math.sqrt(p_target * (1.0 - p_target) / draws),
