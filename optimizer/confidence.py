@@ -75,6 +75,11 @@ def safe_request(
     return replace(request, partners=partners, tiers=tiers, options=options)
 
 
+def first_q(alpha: float) -> float:
+    """The per-partner probability the first round lifts partners to."""
+    return alpha
+
+
 def initial_targets(request: AllocationRequest, q: float) -> dict[str, int]:
     """T' if every counted partner sat at p = q: L·q − z_α·√(L·q(1−q)) ≥ T, solved for L."""
     alpha = request.options.confidence or 0.5
@@ -111,10 +116,8 @@ def solve_at_confidence(request: AllocationRequest, inner: Solver) -> list[Plan]
     """The best plan (and its alternatives) of at most MAX_ROUNDS inner solves of `inner`."""
     started = time.perf_counter()
     sigmas = partner_sigmas(request)
-    step: tuple[float, dict[str, int]] | None = (
-        request.options.confidence or 0.5,
-        initial_targets(request, request.options.confidence or 0.5),
-    )
+    q = first_q(request.options.confidence or 0.5)
+    step: tuple[float, dict[str, int]] | None = (q, initial_targets(request, q))
     rounds: list[Round] = []
     while step is not None and len(rounds) < MAX_ROUNDS:
         q, targets = step
@@ -154,8 +157,8 @@ def next_step(
     elif best.q < alpha:
         q = 0.5 + (best.q - 0.5) / 2
     else:
-        q = alpha + (0.999 - alpha) / 2
-    if any(abs(q - r.q) < 1e-9 for r in rounds):
+        q = best.q + (0.999 - best.q) / 2
+    if any(abs(q - r.q) < 1e-3 for r in rounds):
         return None
     return q, initial_targets(request, q)
 
