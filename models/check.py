@@ -42,6 +42,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from models.check_uncertainty import confidence_counts, uncertainty_violations
 from models.plan import Allocation, Plan, SolveStatus, TierReport
 from models.request import (
     AllocationRequest,
@@ -129,6 +130,9 @@ class _Checker:
             state.gmv = self._exact_gmv(state)
         self._check_allocation_figures(states)
         self._check_plan_figures(states)
+        self.violations += uncertainty_violations(
+            self.request, self.plan, [state.gmv for state in states]
+        )
         status = self.plan.solver.status
         if status is SolveStatus.INFEASIBLE and not self.plan.binding_constraints:
             self.fail(f"plan status {status} names no binding constraints")
@@ -358,10 +362,13 @@ class _Checker:
                 self.fail(f"tier {entry.name!r} reported twice")
             reported_tiers[entry.name] = entry
         weighted = 0.0
+        # Planning at a confidence counts shortfall against achieved_at_confidence (§6).
+        at_confidence = confidence_counts(request, [state.gmv for state in states])
         for tier in request.tiers:
             achieved = sum(1 for state in states if state.tier_gmv >= tier.min_gmv)
             shortfall = max(0, tier.target - achieved)
-            weighted += tier.weight * shortfall
+            counted = achieved if at_confidence is None else at_confidence[tier.name]
+            weighted += tier.weight * max(0, tier.target - counted)
             tier_report = reported_tiers.get(tier.name)
             if tier_report is None:
                 self.fail(f"tier {tier.name!r} missing from the plan's tiers")

@@ -15,7 +15,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.curves import CurveColumn, FloatArray
+from models.forecast import partner_sigmas, request_outlook
 from models.request import AllocationRequest
+from models.uncertainty import Outlook, reach_matrix
 
 NO_PACKAGE = -1
 
@@ -72,6 +74,27 @@ class Allocation:
     tier: str | None
     incremental_gmv: float
     package: str | None = None
+    # P(realised GMV reaches `tier`, or the lowest tier when none); None without a spread.
+    p_reach: float | None = None
+
+
+@dataclass
+class TierUncertainty:
+    name: str
+    target: int
+    expected_achieved: float
+    p_target: float
+    achieved_at_confidence: int
+    std_error: float  # of p_target; 0 when exact
+
+
+@dataclass
+class UncertaintyReport:
+    confidence: float
+    correlation: float
+    method: str  # "exact" | "monte_carlo"
+    draws: int | None
+    tiers: list[TierUncertainty]
 
 
 @dataclass
@@ -85,6 +108,8 @@ class Plan:
     allocations: list[Allocation]
     # Why a plan falls short: the constraints that bind (empty when every target is met).
     binding_constraints: list[str] = field(default_factory=list)
+    # SPEC §6 figures, on every plan where some partner's forecast has a spread.
+    uncertainty: UncertaintyReport | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,12 +174,19 @@ def build_plan(
     baseline = np.array([p.baseline_gmv for p in request.partners], dtype=np.float64)
 
     tiers = request.sorted_tiers()
+    sigmas = partner_sigmas(request)
+    outlook = request_outlook(request, gmv, sigmas) if np.any(sigmas > 0) and tiers else None
+    # reach[i, t]: partner i's probability for tier t (lowest first), for p_reach.
+    reach = reach_matrix(gmv, sigmas, [t.min_gmv for t in tiers]) if outlook else None
     tier_reports = []
     weighted_shortfall = 0.0
-    for tier in tiers:
+    for t, tier in enumerate(tiers):
         achieved = int(np.count_nonzero(gmv >= tier.min_gmv))
         shortfall = max(0, tier.target - achieved)
-        weighted_shortfall += tier.weight * shortfall
+        counted = achieved
+        if request.options.confidence is not None and outlook is not None:
+            counted = outlook.tiers[t].achieved_at_confidence  # SPEC §6: plan at a confidence
+        weighted_shortfall += tier.weight * max(0, tier.target - counted)
         tier_reports.append(TierReport(tier.name, tier.min_gmv, tier.target, achieved, shortfall))
 
     resource_reports = []
@@ -182,6 +214,7 @@ def build_plan(
                 tier=reached[-1] if reached else None,
                 incremental_gmv=float(gmv[i] - partner.baseline_gmv),
                 package=partner.packages[package_choice[i]].name if chosen else None,  # type: ignore[index]
+                p_reach=None if reach is None else float(reach[i, max(len(reached) - 1, 0)]),
             )
         )
 
@@ -201,4 +234,27 @@ def build_plan(
         solver=solver,
         allocations=allocations,
         binding_constraints=list(binding_constraints or []),
+        uncertainty=uncertainty_report(outlook),
+    )
+
+
+def uncertainty_report(outlook: Outlook | None) -> UncertaintyReport | None:
+    if outlook is None:
+        return None
+    return UncertaintyReport(
+        confidence=outlook.confidence,
+        correlation=outlook.correlation,
+        method=outlook.method,
+        draws=outlook.draws,
+        tiers=[
+            TierUncertainty(
+                name=t.name,
+                target=t.target,
+                expected_achieved=t.expected_achieved,
+                p_target=t.p_target,
+                achieved_at_confidence=t.achieved_at_confidence,
+                std_error=t.std_error,
+            )
+            for t in outlook.tiers
+        ],
     )

@@ -158,12 +158,24 @@ Constraint = MaxShare | GroupBudget | GroupCount | Eligibility | Pin | OnePackag
 
 
 @dataclass(frozen=True)
+class UncertaintyOptions:
+    """How forecasts spread (SPEC §6): σ for partners without p10/p90, correlated shocks."""
+
+    default_sigma: float = 0.0
+    correlation: float = 0.0  # ρ in [0, 1): the share of variance from the group's shock
+    group_by: str | None = None  # attribute naming the shock groups; None: one group
+    draws: int = 20_000  # Monte Carlo draws when correlation > 0
+
+
+@dataclass(frozen=True)
 class Options:
     time_limit_s: float = 60.0
     mip_gap: float = 1e-3
     plans: int = 1
     engine: str = "auto"
     seed: int = 0
+    confidence: float | None = None  # plan so each tier holds with this probability
+    uncertainty: UncertaintyOptions = UncertaintyOptions()
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,10 @@ A scenario is ``{"name": ..., "changes": {...}}``; `changes` may hold
   replacing existing pins of the same partner and resource;
 - ``forecast``: ``{"baseline": m, "uplift": m}`` — multiply every baseline (and its
   p10/p90) by ``baseline``, and every curve's output (max_uplift, coef, roi, points y)
-  and package uplift by ``uplift``.
+  and package uplift by ``uplift``;
+- ``confidence``: plan at this confidence (SPEC §6; ``null``: on the median forecast);
+- ``uncertainty``: ``{default_sigma, correlation, group_by, draws}`` — the fields given
+  replace the base request's.
 
 Errors are `RequestValidationError`s keyed ``changes.<field>`` (``scenarios.<i>...`` from
 `parse_scenarios`).
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from marshmallow import ValidationError, fields, post_load, validate
@@ -34,8 +37,10 @@ from models.request import (
     Objective,
     Partner,
     Pin,
+    UncertaintyOptions,
 )
 from models.schemas import BaseSchema, Count, NamedMap, Real, RequestValidationError
+from models.schemas.options import UncertaintySchema
 
 BASE = "base"  # the name of the unchanged request in a comparison
 
@@ -106,6 +111,12 @@ class ChangesSchema(BaseSchema):
     exclude_partners = fields.List(fields.String(validate=validate.Length(min=1)))
     pins = fields.List(fields.Nested(PinChangeSchema))
     forecast = fields.Nested(ForecastSchema)
+    confidence = Real(
+        allow_none=True,
+        validate=validate.Range(min=0.5, max=0.999, error="must be between 0.5 and 0.999"),
+    )
+    # Partial: the fields given replace the base request's (checked in `apply_changes`).
+    uncertainty = fields.Dict(keys=fields.String())
 
 
 class ScenarioSchema(BaseSchema):
@@ -170,6 +181,8 @@ def apply_changes(request: AllocationRequest, changes: Mapping[str, Any]) -> All
     if problems:
         raise RequestValidationError({"changes": problems}, "invalid changes")
 
+    if "confidence" in loaded or "uncertainty" in loaded:
+        request = _uncertainty(request, loaded)
     if "forecast" in loaded:
         request = _forecast(request, loaded["forecast"]["baseline"], loaded["forecast"]["uplift"])
     if "budgets" in loaded:
@@ -214,6 +227,34 @@ def apply_changes(request: AllocationRequest, changes: Mapping[str, Any]) -> All
         )
         request = replace(request, constraints=(*kept, *new.values()))
     return request
+
+
+def _uncertainty(request: AllocationRequest, loaded: Mapping[str, Any]) -> AllocationRequest:
+    """`changes.confidence` (null: plan on the median) and `changes.uncertainty` (the
+    fields given replace the base's)."""
+    options = request.options
+    if "uncertainty" in loaded:
+        merged = {**asdict(options.uncertainty), **loaded["uncertainty"]}
+        try:
+            spread: UncertaintyOptions = UncertaintySchema().load(merged)  # type: ignore[assignment]
+        except ValidationError as error:
+            raise RequestValidationError(
+                {"changes": {"uncertainty": error.messages}}, "invalid changes"
+            ) from None
+        group_by = spread.group_by
+        if group_by is not None and not any(group_by in p.attributes for p in request.partners):
+            raise RequestValidationError(
+                {
+                    "changes": {
+                        "uncertainty": {"group_by": [f"no partner has an attribute {group_by!r}"]}
+                    }
+                },
+                "invalid changes",
+            )
+        options = replace(options, uncertainty=spread)
+    if "confidence" in loaded:
+        options = replace(options, confidence=loaded["confidence"])
+    return replace(request, options=options)
 
 
 def _budget(current: float | None, change: float | str | None) -> float | None:

@@ -12,6 +12,7 @@ from models.check import assert_plan_valid
 from models.plan import Plan, SolverReport, SolveStatus, build_plan
 from models.request import AllocationRequest, Constraint, GroupBudget, GroupCount, OnePackage, Pin
 from optimizer.arrays import ProblemArrays, build_arrays
+from optimizer.confidence import needs_confidence, solve_at_confidence
 from optimizer.engines import DECOMPOSITION, available_engines, milp_backend
 from optimizer.errors import EngineUnavailable, OptimizerError
 from optimizer.milp import solve_milp
@@ -108,6 +109,10 @@ def solve(
     An infeasible request yields one plan with status `infeasible` naming the constraints
     that cannot hold together; it is not an exception.
     """
+    if needs_confidence(request):  # SPEC §6: an outer loop over deterministic solves
+        return solve_at_confidence(
+            request, lambda safe: solve(safe, progress=progress, should_stop=should_stop)
+        )
     started = time.perf_counter()
     arrays = build_arrays(request)
     engine = choose_engine(request, arrays)

@@ -81,6 +81,14 @@ def read_partners_csv(
     p90 = table.number("baseline_gmv_p90")
     table.non_negative("baseline_gmv_p10", p10)
     table.non_negative("baseline_gmv_p90", p90)
+    table.problems.cells(p10 == 0, "baseline_gmv_p10", "must be > 0")
+    low_given, high_given = table.given("baseline_gmv_p10"), table.given("baseline_gmv_p90")
+    table.problems.cells(
+        high_given & ~low_given, "baseline_gmv_p10", "required when baseline_gmv_p90 is given"
+    )
+    table.problems.cells(
+        low_given & ~high_given, "baseline_gmv_p90", "required when baseline_gmv_p10 is given"
+    )
     table.problems.cells(p10 > baseline, "baseline_gmv_p10", "must be <= baseline_gmv")
     table.problems.cells(p90 < baseline, "baseline_gmv_p90", "must be >= baseline_gmv")
 

@@ -23,7 +23,7 @@ def _write(frame: pd.DataFrame, dest: Source) -> None:
 def plan_frame(plan: Plan, request: AllocationRequest) -> pd.DataFrame:
     """The plan CSV as a frame: partner_id, one column per resource (named after it),
     package (when the request uses packages), baseline_gmv, projected_gmv, tier,
-    incremental_gmv."""
+    incremental_gmv, p_reach (when some forecast has a spread)."""
     names = [resource.name for resource in request.resources]
     rows = plan.allocations
     data: dict[str, list[Any]] = {"partner_id": [a.partner_id for a in rows]}
@@ -35,6 +35,8 @@ def plan_frame(plan: Plan, request: AllocationRequest) -> pd.DataFrame:
     data["projected_gmv"] = [a.projected_gmv for a in rows]
     data["tier"] = [a.tier for a in rows]
     data["incremental_gmv"] = [a.incremental_gmv for a in rows]
+    if plan.uncertainty is not None:  # SPEC §6: reach probability of the reported tier
+        data["p_reach"] = [a.p_reach for a in rows]
     return pd.DataFrame(data, columns=list(data))
 
 

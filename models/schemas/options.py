@@ -6,10 +6,32 @@ from typing import Any
 
 from marshmallow import fields, post_load, validate
 
-from models.request import Options
-from models.schemas.base import NAME, POSITIVE, BaseSchema, Count, Real
+from models.request import Options, UncertaintyOptions
+from models.schemas.base import NAME, NON_NEGATIVE, POSITIVE, BaseSchema, Count, Real
+from models.uncertainty import MAX_DRAWS, MIN_DRAWS
 
 MAX_PLANS = 20
+
+
+class UncertaintySchema(BaseSchema):
+    """How forecasts spread (SPEC §6); `group_by` is checked against the partners later."""
+
+    default_sigma = Real(load_default=UncertaintyOptions.default_sigma, validate=NON_NEGATIVE)
+    correlation = Real(
+        load_default=UncertaintyOptions.correlation,
+        validate=validate.Range(min=0, max=1, max_inclusive=False, error="must be >= 0 and < 1"),
+    )
+    group_by = fields.String(load_default=None, allow_none=True, validate=NAME)
+    draws = Count(
+        load_default=UncertaintyOptions.draws,
+        validate=validate.Range(
+            min=MIN_DRAWS, max=MAX_DRAWS, error=f"must be between {MIN_DRAWS} and {MAX_DRAWS}"
+        ),
+    )
+
+    @post_load
+    def _build(self, data: dict[str, Any], **kwargs: Any) -> UncertaintyOptions:
+        return UncertaintyOptions(**data)
 
 
 class OptionsSchema(BaseSchema):
@@ -24,6 +46,12 @@ class OptionsSchema(BaseSchema):
     )
     engine = fields.String(load_default=Options.engine, validate=NAME)
     seed = Count(load_default=Options.seed)
+    confidence = Real(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Range(min=0.5, max=0.999, error="must be between 0.5 and 0.999"),
+    )
+    uncertainty = fields.Nested(UncertaintySchema, load_default=UncertaintyOptions)
 
     @post_load
     def _build(self, data: dict[str, Any], **kwargs: Any) -> Options:

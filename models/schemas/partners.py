@@ -12,6 +12,7 @@ from models.request import Bounds, Package, Partner
 from models.schemas.base import (
     NAME,
     NON_NEGATIVE,
+    POSITIVE,
     RESERVED_ATTRIBUTES,
     BaseSchema,
     NamedMap,
@@ -55,8 +56,8 @@ class PartnerSchema(BaseSchema):
     id = fields.String(required=True, validate=NAME)
     name = fields.String(load_default="")
     baseline_gmv = Real(required=True, validate=NON_NEGATIVE)
-    baseline_gmv_p10 = Real(load_default=None, allow_none=True, validate=NON_NEGATIVE)
-    baseline_gmv_p90 = Real(load_default=None, allow_none=True, validate=NON_NEGATIVE)
+    baseline_gmv_p10 = Real(load_default=None, allow_none=True, validate=POSITIVE)
+    baseline_gmv_p90 = Real(load_default=None, allow_none=True, validate=POSITIVE)
     attributes = NamedMap(
         values=Scalar(),
         load_default=dict,
@@ -78,6 +79,10 @@ class PartnerSchema(BaseSchema):
             errors["baseline_gmv_p10"] = [f"must be <= baseline_gmv ({base:g})"]
         if p90 is not None and p90 < base:
             errors["baseline_gmv_p90"] = [f"must be >= baseline_gmv ({base:g})"]
+        if (p10 is None) != (p90 is None):  # σ needs both ends of the band
+            missing = "baseline_gmv_p10" if p10 is None else "baseline_gmv_p90"
+            other = "baseline_gmv_p90" if p10 is None else "baseline_gmv_p10"
+            errors.setdefault(missing, []).append(f"required when {other} is given")
         if data["curves"] and data["packages"]:
             errors["packages"] = [
                 "a partner has either response curves or packages, "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from marshmallow import ValidationError, fields, post_load
+from marshmallow import ValidationError, fields, post_dump, post_load
 
 from models.plan import (
     Allocation,
@@ -15,9 +15,18 @@ from models.plan import (
     SolverReport,
     SolveStatus,
     TierReport,
+    TierUncertainty,
+    UncertaintyReport,
 )
 from models.schemas.base import BaseSchema, JsonFloat
 from models.schemas.errors import RequestValidationError
+
+
+def _without_none(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """SPEC §6 figures appear only where some forecast has a spread."""
+    if data.get(key, 0) is None:
+        del data[key]
+    return data
 
 
 class ObjectiveReportSchema(BaseSchema):
@@ -75,10 +84,40 @@ class AllocationSchema(BaseSchema):
     tier = fields.String(required=True, allow_none=True)
     incremental_gmv = JsonFloat(required=True)
     package = fields.String(load_default=None, allow_none=True)
+    p_reach = JsonFloat(load_default=None, allow_none=True)
+
+    @post_dump
+    def _drop_absent(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return _without_none(data, "p_reach")
 
     @post_load
     def _build(self, data: dict[str, Any], **kwargs: Any) -> Allocation:
         return Allocation(**data)
+
+
+class TierUncertaintySchema(BaseSchema):
+    name = fields.String(required=True)
+    target = fields.Integer(required=True)
+    expected_achieved = JsonFloat(required=True)
+    p_target = JsonFloat(required=True)
+    achieved_at_confidence = fields.Integer(required=True)
+    std_error = JsonFloat(required=True)
+
+    @post_load
+    def _build(self, data: dict[str, Any], **kwargs: Any) -> TierUncertainty:
+        return TierUncertainty(**data)
+
+
+class UncertaintyReportSchema(BaseSchema):
+    confidence = JsonFloat(required=True)
+    correlation = JsonFloat(required=True)
+    method = fields.String(required=True)
+    draws = fields.Integer(load_default=None, allow_none=True)
+    tiers = fields.List(fields.Nested(TierUncertaintySchema), required=True)
+
+    @post_load
+    def _build(self, data: dict[str, Any], **kwargs: Any) -> UncertaintyReport:
+        return UncertaintyReport(**data)
 
 
 class PlanSchema(BaseSchema):
@@ -90,6 +129,11 @@ class PlanSchema(BaseSchema):
     solver = fields.Nested(SolverReportSchema, required=True)
     allocations = fields.List(fields.Nested(AllocationSchema), required=True)
     binding_constraints = fields.List(fields.String(), load_default=list)
+    uncertainty = fields.Nested(UncertaintyReportSchema, load_default=None, allow_none=True)
+
+    @post_dump
+    def _drop_absent(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        return _without_none(data, "uncertainty")
 
     @post_load
     def _build(self, data: dict[str, Any], **kwargs: Any) -> Plan:

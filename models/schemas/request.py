@@ -86,6 +86,7 @@ class AllocationRequestSchema(BaseSchema):
                 constraints=data.get("constraints", ()),
             ),
         )
+        errors = merge_errors(errors, _group_by_errors(data.get("options"), partners))
         if errors:
             raise ValidationError(errors)
 
@@ -108,6 +109,23 @@ class AllocationRequestSchema(BaseSchema):
             constraints=tuple(data.pop("constraints")),
             **data,
         )
+
+
+def _group_by_errors(options: Any, partners: Sequence[Any] | None) -> dict[str, Any]:
+    """`options.uncertainty.group_by` must name an attribute some partner has."""
+    group_by = options.uncertainty.group_by if isinstance(options, Options) else None
+    if group_by is None or partners is None or not all(isinstance(p, Partner) for p in partners):
+        return {}
+    if any(group_by in p.attributes for p in partners):
+        return {}
+    known = ", ".join(sorted({key for p in partners for key in p.attributes})[:20]) or "none"
+    return {
+        "options": {
+            "uncertainty": {
+                "group_by": [f"no partner has an attribute {group_by!r} (known: {known})"]
+            }
+        }
+    }
 
 
 def _only_declared(partner: Partner, declared: set[str]) -> Partner:

@@ -17,6 +17,7 @@ PLAN_CSV_COLUMNS = (
     "projected_gmv",
     "tier",
     "incremental_gmv",
+    "p_reach",
 )
 
 

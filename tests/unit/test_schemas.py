@@ -983,6 +983,7 @@ def test_schemas_for_openapi_documentation() -> None:
         "solver",
         "allocations",
         "binding_constraints",
+        "uncertainty",
     }
     assert {"name", "objective", "resources", "tiers", "partners", "constraints", "options"} == set(
         AllocationRequestSchema().fields

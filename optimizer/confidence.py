@@ -1,0 +1,196 @@
+"""Planning at a confidence (SPEC §6): every tier's `achieved_at_confidence` ≥ its target.
+
+The route reuses every engine unchanged. A partner reaches tier t with probability
+p_it = Φ(ln(G_i / min_gmv_t) / σ_i), so p_it ≥ q ⇔ G_i · exp(−z_q σ_i) ≥ min_gmv_t — for all
+tiers at once. Scaling partner i's baseline, every curve's output and every package uplift
+by c_i = exp(−z_q σ_i) gives a deterministic request whose tier counts are the numbers of
+partners that reach each tier with probability ≥ q. Solving it with inflated targets T'
+lifts partners to a safety margin; the outer loop then recomputes the exact
+`achieved_at_confidence` (and the real GMV, from the real curves) of each inner plan and
+moves T' by the exact deficit, or — when budgets bind and T' cannot be
+reached — tries a lower q (more partners, each less sure) or a higher one, keeping the best plan:
+least weighted shortfall at the confidence, then the objective. At most `MAX_ROUNDS` inner
+solves share the request's time limit, so a confidence solve takes about 2–3 deterministic
+ones. The returned plans are built from the final amounts on the real request, so every
+figure is exact.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+import numpy as np
+from scipy import stats
+
+from models.check import assert_plan_valid
+from models.forecast import partner_sigmas
+from models.plan import NO_PACKAGE, Plan, SolverReport, build_plan
+from models.request import AllocationRequest, Objective, UncertaintyOptions
+from models.scenario import scale_curve
+
+MAX_ROUNDS = 3
+log = logging.getLogger(__name__)
+Solver = Callable[[AllocationRequest], list[Plan]]
+
+
+def needs_confidence(request: AllocationRequest) -> bool:
+    """Does the request plan at a confidence that changes anything?"""
+    return (
+        request.options.confidence is not None
+        and request.objective is not Objective.MAX_GMV
+        and bool(request.tiers)
+        and bool(np.any(partner_sigmas(request) > 0))
+    )
+
+
+def safe_request(
+    request: AllocationRequest, sigmas: np.ndarray, q: float, targets: dict[str, int], rounds: int
+) -> AllocationRequest:
+    """The deterministic request counting partners that reach a tier with probability ≥ q."""
+    factors = np.exp(-stats.norm.ppf(q) * sigmas)
+    partners = tuple(
+        replace(partner, baseline_gmv_p10=None, baseline_gmv_p90=None)
+        if c == 1.0
+        else replace(
+            partner,
+            baseline_gmv=partner.baseline_gmv * c,
+            baseline_gmv_p10=None,
+            baseline_gmv_p90=None,
+            curves={name: scale_curve(curve, c) for name, curve in partner.curves.items()},
+            packages=tuple(replace(p, uplift=p.uplift * c) for p in partner.packages),
+        )
+        for partner, c in zip(request.partners, factors.tolist(), strict=True)
+    )
+    tiers = tuple(replace(tier, target=targets[tier.name]) for tier in request.tiers)
+    options = replace(
+        request.options,
+        confidence=None,
+        uncertainty=UncertaintyOptions(),
+        time_limit_s=request.options.time_limit_s / rounds,
+    )
+    return replace(request, partners=partners, tiers=tiers, options=options)
+
+
+def first_q(alpha: float) -> float:
+    """The per-partner probability the first round lifts partners to."""
+    return alpha
+
+
+def initial_targets(request: AllocationRequest, q: float) -> dict[str, int]:
+    """T' if every counted partner sat at p = q: L·q − z_α·√(L·q(1−q)) ≥ T, solved for L."""
+    alpha = request.options.confidence or 0.5
+    z = stats.norm.ppf(alpha)
+    out = {}
+    for tier in request.tiers:
+        root = z * math.sqrt(q * (1 - q)) + math.sqrt(z * z * q * (1 - q) + 4 * q * tier.target)
+        out[tier.name] = min(math.ceil((root / (2 * q)) ** 2), len(request.partners))
+    return out
+
+
+@dataclass
+class Round:
+    q: float
+    targets: dict[str, int]
+    plans: list[Plan]  # built on the real request
+    inner_short: bool  # the inner plan missed its safe targets T' (budgets bind)
+
+    @property
+    def deficits(self) -> dict[str, int]:
+        block = self.plans[0].uncertainty
+        assert block is not None
+        return {t.name: t.target - t.achieved_at_confidence for t in block.tiers}
+
+    def key(self, objective: Objective) -> tuple[float, float]:
+        figures = self.plans[0].objective
+        second = (
+            figures.total_cost if objective is Objective.MIN_COST else -figures.total_projected_gmv
+        )
+        return (figures.weighted_shortfall, second)
+
+
+def solve_at_confidence(request: AllocationRequest, inner: Solver) -> list[Plan]:
+    """The best plan (and its alternatives) of at most MAX_ROUNDS inner solves of `inner`."""
+    started = time.perf_counter()
+    sigmas = partner_sigmas(request)
+    q = first_q(request.options.confidence or 0.5)
+    step: tuple[float, dict[str, int]] | None = (q, initial_targets(request, q))
+    rounds: list[Round] = []
+    while step is not None and len(rounds) < MAX_ROUNDS:
+        q, targets = step
+        inner_plans = inner(safe_request(request, sigmas, q, targets, MAX_ROUNDS))
+        short = inner_plans[0].objective.weighted_shortfall > 0
+        rounds.append(Round(q, targets, [rebuild(request, p) for p in inner_plans], short))
+        log.info("confidence round q=%.3f T'=%s: deficits %s", q, targets, rounds[-1].deficits)
+        step = next_step(request, rounds)
+    best = min(rounds, key=lambda r: r.key(request.objective))
+    seconds = time.perf_counter() - started
+    for plan in best.plans:
+        plan.solver = replace(plan.solver, seconds=seconds)
+    return best.plans
+
+
+def next_step(
+    request: AllocationRequest, rounds: list[Round]
+) -> tuple[float, dict[str, int]] | None:
+    """The next (q, T'), or None when the last round cannot be improved on."""
+    last = rounds[-1]
+    deficits = last.deficits
+    if all(d <= 0 for d in deficits.values()):
+        if request.objective is not Objective.MIN_COST or all(d == 0 for d in deficits.values()):
+            return None
+        # Every tier holds with room to spare: fewer safe partners cost less.
+        return last.q, {name: max(0, last.targets[name] + d) for name, d in deficits.items()}
+    if not last.inner_short:  # the safe targets were met but are too few: raise them
+        return last.q, {
+            name: last.targets[name] + max(0, math.ceil(d / last.q)) for name, d in deficits.items()
+        }
+    # Budgets bind, so raising T' gains nothing: try more partners at a lower probability
+    # each, or fewer at a higher one, going on in the direction that helped.
+    alpha = request.options.confidence or 0.5
+    best = min(rounds, key=lambda r: r.key(request.objective))
+    if len(rounds) == 1:
+        q = 0.5 + (alpha - 0.5) / 2
+    elif best.q < alpha:
+        q = 0.5 + (best.q - 0.5) / 2
+    else:
+        q = best.q + (0.999 - best.q) / 2
+    if any(abs(q - r.q) < 1e-3 for r in rounds):
+        return None
+    return q, initial_targets(request, q)
+
+
+def rebuild(request: AllocationRequest, plan: Plan) -> Plan:
+    """The inner plan's amounts on the real request: exact GMV, tiers and uncertainty."""
+    index = {p.id: i for i, p in enumerate(request.partners)}
+    amounts = np.zeros((len(request.partners), len(request.resources)))
+    choice = np.full(len(request.partners), NO_PACKAGE, dtype=np.intp)
+    names = [r.name for r in request.resources]
+    for allocation in plan.allocations:
+        i = index[allocation.partner_id]
+        partner = request.partners[i]
+        package = None
+        if allocation.package is not None:
+            k = next(k for k, p in enumerate(partner.packages) if p.name == allocation.package)
+            choice[i], package = k, partner.packages[k]
+        for r, name in enumerate(names):
+            inside = package.amounts.get(name, 0.0) if package is not None else 0.0
+            amounts[i, r] = allocation.amounts.get(name, 0.0) - inside
+    rebuilt = build_plan(
+        request,
+        amounts,
+        SolverReport(**vars(plan.solver)),
+        package_choice=choice if request.uses_packages else None,
+        rank=plan.rank,
+        label=plan.label,
+        binding_constraints=plan.binding_constraints,
+    )
+    if rebuilt.objective.weighted_shortfall > 0 and not rebuilt.binding_constraints:
+        from optimizer.solve import exhausted_resources
+
+        rebuilt.binding_constraints = exhausted_resources(rebuilt)
+    assert_plan_valid(request, rebuilt)
+    return rebuilt
