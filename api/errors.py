@@ -34,6 +34,17 @@ class UnsupportedMediaType(ApiError):
     status = 415
 
 
+class BodyTooLarge(ApiError):
+    status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"request body too large: the limit is {limit} bytes "
+            f"({limit / 1048576:g} MiB, WINDMAKER_MAX_UPLOAD_MB)",
+            {"body": [f"larger than {limit} bytes"]},
+        )
+
+
 # Most specific first: the first class an error is an instance of decides.
 SERVICE_STATUS: tuple[tuple[type[ServiceError], int], ...] = (
     (NotFound, 404),

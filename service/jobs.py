@@ -23,6 +23,10 @@ from service.solving import parse_allocation
 
 log = logging.getLogger(__name__)
 
+# Beyond this a page number is a mistake or a probe: its offset would overflow a
+# database's 64-bit integers long before any deployment held that many jobs.
+MAX_PAGE = 1_000_000
+
 
 # -- allocations ----------------------------------------------------------------------
 
@@ -88,6 +92,9 @@ def get_allocation(store: JobStore, job_id: str) -> dict[str, Any]:
 def list_jobs(
     store: JobStore, kind: str, *, page: int, page_size: int, status: str | None = None
 ) -> tuple[list[dict[str, Any]], int]:
+    """A page of job views (pages count from 1) and the total; NotFound past MAX_PAGE."""
+    if not 1 <= page <= MAX_PAGE:
+        raise NotFound(f"no page {page}: pages run from 1 to at most {MAX_PAGE}")
     jobs, total = store.list_jobs(
         kind, offset=(page - 1) * page_size, limit=page_size, status=status
     )

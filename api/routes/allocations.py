@@ -3,23 +3,22 @@
 from __future__ import annotations
 
 import io
-import json
 from typing import IO, Any
 
 from flask import Response, request, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
 from werkzeug.datastructures import FileStorage
 
+from api.bodies import ApiBlueprint, parse_json
 from api.errors import BadBody, UnsupportedMediaType
 from api.routes.common import backends, documented_auth, handle_errors, require_api_key
 from api.schemas import AllocationJobSchema, JobListQuerySchema, JobSchema, SubmittedSchema
-from models.schemas import RequestValidationError
+from models.schemas import MAX_PLANS, RequestValidationError
 from service import jobs, solving
 from service.records import ALLOCATION, Job
 
-blp = Blueprint(
+blp = ApiBlueprint(
     "allocations",
     __name__,
     url_prefix="/v1/allocations",
@@ -84,7 +83,9 @@ class Allocations(MethodView):
     @blp.arguments(JobListQuerySchema, location="query")
     @blp.response(200, JobSchema(many=True))
     @blp.paginate()
+    @blp.alt_response(404, response="NOT_FOUND")
     @documented_auth(blp, write=False)
+    @handle_errors
     def get(self, query: dict[str, Any], pagination_parameters: PaginationParameters) -> Any:
         """List allocation jobs, newest first (pagination metadata in `X-Pagination`)."""
         items, total = jobs.list_jobs(
@@ -118,7 +119,7 @@ class Allocation(MethodView):
         return jobs.cancel_job(backends().store, job_id, ALLOCATION)
 
 
-@blp.route("/<job_id>/plans/<int:rank>.csv")
+@blp.route(f"/<job_id>/plans/<int(min=1, max={MAX_PLANS}):rank>.csv")
 class PlanCsv(MethodView):
     @blp.response(
         200,
@@ -150,7 +151,7 @@ def _read_allocation() -> Any:
             "application/json, or multipart/form-data with CSV files",
             {"Content-Type": [f"unsupported: {request.mimetype or '(none)'}"]},
         )
-    return solving.parse_allocation(_json(request.get_data(), "body"))
+    return solving.parse_allocation(parse_json(request.get_data(), "body"))
 
 
 def _read_multipart() -> Any:
@@ -168,7 +169,7 @@ def _read_multipart() -> Any:
         errors["request"] = ["missing part: the AllocationRequest JSON (without partners)"]
     else:
         try:
-            data = _json(raw.encode("utf-8"), "request")
+            data = parse_json(raw, "request")
         except BadBody as error:
             errors.update(error.errors)
     if errors:
@@ -192,10 +193,3 @@ def _named(data: bytes, name: str) -> IO[bytes]:
     buffer = io.BytesIO(data)
     buffer.name = name  # type: ignore[misc]
     return buffer
-
-
-def _json(raw: bytes, field: str) -> Any:
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
-        raise BadBody(f"{field} is not valid JSON", {field: [f"not valid JSON: {error}"]}) from None

@@ -61,14 +61,18 @@ def handle_errors(view: F) -> F:
     return cast(F, wrapper)
 
 
+def auth_in_force() -> bool:
+    """Whether /v1 calls need a key now: configured so, or active keys exist."""
+    return auth_required(backends().store, require_auth=truthy(current_app.config["REQUIRE_AUTH"]))
+
+
 def require_api_key() -> None:
     """before_request of every /v1 blueprint but health: once keys exist (or auth is
     required by configuration), a valid key is needed; viewers may only read."""
-    store = backends().store
-    if not auth_required(store, require_auth=truthy(current_app.config["REQUIRE_AUTH"])):
+    if not auth_in_force():
         return
     try:
-        key = authenticate(store, request.headers.get("Authorization"))
+        key = authenticate(backends().store, request.headers.get("Authorization"))
         authorize(key, write=request.method in WRITE_METHODS)
     except ServiceError as error:
         abort_with(error)

@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
 
+from api.bodies import ApiBlueprint
 from api.routes.allocations import LOCATION, submitted
 from api.routes.common import backends, documented_auth, handle_errors, require_api_key
 from api.schemas import (
@@ -21,7 +21,7 @@ from api.schemas import (
 from service import jobs
 from service.records import COMPARISON
 
-blp = Blueprint(
+blp = ApiBlueprint(
     "comparisons",
     __name__,
     url_prefix="/v1/comparisons",
@@ -50,7 +50,9 @@ class Comparisons(MethodView):
     @blp.arguments(JobListQuerySchema, location="query")
     @blp.response(200, JobSchema(many=True))
     @blp.paginate()
+    @blp.alt_response(404, response="NOT_FOUND")
     @documented_auth(blp, write=False)
+    @handle_errors
     def get(self, query: dict[str, Any], pagination_parameters: PaginationParameters) -> Any:
         """List comparisons, newest first (pagination metadata in `X-Pagination`)."""
         items, total = jobs.list_jobs(

@@ -20,12 +20,12 @@ def test_defaults_file_environment_then_overrides(tmp_path: Path) -> None:
         "WINDMAKER_CONFIG": str(config_file),
         "WINDMAKER_CELERY_QUEUE": "from-env",
         "WINDMAKER_REQUIRE_AUTH": "1",
-        "WINDMAKER_MAX_CONTENT_LENGTH": "5000",
+        "WINDMAKER_MAX_UPLOAD_MB": "0.5",
     }
     config = load_config({"JOB_WORKERS": 3}, env=env)
     assert config["JOB_WORKERS"] == 3  # explicit override beats the file
     assert config["CELERY_QUEUE"] == "from-env"  # environment beats the file
-    assert config["REQUIRE_AUTH"] == 1 and config["MAX_CONTENT_LENGTH"] == 5000
+    assert config["REQUIRE_AUTH"] == 1 and config["MAX_CONTENT_LENGTH"] == 512 * 1024
     assert config["HEARTBEAT_S"] == 5.0  # untouched default
 
 
