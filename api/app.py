@@ -74,15 +74,21 @@ class WindmakerApi(Api):
         required by configuration, or keys exist): a client is never told to send a key
         the service would not ask for."""
         spec = self.spec.to_dict()
-        if not auth_in_force():
-            for operations in spec.get("paths", {}).values():
-                for operation in operations.values():
-                    if isinstance(operation, dict):
-                        operation.pop("security", None)
+        if not auth_in_force():  # copies: to_dict() shares the spec's own path objects
+            spec["paths"] = {
+                path: {method: _without_security(op) for method, op in operations.items()}
+                for path, operations in spec.get("paths", {}).items()
+            }
         return current_app.response_class(
             current_app.json.dumps(spec, indent=2, sort_keys=False),
             mimetype="application/json",
         )
+
+
+def _without_security(operation: Any) -> Any:
+    if not isinstance(operation, dict):
+        return operation
+    return {key: value for key, value in operation.items() if key != "security"}
 
 
 def _drain_body(limit: int | None) -> None:
@@ -145,7 +151,7 @@ def _unexpected(api: WindmakerApi, error: Exception) -> Any:
     )
     internal = InternalServerError()
     internal.data = {  # type: ignore[attr-defined]
-        "message": f"internal error {error_id}; the service logged it under that id",
+        "message": f"internal error, id {error_id}: the service logged the details under it",
         "errors": {},
     }
     return api.handle_http_exception(internal)

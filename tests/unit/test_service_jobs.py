@@ -71,6 +71,10 @@ def test_listing_pages_newest_first(store: FakeStore) -> None:
     store.claim_job(ids[0], "w")
     running, count = jobs.list_jobs(store, ALLOCATION, page=1, page_size=10, status=RUNNING)
     assert count == 1 and running[0]["id"] == ids[0]
+    assert jobs.list_jobs(store, ALLOCATION, page=jobs.MAX_PAGE, page_size=100) == ([], 5)
+    for page in (jobs.MAX_PAGE + 1, 2**63, 10**30, 0):
+        with pytest.raises(NotFound, match="no page"):
+            jobs.list_jobs(store, ALLOCATION, page=page, page_size=100)
 
 
 def test_a_comparison_is_validated_whole_before_anything_is_stored(store: FakeStore) -> None:
@@ -120,3 +124,19 @@ def test_keys_authenticate_and_authorize_by_role(store: FakeStore) -> None:
     assert keys.revoke_key(store, viewer_id) and not keys.revoke_key(store, viewer_id)
     with pytest.raises(Unauthorized, match="revoked"):
         keys.authenticate(store, f"Bearer {viewer}")
+
+
+def test_reading_with_a_key_writes_at_most_once_a_minute(
+    store: FakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, token = keys.create_key(store, keys.PLANNER)
+    touches: list[str] = []
+    real_touch = store.touch_key
+    monkeypatch.setattr(
+        store,
+        "touch_key",
+        lambda key_id, every: (touches.append(key_id), real_touch(key_id, every)),
+    )
+    for _ in range(50):
+        keys.authenticate(store, f"Bearer {token}")
+    assert len(touches) == 1  # the first use; later ones find a fresh last_used_at
