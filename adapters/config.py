@@ -33,6 +33,8 @@ DEFAULTS: dict[str, Any] = {
     "CHANNEL_TIMEOUT_S": 30,  # a connection silent this long is closed
     "CONNECTION_LIMIT": 500,  # open connections; further ones wait in the backlog
     "MAX_HEADER_KB": 64,  # request line plus headers
+    "RATE_LIMIT": "",  # per API key or client address, e.g. "20/second;600/minute"; "" = off
+    "RATE_LIMIT_STORAGE_URI": "memory://",  # or redis://host:6379/n, shared by every server
     "JOB_WORKERS": 2,  # solver threads of the in-process runner
     "JOB_POLL_S": 1.0,
     "HEARTBEAT_S": 5.0,

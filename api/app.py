@@ -18,6 +18,7 @@ from adapters.queue import InProcessDispatcher, make_dispatcher
 from adapters.store import Store
 from api.bodies import cap_body
 from api.errors import ApiError
+from api.limits import init_rate_limits
 from api.routes import allocations, comparisons, fixtures, health
 from api.routes.common import Backends, auth_in_force
 from models.schemas import AllocationRequestSchema
@@ -126,6 +127,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.spec.components.schema("AllocationRequest", schema=AllocationRequestSchema)
     for module in (allocations, comparisons, fixtures, health):
         api.register_blueprint(module.blp)
+    init_rate_limits(app)
 
     app.register_error_handler(ApiError, api.handle_api_error)
     app.register_error_handler(Exception, lambda error: _unexpected(api, error))

@@ -7,7 +7,7 @@ import functools
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_smorest import abort
 
 from adapters.config import truthy
@@ -17,6 +17,7 @@ from api.errors import ApiError, http_status
 from models.schemas import RequestValidationError
 from service.errors import ServiceError, Unauthorized
 from service.keys import auth_required, authenticate, authorize
+from service.records import ApiKey
 
 F = TypeVar("F", bound=Callable[..., Any])
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -66,23 +67,37 @@ def auth_in_force() -> bool:
     return auth_required(backends().store, require_auth=truthy(current_app.config["REQUIRE_AUTH"]))
 
 
+def request_key() -> ApiKey | None:
+    """The API key this request authenticates with (None while auth is off), looked up
+    once per request and shared by the rate limiter and the auth check. Raises the
+    service's Unauthorized for a missing, unknown or revoked key."""
+    if "api_key" not in g:
+        g.api_key = (
+            authenticate(backends().store, request.headers.get("Authorization"))
+            if auth_in_force()
+            else None
+        )
+    return cast(ApiKey | None, g.api_key)
+
+
 def require_api_key() -> None:
     """before_request of every /v1 blueprint but health: once keys exist (or auth is
     required by configuration), a valid key is needed; viewers may only read."""
-    if not auth_in_force():
-        return
     try:
-        key = authenticate(backends().store, request.headers.get("Authorization"))
-        authorize(key, write=request.method in WRITE_METHODS)
+        key = request_key()
+        if key is not None:
+            authorize(key, write=request.method in WRITE_METHODS)
     except ServiceError as error:
         abort_with(error)
 
 
 def documented_auth(blp: Any, *, write: bool) -> Callable[[F], F]:
-    """Document the bearer key and the 401/403 answers on an operation."""
+    """Document the bearer key and the 401/403 answers on an operation, and the 429 of
+    the rate limit (api.limits) every such operation is under."""
 
     def decorate(view: F) -> F:
         view = blp.alt_response(401, response="UNAUTHORIZED")(view)
+        view = blp.alt_response(429, response="TOO_MANY_REQUESTS")(view)
         if write:
             view = blp.alt_response(403, response="FORBIDDEN")(view)
         return cast(F, blp.doc(security=[{"bearerAuth": []}])(view))
