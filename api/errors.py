@@ -8,6 +8,7 @@ from typing import Any
 from service.errors import (
     Conflict,
     Forbidden,
+    IdempotencyMismatch,
     NotFound,
     ServiceError,
     ServiceUnavailable,
@@ -52,6 +53,7 @@ SERVICE_STATUS: tuple[tuple[type[ServiceError], int], ...] = (
     (Unauthorized, 401),
     (Forbidden, 403),
     (ServiceUnavailable, 503),
+    (IdempotencyMismatch, 422),
     (ServiceError, 400),
 )
 

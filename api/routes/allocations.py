@@ -12,7 +12,14 @@ from werkzeug.datastructures import FileStorage
 
 from api.bodies import ApiBlueprint, parse_json
 from api.errors import BadBody, UnsupportedMediaType
-from api.routes.common import backends, documented_auth, handle_errors, require_api_key
+from api.routes.common import (
+    IDEMPOTENCY_PARAMETER,
+    backends,
+    documented_auth,
+    handle_errors,
+    require_api_key,
+    retry_of,
+)
 from api.schemas import AllocationJobSchema, JobListQuerySchema, JobSchema, SubmittedSchema
 from models.schemas import MAX_PLANS, RequestValidationError
 from service import jobs, solving
@@ -63,7 +70,7 @@ def submitted(job: Job, url: str) -> dict[str, Any]:
 
 @blp.route("")
 class Allocations(MethodView):
-    @blp.doc(requestBody=REQUEST_BODY)
+    @blp.doc(requestBody=REQUEST_BODY, parameters=[IDEMPOTENCY_PARAMETER])
     @blp.response(202, SubmittedSchema, headers=LOCATION)
     @blp.alt_response(400, response="BAD_REQUEST")
     @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
@@ -74,9 +81,10 @@ class Allocations(MethodView):
     @handle_errors
     def post(self) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Submit an allocation request; solving happens in the background."""
+        retry = retry_of()
         allocation = _read_allocation()
         ctx = backends()
-        job = jobs.submit_allocation(ctx.store, ctx.dispatcher.dispatch, allocation)
+        job = jobs.submit_allocation(ctx.store, ctx.dispatcher.dispatch, allocation, retry)
         url = url_for("allocations.Allocation", job_id=job.id)
         return submitted(job, url), 202, {"Location": url}
 

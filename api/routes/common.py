@@ -4,6 +4,7 @@ errors into HTTP answers (at the view, with flask-smorest's `abort`)."""
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -13,8 +14,9 @@ from flask_smorest import abort
 from adapters.config import truthy
 from adapters.queue import Dispatcher
 from adapters.store import Store
-from api.errors import ApiError, http_status
+from api.errors import ApiError, BadBody, http_status
 from models.schemas import RequestValidationError
+from service import jobs
 from service.errors import ServiceError, Unauthorized
 from service.keys import auth_required, authenticate, authorize
 from service.records import ApiKey
@@ -89,6 +91,33 @@ def require_api_key() -> None:
             authorize(key, write=request.method in WRITE_METHODS)
     except ServiceError as error:
         abort_with(error)
+
+
+IDEMPOTENCY_KEY = "Idempotency-Key"
+_KEY_PATTERN = re.compile(r"[!-~]{1,200}")  # visible ASCII, as in the OpenAPI document
+IDEMPOTENCY_PARAMETER = {
+    "in": "header",
+    "name": IDEMPOTENCY_KEY,
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[!-~]{1,200}$"},
+    "description": "Any unique string (a UUID) chosen by the client per submission. A "
+    "retry with the same key and the same body answers with the job the first attempt "
+    "made, never a second one; the same key with a different body is refused (422).",
+}
+
+
+def retry_of() -> jobs.Retry | None:
+    """The request's Idempotency-Key, scoped to its API key (400 when malformed)."""
+    value = request.headers.get(IDEMPOTENCY_KEY)
+    if value is None:
+        return None
+    if not _KEY_PATTERN.fullmatch(value):
+        raise BadBody(
+            "malformed Idempotency-Key: 1 to 200 visible ASCII characters",
+            {IDEMPOTENCY_KEY: ["must be 1 to 200 visible ASCII characters"]},
+        )
+    key = g.get("api_key")
+    return jobs.Retry(value, key.id if key is not None else "anonymous")
 
 
 def documented_auth(blp: Any, *, write: bool) -> Callable[[F], F]:

@@ -7,7 +7,14 @@ import pytest
 
 from models.schemas import RequestValidationError, parse_request
 from service import jobs, keys
-from service.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, Unauthorized
+from service.errors import (
+    Conflict,
+    Forbidden,
+    IdempotencyMismatch,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+)
 from service.records import ALLOCATION, CANCELLED, COMPARISON, FAILED, QUEUED, RUNNING
 from tests.integration.api_support import small_request
 from tests.support.fakes import FakeQueue, FakeStore
@@ -140,3 +147,29 @@ def test_reading_with_a_key_writes_at_most_once_a_minute(
     for _ in range(50):
         keys.authenticate(store, f"Bearer {token}")
     assert len(touches) == 1  # the first use; later ones find a fresh last_used_at
+
+
+def test_a_retry_with_the_same_key_and_body_gets_the_same_job(store: FakeStore) -> None:
+    queue = FakeQueue()
+    request = parse_request(small_request(partners=4))
+    first = jobs.submit_allocation(store, queue, request, jobs.Retry("k-1", "alice"))
+    again = jobs.submit_allocation(store, queue, request, jobs.Retry("k-1", "alice"))
+    assert again.id == first.id and queue.sent == [first.id]  # dispatched once
+    # The key is the client's own: another client's "k-1" is another submission.
+    other = jobs.submit_allocation(store, queue, request, jobs.Retry("k-1", "bob"))
+    assert other.id != first.id
+    changed = parse_request(small_request(partners=5))
+    with pytest.raises(IdempotencyMismatch):
+        jobs.submit_allocation(store, queue, changed, jobs.Retry("k-1", "alice"))
+    assert len(store.jobs) == 2
+
+
+def test_a_comparison_retry_is_the_same_job(store: FakeStore) -> None:
+    base_id = _submit(store)
+    body = {"base": {"allocation_id": base_id}, "scenarios": [{"name": "more", "changes": {}}]}
+    retry = jobs.Retry("c-1")
+    first = jobs.submit_comparison(store, FakeQueue(), body, retry)
+    assert jobs.submit_comparison(store, FakeQueue(), body, retry).id == first.id
+    renamed = {**body, "scenarios": [{"name": "less", "changes": {}}]}
+    with pytest.raises(IdempotencyMismatch):
+        jobs.submit_comparison(store, FakeQueue(), renamed, retry)
