@@ -141,7 +141,7 @@ class PlanCsv(MethodView):
     @handle_errors
     def get(self, job_id: str, rank: int) -> Response:
         """A plan's allocations as CSV."""
-        text = jobs.plan_csv(backends().store, job_id, rank)
+        text = backends().plan_csv(job_id, rank)
         return Response(
             text,
             mimetype="text/csv",

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
@@ -23,6 +25,7 @@ from service.records import ApiKey
 
 F = TypeVar("F", bound=Callable[..., Any])
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_PLAN_CSV_CACHE = 32
 
 
 class Backends:
@@ -31,6 +34,21 @@ class Backends:
     def __init__(self, store: Store, dispatcher: Dispatcher) -> None:
         self.store = store
         self.dispatcher = dispatcher
+        # Plan CSVs by (job id, rank): a succeeded job's plans never change, and making
+        # one re-validates the whole stored request.
+        self.plan_csvs: OrderedDict[tuple[str, int], str] = OrderedDict()
+        self._csv_lock = threading.Lock()
+
+    def plan_csv(self, job_id: str, rank: int) -> str:
+        key = (job_id, rank)
+        text = self.plan_csvs.get(key)
+        if text is None:
+            text = jobs.plan_csv(self.store, job_id, rank)  # raises unless it exists
+            with self._csv_lock:
+                self.plan_csvs[key] = text
+                while len(self.plan_csvs) > _PLAN_CSV_CACHE:
+                    self.plan_csvs.popitem(last=False)
+        return text
 
 
 def backends() -> Backends:

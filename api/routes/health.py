@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -19,6 +20,7 @@ blp = ApiBlueprint(
 )
 
 
+@functools.cache  # reading package metadata costs milliseconds; health is polled
 def _version() -> str:
     try:
         return version("windmaker")
