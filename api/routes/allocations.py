@@ -164,7 +164,9 @@ def _read_allocation() -> Any:
 
 def _read_multipart() -> Any:
     errors: dict[str, Any] = {}
-    unknown = sorted((set(request.files) | set(request.form)) - {"partners", "packages", "request"})
+    # A part may come without a name (None): str() keeps it listable and sortable.
+    names = {str(name) for name in (*request.files, *request.form)}
+    unknown = sorted(names - {"partners", "packages", "request"})
     for name in unknown:
         errors[name] = ["unknown part; expected partners, packages and request"]
     partners = _csv_part("partners", errors, required=True)
