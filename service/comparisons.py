@@ -25,9 +25,9 @@ from service import solving
 from service.differences import partner_differences
 from service.progress import prefixed
 from service.records import FAILED, SUCCEEDED
+from service.solving import StopCheck
 
 SolveFunction = Callable[..., list[Plan]]
-StopCheck = Callable[[], bool]
 
 
 class ScenarioOutcome(NamedTuple):

@@ -190,7 +190,7 @@ def cancel_job(store: JobStore, job_id: str, kind: str) -> dict[str, Any]:
 
 
 def plan_csv(store: JobStore, job_id: str, rank: int) -> str:
-    """A plan's allocations as CSV (SPEC §3)."""
+    """A plan's allocations as CSV (columns in docs/reference.md)."""
     job = get_job(store, job_id, ALLOCATION)
     if job.status != SUCCEEDED:
         raise Conflict(f"the allocation is {job.status}; plans exist once it succeeded")

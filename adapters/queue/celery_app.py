@@ -73,7 +73,9 @@ def _settings(app: Celery) -> JobSettings:
 
 
 def _register_tasks(app: Celery) -> None:
-    @app.task(name=RUN_JOB, bind=True, max_retries=_CLAIM_RETRIES)
+    # shared=False: Celery otherwise adds every task to every app made later in the
+    # process, where it would run with the first app's database and broker.
+    @app.task(name=RUN_JOB, bind=True, max_retries=_CLAIM_RETRIES, shared=False)
     def run_job_task(self: Any, job_id: str) -> str:
         store, settings = _store(app), _settings(app)
 
@@ -89,11 +91,11 @@ def _register_tasks(app: Celery) -> None:
             raise self.retry(countdown=settings.stale_after_s)
         return status or "unknown"
 
-    @app.task(name=RUN_SCENARIO)
+    @app.task(name=RUN_SCENARIO, shared=False)
     def run_scenario_task(job_id: str, idx: int) -> None:
         execution.run_scenario(_store(app), job_id, idx, _settings(app))
 
-    @app.task(name=FINISH_COMPARISON)
+    @app.task(name=FINISH_COMPARISON, shared=False)
     def finish_comparison_task(job_id: str) -> str:
         store = _store(app)
         execution.finish_comparison(store, job_id, None)

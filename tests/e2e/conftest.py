@@ -80,8 +80,8 @@ class Service:
             try:
                 if requests.get(self.url + "/v1/health", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not up yet, or its first answer is slow on a loaded machine
             time.sleep(0.2)
         else:
             raise RuntimeError(f"server not healthy in time:\n{self.logs()}")
