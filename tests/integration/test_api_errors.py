@@ -127,3 +127,16 @@ def test_every_error_status_the_app_sees_is_json(app: Flask) -> None:
         body = response.get_json()
         assert response.status_code == status and body["code"] == status, response.data[:300]
         assert body["message"] and isinstance(body["errors"], dict)
+
+
+def test_a_multipart_part_without_a_name_is_named_in_a_4xx(app: Flask) -> None:
+    boundary = "b0undary"
+    body = (
+        f'--{boundary}\r\nContent-Disposition: form-data; filename="x.csv"\r\n\r\n'
+        f"partner_id\r\n--{boundary}--\r\n"
+    ).encode()
+    response = app.test_client().post(
+        "/v1/allocations", data=body, content_type=f"multipart/form-data; boundary={boundary}"
+    )
+    assert response.status_code == 422, response.data[:500]
+    assert {"None", "partners", "request"} <= set(response.get_json()["errors"])
