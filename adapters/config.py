@@ -78,6 +78,9 @@ def load_config(
     config["DATABASE_URL"] = database_url(config.get("DATABASE_URL"))
     # Flask's own name for the body limit, so Werkzeug enforces it too.
     config["MAX_CONTENT_LENGTH"] = upload_limit_bytes(config["MAX_UPLOAD_MB"])
+    # A CSV sent as a plain form field rather than a file part is held in memory; without
+    # this Flask would refuse one over 500 kB with a 413 that names the wrong limit.
+    config["MAX_FORM_MEMORY_SIZE"] = config["MAX_CONTENT_LENGTH"]
     return config
 
 

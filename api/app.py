@@ -47,10 +47,11 @@ class WindmakerApi(Api):
     def handle_http_exception(self, error: HTTPException) -> Any:
         """flask-smorest's handler, but `message` and `errors` are always present."""
         payload, code, headers = super().handle_http_exception(error)
-        if code == 413 and "message" not in payload:
+        if code == 413:
             limit = current_app.config.get("MAX_CONTENT_LENGTH")
-            payload["message"] = f"request body too large: the limit is {limit} bytes"
-            payload["errors"] = {"body": [f"larger than {limit} bytes"]}
+            if "message" not in payload:
+                payload["message"] = f"request body too large: the limit is {limit} bytes"
+                payload["errors"] = {"body": [f"larger than {limit} bytes"]}
             _drain_body(limit)
         payload.setdefault("message", error.description or error.name)
         errors = payload.get("errors")
