@@ -17,6 +17,7 @@ import argparse
 import http.client
 import json
 import os
+import signal
 import socket
 import statistics
 import subprocess
@@ -178,6 +179,7 @@ def measure(args: argparse.Namespace, directory: Path, port: int) -> dict[str, A
     for thread in threads:
         thread.join(timeout=args.seconds + 120)
     elapsed = time.monotonic() - started
+    setup = Client(port, headers)  # its idle connection was closed by the server meanwhile
     finished = [wait_for(setup, job, 120) for job in tally.jobs]
     return summarise(args, tally, elapsed, finished)
 
@@ -220,6 +222,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if not 1 <= args.clients <= 500 or not 0 < args.seconds <= 600:
         parser.error("1-500 clients for at most 600 seconds")
+    # SIGTERM as an exception, so the server this started is stopped on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     print(json.dumps(run(args), indent=2))
 
 
