@@ -1,6 +1,9 @@
 # Windmaker API service: the embedded deployment (SQLite + in-process job runner) by
 # default; set WINDMAKER_DATABASE_URL (PostgreSQL) and WINDMAKER_BROKER_URL (Redis) to
 # scale out, running `windmaker worker` from this same image for the Celery workers.
+# Served by waitress, which buffers whole requests before a thread sees them, so no
+# buffering proxy is needed in front against slow clients; limits and threads come from
+# WINDMAKER_* (docs/configuration.md).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -25,7 +28,9 @@ RUN pip install . && rm -rf /src
 RUN useradd --system --create-home --home-dir /var/lib/windmaker --shell /usr/sbin/nologin windmaker
 USER windmaker
 WORKDIR /var/lib/windmaker
-ENV WINDMAKER_DATABASE_URL=sqlite:////var/lib/windmaker/windmaker.db
+ENV WINDMAKER_DATABASE_URL=sqlite:////var/lib/windmaker/windmaker.db \
+    WINDMAKER_THREADS=8 \
+    WINDMAKER_MAX_UPLOAD_MB=20
 VOLUME ["/var/lib/windmaker"]
 
 EXPOSE 8000

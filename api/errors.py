@@ -8,6 +8,7 @@ from typing import Any
 from service.errors import (
     Conflict,
     Forbidden,
+    IdempotencyMismatch,
     NotFound,
     ServiceError,
     ServiceUnavailable,
@@ -34,6 +35,17 @@ class UnsupportedMediaType(ApiError):
     status = 415
 
 
+class BodyTooLarge(ApiError):
+    status = 413
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"request body too large: the limit is {limit} bytes "
+            f"({limit / 1048576:g} MiB, WINDMAKER_MAX_UPLOAD_MB)",
+            {"body": [f"larger than {limit} bytes"]},
+        )
+
+
 # Most specific first: the first class an error is an instance of decides.
 SERVICE_STATUS: tuple[tuple[type[ServiceError], int], ...] = (
     (NotFound, 404),
@@ -41,6 +53,7 @@ SERVICE_STATUS: tuple[tuple[type[ServiceError], int], ...] = (
     (Unauthorized, 401),
     (Forbidden, 403),
     (ServiceUnavailable, 503),
+    (IdempotencyMismatch, 422),
     (ServiceError, 400),
 )
 

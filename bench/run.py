@@ -260,6 +260,17 @@ def render(
     return "\n".join(lines)
 
 
+# Everything from this line on in the output file (the HTTP load figures of bench.load)
+# belongs to other benchmarks: a rerun keeps it.
+KEPT_MARKER = "<!-- kept by bench.run: other benchmarks below -->"
+
+
+def _write(out: Path, text: str) -> None:
+    old = out.read_text() if out.exists() else ""
+    kept = old[old.index(KEPT_MARKER) :] if KEPT_MARKER in old else ""
+    out.write_text(text.rstrip("\n") + "\n\n" + kept if kept else text)
+
+
 def _save_raw(out: Path, runs: list[Run], loads: dict[int, float], skipped: list[str]) -> None:
     """The measurements behind the table, for re-rendering or comparing runs later."""
     raw = {"runs": [vars(run) for run in runs], "loads": loads, "skipped": skipped}
@@ -309,9 +320,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs.append(run)
                 print(f"  {engine}: {run.seconds:.1f} s, {run.status}, gap {run.gap}, "
                       f"{run.check}", file=sys.stderr)  # fmt: skip
-                args.out.write_text(render(runs, loads, args, skipped))
+                _write(args.out, render(runs, loads, args, skipped))
                 _save_raw(args.out, runs, loads, skipped)
-    args.out.write_text(render(runs, loads, args, skipped))
+    _write(args.out, render(runs, loads, args, skipped))
     _save_raw(args.out, runs, loads, skipped)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

@@ -1,4 +1,4 @@
-"""`windmaker serve` (the HTTP API under gunicorn) and `windmaker worker` (a Celery
+"""`windmaker serve` (the HTTP API under waitress) and `windmaker worker` (a Celery
 worker)."""
 
 from __future__ import annotations
@@ -15,18 +15,9 @@ from adapters.queue.celery_app import run_worker
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option(
-    "--workers",
-    default=1,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="gunicorn worker processes.",
-)
-@click.option(
     "--threads",
-    default=8,
-    show_default=True,
     type=click.IntRange(min=1),
-    help="Request threads per worker.",
+    help="Request threads (default: WINDMAKER_THREADS, 8).",
 )
 @click.option(
     "--log-level",
@@ -35,9 +26,7 @@ from adapters.queue.celery_app import run_worker
     type=click.Choice(["debug", "info", "warning", "error"]),
 )
 @click.option("--access-log", is_flag=True, help="Log every request.")
-def serve(
-    host: str, port: int, workers: int, threads: int, log_level: str, access_log: bool
-) -> None:
+def serve(host: str, port: int, threads: int | None, log_level: str, access_log: bool) -> None:
     """Run the HTTP API.
 
     SQLite and an in-process job runner unless WINDMAKER_DATABASE_URL /
@@ -51,8 +40,7 @@ def serve(
         "api.server",
         f"--host={host}",
         f"--port={port}",
-        f"--workers={workers}",
-        f"--threads={threads}",
+        *([f"--threads={threads}"] if threads else []),
         f"--log-level={log_level}",
         *(["--access-log"] if access_log else []),
     ]

@@ -37,3 +37,12 @@ class Forbidden(ServiceError):
 
 class ServiceUnavailable(ServiceError):
     """Something the service depends on (the job queue) cannot be reached."""
+
+
+class IdempotencyMismatch(ServiceError):
+    """An Idempotency-Key already used for a different request."""
+
+
+class DuplicateSubmission(Conflict):
+    """Raised by a store: a job with this idempotency key exists (a concurrent retry
+    stored it first). The service answers with that job."""

@@ -8,30 +8,110 @@ workers run them with `service.execution.run_job`.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from models.csvio import plan_to_csv_text
 from models.request import AllocationRequest
 from models.scenario import parse_scenarios
 from models.schemas import RequestValidationError, parse_request, plan_from_dict, request_to_dict
-from service.errors import Conflict, NotFound, ServiceUnavailable
+from service.errors import (
+    Conflict,
+    DuplicateSubmission,
+    IdempotencyMismatch,
+    NotFound,
+    ServiceUnavailable,
+)
 from service.ports import Dispatch, JobStore
 from service.records import ALLOCATION, CANCELLED, COMPARISON, FINAL_STATUSES, SUCCEEDED, Job
 from service.solving import parse_allocation
 
 log = logging.getLogger(__name__)
 
+# Beyond this a page number is a mistake or a probe: its offset would overflow a
+# database's 64-bit integers long before any deployment held that many jobs.
+MAX_PAGE = 1_000_000
+
+
+@dataclass(frozen=True)
+class Retry:
+    """A client's `Idempotency-Key` and who sent it (key id, or "anonymous"): the same
+    key from the same client with the same request answers with the same job."""
+
+    key: str
+    client: str = "anonymous"
+
+    def scoped(self, kind: str) -> str:
+        return _digest(f"{kind}\n{self.client}\n{self.key}")
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _body_hash(body: Any) -> str:
+    return _digest(json.dumps(body, sort_keys=True, separators=(",", ":"), default=str))
+
+
+def _submit(
+    store: JobStore,
+    dispatch: Dispatch,
+    kind: str,
+    body: Any,
+    retry: Retry | None,
+    create: Callable[[str | None, str | None], Job],
+) -> Job:
+    """Create and dispatch a job, or answer a retry with the job it already made."""
+    if retry is None:
+        job = create(None, None)
+    else:
+        key, digest = retry.scoped(kind), _body_hash(body)
+        existing = store.find_idempotent(key)
+        if existing is not None:
+            return _same_request(existing, digest)
+        try:
+            job = create(key, digest)
+        except DuplicateSubmission:  # a concurrent retry stored it first
+            existing = store.find_idempotent(key)
+            assert existing is not None
+            return _same_request(existing, digest)
+    _dispatch(store, dispatch, job)
+    return job
+
+
+def _same_request(job: Job, digest: str) -> Job:
+    if job.request_hash != digest:
+        raise IdempotencyMismatch(
+            f"this Idempotency-Key was used for a different request (job {job.id})",
+            {"Idempotency-Key": ["already used with a different request body"]},
+        )
+    return job
+
 
 # -- allocations ----------------------------------------------------------------------
 
 
-def submit_allocation(store: JobStore, dispatch: Dispatch, request: AllocationRequest) -> Job:
-    """Store the request as a queued job and hand it to the job runner."""
-    job = store.create_job(ALLOCATION, name=request.name, request_body=request_to_dict(request))
-    _dispatch(store, dispatch, job)
-    return job
+def submit_allocation(
+    store: JobStore, dispatch: Dispatch, request: AllocationRequest, retry: Retry | None = None
+) -> Job:
+    """Store the request as a queued job and hand it to the job runner (or, for a
+    retry, return the job the first attempt made)."""
+    body = request_to_dict(request)
+
+    def create(key: str | None, digest: str | None) -> Job:
+        return store.create_job(
+            ALLOCATION,
+            name=request.name,
+            request_body=body,
+            idempotency_key=key,
+            request_hash=digest,
+        )
+
+    return _submit(store, dispatch, ALLOCATION, body, retry, create)
 
 
 def _dispatch(store: JobStore, dispatch: Dispatch, job: Job) -> None:
@@ -88,6 +168,9 @@ def get_allocation(store: JobStore, job_id: str) -> dict[str, Any]:
 def list_jobs(
     store: JobStore, kind: str, *, page: int, page_size: int, status: str | None = None
 ) -> tuple[list[dict[str, Any]], int]:
+    """A page of job views (pages count from 1) and the total; NotFound past MAX_PAGE."""
+    if not 1 <= page <= MAX_PAGE:
+        raise NotFound(f"no page {page}: pages run from 1 to at most {MAX_PAGE}")
     jobs, total = store.list_jobs(
         kind, offset=(page - 1) * page_size, limit=page_size, status=status
     )
@@ -121,8 +204,11 @@ def plan_csv(store: JobStore, job_id: str, rank: int) -> str:
 # -- comparisons ----------------------------------------------------------------------
 
 
-def submit_comparison(store: JobStore, dispatch: Dispatch, body: Mapping[str, Any]) -> Job:
-    """Validate a comparison (base and every scenario's changes) and queue it.
+def submit_comparison(
+    store: JobStore, dispatch: Dispatch, body: Mapping[str, Any], retry: Retry | None = None
+) -> Job:
+    """Validate a comparison (base and every scenario's changes) and queue it (or, for a
+    retry, return the job the first attempt made).
 
     `body` has passed `api.schemas.ComparisonRequestSchema` (or the same shape).
     """
@@ -154,16 +240,24 @@ def submit_comparison(store: JobStore, dispatch: Dispatch, body: Mapping[str, An
     if errors or base_request is None:
         raise RequestValidationError(errors, "invalid comparison")
 
-    job = store.create_job(
-        COMPARISON,
-        name=str(body.get("name") or base_request.name),
-        request_body=None if request_id else request_to_dict(base_request),
-        request_id=request_id,
-        comparison={"base_allocation_id": base_allocation_id, "scenarios": scenarios},
-        scenario_names=["base", *(s["name"] for s in scenarios)],
-    )
-    _dispatch(store, dispatch, job)
-    return job
+    name = str(body.get("name") or base_request.name)
+    request_body = None if request_id else request_to_dict(base_request)
+    comparison = {"base_allocation_id": base_allocation_id, "scenarios": scenarios}
+
+    def create(key: str | None, digest: str | None) -> Job:
+        return store.create_job(
+            COMPARISON,
+            name=name,
+            request_body=request_body,
+            request_id=request_id,
+            comparison=comparison,
+            scenario_names=["base", *(s["name"] for s in scenarios)],
+            idempotency_key=key,
+            request_hash=digest,
+        )
+
+    submitted = {"name": name, "base": request_body or base_allocation_id, **comparison}
+    return _submit(store, dispatch, COMPARISON, submitted, retry, create)
 
 
 def get_comparison(store: JobStore, job_id: str) -> dict[str, Any]:

@@ -31,7 +31,13 @@ class JobStore(Protocol):
         request_id: str | None = None,
         comparison: dict[str, Any] | None = None,
         scenario_names: Sequence[str] = (),
-    ) -> Job: ...
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> Job:
+        """Raises `service.errors.DuplicateSubmission` when `idempotency_key` is taken."""
+        ...
+
+    def find_idempotent(self, idempotency_key: str) -> Job | None: ...
 
     def get_job(self, job_id: str, kind: str | None = None) -> Job | None: ...
 

@@ -40,6 +40,9 @@ class Job:
     attempts: int
     error: str | None
     progress: dict[str, Any] | None
+    # A client's Idempotency-Key (scoped and hashed) and the hash of what it submitted.
+    idempotency_key: str | None = None
+    request_hash: str | None = None
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from adapters.store.tables import (
     plans_table,
     requests_table,
 )
+from service.errors import DuplicateSubmission
 from service.records import (
     ACTIVE_STATUSES,
     CANCELLED,
@@ -56,8 +57,46 @@ class JobTables(Database):
         request_id: str | None = None,
         comparison: dict[str, Any] | None = None,
         scenario_names: Sequence[str] = (),
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
     ) -> Job:
-        """Store a new queued job (with its request, or its comparison) in one transaction."""
+        """Store a new queued job (with its request, or its comparison) in one transaction.
+
+        The unique index on `idempotency_key` decides between concurrent retries: the
+        loser's transaction rolls back whole and it hears DuplicateSubmission.
+        """
+        try:
+            return self._insert_job(
+                kind,
+                name=name,
+                request_body=request_body,
+                request_id=request_id,
+                comparison=comparison,
+                scenario_names=scenario_names,
+                idempotency=(idempotency_key, request_hash),
+            )
+        except sa.exc.IntegrityError:
+            if idempotency_key is None or self.find_idempotent(idempotency_key) is None:
+                raise
+            raise DuplicateSubmission("a job with this idempotency key exists") from None
+
+    def find_idempotent(self, idempotency_key: str) -> Job | None:
+        query = sa.select(jobs_table).where(jobs_table.c.idempotency_key == idempotency_key)
+        with self.read() as conn:
+            row = conn.execute(query).one_or_none()
+        return job_from_row(row) if row is not None else None
+
+    def _insert_job(
+        self,
+        kind: str,
+        *,
+        name: str,
+        request_body: dict[str, Any] | None,
+        request_id: str | None,
+        comparison: dict[str, Any] | None,
+        scenario_names: Sequence[str],
+        idempotency: tuple[str | None, str | None],
+    ) -> Job:
         now = utcnow()
         job_id = str(uuid.uuid4())
         with self.write() as conn:
@@ -75,6 +114,8 @@ class JobTables(Database):
                     request_id=request_id,
                     created_at=now,
                     attempts=0,
+                    idempotency_key=idempotency[0],
+                    request_hash=idempotency[1],
                 )
             )
             if comparison is not None:

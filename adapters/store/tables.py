@@ -64,6 +64,9 @@ jobs_table = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
     sa.Column("error", sa.Text, nullable=True),
     sa.Column("progress", JSONType, nullable=True),
+    sa.Column("idempotency_key", sa.String(64), nullable=True),
+    sa.Column("request_hash", sa.String(64), nullable=True),
+    sa.Index("ix_jobs_idempotency_key", "idempotency_key", unique=True),
 )
 
 plans_table = sa.Table(

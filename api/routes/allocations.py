@@ -3,23 +3,29 @@
 from __future__ import annotations
 
 import io
-import json
 from typing import IO, Any
 
 from flask import Response, request, url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
 from werkzeug.datastructures import FileStorage
 
+from api.bodies import ApiBlueprint, parse_json
 from api.errors import BadBody, UnsupportedMediaType
-from api.routes.common import backends, documented_auth, handle_errors, require_api_key
+from api.routes.common import (
+    IDEMPOTENCY_PARAMETER,
+    backends,
+    documented_auth,
+    handle_errors,
+    require_api_key,
+    retry_of,
+)
 from api.schemas import AllocationJobSchema, JobListQuerySchema, JobSchema, SubmittedSchema
-from models.schemas import RequestValidationError
+from models.schemas import MAX_PLANS, RequestValidationError
 from service import jobs, solving
 from service.records import ALLOCATION, Job
 
-blp = Blueprint(
+blp = ApiBlueprint(
     "allocations",
     __name__,
     url_prefix="/v1/allocations",
@@ -64,7 +70,7 @@ def submitted(job: Job, url: str) -> dict[str, Any]:
 
 @blp.route("")
 class Allocations(MethodView):
-    @blp.doc(requestBody=REQUEST_BODY)
+    @blp.doc(requestBody=REQUEST_BODY, parameters=[IDEMPOTENCY_PARAMETER])
     @blp.response(202, SubmittedSchema, headers=LOCATION)
     @blp.alt_response(400, response="BAD_REQUEST")
     @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
@@ -75,16 +81,19 @@ class Allocations(MethodView):
     @handle_errors
     def post(self) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Submit an allocation request; solving happens in the background."""
+        retry = retry_of()
         allocation = _read_allocation()
         ctx = backends()
-        job = jobs.submit_allocation(ctx.store, ctx.dispatcher.dispatch, allocation)
+        job = jobs.submit_allocation(ctx.store, ctx.dispatcher.dispatch, allocation, retry)
         url = url_for("allocations.Allocation", job_id=job.id)
         return submitted(job, url), 202, {"Location": url}
 
     @blp.arguments(JobListQuerySchema, location="query")
     @blp.response(200, JobSchema(many=True))
     @blp.paginate()
+    @blp.alt_response(404, response="NOT_FOUND")
     @documented_auth(blp, write=False)
+    @handle_errors
     def get(self, query: dict[str, Any], pagination_parameters: PaginationParameters) -> Any:
         """List allocation jobs, newest first (pagination metadata in `X-Pagination`)."""
         items, total = jobs.list_jobs(
@@ -118,7 +127,7 @@ class Allocation(MethodView):
         return jobs.cancel_job(backends().store, job_id, ALLOCATION)
 
 
-@blp.route("/<job_id>/plans/<int:rank>.csv")
+@blp.route(f"/<job_id>/plans/<int(min=1, max={MAX_PLANS}):rank>.csv")
 class PlanCsv(MethodView):
     @blp.response(
         200,
@@ -132,7 +141,7 @@ class PlanCsv(MethodView):
     @handle_errors
     def get(self, job_id: str, rank: int) -> Response:
         """A plan's allocations as CSV."""
-        text = jobs.plan_csv(backends().store, job_id, rank)
+        text = backends().plan_csv(job_id, rank)
         return Response(
             text,
             mimetype="text/csv",
@@ -150,12 +159,14 @@ def _read_allocation() -> Any:
             "application/json, or multipart/form-data with CSV files",
             {"Content-Type": [f"unsupported: {request.mimetype or '(none)'}"]},
         )
-    return solving.parse_allocation(_json(request.get_data(), "body"))
+    return solving.parse_allocation(parse_json(request.get_data(), "body"))
 
 
 def _read_multipart() -> Any:
     errors: dict[str, Any] = {}
-    unknown = sorted((set(request.files) | set(request.form)) - {"partners", "packages", "request"})
+    # A part may come without a name (None): str() keeps it listable and sortable.
+    names = {str(name) for name in (*request.files, *request.form)}
+    unknown = sorted(names - {"partners", "packages", "request"})
     for name in unknown:
         errors[name] = ["unknown part; expected partners, packages and request"]
     partners = _csv_part("partners", errors, required=True)
@@ -168,7 +179,7 @@ def _read_multipart() -> Any:
         errors["request"] = ["missing part: the AllocationRequest JSON (without partners)"]
     else:
         try:
-            data = _json(raw.encode("utf-8"), "request")
+            data = parse_json(raw, "request")
         except BadBody as error:
             errors.update(error.errors)
     if errors:
@@ -192,10 +203,3 @@ def _named(data: bytes, name: str) -> IO[bytes]:
     buffer = io.BytesIO(data)
     buffer.name = name  # type: ignore[misc]
     return buffer
-
-
-def _json(raw: bytes, field: str) -> Any:
-    try:
-        return json.loads(raw)
-    except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
-        raise BadBody(f"{field} is not valid JSON", {field: [f"not valid JSON: {error}"]}) from None

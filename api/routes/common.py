@@ -4,22 +4,28 @@ errors into HTTP answers (at the view, with flask-smorest's `abort`)."""
 from __future__ import annotations
 
 import functools
+import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from flask import current_app, request
+from flask import current_app, g, request
 from flask_smorest import abort
 
 from adapters.config import truthy
 from adapters.queue import Dispatcher
 from adapters.store import Store
-from api.errors import ApiError, http_status
+from api.errors import ApiError, BadBody, http_status
 from models.schemas import RequestValidationError
+from service import jobs
 from service.errors import ServiceError, Unauthorized
 from service.keys import auth_required, authenticate, authorize
+from service.records import ApiKey
 
 F = TypeVar("F", bound=Callable[..., Any])
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_PLAN_CSV_CACHE = 32
 
 
 class Backends:
@@ -28,6 +34,21 @@ class Backends:
     def __init__(self, store: Store, dispatcher: Dispatcher) -> None:
         self.store = store
         self.dispatcher = dispatcher
+        # Plan CSVs by (job id, rank): a succeeded job's plans never change, and making
+        # one re-validates the whole stored request.
+        self.plan_csvs: OrderedDict[tuple[str, int], str] = OrderedDict()
+        self._csv_lock = threading.Lock()
+
+    def plan_csv(self, job_id: str, rank: int) -> str:
+        key = (job_id, rank)
+        text = self.plan_csvs.get(key)
+        if text is None:
+            text = jobs.plan_csv(self.store, job_id, rank)  # raises unless it exists
+            with self._csv_lock:
+                self.plan_csvs[key] = text
+                while len(self.plan_csvs) > _PLAN_CSV_CACHE:
+                    self.plan_csvs.popitem(last=False)
+        return text
 
 
 def backends() -> Backends:
@@ -61,24 +82,69 @@ def handle_errors(view: F) -> F:
     return cast(F, wrapper)
 
 
+def auth_in_force() -> bool:
+    """Whether /v1 calls need a key now: configured so, or active keys exist."""
+    return auth_required(backends().store, require_auth=truthy(current_app.config["REQUIRE_AUTH"]))
+
+
+def request_key() -> ApiKey | None:
+    """The API key this request authenticates with (None while auth is off), looked up
+    once per request and shared by the rate limiter and the auth check. Raises the
+    service's Unauthorized for a missing, unknown or revoked key."""
+    if "api_key" not in g:
+        g.api_key = (
+            authenticate(backends().store, request.headers.get("Authorization"))
+            if auth_in_force()
+            else None
+        )
+    return cast(ApiKey | None, g.api_key)
+
+
 def require_api_key() -> None:
     """before_request of every /v1 blueprint but health: once keys exist (or auth is
     required by configuration), a valid key is needed; viewers may only read."""
-    store = backends().store
-    if not auth_required(store, require_auth=truthy(current_app.config["REQUIRE_AUTH"])):
-        return
     try:
-        key = authenticate(store, request.headers.get("Authorization"))
-        authorize(key, write=request.method in WRITE_METHODS)
+        key = request_key()
+        if key is not None:
+            authorize(key, write=request.method in WRITE_METHODS)
     except ServiceError as error:
         abort_with(error)
 
 
+IDEMPOTENCY_KEY = "Idempotency-Key"
+_KEY_PATTERN = re.compile(r"[!-~]{1,200}")  # visible ASCII, as in the OpenAPI document
+IDEMPOTENCY_PARAMETER = {
+    "in": "header",
+    "name": IDEMPOTENCY_KEY,
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[!-~]{1,200}$"},
+    "description": "Any unique string (a UUID) chosen by the client per submission. A "
+    "retry with the same key and the same body answers with the job the first attempt "
+    "made, never a second one; the same key with a different body is refused (422).",
+}
+
+
+def retry_of() -> jobs.Retry | None:
+    """The request's Idempotency-Key, scoped to its API key (400 when malformed)."""
+    value = request.headers.get(IDEMPOTENCY_KEY)
+    if value is None:
+        return None
+    if not _KEY_PATTERN.fullmatch(value):
+        raise BadBody(
+            "malformed Idempotency-Key: 1 to 200 visible ASCII characters",
+            {IDEMPOTENCY_KEY: ["must be 1 to 200 visible ASCII characters"]},
+        )
+    key = g.get("api_key")
+    return jobs.Retry(value, key.id if key is not None else "anonymous")
+
+
 def documented_auth(blp: Any, *, write: bool) -> Callable[[F], F]:
-    """Document the bearer key and the 401/403 answers on an operation."""
+    """Document the bearer key and the 401/403 answers on an operation, and the 429 of
+    the rate limit (api.limits) every such operation is under."""
 
     def decorate(view: F) -> F:
         view = blp.alt_response(401, response="UNAUTHORIZED")(view)
+        view = blp.alt_response(429, response="TOO_MANY_REQUESTS")(view)
         if write:
             view = blp.alt_response(403, response="FORBIDDEN")(view)
         return cast(F, blp.doc(security=[{"bearerAuth": []}])(view))

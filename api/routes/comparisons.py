@@ -6,11 +6,18 @@ from typing import Any
 
 from flask import url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
 
+from api.bodies import ApiBlueprint
 from api.routes.allocations import LOCATION, submitted
-from api.routes.common import backends, documented_auth, handle_errors, require_api_key
+from api.routes.common import (
+    IDEMPOTENCY_PARAMETER,
+    backends,
+    documented_auth,
+    handle_errors,
+    require_api_key,
+    retry_of,
+)
 from api.schemas import (
     ComparisonJobSchema,
     ComparisonRequestSchema,
@@ -21,7 +28,7 @@ from api.schemas import (
 from service import jobs
 from service.records import COMPARISON
 
-blp = Blueprint(
+blp = ApiBlueprint(
     "comparisons",
     __name__,
     url_prefix="/v1/comparisons",
@@ -33,6 +40,7 @@ blp.before_request(require_api_key)
 @blp.route("")
 class Comparisons(MethodView):
     @blp.arguments(ComparisonRequestSchema)
+    @blp.doc(parameters=[IDEMPOTENCY_PARAMETER])
     @blp.response(202, SubmittedSchema, headers=LOCATION)
     @blp.alt_response(400, response="BAD_REQUEST")
     @blp.alt_response(413, response="REQUEST_ENTITY_TOO_LARGE")
@@ -43,14 +51,16 @@ class Comparisons(MethodView):
     def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Submit a comparison; the base and every scenario are solved in the background."""
         ctx = backends()
-        job = jobs.submit_comparison(ctx.store, ctx.dispatcher.dispatch, body)
+        job = jobs.submit_comparison(ctx.store, ctx.dispatcher.dispatch, body, retry_of())
         url = url_for("comparisons.Comparison", job_id=job.id)
         return submitted(job, url), 202, {"Location": url}
 
     @blp.arguments(JobListQuerySchema, location="query")
     @blp.response(200, JobSchema(many=True))
     @blp.paginate()
+    @blp.alt_response(404, response="NOT_FOUND")
     @documented_auth(blp, write=False)
+    @handle_errors
     def get(self, query: dict[str, Any], pagination_parameters: PaginationParameters) -> Any:
         """List comparisons, newest first (pagination metadata in `X-Pagination`)."""
         items, total = jobs.list_jobs(

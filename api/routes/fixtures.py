@@ -6,13 +6,13 @@ from dataclasses import asdict
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from api.bodies import ApiBlueprint
 from api.routes.common import documented_auth, require_api_key
 from api.schemas import FixtureListSchema
 from fixtures import list_fixtures
 
-blp = Blueprint(
+blp = ApiBlueprint(
     "fixtures",
     __name__,
     url_prefix="/v1/fixtures",

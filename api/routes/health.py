@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
+from api.bodies import ApiBlueprint
 from api.routes.common import backends
 from api.schemas import HealthSchema
 
 log = logging.getLogger(__name__)
 
-blp = Blueprint("health", __name__, url_prefix="/v1/health", description="Liveness and readiness.")
+blp = ApiBlueprint(
+    "health", __name__, url_prefix="/v1/health", description="Liveness and readiness."
+)
 
 
+@functools.cache  # reading package metadata costs milliseconds; health is polled
 def _version() -> str:
     try:
         return version("windmaker")

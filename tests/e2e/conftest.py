@@ -1,4 +1,4 @@
-"""The real service as subprocesses: `python -m api.server` (gunicorn) on a free loopback
+"""The real service as subprocesses: `python -m api.server` (waitress) on a free loopback
 port, optionally with a Celery worker (`python -m adapters.queue.celery_app`) on Redis, against a
 throwaway SQLite file or PostgreSQL schema. Every response the tests read is validated
 against the service's own OpenAPI document."""
@@ -26,7 +26,7 @@ from tests.integration.db_support import REDIS_SERVER, database, redis_available
 
 ROOT = Path(__file__).resolve().parents[2]
 FINAL = ("succeeded", "failed", "cancelled")
-BODY_LIMIT = 1_000_000  # bytes; small so the 413 test stays cheap
+BODY_LIMIT = 1024 * 1024  # bytes (WINDMAKER_MAX_UPLOAD_MB=1): small, so 413 tests stay cheap
 
 
 def free_port() -> int:
@@ -180,7 +180,7 @@ def service_env(database_url: str, *, broker: str | None, queue: str) -> dict[st
             "WINDMAKER_JOB_POLL_S": "0.2",
             "WINDMAKER_HEARTBEAT_S": "0.5",
             "WINDMAKER_STALE_AFTER_S": "3",
-            "WINDMAKER_MAX_CONTENT_LENGTH": str(BODY_LIMIT),
+            "WINDMAKER_MAX_UPLOAD_MB": str(BODY_LIMIT / (1024 * 1024)),
             "WINDMAKER_CELERY_QUEUE": queue,
         }
     )

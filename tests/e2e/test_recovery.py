@@ -63,7 +63,7 @@ def test_graceful_stop_hands_the_running_job_back(tmp_path: Path, run_id: str) -
         while _status(service, job["id"])["status"] != "running":
             assert time.monotonic() < deadline, service.logs()
             time.sleep(0.05)
-        service.stop()  # SIGTERM: gunicorn stops its worker, which releases the job
+        service.stop()  # SIGTERM: the server stops and releases the job
 
         store = Store(service.database_url)
         stored = store.get_job(job["id"])

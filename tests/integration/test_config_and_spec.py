@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from openapi_spec_validator import validate as validate_spec
 
 from adapters.config import database_url, load_config
 from api.app import create_app
+from service.keys import create_key
 from tests.integration.api_support import validate_against_spec
 
 
@@ -20,12 +22,12 @@ def test_defaults_file_environment_then_overrides(tmp_path: Path) -> None:
         "WINDMAKER_CONFIG": str(config_file),
         "WINDMAKER_CELERY_QUEUE": "from-env",
         "WINDMAKER_REQUIRE_AUTH": "1",
-        "WINDMAKER_MAX_CONTENT_LENGTH": "5000",
+        "WINDMAKER_MAX_UPLOAD_MB": "0.5",
     }
     config = load_config({"JOB_WORKERS": 3}, env=env)
     assert config["JOB_WORKERS"] == 3  # explicit override beats the file
     assert config["CELERY_QUEUE"] == "from-env"  # environment beats the file
-    assert config["REQUIRE_AUTH"] == 1 and config["MAX_CONTENT_LENGTH"] == 5000
+    assert config["REQUIRE_AUTH"] == 1 and config["MAX_CONTENT_LENGTH"] == 512 * 1024
     assert config["HEARTBEAT_S"] == 5.0  # untouched default
 
 
@@ -73,3 +75,29 @@ def test_openapi_document_validates_and_documents_errors(tmp_path: Path) -> None
         validate_against_spec(spec, path, "GET", response.status_code, response.get_json())
     docs = client.get("/docs")
     assert docs.status_code == 200 and b"openapi.json" in docs.data
+
+
+def _secured(spec: dict[str, Any]) -> set[str]:
+    return {
+        f"{method.upper()} {path}"
+        for path, operations in spec["paths"].items()
+        for method, operation in operations.items()
+        if isinstance(operation, dict) and operation.get("security")
+    }
+
+
+def test_openapi_asks_for_a_key_only_while_keys_are_in_force(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    open_app = create_app({"DATABASE_URL": url, "RUNNER_AUTOSTART": 0})
+    assert _secured(open_app.test_client().get("/openapi.json").get_json()) == set()
+
+    closed = create_app({"DATABASE_URL": url, "RUNNER_AUTOSTART": 0, "REQUIRE_AUTH": 1})
+    secured = _secured(closed.test_client().get("/openapi.json").get_json())
+    assert "POST /v1/allocations" in secured and "GET /v1/fixtures" in secured
+    assert not any(operation.endswith("/v1/health") for operation in secured)
+
+    # Auth also comes on with the first key: the document follows at once.
+    create_key(open_app.extensions["windmaker"].store, "viewer")
+    assert _secured(open_app.test_client().get("/openapi.json").get_json()) == secured
+    for app in (open_app, closed):
+        app.extensions["windmaker"].store.dispose()

@@ -32,7 +32,7 @@ def test_migrations_create_every_table_and_rerun_harmlessly(store: Store) -> Non
     assert again.get_job(job.id) == job
     with again.read() as conn:
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
-    assert version == "0001"
+    assert version == "0002"
     again.dispose()
 
 
@@ -48,7 +48,7 @@ def test_processes_starting_together_migrate_once(db_url: str) -> None:
     store = Store(db_url, migrate=False)
     with store.read() as conn:
         versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
-    assert [row[0] for row in versions] == ["0001"]
+    assert [row[0] for row in versions] == ["0002"]
     store.dispose()
 
 
@@ -167,3 +167,57 @@ def test_api_keys_are_stored_hashed_and_revocable(store: Store) -> None:
     assert keys.revoke_key(store, key_id)
     assert not keys.revoke_key(store, key_id)
     assert not store.any_active_key()
+
+
+def test_concurrent_retries_with_one_idempotency_key_store_one_job(store: Store) -> None:
+    from service.errors import DuplicateSubmission
+
+    outcomes: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def submit() -> None:
+        barrier.wait()
+        try:
+            job = store.create_job(
+                "allocation", request_body={"n": 1}, idempotency_key="k" * 64, request_hash="h"
+            )
+            outcomes.append(job.id)
+        except DuplicateSubmission:
+            outcomes.append("duplicate")
+
+    threads = [threading.Thread(target=submit) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    created = [outcome for outcome in outcomes if outcome != "duplicate"]
+    assert len(outcomes) == 6 and len(created) == 1
+    stored = store.find_idempotent("k" * 64)
+    assert stored is not None and stored.id == created[0] and stored.request_hash == "h"
+    with store.read() as conn:  # the losers' requests rolled back with them
+        assert conn.execute(sa.text("SELECT count(*) FROM requests")).scalar_one() == 1
+
+
+def test_an_old_database_gains_the_idempotency_columns(db_url: str) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from adapters.store.database import MIGRATIONS_DIR
+
+    bare = Store(db_url, migrate=False)
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with bare.write() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(
+            sa.text(
+                "INSERT INTO jobs (id, kind, status, name, created_at, attempts) "
+                "VALUES ('old', 'allocation', 'succeeded', '', CURRENT_TIMESTAMP, 1)"
+            )
+        )
+    bare.dispose()
+    upgraded = Store(db_url)  # migrates 0001 -> 0002 on open
+    old = upgraded.get_job("old")
+    assert old is not None and old.idempotency_key is None
+    upgraded.dispose()

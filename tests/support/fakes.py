@@ -11,6 +11,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from service.errors import DuplicateSubmission
 from service.records import (
     ACTIVE_STATUSES,
     CANCELLED,
@@ -47,13 +48,17 @@ class FakeStore:
         request_id: str | None = None,
         comparison: dict[str, Any] | None = None,
         scenario_names: Sequence[str] = (),
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
     ) -> Job:
+        if idempotency_key is not None and self.find_idempotent(idempotency_key) is not None:
+            raise DuplicateSubmission("a job with this idempotency key exists")
         if request_body is not None:
             request_id = str(uuid.uuid4())
             self.requests[request_id] = request_body
         job = Job(
             str(uuid.uuid4()), kind, QUEUED, name[:200], request_id, utcnow(),
-            None, None, None, None, 0, None, None,
+            None, None, None, None, 0, None, None, idempotency_key, request_hash,
         )  # fmt: skip
         self.jobs[job.id] = job
         if comparison is not None:
@@ -63,6 +68,9 @@ class FakeStore:
                 for idx, scenario in enumerate(scenario_names)
             ]
         return job
+
+    def find_idempotent(self, idempotency_key: str) -> Job | None:
+        return next((j for j in self.jobs.values() if j.idempotency_key == idempotency_key), None)
 
     def get_job(self, job_id: str, kind: str | None = None) -> Job | None:
         job = self.jobs.get(job_id)

@@ -7,7 +7,14 @@ import pytest
 
 from models.schemas import RequestValidationError, parse_request
 from service import jobs, keys
-from service.errors import Conflict, Forbidden, NotFound, ServiceUnavailable, Unauthorized
+from service.errors import (
+    Conflict,
+    Forbidden,
+    IdempotencyMismatch,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+)
 from service.records import ALLOCATION, CANCELLED, COMPARISON, FAILED, QUEUED, RUNNING
 from tests.integration.api_support import small_request
 from tests.support.fakes import FakeQueue, FakeStore
@@ -71,6 +78,10 @@ def test_listing_pages_newest_first(store: FakeStore) -> None:
     store.claim_job(ids[0], "w")
     running, count = jobs.list_jobs(store, ALLOCATION, page=1, page_size=10, status=RUNNING)
     assert count == 1 and running[0]["id"] == ids[0]
+    assert jobs.list_jobs(store, ALLOCATION, page=jobs.MAX_PAGE, page_size=100) == ([], 5)
+    for page in (jobs.MAX_PAGE + 1, 2**63, 10**30, 0):
+        with pytest.raises(NotFound, match="no page"):
+            jobs.list_jobs(store, ALLOCATION, page=page, page_size=100)
 
 
 def test_a_comparison_is_validated_whole_before_anything_is_stored(store: FakeStore) -> None:
@@ -120,3 +131,45 @@ def test_keys_authenticate_and_authorize_by_role(store: FakeStore) -> None:
     assert keys.revoke_key(store, viewer_id) and not keys.revoke_key(store, viewer_id)
     with pytest.raises(Unauthorized, match="revoked"):
         keys.authenticate(store, f"Bearer {viewer}")
+
+
+def test_reading_with_a_key_writes_at_most_once_a_minute(
+    store: FakeStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, token = keys.create_key(store, keys.PLANNER)
+    touches: list[str] = []
+    real_touch = store.touch_key
+    monkeypatch.setattr(
+        store,
+        "touch_key",
+        lambda key_id, every: (touches.append(key_id), real_touch(key_id, every)),
+    )
+    for _ in range(50):
+        keys.authenticate(store, f"Bearer {token}")
+    assert len(touches) == 1  # the first use; later ones find a fresh last_used_at
+
+
+def test_a_retry_with_the_same_key_and_body_gets_the_same_job(store: FakeStore) -> None:
+    queue = FakeQueue()
+    request = parse_request(small_request(partners=4))
+    first = jobs.submit_allocation(store, queue, request, jobs.Retry("k-1", "alice"))
+    again = jobs.submit_allocation(store, queue, request, jobs.Retry("k-1", "alice"))
+    assert again.id == first.id and queue.sent == [first.id]  # dispatched once
+    # The key is the client's own: another client's "k-1" is another submission.
+    other = jobs.submit_allocation(store, queue, request, jobs.Retry("k-1", "bob"))
+    assert other.id != first.id
+    changed = parse_request(small_request(partners=5))
+    with pytest.raises(IdempotencyMismatch):
+        jobs.submit_allocation(store, queue, changed, jobs.Retry("k-1", "alice"))
+    assert len(store.jobs) == 2
+
+
+def test_a_comparison_retry_is_the_same_job(store: FakeStore) -> None:
+    base_id = _submit(store)
+    body = {"base": {"allocation_id": base_id}, "scenarios": [{"name": "more", "changes": {}}]}
+    retry = jobs.Retry("c-1")
+    first = jobs.submit_comparison(store, FakeQueue(), body, retry)
+    assert jobs.submit_comparison(store, FakeQueue(), body, retry).id == first.id
+    renamed = {**body, "scenarios": [{"name": "less", "changes": {}}]}
+    with pytest.raises(IdempotencyMismatch):
+        jobs.submit_comparison(store, FakeQueue(), renamed, retry)
