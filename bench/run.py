@@ -28,6 +28,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from bench.sections import replace_section
+
 BASELINES = ("pulp-cbc", "pulp-highs")
 DEFAULT_ENGINES = ("decomposition", "auto", "highs", *BASELINES)
 # Sizes above which a run is skipped rather than left to time out (variables ~ 16 × 3 × n).
@@ -260,15 +262,13 @@ def render(
     return "\n".join(lines)
 
 
-# Everything from this line on in the output file (the HTTP load figures of bench.load)
-# belongs to other benchmarks: a rerun keeps it.
-KEPT_MARKER = "<!-- kept by bench.run: other benchmarks below -->"
+# bench.run owns this section of its output; other scripts own theirs (bench/sections.py).
+SECTION = "engines"
 
 
-def _write(out: Path, text: str) -> None:
-    old = out.read_text() if out.exists() else ""
-    kept = old[old.index(KEPT_MARKER) :] if KEPT_MARKER in old else ""
-    out.write_text(text.rstrip("\n") + "\n\n" + kept if kept else text)
+def write_report(out: Path, text: str) -> None:
+    """Write the engines table as its own section of `out`, keeping every other section."""
+    replace_section(out, SECTION, text)
 
 
 def _save_raw(out: Path, runs: list[Run], loads: dict[int, float], skipped: list[str]) -> None:
@@ -320,9 +320,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs.append(run)
                 print(f"  {engine}: {run.seconds:.1f} s, {run.status}, gap {run.gap}, "
                       f"{run.check}", file=sys.stderr)  # fmt: skip
-                _write(args.out, render(runs, loads, args, skipped))
+                write_report(args.out, render(runs, loads, args, skipped))
                 _save_raw(args.out, runs, loads, skipped)
-    _write(args.out, render(runs, loads, args, skipped))
+    write_report(args.out, render(runs, loads, args, skipped))
     _save_raw(args.out, runs, loads, skipped)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0

@@ -1,0 +1,40 @@
+"""BENCHMARKS.md is written by several scripts: none may wipe another's section."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.hard_targets import SECTION, write_section
+from bench.run import write_report
+from bench.sections import replace_section
+
+
+def test_hard_targets_section_survives_a_main_rewrite_and_is_replaced(tmp_path: Path) -> None:
+    out = tmp_path / "BENCHMARKS.md"
+    write_report(out, "# Benchmarks\n\nmain table v1\n")
+    write_section(out, f"{SECTION}\n\nhard table v1\n")
+    first = out.read_text()
+    assert first.index("main table v1") < first.index("hard table v1")
+    write_report(out, "# Benchmarks\n\nmain table v2\n")
+    write_section(out, f"{SECTION}\n\nhard table v2\n")
+    text = out.read_text()
+    assert "main table v2" in text and "hard table v2" in text
+    assert "v1" not in text and text.count(SECTION) == 1
+
+
+def test_a_section_is_appended_to_a_missing_file(tmp_path: Path) -> None:
+    out = tmp_path / "NEW.md"
+    write_section(out, f"{SECTION}\n\nrows\n")
+    assert f"{SECTION}\n\nrows\n" in out.read_text()
+
+
+def test_text_outside_every_section_is_kept(tmp_path: Path) -> None:
+    out = tmp_path / "B.md"
+    out.write_text("# Title\n\nhand-written notes\n")
+    replace_section(out, "a", "alpha 1")
+    replace_section(out, "b", "beta 1")
+    replace_section(out, "a", "alpha 2")
+    text = out.read_text()
+    assert text.startswith("# Title\n\nhand-written notes\n")
+    assert "alpha 2" in text and "alpha 1" not in text and "beta 1" in text
+    assert text.index("alpha 2") < text.index("beta 1")
