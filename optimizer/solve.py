@@ -16,14 +16,13 @@ from optimizer.engines import DECOMPOSITION, available_engines, milp_backend
 from optimizer.errors import EngineUnavailable, OptimizerError
 from optimizer.milp import solve_milp
 from optimizer.outcome import Candidate, EngineOutcome
+from optimizer.progress import Progress, ProgressEvent
 
 # Above this many variable (partner, resource) pairs `auto` prefers the decomposition.
 DECOMPOSITION_PAIRS = 3_000
 DIAGNOSIS_SECONDS = 5.0
 WARM_START_PAIRS = 100  # MILP requests this large start from a decomposition plan
 WARM_START_SHARE = 0.2  # of the time limit
-
-Progress = Callable[[str], None]
 
 
 def choose_engine(request: AllocationRequest, arrays: ProblemArrays) -> str:
@@ -113,7 +112,11 @@ def solve(
     engine = choose_engine(request, arrays)
     if progress:
         progress(
-            f"engine {engine}: {arrays.n_partners} partners, {arrays.n_pairs} variable amounts"
+            ProgressEvent(
+                f"engine {engine}: {arrays.n_partners} partners, {arrays.n_pairs} variable amounts",
+                elapsed_s=time.perf_counter() - started,
+                stage="start",
+            )
         )
     outcome = run_engine(request, arrays, engine, progress, should_stop)
     seconds = time.perf_counter() - started

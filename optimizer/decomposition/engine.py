@@ -11,7 +11,6 @@ grids. Every bound reported is a Lagrangian value, valid whatever the prices.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,10 +20,11 @@ from numpy.typing import NDArray
 from models.curves import FloatArray
 from models.plan import SolveStatus
 from models.request import AllocationRequest, Objective
+from optimizer.clock import Clock, StopCheck, relative_gap
 from optimizer.decomposition.dual import LevelBundle
 from optimizer.decomposition.lagrangian import Evaluation, Lagrangian, Stage, initial_point
 from optimizer.decomposition.primal import (
-    Plan,
+    ScoredAmounts,
     assign_only,
     better,
     breaks_hard_rows,
@@ -37,46 +37,25 @@ from optimizer.decomposition.primal import (
 from optimizer.decomposition.problem import Problem, build_problem
 from optimizer.decomposition.repair import enforce_group_budgets, fill, fixed_amounts
 from optimizer.outcome import Candidate, EngineOutcome
+from optimizer.progress import Progress, ProgressEvent
 
 ENGINE = "decomposition"
-Progress = Callable[[str], object] | None
-StopCheck = Callable[[], bool] | None
-
-
-def _gap(bound: float, objective: float) -> float:
-    return abs(bound - objective) / max(abs(bound), 1e-12)
-
-
-class _Clock:
-    def __init__(self, limit: float, should_stop: StopCheck):
-        self.start = time.perf_counter()
-        self.limit = limit
-        self.should_stop = should_stop
-        self.stopped = False
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
-
-    def out(self, share: float = 1.0) -> bool:
-        if self.should_stop is not None and self.should_stop():
-            self.stopped = True
-        return self.stopped or self.elapsed() >= self.limit * share
 
 
 def _run_stage(
     problem: Problem,
     stage: Stage,
-    clock: _Clock,
+    clock: Clock,
     share: float,
-    goal: Callable[[float, Plan | None], bool],
+    goal: Callable[[float, ScoredAmounts | None], bool],
     primal_targets: NDArray[np.int64],
-    progress: Progress,
+    progress: Progress | None,
     max_iterations: int = 200,
     polish_tries: int = 40,
     dual_tolerance: float = 1e-6,
     start: FloatArray | None = None,
     refine_steps: int = 0,
-) -> tuple[float, Plan | None, FloatArray]:
+) -> tuple[float, ScoredAmounts | None, FloatArray]:
     """Minimise the stage's dual, building plans on the way; (bound, best plan, best prices).
 
     Plans are built at improving dual points while that costs no more time than the dual
@@ -91,7 +70,7 @@ def _run_stage(
     minimise = stage.kind == "cost"
     bundle = LevelBundle(z, scale, lagrangian.upper())
     bound = math.inf
-    best: Plan | None = None
+    best: ScoredAmounts | None = None
     build = assign_only if stage.kind == "attain" else construct
 
     def consider(evaluation: Evaluation) -> None:
@@ -113,8 +92,7 @@ def _run_stage(
             consider(evaluation)
             next_plan = iteration + max(2, iteration // 4)
         if progress is not None:
-            shown = best.objective if best is not None else float("nan")
-            progress(f"{stage.kind} {iteration}: bound {bound:.9g}, best plan {shown:.9g}")
+            progress(_iteration_event(f"{stage.kind} {iteration}", stage, bound, best, clock))
         if goal(bound, best) or clock.out(share):
             return bound, best, bundle.best
         z = bundle.propose()
@@ -122,13 +100,13 @@ def _run_stage(
         # best plan leaves (a plan, not the dual, is then what is missing).
         enough = dual_tolerance
         if best is not None and best.shortfall == 0 and stage.kind != "attain":
-            enough = max(enough, 0.05 * _gap(bound, best.objective))
+            enough = max(enough, 0.05 * _gap(bound, best.objective, minimise))
         if iteration >= MIN_DUAL_STEPS and bundle.model_gap < enough:
             break
     if refine_steps and not goal(bound, best):
         bound = min(bound, _refine(problem, stage, bundle.best, clock, share, refine_steps))
         if progress is not None:
-            progress(f"{stage.kind}: bound with exact tickets {bound:.9g}")
+            progress(_iteration_event(f"{stage.kind} exact tickets", stage, bound, best, clock))
     rng = np.random.default_rng(problem.request.options.seed)
     stale = 0
     for attempt in range(polish_tries):
@@ -142,7 +120,7 @@ def _run_stage(
         consider(evaluation)
         stale = stale + 1 if best is before else 0
         if progress is not None and best is not None:
-            progress(f"{stage.kind} polish {attempt}: best plan {best.objective:.9g}")
+            progress(_iteration_event(f"{stage.kind} polish {attempt}", stage, bound, best, clock))
     return bound, best, bundle.best
 
 
@@ -160,7 +138,7 @@ SAMPLE_SIZE = 50_000
 
 @dataclass
 class _Result:
-    plan: Plan
+    plan: ScoredAmounts
     bound: float  # the stage-2 dual value (−cost bound for min_cost)
     stage1_proven: bool
     prices: FloatArray  # the best stage-2 prices
@@ -171,18 +149,24 @@ def solve_decomposition(
     *,
     time_limit_s: float,
     mip_gap: float,
-    progress: Progress = None,
+    progress: Progress | None = None,
     should_stop: StopCheck = None,
 ) -> EngineOutcome:
-    clock = _Clock(time_limit_s, should_stop)
+    clock = Clock(time_limit_s, should_stop)
     problem = build_problem(request)
     minimise = request.objective is Objective.MIN_COST
     warm: FloatArray | None = None
     if problem.n > SAMPLE_ABOVE:
         sample = problem.sample(SAMPLE_SIZE, request.options.seed)
-        sample_clock = _Clock(time_limit_s * 0.2, should_stop)
+        sample_clock = Clock(time_limit_s * 0.2, should_stop)
         if progress is not None:
-            progress(f"pricing on a sample of {SAMPLE_SIZE:,} partners")
+            progress(
+                ProgressEvent(
+                    f"pricing on a sample of {SAMPLE_SIZE:,} partners",
+                    elapsed_s=clock.elapsed(),
+                    stage="sample",
+                )
+            )
         warm = _solve(sample, sample_clock, mip_gap / 4, None, None).prices
     result = _solve(problem, clock, mip_gap, progress, warm)
     best, certified = result.plan, _certified(result.bound, minimise)
@@ -214,7 +198,7 @@ def solve_decomposition(
             seconds=clock.elapsed(),
             binding_constraints=missed,
         )
-    gap = _gap(certified, best.objective) if math.isfinite(certified) else None
+    gap = relative_gap(best.objective, certified, minimise) if math.isfinite(certified) else None
     if clock.stopped or (gap is not None and gap > mip_gap and clock.out()):
         status = SolveStatus.TIME_LIMIT
     elif gap is not None and gap <= mip_gap and result.stage1_proven:
@@ -233,9 +217,9 @@ def solve_decomposition(
 
 def _solve(
     problem: Problem,
-    clock: _Clock,
+    clock: Clock,
     mip_gap: float,
-    progress: Progress,
+    progress: Progress | None,
     warm: FloatArray | None,
 ) -> _Result:
     """Both stages on `problem`; `warm` (stage-2 prices) starts the probe and stage 2."""
@@ -246,7 +230,7 @@ def _solve(
 
     stage1_proven = True
     targets = problem.targets.copy()
-    seed_plan: Plan | None = None
+    seed_plan: ScoredAmounts | None = None
     if has_tiers:
         # Try the targets outright first: a plan meeting them settles stage 1 for free.
         probe = Stage(kind, problem.targets, True)
@@ -259,7 +243,7 @@ def _solve(
             weights_total = float((problem.weights * problem.targets).sum())
             integral = bool(np.all(problem.weights == np.round(problem.weights)))
 
-            def settled(bound: float, plan: Plan | None) -> bool:
+            def settled(bound: float, plan: ScoredAmounts | None) -> bool:
                 if plan is None:
                     return False
                 floor = max(weights_total - bound, 0.0)
@@ -282,7 +266,15 @@ def _solve(
             stage1_proven = settled(bound1, seed_plan)
             targets = np.minimum(seed_plan.achieved, problem.targets)
         if progress is not None:
-            progress(f"stage 1: shortfall {seed_plan.shortfall:g} (proven: {stage1_proven})")
+            progress(
+                ProgressEvent(
+                    f"stage 1: shortfall {seed_plan.shortfall:g} (proven: {stage1_proven})",
+                    elapsed_s=clock.elapsed(),
+                    stage="shortfall",
+                    shortfall=seed_plan.shortfall,
+                    shortfall_proven=stage1_proven,
+                )
+            )
 
     attainment = None
     if seed_plan is not None and seed_plan.shortfall > 0:
@@ -290,10 +282,10 @@ def _solve(
     stage = Stage(kind, targets, has_tiers, attainment)
     shortfall_goal = seed_plan.shortfall if seed_plan is not None else 0.0
 
-    def close_enough(bound: float, plan: Plan | None) -> bool:
+    def close_enough(bound: float, plan: ScoredAmounts | None) -> bool:
         if plan is None or plan.shortfall > shortfall_goal:
             return False
-        return _gap(_certified(bound, minimise), plan.objective) <= mip_gap
+        return _gap(bound, plan.objective, minimise) <= mip_gap
 
     bound2, plan2, prices = _run_stage(
         problem,
@@ -315,7 +307,7 @@ def _solve(
 
 
 def _refine(
-    problem: Problem, stage: Stage, start: FloatArray, clock: _Clock, share: float, steps: int
+    problem: Problem, stage: Stage, start: FloatArray, clock: Clock, share: float, steps: int
 ) -> float:
     """The dual again from `start`, with stepped ticket resources on their exact grid.
 
@@ -351,6 +343,33 @@ def better_than_bound(objective: float, bound: float, minimise: bool) -> bool:
 def _certified(dual_value: float, minimise: bool) -> float:
     # Stage "cost" maximises −cost: its dual bounds −cost from above.
     return -dual_value if minimise else dual_value
+
+
+def _gap(dual_value: float, objective: float, minimise: bool) -> float:
+    """The certified gap of `objective` under a stage's dual value."""
+    gap = relative_gap(objective, _certified(dual_value, minimise), minimise)
+    return math.inf if gap is None else gap
+
+
+def _iteration_event(
+    label: str, stage: Stage, dual_value: float, best: ScoredAmounts | None, clock: Clock
+) -> ProgressEvent:
+    """One dual iteration: the stage's bound and best plan, in the stage's own units
+    (weighted attainment in stage 1, GMV or cost in stage 2)."""
+    shown = best.objective if best is not None else float("nan")
+    minimise = stage.kind == "cost"
+    bound = _certified(dual_value, minimise)
+    attain = stage.kind == "attain"
+    gap = None if attain or best is None else _gap(dual_value, best.objective, minimise)
+    return ProgressEvent(
+        f"{label}: bound {bound:.9g}, best plan {shown:.9g}",
+        elapsed_s=clock.elapsed(),
+        stage="shortfall" if attain else stage.kind,
+        best_objective=None if attain or best is None else best.objective,
+        best_bound=None if attain else bound,
+        gap=gap,
+        shortfall=None if best is None else best.shortfall,
+    )
 
 
 __all__ = ["ENGINE", "solve_decomposition"]

@@ -30,14 +30,16 @@ from optimizer.decomposition.subproblem import Response
 
 
 @dataclass
-class Plan:
+class ScoredAmounts:
+    """An (n, R) allocation with its exact figures (not yet a `models.plan.Plan`)."""
+
     amounts: FloatArray
     shortfall: float
     objective: float  # stage-2 objective (GMV, or cost)
     achieved: NDArray[np.int64]
 
 
-def evaluate_plan(problem: Problem, amounts: FloatArray) -> Plan:
+def evaluate_plan(problem: Problem, amounts: FloatArray) -> ScoredAmounts:
     gmv = problem.values(amounts)
     achieved = np.array([np.count_nonzero(gmv >= t) for t in problem.thresholds], dtype=np.int64)
     shortfall = float(np.sum(problem.weights * np.maximum(problem.targets - achieved, 0)))
@@ -45,10 +47,10 @@ def evaluate_plan(problem: Problem, amounts: FloatArray) -> Plan:
         objective = float((amounts.sum(axis=0) * problem.unit_cost).sum())
     else:
         objective = float(gmv.sum())
-    return Plan(amounts, shortfall, objective, achieved)
+    return ScoredAmounts(amounts, shortfall, objective, achieved)
 
 
-def better(a: Plan, b: Plan | None, minimise: bool) -> bool:
+def better(a: ScoredAmounts, b: ScoredAmounts | None, minimise: bool) -> bool:
     if b is None:
         return True
     if a.shortfall != b.shortfall:
@@ -58,7 +60,7 @@ def better(a: Plan, b: Plan | None, minimise: bool) -> bool:
 
 def assign_only(
     problem: Problem, evaluation: Evaluation, stage: Stage, targets: NDArray[np.int64]
-) -> Plan:
+) -> ScoredAmounts:
     """Who reaches which tier, with the least amounts: enough to judge a shortfall."""
     _, amounts = assign_levels(problem, evaluation.response, evaluation.prices, targets)
     return evaluate_plan(problem, amounts)
@@ -66,7 +68,7 @@ def assign_only(
 
 def construct(
     problem: Problem, evaluation: Evaluation, stage: Stage, targets: NDArray[np.int64]
-) -> Plan:
+) -> ScoredAmounts:
     """The best of a few exactly feasible plans built from one set of prices."""
     prices = evaluation.prices
     if problem.n_tiers and np.any(targets > 0):
@@ -91,7 +93,9 @@ def construct(
     return within_groups(problem, polish_lumpy(problem, best, levels), levels)
 
 
-def within_groups(problem: Problem, plan: Plan, levels: NDArray[np.int64]) -> Plan:
+def within_groups(
+    problem: Problem, plan: ScoredAmounts, levels: NDArray[np.int64]
+) -> ScoredAmounts:
     """The plan with every group_budget row met (see repair.enforce_group_budgets)."""
     if not problem.group_budgets:
         return plan
@@ -166,7 +170,7 @@ def _groups_hold(problem: Problem, amounts: FloatArray) -> bool:
     return True
 
 
-def polish_lumpy(problem: Problem, plan: Plan, levels: NDArray[np.int64]) -> Plan:
+def polish_lumpy(problem: Problem, plan: ScoredAmounts, levels: NDArray[np.int64]) -> ScoredAmounts:
     """Re-split stepped resources exactly among their holders (see `repair.rebalance`)."""
     amounts = plan.amounts
     for r in range(problem.n_resources):
