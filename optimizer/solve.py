@@ -54,6 +54,7 @@ def run_engine(
             mip_gap=request.options.mip_gap,
             progress=progress,
             should_stop=should_stop,
+            arrays=arrays,
         )
     backend = milp_backend(engine)
     started = time.perf_counter()
@@ -90,6 +91,7 @@ def warm_start(
             mip_gap=request.options.mip_gap,
             progress=progress,
             should_stop=should_stop,
+            arrays=arrays,
         )
     except OptimizerError:  # a request the decomposition does not model (points curves)
         return None

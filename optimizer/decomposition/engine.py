@@ -20,6 +20,7 @@ from numpy.typing import NDArray
 from models.curves import FloatArray
 from models.plan import SolveStatus
 from models.request import AllocationRequest, Objective
+from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.clock import Clock, StopCheck, relative_gap
 from optimizer.decomposition.dual import LevelBundle
 from optimizer.decomposition.lagrangian import Evaluation, Lagrangian, Stage, initial_point
@@ -151,9 +152,11 @@ def solve_decomposition(
     mip_gap: float,
     progress: Progress | None = None,
     should_stop: StopCheck = None,
+    arrays: ProblemArrays | None = None,
 ) -> EngineOutcome:
+    """`arrays`: the request's shared arrays when the caller has built them already."""
     clock = Clock(time_limit_s, should_stop)
-    problem = build_problem(request)
+    problem = build_problem(arrays if arrays is not None else build_arrays(request))
     minimise = request.objective is Objective.MIN_COST
     warm: FloatArray | None = None
     if problem.n > SAMPLE_ABOVE:

@@ -24,9 +24,9 @@ from optimizer.decomposition.repair import (
     fill,
     fixed_amounts,
     grid_down,
-    rebalance,
 )
 from optimizer.decomposition.subproblem import Response
+from optimizer.decomposition.tickets import rebalance
 
 
 @dataclass
@@ -85,7 +85,7 @@ def construct(
     # what keeps their tier), then topped up.
     if stage.alpha > 0:
         own = lagrangian_amounts(problem, evaluation.response, levels, mandatory, prices)
-        trimmed = trim_to_budgets(problem, own, levels, hint)
+        trimmed = fit_to_budgets(problem, own, levels, hint)
         if trimmed is not None:
             candidate = evaluate_plan(problem, fill(problem, trimmed, hint=hint))
             if better(candidate, best, minimise=False):
@@ -171,7 +171,7 @@ def _groups_hold(problem: Problem, amounts: FloatArray) -> bool:
 
 
 def polish_lumpy(problem: Problem, plan: ScoredAmounts, levels: NDArray[np.int64]) -> ScoredAmounts:
-    """Re-split stepped resources exactly among their holders (see `repair.rebalance`)."""
+    """Re-split stepped resources exactly among their holders (see `tickets.rebalance`)."""
     amounts = plan.amounts
     for r in range(problem.n_resources):
         keep = fixed_amounts(problem)
@@ -183,14 +183,16 @@ def polish_lumpy(problem: Problem, plan: ScoredAmounts, levels: NDArray[np.int64
     return candidate if better(candidate, plan, minimise=False) else plan
 
 
-def trim_to_budgets(
+def fit_to_budgets(
     problem: Problem, x: FloatArray, levels: NDArray[np.int64], hint: FloatArray
 ) -> FloatArray | None:
     """Cut `x` back to the budgets, most overspent resource first, keeping every tier.
 
     Each resource is water-filled between what it must keep (pins; for achievers, the
     least amount still reaching their tier with the other resources as they are) and
-    its current amount. None when even the amounts that must stay do not fit.
+    its current amount. None when even the amounts that must stay do not fit. (The
+    MILP's `rounding.trim_to_budgets` instead takes back the few grid steps rounding
+    overspent, in place; this re-splits a whole allocation at prices.)
     """
     x = x.copy()
     fixed = fixed_amounts(problem)
