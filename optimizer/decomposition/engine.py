@@ -22,6 +22,7 @@ from models.plan import SolveStatus
 from models.request import AllocationRequest, Objective
 from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.clock import Clock, StopCheck, relative_gap
+from optimizer.decomposition.assignment import assign_by_milp
 from optimizer.decomposition.dual import LevelBundle
 from optimizer.decomposition.lagrangian import Evaluation, Lagrangian, Stage, initial_point
 from optimizer.decomposition.primal import (
@@ -255,9 +256,13 @@ def _solve(
                 return plan.shortfall <= floor + 1e-9
 
             attain = Stage("attain", problem.targets, True)
-            bound1, plan1, _ = _run_stage(
+            bound1, plan1, prices1 = _run_stage(
                 problem, attain, clock, 0.4, settled, problem.targets, progress
             )
+            if not settled(bound1, plan1) and not settled(bound1, seed_plan):
+                exact = _assigned_plan(problem, attain, prices1, clock, 0.5)
+                if exact is not None and (plan1 is None or better(exact, plan1, minimise)):
+                    plan1 = exact
             if plan1 is not None:
                 # Stage 1 plans carry only what the tiers need; spend the rest on GMV.
                 if not minimise:
@@ -335,6 +340,23 @@ def _refine(
                 break
             z = bundle.propose()
     return bound
+
+
+def _assigned_plan(
+    problem: Problem, stage: Stage, z: FloatArray, clock: Clock, share: float
+) -> ScoredAmounts | None:
+    """The stage-1 plan of the tier-option MILP (`assignment`) at the prices `z`."""
+    prices = Lagrangian(problem, stage).evaluate(z).prices
+    seconds = clock.left(share)
+    if seconds <= 0:
+        return None
+    found = assign_by_milp(problem, prices, problem.targets, seconds, problem.request.options.seed)
+    if found is None:
+        return None
+    levels, amounts = found
+    if problem.request.objective is not Objective.MIN_COST:
+        amounts = fill(problem, amounts)
+    return within_groups(problem, evaluate_plan(problem, amounts), levels)
 
 
 def better_than_bound(objective: float, bound: float, minimise: bool) -> bool:
