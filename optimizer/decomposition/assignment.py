@@ -146,10 +146,10 @@ def _model(
         row = b.add_rows(float(targets[t - 1] - np.count_nonzero(start >= t)), np.inf, count=1)
         b.add_entries(np.full(int(lifted.sum()), row[0]), y[lifted], 1.0)
         b.add_entries(row, s[t - 1 : t], 1.0)
-    for group in problem.group_counts:
-        lifted = (options.level > group.tier) & group.members[options.partner]
-        already = np.count_nonzero((start > group.tier) & group.members)
-        row = b.add_rows(float(group.minimum - already), np.inf, count=1)
+    for counted in problem.group_counts:
+        lifted = (options.level > counted.tier) & counted.members[options.partner]
+        already = np.count_nonzero((start > counted.tier) & counted.members)
+        row = b.add_rows(float(counted.minimum - already), np.inf, count=1)
         b.add_entries(np.full(int(lifted.sum()), row[0]), y[lifted], 1.0)
     # One unit of the smallest weight outweighs any use of the budgets (share <= 1).
     cost = np.zeros(b.n_cols)
