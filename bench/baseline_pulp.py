@@ -6,8 +6,10 @@
 * Each curve is a 16-segment secant piecewise-linear function of the amount (incremental
   form; concave curves need no binaries, S-shaped ones get segment-order binaries).
 * Each tier a partner could reach gets a binary indicator; counts feed shortfall
-  variables. Two stages, lexicographic: minimise the weighted shortfall, then fix it and
-  maximise GMV (or minimise cost).
+  variables. `group_budget` rules bound the group's sum of amounts (shares of the budget);
+  `group_count` rules bound the group's indicators plus its members already in the tier
+  (hard, as in Windmaker's MILP). Two stages, lexicographic: minimise the weighted
+  shortfall, then fix it and maximise GMV (or minimise cost).
 
 Solved with CBC (PuLP's bundled solver) or HiGHS through PuLP. The amounts it returns are
 evaluated with the exact curves afterwards, like every engine's.
@@ -23,7 +25,7 @@ import numpy as np
 import pulp
 
 from models.curves import Curve, FloatArray
-from models.request import AllocationRequest, Objective
+from models.request import AllocationRequest, GroupBudget, GroupCount, Objective
 
 SEGMENTS = 16
 
@@ -86,9 +88,11 @@ def solve_baseline(request: AllocationRequest, solver: str, time_cap_s: float) -
     for r, resource in enumerate(resources):
         if resource.budget is not None and spend[r]:
             model += pulp.lpSum(spend[r]) <= resource.budget, f"budget_{r}"
+    _group_budgets(model, request, amount)
 
     gmv = {i: pulp.lpSum(uplift[i]) for i in uplift}
     shortfall_terms = []
+    indicators: dict[tuple[int, int], pulp.LpVariable] = {}
     if has_tiers:
         for t, tier in enumerate(tiers):
             count: list[pulp.LpVariable] = []
@@ -103,9 +107,11 @@ def solve_baseline(request: AllocationRequest, solver: str, time_cap_s: float) -
                 z = pulp.LpVariable(f"tier_{t}_{i}", cat="Binary")
                 model += gmv[i] >= (tier.min_gmv - partner.baseline_gmv) * z, f"reach_{t}_{i}"
                 count.append(z)
+                indicators[t, i] = z
             short = pulp.LpVariable(f"short_{t}", lowBound=0)
             model += pulp.lpSum(count) + already + short >= tier.target, f"count_{t}"
             shortfall_terms.append(tier.weight * short)
+        _group_counts(model, request, indicators)
 
     deadline = started + time_cap_s
     status = "optimal"
@@ -140,6 +146,46 @@ def solve_baseline(request: AllocationRequest, solver: str, time_cap_s: float) -
         objective = float(pulp.value(model.objective))
         bound = objective if minimise_cost else baseline - objective
     return BaselineResult(_values(request, amount), status, bound, time.perf_counter() - started)
+
+
+def _group_budgets(
+    model: pulp.LpProblem,
+    request: AllocationRequest,
+    amount: dict[tuple[int, int], pulp.LpAffineExpression | float],
+) -> None:
+    names = [resource.name for resource in request.resources]
+    for g, rule in enumerate(request.constraints):
+        if not isinstance(rule, GroupBudget):
+            continue
+        r = names.index(rule.resource)
+        budget = request.resources[r].budget
+        if budget is None:
+            raise ValueError("the baseline models group_budget only on budgeted resources")
+        members = [
+            amount[i, r]
+            for i, partner in enumerate(request.partners)
+            if (i, r) in amount and rule.where.matches(partner)
+        ]
+        total = pulp.lpSum(members)
+        model += total <= rule.max_share * budget, f"group_max_{g}"
+        if rule.min_share > 0:
+            model += total >= rule.min_share * budget, f"group_min_{g}"
+
+
+def _group_counts(
+    model: pulp.LpProblem,
+    request: AllocationRequest,
+    indicators: dict[tuple[int, int], pulp.LpVariable],
+) -> None:
+    tiers = request.sorted_tiers()
+    for g, rule in enumerate(request.constraints):
+        if not isinstance(rule, GroupCount):
+            continue
+        t = next(k for k, tier in enumerate(tiers) if tier.name == rule.tier)
+        members = [i for i, p in enumerate(request.partners) if rule.where.matches(p)]
+        already = sum(request.partners[i].baseline_gmv >= tiers[t].min_gmv for i in members)
+        chosen = [indicators[t, i] for i in members if (t, i) in indicators]
+        model += pulp.lpSum(chosen) + already >= rule.min, f"group_count_{g}"
 
 
 def _amount_variable(

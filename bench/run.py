@@ -260,6 +260,23 @@ def render(
     return "\n".join(lines)
 
 
+# Sections of the report that other scripts write (bench.hard_targets): kept on rewrite.
+KEPT_SECTIONS = ("## Hard targets (issue 12)",)
+
+
+def write_report(out: Path, text: str) -> None:
+    """Write `text` to `out`, keeping any KEPT_SECTIONS the old file had after it."""
+    old = out.read_text() if out.exists() else ""
+    for title in KEPT_SECTIONS:
+        start = old.find(title)
+        if start < 0:
+            continue
+        end = old.find("\n## ", start + len(title))
+        kept = old[start:end] if end >= 0 else old[start:]
+        text = text.rstrip("\n") + "\n\n" + kept.rstrip("\n") + "\n"
+    out.write_text(text)
+
+
 def _save_raw(out: Path, runs: list[Run], loads: dict[int, float], skipped: list[str]) -> None:
     """The measurements behind the table, for re-rendering or comparing runs later."""
     raw = {"runs": [vars(run) for run in runs], "loads": loads, "skipped": skipped}
@@ -309,9 +326,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 runs.append(run)
                 print(f"  {engine}: {run.seconds:.1f} s, {run.status}, gap {run.gap}, "
                       f"{run.check}", file=sys.stderr)  # fmt: skip
-                args.out.write_text(render(runs, loads, args, skipped))
+                write_report(args.out, render(runs, loads, args, skipped))
                 _save_raw(args.out, runs, loads, skipped)
-    args.out.write_text(render(runs, loads, args, skipped))
+    write_report(args.out, render(runs, loads, args, skipped))
     _save_raw(args.out, runs, loads, skipped)
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
