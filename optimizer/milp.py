@@ -228,7 +228,10 @@ class MilpStrategy:
                 shortfall_proven=proven,
             )
         )
-        return ShortfallRound((form, result), outer_solution, plan, cap, inner_cap, lower, proven)
+        if _integral(self.arrays.weights):
+            lower = float(math.ceil(lower - 1e-6))
+        floor = cap if proven else max(lower, 0.0)
+        return ShortfallRound((form, result), outer_solution, plan, cap, inner_cap, floor, proven)
 
     def _objective_round(
         self, held: tuple[StageSpec, StageSpec], clock: Clock
@@ -302,8 +305,9 @@ class MilpStrategy:
         outcome.mip_gap = relative_gap(
             search.best[1].final(self.request.objective), search.bound, minimise
         )
-        outcome.shortfall_proven = search.shortfall_proven
-        outcome.shortfall_bound = search.shortfall_bound
+        if self.request.objective is not Objective.MAX_GMV and len(self.arrays.thresholds):
+            outcome.shortfall_proven = search.shortfall_proven
+            outcome.shortfall_bound = search.shortfall_bound
         return outcome
 
     def _outcome(

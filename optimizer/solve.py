@@ -147,6 +147,8 @@ def solve(
             mip_gap=outcome.mip_gap if rank == 1 else None,
             best_bound=outcome.best_bound,
             seconds=seconds,
+            shortfall_proven=outcome.shortfall_proven if rank == 1 else None,
+            shortfall_bound=outcome.shortfall_bound,
         )
         plan = build_plan(
             request,
