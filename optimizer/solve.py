@@ -22,7 +22,8 @@ from optimizer.progress import Progress, ProgressEvent
 DECOMPOSITION_PAIRS = 3_000
 DIAGNOSIS_SECONDS = 5.0
 WARM_START_PAIRS = 100  # MILP requests this large start from a decomposition plan
-WARM_START_SHARE = 0.2  # of the time limit
+WARM_START_SHARE = 0.2  # of the time limit, for a MILP engine named in the request
+AUTO_FIRST_SHARE = 0.5  # under auto: the decomposition's share before the MILP
 
 
 def choose_engine(request: AllocationRequest, arrays: ProblemArrays) -> str:
@@ -58,7 +59,15 @@ def run_engine(
         )
     backend = milp_backend(engine)
     started = time.perf_counter()
-    warm = warm_start(request, arrays, progress, should_stop)
+    auto = request.options.engine == "auto"
+    first = decomposition_first(
+        request, arrays, progress, should_stop, AUTO_FIRST_SHARE if auto else WARM_START_SHARE
+    )
+    if auto and first is not None and first.status is SolveStatus.OPTIMAL:
+        return first  # certified within the gap: the MILP has nothing to add
+    warm = None
+    if first is not None and first.candidates and first.status is not SolveStatus.INFEASIBLE:
+        warm = first.candidates[0]
     left = max(request.options.time_limit_s - (time.perf_counter() - started), 0.05)
     return solve_milp(
         arrays,
@@ -70,14 +79,16 @@ def run_engine(
     )
 
 
-def warm_start(
+def decomposition_first(
     request: AllocationRequest,
     arrays: ProblemArrays,
     progress: Progress | None,
     should_stop: Callable[[], bool] | None,
-) -> Candidate | None:
-    """On medium instances a short decomposition run hands the MILP an incumbent and
-    breakpoints at its amounts (small ones solve faster than that run would take)."""
+    share: float,
+) -> EngineOutcome | None:
+    """On medium instances a decomposition run comes first: under `auto` its plan is the
+    answer when it certifies the gap; otherwise it hands the MILP an incumbent and
+    breakpoints at its amounts (small instances solve faster than that run would take)."""
     if arrays.n_pairs < WARM_START_PAIRS or arrays.packages:
         return None
     if DECOMPOSITION not in available_engines():
@@ -85,9 +96,9 @@ def warm_start(
     from optimizer.decomposition import solve_decomposition
 
     try:
-        outcome = solve_decomposition(
+        return solve_decomposition(
             request,
-            time_limit_s=WARM_START_SHARE * request.options.time_limit_s,
+            time_limit_s=share * request.options.time_limit_s,
             mip_gap=request.options.mip_gap,
             progress=progress,
             should_stop=should_stop,
@@ -95,7 +106,6 @@ def warm_start(
         )
     except OptimizerError:  # a request the decomposition does not model (points curves)
         return None
-    return outcome.candidates[0] if outcome.candidates else None
 
 
 def solve(

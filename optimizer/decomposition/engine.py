@@ -3,9 +3,13 @@
 Stage 1 bounds the best weighted attainment (tier prices in [0, weight]) and finds a plan
 with the least shortfall it can; stage 2 keeps that attainment and bounds GMV (or cost).
 Each stage minimises its Lagrangian (`lagrangian`) with the level bundle method (`dual`),
-building exactly feasible plans (`primal`) at improving prices. Large programmes are first
-priced on a random sample; small enough ones get their bound refined with exact ticket
-grids. Every bound reported is a Lagrangian value, valid whatever the prices.
+building exactly feasible plans (`primal`) at improving prices (`stages`). When stage 1's
+plan is not proven least, the tier-option MILP (`assignment`) tries for a better one.
+Stage 2 is anytime: it searches again from its best prices until the gap is certified or
+the time is up. Large programmes are first priced on a random sample; small enough ones
+get their bound refined with exact ticket grids. Every bound reported is a Lagrangian
+value, valid whatever the prices; every outcome says whether its shortfall is proven
+least and gives the stage-1 bound.
 """
 
 from __future__ import annotations
