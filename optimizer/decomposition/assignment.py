@@ -5,9 +5,10 @@ while the budgets last. When budgets bind, which partners to lift is a multiple-
 knapsack, and greedy leaves shortfall a MILP does not. Each partner in the pool gets a
 few exact options per tier: the least grid amounts reaching it (`repair.mandatory`) at
 the Lagrangian prices and at prices leaning away from each resource in turn (the
-cheapest exact cost per resource mix). The MILP picks at most one option per partner,
-within the budgets and group caps, and minimises weighted shortfall first, then the share
-of the budgets the options use (what is left goes to GMV).
+cheapest exact cost per resource mix; fewer variants when time is short). The MILP
+picks at most one option per partner, within the budgets and group caps, and minimises
+weighted shortfall first, then the share of the budgets the options use (what is left
+goes to GMV).
 
 Partners outside the pool stay at the level their pins give them. The MILP is a
 restriction of stage 1: its plans are exactly feasible, its value is no bound.
@@ -15,12 +16,14 @@ restriction of stage 1: its plans are exactly feasible, its value is no bound.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from models.curves import FloatArray
+from optimizer.clock import Clock
 from optimizer.decomposition.problem import Problem
 from optimizer.decomposition.repair import fixed_amounts, mandatory
 from optimizer.engines import milp_backend
@@ -32,7 +35,7 @@ IntArray = NDArray[np.intp]
 # plus a margin; options per partner and tier: one per price variant.
 POOL_PER_TARGET = 2
 POOL_MARGIN = 100
-MIX_FACTORS = (8.0, 1 / 8)
+LEAN_AWAY = 8.0  # a resource's price times this: mixes that use less of it
 
 
 @dataclass
@@ -47,8 +50,14 @@ class Options:
         return len(self.partner)
 
 
-def tier_options(problem: Problem, prices: FloatArray, targets: NDArray[np.int64]) -> Options:
-    """Each tier's pool and every partner's exact options to reach it."""
+def tier_options(
+    problem: Problem,
+    prices: FloatArray,
+    targets: NDArray[np.int64],
+    out_of_time: Callable[[], bool] = lambda: False,
+) -> Options:
+    """Each tier's pool and every partner's exact options to reach it (fewer price
+    variants once `out_of_time`)."""
     fixed = fixed_amounts(problem)
     start = _levels(problem, problem.values(fixed))
     partners: list[IntArray] = []
@@ -68,10 +77,11 @@ def tier_options(problem: Problem, prices: FloatArray, targets: NDArray[np.int64
         pool, x, ok = pool[chosen], x[chosen], ok[chosen]
         variants = [(x, ok)]
         for r in range(problem.n_resources):
-            for factor in MIX_FACTORS:
-                leaning = prices.copy()
-                leaning[:, r] *= factor
-                variants.append(mandatory(problem, pool, t, leaning))
+            if out_of_time():
+                break
+            leaning = prices.copy()
+            leaning[:, r] *= LEAN_AWAY
+            variants.append(mandatory(problem, pool, t, leaning))
         for xv, okv in variants:
             partners.append(pool[okv])
             levels.append(np.full(int(okv.sum()), t, dtype=np.intp))
@@ -87,14 +97,17 @@ def assign_by_milp(
     problem: Problem,
     prices: FloatArray,
     targets: NDArray[np.int64],
-    time_limit_s: float,
+    clock: Clock,
+    share: float,
     seed: int = 0,
 ) -> tuple[NDArray[np.int64], FloatArray] | None:
-    """(levels, amounts) the MILP chooses, like `repair.assign_levels`; None when it has
-    no solution in time (or the hard group rows cannot be met with these options)."""
-    options = tier_options(problem, prices, targets)
-    if len(options) == 0:
+    """(levels, amounts) the MILP chooses, like `repair.assign_levels`, within `share` of
+    the clock's limit; None when it has no solution in time (or the hard group rows
+    cannot be met with these options)."""
+    options = tier_options(problem, prices, targets, lambda: clock.left(share) < 0.5 * clock.left())
+    if len(options) == 0 or clock.out(share):
         return None
+    time_limit_s = clock.left(share)
     fixed = fixed_amounts(problem)
     start = _levels(problem, problem.values(fixed))
     model = _model(problem, options, fixed, start, targets)

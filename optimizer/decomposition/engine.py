@@ -58,7 +58,9 @@ SAMPLE_SIZE = 50_000
 FIRST_SEARCH_SHARE = 0.95
 LAST_SEARCH_SHARE = 0.97
 # Anytime searches stop after this many in a row improve neither bound nor plan.
-STALE_ROUNDS = 3
+STALE_ROUNDS = 2
+# The tier-option MILP is tried only with at least this many seconds left for it.
+MIN_ASSIGNMENT_S = 1.0
 
 
 @dataclass
@@ -309,11 +311,12 @@ def _assigned_plan(
     problem: Problem, stage: Stage, z: FloatArray, clock: Clock, share: float
 ) -> ScoredAmounts | None:
     """The stage-1 plan of the tier-option MILP (`assignment`) at the prices `z`."""
-    prices = Lagrangian(problem, stage).evaluate(z).prices
-    seconds = clock.left(share)
-    if seconds <= 0:
+    if clock.left(share) < MIN_ASSIGNMENT_S:
         return None
-    found = assign_by_milp(problem, prices, problem.targets, seconds, problem.request.options.seed)
+    prices = Lagrangian(problem, stage).evaluate(z).prices
+    found = assign_by_milp(
+        problem, prices, problem.targets, clock, share, problem.request.options.seed
+    )
     if found is None:
         return None
     levels, amounts = found
