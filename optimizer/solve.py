@@ -22,8 +22,7 @@ from optimizer.progress import Progress, ProgressEvent
 DECOMPOSITION_PAIRS = 3_000
 DIAGNOSIS_SECONDS = 5.0
 WARM_START_PAIRS = 100  # MILP requests this large start from a decomposition plan
-WARM_START_SHARE = 0.2  # of the time limit, for a MILP engine named in the request
-AUTO_FIRST_SHARE = 0.5  # under auto: the decomposition's share before the MILP
+WARM_START_SHARE = 0.2  # of the time limit: the decomposition's share before the MILP
 
 
 def choose_engine(request: AllocationRequest, arrays: ProblemArrays) -> str:
@@ -34,8 +33,13 @@ def choose_engine(request: AllocationRequest, arrays: ProblemArrays) -> str:
         return wanted
     # Package menus are knapsacks the decomposition does not price yet.
     size = arrays.n_pairs
-    if size > DECOMPOSITION_PAIRS and not arrays.packages and DECOMPOSITION in available_engines():
+    engines = available_engines()
+    if size > DECOMPOSITION_PAIRS and not arrays.packages and DECOMPOSITION in engines:
         return DECOMPOSITION
+    # On medium curve programmes (tickets, S-curves, hard targets) CBC closes the MILP's
+    # rounds where HiGHS runs into the time limit (issue 12; BENCHMARKS.md).
+    if size >= WARM_START_PAIRS and not arrays.packages and "cbc" in engines:
+        return "cbc"
     return "highs"
 
 
@@ -60,9 +64,7 @@ def run_engine(
     backend = milp_backend(engine)
     started = time.perf_counter()
     auto = request.options.engine == "auto"
-    first = decomposition_first(
-        request, arrays, progress, should_stop, AUTO_FIRST_SHARE if auto else WARM_START_SHARE
-    )
+    first = decomposition_first(request, arrays, progress, should_stop, WARM_START_SHARE)
     if auto and first is not None and first.status is SolveStatus.OPTIMAL:
         return first  # certified within the gap: the MILP has nothing to add
     warm = None
