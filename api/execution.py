@@ -41,6 +41,7 @@ from api.store import (
 )
 from models.plan import Plan
 from models.schemas import plan_from_dict, plans_to_list
+from optimizer.progress import ProgressEvent
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +144,8 @@ class JobContext:
             return
         self._last_progress = now
         entry: dict[str, Any] = {"message": str(message), "at": utcnow().isoformat()}
+        if isinstance(message, ProgressEvent):  # the best plan's figures, bound, gap, time
+            entry.update({k: v for k, v in message.to_dict().items() if k != "message"})
         fraction = kwargs.get("fraction", args[0] if args else None)
         if isinstance(fraction, int | float):
             entry["fraction"] = float(fraction)
