@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 StopCheck = Callable[[], bool] | None
 
@@ -17,6 +18,9 @@ class Clock:
         self.limit = limit_s
         self.should_stop = should_stop
         self.stopped = False
+        # The longest single step (`timed`) an engine has taken: no step starts that would
+        # end past the limit, so an anytime engine stops on time, not one step late.
+        self.step_s = 0.0
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.started
@@ -30,6 +34,17 @@ class Clock:
         if not self.stopped and self.should_stop is not None and self.should_stop():
             self.stopped = True
         return self.stopped or self.left(share) <= 0
+
+    def room(self, share: float = 1.0) -> bool:
+        """Time for one more step before `share` of the limit (and not cancelled)."""
+        return not self.out(share) and self.left(share) >= self.step_s
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        """Time one step of an engine (see `room`)."""
+        began = time.perf_counter()
+        yield
+        self.step_s = max(self.step_s, time.perf_counter() - began)
 
 
 def relative_gap(objective: float, bound: float | None, minimise: bool) -> float | None:

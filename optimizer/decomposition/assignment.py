@@ -104,7 +104,9 @@ def assign_by_milp(
     """(levels, amounts) the MILP chooses, like `repair.assign_levels`, within `share` of
     the clock's limit; None when it has no solution in time (or the hard group rows
     cannot be met with these options)."""
-    options = tier_options(problem, prices, targets, lambda: clock.left(share) < 0.5 * clock.left())
+    available = clock.left(share)
+    # Price variants stop once half the time is gone: the MILP needs the other half.
+    options = tier_options(problem, prices, targets, lambda: clock.left(share) < 0.5 * available)
     if len(options) == 0 or clock.out(share):
         return None
     time_limit_s = clock.left(share)

@@ -133,7 +133,7 @@ def solve_decomposition(
             best,
         )
     gap = relative_gap(best.objective, certified, minimise) if math.isfinite(certified) else None
-    if clock.stopped or (gap is not None and gap > mip_gap and clock.out(LAST_SEARCH_SHARE)):
+    if clock.stopped or (gap is not None and gap > mip_gap and not clock.room(LAST_SEARCH_SHARE)):
         status = SolveStatus.TIME_LIMIT
     elif gap is not None and gap <= mip_gap and result.stage1_proven:
         status = SolveStatus.OPTIMAL
@@ -206,7 +206,7 @@ def _solve(
         best = one.plan
     stale, attempt = 0, 0
     while stale < STALE_ROUNDS and not close_enough(bound, best):
-        if clock.out(LAST_SEARCH_SHARE):
+        if not clock.room(LAST_SEARCH_SHARE):
             break
         attempt += 1
         goal = _with_best(close_enough, bound, best, minimise)

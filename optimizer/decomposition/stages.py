@@ -7,6 +7,7 @@ built at improving prices, then at prices jittered around the best ones ("polish
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 
 import numpy as np
@@ -69,16 +70,19 @@ def run_stage(
     # are far from the optimum, later ones move little.
     next_plan = 0
     for iteration in range(max_iterations):
-        evaluation = lagrangian.evaluate(z)
-        improved = evaluation.value < bound
-        bound = min(bound, evaluation.value)
-        bundle.report(z, evaluation.value, evaluation.grad)
-        if iteration == 0 or (improved and iteration >= next_plan):
-            consider(evaluation)
-            next_plan = iteration + max(2, iteration // 4)
+        if not clock.room(share):
+            return bound, best, bundle.best
+        with clock.timed():
+            evaluation = lagrangian.evaluate(z)
+            improved = evaluation.value < bound
+            bound = min(bound, evaluation.value)
+            bundle.report(z, evaluation.value, evaluation.grad)
+            if iteration == 0 or (improved and iteration >= next_plan):
+                consider(evaluation)
+                next_plan = iteration + max(2, iteration // 4)
         if progress is not None:
             progress(_iteration_event(f"{stage.kind} {iteration}", stage, bound, best, clock))
-        if goal(bound, best) or clock.out(share):
+        if goal(bound, best):
             return bound, best, bundle.best
         z = bundle.propose()
         # Stop when the dual cannot fall much further, absolutely or next to the gap the
@@ -94,18 +98,19 @@ def run_stage(
             progress(_iteration_event(f"{stage.kind} exact tickets", stage, bound, best, clock))
     rng = np.random.default_rng([problem.request.options.seed, attempt])
     stale = 0
-    for attempt in range(polish_tries):
-        if goal(bound, best) or clock.out(share) or stale >= POLISH_PATIENCE:
+    for tried in range(polish_tries):
+        if goal(bound, best) or not clock.room(share) or stale >= POLISH_PATIENCE:
             break
         before = best
-        jitter = (0.002, 0.005, 0.01, 0.02)[attempt % 4]
+        jitter = (0.002, 0.005, 0.01, 0.02)[tried % 4]
         trial = bundle.best * np.exp(jitter * rng.standard_normal(bundle.best.size))
-        evaluation = lagrangian.evaluate(np.minimum(trial, lagrangian.upper()))
-        bound = min(bound, evaluation.value)
-        consider(evaluation)
+        with clock.timed():
+            evaluation = lagrangian.evaluate(np.minimum(trial, lagrangian.upper()))
+            bound = min(bound, evaluation.value)
+            consider(evaluation)
         stale = stale + 1 if best is before else 0
         if progress is not None and best is not None:
-            progress(_iteration_event(f"{stage.kind} polish {attempt}", stage, bound, best, clock))
+            progress(_iteration_event(f"{stage.kind} polish {tried}", stage, bound, best, clock))
     return bound, best, bundle.best
 
 
@@ -127,12 +132,15 @@ def refine_bound(
         scale = np.maximum(np.abs(start), 1e-12)
         bundle = LevelBundle(start, scale, lagrangian.upper())
         z = start
+        slowest = 0.0  # a grid step costs more than the plain ones `clock.step_s` times
         for _ in range(steps):
+            if clock.out(share) or clock.left(share) < slowest:
+                return bound
+            began = time.perf_counter()
             evaluation = lagrangian.evaluate(z)
             bound = min(bound, evaluation.value)
             bundle.report(z, evaluation.value, evaluation.grad)
-            if clock.out(share):
-                break
+            slowest = max(slowest, time.perf_counter() - began)
             z = bundle.propose()
     return bound
 
