@@ -106,7 +106,9 @@ def assign_by_milp(
     cannot be met with these options)."""
     available = clock.left(share)
     # Price variants stop once half the time is gone: the MILP needs the other half.
-    options = tier_options(problem, prices, targets, lambda: clock.left(share) < 0.5 * available)
+    options = tier_options(
+        problem, prices, targets, lambda: clock.out(share) or clock.left(share) < 0.5 * available
+    )
     if len(options) == 0 or clock.out(share):
         return None
     time_limit_s = clock.left(share)
@@ -114,7 +116,11 @@ def assign_by_milp(
     start = _levels(problem, problem.values(fixed))
     model = _model(problem, options, fixed, start, targets)
     result = milp_backend("highs").solve(
-        model, time_limit_s=max(time_limit_s, 0.05), mip_gap=1e-6, seed=seed
+        model,
+        time_limit_s=max(time_limit_s, 0.05),
+        mip_gap=1e-6,
+        seed=seed,
+        should_stop=clock.should_stop,
     )
     if result.x is None:
         return None
