@@ -135,6 +135,10 @@ def plan_summary(plan: Plan, request: AllocationRequest, total: int = 1) -> str:
         f"bound {money(solver.best_bound) if solver.best_bound is not None else '-'}, "
         f"{solver.seconds:.2f} s"
     )
+    if solver.shortfall_proven is not None:
+        proof = "proven least" if solver.shortfall_proven else "not proven least"
+        floor = f", bound {solver.shortfall_bound:g}" if solver.shortfall_bound is not None else ""
+        out.append(f"Stage 1: weighted shortfall {objective.weighted_shortfall:g} {proof}{floor}")
     funded = sum(1 for a in plan.allocations if any(v > 0 for v in a.amounts.values()))
     out.append(f"Partners funded: {funded} of {len(request.partners)}")
     return "\n".join(out)

@@ -328,3 +328,43 @@ class CurveColumn:
 
 def points_curve(xs: Sequence[float], ys: Sequence[float]) -> Curve:
     return Curve(CurveKind.POINTS, xs=tuple(map(float, xs)), ys=tuple(map(float, ys)))
+
+
+def kind_values(kind: CurveKind, x: FloatArray, params: dict[str, FloatArray]) -> FloatArray:
+    """Values of many curves of one analytic kind, one amount each (vectorised).
+
+    `params` maps each name in CURVE_PARAMETERS[kind] to an array aligned with `x`.
+    """
+    amounts = np.maximum(x, 0.0)
+    if kind is CurveKind.SATURATING:
+        return params["max_uplift"] * -np.expm1(-amounts / params["scale"])
+    if kind is CurveKind.LOG:
+        return params["coef"] * np.log1p(amounts / params["scale"])
+    if kind is CurveKind.LINEAR:
+        return params["roi"] * amounts
+    if kind is CurveKind.HILL:
+        return _hill(amounts, params["max_uplift"], params["shape"], params["half_saturation"])
+    raise ValueError(f"{kind} curves are not analytic")
+
+
+def kind_slopes(kind: CurveKind, x: FloatArray, params: dict[str, FloatArray]) -> FloatArray:
+    """Right derivatives of many curves of one analytic kind (see `kind_values`).
+
+    Hill: inf at 0 when shape < 1; 0 where the amount is so large the slope underflows.
+    """
+    amounts = np.maximum(x, 0.0)
+    if kind is CurveKind.SATURATING:
+        scale = params["scale"]
+        return params["max_uplift"] / scale * np.exp(-amounts / scale)
+    if kind is CurveKind.LOG:
+        return params["coef"] / (params["scale"] + amounts)
+    if kind is CurveKind.LINEAR:
+        return params["roi"] * np.ones_like(amounts)
+    if kind is CurveKind.HILL:
+        top, n, h = params["max_uplift"], params["shape"], params["half_saturation"]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            ratio = np.power(amounts / h, n)
+            slope = top * n * ratio / (amounts * (1.0 + ratio) ** 2)
+        at_zero = np.where(n < 1, np.inf, np.where(n == 1, top / h, 0.0))
+        return np.where(amounts > 0, np.where(np.isfinite(slope), slope, 0.0), at_zero)
+    raise ValueError(f"{kind} curves are not analytic")

@@ -37,6 +37,10 @@ class SolverReport:
     mip_gap: float | None = None
     best_bound: float | None = None
     seconds: float = 0.0
+    # Stage 1: is the plan's weighted shortfall proven least (None: no tiers to miss or
+    # not known), and the lower bound on it the engine proved.
+    shortfall_proven: bool | None = None
+    shortfall_bound: float | None = None
 
 
 @dataclass

@@ -11,7 +11,6 @@ solved again. Alternatives come from no-good cuts on the set of tier achievers.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,42 +18,68 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.curves import FloatArray
-from models.plan import SolveStatus, curve_columns, projected_gmv
+from models.plan import SolveStatus, curve_columns
 from models.request import Objective
-from optimizer import rounding
 from optimizer.arrays import ProblemArrays, UnsupportedRequest
+from optimizer.clock import Clock, relative_gap
 from optimizer.engines.base import MilpBackend, MilpResult, Termination
-from optimizer.formulation import Formulation, StageSpec, build
+from optimizer.formulation import Formulation, StageSpec
+from optimizer.model_builder import build
 from optimizer.outcome import Candidate, EngineOutcome
+from optimizer.progress import Progress, ProgressEvent
 from optimizer.pwl import domain, initial_points, refine, segments, tangent_point
+from optimizer.scoring import Incumbent, Score, better, exact_candidate, score
 
 MAX_REFINEMENTS = 12
-Progress = Callable[[str], None]
 
 
 @dataclass
-class Score:
-    """Exact figures of one allocation."""
+class ShortfallRound:
+    """Stage 1 solved on the current approximations."""
 
-    shortfall: float
-    gmv: float
-    cost: float
-    achievers: set[tuple[int, int]]
+    inner: tuple[Formulation, MilpResult]
+    outer_solution: FloatArray | None
+    plan: Incumbent
+    cap: float  # the inner plan's exact weighted shortfall: stage 2 holds it
+    inner_cap: float  # what stage 2's inner model can be held to
+    bound: float  # the outer model's bound on the least shortfall
+    proven: bool  # no plan has less shortfall than `cap`
 
-    def final(self, objective: Objective) -> float:
-        return self.cost if objective is Objective.MIN_COST else self.gmv
+
+@dataclass
+class ObjectiveRound:
+    """Stage 2 solved on the current approximations, the shortfall held."""
+
+    inner: tuple[Formulation, MilpResult]
+    outer: tuple[Formulation, MilpResult]
+    plan: Incumbent
+    bound: float | None  # on GMV (or cost), request units
 
 
-class _Clock:
-    def __init__(self, seconds: float, should_stop: Callable[[], bool] | None) -> None:
-        self.deadline = time.monotonic() + seconds
-        self.should_stop = should_stop
+@dataclass
+class _Search:
+    """What the rounds of one run have found so far."""
 
-    def left(self) -> float:
-        return self.deadline - time.monotonic()
+    best: Incumbent | None
+    shortfall_proven: bool
+    shortfall_bound: float | None = None
+    proven_caps: tuple[float, float] | None = None  # (cap, inner_cap) once proven
+    bound: float | None = None
+    status: SolveStatus = SolveStatus.FEASIBLE
 
-    def expired(self) -> bool:
-        return self.left() <= 0 or bool(self.should_stop and self.should_stop())
+    def keep(self, plan: Incumbent, objective: Objective) -> None:
+        self.best = better(self.best, plan, objective)
+
+
+def _held_shortfall(
+    caps: tuple[float, float] | None, exclude: list[set[tuple[int, int]]]
+) -> tuple[StageSpec, StageSpec]:
+    """Stage 2 for the outer and the inner model, each held at its shortfall cap."""
+    cap, inner_cap = caps if caps is not None else (None, None)
+    return (
+        StageSpec(False, shortfall_cap=cap, exclude_sets=exclude),
+        StageSpec(False, shortfall_cap=inner_cap, exclude_sets=exclude),
+    )
 
 
 class MilpStrategy:
@@ -63,7 +88,7 @@ class MilpStrategy:
     ) -> None:
         self.arrays = arrays
         self.backend = backend
-        self.progress = progress or (lambda message: None)
+        self.progress: Progress = progress or (lambda event: None)
         self.request = arrays.request
         self.options = arrays.request.options
         self.points = initial_points(arrays)
@@ -81,41 +106,18 @@ class MilpStrategy:
             k for k, c in enumerate(arrays.pair_curve) if tangent_point(c, 0.0, 1.0) is not None
         )
         self.integral_grid = False  # last resort: integer grid indices on fine grids too
-        self.warm: tuple[Candidate, Score] | None = None
+        self.warm: Incumbent | None = None
         self.exact = all(c.kind in ("points", "linear") for c in arrays.pair_curve)
 
     # -- exact evaluation -------------------------------------------------------------
     def candidate(self, form: Formulation, solution: FloatArray) -> Candidate:
-        amounts = self.arrays.pinned.copy()
-        amounts[self.arrays.pair_partner, self.arrays.pair_resource] = form.amounts(
-            self.arrays, solution
-        )
-        choice = form.package_choice(self.arrays, solution) if self.arrays.packages else None
-        claimed = form.claims(self.arrays, solution)
-        rounding.restore_tiers(self.arrays, amounts, choice, claimed, self.columns)
-        rounding.trim_to_budgets(self.arrays, amounts, choice, claimed, self.columns)
-        if self.request.objective is not Objective.MIN_COST:
-            rounding.spend_leftover(self.arrays, amounts, choice)
-        return Candidate(amounts, choice)
+        return exact_candidate(self.arrays, self.columns, form, solution)
 
     def score(self, cand: Candidate) -> Score:
-        arrays = self.arrays
-        gmv = projected_gmv(self.request, cand.amounts, cand.package_choice, self.columns)
-        reached = gmv[:, None] >= arrays.thresholds[None, :]
-        achieved = reached.sum(axis=0)
-        shortfall = float(np.sum(arrays.weights * np.maximum(arrays.targets - achieved, 0)))
-        spent = cand.amounts.sum(axis=0)
-        if cand.package_choice is not None:
-            for option in arrays.packages:
-                if cand.package_choice[option.partner] == option.index:
-                    spent = spent + option.amounts
-        achievers = {(int(i), int(t)) for i, t in zip(*np.nonzero(reached), strict=True)}
-        return Score(shortfall, float(gmv.sum()), float(np.dot(spent, arrays.unit_cost)), achievers)
+        return score(self.arrays, self.columns, cand)
 
     # -- solving ----------------------------------------------------------------------
-    def _solve(
-        self, stage: StageSpec, outer: bool, clock: _Clock
-    ) -> tuple[Formulation, MilpResult]:
+    def _solve(self, stage: StageSpec, outer: bool, clock: Clock) -> tuple[Formulation, MilpResult]:
         segs = segments(self.arrays, self.points, outer=outer, relaxed=self.relaxed)
         form = build(
             self.arrays, segs, stage, tier_margin=not outer, integral_grid=self.integral_grid
@@ -140,127 +142,182 @@ class MilpStrategy:
         return form, result
 
     def _solve_outer(
-        self, stage: StageSpec, clock: _Clock, inner: tuple[Formulation, MilpResult]
+        self, stage: StageSpec, clock: Clock, inner: tuple[Formulation, MilpResult]
     ) -> tuple[Formulation, MilpResult]:
         return inner if self.exact else self._solve(stage, True, clock)
 
-    def run(self, exclude: list[set[tuple[int, int]]], clock: _Clock) -> EngineOutcome | None:
-        objective = self.request.objective
-        staged = objective is not Objective.MAX_GMV and len(self.arrays.thresholds) > 0
-        minimise = objective is Objective.MIN_COST
-        engine = self.backend.name
-        started = time.perf_counter()
-        best: tuple[Candidate, Score] | None = None if exclude else self.warm
-        bound: float | None = None
-        shortfall_proven = not staged
-        proven_cap: tuple[float, float] | None = None
-        inner_cap: float | None = None
-        status = SolveStatus.FEASIBLE
-
-        for iteration in range(MAX_REFINEMENTS):
-            cap: float | None = None
-            points_before = self._state()
-            if staged and shortfall_proven and proven_cap is not None:
-                # Refining only improves the inner model: stage 1 stays solved.
-                cap, inner_cap = proven_cap
+    def run(self, exclude: list[set[tuple[int, int]]], clock: Clock) -> EngineOutcome | None:
+        """Alternate stage-1 and stage-2 rounds, refining the approximations after each,
+        until the best plan is certified within the gap or time runs out. None: no
+        alternative outside `exclude` exists."""
+        staged = self.request.objective is not Objective.MAX_GMV and len(self.arrays.thresholds)
+        search = _Search(best=None if exclude else self.warm, shortfall_proven=not staged)
+        for round_number in range(1, MAX_REFINEMENTS + 1):
+            approximations = self._state()
+            caps: tuple[float, float] | None = None
+            if staged and search.proven_caps is not None:
+                caps = search.proven_caps  # refining only improves the inner model
             elif staged:
-                form1, res1 = self._solve(StageSpec(True, exclude_sets=exclude), False, clock)
-                if res1.termination is Termination.INFEASIBLE:
-                    return None if exclude else EngineOutcome(engine, SolveStatus.INFEASIBLE)
-                if not res1.has_solution:
+                shortfall = self._shortfall_round(exclude, clock, round_number)
+                if shortfall is Termination.INFEASIBLE:
+                    return None if exclude else self._outcome(SolveStatus.INFEASIBLE)
+                if not isinstance(shortfall, ShortfallRound):
                     break
-                assert res1.x is not None
-                cand1 = self.candidate(form1, res1.x)
-                score1 = self.score(cand1)
-                best = _better(best, (cand1, score1), objective)
-                cap = score1.shortfall
-                # The exact evaluation can beat the inner model's own count (tiers it
-                # did not claim); stage 2's inner model must be held where it can be.
-                inner_cap = max(cap, float(res1.objective or 0.0))
-                out1 = None
-                lower = 0.0
-                if cap > 0:
-                    _, out1 = self._solve_outer(
-                        StageSpec(True, exclude_sets=exclude), clock, (form1, res1)
-                    )
-                    lower = out1.bound if out1.bound is not None else 0.0
-                shortfall_proven = cap <= lower + 1e-6 or (
-                    _integral(self.arrays.weights) and cap <= math.ceil(lower - 1e-6) + 1e-6
-                )
-                if shortfall_proven:
-                    proven_cap = (cap, inner_cap)
-                self.progress(
-                    f"stage 1 (round {iteration + 1}): weighted shortfall {cap:g}, "
-                    f"bound {lower:g}{' (proven)' if shortfall_proven else ''}"
-                )
-                if not shortfall_proven and not clock.expired():
-                    self._sharpen(form1, res1.x, outer=False)
-                    if out1 is not None and out1.x is not None:
-                        self._sharpen(form1, out1.x, outer=True)
-                    if self._state() > points_before:
+                search.keep(shortfall.plan, self.request.objective)
+                caps = (shortfall.cap, shortfall.inner_cap)
+                search.shortfall_proven = shortfall.proven
+                search.shortfall_bound = shortfall.bound
+                if shortfall.proven:
+                    search.proven_caps = caps
+                elif not clock.out():
+                    self._sharpen_round(shortfall.inner, shortfall.outer_solution)
+                    if self._state() > approximations:
                         continue
-
-            stage = StageSpec(False, shortfall_cap=cap, exclude_sets=exclude)
-            inner_stage = StageSpec(False, shortfall_cap=inner_cap, exclude_sets=exclude)
-            form2, res2 = self._solve(inner_stage, False, clock)
-            if res2.termination is Termination.INFEASIBLE and not staged:
-                return None if exclude else EngineOutcome(engine, SolveStatus.INFEASIBLE)
-            if res2.x is None:
+            held = _held_shortfall(caps, exclude)
+            gmv_round = self._objective_round(held, clock)
+            if gmv_round is Termination.INFEASIBLE and not staged:
+                return None if exclude else self._outcome(SolveStatus.INFEASIBLE)
+            if not isinstance(gmv_round, ObjectiveRound):
                 break
-            cand2 = self.candidate(form2, res2.x)
-            score2 = self.score(cand2)
-            best = _better(best, (cand2, score2), objective)
-            if self.exact and inner_cap == cap:
-                outer_form, out2 = form2, res2
-            else:
-                outer_form, out2 = self._solve(stage, True, clock)
-            if out2.bound is not None:
-                value = out2.bound * outer_form.objective_scale
-                bound = value if minimise else -value
-            exact = best[1].final(objective)
-            gap = _gap(exact, bound, minimise)
-            self.progress(
-                f"stage 2 (round {iteration + 1}): {'cost' if minimise else 'GMV'} {exact:,.0f}, "
-                f"bound {bound if bound is None else f'{bound:,.0f}'}, gap {_pct(gap)}"
-            )
+            search.keep(gmv_round.plan, self.request.objective)
+            if gmv_round.bound is not None:
+                search.bound = gmv_round.bound
+            gap = self._report_objective(search, round_number, clock)
             # A solver's bound can sit a rounding error above an optimum it proved.
-            if gap is not None and gap <= self.options.mip_gap + 1e-9 and shortfall_proven:
-                status = SolveStatus.OPTIMAL
+            if gap is not None and gap <= self.options.mip_gap + 1e-9 and search.shortfall_proven:
+                search.status = SolveStatus.OPTIMAL
                 break
-            if clock.expired():
-                status = SolveStatus.TIME_LIMIT
+            if clock.out():
                 break
-            self._sharpen(form2, res2.x, outer=False)
-            if out2.x is not None:
-                self._sharpen(outer_form, out2.x, outer=True)
-            finer = min(max(gap / 8, self.finest_gap), self.backend_gap) if gap else None
-            if self._state() == points_before:
-                if self.backend_gap > self.finest_gap:
-                    finer = self.finest_gap  # the remaining gap is the solver's own
-                elif not self.integral_grid and np.any(self.arrays.step > 0):
-                    self.integral_grid = True  # or the rounding of fine grids
-                else:
-                    break  # nothing left to refine or tighten
-            self.backend_gap = finer if finer is not None else self.finest_gap
-        else:
-            status = SolveStatus.FEASIBLE
+            self._sharpen_round(gmv_round.inner, gmv_round.outer[1].x, gmv_round.outer[0])
+            if not self._tighten(gap, approximations):
+                break  # nothing left to refine or tighten
+        return self._finish(search, exclude, clock)
 
-        if best is None:
-            if clock.expired():
-                return EngineOutcome(
-                    engine, SolveStatus.TIME_LIMIT, seconds=time.perf_counter() - started
-                )
-            return None if exclude else EngineOutcome(engine, SolveStatus.ERROR)
-        if clock.expired() and status is not SolveStatus.OPTIMAL:
-            status = SolveStatus.TIME_LIMIT
-        return EngineOutcome(
-            engine,
-            status,
-            [best[0]],
-            best_bound=bound,
-            mip_gap=_gap(best[1].final(objective), bound, minimise),
-            seconds=time.perf_counter() - started,
+    def _shortfall_round(
+        self, exclude: list[set[tuple[int, int]]], clock: Clock, round_number: int
+    ) -> ShortfallRound | Termination:
+        """Stage 1 on the current approximations: the inner plan's exact shortfall, and
+        whether the outer bound proves no plan has less."""
+        stage = StageSpec(True, exclude_sets=exclude)
+        form, result = self._solve(stage, False, clock)
+        if not result.has_solution:
+            return result.termination
+        assert result.x is not None
+        plan = self._exact(form, result.x)
+        cap = plan[1].shortfall
+        # The exact evaluation can beat the inner model's own count (tiers it did not
+        # claim); stage 2's inner model must be held where it can be.
+        inner_cap = max(cap, float(result.objective or 0.0))
+        outer_solution = None
+        lower = 0.0
+        if cap > 0:
+            _, outer = self._solve_outer(stage, clock, (form, result))
+            lower = outer.bound if outer.bound is not None else 0.0
+            outer_solution = outer.x
+        proven = cap <= lower + 1e-6 or (
+            _integral(self.arrays.weights) and cap <= math.ceil(lower - 1e-6) + 1e-6
         )
+        self.progress(
+            ProgressEvent(
+                f"stage 1 (round {round_number}): weighted shortfall {cap:g}, "
+                f"bound {lower:g}{' (proven)' if proven else ''}",
+                elapsed_s=clock.elapsed(),
+                stage="shortfall",
+                shortfall=cap,
+                shortfall_proven=proven,
+            )
+        )
+        if _integral(self.arrays.weights):
+            lower = float(math.ceil(lower - 1e-6))
+        floor = cap if proven else max(lower, 0.0)
+        return ShortfallRound((form, result), outer_solution, plan, cap, inner_cap, floor, proven)
+
+    def _objective_round(
+        self, held: tuple[StageSpec, StageSpec], clock: Clock
+    ) -> ObjectiveRound | Termination:
+        """Stage 2 (GMV or cost) with the shortfall held: the inner plan, and the outer
+        model's bound in request units."""
+        stage, inner_stage = held
+        inner = self._solve(inner_stage, False, clock)
+        if inner[1].x is None:
+            return inner[1].termination
+        plan = self._exact(inner[0], inner[1].x)
+        if self.exact and inner_stage.shortfall_cap == stage.shortfall_cap:
+            outer = inner
+        else:
+            outer = self._solve(stage, True, clock)
+        bound = None
+        if outer[1].bound is not None:
+            value = outer[1].bound * outer[0].objective_scale
+            bound = value if self.request.objective is Objective.MIN_COST else -value
+        return ObjectiveRound(inner, outer, plan, bound)
+
+    def _report_objective(self, search: _Search, round_number: int, clock: Clock) -> float | None:
+        assert search.best is not None
+        minimise = self.request.objective is Objective.MIN_COST
+        exact = search.best[1].final(self.request.objective)
+        gap = relative_gap(exact, search.bound, minimise)
+        bound = search.bound
+        self.progress(
+            ProgressEvent(
+                f"stage 2 (round {round_number}): {'cost' if minimise else 'GMV'} {exact:,.0f}, "
+                f"bound {bound if bound is None else f'{bound:,.0f}'}, gap {_pct(gap)}",
+                elapsed_s=clock.elapsed(),
+                stage="cost" if minimise else "gmv",
+                best_objective=exact,
+                best_bound=bound,
+                gap=gap,
+                shortfall=search.best[1].shortfall,
+                shortfall_proven=search.shortfall_proven,
+            )
+        )
+        return gap
+
+    def _tighten(self, gap: float | None, approximations: int) -> bool:
+        """After a round that missed the gap: the backend gap for the next round, or, when
+        no breakpoint was added, the next lever (the solver's own gap, then integral fine
+        grids). False when no lever is left."""
+        finer = min(max(gap / 8, self.finest_gap), self.backend_gap) if gap else None
+        if self._state() == approximations:
+            if self.backend_gap > self.finest_gap:
+                finer = self.finest_gap  # the remaining gap is the solver's own
+            elif not self.integral_grid and np.any(self.arrays.step > 0):
+                self.integral_grid = True  # or the rounding of fine grids
+            else:
+                return False
+        self.backend_gap = finer if finer is not None else self.finest_gap
+        return True
+
+    def _finish(
+        self, search: _Search, exclude: list[set[tuple[int, int]]], clock: Clock
+    ) -> EngineOutcome | None:
+        if search.best is None:
+            if clock.out():
+                return self._outcome(SolveStatus.TIME_LIMIT)
+            return None if exclude else self._outcome(SolveStatus.ERROR)
+        status = search.status
+        if clock.out() and status is not SolveStatus.OPTIMAL:
+            status = SolveStatus.TIME_LIMIT
+        minimise = self.request.objective is Objective.MIN_COST
+        outcome = self._outcome(status, [search.best[0]])
+        outcome.best_bound = search.bound
+        outcome.mip_gap = relative_gap(
+            search.best[1].final(self.request.objective), search.bound, minimise
+        )
+        if self.request.objective is not Objective.MAX_GMV and len(self.arrays.thresholds):
+            outcome.shortfall_proven = search.shortfall_proven
+            outcome.shortfall_bound = search.shortfall_bound
+        return outcome
+
+    def _outcome(
+        self, status: SolveStatus, candidates: list[Candidate] | None = None
+    ) -> EngineOutcome:
+        return EngineOutcome(self.backend.name, status, candidates or [])
+
+    def _exact(self, form: Formulation, solution: FloatArray) -> Incumbent:
+        candidate = self.candidate(form, solution)
+        return candidate, self.score(candidate)
 
     def seed(self, start: Candidate) -> None:
         """Warm start from another engine's plan: it is the incumbent to beat, and its
@@ -273,6 +330,19 @@ class MilpStrategy:
         """Grows whenever the approximations change (points added, pairs made exact)."""
         pairs = self.arrays.n_pairs
         return sum(len(p) for p in self.points) + pairs - len(self.relaxed) + self.integral_grid
+
+    def _sharpen_round(
+        self,
+        inner: tuple[Formulation, MilpResult],
+        outer_solution: FloatArray | None,
+        outer_form: Formulation | None = None,
+    ) -> None:
+        """Breakpoints at both models' amounts (the outer one also makes pairs exact)."""
+        form, result = inner
+        assert result.x is not None
+        self._sharpen(form, result.x, outer=False)
+        if outer_solution is not None:
+            self._sharpen(outer_form or form, outer_solution, outer=True)
 
     def _sharpen(self, form: Formulation, solution: FloatArray, outer: bool) -> None:
         amounts = form.raw_amounts(self.arrays, solution)
@@ -291,28 +361,6 @@ def _integral(weights: NDArray[np.float64]) -> bool:
     return bool(np.all(np.abs(weights - np.round(weights)) < 1e-12))
 
 
-def _better(
-    best: tuple[Candidate, Score] | None, new: tuple[Candidate, Score], objective: Objective
-) -> tuple[Candidate, Score]:
-    if best is None:
-        return new
-    (_, old), (_, cur) = best, new
-    if cur.shortfall < old.shortfall - 1e-9:
-        return new
-    if cur.shortfall > old.shortfall + 1e-9:
-        return best
-    if objective is Objective.MIN_COST:
-        return new if cur.cost < old.cost else best
-    return new if cur.gmv > old.gmv else best
-
-
-def _gap(exact: float, bound: float | None, minimise: bool) -> float | None:
-    if bound is None:
-        return None
-    difference = (exact - bound) if minimise else (bound - exact)
-    return max(difference, 0.0) / max(abs(bound), abs(exact), 1e-9)
-
-
 def _pct(gap: float | None) -> str:
     return "n/a" if gap is None else f"{100 * gap:.3f}%"
 
@@ -328,7 +376,7 @@ def solve_milp(
 ) -> EngineOutcome:
     options = arrays.request.options
     limit = options.time_limit_s if time_limit_s is None else time_limit_s
-    clock = _Clock(limit, should_stop)
+    clock = Clock(limit, should_stop)
     strategy = MilpStrategy(arrays, backend, progress)
     if warm_start is not None:
         strategy.seed(warm_start)
@@ -337,7 +385,7 @@ def solve_milp(
     if not first.candidates:
         return first
     for alternative in range(2, options.plans + 1):
-        if clock.expired():
+        if clock.out():
             break
         exclude = [strategy.score(c).achievers for c in first.candidates]
         more = strategy.run(exclude, clock)
@@ -345,5 +393,5 @@ def solve_milp(
             break
         more.candidates[0].label = f"alternative {alternative - 1}"
         first.candidates.append(more.candidates[0])
-    first.seconds = limit - max(clock.left(), 0.0)
+    first.seconds = clock.elapsed()
     return first

@@ -36,3 +36,7 @@ class EngineOutcome:
     mip_gap: float | None = None
     seconds: float = 0.0
     binding_constraints: list[str] = field(default_factory=list)
+    # Stage 1 (least weighted tier shortfall): is the best candidate's shortfall proven
+    # least, and the lower bound on it (None when the engine has none).
+    shortfall_proven: bool | None = None
+    shortfall_bound: float | None = None

@@ -17,14 +17,13 @@ from optimizer.engines import DECOMPOSITION, available_engines, milp_backend
 from optimizer.errors import EngineUnavailable, OptimizerError
 from optimizer.milp import solve_milp
 from optimizer.outcome import Candidate, EngineOutcome
+from optimizer.progress import Progress, ProgressEvent
 
 # Above this many variable (partner, resource) pairs `auto` prefers the decomposition.
 DECOMPOSITION_PAIRS = 3_000
 DIAGNOSIS_SECONDS = 5.0
 WARM_START_PAIRS = 100  # MILP requests this large start from a decomposition plan
-WARM_START_SHARE = 0.2  # of the time limit
-
-Progress = Callable[[str], None]
+WARM_START_SHARE = 0.2  # of the time limit: the decomposition's share before the MILP
 
 
 def choose_engine(request: AllocationRequest, arrays: ProblemArrays) -> str:
@@ -35,8 +34,13 @@ def choose_engine(request: AllocationRequest, arrays: ProblemArrays) -> str:
         return wanted
     # Package menus are knapsacks the decomposition does not price yet.
     size = arrays.n_pairs
-    if size > DECOMPOSITION_PAIRS and not arrays.packages and DECOMPOSITION in available_engines():
+    engines = available_engines()
+    if size > DECOMPOSITION_PAIRS and not arrays.packages and DECOMPOSITION in engines:
         return DECOMPOSITION
+    # On medium curve programmes (tickets, S-curves, hard targets) CBC closes the MILP's
+    # rounds where HiGHS runs into the time limit (issue 12; BENCHMARKS.md).
+    if size >= WARM_START_PAIRS and not arrays.packages and "cbc" in engines:
+        return "cbc"
     return "highs"
 
 
@@ -56,10 +60,17 @@ def run_engine(
             mip_gap=request.options.mip_gap,
             progress=progress,
             should_stop=should_stop,
+            arrays=arrays,
         )
     backend = milp_backend(engine)
     started = time.perf_counter()
-    warm = warm_start(request, arrays, progress, should_stop)
+    auto = request.options.engine == "auto"
+    first = decomposition_first(request, arrays, progress, should_stop, WARM_START_SHARE)
+    if auto and first is not None and first.status is SolveStatus.OPTIMAL:
+        return first  # certified within the gap: the MILP has nothing to add
+    warm = None
+    if first is not None and first.candidates and first.status is not SolveStatus.INFEASIBLE:
+        warm = first.candidates[0]
     left = max(request.options.time_limit_s - (time.perf_counter() - started), 0.05)
     return solve_milp(
         arrays,
@@ -71,14 +82,16 @@ def run_engine(
     )
 
 
-def warm_start(
+def decomposition_first(
     request: AllocationRequest,
     arrays: ProblemArrays,
     progress: Progress | None,
     should_stop: Callable[[], bool] | None,
-) -> Candidate | None:
-    """On medium instances a short decomposition run hands the MILP an incumbent and
-    breakpoints at its amounts (small ones solve faster than that run would take)."""
+    share: float,
+) -> EngineOutcome | None:
+    """On medium instances a decomposition run comes first: under `auto` its plan is the
+    answer when it certifies the gap; otherwise it hands the MILP an incumbent and
+    breakpoints at its amounts (small instances solve faster than that run would take)."""
     if arrays.n_pairs < WARM_START_PAIRS or arrays.packages:
         return None
     if DECOMPOSITION not in available_engines():
@@ -86,16 +99,16 @@ def warm_start(
     from optimizer.decomposition import solve_decomposition
 
     try:
-        outcome = solve_decomposition(
+        return solve_decomposition(
             request,
-            time_limit_s=WARM_START_SHARE * request.options.time_limit_s,
+            time_limit_s=share * request.options.time_limit_s,
             mip_gap=request.options.mip_gap,
             progress=progress,
             should_stop=should_stop,
+            arrays=arrays,
         )
     except OptimizerError:  # a request the decomposition does not model (points curves)
         return None
-    return outcome.candidates[0] if outcome.candidates else None
 
 
 def solve(
@@ -118,7 +131,11 @@ def solve(
     engine = choose_engine(request, arrays)
     if progress:
         progress(
-            f"engine {engine}: {arrays.n_partners} partners, {arrays.n_pairs} variable amounts"
+            ProgressEvent(
+                f"engine {engine}: {arrays.n_partners} partners, {arrays.n_pairs} variable amounts",
+                elapsed_s=time.perf_counter() - started,
+                stage="start",
+            )
         )
     outcome = run_engine(request, arrays, engine, progress, should_stop)
     seconds = time.perf_counter() - started
@@ -147,6 +164,8 @@ def solve(
             mip_gap=outcome.mip_gap if rank == 1 else None,
             best_bound=outcome.best_bound,
             seconds=seconds,
+            shortfall_proven=outcome.shortfall_proven if rank == 1 else None,
+            shortfall_bound=outcome.shortfall_bound,
         )
         plan = build_plan(
             request,

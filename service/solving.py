@@ -9,7 +9,7 @@ The optimizer checks every plan against the exact curves before returning it
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import IO, Any, cast
+from typing import IO, Any
 
 from fixtures import load_partners
 from models.csvio import read_packages_csv, read_partners_csv
@@ -31,9 +31,7 @@ def solve_request(
     should_stop: StopCheck | None = None,
 ) -> list[Plan]:
     """Ranked plans for `request`, best first, each exactly checked by the optimizer."""
-    # cast: optimizer.solve is being moved from plain-string progress to ProgressEvent;
-    # every consumer in this package accepts both (see service.execution.as_event).
-    return solve(request, progress=cast(Any, progress), should_stop=should_stop)
+    return solve(request, progress=progress, should_stop=should_stop)
 
 
 def resolve_fixture(name: str) -> Sequence[Partner]:

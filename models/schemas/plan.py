@@ -70,6 +70,8 @@ class SolverReportSchema(BaseSchema):
     mip_gap = JsonFloat(load_default=None, allow_none=True)
     best_bound = JsonFloat(load_default=None, allow_none=True)
     seconds = JsonFloat(load_default=0.0)
+    shortfall_proven = fields.Boolean(load_default=None, allow_none=True)
+    shortfall_bound = JsonFloat(load_default=None, allow_none=True)
 
     @post_load
     def _build(self, data: dict[str, Any], **kwargs: Any) -> SolverReport:

@@ -4,10 +4,13 @@ Budgets, tier counts and group rows are priced; each partner then solves a tiny 
 on its own (vectorised over all partners); the prices are tuned to minimise the dual,
 whose value bounds the best plan; plans built from the prices are exact and checked.
 
-Modules: `problem` (the request as arrays), `family` (curves, their concave envelopes and
-slope inverses), `subproblem` (every partner's answer to prices), `lagrangian` (value and
-subgradient of a stage), `dual` (level bundle method), `repair` and `primal` (exactly
-feasible plans), `engine` (stages, sampling, bound refinement, the outcome).
+Modules: `problem` (the shared `ProblemArrays` as curve families), `family` (curves, their
+concave envelopes and slope inverses), `subproblem` (every partner's answer to prices),
+`lagrangian` (value and subgradient of a stage), `dual` (level bundle method), `stages`
+(one stage's price search), `repair`, `tickets` and `primal` (exactly feasible plans),
+`assignment` (stage 1's tier choices as a small HiGHS MILP over exact per-partner
+options, when the prices do not prove the greedy plan), `engine` (stage 1, anytime stage
+2, sampling, the outcome with both certificates).
 
 Relaxations behind the bound (each only raises it, so the certificate stays valid):
 S-shaped (hill) curves are replaced by their concave envelope over each partner's

@@ -3,15 +3,18 @@
 Stage 1 bounds the best weighted attainment (tier prices in [0, weight]) and finds a plan
 with the least shortfall it can; stage 2 keeps that attainment and bounds GMV (or cost).
 Each stage minimises its Lagrangian (`lagrangian`) with the level bundle method (`dual`),
-building exactly feasible plans (`primal`) at improving prices. Large programmes are first
-priced on a random sample; small enough ones get their bound refined with exact ticket
-grids. Every bound reported is a Lagrangian value, valid whatever the prices.
+building exactly feasible plans (`primal`) at improving prices (`stages`). When stage 1's
+plan is not proven least, the tier-option MILP (`assignment`) tries for a better one.
+Stage 2 is anytime: it searches again from its best prices until the gap is certified or
+the time is up. Large programmes are first priced on a random sample; small enough ones
+get their bound refined with exact ticket grids. Every bound reported is a Lagrangian
+value, valid whatever the prices; every outcome says whether its shortfall is proven
+least and gives the stage-1 bound.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,11 +24,12 @@ from numpy.typing import NDArray
 from models.curves import FloatArray
 from models.plan import SolveStatus
 from models.request import AllocationRequest, Objective
-from optimizer.decomposition.dual import LevelBundle
-from optimizer.decomposition.lagrangian import Evaluation, Lagrangian, Stage, initial_point
+from optimizer.arrays import ProblemArrays, build_arrays
+from optimizer.clock import Clock, StopCheck, relative_gap
+from optimizer.decomposition.assignment import assign_by_milp
+from optimizer.decomposition.lagrangian import Lagrangian, Stage, initial_point
 from optimizer.decomposition.primal import (
-    Plan,
-    assign_only,
+    ScoredAmounts,
     better,
     breaks_hard_rows,
     broken_rows,
@@ -36,134 +40,36 @@ from optimizer.decomposition.primal import (
 )
 from optimizer.decomposition.problem import Problem, build_problem
 from optimizer.decomposition.repair import enforce_group_budgets, fill, fixed_amounts
+from optimizer.decomposition.stages import certified_bound, dual_gap, run_stage
 from optimizer.outcome import Candidate, EngineOutcome
+from optimizer.progress import Progress, ProgressEvent
 
 ENGINE = "decomposition"
-Progress = Callable[[str], object] | None
-StopCheck = Callable[[], bool] | None
 
 
-def _gap(bound: float, objective: float) -> float:
-    return abs(bound - objective) / max(abs(bound), 1e-12)
-
-
-class _Clock:
-    def __init__(self, limit: float, should_stop: StopCheck):
-        self.start = time.perf_counter()
-        self.limit = limit
-        self.should_stop = should_stop
-        self.stopped = False
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
-
-    def out(self, share: float = 1.0) -> bool:
-        if self.should_stop is not None and self.should_stop():
-            self.stopped = True
-        return self.stopped or self.elapsed() >= self.limit * share
-
-
-def _run_stage(
-    problem: Problem,
-    stage: Stage,
-    clock: _Clock,
-    share: float,
-    goal: Callable[[float, Plan | None], bool],
-    primal_targets: NDArray[np.int64],
-    progress: Progress,
-    max_iterations: int = 200,
-    polish_tries: int = 40,
-    dual_tolerance: float = 1e-6,
-    start: FloatArray | None = None,
-    refine_steps: int = 0,
-) -> tuple[float, Plan | None, FloatArray]:
-    """Minimise the stage's dual, building plans on the way; (bound, best plan, best prices).
-
-    Plans are built at improving dual points while that costs no more time than the dual
-    itself; once the dual has converged, the rest of the stage's time goes to plans built
-    at prices jittered around the best dual point (which partners are marginal, and so who
-    reaches which tier, depends finely on the prices).
-    """
-    lagrangian = Lagrangian(problem, stage)
-    z, scale = initial_point(problem, lagrangian, stage)
-    if start is not None and start.size == z.size:
-        z, scale = start.copy(), np.maximum(np.abs(start), 1e-3 * scale)
-    minimise = stage.kind == "cost"
-    bundle = LevelBundle(z, scale, lagrangian.upper())
-    bound = math.inf
-    best: Plan | None = None
-    build = assign_only if stage.kind == "attain" else construct
-
-    def consider(evaluation: Evaluation) -> None:
-        nonlocal best
-        plan = build(problem, evaluation, stage, primal_targets)
-        if better(plan, best, minimise):
-            best = plan
-
-    # Plans are built at improving dual points on a schedule that thins out geometrically
-    # (iterations 0, 2, 4, …, then every quarter of the iterations so far): early points
-    # are far from the optimum, later ones move little.
-    next_plan = 0
-    for iteration in range(max_iterations):
-        evaluation = lagrangian.evaluate(z)
-        improved = evaluation.value < bound
-        bound = min(bound, evaluation.value)
-        bundle.report(z, evaluation.value, evaluation.grad)
-        if iteration == 0 or (improved and iteration >= next_plan):
-            consider(evaluation)
-            next_plan = iteration + max(2, iteration // 4)
-        if progress is not None:
-            shown = best.objective if best is not None else float("nan")
-            progress(f"{stage.kind} {iteration}: bound {bound:.9g}, best plan {shown:.9g}")
-        if goal(bound, best) or clock.out(share):
-            return bound, best, bundle.best
-        z = bundle.propose()
-        # Stop when the dual cannot fall much further, absolutely or next to the gap the
-        # best plan leaves (a plan, not the dual, is then what is missing).
-        enough = dual_tolerance
-        if best is not None and best.shortfall == 0 and stage.kind != "attain":
-            enough = max(enough, 0.05 * _gap(bound, best.objective))
-        if iteration >= MIN_DUAL_STEPS and bundle.model_gap < enough:
-            break
-    if refine_steps and not goal(bound, best):
-        bound = min(bound, _refine(problem, stage, bundle.best, clock, share, refine_steps))
-        if progress is not None:
-            progress(f"{stage.kind}: bound with exact tickets {bound:.9g}")
-    rng = np.random.default_rng(problem.request.options.seed)
-    stale = 0
-    for attempt in range(polish_tries):
-        if goal(bound, best) or clock.out(share) or stale >= POLISH_PATIENCE:
-            break
-        before = best
-        jitter = (0.002, 0.005, 0.01, 0.02)[attempt % 4]
-        trial = bundle.best * np.exp(jitter * rng.standard_normal(bundle.best.size))
-        evaluation = lagrangian.evaluate(np.minimum(trial, lagrangian.upper()))
-        bound = min(bound, evaluation.value)
-        consider(evaluation)
-        stale = stale + 1 if best is before else 0
-        if progress is not None and best is not None:
-            progress(f"{stage.kind} polish {attempt}: best plan {best.objective:.9g}")
-    return bound, best, bundle.best
-
-
-# The box model's predicted decrease means little before this many cuts.
-MIN_DUAL_STEPS = 12
-# Jittered plans stop after this many in a row bring nothing better.
-POLISH_PATIENCE = 4
-# Up to this many partners the bound is refined with exact ticket grids (_refine).
+# Up to this many partners the bound is refined with exact ticket grids (stages.refine_bound).
 REFINE_UP_TO = 150_000
 REFINE_STEPS = 8
 # Above this many partners the prices are first found on a random sample this big.
 SAMPLE_ABOVE = 150_000
 SAMPLE_SIZE = 50_000
+# Stage 2's first search may use the time up to this share of the limit; later searches
+# (anytime) up to the second, leaving the rest for checking and reporting the plan.
+FIRST_SEARCH_SHARE = 0.95
+LAST_SEARCH_SHARE = 0.97
+# Anytime searches stop after this many in a row improve neither bound nor plan.
+STALE_ROUNDS = 2
+# The tier-option MILP is tried only with at least this many seconds left for it.
+MIN_ASSIGNMENT_S = 1.0
 
 
 @dataclass
 class _Result:
-    plan: Plan
+    plan: ScoredAmounts
     bound: float  # the stage-2 dual value (−cost bound for min_cost)
     stage1_proven: bool
     prices: FloatArray  # the best stage-2 prices
+    shortfall_floor: float | None  # proven least weighted shortfall (None: tiers do not count)
 
 
 def solve_decomposition(
@@ -171,21 +77,29 @@ def solve_decomposition(
     *,
     time_limit_s: float,
     mip_gap: float,
-    progress: Progress = None,
+    progress: Progress | None = None,
     should_stop: StopCheck = None,
+    arrays: ProblemArrays | None = None,
 ) -> EngineOutcome:
-    clock = _Clock(time_limit_s, should_stop)
-    problem = build_problem(request)
+    """`arrays`: the request's shared arrays when the caller has built them already."""
+    clock = Clock(time_limit_s, should_stop)
+    problem = build_problem(arrays if arrays is not None else build_arrays(request))
     minimise = request.objective is Objective.MIN_COST
     warm: FloatArray | None = None
     if problem.n > SAMPLE_ABOVE:
         sample = problem.sample(SAMPLE_SIZE, request.options.seed)
-        sample_clock = _Clock(time_limit_s * 0.2, should_stop)
+        sample_clock = Clock(time_limit_s * 0.2, should_stop)
         if progress is not None:
-            progress(f"pricing on a sample of {SAMPLE_SIZE:,} partners")
+            progress(
+                ProgressEvent(
+                    f"pricing on a sample of {SAMPLE_SIZE:,} partners",
+                    elapsed_s=clock.elapsed(),
+                    stage="sample",
+                )
+            )
         warm = _solve(sample, sample_clock, mip_gap / 4, None, None).prices
     result = _solve(problem, clock, mip_gap, progress, warm)
-    best, certified = result.plan, _certified(result.bound, minimise)
+    best, certified = result.plan, certified_bound(result.bound, minimise)
     broken = broken_rows(problem)
     if not broken and breaks_hard_rows(problem, best.amounts):
         # Not the request's fault: enforce the shares again, tiers giving way.
@@ -207,150 +121,214 @@ def solve_decomposition(
     ):
         # The plan misses a hard row the dual priced: its bound covers plans that meet
         # every row, so it certifies nothing about this one.
-        return EngineOutcome(
-            engine=ENGINE,
-            status=SolveStatus.FEASIBLE,
-            candidates=[Candidate(amounts=np.maximum(best.amounts, 0.0))],
-            seconds=clock.elapsed(),
-            binding_constraints=missed,
+        return _with_stage_one(
+            EngineOutcome(
+                engine=ENGINE,
+                status=SolveStatus.FEASIBLE,
+                candidates=[Candidate(amounts=np.maximum(best.amounts, 0.0))],
+                seconds=clock.elapsed(),
+                binding_constraints=missed,
+            ),
+            result.shortfall_floor,
+            best,
         )
-    gap = _gap(certified, best.objective) if math.isfinite(certified) else None
-    if clock.stopped or (gap is not None and gap > mip_gap and clock.out()):
+    gap = relative_gap(best.objective, certified, minimise) if math.isfinite(certified) else None
+    if clock.stopped or (gap is not None and gap > mip_gap and not clock.room(LAST_SEARCH_SHARE)):
         status = SolveStatus.TIME_LIMIT
     elif gap is not None and gap <= mip_gap and result.stage1_proven:
         status = SolveStatus.OPTIMAL
     else:
         status = SolveStatus.FEASIBLE
-    return EngineOutcome(
-        engine=ENGINE,
-        status=status,
-        candidates=[Candidate(amounts=np.maximum(best.amounts, 0.0))],
-        best_bound=certified if math.isfinite(certified) else None,
-        mip_gap=gap,
-        seconds=clock.elapsed(),
+    return _with_stage_one(
+        EngineOutcome(
+            engine=ENGINE,
+            status=status,
+            candidates=[Candidate(amounts=np.maximum(best.amounts, 0.0))],
+            best_bound=certified if math.isfinite(certified) else None,
+            mip_gap=gap,
+            seconds=clock.elapsed(),
+        ),
+        result.shortfall_floor,
+        best,
     )
+
+
+def _with_stage_one(
+    outcome: EngineOutcome, floor: float | None, plan: ScoredAmounts
+) -> EngineOutcome:
+    """The outcome with its stage-1 certificate: the proven least shortfall, and whether
+    the plan meets it."""
+    if floor is not None:
+        outcome.shortfall_bound = floor
+        outcome.shortfall_proven = plan.shortfall <= floor + 1e-9
+    return outcome
 
 
 def _solve(
     problem: Problem,
-    clock: _Clock,
+    clock: Clock,
     mip_gap: float,
-    progress: Progress,
+    progress: Progress | None,
     warm: FloatArray | None,
 ) -> _Result:
-    """Both stages on `problem`; `warm` (stage-2 prices) starts the probe and stage 2."""
-    objective = problem.request.objective
-    minimise = objective is Objective.MIN_COST
-    has_tiers = problem.n_tiers > 0 and objective is not Objective.MAX_GMV
-    kind = "cost" if minimise else "gmv"
+    """Both stages on `problem`; `warm` (stage-2 prices) starts the probe and stage 2.
 
-    stage1_proven = True
-    targets = problem.targets.copy()
-    seed_plan: Plan | None = None
-    if has_tiers:
-        # Try the targets outright first: a plan meeting them settles stage 1 for free.
-        probe = Stage(kind, problem.targets, True)
-        lag = Lagrangian(problem, probe)
-        z, _ = initial_point(problem, lag, probe)
-        if warm is not None and warm.size == z.size:
-            z = warm
-        seed_plan = construct(problem, lag.evaluate(z), probe, problem.targets)
-        if seed_plan.shortfall > 0:
-            weights_total = float((problem.weights * problem.targets).sum())
-            integral = bool(np.all(problem.weights == np.round(problem.weights)))
-
-            def settled(bound: float, plan: Plan | None) -> bool:
-                if plan is None:
-                    return False
-                floor = max(weights_total - bound, 0.0)
-                if integral:
-                    floor = math.ceil(floor - 1e-6)
-                return plan.shortfall <= floor + 1e-9
-
-            attain = Stage("attain", problem.targets, True)
-            bound1, plan1, _ = _run_stage(
-                problem, attain, clock, 0.4, settled, problem.targets, progress
-            )
-            if plan1 is not None:
-                # Stage 1 plans carry only what the tiers need; spend the rest on GMV.
-                if not minimise:
-                    plan1 = evaluate_plan(problem, fill(problem, plan1.amounts))
-                reached = (problem.values(plan1.amounts)[:, None] >= problem.thresholds).sum(1)
-                plan1 = within_groups(problem, plan1, reached.astype(np.int64))
-            if plan1 is not None and better(plan1, seed_plan, minimise):
-                seed_plan = plan1
-            stage1_proven = settled(bound1, seed_plan)
-            targets = np.minimum(seed_plan.achieved, problem.targets)
-        if progress is not None:
-            progress(f"stage 1: shortfall {seed_plan.shortfall:g} (proven: {stage1_proven})")
-
+    Anytime: once stage 2's first search ends short of the gap, further searches restart
+    from its best prices (new jitter each time) until the gap is certified, the time is
+    up, or STALE_ROUNDS searches in a row improve neither the bound nor the plan.
+    """
+    minimise = problem.request.objective is Objective.MIN_COST
+    one = _stage_one(problem, clock, progress, warm)
     attainment = None
-    if seed_plan is not None and seed_plan.shortfall > 0:
-        attainment = float((problem.weights * targets).sum())
-    stage = Stage(kind, targets, has_tiers, attainment)
-    shortfall_goal = seed_plan.shortfall if seed_plan is not None else 0.0
+    if one.plan is not None and one.plan.shortfall > 0:
+        attainment = float((problem.weights * one.targets).sum())
+    has_tiers = one.plan is not None
+    stage = Stage("cost" if minimise else "gmv", one.targets, has_tiers, attainment)
+    shortfall_goal = one.plan.shortfall if one.plan is not None else 0.0
 
-    def close_enough(bound: float, plan: Plan | None) -> bool:
+    def close_enough(bound: float, plan: ScoredAmounts | None) -> bool:
         if plan is None or plan.shortfall > shortfall_goal:
             return False
-        return _gap(_certified(bound, minimise), plan.objective) <= mip_gap
+        return dual_gap(bound, plan.objective, minimise) <= mip_gap
 
-    bound2, plan2, prices = _run_stage(
+    bound, best, prices = run_stage(
         problem,
         stage,
         clock,
-        0.95,
+        FIRST_SEARCH_SHARE,
         close_enough,
-        targets,
+        one.targets,
         progress,
         start=warm,
         refine_steps=REFINE_STEPS if problem.n <= REFINE_UP_TO else 0,
     )
-    best = seed_plan
-    if plan2 is not None and (best is None or better(plan2, best, minimise)):
-        best = plan2
+    if one.plan is not None and (best is None or better(one.plan, best, minimise)):
+        best = one.plan
+    stale, attempt = 0, 0
+    while stale < STALE_ROUNDS and not close_enough(bound, best):
+        if not clock.room(LAST_SEARCH_SHARE):
+            break
+        attempt += 1
+        goal = _with_best(close_enough, bound, best, minimise)
+        more_bound, plan, more_prices = run_stage(
+            problem, stage, clock, LAST_SEARCH_SHARE, goal, one.targets, progress,
+            start=prices, attempt=attempt,
+        )  # fmt: skip
+        improved = more_bound < bound - 1e-12 * abs(bound)
+        if plan is not None and (best is None or better(plan, best, minimise)):
+            best, improved = plan, True
+        if more_bound < bound:
+            bound, prices = more_bound, more_prices
+        stale = 0 if improved else stale + 1
     if best is None:
         best = evaluate_plan(problem, fixed_amounts(problem))
-    return _Result(best, bound2, stage1_proven, prices)
+    return _Result(best, bound, one.proven, prices, one.floor if has_tiers else None)
 
 
-def _refine(
-    problem: Problem, stage: Stage, start: FloatArray, clock: _Clock, share: float, steps: int
-) -> float:
-    """The dual again from `start`, with stepped ticket resources on their exact grid.
+def _with_best(
+    close_enough: Callable[[float, ScoredAmounts | None], bool],
+    bound: float,
+    best: ScoredAmounts | None,
+    minimise: bool,
+) -> Callable[[float, ScoredAmounts | None], bool]:
+    """A later search's goal: judged with the best bound and plan found so far."""
 
-    The envelope chord and continuous steps let the plain dual buy "part" of a fund
-    ticket to lift a partner over a tier; enumerating the grid amounts for the partners
-    reaching for a tier removes that slack (subproblem.reach_on_grid). It is costlier, so
-    it only runs a few bundle steps from the plain dual's best prices.
-    """
-    lumpy = problem.lumpy_resources()
-    bound = math.inf
-    for r in lumpy:
-        lagrangian = Lagrangian(problem, stage)
-        lagrangian.exact_grid = r
-        scale = np.maximum(np.abs(start), 1e-12)
-        bundle = LevelBundle(start, scale, lagrangian.upper())
-        z = start
-        for _ in range(steps):
-            evaluation = lagrangian.evaluate(z)
-            bound = min(bound, evaluation.value)
-            bundle.report(z, evaluation.value, evaluation.grad)
-            if clock.out(share):
-                break
-            z = bundle.propose()
-    return bound
+    def goal(dual_value: float, plan: ScoredAmounts | None) -> bool:
+        if plan is None or (best is not None and not better(plan, best, minimise)):
+            plan = best
+        return close_enough(min(dual_value, bound), plan)
+
+    return goal
+
+
+@dataclass
+class _StageOne:
+    plan: ScoredAmounts | None  # None: no tiers count (max_gmv, or no tiers)
+    proven: bool
+    floor: float  # proven least weighted shortfall
+    targets: NDArray[np.int64]  # the tier counts stage 2 keeps
+
+
+def _stage_one(
+    problem: Problem, clock: Clock, progress: Progress | None, warm: FloatArray | None
+) -> _StageOne:
+    """The least weighted shortfall the prices find, and whether the bound proves it."""
+    minimise = problem.request.objective is Objective.MIN_COST
+    if problem.n_tiers == 0 or problem.request.objective is Objective.MAX_GMV:
+        return _StageOne(None, True, 0.0, problem.targets.copy())
+    # Try the targets outright first: a plan meeting them settles stage 1 for free.
+    probe = Stage("cost" if minimise else "gmv", problem.targets, True)
+    lag = Lagrangian(problem, probe)
+    z, _ = initial_point(problem, lag, probe)
+    if warm is not None and warm.size == z.size:
+        z = warm
+    seed_plan = construct(problem, lag.evaluate(z), probe, problem.targets)
+    floor = 0.0
+    if seed_plan.shortfall > 0:
+        weights_total = float((problem.weights * problem.targets).sum())
+        integral = bool(np.all(problem.weights == np.round(problem.weights)))
+
+        def least(bound: float) -> float:
+            floor = max(weights_total - bound, 0.0)
+            return float(math.ceil(floor - 1e-6)) if integral else floor
+
+        def settled(bound: float, plan: ScoredAmounts | None) -> bool:
+            return plan is not None and plan.shortfall <= least(bound) + 1e-9
+
+        attain = Stage("attain", problem.targets, True)
+        bound1, plan1, prices1 = run_stage(
+            problem, attain, clock, 0.4, settled, problem.targets, progress
+        )
+        if not settled(bound1, plan1) and not settled(bound1, seed_plan):
+            exact = _assigned_plan(problem, attain, prices1, clock, 0.5)
+            if exact is not None and (plan1 is None or better(exact, plan1, minimise)):
+                plan1 = exact
+        if plan1 is not None:
+            # Stage 1 plans carry only what the tiers need; spend the rest on GMV.
+            if not minimise:
+                plan1 = evaluate_plan(problem, fill(problem, plan1.amounts))
+            reached = (problem.values(plan1.amounts)[:, None] >= problem.thresholds).sum(1)
+            plan1 = within_groups(problem, plan1, reached.astype(np.int64))
+        if plan1 is not None and better(plan1, seed_plan, minimise):
+            seed_plan = plan1
+        floor = least(bound1)
+    proven = seed_plan.shortfall <= floor + 1e-9
+    if progress is not None:
+        progress(
+            ProgressEvent(
+                f"stage 1: shortfall {seed_plan.shortfall:g} (proven: {proven}, bound {floor:g})",
+                elapsed_s=clock.elapsed(),
+                stage="shortfall",
+                shortfall=seed_plan.shortfall,
+                shortfall_proven=proven,
+            )
+        )
+    targets = np.minimum(seed_plan.achieved, problem.targets)
+    return _StageOne(seed_plan, proven, floor, targets)
+
+
+def _assigned_plan(
+    problem: Problem, stage: Stage, z: FloatArray, clock: Clock, share: float
+) -> ScoredAmounts | None:
+    """The stage-1 plan of the tier-option MILP (`assignment`) at the prices `z`."""
+    if clock.left(share) < MIN_ASSIGNMENT_S:
+        return None
+    prices = Lagrangian(problem, stage).evaluate(z).prices
+    found = assign_by_milp(
+        problem, prices, problem.targets, clock, share, problem.request.options.seed
+    )
+    if found is None:
+        return None
+    levels, amounts = found
+    if problem.request.objective is not Objective.MIN_COST:
+        amounts = fill(problem, amounts)
+    return within_groups(problem, evaluate_plan(problem, amounts), levels)
 
 
 def better_than_bound(objective: float, bound: float, minimise: bool) -> bool:
     """Would the plan beat the bound (beyond float noise)? Only an infeasible plan can."""
     slack = 1e-9 * max(abs(bound), 1.0)
     return objective < bound - slack if minimise else objective > bound + slack
-
-
-def _certified(dual_value: float, minimise: bool) -> float:
-    # Stage "cost" maximises −cost: its dual bounds −cost from above.
-    return -dual_value if minimise else dual_value
 
 
 __all__ = ["ENGINE", "solve_decomposition"]

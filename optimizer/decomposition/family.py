@@ -1,6 +1,6 @@
 """One resource's response curves for many partners, with what the decomposition needs.
 
-Besides exact values and derivatives (float64, matching `models.curves`), each row knows
+Besides exact values and derivatives (the formulas of `models.curves`), each row knows
 the *concave envelope* of its curve over its "on" domain `[lo, hi]`: a straight chord from
 `(lo, f(lo))` to a tangent point `xt`, then the curve itself. For concave curves `xt = lo`
 and the envelope is the curve; for S-shaped hill curves (and a min ticket below the
@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from models.curves import Curve, CurveKind, FloatArray
+from models.curves import Curve, CurveKind, FloatArray, kind_slopes, kind_values
 
 NONE, SATURATING, LOG, LINEAR, HILL = 0, 1, 2, 3, 4
 _KIND_CODE = {
@@ -25,6 +25,7 @@ _KIND_CODE = {
     CurveKind.LINEAR: LINEAR,
     CurveKind.HILL: HILL,
 }
+_KIND_OF_CODE = {code: kind for kind, code in _KIND_CODE.items()}
 _TINY = 1e-300
 
 
@@ -66,37 +67,27 @@ class Family:
         out.st, out.f_lo = self.st[rows], self.f_lo[rows]
         return out
 
-    # -- exact curve -----------------------------------------------------------------
+    # -- exact curve (models.curves formulas) ---------------------------------------
+    def _params(self, code: int, idx: NDArray[np.intp]) -> dict[str, FloatArray]:
+        a, s = self.a[idx], self.s[idx]
+        if code == SATURATING:
+            return {"max_uplift": a, "scale": s}
+        if code == LOG:
+            return {"coef": a, "scale": s}
+        if code == LINEAR:
+            return {"roi": a}
+        return {"max_uplift": a, "shape": self.n[idx], "half_saturation": s}
+
     def value(self, x: FloatArray) -> FloatArray:
         out = np.zeros(len(self.kind))
-        x = np.maximum(x, 0.0)
         for code, idx in self.groups:
-            xi, a, s = x[idx], self.a[idx], self.s[idx]
-            if code == SATURATING:
-                out[idx] = a * -np.expm1(-xi / s)
-            elif code == LOG:
-                out[idx] = a * np.log1p(xi / s)
-            elif code == LINEAR:
-                out[idx] = a * xi
-            else:
-                with np.errstate(divide="ignore", over="ignore"):
-                    ratio = np.power(s / xi, self.n[idx])
-                out[idx] = np.where(xi > 0, a / (1.0 + ratio), 0.0)
+            out[idx] = kind_values(_KIND_OF_CODE[code], x[idx], self._params(code, idx))
         return out
 
     def derivative(self, x: FloatArray) -> FloatArray:
         out = np.zeros(len(self.kind))
-        x = np.maximum(x, 0.0)
         for code, idx in self.groups:
-            xi, a, s = x[idx], self.a[idx], self.s[idx]
-            if code == SATURATING:
-                out[idx] = a / s * np.exp(-xi / s)
-            elif code == LOG:
-                out[idx] = a / (s + xi)
-            elif code == LINEAR:
-                out[idx] = a
-            else:
-                out[idx] = _hill_slope(xi, a, s, self.n[idx])
+            out[idx] = kind_slopes(_KIND_OF_CODE[code], x[idx], self._params(code, idx))
         return out
 
     # -- envelope on [lo, hi] --------------------------------------------------------
@@ -189,14 +180,6 @@ class Family:
                 out[sel] = _hill_inverse_slope(ps, a, s, self.n[r], self.xt[r])
         out[zero] = self.hi[rows[zero]]
         return out
-
-
-def _hill_slope(x: FloatArray, a: FloatArray, h: FloatArray, shape: FloatArray) -> FloatArray:
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        ratio = np.power(x / h, shape)
-        slope = a * shape * ratio / (x * (1.0 + ratio) ** 2)
-    at_zero = np.where(shape < 1, np.inf, np.where(shape == 1, a / h, 0.0))
-    return np.where(x > 0, np.where(np.isfinite(slope), slope, 0.0), at_zero)
 
 
 def _hill_inverse_slope(

@@ -24,20 +24,22 @@ from optimizer.decomposition.repair import (
     fill,
     fixed_amounts,
     grid_down,
-    rebalance,
 )
 from optimizer.decomposition.subproblem import Response
+from optimizer.decomposition.tickets import rebalance
 
 
 @dataclass
-class Plan:
+class ScoredAmounts:
+    """An (n, R) allocation with its exact figures (not yet a `models.plan.Plan`)."""
+
     amounts: FloatArray
     shortfall: float
     objective: float  # stage-2 objective (GMV, or cost)
     achieved: NDArray[np.int64]
 
 
-def evaluate_plan(problem: Problem, amounts: FloatArray) -> Plan:
+def evaluate_plan(problem: Problem, amounts: FloatArray) -> ScoredAmounts:
     gmv = problem.values(amounts)
     achieved = np.array([np.count_nonzero(gmv >= t) for t in problem.thresholds], dtype=np.int64)
     shortfall = float(np.sum(problem.weights * np.maximum(problem.targets - achieved, 0)))
@@ -45,10 +47,10 @@ def evaluate_plan(problem: Problem, amounts: FloatArray) -> Plan:
         objective = float((amounts.sum(axis=0) * problem.unit_cost).sum())
     else:
         objective = float(gmv.sum())
-    return Plan(amounts, shortfall, objective, achieved)
+    return ScoredAmounts(amounts, shortfall, objective, achieved)
 
 
-def better(a: Plan, b: Plan | None, minimise: bool) -> bool:
+def better(a: ScoredAmounts, b: ScoredAmounts | None, minimise: bool) -> bool:
     if b is None:
         return True
     if a.shortfall != b.shortfall:
@@ -58,7 +60,7 @@ def better(a: Plan, b: Plan | None, minimise: bool) -> bool:
 
 def assign_only(
     problem: Problem, evaluation: Evaluation, stage: Stage, targets: NDArray[np.int64]
-) -> Plan:
+) -> ScoredAmounts:
     """Who reaches which tier, with the least amounts: enough to judge a shortfall."""
     _, amounts = assign_levels(problem, evaluation.response, evaluation.prices, targets)
     return evaluate_plan(problem, amounts)
@@ -66,7 +68,7 @@ def assign_only(
 
 def construct(
     problem: Problem, evaluation: Evaluation, stage: Stage, targets: NDArray[np.int64]
-) -> Plan:
+) -> ScoredAmounts:
     """The best of a few exactly feasible plans built from one set of prices."""
     prices = evaluation.prices
     if problem.n_tiers and np.any(targets > 0):
@@ -83,7 +85,7 @@ def construct(
     # what keeps their tier), then topped up.
     if stage.alpha > 0:
         own = lagrangian_amounts(problem, evaluation.response, levels, mandatory, prices)
-        trimmed = trim_to_budgets(problem, own, levels, hint)
+        trimmed = fit_to_budgets(problem, own, levels, hint)
         if trimmed is not None:
             candidate = evaluate_plan(problem, fill(problem, trimmed, hint=hint))
             if better(candidate, best, minimise=False):
@@ -91,7 +93,9 @@ def construct(
     return within_groups(problem, polish_lumpy(problem, best, levels), levels)
 
 
-def within_groups(problem: Problem, plan: Plan, levels: NDArray[np.int64]) -> Plan:
+def within_groups(
+    problem: Problem, plan: ScoredAmounts, levels: NDArray[np.int64]
+) -> ScoredAmounts:
     """The plan with every group_budget row met (see repair.enforce_group_budgets)."""
     if not problem.group_budgets:
         return plan
@@ -166,8 +170,8 @@ def _groups_hold(problem: Problem, amounts: FloatArray) -> bool:
     return True
 
 
-def polish_lumpy(problem: Problem, plan: Plan, levels: NDArray[np.int64]) -> Plan:
-    """Re-split stepped resources exactly among their holders (see `repair.rebalance`)."""
+def polish_lumpy(problem: Problem, plan: ScoredAmounts, levels: NDArray[np.int64]) -> ScoredAmounts:
+    """Re-split stepped resources exactly among their holders (see `tickets.rebalance`)."""
     amounts = plan.amounts
     for r in range(problem.n_resources):
         keep = fixed_amounts(problem)
@@ -179,14 +183,16 @@ def polish_lumpy(problem: Problem, plan: Plan, levels: NDArray[np.int64]) -> Pla
     return candidate if better(candidate, plan, minimise=False) else plan
 
 
-def trim_to_budgets(
+def fit_to_budgets(
     problem: Problem, x: FloatArray, levels: NDArray[np.int64], hint: FloatArray
 ) -> FloatArray | None:
     """Cut `x` back to the budgets, most overspent resource first, keeping every tier.
 
     Each resource is water-filled between what it must keep (pins; for achievers, the
     least amount still reaching their tier with the other resources as they are) and
-    its current amount. None when even the amounts that must stay do not fit.
+    its current amount. None when even the amounts that must stay do not fit. (The
+    MILP's `rounding.trim_to_budgets` instead takes back the few grid steps rounding
+    overspent, in place; this re-splits a whole allocation at prices.)
     """
     x = x.copy()
     fixed = fixed_amounts(problem)

@@ -1,8 +1,9 @@
 """The request as the decomposition sees it: per-resource curve families and domains.
 
 Every partner's amount of resource r lives in {0} ∪ [lo, hi] (steps applied: lo rounded
-up, hi down to the grid), or is fixed (pins, ineligibility). Built with vectorised numpy
-after one pass over the partner objects.
+up, hi down to the grid), or is fixed (pins, ineligibility). Built from the shared
+`optimizer.arrays.ProblemArrays` (its pairs' domains and curves), so every engine sees
+the same bounds, caps and eligibility.
 """
 
 from __future__ import annotations
@@ -13,22 +14,12 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from models.curves import CurveKind, FloatArray
-from models.request import (
-    AllocationRequest,
-    Bounds,
-    Eligibility,
-    GroupBudget,
-    GroupCount,
-    MaxShare,
-    Objective,
-    OnePackage,
-)
-from optimizer.arrays import UnboundedRequest, UnsupportedRequest
-from optimizer.decomposition.family import HILL, LINEAR, LOG, NONE, SATURATING, Family, kind_code
+from models.curves import Curve, CurveKind, FloatArray
+from models.request import AllocationRequest, GroupBudget, GroupCount, OnePackage
+from optimizer.arrays import ProblemArrays, UnsupportedRequest
+from optimizer.decomposition.family import Family, kind_code
 
 BoolArray = NDArray[np.bool_]
-_SATURATION = 1e-12  # a capped saturating curve is within this share of its supremum
 
 
 @dataclass
@@ -139,154 +130,102 @@ class Problem:
         return gmv
 
 
-def build_problem(request: AllocationRequest) -> Problem:
-    if request.uses_packages:
+def build_problem(arrays: ProblemArrays) -> Problem:
+    """The decomposition's view of the shared arrays: each resource's pairs become a curve
+    family over all partners, pins become fixed domains (lo == hi)."""
+    request = arrays.request
+    if arrays.packages or request.uses_packages:
         raise UnsupportedRequest("the decomposition engine does not handle packages yet")
     if any(isinstance(rule, OnePackage) for rule in request.constraints):
         raise UnsupportedRequest("the decomposition engine does not handle one_package yet")
-    partners, resources = request.partners, request.resources
-    n, n_res = len(partners), len(resources)
-    tiers = request.sorted_tiers()
-    budget = np.array([r.budget if r.budget is not None else np.inf for r in resources])
-    step = np.array([r.step or 0.0 for r in resources], dtype=np.float64)
-    baseline = np.fromiter((p.baseline_gmv for p in partners), np.float64, n)
-    pins = request.pins()
-    index_of = {p.id: i for i, p in enumerate(partners)} if pins else {}
-    for partner_id, _ in pins:
-        if partner_id not in index_of:
-            raise UnsupportedRequest(f"pin names unknown partner {partner_id!r}")
-
+    if any(curve.kind is CurveKind.POINTS for curve in arrays.pair_curve):
+        raise UnsupportedRequest("the decomposition engine does not handle points curves yet")
+    partners = request.partners
+    n, n_res = arrays.n_partners, arrays.n_resources
+    pins = _pins(arrays)
     families: list[Family] = []
     can_use = np.zeros((n, n_res), dtype=bool)
     optional = np.zeros((n, n_res), dtype=bool)
-    top = float(tiers[-1].min_gmv) if tiers else 0.0
-    for r, resource in enumerate(resources):
-        name = resource.name
-        curves = [p.curves.get(name) for p in partners]
-        if any(c is not None and c.kind is CurveKind.POINTS for c in curves):
-            raise UnsupportedRequest("the decomposition engine does not handle points curves yet")
-        kind = np.fromiter((kind_code(c) for c in curves), np.int8, n)
-        a = np.fromiter((_scale_param(c) for c in curves), np.float64, n)
-        s = np.fromiter(
-            (
-                (c.half_saturation if c.kind is CurveKind.HILL else c.scale) if c else 1.0
-                for c in curves
-            ),
-            np.float64,
-            n,
-        )
-        shape = np.fromiter((c.shape if c else 1.0 for c in curves), np.float64, n)
-        family = Family(kind, a, s, shape)
-
-        bounds = [p.bounds.get(name, _NO_BOUNDS) for p in partners]
-        lo = np.fromiter((b.min for b in bounds), np.float64, n)
-        hi = np.fromiter((b.max if b.max is not None else np.inf for b in bounds), np.float64, n)
-        if resource.budget is not None:
-            hi = np.minimum(hi, resource.budget)
-            for rule in request.constraints:
-                if isinstance(rule, MaxShare) and rule.resource == name:
-                    hi = np.minimum(hi, rule.max_share * resource.budget)
-        usable = kind != NONE
-        for rule in request.constraints:
-            if isinstance(rule, Eligibility) and rule.resource == name:
-                usable &= np.fromiter((rule.where.matches(p) for p in partners), bool, n)
-        if step[r] > 0:
-            lo = np.ceil(lo / step[r] - 1e-9) * step[r]
-            with np.errstate(invalid="ignore"):
-                hi = np.where(np.isfinite(hi), np.floor(hi / step[r] + 1e-9) * step[r], hi)
-        hi = _cap_unlimited(family, hi, baseline, top, request.objective, name, partners)
-        usable &= (hi > 0) & (lo <= hi)
-        pinned = [(index_of[pid], amount) for (pid, res), amount in pins.items() if res == name]
-        fixed = np.zeros(n, dtype=bool)
-        for i, amount in pinned:
-            lo[i] = hi[i] = amount
-            fixed[i] = True
-            usable[i] = amount > 0
-        lo = np.where(usable, lo, 0.0)
-        hi = np.where(usable, hi, 0.0)
+    for r in range(n_res):
+        pairs = np.flatnonzero(arrays.pair_resource == r)
+        rows = arrays.pair_partner[pairs]
+        curves: list[Curve | None] = [None] * n
+        lo, hi = np.zeros(n), np.zeros(n)
+        for k, i in zip(pairs, rows, strict=True):
+            curves[i] = arrays.pair_curve[k]
+        lo[rows], hi[rows] = arrays.pair_min[pairs], arrays.pair_max[pairs]
+        usable = np.zeros(n, dtype=bool)
+        usable[rows] = True
+        optional[:, r] = usable & (lo > 0)
+        for i, amount, curve in pins.get(r, []):
+            curves[i], lo[i], hi[i], usable[i] = curve, amount, amount, amount > 0
+        family = _family(curves)
         family.set_domain(lo, hi)
         families.append(family)
         can_use[:, r] = usable
-        optional[:, r] = usable & (lo > 0) & ~fixed
 
     reach = np.zeros(n)
     for r, family in enumerate(families):
         reach += np.where(can_use[:, r], family.value(family.hi), 0.0)
-    # Pinned amounts are not optional: a partner pinned above 0 always has them.
     problem = Problem(
         request=request,
-        baseline=baseline,
+        # The partners' own baselines: pinned amounts are valued by their families.
+        baseline=np.fromiter((p.baseline_gmv for p in partners), np.float64, n),
         families=families,
         can_use=can_use,
         optional=optional,
-        budget=budget,
-        step=step,
-        unit_cost=np.array([r.unit_cost for r in resources], dtype=np.float64),
-        thresholds=np.array([t.min_gmv for t in tiers], dtype=np.float64),
-        targets=np.array([t.target for t in tiers], dtype=np.int64),
-        weights=np.array([t.weight for t in tiers], dtype=np.float64),
-        tier_names=[t.name for t in tiers],
+        budget=arrays.budget,
+        step=arrays.step,
+        unit_cost=arrays.unit_cost,
+        thresholds=arrays.thresholds,
+        targets=arrays.targets.astype(np.int64),
+        weights=arrays.weights,
+        tier_names=arrays.tier_names,
         reach=reach,
     )
     _add_groups(problem)
     return problem
 
 
-_NO_BOUNDS = Bounds()
+def _pins(arrays: ProblemArrays) -> dict[int, list[tuple[int, float, Curve | None]]]:
+    """Per resource: (partner, amount, curve) of every pin."""
+    request = arrays.request
+    index_of = {partner.id: i for i, partner in enumerate(request.partners)}
+    resource_of = {resource.name: r for r, resource in enumerate(request.resources)}
+    pins: dict[int, list[tuple[int, float, Curve | None]]] = {}
+    for (partner_id, name), amount in request.pins().items():
+        i = index_of[partner_id]
+        curve = request.partners[i].curves.get(name)
+        if curve is not None and curve.kind is CurveKind.POINTS:
+            raise UnsupportedRequest("the decomposition engine does not handle points curves yet")
+        pins.setdefault(resource_of[name], []).append((i, amount, curve))
+    return pins
 
 
-def _scale_param(curve: object) -> float:
+def _family(curves: list[Curve | None]) -> Family:
+    n = len(curves)
+    kind = np.fromiter((kind_code(c) for c in curves), np.int8, n)
+    a = np.fromiter((_scale_param(c) for c in curves), np.float64, n)
+    s = np.fromiter(
+        (
+            (c.half_saturation if c.kind is CurveKind.HILL else c.scale) if c else 1.0
+            for c in curves
+        ),
+        np.float64,
+        n,
+    )
+    shape = np.fromiter((c.shape if c else 1.0 for c in curves), np.float64, n)
+    return Family(kind, a, s, shape)
+
+
+def _scale_param(curve: Curve | None) -> float:
     if curve is None:
         return 0.0
-    kind = curve.kind  # type: ignore[attr-defined]
-    if kind is CurveKind.LOG:
-        return float(curve.coef)  # type: ignore[attr-defined]
-    if kind is CurveKind.LINEAR:
-        return float(curve.roi)  # type: ignore[attr-defined]
-    return float(curve.max_uplift)  # type: ignore[attr-defined]
-
-
-def _cap_unlimited(
-    family: Family,
-    hi: FloatArray,
-    baseline: FloatArray,
-    top: float,
-    objective: Objective,
-    name: str,
-    partners: tuple,  # type: ignore[type-arg]
-) -> FloatArray:
-    """A finite max where neither a budget nor a bound gives one.
-
-    Saturating and hill curves: where they are within `_SATURATION` of their supremum.
-    Log and linear curves grow without limit, so GMV objectives are unbounded; under
-    min_cost more than what lifts the partner alone to the top tier is never useful.
-    """
-    open_rows = np.flatnonzero(~np.isfinite(hi) & (family.kind != NONE))
-    if open_rows.size == 0:
-        return hi
-    hi = hi.copy()
-    kind, a, s, shape = (family.kind[open_rows], family.a[open_rows], family.s[open_rows],
-                         family.n[open_rows])  # fmt: skip
-    cap = np.full(open_rows.size, np.nan)
-    sat = kind == SATURATING
-    cap[sat] = s[sat] * -math.log(_SATURATION)
-    hill = kind == HILL
-    cap[hill] = s[hill] * (1.0 / _SATURATION) ** (1.0 / shape[hill])
-    growing = (kind == LOG) | (kind == LINEAR)
-    if np.any(growing):
-        if objective is not Objective.MIN_COST:
-            first = open_rows[np.flatnonzero(growing)[0]]
-            raise UnboundedRequest(
-                f"resource {name!r} has no budget and partner {partners[first].id!r} has no "
-                f"max: its curve makes GMV unbounded"
-            )
-        need = np.maximum(top - baseline[open_rows], 0.0)
-        with np.errstate(over="ignore"):
-            log_cap = s * np.expm1(np.minimum(need / np.maximum(a, 1e-300), 700.0))
-        cap[kind == LOG] = log_cap[kind == LOG]
-        cap[kind == LINEAR] = (need / np.maximum(a, 1e-300))[kind == LINEAR]
-    hi[open_rows] = cap
-    return hi
+    if curve.kind is CurveKind.LOG:
+        return float(curve.coef)
+    if curve.kind is CurveKind.LINEAR:
+        return float(curve.roi)
+    return float(curve.max_uplift)
 
 
 def _add_groups(problem: Problem) -> None:

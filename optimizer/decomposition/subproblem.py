@@ -239,8 +239,11 @@ def _amounts(
     x = np.zeros((q.size, len(fam)))
     for r, family in enumerate(fam):
         if on[r]:
+            price = np.maximum(prices[:, r], 0.0)
+            # At q = 0 a free resource takes its limit from q > 0 (everything: hi); the
+            # amounts must reach the need there, or the subgradient hides their use.
             with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = np.where(q > 0, np.maximum(prices[:, r], 0.0) / q, np.inf)
+                ratio = np.where(q > 0, price / q, np.where(price > 0, np.inf, 0.0))
             x[:, r] = family.argmax_slope(ratio)
     return x
 

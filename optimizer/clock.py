@@ -1,0 +1,57 @@
+"""The time budget every engine runs against, and the one rule for a certified gap."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+StopCheck = Callable[[], bool] | None
+
+
+class Clock:
+    """Seconds since the start against a limit; `should_stop` (a cancelled job) ends the
+    run early and is remembered, so the engine can report the stop as a time limit."""
+
+    def __init__(self, limit_s: float, should_stop: StopCheck = None) -> None:
+        self.started = time.perf_counter()
+        self.limit = limit_s
+        self.should_stop = should_stop
+        self.stopped = False
+        # The longest single step (`timed`) an engine has taken: no step starts that would
+        # end past the limit, so an anytime engine stops on time, not one step late.
+        self.step_s = 0.0
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def left(self, share: float = 1.0) -> float:
+        """Seconds left until `share` of the limit has passed (negative once it has)."""
+        return self.limit * share - self.elapsed()
+
+    def out(self, share: float = 1.0) -> bool:
+        """Cancelled, or `share` of the time limit used up."""
+        if not self.stopped and self.should_stop is not None and self.should_stop():
+            self.stopped = True
+        return self.stopped or self.left(share) <= 0
+
+    def room(self, share: float = 1.0) -> bool:
+        """Time for one more step before `share` of the limit (and not cancelled)."""
+        return not self.out(share) and self.left(share) >= self.step_s
+
+    @contextmanager
+    def timed(self) -> Iterator[None]:
+        """Time one step of an engine (see `room`)."""
+        began = time.perf_counter()
+        yield
+        self.step_s = max(self.step_s, time.perf_counter() - began)
+
+
+def relative_gap(objective: float, bound: float | None, minimise: bool) -> float | None:
+    """How far the bound leaves room above (below, when minimising) the objective,
+    relative to the bound; None without a bound. Never negative: a bound a rounding error
+    on the wrong side of a proven optimum means gap 0."""
+    if bound is None:
+        return None
+    room = (objective - bound) if minimise else (bound - objective)
+    return max(room, 0.0) / max(abs(bound), 1e-12)

@@ -1,0 +1,191 @@
+"""Who reaches which tier, as a small MILP over each partner's exact tier options (HiGHS).
+
+The greedy assignment (`repair.assign_levels`) lifts the cheapest partners tier by tier
+while the budgets last. When budgets bind, which partners to lift is a multiple-choice
+knapsack, and greedy leaves shortfall a MILP does not. Each partner in the pool gets a
+few exact options per tier: the least grid amounts reaching it (`repair.mandatory`) at
+the Lagrangian prices and at prices leaning away from each resource in turn (the
+cheapest exact cost per resource mix; fewer variants when time is short). The MILP
+picks at most one option per partner, within the budgets and group caps, and minimises
+weighted shortfall first, then the share of the budgets the options use (what is left
+goes to GMV).
+
+Partners outside the pool stay at the level their pins give them. The MILP is a
+restriction of stage 1: its plans are exactly feasible, its value is no bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.curves import FloatArray
+from optimizer.clock import Clock
+from optimizer.decomposition.problem import Problem
+from optimizer.decomposition.repair import fixed_amounts, mandatory
+from optimizer.engines import milp_backend
+from optimizer.engines.base import MilpModel
+from optimizer.matrix import MatrixBuilder
+
+IntArray = NDArray[np.intp]
+# Partners per tier in the pool: the cheapest (at the prices) this many times the target,
+# plus a margin; options per partner and tier: one per price variant.
+POOL_PER_TARGET = 2
+POOL_MARGIN = 100
+LEAN_AWAY = 8.0  # a resource's price times this: mixes that use less of it
+
+
+@dataclass
+class Options:
+    """Exact tier options: partner, tier level reached, amounts (R,) including pins."""
+
+    partner: IntArray
+    level: IntArray
+    amounts: FloatArray
+
+    def __len__(self) -> int:
+        return len(self.partner)
+
+
+def tier_options(
+    problem: Problem,
+    prices: FloatArray,
+    targets: NDArray[np.int64],
+    out_of_time: Callable[[], bool] = lambda: False,
+) -> Options:
+    """Each tier's pool and every partner's exact options to reach it (fewer price
+    variants once `out_of_time`)."""
+    fixed = fixed_amounts(problem)
+    start = _levels(problem, problem.values(fixed))
+    partners: list[IntArray] = []
+    levels: list[IntArray] = []
+    amounts: list[FloatArray] = []
+    for t in range(1, problem.n_tiers + 1):
+        if targets[t - 1] <= 0:
+            continue
+        threshold = problem.thresholds[t - 1]
+        pool = np.flatnonzero((start < t) & (problem.baseline + problem.reach >= threshold))
+        if pool.size == 0:
+            continue
+        x, ok = mandatory(problem, pool, t, prices)
+        cost = np.where(ok, (x * prices[pool]).sum(axis=1), np.inf)
+        keep = int(POOL_PER_TARGET * targets[t - 1] + POOL_MARGIN)
+        chosen = np.argsort(cost, kind="stable")[:keep]
+        pool, x, ok = pool[chosen], x[chosen], ok[chosen]
+        variants = [(x, ok)]
+        for r in range(problem.n_resources):
+            if out_of_time():
+                break
+            leaning = prices.copy()
+            leaning[:, r] *= LEAN_AWAY
+            variants.append(mandatory(problem, pool, t, leaning))
+        for xv, okv in variants:
+            partners.append(pool[okv])
+            levels.append(np.full(int(okv.sum()), t, dtype=np.intp))
+            amounts.append(xv[okv])
+    if not partners:
+        return Options(
+            np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros((0, problem.n_resources))
+        )
+    return _unique(Options(np.concatenate(partners), np.concatenate(levels), np.vstack(amounts)))
+
+
+def assign_by_milp(
+    problem: Problem,
+    prices: FloatArray,
+    targets: NDArray[np.int64],
+    clock: Clock,
+    share: float,
+    seed: int = 0,
+) -> tuple[NDArray[np.int64], FloatArray] | None:
+    """(levels, amounts) the MILP chooses, like `repair.assign_levels`, within `share` of
+    the clock's limit; None when it has no solution in time (or the hard group rows
+    cannot be met with these options)."""
+    available = clock.left(share)
+    # Price variants stop once half the time is gone: the MILP needs the other half.
+    options = tier_options(
+        problem, prices, targets, lambda: clock.out(share) or clock.left(share) < 0.5 * available
+    )
+    if len(options) == 0 or clock.out(share):
+        return None
+    time_limit_s = clock.left(share)
+    fixed = fixed_amounts(problem)
+    start = _levels(problem, problem.values(fixed))
+    model = _model(problem, options, fixed, start, targets)
+    result = milp_backend("highs").solve(
+        model,
+        time_limit_s=max(time_limit_s, 0.05),
+        mip_gap=1e-6,
+        seed=seed,
+        should_stop=clock.should_stop,
+    )
+    if result.x is None:
+        return None
+    taken = np.flatnonzero(result.x[: len(options)] > 0.5)
+    levels = start.astype(np.int64)
+    amounts = fixed.copy()
+    levels[options.partner[taken]] = options.level[taken]
+    amounts[options.partner[taken]] = options.amounts[taken]
+    return levels, amounts
+
+
+def _model(
+    problem: Problem,
+    options: Options,
+    fixed: FloatArray,
+    start: IntArray,
+    targets: NDArray[np.int64],
+) -> MilpModel:
+    b = MatrixBuilder()
+    count = len(options)
+    y = b.add_columns(np.zeros(count), np.ones(count), integer=True)
+    delta = options.amounts - fixed[options.partner]
+    # At most one option per partner.
+    owners, row_of = np.unique(options.partner, return_inverse=True)
+    rows = b.add_rows(-np.inf, 1.0, count=len(owners))
+    b.add_entries(rows[row_of], y, 1.0)
+    # Budgets and group caps (floors are filled afterwards, by `within_groups`).
+    share = np.zeros(count)
+    finite = [r for r in range(problem.n_resources) if np.isfinite(problem.budget[r])]
+    for r in finite:
+        left = problem.budget[r] - fixed[:, r].sum()
+        row = b.add_rows(-np.inf, left, count=1)
+        b.add_entries(np.full(count, row[0]), y, delta[:, r])
+        share += delta[:, r] / max(problem.budget[r], 1e-300)
+    for group in problem.group_budgets:
+        r = group.resource
+        inside = group.members[options.partner]
+        row = b.add_rows(-np.inf, group.high - fixed[group.members, r].sum(), count=1)
+        b.add_entries(np.full(int(inside.sum()), row[0]), y[inside], delta[inside, r])
+    # Counts: s_t >= target_t - (already there + lifted to t or above).
+    s = b.add_columns(np.zeros(problem.n_tiers), np.maximum(targets, 0), integer=True)
+    for t in range(1, problem.n_tiers + 1):
+        lifted = options.level >= t
+        row = b.add_rows(float(targets[t - 1] - np.count_nonzero(start >= t)), np.inf, count=1)
+        b.add_entries(np.full(int(lifted.sum()), row[0]), y[lifted], 1.0)
+        b.add_entries(row, s[t - 1 : t], 1.0)
+    for counted in problem.group_counts:
+        lifted = (options.level > counted.tier) & counted.members[options.partner]
+        already = np.count_nonzero((start > counted.tier) & counted.members)
+        row = b.add_rows(float(counted.minimum - already), np.inf, count=1)
+        b.add_entries(np.full(int(lifted.sum()), row[0]), y[lifted], 1.0)
+    # One unit of the smallest weight outweighs any use of the budgets (share <= 1).
+    cost = np.zeros(b.n_cols)
+    cost[y] = share / max(len(finite), 1)
+    cost[s] = 2.0 * problem.weights / max(float(np.min(problem.weights)), 1e-12)
+    return b.build(cost)
+
+
+def _levels(problem: Problem, gmv: FloatArray) -> IntArray:
+    return (gmv[:, None] >= problem.thresholds[None, :]).sum(axis=1).astype(np.intp)
+
+
+def _unique(options: Options) -> Options:
+    """One copy of each (partner, level, amounts) option."""
+    key = np.column_stack([options.partner, options.level, options.amounts])
+    _, first = np.unique(key, axis=0, return_index=True)
+    first.sort()
+    return Options(options.partner[first], options.level[first], options.amounts[first])

@@ -1,0 +1,177 @@
+"""One stage's price search: the level bundle method on its Lagrangian, plans on the way.
+
+The bound of a stage is the least dual value seen (valid whatever the prices); plans are
+built at improving prices, then at prices jittered around the best ones ("polish").
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.curves import FloatArray
+from optimizer.clock import Clock, relative_gap
+from optimizer.decomposition.dual import LevelBundle
+from optimizer.decomposition.lagrangian import Evaluation, Lagrangian, Stage, initial_point
+from optimizer.decomposition.primal import ScoredAmounts, assign_only, better, construct
+from optimizer.decomposition.problem import Problem
+from optimizer.progress import Progress, ProgressEvent
+
+# The box model's predicted decrease means little before this many cuts.
+MIN_DUAL_STEPS = 12
+# Jittered plans stop after this many in a row bring nothing better.
+POLISH_PATIENCE = 4
+
+
+def run_stage(
+    problem: Problem,
+    stage: Stage,
+    clock: Clock,
+    share: float,
+    goal: Callable[[float, ScoredAmounts | None], bool],
+    primal_targets: NDArray[np.int64],
+    progress: Progress | None,
+    max_iterations: int = 200,
+    polish_tries: int = 40,
+    dual_tolerance: float = 1e-6,
+    start: FloatArray | None = None,
+    refine_steps: int = 0,
+    attempt: int = 0,
+) -> tuple[float, ScoredAmounts | None, FloatArray]:
+    """Minimise the stage's dual, building plans on the way; (bound, best plan, best prices).
+
+    Plans are built at improving dual points while that costs no more time than the dual
+    itself; once the dual has converged, the rest of the stage's time goes to plans built
+    at prices jittered around the best dual point (which partners are marginal, and so who
+    reaches which tier, depends finely on the prices).
+    """
+    lagrangian = Lagrangian(problem, stage)
+    z, scale = initial_point(problem, lagrangian, stage)
+    if start is not None and start.size == z.size:
+        z, scale = start.copy(), np.maximum(np.abs(start), 1e-3 * scale)
+    minimise = stage.kind == "cost"
+    bundle = LevelBundle(z, scale, lagrangian.upper())
+    bound = math.inf
+    best: ScoredAmounts | None = None
+    build = assign_only if stage.kind == "attain" else construct
+
+    def consider(evaluation: Evaluation) -> None:
+        nonlocal best
+        plan = build(problem, evaluation, stage, primal_targets)
+        if better(plan, best, minimise):
+            best = plan
+
+    # Plans are built at improving dual points on a schedule that thins out geometrically
+    # (iterations 0, 2, 4, …, then every quarter of the iterations so far): early points
+    # are far from the optimum, later ones move little.
+    next_plan = 0
+    for iteration in range(max_iterations):
+        if not clock.room(share):
+            return bound, best, bundle.best
+        with clock.timed():
+            evaluation = lagrangian.evaluate(z)
+            improved = evaluation.value < bound
+            bound = min(bound, evaluation.value)
+            bundle.report(z, evaluation.value, evaluation.grad)
+            if iteration == 0 or (improved and iteration >= next_plan):
+                consider(evaluation)
+                next_plan = iteration + max(2, iteration // 4)
+        if progress is not None:
+            progress(_iteration_event(f"{stage.kind} {iteration}", stage, bound, best, clock))
+        if goal(bound, best):
+            return bound, best, bundle.best
+        z = bundle.propose()
+        # Stop when the dual cannot fall much further, absolutely or next to the gap the
+        # best plan leaves (a plan, not the dual, is then what is missing).
+        enough = dual_tolerance
+        if best is not None and best.shortfall == 0 and stage.kind != "attain":
+            enough = max(enough, 0.05 * dual_gap(bound, best.objective, minimise))
+        if iteration >= MIN_DUAL_STEPS and bundle.model_gap < enough:
+            break
+    if refine_steps and not goal(bound, best):
+        bound = min(bound, refine_bound(problem, stage, bundle.best, clock, share, refine_steps))
+        if progress is not None:
+            progress(_iteration_event(f"{stage.kind} exact tickets", stage, bound, best, clock))
+    rng = np.random.default_rng([problem.request.options.seed, attempt])
+    stale = 0
+    for tried in range(polish_tries):
+        if goal(bound, best) or not clock.room(share) or stale >= POLISH_PATIENCE:
+            break
+        before = best
+        jitter = (0.002, 0.005, 0.01, 0.02)[tried % 4]
+        trial = bundle.best * np.exp(jitter * rng.standard_normal(bundle.best.size))
+        with clock.timed():
+            evaluation = lagrangian.evaluate(np.minimum(trial, lagrangian.upper()))
+            bound = min(bound, evaluation.value)
+            consider(evaluation)
+        stale = stale + 1 if best is before else 0
+        if progress is not None and best is not None:
+            progress(_iteration_event(f"{stage.kind} polish {tried}", stage, bound, best, clock))
+    return bound, best, bundle.best
+
+
+def refine_bound(
+    problem: Problem, stage: Stage, start: FloatArray, clock: Clock, share: float, steps: int
+) -> float:
+    """The dual again from `start`, with stepped ticket resources on their exact grid.
+
+    The envelope chord and continuous steps let the plain dual buy "part" of a fund
+    ticket to lift a partner over a tier; enumerating the grid amounts for the partners
+    reaching for a tier removes that slack (subproblem.reach_on_grid). It is costlier, so
+    it only runs a few bundle steps from the plain dual's best prices.
+    """
+    lumpy = problem.lumpy_resources()
+    bound = math.inf
+    for r in lumpy:
+        lagrangian = Lagrangian(problem, stage)
+        lagrangian.exact_grid = r
+        scale = np.maximum(np.abs(start), 1e-12)
+        bundle = LevelBundle(start, scale, lagrangian.upper())
+        z = start
+        slowest = 0.0  # a grid step costs more than the plain ones `clock.step_s` times
+        for _ in range(steps):
+            if clock.out(share) or clock.left(share) < slowest:
+                return bound
+            began = time.perf_counter()
+            evaluation = lagrangian.evaluate(z)
+            bound = min(bound, evaluation.value)
+            bundle.report(z, evaluation.value, evaluation.grad)
+            slowest = max(slowest, time.perf_counter() - began)
+            z = bundle.propose()
+    return bound
+
+
+def certified_bound(dual_value: float, minimise: bool) -> float:
+    # Stage "cost" maximises −cost: its dual bounds −cost from above.
+    return -dual_value if minimise else dual_value
+
+
+def dual_gap(dual_value: float, objective: float, minimise: bool) -> float:
+    """The certified gap of `objective` under a stage's dual value."""
+    gap = relative_gap(objective, certified_bound(dual_value, minimise), minimise)
+    return math.inf if gap is None else gap
+
+
+def _iteration_event(
+    label: str, stage: Stage, dual_value: float, best: ScoredAmounts | None, clock: Clock
+) -> ProgressEvent:
+    """One dual iteration: the stage's bound and best plan, in the stage's own units
+    (weighted attainment in stage 1, GMV or cost in stage 2)."""
+    shown = best.objective if best is not None else float("nan")
+    minimise = stage.kind == "cost"
+    bound = certified_bound(dual_value, minimise)
+    attain = stage.kind == "attain"
+    gap = None if attain or best is None else dual_gap(dual_value, best.objective, minimise)
+    return ProgressEvent(
+        f"{label}: bound {bound:.9g}, best plan {shown:.9g}",
+        elapsed_s=clock.elapsed(),
+        stage="shortfall" if attain else stage.kind,
+        best_objective=None if attain or best is None else best.objective,
+        best_bound=None if attain else bound,
+        gap=gap,
+        shortfall=None if best is None else best.shortfall,
+    )

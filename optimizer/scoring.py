@@ -1,0 +1,70 @@
+"""From a model's solution to an exactly feasible allocation and its exact figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.curves import CurveColumn, FloatArray
+from models.plan import projected_gmv
+from models.request import Objective
+from optimizer import rounding
+from optimizer.arrays import ProblemArrays
+from optimizer.formulation import Formulation
+from optimizer.outcome import Candidate
+
+
+@dataclass
+class Score:
+    """Exact figures of one allocation."""
+
+    shortfall: float
+    gmv: float
+    cost: float
+    achievers: set[tuple[int, int]]
+
+    def final(self, objective: Objective) -> float:
+        return self.cost if objective is Objective.MIN_COST else self.gmv
+
+
+Incumbent = tuple[Candidate, Score]
+
+
+def exact_candidate(
+    arrays: ProblemArrays, columns: list[CurveColumn], form: Formulation, solution: FloatArray
+) -> Candidate:
+    """The solution's amounts on their grids, repaired with the exact curves."""
+    amounts = arrays.pinned.copy()
+    amounts[arrays.pair_partner, arrays.pair_resource] = form.amounts(arrays, solution)
+    choice = form.package_choice(arrays, solution) if arrays.packages else None
+    claimed = form.claims(arrays, solution)
+    rounding.restore_tiers(arrays, amounts, choice, claimed, columns)
+    rounding.trim_to_budgets(arrays, amounts, choice, claimed, columns)
+    if arrays.request.objective is not Objective.MIN_COST:
+        rounding.spend_leftover(arrays, amounts, choice)
+    return Candidate(amounts, choice)
+
+
+def score(arrays: ProblemArrays, columns: list[CurveColumn], cand: Candidate) -> Score:
+    gmv = projected_gmv(arrays.request, cand.amounts, cand.package_choice, columns)
+    reached = gmv[:, None] >= arrays.thresholds[None, :]
+    achieved = reached.sum(axis=0)
+    shortfall = float(np.sum(arrays.weights * np.maximum(arrays.targets - achieved, 0)))
+    spent = rounding.spent(arrays, cand.amounts, cand.package_choice)
+    achievers = {(int(i), int(t)) for i, t in zip(*np.nonzero(reached), strict=True)}
+    return Score(shortfall, float(gmv.sum()), float(np.dot(spent, arrays.unit_cost)), achievers)
+
+
+def better(best: Incumbent | None, new: Incumbent, objective: Objective) -> Incumbent:
+    """The one with less shortfall, then more GMV (less cost)."""
+    if best is None:
+        return new
+    (_, old), (_, cur) = best, new
+    if cur.shortfall < old.shortfall - 1e-9:
+        return new
+    if cur.shortfall > old.shortfall + 1e-9:
+        return best
+    if objective is Objective.MIN_COST:
+        return new if cur.cost < old.cost else best
+    return new if cur.gmv > old.gmv else best

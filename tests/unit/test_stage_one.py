@@ -1,0 +1,83 @@
+"""Stage 1 of the decomposition (issue 12): honest subgradients at zero prices, the
+tier-option MILP's plans, and the stage-1 certificate every plan carries."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+import optimizer
+from models.check import check_plan
+from models.curves import CurveKind
+from models.schemas import PlanSchema, plan_to_dict
+from optimizer.arrays import build_arrays
+from optimizer.clock import Clock, relative_gap
+from optimizer.decomposition.assignment import assign_by_milp, tier_options
+from optimizer.decomposition.primal import evaluate_plan
+from optimizer.decomposition.problem import build_problem
+from optimizer.decomposition.subproblem import respond
+from tests.support.bruteforce import solve_reference
+from tests.support.instances import random_small_request
+
+KINDS = (CurveKind.SATURATING, CurveKind.LOG, CurveKind.LINEAR, CurveKind.HILL)
+
+
+def test_at_zero_prices_the_amounts_reaching_a_tier_reach_it() -> None:
+    """The subgradient must show what reaching a tier uses, or budgets look slack."""
+    request = random_small_request(3, n_partners=8, n_resources=2, kinds=KINDS)
+    problem = build_problem(build_arrays(request))
+    response = respond(problem, np.zeros((problem.n, problem.n_resources)), alpha=0.0)
+    reach = response.reach[0]
+    assert reach is not None and reach.rows.size > 0
+    gmv = problem.baseline[reach.rows].copy()
+    for r, family in enumerate(problem.families):
+        gmv += family.take(reach.rows).envelope(reach.amounts[:, r])
+    assert np.all(gmv >= problem.thresholds[0] * (1 - 1e-9))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_tier_option_milp_plans_are_exact_and_within_budgets(seed: int) -> None:
+    request = random_small_request(
+        seed, n_partners=10, n_resources=2, n_tiers=2, kinds=KINDS, with_min=True
+    )
+    problem = build_problem(build_arrays(request))
+    prices = np.ones((problem.n, problem.n_resources)) / np.maximum(problem.budget, 1.0)
+    found = assign_by_milp(problem, prices, problem.targets, Clock(10.0), 1.0)
+    if found is None:
+        assert len(tier_options(problem, prices, problem.targets)) == 0
+        return
+    levels, amounts = found
+    assert np.all(amounts.sum(axis=0) <= problem.budget * (1 + 1e-9))
+    gmv = problem.values(amounts)
+    reached = (gmv[:, None] >= problem.thresholds[None, :]).sum(axis=1)
+    assert np.all(reached >= levels)  # every level the MILP counts is reached exactly
+    reference = solve_reference(request)
+    assert evaluate_plan(problem, amounts).shortfall >= reference.weighted_shortfall - 1e-9
+
+
+@pytest.mark.parametrize("engine", ["decomposition", "highs"])
+def test_plans_carry_the_stage_one_certificate(engine: str) -> None:
+    request = random_small_request(11, n_partners=6, n_resources=2, kinds=KINDS)
+    request = replace(request, options=replace(request.options, engine=engine, time_limit_s=20.0))
+    plan = optimizer.solve(request)[0]
+    assert check_plan(request, plan) == []
+    reference = solve_reference(request)
+    solver = plan.solver
+    assert solver.shortfall_proven is not None and solver.shortfall_bound is not None
+    # The bound never exceeds the true least shortfall; proven means the plan meets it.
+    assert solver.shortfall_bound <= reference.weighted_shortfall + 1e-9
+    if solver.shortfall_proven:
+        assert plan.objective.weighted_shortfall == pytest.approx(reference.weighted_shortfall)
+    dumped = plan_to_dict(plan)
+    assert dumped["solver"]["shortfall_proven"] == solver.shortfall_proven
+    again = PlanSchema().load(dumped)
+    assert again.solver.shortfall_bound == pytest.approx(solver.shortfall_bound)
+
+
+def test_the_gap_is_relative_to_the_bound_and_never_negative() -> None:
+    assert relative_gap(99.0, 100.0, minimise=False) == pytest.approx(0.01)
+    assert relative_gap(101.0, 100.0, minimise=True) == pytest.approx(0.01)
+    assert relative_gap(100.0 + 1e-7, 100.0, minimise=False) == 0.0
+    assert relative_gap(5.0, None, minimise=False) is None
