@@ -588,6 +588,7 @@ def _big_partners_csv(rows: int) -> str:
     return frame.to_csv(index=False)
 
 
+@pytest.mark.slow
 def test_fifty_thousand_rows_load_quickly() -> None:
     text = _big_partners_csv(50_000)
     start = time.process_time()  # CPU time: other people's load on the machine does not count

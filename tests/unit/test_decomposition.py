@@ -100,6 +100,7 @@ CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("seed", "objective", "options"), CASES)
 def test_small_requests_against_exact_optimum(
     seed: int, objective: Objective, options: tuple[str, ...]
@@ -130,6 +131,7 @@ def test_small_requests_against_exact_optimum(
             assert plan.objective.total_projected_gmv >= ref.total_gmv * (1 - 1e-5)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     seed=st.integers(0, 2**31 - 1),
@@ -216,6 +218,7 @@ def programme(n: int, seed: int = 3) -> AllocationRequest:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective", list(Objective))
 def test_programme_plan_is_exact_and_certified(objective: Objective) -> None:
     request = replace(programme(600), objective=objective)
@@ -231,6 +234,7 @@ def test_programme_plan_is_exact_and_certified(objective: Objective) -> None:
         assert spent["subsidy"] == pytest.approx(request.resources[0].budget, rel=1e-3)
 
 
+@pytest.mark.slow
 def test_group_count_and_group_budget_hold_in_the_plan() -> None:
     base = programme(600)
     north = Where({"region": "north"})
@@ -252,6 +256,7 @@ def test_group_count_and_group_budget_hold_in_the_plan() -> None:
     assert budget is not None and 0.1 * budget * (1 - 1e-9) <= subsidy <= 0.2 * budget * (1 + 1e-9)
 
 
+@pytest.mark.slow
 def test_unreachable_group_count_is_infeasible() -> None:
     north = Where({"region": "north"})
     request = replace(programme(600), constraints=(GroupCount("1B", 40, north),))
@@ -313,6 +318,7 @@ def test_family_envelope_dominates_and_slope_inverse_is_optimal(curve: Curve, lo
         assert found >= best_on_grid - 1e-7 * max(abs(best_on_grid), 1.0)
 
 
+@pytest.mark.slow
 def test_unreachable_targets_give_proven_shortfall() -> None:
     partners = tuple(
         Partner(f"P{i}", 9e7, curves={"s": Curve(CurveKind.SATURATING, max_uplift=2e7, scale=5e6)})

@@ -142,6 +142,7 @@ def test_baseline_gmv_is_heavy_tailed(frame: pd.DataFrame) -> None:
     assert share_100m > 2.5 * share_1b
 
 
+@pytest.mark.slow
 def test_response_follows_capabilities_and_size(frame: pd.DataFrame) -> None:
     size = np.log10(frame["baseline_gmv"])
     assert np.corrcoef(size, frame[list(CAPABILITIES)].mean(axis=1))[0, 1] > 0.3
@@ -334,6 +335,7 @@ def test_programme_starts_near_sixty_percent_of_each_target() -> None:
         assert 0.45 * target <= counts[tier] <= 0.8 * target, tier
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("name", "grid"),
     [

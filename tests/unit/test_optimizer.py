@@ -87,6 +87,7 @@ def amount(plan, partner_id: str, resource: str) -> float:  # type: ignore[no-un
     return 0.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("engine", MILP_ENGINES)
 @pytest.mark.parametrize("objective", list(Objective))
 def test_every_engine_agrees_and_plans_pass_the_exact_check(engine: str, objective: Objective):
