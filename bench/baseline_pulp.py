@@ -1,4 +1,5 @@
-"""The baseline: the plain PuLP MIP a competent user would write from SPEC §1.
+"""The baseline: the plain PuLP MIP a competent user would write from the request and
+curve definitions (docs/reference.md).
 
 * Each (partner, resource) amount is a variable (an integer count of steps where the
   resource has a step), semi-continuous through an on/off binary when the partner has a

@@ -17,7 +17,7 @@ Modules: `cells` (shared reading and problem reporting), `partners`, `packages` 
 and `writers`. Everything other code uses is re-exported here.
 """
 
-from models.csvio.cells import MAX_REPORTED, Source
+from models.csvio.cells import MAX_REPORTED, BoolArray, IntArray, Source
 from models.csvio.packages import PACKAGE_COLUMNS, read_packages_csv
 from models.csvio.partners import PARTNER_COLUMNS, RESOURCE_SUFFIXES, read_partners_csv
 from models.csvio.writers import (
@@ -33,6 +33,8 @@ __all__ = [
     "PACKAGE_COLUMNS",
     "PARTNER_COLUMNS",
     "RESOURCE_SUFFIXES",
+    "BoolArray",
+    "IntArray",
     "Source",
     "plan_frame",
     "plan_to_csv_text",

@@ -18,6 +18,7 @@ is the import to use. The curve rules (`curve_parameter_errors`, `points_errors`
 from models.schemas.base import (
     RESERVED_ATTRIBUTES,
     BaseSchema,
+    BoolArray,
     Count,
     JsonFloat,
     NamedMap,
@@ -25,7 +26,16 @@ from models.schemas.base import (
     Scalar,
     WhereField,
 )
-from models.schemas.constraints import CONSTRAINT_SCHEMAS, ConstraintField
+from models.schemas.constraints import (
+    CONSTRAINT_SCHEMAS,
+    ConstraintField,
+    EligibilitySchema,
+    GroupBudgetSchema,
+    GroupCountSchema,
+    MaxShareSchema,
+    OnePackageSchema,
+    PinSchema,
+)
 from models.schemas.curves import (
     CURVE_FIELDS,
     NUMERIC_CURVE_PARAMETERS,
@@ -36,7 +46,13 @@ from models.schemas.curves import (
 )
 from models.schemas.errors import RequestValidationError
 from models.schemas.options import MAX_PLANS, OptionsSchema
-from models.schemas.partners import BoundsSchema, PackageSchema, PartnerSchema, PartnersField
+from models.schemas.partners import (
+    BoundsSchema,
+    FixtureSchema,
+    PackageSchema,
+    PartnerSchema,
+    PartnersField,
+)
 from models.schemas.plan import (
     AllocationSchema,
     ObjectiveReportSchema,
@@ -61,17 +77,25 @@ __all__ = [
     "AllocationRequestSchema",
     "AllocationSchema",
     "BaseSchema",
+    "BoolArray",
     "BoundsSchema",
     "ConstraintField",
     "Count",
     "CurveSchema",
+    "EligibilitySchema",
+    "FixtureSchema",
+    "GroupBudgetSchema",
+    "GroupCountSchema",
     "JsonFloat",
+    "MaxShareSchema",
     "NamedMap",
     "ObjectiveReportSchema",
+    "OnePackageSchema",
     "OptionsSchema",
     "PackageSchema",
     "PartnerSchema",
     "PartnersField",
+    "PinSchema",
     "PlanSchema",
     "Real",
     "RequestValidationError",
