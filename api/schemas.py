@@ -107,6 +107,12 @@ class KpisSchema(Schema):
     total_projected_gmv = fields.Float(required=True, allow_none=True)
     solver_status = fields.String(required=True)
     mip_gap = fields.Float(required=True, allow_none=True)
+    p_target = fields.Dict(
+        keys=fields.String(),
+        values=fields.Float(),
+        allow_none=True,
+        metadata={"description": "P(count ≥ target) per tier; null when no forecast spreads"},
+    )
 
 
 class ScenarioRowSchema(Schema):

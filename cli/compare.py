@@ -102,6 +102,8 @@ def _kpi_table(comparison: dict[str, Any], request: AllocationRequest) -> str:
                 money,
             ),
         )
+        for tier, p in (kpis.get("p_target") or {}).items():
+            put(f"{tier} P(≥ target)", name, f"{p:.3f}")
         put("solver", name, f"{kpis['solver_status']} gap {gap(kpis['mip_gap'])}")
     table_rows = [{"": label, **values} for label, values in lines.items()]
     return table(table_rows, indent="")

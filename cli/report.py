@@ -80,6 +80,23 @@ def _warnings(plan: Plan) -> list[str]:
     return lines
 
 
+def _uncertainty_lines(plan: Plan) -> list[str]:
+    """One line per tier: how likely the target is, and the count at the confidence."""
+    block = plan.uncertainty
+    if block is None:
+        return []
+    how = "exact" if block.draws is None else f"Monte Carlo, {block.draws:,} draws"
+    lines = [f"Forecast uncertainty ({how}, correlation {block.correlation:g}):"]
+    level = f"{block.confidence * 100:g}%"
+    for t in block.tiers:
+        error = f" ± {t.std_error:.3f}" if t.std_error else ""
+        lines.append(
+            f"  {t.name}: P(≥ target) {t.p_target:.2f}{error} · at {level}: "
+            f"{t.achieved_at_confidence} of {t.target} · expected {t.expected_achieved:.1f}"
+        )
+    return lines
+
+
 def plan_summary(plan: Plan, request: AllocationRequest, total: int = 1) -> str:
     """The terminal summary of one plan: tiers, spend, objective, solver."""
     units = {resource.name: resource.unit for resource in request.resources}
@@ -109,6 +126,7 @@ def plan_summary(plan: Plan, request: AllocationRequest, total: int = 1) -> str:
             ]
         )
     )
+    out.extend(_uncertainty_lines(plan))
     out.append("Spend:")
     out.append(
         table(

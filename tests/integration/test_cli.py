@@ -238,6 +238,32 @@ def assert_clean_failure(result: Result, *expected: str) -> None:
         assert text in result.output
 
 
+def test_spread_forecasts_add_p_reach_and_a_line_per_tier(tmp_path: Path) -> None:
+    banded = PARTNERS_CSV.replace(
+        "partner_id,name,baseline_gmv,",
+        "partner_id,name,baseline_gmv,baseline_gmv_p10,baseline_gmv_p90,",
+    )
+    rows = banded.splitlines()
+    rows[1:] = [
+        row.replace(f",{base},", f",{base},{int(base) * 4 // 5},{int(base) * 5 // 4},", 1)
+        for row, base in zip(rows[1:], ("95000000", "85000000", "20000000"), strict=True)
+    ]
+    (tmp_path / "banded.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    spec = write_json(tmp_path / "s.json", scenario(options={"confidence": 0.8}))
+    out = tmp_path / "plan.csv"
+    result = run("solve", str(tmp_path / "banded.csv"), "--scenario", spec, "--out", str(out))
+    assert result.exit_code == 0, result.output
+    assert list(read_csv(out)[0]) == [*PLAN_COLUMNS, "p_reach"]
+    assert "P(≥ target)" in result.stdout and "at 80%:" in result.stdout
+
+
+def test_a_bad_confidence_is_named(files: dict[str, str], tmp_path: Path) -> None:
+    spec = write_json(tmp_path / "s.json", scenario(options={"confidence": 0.2}))
+    result = run("solve", files["partners"], "--scenario", spec, "--out", str(tmp_path / "p.csv"))
+    assert result.exit_code == 1
+    assert "options.confidence" in result.output
+
+
 def test_a_bad_csv_cell_is_named_by_row_and_column(files: dict[str, str], tmp_path: Path) -> None:
     bad = PARTNERS_CSV.replace("85000000", "lots")  # p2 is on spreadsheet row 3
     (tmp_path / "bad.csv").write_text(bad, encoding="utf-8")

@@ -179,3 +179,14 @@ def test_float_noise_is_not_a_difference_and_the_list_is_bounded() -> None:
     # Only p2 (8.5e7 + 3e7) gains the tier, and tier changes are listed first.
     assert bounded["tiers_gained"] == 1
     assert bounded["partners"][0]["partner_id"] == "p2"
+
+
+def test_kpis_carry_p_target_when_forecasts_spread() -> None:
+    plain = run_comparison(make_request(), [DOUBLE], solve=split_evenly)
+    assert all(row["kpis"]["p_target"] is None for row in plain["scenarios"])
+    spread = {"name": "spread", "changes": {"uncertainty": {"default_sigma": 0.1}}}
+    result = run_comparison(make_request(), [spread], solve=split_evenly)
+    kpis = result["scenarios"][1]["kpis"]
+    plan = result["scenarios"][1]["plan"]
+    assert kpis["p_target"] == {"t100m": plan["uncertainty"]["tiers"][0]["p_target"]}
+    assert 0.0 < kpis["p_target"]["t100m"] < 1.0
