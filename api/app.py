@@ -18,6 +18,7 @@ from api.jobs import CeleryDispatcher, Dispatcher, InProcessDispatcher, JobRunne
 from api.routes import allocations, comparisons, fixtures, health
 from api.routes.common import Services
 from api.store import Store
+from api.web import init_app as init_web
 from models.schemas import AllocationRequestSchema
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api.spec.components.schema("AllocationRequest", schema=AllocationRequestSchema)
     for module in (allocations, comparisons, fixtures, health):
         api.register_blueprint(module.blp)
+    init_web(app)
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Any:

@@ -1,0 +1,97 @@
+"""The planner page used as a planner would: pick a fixture, solve, read the plan, download
+it, try a what-if; with no request leaving the app and no console error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from playwright.sync_api import Page, expect
+
+from tests.web.conftest import LiveApp, Watch
+
+SOLVE_TIMEOUT_MS = 60_000
+
+
+def solve_fixture(page: Page, url: str, fixture: str = "tiny", time_limit: int = 5) -> str:
+    """Solve `fixture` from the page; returns the job id the page polled."""
+    page.goto(url + "/")
+    page.get_by_label("Fixture", exact=True).select_option(fixture)
+    page.get_by_label("Time limit (seconds)").fill(str(time_limit))
+    with page.expect_response(
+        lambda r: r.url.endswith("/v1/allocations") and r.request.method == "POST"
+    ) as posted:
+        page.get_by_role("button", name="Solve", exact=True).click()
+    job_id = str(posted.value.json()["id"])
+    expect(page.locator("#progress-section")).to_be_visible()
+    expect(page.locator("#progress-status")).to_have_text("succeeded", timeout=SOLVE_TIMEOUT_MS)
+    expect(page.locator("#plan-section")).to_be_visible()
+    return job_id
+
+
+def api_job(live_app: LiveApp, job_id: str, **kwargs: Any) -> dict[str, Any]:
+    response = requests.get(f"{live_app.url}/v1/allocations/{job_id}", timeout=10, **kwargs)
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def test_solve_read_download_and_compare(
+    page: Page, live_app: LiveApp, watched: Watch, screenshot: Any, tmp_path: Any
+) -> None:
+    screenshot_page = screenshot
+    page.goto(live_app.url + "/")
+    expect(page.get_by_label("Fixture", exact=True)).to_be_visible()
+    screenshot_page(page, "1-request")
+
+    job_id = solve_fixture(page, live_app.url)
+    expect(page.locator("#progress-elapsed")).not_to_have_text("—")
+    plan = api_job(live_app, job_id)["plans"][0]
+
+    # The partner table holds exactly the plan's allocations.
+    rows = page.locator("#partner-table tbody tr")
+    expect(rows).to_have_count(len(plan["allocations"]))
+    shown = set(rows.evaluate_all("rows => rows.map(r => r.dataset.partnerId)"))
+    assert shown == {a["partner_id"] for a in plan["allocations"]}
+    first = plan["allocations"][0]
+    row = page.locator(f'#partner-table tr[data-partner-id="{first["partner_id"]}"]')
+    expect(row).to_contain_text(first["tier"] or "")
+
+    # Charts are drawn (vega-embed renders SVG).
+    expect(page.locator('[data-chart="attainment"] svg')).to_have_count(1)
+    expect(page.locator('[data-chart="spend"] svg')).to_have_count(1)
+    expect(page.locator("#tier-table tbody tr")).to_have_count(len(plan["tiers"]))
+    screenshot_page(page, "2-plan")
+
+    # Filtering and sorting act on those rows only.
+    page.get_by_label("Filter partners").fill(first["partner_id"])
+    expect(rows).to_have_count(1)
+    page.get_by_label("Filter partners").fill("")
+    page.get_by_role("button", name="Baseline GMV").click()
+    baselines = sorted(a["baseline_gmv"] for a in plan["allocations"])
+    expect(page.locator("#partner-table th", has_text="Baseline GMV")).to_have_attribute(
+        "aria-sort", "descending"
+    )
+    first_id = rows.first.get_attribute("data-partner-id")
+    assert (
+        next(a for a in plan["allocations"] if a["partner_id"] == first_id)["baseline_gmv"]
+        == baselines[-1]
+    )
+
+    # The CSV download is the API's CSV, byte for byte.
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download CSV").click()
+    saved = tmp_path / "plan.csv"
+    download.value.save_as(saved)
+    expected = requests.get(f"{live_app.url}/v1/allocations/{job_id}/plans/1.csv", timeout=10)
+    assert saved.read_bytes() == expected.content
+
+    # A what-if with less subsidy, solved against the job as its base, side by side.
+    page.get_by_label("Scenario name").fill("less subsidy")
+    page.get_by_label("subsidy budget ×").fill("0.5")
+    page.get_by_role("button", name="Compare", exact=True).click()
+    table = page.locator("#comparison-table")
+    expect(table).to_be_visible(timeout=SOLVE_TIMEOUT_MS)
+    expect(table.locator("thead th")).to_have_text(["", "base", "less subsidy"])
+    expect(page.locator('[data-chart="comparison"] svg')).to_have_count(1)
+    screenshot_page(page, "3-what-if")
+    watched.assert_clean()
