@@ -295,7 +295,7 @@
   function init() {
     WM.applyLabels();
     $("api-key").value = api.key();
-    $("api-key").addEventListener("change", () => api.setKey($("api-key").value.trim()));
+    $("api-key").addEventListener("input", () => api.setKey($("api-key").value.trim()));
     $("forget-key").addEventListener("click", () => { api.setKey(""); $("api-key").value = ""; });
     $("lang-switch").addEventListener("click", () => WM.setLanguage(WM.lang() === "zh" ? "en" : "zh"));
     WM.onLanguage.push(relabel);
