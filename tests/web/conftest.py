@@ -126,14 +126,20 @@ def watched(page: Any, live_app: LiveApp) -> Watch:
 
 
 @pytest.fixture
-def screenshot() -> Callable[[Any, str], None]:
+def screenshot() -> Callable[..., None]:
     """Saves docs/screenshots/NAME.png when WINDMAKER_SCREENSHOTS=1 (so test runs leave
     the work tree alone otherwise)."""
 
-    def take(page: Any, name: str) -> None:
+    def take(page: Any, name: str, selector: str | None = None) -> None:
         if os.environ.get("WINDMAKER_SCREENSHOTS") != "1":
             return
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        path = str(SCREENSHOTS / f"{name}.png")
+        if selector == "viewport":
+            page.screenshot(path=path)
+        elif selector:
+            page.locator(selector).screenshot(path=path)
+        else:
+            page.screenshot(path=path, full_page=True)
 
     return take

@@ -41,7 +41,7 @@ def test_solve_read_download_and_compare(
     screenshot_page = screenshot
     page.goto(live_app.url + "/")
     expect(page.get_by_label("Fixture", exact=True)).to_be_visible()
-    screenshot_page(page, "1-request")
+    screenshot_page(page, "1-request", "#request-section")
 
     job_id = solve_fixture(page, live_app.url)
     expect(page.locator("#progress-elapsed")).not_to_have_text("—")
@@ -60,7 +60,8 @@ def test_solve_read_download_and_compare(
     expect(page.locator('[data-chart="attainment"] svg')).to_have_count(1)
     expect(page.locator('[data-chart="spend"] svg')).to_have_count(1)
     expect(page.locator("#tier-table tbody tr")).to_have_count(len(plan["tiers"]))
-    screenshot_page(page, "2-plan")
+    screenshot_page(page, "2-progress", "#progress-section")
+    screenshot_page(page, "3-plan", "#plan-section")
 
     # Filtering and sorting act on those rows only.
     page.get_by_label("Filter partners").fill(first["partner_id"])
@@ -93,7 +94,16 @@ def test_solve_read_download_and_compare(
     expect(table).to_be_visible(timeout=SOLVE_TIMEOUT_MS)
     expect(table.locator("thead th")).to_have_text(["", "base", "less subsidy"])
     expect(page.locator('[data-chart="comparison"] svg')).to_have_count(1)
-    screenshot_page(page, "3-what-if")
+    screenshot_page(page, "4-what-if", "#whatif-section")
+
+    # The plan and the comparison re-labelled in Chinese, figures unchanged.
+    page.get_by_role("button", name="中文").click()
+    expect(page.get_by_role("link", name="下载 CSV")).to_be_visible()
+    expect(page.get_by_label("筛选伙伴")).to_be_visible()
+    expect(page.locator("#partner-table tbody tr")).to_have_count(len(plan["allocations"]))
+    expect(page.locator("#comparison-table thead th")).to_have_text(["", "base", "less subsidy"])
+    screenshot_page(page, "5-plan-chinese", "#plan-section")
+    page.get_by_role("button", name="English").click()
     watched.assert_clean()
 
 
@@ -137,7 +147,7 @@ def test_controls_are_labelled_and_chinese_switch(
     expect(page.get_by_label("数据集", exact=True)).to_be_visible()
     expect(page.get_by_role("button", name="求解")).to_be_visible()
     expect(page.get_by_label("预算：subsidy（CNY）")).to_be_visible()
-    screenshot(page, "4-chinese")
+    screenshot(page, "6-request-chinese", "#request-section")
 
     # The choice survives a reload; the switch goes back.
     page.reload()
@@ -164,9 +174,12 @@ def test_keyboard_only_solve(page: Page, live_app: LiveApp, watched: Watch) -> N
     watched.assert_clean()
 
 
-def test_docs_render_offline(page: Page, live_app: LiveApp, watched: Watch) -> None:
+def test_docs_render_offline(
+    page: Page, live_app: LiveApp, watched: Watch, screenshot: Any
+) -> None:
     page.goto(live_app.url + "/docs")
     expect(page.locator(".swagger-ui .info .title")).to_contain_text("Windmaker")
     expect(page.locator(".opblock").first).to_be_visible()
     assert page.locator(".opblock").count() >= 7
+    screenshot(page, "8-docs", "viewport")
     watched.assert_clean()

@@ -41,12 +41,22 @@
     $("budget-fields").replaceChildren(...tpl.resources.flatMap((r, i) => [
       el("label", { for: "budget-" + i }, t("budgetFor", { name: r.name, unit: r.unit || "" })),
       el("input", { id: "budget-" + i, type: "number", min: "0", step: "any", inputmode: "numeric",
-        value: r.budget === null || r.budget === undefined ? "" : String(r.budget), placeholder: t("unlimited") }),
+        value: r.budget === null || r.budget === undefined ? "" : String(r.budget), placeholder: t("unlimited"),
+        "aria-describedby": "budget-hint-" + i, oninput: () => budgetHint(i) }),
+      el("output", { id: "budget-hint-" + i, class: "hint", for: "budget-" + i }),
     ]));
+    tpl.resources.forEach((r, i) => budgetHint(i));
     $("target-fields").replaceChildren(...tpl.tiers.flatMap((tier, i) => [
       el("label", { for: "target-" + i }, t("targetFor", { name: tier.name, gmv: fmt.money(tier.min_gmv) })),
       el("input", { id: "target-" + i, type: "number", min: "0", step: "1", inputmode: "numeric", value: String(tier.target) }),
     ]));
+  }
+
+  // The budget as a planner reads it ("¥12M", "1B impressions") next to the raw number.
+  function budgetHint(i) {
+    const input = $("budget-" + i);
+    const unit = state.template.resources[i].unit;
+    $("budget-hint-" + i).textContent = input.value === "" ? t("unlimited") : fmt.amount(Number(input.value), unit);
   }
 
   function relabelRequestFields() {
@@ -54,6 +64,7 @@
     state.template.resources.forEach((r, i) => {
       document.querySelector(`label[for="budget-${i}"]`).textContent = t("budgetFor", { name: r.name, unit: r.unit || "" });
       $("budget-" + i).placeholder = t("unlimited");
+      budgetHint(i);
     });
     state.template.tiers.forEach((tier, i) => {
       document.querySelector(`label[for="target-${i}"]`).textContent = t("targetFor", { name: tier.name, gmv: fmt.money(tier.min_gmv) });
@@ -122,6 +133,11 @@
     $("progress-best").textContent = p.best_objective !== undefined ? fmt.compact(p.best_objective) : "—";
     $("progress-bound").textContent = p.best_bound !== undefined ? fmt.compact(p.best_bound) : "—";
     $("progress-gap").textContent = p.gap !== undefined ? fmt.percent(p.gap, 3) : "—";
+    // Figures the engine has not reported stay out of sight rather than showing dashes.
+    document.querySelectorAll("#progress dt[data-figure]").forEach((dt) => {
+      const dd = $(dt.dataset.figure);
+      dt.hidden = dd.hidden = dd.textContent === "—";
+    });
     $("progress-elapsed").textContent = fmt.seconds(p.elapsed_s !== undefined ? p.elapsed_s : (Date.now() - startedAt) / 1000);
     $("cancel-job").disabled = api.FINAL.includes(job.status);
   }
@@ -141,6 +157,8 @@
     state.partners = await partnerInfo(state.context);
     showPlans(job);
     await showExtras();
+    $("plan-heading").scrollIntoView({ block: "start" });
+    $("plan-heading").focus({ preventScroll: true });
   }
 
   // Names and attributes: the stored request when the API returns it, else the fixture's.

@@ -31,7 +31,7 @@
       encoding: { y: { field: "tier", type: "nominal", title: t("tier"), sort: null } },
       layer: [
         { mark: { type: "bar", color: "#2b6cb0", height: 22 },
-          encoding: { x: { field: "achieved", type: "quantitative", title: t("achieved") + " / " + t("target") },
+          encoding: { x: { field: "achieved", type: "quantitative", title: t("achievedVsTarget") },
             tooltip: [{ field: "tier", title: t("tier") }, { field: "achieved", title: t("achieved") },
               { field: "target", title: t("target") }] } },
         { mark: { type: "tick", color: "#c53030", thickness: 3, size: 32 },
@@ -61,7 +61,8 @@
       layer: [
         { mark: { type: "bar", color: "#2f855a", height: 20 },
           encoding: { tooltip: [{ field: "resource" }, { field: "label", title: t("allocated") }] } },
-        { mark: { type: "text", align: "left", dx: 4 }, encoding: { text: { field: "label" } } },
+        { mark: { type: "text", align: "left", dx: 4 },
+          encoding: { text: { field: "used", type: "quantitative", format: ".0%" } } },
       ],
     });
   }

@@ -33,7 +33,7 @@
       seconds: "Solve time", totalGmv: "Projected GMV", incrementalGmv: "Incremental GMV",
       weightedShortfall: "Weighted shortfall", totalCost: "Total cost",
       attainment: "Attainment against target", tier: "Tier", minGmv: "Minimum GMV",
-      target: "Target", achieved: "Achieved", shortfall: "Shortfall",
+      target: "Target", achieved: "Achieved", achievedVsTarget: "Partners reached (red mark: target)", shortfall: "Shortfall",
       pTarget: "P(meet target)", expectedAchieved: "Expected", atConfidence: "At confidence",
       spendByResource: "Spend by resource", resource: "Resource", budget: "Budget",
       allocated: "Allocated", utilization: "Used", spendByAttribute: "Spend by attribute",
@@ -88,7 +88,7 @@
       seconds: "求解用时", totalGmv: "预计 GMV", incrementalGmv: "增量 GMV",
       weightedShortfall: "加权缺口", totalCost: "总成本",
       attainment: "目标达成情况", tier: "层级", minGmv: "GMV 门槛",
-      target: "目标", achieved: "达成", shortfall: "缺口",
+      target: "目标", achieved: "达成", achievedVsTarget: "达成伙伴数（红线：目标）", shortfall: "缺口",
       pTarget: "达成目标概率", expectedAchieved: "期望达成", atConfidence: "置信水平下达成",
       spendByResource: "按资源的投入", resource: "资源", budget: "预算",
       allocated: "已分配", utilization: "使用率", spendByAttribute: "按属性的投入",
@@ -140,7 +140,8 @@
       sw.textContent = WM.t("switchTo");
       sw.lang = lang === "zh" ? "en" : "zh";
     }
-    document.title = WM.t("title");
+    const titleKey = document.documentElement.dataset.i18nTitle;
+    if (titleKey) document.title = WM.t(titleKey);
   };
 
   WM.setLanguage = function (next) {

@@ -26,7 +26,7 @@
     return section(t("summary") + (plan.label ? " — " + plan.label : ""), [dl, caveat]);
   }
 
-  function attainment(plan) {
+  function attainment(plan, ctx) {
     const unc = plan.uncertainty;
     const byName = {};
     (unc ? unc.tiers : []).forEach((u) => { byName[u.name] = u; });
@@ -45,7 +45,7 @@
     }
     const chart = el("div", { class: "chart", "data-chart": "attainment" });
     WM.charts.attainment(chart, plan);
-    return section(t("attainment"), [chart, WM.table(columns, plan.tiers, { class: "data", id: "tier-table" })]);
+    return section(t("attainment"), [chart, WM.table(columns, plan.tiers, { class: "data", id: ctx.prefix + "tier-table" })]);
   }
 
   function spend(plan, ctx) {
@@ -70,11 +70,11 @@
     const preferred = ["region", "category"].find((k) => names.has(k)) || keys[0];
     const chart = el("div", { class: "chart", "data-chart": "attribute" });
     const resources = plan.resources.map((r) => ({ name: r.name, unit: (ctx.units || {})[r.name] }));
-    const select = el("select", { id: "group-by", onchange: () => WM.charts.spendByAttribute(chart, rows, select.value, resources) },
+    const select = el("select", { id: ctx.prefix + "group-by", onchange: () => WM.charts.spendByAttribute(chart, rows, select.value, resources) },
       keys.map((k) => el("option", { value: k, selected: k === preferred }, k)));
     WM.charts.spendByAttribute(chart, rows, preferred, resources);
     return section(t("spendByAttribute"), [
-      el("div", { class: "field-row" }, [el("label", { for: "group-by" }, t("groupBy")), select]), chart]);
+      el("div", { class: "field-row" }, [el("label", { for: ctx.prefix + "group-by" }, t("groupBy")), select]), chart]);
   }
 
   function explanation(plan, ctx) {
@@ -89,7 +89,7 @@
         { label: t("gmvGap"), value: (r) => fmt.money(r.gmv_gap), num: true },
         { label: t("cheapestExtra"), value: (r) => amounts(r.cheapest_extra) },
         { label: t("extraCost"), value: (r) => fmt.money(r.extra_cost), num: true },
-      ], ex.near_misses, { class: "data", id: "near-miss-table" }));
+      ], ex.near_misses, { class: "data", id: ctx.prefix + "near-miss-table" }));
     }
     if (ex.binding && ex.binding.length) {
       const mv = (r) => r.marginal_value || {};
@@ -99,7 +99,7 @@
         { label: t("utilization"), value: (r) => fmt.percent(r.utilization), num: true },
         { label: t("gmvPerUnit"), value: (r) => fmt.number(mv(r).gmv, 4), num: true },
         { label: t("shortfallPerUnit"), value: (r) => fmt.number(mv(r).weighted_shortfall, 8), num: true },
-      ], ex.binding, { class: "data", id: "binding-table" }));
+      ], ex.binding, { class: "data", id: ctx.prefix + "binding-table" }));
     }
     if (ex.to_targets) {
       parts.push(el("h4", {}, t("toTargets")), el("p", {}, amounts(ex.to_targets.budgets || ex.to_targets)));
@@ -126,15 +126,15 @@
       { key: "incremental_gmv", label: t("incrementalGmv"), get: (r) => r.incremental_gmv, num: true, show: fmt.whole });
 
     const state = { key: "projected_gmv", dir: -1, text: "", tier: "" };
-    const filter = el("input", { id: "partner-filter", type: "search", autocomplete: "off" });
-    const tierSelect = el("select", { id: "tier-filter" }, [
+    const filter = el("input", { id: ctx.prefix + "partner-filter", type: "search", autocomplete: "off" });
+    const tierSelect = el("select", { id: ctx.prefix + "tier-filter" }, [
       el("option", { value: "" }, t("anyTier")),
       ...plan.tiers.map((tier) => el("option", { value: tier.name }, tier.name)),
       el("option", { value: "\u0000none" }, t("noTier"))]);
-    const count = el("p", { class: "hint", id: "partner-count", "aria-live": "polite" });
+    const count = el("p", { class: "hint", id: ctx.prefix + "partner-count", "aria-live": "polite" });
     const tbody = el("tbody");
     const headRow = el("tr");
-    const table = el("table", { class: "data partners", id: "partner-table" }, [el("thead", {}, headRow), tbody]);
+    const table = el("table", { class: "data partners", id: ctx.prefix + "partner-table" }, [el("thead", {}, headRow), tbody]);
 
     columns.forEach((c) => {
       const button = el("button", { type: "button", class: "sort", onclick: () => {
@@ -168,14 +168,14 @@
     draw();
     return section(t("partners"), [
       el("div", { class: "field-row" }, [
-        el("label", { for: "partner-filter" }, t("filter")), filter,
-        el("label", { for: "tier-filter" }, t("tierFilter")), tierSelect]),
+        el("label", { for: ctx.prefix + "partner-filter" }, t("filter")), filter,
+        el("label", { for: ctx.prefix + "tier-filter" }, t("tierFilter")), tierSelect]),
       count, el("div", { class: "table-scroll" }, table)]);
   }
 
   // ctx: {units: {resource: unit}, partners: Map(id -> {name, attributes}) | null}
   function render(container, plan, ctx) {
-    ctx = ctx || {};
+    ctx = Object.assign({ prefix: "" }, ctx);
     const info = ctx.partners || new Map();
     const rows = plan.allocations.map((a) => {
       const p = info.get(a.partner_id);
@@ -183,7 +183,7 @@
     });
     container.replaceChildren(...[
       summary(plan),
-      el("div", { class: "two-up" }, [attainment(plan), spend(plan, ctx)]),
+      el("div", { class: "two-up" }, [attainment(plan, ctx), spend(plan, ctx)]),
       info.size ? byAttribute(plan, ctx, rows) : null,
       explanation(plan, ctx),
       partnerTable(plan, ctx, rows),

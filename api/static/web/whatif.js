@@ -7,24 +7,23 @@
   let counter = 0;
 
   function numberField(id, label, value, step) {
-    return [el("label", { for: id }, label),
-      el("input", { id, type: "number", min: "0", step: step || "0.05", value: String(value), inputmode: "decimal" })];
+    return [el("div", {}, [el("label", { for: id }, label),
+      el("input", { id, type: "number", min: "0", step: step || "0.05", value: String(value), inputmode: "decimal" })])];
   }
 
   // One editable scenario; `context` holds the base request's resources and tiers.
   function addScenario(list, context) {
     counter += 1;
     const id = "sc" + counter;
-    const fields = [
+    const fields = [el("div", {}, [
       el("label", { for: id + "-name" }, t("scenarioName")),
-      el("input", { id: id + "-name", type: "text", value: "scenario " + counter, class: "scenario-name" }),
-    ];
+      el("input", { id: id + "-name", type: "text", value: "scenario " + counter, class: "scenario-name" })])];
     context.resources.forEach((r, i) => fields.push(...numberField(`${id}-budget-${i}`, t("budgetTimes", { name: r.name }), 1)));
     context.tiers.forEach((tier, i) => fields.push(...numberField(`${id}-target-${i}`, t("targetOf", { name: tier.name }), tier.target, "1")));
     fields.push(...numberField(id + "-baseline", t("baselineTimes"), 1), ...numberField(id + "-uplift", t("upliftTimes"), 1));
     const box = el("fieldset", { class: "scenario", "data-scenario": id }, [
       el("legend", {}, t("scenario") + " " + counter),
-      el("div", { class: "field-grid" }, fields),
+      el("div", { class: "pairs" }, fields),
       el("button", { type: "button", onclick: () => box.remove() }, t("removeScenario")),
     ]);
     list.append(box);

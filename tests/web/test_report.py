@@ -1,0 +1,80 @@
+"""The static report: one HTML file that shows a plan list or a comparison with no server
+and no internet."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from playwright.sync_api import Page, expect
+
+from api.report import write_report
+from fixtures import scenario
+from tests.web.conftest import LiveApp, watch_page
+
+UNITS = {r["name"]: r["unit"] for r in scenario("tiny")["resources"]}
+
+
+def wait(live_app: LiveApp, kind: str, job_id: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        job = requests.get(f"{live_app.url}/v1/{kind}/{job_id}", timeout=10).json()
+        if job["status"] in ("succeeded", "failed", "cancelled"):
+            assert job["status"] == "succeeded", job
+            return dict(job)
+        time.sleep(0.2)
+    raise AssertionError(f"{kind} {job_id} did not finish")
+
+
+@pytest.fixture(scope="module")
+def solved(live_app: LiveApp) -> dict[str, Any]:
+    body = scenario("tiny")
+    body["partners"] = {"fixture": "tiny"}
+    body["options"].update(time_limit_s=2, plans=2)
+    job_id = requests.post(f"{live_app.url}/v1/allocations", json=body, timeout=10).json()["id"]
+    return wait(live_app, "allocations", job_id)
+
+
+def open_report(page: Page, path: Path) -> Any:
+    watch = watch_page(page, "file://")
+    page.goto(path.as_uri())
+    return watch
+
+
+def test_plan_report_is_self_contained(
+    page: Page, solved: dict[str, Any], tmp_path: Path, screenshot: Any
+) -> None:
+    plans = solved["plans"]
+    path = write_report(plans, tmp_path / "report.html", units=UNITS)
+    html = path.read_text(encoding="utf-8")
+    # Nothing to fetch: no external script, style, image or font.
+    assert not re.search(r"""<(script|link|img)[^>]+(src|href)=["']?https?:""", html)
+    watch = open_report(page, path)
+    for plan in plans:
+        rows = page.locator(f"#plan{plan['rank']}-partner-table tbody tr")
+        expect(rows).to_have_count(len(plan["allocations"]))
+    expect(page.locator('[data-chart="attainment"] svg')).to_have_count(len(plans))
+    screenshot(page, "7-report")
+    page.get_by_role("button", name="中文").click()
+    expect(page.get_by_label("筛选伙伴").first).to_be_visible()
+    watch.assert_clean()
+
+
+def test_comparison_report(
+    page: Page, live_app: LiveApp, solved: dict[str, Any], tmp_path: Path
+) -> None:
+    body = {
+        "base": {"allocation_id": solved["id"]},
+        "scenarios": [{"name": "more fund", "changes": {"budgets": {"fund": "x1.5"}}}],
+    }
+    job_id = requests.post(f"{live_app.url}/v1/comparisons", json=body, timeout=10).json()["id"]
+    comparison = wait(live_app, "comparisons", job_id)
+    path = write_report(comparison, tmp_path / "comparison.html")
+    watch = open_report(page, path)
+    expect(page.locator("#comparison-table thead th")).to_have_text(["", "base", "more fund"])
+    expect(page.locator('[data-chart="comparison"] svg')).to_have_count(1)
+    watch.assert_clean()
