@@ -69,7 +69,7 @@ def start_app(tmp: Path, **config: Any) -> LiveApp:
     return LiveApp(app, server, thread, f"http://127.0.0.1:{server.server_port}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def live_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
     live = start_app(tmp_path_factory.mktemp("web"))
     yield live

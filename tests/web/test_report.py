@@ -78,3 +78,67 @@ def test_comparison_report(
     expect(page.locator("#comparison-table thead th")).to_have_text(["", "base", "more fund"])
     expect(page.locator('[data-chart="comparison"] svg')).to_have_count(1)
     watch.assert_clean()
+
+
+def explained_plan(plan: dict[str, Any]) -> dict[str, Any]:
+    """`plan` with the optional blocks of SPEC §6 and §7, as the API will add them."""
+    first = plan["allocations"][0]["partner_id"]
+    return {
+        **plan,
+        "uncertainty": {
+            "confidence": 0.9,
+            "correlation": 0.0,
+            "method": "exact",
+            "draws": 0,
+            "tiers": [
+                {
+                    "name": tier["name"],
+                    "target": tier["target"],
+                    "expected_achieved": tier["achieved"] - 0.4,
+                    "p_target": 0.61,
+                    "achieved_at_confidence": tier["achieved"] - 1,
+                    "std_error": None,
+                }
+                for tier in plan["tiers"]
+            ],
+        },
+        "explanation": {
+            "binding": [
+                {
+                    "kind": "budget",
+                    "resource": "subsidy",
+                    "utilization": 1.0,
+                    "marginal_value": {"per_unit": 1, "gmv": 2.5, "weighted_shortfall": -1e-6},
+                }
+            ],
+            "near_misses": [
+                {
+                    "partner_id": first,
+                    "tier": "1B",
+                    "gmv_gap": 12_000_000.0,
+                    "cheapest_extra": {"subsidy": 3_000_000.0},
+                    "extra_cost": 3_000_000.0,
+                }
+            ],
+        },
+    }
+
+
+def test_explanation_and_uncertainty_are_shown_when_present(
+    page: Page, solved: dict[str, Any], tmp_path: Path
+) -> None:
+    plan = solved["plans"][0]
+    path = write_report([explained_plan(plan)], tmp_path / "explained.html", units=UNITS)
+    watch = open_report(page, path)
+    expect(page.locator("#plan1-near-miss-table tbody tr")).to_have_count(1)
+    expect(page.locator("#plan1-binding-table tbody tr")).to_contain_text("subsidy")
+    expect(page.locator("#plan1-tier-table thead")).to_contain_text("P(meet target)")
+    expect(page.locator("#plan1-tier-table tbody")).to_contain_text("61%")
+    watch.assert_clean()
+
+    # Without those blocks the sections are not there at all.
+    plain = write_report([plan], tmp_path / "plain.html", units=UNITS)
+    page.goto(plain.as_uri())
+    expect(page.locator("#plan1-partner-table")).to_be_visible()
+    expect(page.locator("#plan1-near-miss-table")).to_have_count(0)
+    expect(page.locator("#plan1-tier-table thead")).not_to_contain_text("P(meet target)")
