@@ -60,8 +60,12 @@ def index() -> ResponseReturnValue:
 @blp.get("/web/fixtures/<name>/partners.json")
 def fixture_partners(name: str) -> ResponseReturnValue:
     """Names and attributes of a bundled fixture's partners, so the page can label the
-    partner table and group spend by an attribute (bundled data: no key needed)."""
+    partner table and group spend by an attribute. Partner data: the same key rule as
+    /v1/fixtures."""
+    from api.routes.common import require_api_key
     from fixtures import load_partners
+
+    require_api_key()
 
     try:
         partners = load_partners(name)

@@ -170,8 +170,8 @@
         if (Array.isArray(list)) return new Map(list.map((p) => [p.id, p]));
       }
       if (context.fixture) {
-        const response = await fetch(`/web/fixtures/${encodeURIComponent(context.fixture)}/partners.json`);
-        if (response.ok) return new Map((await response.json()).map((p) => [p.id, p]));
+        const list = await api.request("GET", `/web/fixtures/${encodeURIComponent(context.fixture)}/partners.json`);
+        return new Map(list.map((p) => [p.id, p]));
       }
     } catch (error) { /* the plan reads fine without names */ }
     return new Map();
