@@ -138,8 +138,17 @@
       const dd = $(dt.dataset.figure);
       dt.hidden = dd.hidden = dd.textContent === "—";
     });
-    $("progress-elapsed").textContent = fmt.seconds(p.elapsed_s !== undefined ? p.elapsed_s : (Date.now() - startedAt) / 1000);
+    $("progress-elapsed").textContent = fmt.seconds(p.elapsed_s !== undefined ? p.elapsed_s : elapsed(job, startedAt));
     $("cancel-job").disabled = api.FINAL.includes(job.status);
+  }
+
+  // Seconds the job has been running by the server's clock (queued time excluded); the
+  // page's own clock only when the server's is not usable.
+  function elapsed(job, startedAt) {
+    const start = Date.parse(job.started_at || "");
+    const end = job.finished_at ? Date.parse(job.finished_at) : Date.now();
+    const seconds = (end - start) / 1000;
+    return Number.isFinite(seconds) && seconds >= 0 ? seconds : (Date.now() - startedAt) / 1000;
   }
 
   async function follow(id) {

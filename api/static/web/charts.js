@@ -23,15 +23,17 @@
   function attainment(container, plan) {
     const values = plan.tiers.map((tier) => ({
       tier: tier.name, achieved: tier.achieved, target: tier.target,
-      met: tier.achieved >= tier.target ? "✓" : "✗",
+      met: tier.achieved >= tier.target ? t("targetMet") : t("targetMissed"),
     }));
     return render(container, {
       description: t("attainment"), title: t("attainment"), width: 320, height: 40 * values.length + 20,
       data: { values },
       encoding: { y: { field: "tier", type: "nominal", title: t("tier"), sort: null } },
       layer: [
-        { mark: { type: "bar", color: "#2b6cb0", height: 22 },
+        { mark: { type: "bar", height: 22 },
           encoding: { x: { field: "achieved", type: "quantitative", title: t("achievedVsTarget") },
+            color: { field: "met", type: "nominal", title: null,
+              scale: { domain: [t("targetMet"), t("targetMissed")], range: ["#2b6cb0", "#dd6b20"] } },
             tooltip: [{ field: "tier", title: t("tier") }, { field: "achieved", title: t("achieved") },
               { field: "target", title: t("target") }] } },
         { mark: { type: "tick", color: "#c53030", thickness: 3, size: 32 },
