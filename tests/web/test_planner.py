@@ -266,3 +266,16 @@ def test_frontier_adopt_and_xlsx_when_the_api_has_them(
         "multipliers": [0.5, 1, 1.5],
     }
     watched.assert_clean()
+
+
+def test_bad_input_is_explained(page: Page, live_app: LiveApp, watched: Watch) -> None:
+    """The API's 422 reaches the planner as a message naming the field."""
+    page.goto(live_app.url + "/")
+    page.get_by_label("Budget: subsidy (CNY)").fill("-5")
+    page.get_by_role("button", name="Solve", exact=True).click()
+    notice = page.get_by_role("alert")
+    expect(notice).to_contain_text("budget")
+    expect(page.locator("#progress-section")).to_be_hidden()
+    # The browser logs the refused request itself; nothing else may be logged.
+    watched.errors = [e for e in watched.errors if "422" not in e]
+    watched.assert_clean()
