@@ -112,6 +112,33 @@ def _default_title(kind: str, payload: Any) -> str:
     return "Windmaker plan report"
 
 
+def request_context(request: Mapping[str, Any]) -> dict[str, Any]:
+    """`units` and `partners` for `render_report` from an AllocationRequest's JSON (or a
+    scenario without partners): resource units, and partner names and attributes when the
+    partners are inline or a bundled fixture."""
+    units = {
+        str(r["name"]): str(r.get("unit") or "")
+        for r in request.get("resources") or []
+        if isinstance(r, Mapping) and "name" in r
+    }
+    partners: list[dict[str, Any]] = []
+    given = request.get("partners")
+    if isinstance(given, list):
+        partners = [
+            {"id": p.get("id"), "name": p.get("name", ""), "attributes": p.get("attributes", {})}
+            for p in given
+            if isinstance(p, Mapping)
+        ]
+    elif isinstance(given, Mapping) and isinstance(given.get("fixture"), str):
+        from fixtures import load_partners
+
+        partners = [
+            {"id": p.id, "name": p.name, "attributes": dict(p.attributes)}
+            for p in load_partners(given["fixture"])
+        ]
+    return {"units": units, "partners": partners}
+
+
 def write_report(data: Any, out: Path | str, **kwargs: Any) -> Path:
     """Render the report of `data` into `out`; returns the path written."""
     path = Path(out)

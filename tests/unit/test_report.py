@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from api.report import ReportError, render_report, report_kind
+from api.report import ReportError, render_report, report_kind, request_context
+from fixtures import scenario
 
 PLAN: dict[str, Any] = {
     "rank": 1,
@@ -49,3 +50,13 @@ def test_everything_is_inline() -> None:
     assert "<title>Q3 &lt;draft&gt;</title>" in html
     assert not re.search(r"<script[^>]+src=", html)
     assert not re.search(r"<link[^>]+href=", html)
+
+
+def test_request_context_from_a_fixture_request() -> None:
+    request = {**scenario("tiny"), "partners": {"fixture": "tiny"}}
+    context = request_context(request)
+    assert context["units"] == {"subsidy": "CNY", "traffic": "impressions", "fund": "CNY"}
+    assert len(context["partners"]) == 8
+    assert {"id", "name", "attributes"} <= set(context["partners"][0])
+    inline = request_context({"resources": [], "partners": [{"id": "a", "name": "A"}]})
+    assert inline["partners"] == [{"id": "a", "name": "A", "attributes": {}}]
