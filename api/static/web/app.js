@@ -157,7 +157,15 @@
     $("whatif-section").hidden = true;
     $("frontier-section").hidden = true;
     const startedAt = Date.now();
-    const job = await api.poll("/v1/allocations/" + id, (j) => showProgress(j, startedAt));
+    let latest = null;
+    // The clock ticks between polls, so a long solve visibly goes on.
+    const ticker = setInterval(() => { if (latest) showProgress(latest, startedAt); }, 250);
+    let job;
+    try {
+      job = await api.poll("/v1/allocations/" + id, (j) => { latest = j; showProgress(j, startedAt); });
+    } finally {
+      clearInterval(ticker);
+    }
     state.job = job;
     if (job.status !== "succeeded") {
       notify(t(job.status) + (job.error ? ": " + job.error : ""));

@@ -57,6 +57,7 @@
       needKey: "This service needs an API key: enter it at the top of the page.",
       chooseFile: "Choose a partners CSV file first.",
       scenariosDone: "{done} of {total} scenarios solved",
+      diffTruncated: "The first {shown} of {total} changed partners are listed.",
       reportTitle: "Windmaker plan report", comparisonReport: "Windmaker comparison report",
     },
     zh: {
@@ -113,6 +114,7 @@
       needKey: "此服务需要 API 密钥：请在页面顶部输入。",
       chooseFile: "请先选择合作伙伴 CSV 文件。",
       scenariosDone: "已求解 {done} / {total} 个情景",
+      diffTruncated: "仅列出 {total} 个变化伙伴中的前 {shown} 个。",
       reportTitle: "Windmaker 方案报告", comparisonReport: "Windmaker 对比报告",
     },
   };

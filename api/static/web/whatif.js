@@ -93,13 +93,16 @@
         { label: t("allocated") + " Δ", value: (p) => Object.entries(p.amounts || {})
           .map(([r, a]) => `${r} ${a.delta >= 0 ? "+" : ""}${fmt.compact(a.delta)}`).join(", ") },
       ], d.partners, { class: "data" }),
+      d.truncated ? el("p", { class: "hint" }, t("diffTruncated", { shown: d.partners.length, total: d.partners_changed })) : null,
     ]));
   }
 
   function render(container, result, context) {
     const chart = el("div", { class: "chart", "data-chart": "comparison" });
+    const caveat = result.scenarios.some((s) => s.kpis && s.kpis.solver_status !== "optimal")
+      ? el("p", { class: "caveat" }, "⚠ " + t("notOptimal")) : null;
     container.replaceChildren(el("section", { class: "panel" }, [
-      el("h3", {}, t("comparison")), el("div", { class: "table-scroll" }, sideBySide(result, context)), chart,
+      el("h3", {}, t("comparison")), el("div", { class: "table-scroll" }, sideBySide(result, context)), caveat, chart,
       el("h4", {}, t("changes")), ...differences(result)]));
     WM.charts.comparison(chart, result.scenarios);
   }
