@@ -8,9 +8,10 @@ work with no internet.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
-from flask import Blueprint, Flask, abort, jsonify, render_template
+from flask import Blueprint, Flask, abort, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 
 blp = Blueprint("web", __name__, template_folder="templates")
@@ -71,6 +72,32 @@ def fixture_partners(name: str) -> ResponseReturnValue:
         partners = load_partners(name)
     except KeyError:
         abort(404)
-    return jsonify(
-        [{"id": p.id, "name": p.name, "attributes": dict(p.attributes)} for p in partners]
-    )
+    return jsonify(_partner_rows(partners))
+
+
+def _partner_rows(partners: Any) -> list[dict[str, Any]]:
+    return [{"id": p.id, "name": p.name, "attributes": dict(p.attributes)} for p in partners]
+
+
+@blp.post("/web/partners.json")
+def uploaded_partners() -> ResponseReturnValue:
+    """Names and attributes from an uploaded partners CSV (multipart part `partners`, and
+    the request's resource names as `resources`, comma separated), read by the same
+    parser as the API, so the page can label a plan solved from an upload."""
+    from api.routes.common import abort_with, require_api_key
+    from models.csvio import read_partners_csv
+    from models.schemas import RequestValidationError
+
+    require_api_key()
+    upload = request.files.get("partners")
+    if upload is None:
+        abort(400)
+    buffer = io.BytesIO(upload.read())
+    names = [n for n in request.form.get("resources", "").split(",") if n]
+    try:
+        partners = read_partners_csv(
+            buffer, resources=names or None, label=upload.filename or "partners.csv"
+        )
+    except RequestValidationError as error:
+        abort_with(error)
+    return jsonify(_partner_rows(partners))

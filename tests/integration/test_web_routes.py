@@ -3,6 +3,7 @@ partner data follows the API's key rule."""
 
 from __future__ import annotations
 
+import io
 import re
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from flask import Flask
 
 from api.app import create_app
 from api.auth import create_key
+from fixtures import load_partners, partners_path
 
 
 def make_app(tmp_path: Path, **config: object) -> Flask:
@@ -57,3 +59,19 @@ def test_fixture_partners_need_a_key_when_auth_is_on(tmp_path: Path) -> None:
         "/web/fixtures/nope/partners.json", headers={"Authorization": f"Bearer {token}"}
     )
     assert missing.status_code == 404
+
+
+def test_uploaded_partners_are_read_by_the_api_parser(tmp_path: Path) -> None:
+    client = make_app(tmp_path).test_client()
+    good = partners_path("tiny").read_bytes()
+    response = client.post(
+        "/web/partners.json",
+        data={"partners": (io.BytesIO(good), "mine.csv"), "resources": "subsidy,traffic,fund"},
+    )
+    assert response.status_code == 200
+    assert [p["id"] for p in response.get_json()] == [p.id for p in load_partners("tiny")]
+    bad = b"partner_id,baseline_gmv\nA,lots\n"
+    refused = client.post("/web/partners.json", data={"partners": (io.BytesIO(bad), "bad.csv")})
+    assert refused.status_code == 422
+    assert "bad.csv row" in str(refused.get_json()["errors"])
+    assert client.post("/web/partners.json", data={}).status_code == 400

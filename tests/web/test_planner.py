@@ -108,7 +108,7 @@ def test_solve_read_download_and_compare(
 
 
 def test_upload_partners_csv(page: Page, live_app: LiveApp, watched: Watch) -> None:
-    from fixtures import partners_path
+    from fixtures import load_partners, partners_path
 
     page.goto(live_app.url + "/")
     page.get_by_label("Upload CSV").check()
@@ -122,6 +122,13 @@ def test_upload_partners_csv(page: Page, live_app: LiveApp, watched: Watch) -> N
     expect(page.locator("#progress-status")).to_have_text("succeeded", timeout=SOLVE_TIMEOUT_MS)
     plan = api_job(live_app, job_id)["plans"][0]
     expect(page.locator("#partner-table tbody tr")).to_have_count(len(plan["allocations"]))
+    # Names and attributes come from the uploaded file, read by the API's own parser.
+    names = {p.id: p.name for p in load_partners("tiny")}
+    first = plan["allocations"][0]["partner_id"]
+    expect(page.locator(f'#partner-table tr[data-partner-id="{first}"]')).to_contain_text(
+        names[first]
+    )
+    expect(page.locator('[data-chart="attribute"] svg')).to_have_count(1)
     watched.assert_clean()
 
 

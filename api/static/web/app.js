@@ -112,6 +112,7 @@
       state.context = {
         id: submitted.id, request,
         fixture: $("source-fixture").checked ? $("fixture").value : null,
+        upload: $("source-upload").checked ? $("partners-file").files[0] : null,
         units: Object.fromEntries(request.resources.map((r) => [r.name, r.unit])),
         resources: request.resources.map((r) => ({ name: r.name, unit: r.unit })),
         tiers: request.tiers.map((tier) => ({ name: tier.name, target: tier.target })),
@@ -178,13 +179,21 @@
     $("plan-heading").focus({ preventScroll: true });
   }
 
-  // Names and attributes: the stored request when the API returns it, else the fixture's.
+  // Names and attributes: the stored request when the API returns it, else the fixture's
+  // or the uploaded CSV's.
   async function partnerInfo(context) {
     try {
       if (await api.has("/v1/allocations/{}/request")) {
         const stored = await api.request("GET", `/v1/allocations/${context.id}/request`);
         const list = (stored.request || stored).partners;
         if (Array.isArray(list)) return new Map(list.map((p) => [p.id, p]));
+      }
+      if (context.upload) {
+        const form = new FormData();
+        form.append("partners", context.upload);
+        form.append("resources", context.resources.map((r) => r.name).join(","));
+        const list = await api.request("POST", "/web/partners.json", form);
+        return new Map(list.map((p) => [p.id, p]));
       }
       if (context.fixture) {
         const list = await api.request("GET", `/web/fixtures/${encodeURIComponent(context.fixture)}/partners.json`);
