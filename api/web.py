@@ -1,4 +1,5 @@
-"""The planner web page (SPEC §8): `GET /` and the bundled-fixture data the page starts from.
+"""The planner web page (SPEC §8): `GET /`, plus page-side reads of a stored job (partner
+names and attributes, the static report as a download) under the API's key rule.
 
 The page is a server-rendered template plus small plain-JS modules (api/static/web/) that
 talk to the same JSON API as every other client, with the user's key when auth is on.
@@ -8,22 +9,18 @@ work with no internet.
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
-from flask import Blueprint, Flask, abort, jsonify, render_template, request
+from flask import Blueprint, Flask, Response, abort, jsonify, render_template
 from flask.typing import ResponseReturnValue
+
+from api.report import VENDOR_SCRIPTS, render_report, request_context
 
 blp = Blueprint("web", __name__, template_folder="templates")
 
 # The page's own scripts, in load order (classic scripts sharing the `WM` namespace, so the
 # static report can inline the very same files).
 SCRIPTS = ("i18n.js", "format.js", "client.js", "charts.js", "plan.js", "whatif.js", "app.js")
-VENDOR_SCRIPTS = (
-    "vendor/vega-6.4.0/vega.min.js",
-    "vendor/vega-lite-6.5.0/vega-lite.min.js",
-    "vendor/vega-embed-7.3.0/vega-embed.min.js",
-)
 
 
 def init_app(app: Flask) -> None:
@@ -58,46 +55,56 @@ def index() -> ResponseReturnValue:
     )
 
 
-@blp.get("/web/fixtures/<name>/partners.json")
-def fixture_partners(name: str) -> ResponseReturnValue:
-    """Names and attributes of a bundled fixture's partners, so the page can label the
-    partner table and group spend by an attribute. Partner data: the same key rule as
-    /v1/fixtures."""
-    from api.routes.common import require_api_key
-    from fixtures import load_partners
+def _stored_request(job_id: str, kind: str) -> dict[str, Any]:
+    """The request a job was submitted with (partners inline), after the API's key check."""
+    from api.routes.common import require_api_key, services
 
     require_api_key()
-
-    try:
-        partners = load_partners(name)
-    except KeyError:
+    store = services().store
+    job = store.get_job(job_id, kind)
+    if job is None or job.request_id is None:
         abort(404)
-    return jsonify(_partner_rows(partners))
+    return store.request_body(job.request_id)
 
 
-def _partner_rows(partners: Any) -> list[dict[str, Any]]:
-    return [{"id": p.id, "name": p.name, "attributes": dict(p.attributes)} for p in partners]
+@blp.get("/web/allocations/<job_id>/partners.json")
+def job_partners(job_id: str) -> ResponseReturnValue:
+    """Names and attributes of the partners of a job's stored request, so the page can
+    label the partner table and group spend by an attribute, whatever the partners came
+    from (fixture, upload or inline JSON)."""
+    return jsonify(request_context(_stored_request(job_id, "allocation"))["partners"])
 
 
-@blp.post("/web/partners.json")
-def uploaded_partners() -> ResponseReturnValue:
-    """Names and attributes from an uploaded partners CSV (multipart part `partners`, and
-    the request's resource names as `resources`, comma separated), read by the same
-    parser as the API, so the page can label a plan solved from an upload."""
-    from api.routes.common import abort_with, require_api_key
-    from models.csvio import read_partners_csv
-    from models.schemas import RequestValidationError
+@blp.get("/web/allocations/<job_id>/report.html")
+def allocation_report(job_id: str) -> ResponseReturnValue:
+    """The static report of a solved job's plans, as a download."""
+    from api import services as svc
+    from api.routes.common import services
 
-    require_api_key()
-    upload = request.files.get("partners")
-    if upload is None:
-        abort(400)
-    buffer = io.BytesIO(upload.read())
-    names = [n for n in request.form.get("resources", "").split(",") if n]
-    try:
-        partners = read_partners_csv(
-            buffer, resources=names or None, label=upload.filename or "partners.csv"
-        )
-    except RequestValidationError as error:
-        abort_with(error)
-    return jsonify(_partner_rows(partners))
+    context = request_context(_stored_request(job_id, "allocation"))
+    job = svc.get_allocation(services().store, job_id)
+    if job["status"] != "succeeded":
+        abort(409)
+    return _report_response(job, f"{job_id}-report.html", context)
+
+
+@blp.get("/web/comparisons/<job_id>/report.html")
+def comparison_report(job_id: str) -> ResponseReturnValue:
+    """The static report of a finished comparison, as a download."""
+    from api import services as svc
+    from api.routes.common import services
+
+    context = request_context(_stored_request(job_id, "comparison"))
+    comparison = svc.get_comparison(services().store, job_id)
+    if comparison["status"] != "succeeded":
+        abort(409)
+    return _report_response(comparison, f"{job_id}-comparison.html", context)
+
+
+def _report_response(data: Any, filename: str, context: dict[str, Any]) -> ResponseReturnValue:
+    html = render_report(data, **context)
+    return Response(
+        html,
+        mimetype="text/html",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )

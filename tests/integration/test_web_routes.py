@@ -3,15 +3,16 @@ partner data follows the API's key rule."""
 
 from __future__ import annotations
 
-import io
 import re
+import time
 from pathlib import Path
 
 from flask import Flask
+from flask.testing import FlaskClient
 
-from api.app import create_app
+from api.app import create_app, release_job_runner
 from api.auth import create_key
-from fixtures import load_partners, partners_path
+from fixtures import load_partners, scenario
 
 
 def make_app(tmp_path: Path, **config: object) -> Flask:
@@ -43,35 +44,46 @@ def test_page_labels(tmp_path: Path) -> None:
     assert ">中文</button>" in html
 
 
-def test_fixture_partners_need_a_key_when_auth_is_on(tmp_path: Path) -> None:
-    app = make_app(tmp_path, REQUIRE_AUTH=True)
-    client = app.test_client()
-    assert client.get("/").status_code == 200  # the page itself asks for the key
-    assert client.get("/web/fixtures/tiny/partners.json").status_code == 401
-    _, token = create_key("viewer", store=app.extensions["windmaker"].store)
-    response = client.get(
-        "/web/fixtures/tiny/partners.json", headers={"Authorization": f"Bearer {token}"}
-    )
-    assert response.status_code == 200
-    partners = response.get_json()
-    assert len(partners) == 8 and {"id", "name", "attributes"} <= set(partners[0])
-    missing = client.get(
-        "/web/fixtures/nope/partners.json", headers={"Authorization": f"Bearer {token}"}
-    )
-    assert missing.status_code == 404
+def solved(client: FlaskClient, headers: dict[str, str]) -> str:
+    body = {**scenario("tiny"), "partners": {"fixture": "tiny"}}
+    body["options"].update(time_limit_s=2)
+    job_id = str(client.post("/v1/allocations", json=body, headers=headers).get_json()["id"])
+    deadline = time.monotonic() + 60
+    while client.get(f"/v1/allocations/{job_id}", headers=headers).get_json()["status"] in (
+        "queued",
+        "running",
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    return job_id
 
 
-def test_uploaded_partners_are_read_by_the_api_parser(tmp_path: Path) -> None:
-    client = make_app(tmp_path).test_client()
-    good = partners_path("tiny").read_bytes()
-    response = client.post(
-        "/web/partners.json",
-        data={"partners": (io.BytesIO(good), "mine.csv"), "resources": "subsidy,traffic,fund"},
-    )
-    assert response.status_code == 200
-    assert [p["id"] for p in response.get_json()] == [p.id for p in load_partners("tiny")]
-    bad = b"partner_id,baseline_gmv\nA,lots\n"
-    refused = client.post("/web/partners.json", data={"partners": (io.BytesIO(bad), "bad.csv")})
-    assert refused.status_code == 422
-    assert "bad.csv row" in str(refused.get_json()["errors"])
-    assert client.post("/web/partners.json", data={}).status_code == 400
+def test_job_partners_and_reports_follow_the_key_rule(tmp_path: Path) -> None:
+    app = make_app(tmp_path, REQUIRE_AUTH=True, RUNNER_AUTOSTART=True, JOB_POLL_S=0.1)
+    try:
+        client = app.test_client()
+        assert client.get("/").status_code == 200  # the page itself asks for the key
+        store = app.extensions["windmaker"].store
+        _, token = create_key("planner", store=store)
+        headers = {"Authorization": f"Bearer {token}"}
+        job_id = solved(client, headers)
+
+        for path in (
+            f"/web/allocations/{job_id}/partners.json",
+            f"/web/allocations/{job_id}/report.html",
+        ):
+            assert client.get(path).status_code == 401
+        partners = client.get(f"/web/allocations/{job_id}/partners.json", headers=headers)
+        assert partners.status_code == 200
+        names = {p.id: p.name for p in load_partners("tiny")}
+        assert {p["id"]: p["name"] for p in partners.get_json()} == names
+
+        report = client.get(f"/web/allocations/{job_id}/report.html", headers=headers)
+        assert report.status_code == 200 and report.mimetype == "text/html"
+        assert "attachment" in report.headers["Content-Disposition"]
+        html = report.get_data(as_text=True)
+        assert next(iter(names.values())) in html and '"impressions"' in html
+        assert client.get("/web/allocations/nope/partners.json", headers=headers).status_code == 404
+        assert client.get("/web/comparisons/nope/report.html", headers=headers).status_code == 404
+    finally:
+        release_job_runner(app)

@@ -86,6 +86,13 @@ def test_solve_read_download_and_compare(
     expected = requests.get(f"{live_app.url}/v1/allocations/{job_id}/plans/1.csv", timeout=10)
     assert saved.read_bytes() == expected.content
 
+    # The static report of the job downloads as one HTML file holding its plan.
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download report (HTML)").click()
+    report = tmp_path / "report.html"
+    download.value.save_as(report)
+    assert first["partner_id"] in report.read_text(encoding="utf-8")
+
     # A what-if with less subsidy, solved against the job as its base, side by side.
     page.get_by_label("Scenario name").fill("less subsidy")
     page.get_by_label("subsidy budget ×").fill("0.5")
@@ -94,6 +101,7 @@ def test_solve_read_download_and_compare(
     expect(table).to_be_visible(timeout=SOLVE_TIMEOUT_MS)
     expect(table.locator("thead th")).to_have_text(["", "base", "less subsidy"])
     expect(page.locator('[data-chart="comparison"] svg')).to_have_count(1)
+    expect(page.get_by_role("link", name="Download comparison report (HTML)")).to_be_visible()
     screenshot_page(page, "4-what-if", "#whatif-section")
 
     # The plan and the comparison re-labelled in Chinese, figures unchanged.
@@ -122,7 +130,7 @@ def test_upload_partners_csv(page: Page, live_app: LiveApp, watched: Watch) -> N
     expect(page.locator("#progress-status")).to_have_text("succeeded", timeout=SOLVE_TIMEOUT_MS)
     plan = api_job(live_app, job_id)["plans"][0]
     expect(page.locator("#partner-table tbody tr")).to_have_count(len(plan["allocations"]))
-    # Names and attributes come from the uploaded file, read by the API's own parser.
+    # Names and attributes come from the job's stored request, i.e. the uploaded file.
     names = {p.id: p.name for p in load_partners("tiny")}
     first = plan["allocations"][0]["partner_id"]
     expect(page.locator(f'#partner-table tr[data-partner-id="{first}"]')).to_contain_text(

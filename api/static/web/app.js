@@ -112,7 +112,6 @@
       state.context = {
         id: submitted.id, request,
         fixture: $("source-fixture").checked ? $("fixture").value : null,
-        upload: $("source-upload").checked ? $("partners-file").files[0] : null,
         units: Object.fromEntries(request.resources.map((r) => [r.name, r.unit])),
         resources: request.resources.map((r) => ({ name: r.name, unit: r.unit })),
         tiers: request.tiers.map((tier) => ({ name: tier.name, target: tier.target })),
@@ -179,28 +178,14 @@
     $("plan-heading").focus({ preventScroll: true });
   }
 
-  // Names and attributes: the stored request when the API returns it, else the fixture's
-  // or the uploaded CSV's.
+  // Names and attributes of the job's partners, from its stored request.
   async function partnerInfo(context) {
     try {
-      if (await api.has("/v1/allocations/{}/request")) {
-        const stored = await api.request("GET", `/v1/allocations/${context.id}/request`);
-        const list = (stored.request || stored).partners;
-        if (Array.isArray(list)) return new Map(list.map((p) => [p.id, p]));
-      }
-      if (context.upload) {
-        const form = new FormData();
-        form.append("partners", context.upload);
-        form.append("resources", context.resources.map((r) => r.name).join(","));
-        const list = await api.request("POST", "/web/partners.json", form);
-        return new Map(list.map((p) => [p.id, p]));
-      }
-      if (context.fixture) {
-        const list = await api.request("GET", `/web/fixtures/${encodeURIComponent(context.fixture)}/partners.json`);
-        return new Map(list.map((p) => [p.id, p]));
-      }
-    } catch (error) { /* the plan reads fine without names */ }
-    return new Map();
+      const list = await api.request("GET", `/web/allocations/${context.id}/partners.json`);
+      return new Map(list.map((p) => [p.id, p]));
+    } catch (error) {
+      return new Map();  // the plan reads fine without names
+    }
   }
 
   // -- the plan --------------------------------------------------------------------------
@@ -223,6 +208,8 @@
     const base = `/v1/allocations/${state.job.id}/plans/${plan.rank}`;
     $("download-csv").href = base + ".csv";
     $("download-csv").dataset.filename = `${state.job.id}-plan-${plan.rank}.csv`;
+    $("download-report").href = `/web/allocations/${state.job.id}/report.html`;
+    $("download-report").dataset.filename = `${state.job.id}-report.html`;
     $("download-xlsx").href = base + ".xlsx";
     $("download-xlsx").dataset.filename = `${state.job.id}-plan-${plan.rank}.xlsx`;
     $("adopt-status").textContent = "";
@@ -270,7 +257,14 @@
           ? " — " + t("scenariosDone", { done: p.scenarios_done, total: p.scenarios_total }) : "");
       });
       if (result.status !== "succeeded") notify(t(result.status) + (result.error ? ": " + result.error : ""));
-      else { state.comparison = result; WM.whatif.render($("comparison-view"), result, state.context); }
+      else {
+        state.comparison = result;
+        WM.whatif.render($("comparison-view"), result, state.context);
+        const link = $("download-comparison-report");
+        link.href = `/web/comparisons/${result.id}/report.html`;
+        link.dataset.filename = `${result.id}-comparison.html`;
+        link.hidden = false;
+      }
     } catch (error) {
       fail(error);
     } finally {
@@ -366,6 +360,8 @@
     $("plan-rank").addEventListener("change", drawPlan);
     $("download-csv").addEventListener("click", downloadLink);
     $("download-xlsx").addEventListener("click", downloadLink);
+    $("download-report").addEventListener("click", downloadLink);
+    $("download-comparison-report").addEventListener("click", downloadLink);
     $("adopt").addEventListener("click", adopt);
     $("add-scenario").addEventListener("click", () => WM.whatif.addScenario($("scenario-list"), state.context).querySelector("input").focus());
     $("compare").addEventListener("click", compare);
