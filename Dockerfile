@@ -13,8 +13,11 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY models ./models
 COPY optimizer ./optimizer
-COPY api ./api
 COPY fixtures ./fixtures
+COPY service ./service
+COPY adapters ./adapters
+COPY api ./api
+COPY cli ./cli
 COPY bench ./bench
 RUN pip install . && rm -rf /src
 

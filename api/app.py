@@ -1,5 +1,5 @@
-"""The Flask application: `create_app()` wires configuration, storage, the job runner and
-the routes; every error leaves as JSON."""
+"""The Flask application: `create_app()` wires configuration, the store, the job queue
+and one blueprint per resource; every error leaves as JSON."""
 
 from __future__ import annotations
 
@@ -12,12 +12,11 @@ from flask import Flask, current_app, request
 from flask_smorest import Api
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from api.config import load_config, truthy
-from api.execution import JobSettings
-from api.jobs import CeleryDispatcher, Dispatcher, InProcessDispatcher, JobRunner
+from adapters.config import load_config, truthy
+from adapters.queue import InProcessDispatcher, make_dispatcher
+from adapters.store import Store
 from api.routes import allocations, comparisons, fixtures, health
-from api.routes.common import Services
-from api.store import Store
+from api.routes.common import Backends
 from api.web import init_app as init_web
 from models.schemas import AllocationRequestSchema
 
@@ -90,18 +89,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app = Flask("api")
     app.config.update(load_config(config))
     store = Store(app.config["DATABASE_URL"], migrate=truthy(app.config["RUN_MIGRATIONS"]))
-    dispatcher: Dispatcher
-    if app.config.get("BROKER_URL"):
-        dispatcher = CeleryDispatcher(app.config)
-    else:
-        runner = JobRunner(
-            store,
-            JobSettings.from_config(app.config),
-            workers=int(app.config["JOB_WORKERS"]),
-            poll_s=float(app.config["JOB_POLL_S"]),
-        )
-        dispatcher = InProcessDispatcher(runner)
-    app.extensions["windmaker"] = Services(store, dispatcher)
+    app.extensions["windmaker"] = Backends(store, make_dispatcher(app.config, store))
 
     api = WindmakerApi(app)
     api.spec.components.schema("AllocationRequest", schema=AllocationRequestSchema)

@@ -16,9 +16,9 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
+from adapters.config import load_config
+from adapters.store import Store
 from api.app import create_app, release_job_runner, start_job_runner
-from api.config import load_config
-from api.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -57,10 +57,10 @@ def index() -> ResponseReturnValue:
 
 def _stored_request(job_id: str, kind: str) -> dict[str, Any]:
     """The request a job was submitted with (partners inline), after the API's key check."""
-    from api.routes.common import require_api_key, services
+    from api.routes.common import backends, require_api_key
 
     require_api_key()
-    store = services().store
+    store = backends().store
     job = store.get_job(job_id, kind)
     if job is None or job.request_id is None:
         abort(404)
@@ -78,11 +78,11 @@ def job_partners(job_id: str) -> ResponseReturnValue:
 @blp.get("/web/allocations/<job_id>/report.html")
 def allocation_report(job_id: str) -> ResponseReturnValue:
     """The static report of a solved job's plans, as a download."""
-    from api import services as svc
-    from api.routes.common import services
+    from api.routes.common import backends
+    from service import jobs
 
     context = request_context(_stored_request(job_id, "allocation"))
-    job = svc.get_allocation(services().store, job_id)
+    job = jobs.get_allocation(backends().store, job_id)
     if job["status"] != "succeeded":
         abort(409)
     return _report_response(job, f"{job_id}-report.html", context)
@@ -91,11 +91,11 @@ def allocation_report(job_id: str) -> ResponseReturnValue:
 @blp.get("/web/comparisons/<job_id>/report.html")
 def comparison_report(job_id: str) -> ResponseReturnValue:
     """The static report of a finished comparison, as a download."""
-    from api import services as svc
-    from api.routes.common import services
+    from api.routes.common import backends
+    from service import jobs
 
     context = request_context(_stored_request(job_id, "comparison"))
-    comparison = svc.get_comparison(services().store, job_id)
+    comparison = jobs.get_comparison(backends().store, job_id)
     if comparison["status"] != "succeeded":
         abort(409)
     return _report_response(comparison, f"{job_id}-comparison.html", context)

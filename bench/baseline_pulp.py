@@ -1,4 +1,5 @@
-"""The baseline: the plain PuLP MIP a competent user would write from SPEC §1.
+"""The baseline: the plain PuLP MIP a competent user would write from the request and
+curve definitions (docs/reference.md).
 
 * Each (partner, resource) amount is a variable (an integer count of steps where the
   resource has a step), semi-continuous through an on/off binary when the partner has a
@@ -9,7 +10,7 @@
   variables. Two stages, lexicographic: minimise the weighted shortfall, then fix it and
   maximise GMV (or minimise cost).
 
-Solved with CBC (PuLP's bundled solver) or HiGHS through PuLP. The amounts it returns are
+Solved with CBC (the binary of PuLP's cbc extra) or HiGHS through PuLP. The amounts it returns are
 evaluated with the exact curves afterwards, like every engine's.
 """
 
@@ -24,6 +25,7 @@ import pulp
 
 from models.curves import Curve, FloatArray
 from models.request import AllocationRequest, Objective
+from optimizer.engines.cbc import cbc_path
 
 SEGMENTS = 16
 
@@ -39,7 +41,7 @@ class BaselineResult:
 def _solver(name: str, seconds: float) -> pulp.LpSolver:
     limit = max(1.0, seconds)
     if name == "cbc":
-        return pulp.PULP_CBC_CMD(msg=False, timeLimit=limit, threads=1)
+        return pulp.COIN_CMD(path=cbc_path(), msg=False, timeLimit=limit, threads=1)
     if name == "highs":
         return pulp.HiGHS(msg=False, timeLimit=limit, threads=1)
     raise ValueError(f"unknown baseline solver {name!r}")
@@ -100,10 +102,10 @@ def solve_baseline(request: AllocationRequest, solver: str, time_cap_s: float) -
                 reach = sum(_curve_max(request, partner, res.name) for res in resources)
                 if partner.baseline_gmv + reach < tier.min_gmv:
                     continue
-                z = pulp.LpVariable(f"tier_{t}_{i}", cat="Binary")
+                z = model.add_variable(f"tier_{t}_{i}", cat="Binary")
                 model += gmv[i] >= (tier.min_gmv - partner.baseline_gmv) * z, f"reach_{t}_{i}"
                 count.append(z)
-            short = pulp.LpVariable(f"short_{t}", lowBound=0)
+            short = model.add_variable(f"short_{t}", lowBound=0)
             model += pulp.lpSum(count) + already + short >= tier.target, f"count_{t}"
             shortfall_terms.append(tier.weight * short)
 
@@ -146,12 +148,12 @@ def _amount_variable(
     model: pulp.LpProblem, i: int, r: int, low: float, high: float, step: float
 ) -> pulp.LpAffineExpression:
     if step > 0:
-        units = pulp.LpVariable(f"n_{i}_{r}", 0, round(high / step), cat="Integer")
+        units = model.add_variable(f"n_{i}_{r}", 0, round(high / step), cat="Integer")
         x = step * units
     else:
-        x = pulp.LpVariable(f"x_{i}_{r}", 0, high)
+        x = model.add_variable(f"x_{i}_{r}", 0, high)
     if low > 0:
-        on = pulp.LpVariable(f"on_{i}_{r}", cat="Binary")
+        on = model.add_variable(f"on_{i}_{r}", cat="Binary")
         model += x >= low * on, f"min_{i}_{r}"
         model += x <= high * on, f"max_{i}_{r}"
     return pulp.LpAffineExpression(x)
@@ -165,11 +167,11 @@ def _pwl(
     values = curve.value(points)
     widths = np.diff(points)
     slopes = np.diff(values) / widths
-    pieces = [pulp.LpVariable(f"d_{i}_{r}_{k}", 0, float(widths[k])) for k in range(SEGMENTS)]
+    pieces = [model.add_variable(f"d_{i}_{r}_{k}", 0, float(widths[k])) for k in range(SEGMENTS)]
     model += pulp.lpSum(pieces) == x, f"split_{i}_{r}"
     if not curve.is_concave:
         # Segments must fill in order: y_k = 1 lets segment k+1 start only once k is full.
-        order = [pulp.LpVariable(f"y_{i}_{r}_{k}", cat="Binary") for k in range(SEGMENTS - 1)]
+        order = [model.add_variable(f"y_{i}_{r}_{k}", cat="Binary") for k in range(SEGMENTS - 1)]
         for k in range(SEGMENTS - 1):
             model += pieces[k] >= float(widths[k]) * order[k], f"full_{i}_{r}_{k}"
             model += pieces[k + 1] <= float(widths[k + 1]) * order[k], f"next_{i}_{r}_{k}"

@@ -2,14 +2,15 @@
 multiple-choice MKP (Khan, Hifi) instances turned into Windmaker requests and solved
 through the public entry point `optimizer.solve`.
 
-Mapping (SPEC §1, packages): an MKP item becomes a partner with baseline GMV 0 and one
+Mapping (packages: docs/reference.md): an MKP item becomes a partner with baseline GMV 0 and one
 package whose amounts are the item's consumptions and whose uplift is its profit; each
 knapsack constraint becomes a resource whose budget is the capacity; the objective is
 `max_gmv`, so the plan's total projected GMV is the knapsack value. An MMKP group becomes a
 partner with one package per option, all held to exactly one by a `one_package` rule.
 
-Run `python -m bench.orlib --help`. Data: `$WINDMAKER_ORLIB_DIR`, else
-`<repo root>/../shared/benchmarks/orlib` (SOURCES.md there describes every format).
+Run `python -m bench.orlib --help`. Data: the OR-Library files (mknap1, mknap2, mknapcb*,
+the Khan and Hifi MMKP sets) in `$WINDMAKER_ORLIB_DIR` or `--data-dir`; by default the
+copy this project's CI keeps beside the repository (its SOURCES.md describes each format).
 """
 
 from __future__ import annotations
@@ -680,7 +681,7 @@ def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         "--data-dir",
         type=Path,
         default=None,
-        help=f"benchmark folder (default ${DATA_ENV} or ../shared/...)",
+        help=f"benchmark folder (default ${DATA_ENV} or the CI copy beside the repository)",
     )
     args = parser.parse_args(argv)
     if args.time_limit <= 0:

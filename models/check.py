@@ -1,8 +1,10 @@
 """The independent exact checker every plan passes before it leaves.
 
-It shares no evaluation code with `models.plan`: every figure is recomputed partner by
-partner with scalar `Curve.value` calls, so a bug in the vectorised plan builder (or in an
-engine) cannot hide behind the same bug here.
+It is deliberately an independent code path: it shares no evaluation code with
+`models.plan` or with the vectorised formula table of `models.curves` that every engine
+uses. Every figure is recomputed partner by partner in scalar Python, with its own curve
+formulas (`models.scalar_curves`), so a bug in the shared formulas, the plan builder or an
+engine cannot hide behind the same bug here. Keep it that way.
 
 What is a violation:
 
@@ -52,6 +54,7 @@ from models.request import (
     Partner,
     Resource,
 )
+from models.scalar_curves import uplift
 
 MONEY_RTOL = 1e-9
 MONEY_ATOL = 1e-6
@@ -297,7 +300,7 @@ class _Checker:
         partner = state.partner
         terms = [partner.baseline_gmv]
         for name, curve in partner.curves.items():
-            terms.append(float(curve.value(max(state.curve_amounts.get(name, 0.0), 0.0))))
+            terms.append(uplift(curve, state.curve_amounts.get(name, 0.0)))
         if state.package is not None:
             terms.append(state.package.uplift)
         return math.fsum(terms)

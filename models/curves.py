@@ -1,13 +1,30 @@
 """Response curves: the GMV a partner gains from x units of one resource.
 
-Exact evaluation in float64. `Curve` evaluates one partner's curve on an array of amounts;
-`CurveColumn` evaluates one resource's curves for many partners at once (one amount each),
-grouping partners by curve kind so the work is a handful of numpy expressions.
+The formulas live here once, in a table of vectorised functions per curve kind (value,
+derivative and the inverse of the derivative) over numpy arrays in float64. Every
+evaluator uses them: `Curve` (one partner's curve on an array of amounts), `CurveColumn`
+(one resource's curves for many partners, grouped by kind), the decomposition engine's
+curve families and the fixture calibration. Only the exact plan checker (`models.check`)
+keeps its own scalar formulas, on purpose: it is the independent second opinion.
+
+The table takes the parameters *packed* into three arrays, whatever the kind:
+
+==========  ================  ===================  =========
+kind        ``a``             ``s``                ``n``
+==========  ================  ===================  =========
+saturating  max_uplift        scale                (unused)
+log         coef              scale                (unused)
+linear      roi               (unused)             (unused)
+hill        max_uplift        half_saturation      shape
+==========  ================  ===================  =========
+
+`points` curves (piecewise-linear through given points) are not in the table: their
+parameters are arrays, and they are evaluated by interpolation.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -34,6 +51,170 @@ CURVE_PARAMETERS: dict[CurveKind, tuple[str, ...]] = {
     CurveKind.POINTS: ("xs", "ys"),
 }
 
+_TINY = 1e-300
+
+# ---------------------------------------------------------------------------------------
+# The formulas: f(x), f'(x) and the x >= floor where f'(x) = p, per kind.
+#   saturating  f = a·(1 − e^(−x/s))       f' = a/s·e^(−x/s)
+#   log         f = a·ln(1 + x/s)          f' = a/(s + x)
+#   linear      f = a·x                    f' = a
+#   hill        f = a·xⁿ/(xⁿ + sⁿ)         f' = a·n·(x/s)ⁿ / (x·(1 + (x/s)ⁿ)²)
+
+
+def _saturating(x: FloatArray, a: FloatArray, s: FloatArray, n: FloatArray) -> FloatArray:
+    return a * -np.expm1(-x / s)
+
+
+def _saturating_slope(x: FloatArray, a: FloatArray, s: FloatArray, n: FloatArray) -> FloatArray:
+    return a / s * np.exp(-x / s)
+
+
+def _saturating_inverse(
+    p: FloatArray, a: FloatArray, s: FloatArray, n: FloatArray, floor: FloatArray
+) -> FloatArray:
+    return np.maximum(s * np.log(a / (s * p)), floor)
+
+
+def _log(x: FloatArray, a: FloatArray, s: FloatArray, n: FloatArray) -> FloatArray:
+    return a * np.log1p(x / s)
+
+
+def _log_slope(x: FloatArray, a: FloatArray, s: FloatArray, n: FloatArray) -> FloatArray:
+    return a / (s + x)
+
+
+def _log_inverse(
+    p: FloatArray, a: FloatArray, s: FloatArray, n: FloatArray, floor: FloatArray
+) -> FloatArray:
+    return np.maximum(a / p - s, floor)
+
+
+def _linear(x: FloatArray, a: FloatArray, s: FloatArray, n: FloatArray) -> FloatArray:
+    return a * x
+
+
+def _linear_slope(x: FloatArray, a: FloatArray, s: FloatArray, n: FloatArray) -> FloatArray:
+    return np.broadcast_to(a, np.broadcast(x, a).shape).astype(np.float64)
+
+
+def _linear_inverse(
+    p: FloatArray, a: FloatArray, s: FloatArray, n: FloatArray, floor: FloatArray
+) -> FloatArray:
+    # The slope never falls to p: x·(a − p) grows without end while p < a, else x = floor.
+    return np.where(p < a, np.inf, floor)
+
+
+def _hill(x: FloatArray, a: FloatArray, s: FloatArray, n: FloatArray) -> FloatArray:
+    # xⁿ/(xⁿ + sⁿ) written as 1/(1 + (s/x)ⁿ) to stay finite for large x and n.
+    with np.errstate(divide="ignore", over="ignore"):
+        ratio = np.power(s / x, n)
+    return np.where(x > 0, a / (1.0 + ratio), 0.0)
+
+
+def _hill_slope(x: FloatArray, a: FloatArray, s: FloatArray, n: FloatArray) -> FloatArray:
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        ratio = np.power(x / s, n)
+        slope = a * n * ratio / (x * (1.0 + ratio) ** 2)
+    # At 0 the slope is infinite (n < 1), a/s (n = 1) or flat (n > 1).
+    at_zero = np.where(n < 1, np.inf, np.where(n == 1, a / s, 0.0))
+    return np.where(x > 0, np.where(np.isfinite(slope), slope, 0.0), at_zero)
+
+
+def _hill_inverse(
+    p: FloatArray, a: FloatArray, s: FloatArray, n: FloatArray, floor: FloatArray
+) -> FloatArray:
+    """f'(x) = p on the concave side (floor >= the inflection, see `hill_inflection`).
+
+    In u = ln(x/s), ln f'(x) is concave and decreasing past the inflection, so Newton
+    started to the right of the root (the asymptote f' ~ a·n/s·(s/x)^(n+1) overshoots)
+    moves monotonically onto it without bracketing.
+    """
+    p, a, s, n, floor = np.broadcast_arrays(p, a, s, n, floor)
+    target = np.log(p * s / a)  # ln H'(z) with H(z) = zⁿ/(1 + zⁿ)
+    u = np.log(np.maximum(n / np.maximum(p * s / a, _TINY), 1.0)) / (n + 1)
+    u = np.maximum(u, np.log(np.maximum(floor / s, _TINY)))
+    todo = np.arange(p.size)
+    u, n_flat, log_n, target = u.ravel(), n.ravel(), np.log(n).ravel(), target.ravel()
+    for _ in range(60):
+        uu, nn = u[todo], n_flat[todo]
+        e = np.exp(np.minimum(nn * uu, 700.0))
+        g = log_n[todo] + (nn - 1) * uu - 2 * np.log1p(e) - target[todo]
+        dg = (nn - 1) - 2 * nn * e / (1 + e)
+        step = np.where(dg < 0, g / np.minimum(dg, -1e-12), 0.0)
+        u[todo] = uu - step
+        todo = todo[np.abs(step) > 1e-12]
+        if todo.size == 0:
+            break
+    return np.maximum(s * np.exp(u.reshape(p.shape)), floor)
+
+
+Formula = Callable[[FloatArray, FloatArray, FloatArray, FloatArray], FloatArray]
+Inverse = Callable[[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray], FloatArray]
+
+
+@dataclass(frozen=True)
+class KindFormulas:
+    value: Formula
+    derivative: Formula
+    inverse_derivative: Inverse
+
+
+FORMULAS: dict[CurveKind, KindFormulas] = {
+    CurveKind.SATURATING: KindFormulas(_saturating, _saturating_slope, _saturating_inverse),
+    CurveKind.LOG: KindFormulas(_log, _log_slope, _log_inverse),
+    CurveKind.LINEAR: KindFormulas(_linear, _linear_slope, _linear_inverse),
+    CurveKind.HILL: KindFormulas(_hill, _hill_slope, _hill_inverse),
+}
+
+
+def _arrays(*values: ArrayLike) -> list[FloatArray]:
+    return [np.asarray(value, dtype=np.float64) for value in values]
+
+
+def kind_value(
+    kind: CurveKind, x: ArrayLike, a: ArrayLike, s: ArrayLike, n: ArrayLike
+) -> FloatArray:
+    """f(x) of `kind` curves with packed parameters (amounts below 0 count as 0)."""
+    xs, aa, ss, nn = _arrays(x, a, s, n)
+    return FORMULAS[kind].value(np.maximum(xs, 0.0), aa, ss, nn)
+
+
+def kind_derivative(
+    kind: CurveKind, x: ArrayLike, a: ArrayLike, s: ArrayLike, n: ArrayLike
+) -> FloatArray:
+    """Right derivative f'(x) (hill at 0: inf for shape < 1, a/s for 1, 0 above)."""
+    xs, aa, ss, nn = _arrays(x, a, s, n)
+    return FORMULAS[kind].derivative(np.maximum(xs, 0.0), aa, ss, nn)
+
+
+def kind_inverse_derivative(
+    kind: CurveKind,
+    p: ArrayLike,
+    a: ArrayLike,
+    s: ArrayLike,
+    n: ArrayLike,
+    floor: ArrayLike = 0.0,
+) -> FloatArray:
+    """The x >= floor where the slope falls to p > 0 (floor where it is already below p).
+
+    Linear curves have no such point: +inf while p < roi, else floor. Hill curves need
+    floor at or beyond their inflection (the slope rises before it).
+    """
+    pp, aa, ss, nn, ff = _arrays(p, a, s, n, floor)
+    return FORMULAS[kind].inverse_derivative(pp, aa, ss, nn, ff)
+
+
+def hill_inflection(s: ArrayLike, n: ArrayLike) -> FloatArray:
+    """Where a hill curve turns concave: s·((n−1)/(n+1))^(1/n) for n > 1, else 0."""
+    ss, nn = _arrays(s, n)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        point = ss * (np.maximum(nn - 1, 0.0) / (nn + 1)) ** (1 / nn)
+    return np.where(nn > 1, point, 0.0)
+
+
+# ---------------------------------------------------------------------------------------
+# One curve, and one resource's curves for many partners
+
 
 @dataclass(frozen=True)
 class Curve:
@@ -47,47 +228,42 @@ class Curve:
     xs: tuple[float, ...] = ()
     ys: tuple[float, ...] = ()
 
+    @property
+    def packed(self) -> tuple[float, float, float]:
+        """(a, s, n) as `FORMULAS` takes them (see the module docstring)."""
+        if self.kind is CurveKind.LOG:
+            return self.coef, self.scale, 1.0
+        if self.kind is CurveKind.LINEAR:
+            return self.roi, 1.0, 1.0
+        if self.kind is CurveKind.HILL:
+            return self.max_uplift, self.half_saturation, self.shape
+        return self.max_uplift, self.scale, 1.0
+
     def value(self, x: ArrayLike) -> FloatArray:
-        amounts = np.maximum(np.asarray(x, dtype=np.float64), 0.0)
-        kind = self.kind
-        if kind is CurveKind.SATURATING:
-            return self.max_uplift * -np.expm1(-amounts / self.scale)
-        if kind is CurveKind.LOG:
-            return self.coef * np.log1p(amounts / self.scale)
-        if kind is CurveKind.LINEAR:
-            return self.roi * amounts
-        if kind is CurveKind.HILL:
-            return _hill(amounts, self.max_uplift, self.shape, self.half_saturation)
-        return np.interp(amounts, self.xs, self.ys)  # flat after the last point
+        if self.kind is CurveKind.POINTS:
+            amounts = np.maximum(np.asarray(x, dtype=np.float64), 0.0)
+            return np.interp(amounts, self.xs, self.ys)  # flat after the last point
+        return kind_value(self.kind, x, *self.packed)
 
     def derivative(self, x: ArrayLike) -> FloatArray:
         """Right derivative (for `points`: the slope of the segment to the right)."""
+        if self.kind is not CurveKind.POINTS:
+            return kind_derivative(self.kind, x, *self.packed)
         amounts = np.maximum(np.asarray(x, dtype=np.float64), 0.0)
-        kind = self.kind
-        if kind is CurveKind.SATURATING:
-            return self.max_uplift / self.scale * np.exp(-amounts / self.scale)
-        if kind is CurveKind.LOG:
-            return self.coef / (self.scale + amounts)
-        if kind is CurveKind.LINEAR:
-            return np.full_like(amounts, self.roi)
-        if kind is CurveKind.HILL:
-            n, h = self.shape, self.half_saturation
-            ratio = np.power(amounts / h, n)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                slope = self.max_uplift * n * ratio / (amounts * (1.0 + ratio) ** 2)
-            at_zero = np.inf if n < 1 else (self.max_uplift / h if n == 1 else 0.0)
-            return np.where(amounts > 0, slope, at_zero)
-        xs, ys = np.asarray(self.xs), np.asarray(self.ys)
-        slopes = np.append(np.diff(ys) / np.diff(xs), 0.0)
+        xs = np.asarray(self.xs)
+        slopes = self._point_slopes()
         index = np.searchsorted(xs, amounts, side="right") - 1
         return slopes[np.clip(index, 0, len(slopes) - 1)]
+
+    def _point_slopes(self) -> FloatArray:
+        return np.append(np.diff(self.ys) / np.diff(self.xs), 0.0)
 
     @property
     def is_concave(self) -> bool:
         if self.kind is CurveKind.HILL:
             return self.shape <= 1.0
         if self.kind is CurveKind.POINTS:
-            slopes = np.append(np.diff(self.ys) / np.diff(self.xs), 0.0)
+            slopes = self._point_slopes()
             return bool(np.all(np.diff(slopes) <= 1e-12 * max(1.0, float(np.max(slopes)))))
         return True
 
@@ -104,23 +280,14 @@ class Curve:
     def inflection(self) -> float:
         """Where a non-concave curve turns concave (0 for concave curves).
 
-        Hill: x* = h·((n−1)/(n+1))^(1/n); points: the last breakpoint where the slope rises.
+        Hill: `hill_inflection`; points: the last breakpoint where the slope rises.
         """
-        if self.kind is CurveKind.HILL and self.shape > 1:
-            n = self.shape
-            return float(self.half_saturation * ((n - 1) / (n + 1)) ** (1 / n))
+        if self.kind is CurveKind.HILL:
+            return float(hill_inflection(self.half_saturation, self.shape))
         if self.kind is CurveKind.POINTS and not self.is_concave:
-            slopes = np.append(np.diff(self.ys) / np.diff(self.xs), 0.0)
-            rising = np.nonzero(np.diff(slopes) > 0)[0]
+            rising = np.nonzero(np.diff(self._point_slopes()) > 0)[0]
             return float(self.xs[int(rising[-1]) + 1])
         return 0.0
-
-
-def _hill(x: FloatArray, max_uplift: ArrayLike, shape: ArrayLike, half: ArrayLike) -> FloatArray:
-    # x^n / (x^n + h^n) written as 1 / (1 + (h/x)^n) to stay finite for large x and n.
-    with np.errstate(divide="ignore", over="ignore"):
-        ratio = np.power(np.asarray(half) / x, shape)
-    return np.where(x > 0, np.asarray(max_uplift) / (1.0 + ratio), 0.0)
 
 
 class CurveColumn:
@@ -132,19 +299,14 @@ class CurveColumn:
 
     def __init__(self, curves: Sequence[Curve | None]):
         self.curves = list(curves)
-        size = len(self.curves)
+        self._present = {i: curve for i, curve in enumerate(self.curves) if curve is not None}
         self._groups: dict[CurveKind, NDArray[np.intp]] = {}
-        kinds = [curve.kind if curve is not None else None for curve in self.curves]
         for kind in CurveKind:
-            index = np.array([i for i in range(size) if kinds[i] is kind], dtype=np.intp)
-            if index.size:
-                self._groups[kind] = index
-
-        def param(name: str, index: NDArray[np.intp]) -> FloatArray:
-            return np.array([getattr(self.curves[i], name) for i in index], dtype=np.float64)
-
-        self._params: dict[CurveKind, dict[str, FloatArray]] = {
-            kind: {name: param(name, index) for name in CURVE_PARAMETERS[kind] if name[-1] != "s"}
+            index = [i for i, curve in self._present.items() if curve.kind is kind]
+            if index:
+                self._groups[kind] = np.array(index, dtype=np.intp)
+        self._packed: dict[CurveKind, FloatArray] = {
+            kind: np.array([self._present[i].packed for i in index], dtype=np.float64).T
             for kind, index in self._groups.items()
             if kind is not CurveKind.POINTS
         }
@@ -158,17 +320,9 @@ class CurveColumn:
         for kind, index in self._groups.items():
             xi = x[index]
             if kind is CurveKind.POINTS:
-                out[index] = [self.curves[i].value(xi[k]) for k, i in enumerate(index)]
-                continue
-            p = self._params[kind]
-            if kind is CurveKind.SATURATING:
-                out[index] = p["max_uplift"] * -np.expm1(-xi / p["scale"])
-            elif kind is CurveKind.LOG:
-                out[index] = p["coef"] * np.log1p(xi / p["scale"])
-            elif kind is CurveKind.LINEAR:
-                out[index] = p["roi"] * xi
+                out[index] = [self._present[i].value(xi[k]) for k, i in enumerate(index)]
             else:
-                out[index] = _hill(xi, p["max_uplift"], p["shape"], p["half_saturation"])
+                out[index] = FORMULAS[kind].value(xi, *self._packed[kind])
         return out
 
 

@@ -12,12 +12,12 @@ from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
 from werkzeug.datastructures import FileStorage
 
-from api import services as svc
-from api.errors import ServiceError, UnsupportedMediaType
-from api.routes.common import documented_auth, handle_errors, require_api_key, services
+from api.errors import BadBody, UnsupportedMediaType
+from api.routes.common import backends, documented_auth, handle_errors, require_api_key
 from api.schemas import AllocationJobSchema, JobListQuerySchema, JobSchema, SubmittedSchema
-from api.store import ALLOCATION, Job
 from models.schemas import RequestValidationError
+from service import jobs, solving
+from service.records import ALLOCATION, Job
 
 blp = Blueprint(
     "allocations",
@@ -76,8 +76,8 @@ class Allocations(MethodView):
     def post(self) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Submit an allocation request; solving happens in the background."""
         allocation = _read_allocation()
-        ctx = services()
-        job = svc.submit_allocation(ctx.store, ctx.dispatcher.dispatch, allocation)
+        ctx = backends()
+        job = jobs.submit_allocation(ctx.store, ctx.dispatcher.dispatch, allocation)
         url = url_for("allocations.Allocation", job_id=job.id)
         return submitted(job, url), 202, {"Location": url}
 
@@ -87,8 +87,8 @@ class Allocations(MethodView):
     @documented_auth(blp, write=False)
     def get(self, query: dict[str, Any], pagination_parameters: PaginationParameters) -> Any:
         """List allocation jobs, newest first (pagination metadata in `X-Pagination`)."""
-        items, total = svc.list_jobs(
-            services().store,
+        items, total = jobs.list_jobs(
+            backends().store,
             ALLOCATION,
             page=pagination_parameters.page,
             page_size=pagination_parameters.page_size,
@@ -106,7 +106,7 @@ class Allocation(MethodView):
     @handle_errors
     def get(self, job_id: str) -> dict[str, Any]:
         """The job: status, timestamps, error, and its plans once it succeeded."""
-        return svc.get_allocation(services().store, job_id)
+        return jobs.get_allocation(backends().store, job_id)
 
     @blp.response(200, JobSchema)
     @blp.alt_response(404, response="NOT_FOUND")
@@ -115,7 +115,7 @@ class Allocation(MethodView):
     @handle_errors
     def delete(self, job_id: str) -> dict[str, Any]:
         """Cancel a queued or running job (a running solve stops at its next check)."""
-        return svc.cancel_job(services().store, job_id, ALLOCATION)
+        return jobs.cancel_job(backends().store, job_id, ALLOCATION)
 
 
 @blp.route("/<job_id>/plans/<int:rank>.csv")
@@ -132,7 +132,7 @@ class PlanCsv(MethodView):
     @handle_errors
     def get(self, job_id: str, rank: int) -> Response:
         """A plan's allocations as CSV."""
-        text = svc.plan_csv(services().store, job_id, rank)
+        text = jobs.plan_csv(backends().store, job_id, rank)
         return Response(
             text,
             mimetype="text/csv",
@@ -150,7 +150,7 @@ def _read_allocation() -> Any:
             "application/json, or multipart/form-data with CSV files",
             {"Content-Type": [f"unsupported: {request.mimetype or '(none)'}"]},
         )
-    return svc.parse_allocation(_json(request.get_data(), "body"))
+    return solving.parse_allocation(_json(request.get_data(), "body"))
 
 
 def _read_multipart() -> Any:
@@ -169,11 +169,11 @@ def _read_multipart() -> Any:
     else:
         try:
             data = _json(raw.encode("utf-8"), "request")
-        except ServiceError as error:
+        except BadBody as error:
             errors.update(error.errors)
     if errors:
         raise RequestValidationError(errors, _INVALID)
-    return svc.parse_allocation(data, partners_csv=partners, packages_csv=packages)
+    return solving.parse_allocation(data, partners_csv=partners, packages_csv=packages)
 
 
 def _csv_part(name: str, errors: dict[str, Any], *, required: bool) -> IO[bytes] | None:
@@ -198,6 +198,4 @@ def _json(raw: bytes, field: str) -> Any:
     try:
         return json.loads(raw)
     except (ValueError, RecursionError) as error:  # UnicodeDecodeError is a ValueError
-        raise ServiceError(
-            f"{field} is not valid JSON", {field: [f"not valid JSON: {error}"]}
-        ) from None
+        raise BadBody(f"{field} is not valid JSON", {field: [f"not valid JSON: {error}"]}) from None

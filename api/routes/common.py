@@ -1,5 +1,5 @@
-"""What every route shares: the app's services, key checks, and turning service errors
-into HTTP answers (at the view, with flask-smorest's `abort`)."""
+"""What every route shares: the app's store and queue, key checks, and turning service
+errors into HTTP answers (at the view, with flask-smorest's `abort`)."""
 
 from __future__ import annotations
 
@@ -10,37 +10,38 @@ from typing import Any, TypeVar, cast
 from flask import current_app, request
 from flask_smorest import abort
 
-from api.auth import auth_required, authenticate, authorize
-from api.config import truthy
-from api.errors import ServiceError, Unauthorized
-from api.jobs import Dispatcher
-from api.store import Store
+from adapters.config import truthy
+from adapters.queue import Dispatcher
+from adapters.store import Store
+from api.errors import ApiError, http_status
 from models.schemas import RequestValidationError
+from service.errors import ServiceError, Unauthorized
+from service.keys import auth_required, authenticate, authorize
 
 F = TypeVar("F", bound=Callable[..., Any])
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
-class Services:
-    """The per-app singletons views need (kept in `app.extensions["windmaker"]`)."""
+class Backends:
+    """The per-app store and job queue the views use (in `app.extensions["windmaker"]`)."""
 
     def __init__(self, store: Store, dispatcher: Dispatcher) -> None:
         self.store = store
         self.dispatcher = dispatcher
 
 
-def services() -> Services:
-    return cast(Services, current_app.extensions["windmaker"])
+def backends() -> Backends:
+    return cast(Backends, current_app.extensions["windmaker"])
 
 
-def abort_with(error: ServiceError | RequestValidationError) -> None:
+def abort_with(error: ServiceError | ApiError | RequestValidationError) -> None:
     """abort() with the body every 4xx shares: message plus field-path errors."""
     if isinstance(error, RequestValidationError):
         abort(422, message=error.summary, errors=error.messages)
         return
     headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, Unauthorized) else None
     abort(
-        error.status,
+        http_status(error),
         message=error.message,
         errors=error.errors,
         **({"headers": headers} if headers else {}),
@@ -54,7 +55,7 @@ def handle_errors(view: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return view(*args, **kwargs)
-        except (ServiceError, RequestValidationError) as error:
+        except (ServiceError, ApiError, RequestValidationError) as error:
             abort_with(error)
 
     return cast(F, wrapper)
@@ -63,7 +64,7 @@ def handle_errors(view: F) -> F:
 def require_api_key() -> None:
     """before_request of every /v1 blueprint but health: once keys exist (or auth is
     required by configuration), a valid key is needed; viewers may only read."""
-    store = services().store
+    store = backends().store
     if not auth_required(store, require_auth=truthy(current_app.config["REQUIRE_AUTH"])):
         return
     try:

@@ -9,9 +9,8 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
 
-from api import services as svc
 from api.routes.allocations import LOCATION, submitted
-from api.routes.common import documented_auth, handle_errors, require_api_key, services
+from api.routes.common import backends, documented_auth, handle_errors, require_api_key
 from api.schemas import (
     ComparisonJobSchema,
     ComparisonRequestSchema,
@@ -19,7 +18,8 @@ from api.schemas import (
     JobSchema,
     SubmittedSchema,
 )
-from api.store import COMPARISON
+from service import jobs
+from service.records import COMPARISON
 
 blp = Blueprint(
     "comparisons",
@@ -42,8 +42,8 @@ class Comparisons(MethodView):
     @handle_errors
     def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Submit a comparison; the base and every scenario are solved in the background."""
-        ctx = services()
-        job = svc.submit_comparison(ctx.store, ctx.dispatcher.dispatch, body)
+        ctx = backends()
+        job = jobs.submit_comparison(ctx.store, ctx.dispatcher.dispatch, body)
         url = url_for("comparisons.Comparison", job_id=job.id)
         return submitted(job, url), 202, {"Location": url}
 
@@ -53,8 +53,8 @@ class Comparisons(MethodView):
     @documented_auth(blp, write=False)
     def get(self, query: dict[str, Any], pagination_parameters: PaginationParameters) -> Any:
         """List comparisons, newest first (pagination metadata in `X-Pagination`)."""
-        items, total = svc.list_jobs(
-            services().store,
+        items, total = jobs.list_jobs(
+            backends().store,
             COMPARISON,
             page=pagination_parameters.page,
             page_size=pagination_parameters.page_size,
@@ -73,7 +73,7 @@ class Comparison(MethodView):
     def get(self, job_id: str) -> dict[str, Any]:
         """Status and, once done, a row per scenario (base first) with KPIs, the best plan
         and per-partner differences against the base."""
-        return svc.get_comparison(services().store, job_id)
+        return jobs.get_comparison(backends().store, job_id)
 
     @blp.response(200, JobSchema)
     @blp.alt_response(404, response="NOT_FOUND")
@@ -82,4 +82,4 @@ class Comparison(MethodView):
     @handle_errors
     def delete(self, job_id: str) -> dict[str, Any]:
         """Cancel a queued or running comparison."""
-        return svc.cancel_job(services().store, job_id, COMPARISON)
+        return jobs.cancel_job(backends().store, job_id, COMPARISON)

@@ -10,6 +10,7 @@ from flask_smorest import Blueprint
 
 from api.routes.common import documented_auth, require_api_key
 from api.schemas import FixtureListSchema
+from fixtures import list_fixtures
 
 blp = Blueprint(
     "fixtures",
@@ -26,6 +27,4 @@ class Fixtures(MethodView):
     @documented_auth(blp, write=False)
     def get(self) -> dict[str, Any]:
         """The bundled fixtures."""
-        from fixtures import list_fixtures
-
         return {"fixtures": [asdict(info) for info in list_fixtures()]}

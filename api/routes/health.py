@@ -9,7 +9,7 @@ from typing import Any
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from api.routes.common import services
+from api.routes.common import backends
 from api.schemas import HealthSchema
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ class Health(MethodView):
     @blp.alt_response(503, schema=HealthSchema, description="not ready")
     def get(self) -> tuple[dict[str, Any], int]:
         """200 when the database answers and the job runner (or broker) is up; else 503."""
-        ctx = services()
+        ctx = backends()
         try:
             ctx.store.ping()
             database: dict[str, Any] = {"ok": True, "backend": ctx.store.engine.dialect.name}

@@ -1,4 +1,6 @@
-"""CBC (or any solver PuLP drives, for users with commercial licences) through PuLP."""
+"""CBC through PuLP's `COIN_CMD`, on the binary the `cbcbox` package ships (PuLP's
+`pulp[cbc]` extra); without cbcbox, a `cbc` on PATH. Written against PuLP's current API
+(variables made by the problem, no `PULP_CBC_CMD`), so it raises no deprecation warnings."""
 
 from __future__ import annotations
 
@@ -11,16 +13,24 @@ from models.curves import FloatArray
 from optimizer.engines.base import MilpModel, MilpResult, Termination
 
 
+def cbc_path() -> str | None:
+    """The CBC binary cbcbox ships, or None to let PuLP look for `cbc` on PATH."""
+    try:
+        from cbcbox import cbc_bin_path
+    except ImportError:
+        return None  # COIN_CMD then looks for `cbc` on PATH
+    return str(cbc_bin_path())
+
+
 class CbcBackend:
     name = "cbc"
-    solver_name = "PULP_CBC_CMD"
 
     def is_available(self) -> bool:
         try:
             import pulp
         except ImportError:
             return False
-        return bool(pulp.getSolver(self.solver_name, msg=False).available())
+        return bool(pulp.COIN_CMD(msg=False, path=cbc_path()).available())
 
     def supports(self, model: MilpModel) -> bool:
         return True
@@ -44,7 +54,7 @@ class CbcBackend:
             return float(value) if np.isfinite(value) else None
 
         columns = [
-            pulp.LpVariable(
+            problem.add_variable(
                 f"x{j}",
                 lowBound=bound(model.col_lo[j]),
                 upBound=bound(model.col_hi[j]),
@@ -75,8 +85,8 @@ class CbcBackend:
             start = np.clip(warm_start, model.col_lo, model.col_hi)
             for column, value in zip(columns, start, strict=True):
                 column.setInitialValue(float(value))
-        solver = pulp.getSolver(
-            self.solver_name,
+        solver = pulp.COIN_CMD(
+            path=cbc_path(),
             msg=False,
             timeLimit=max(1, int(np.ceil(time_limit_s))),
             gapRel=float(mip_gap),

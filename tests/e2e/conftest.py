@@ -1,5 +1,5 @@
 """The real service as subprocesses: `python -m api.server` (gunicorn) on a free loopback
-port, optionally with a Celery worker (`python -m api.celery_app`) on Redis, against a
+port, optionally with a Celery worker (`python -m adapters.queue.celery_app`) on Redis, against a
 throwaway SQLite file or PostgreSQL schema. Every response the tests read is validated
 against the service's own OpenAPI document."""
 
@@ -67,7 +67,8 @@ class Service:
     def start(self) -> None:
         if self.celery and self.worker is None:
             self.worker = self._spawn(
-                ["-m", "api.celery_app", "--concurrency", "2", "--loglevel", "INFO"], "worker"
+                ["-m", "adapters.queue.celery_app", "--concurrency", "2", "--loglevel", "INFO"],
+                "worker",
             )
         self.server = self._spawn(
             ["-m", "api.server", "--port", str(self.port), "--threads", "8"], "server"
@@ -79,8 +80,8 @@ class Service:
             try:
                 if requests.get(self.url + "/v1/health", timeout=2).status_code == 200:
                     break
-            except requests.ConnectionError:
-                pass
+            except (requests.ConnectionError, requests.Timeout):
+                pass  # not up yet, or its first answer is slow on a loaded machine
             time.sleep(0.2)
         else:
             raise RuntimeError(f"server not healthy in time:\n{self.logs()}")

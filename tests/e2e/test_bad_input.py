@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from api import auth
-from api.store import Store
+from adapters.store import Store
+from service import keys
 from tests.e2e.conftest import BODY_LIMIT, Service
 from tests.integration.api_support import small_request
 
@@ -367,8 +367,8 @@ def test_service_still_serves_jobs_afterwards(service: Service, job_before: str)
 def test_access_control_on_the_live_server(service: Service) -> None:
     store = Store(service.database_url)
     before = _total(service, "allocations")
-    planner_id, planner = auth.create_key("planner", "e2e", store=store)
-    viewer_id, viewer = auth.create_key("viewer", "e2e", store=store)
+    planner_id, planner = keys.create_key(store, "planner", "e2e")
+    viewer_id, viewer = keys.create_key(store, "viewer", "e2e")
     try:
         post = "/v1/allocations"
         for headers in ({}, {"Authorization": "Bearer wm_wrong"}):
@@ -378,7 +378,7 @@ def test_access_control_on_the_live_server(service: Service) -> None:
         assert service.call("GET", post, headers=as_viewer).status_code == 200
         forbidden = service.call("POST", post, json=small_request(), headers=as_viewer)
         assert forbidden.status_code == 403 and forbidden.json()["message"]
-        assert auth.revoke_key(planner_id, store=store)
+        assert keys.revoke_key(store, planner_id)
         revoked = service.call(
             "POST", post, json=small_request(), headers={"Authorization": f"Bearer {planner}"}
         )
@@ -386,8 +386,8 @@ def test_access_control_on_the_live_server(service: Service) -> None:
         assert service.call("GET", "/v1/health", expect=200).status_code == 200
         assert _total_with(service, as_viewer) == before  # nothing stored on refusal
     finally:
-        auth.revoke_key(planner_id, store=store)
-        auth.revoke_key(viewer_id, store=store)
+        keys.revoke_key(store, planner_id)
+        keys.revoke_key(store, viewer_id)
         store.dispose()
     assert service.call("GET", "/v1/allocations", expect=200)  # open again without keys
 

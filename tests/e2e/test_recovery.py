@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from api.store import Store
+from adapters.store import Store
 from tests.e2e.conftest import Service, launch
 from tests.e2e.plan_checks import check_plans, fixture_request, local_request
 from tests.integration.api_support import small_request

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from api.store import Store
+from adapters.store import Store
 from tests.integration.db_support import database
 
 

@@ -10,10 +10,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api import auth
+from adapters.store import Store
 from api.app import create_app
-from api.store import Store
+from service import keys
 from tests.integration.api_support import small_request
+from tests.support.fakes import FakeStore
 
 
 @pytest.fixture
@@ -74,7 +75,7 @@ def test_require_auth_closes_the_api_even_without_keys(db_url: str) -> None:
 def test_missing_or_wrong_keys_get_401_and_store_nothing(
     app: Flask, client: FlaskClient, headers: dict[str, str]
 ) -> None:
-    auth.create_key("planner", store=_store(app))
+    keys.create_key(_store(app), "planner")
     response = client.post("/v1/allocations", json=small_request(), headers=headers)
     _assert_error(response, 401)
     assert response.headers["WWW-Authenticate"] == "Bearer"
@@ -84,8 +85,8 @@ def test_missing_or_wrong_keys_get_401_and_store_nothing(
 
 
 def test_viewers_read_but_cannot_submit_or_cancel(app: Flask, client: FlaskClient) -> None:
-    _, planner = auth.create_key("planner", store=_store(app))
-    _, viewer = auth.create_key("viewer", store=_store(app))
+    _, planner = keys.create_key(_store(app), "planner")
+    _, viewer = keys.create_key(_store(app), "viewer")
     submitted = client.post("/v1/allocations", json=small_request(), headers=_bearer(planner))
     assert submitted.status_code == 202
     location = submitted.headers["Location"]
@@ -108,10 +109,10 @@ def test_viewers_read_but_cannot_submit_or_cancel(app: Flask, client: FlaskClien
 
 
 def test_revoked_keys_stop_working_at_once(app: Flask, client: FlaskClient) -> None:
-    key_id, token = auth.create_key("planner", store=_store(app))
-    _, other = auth.create_key("viewer", store=_store(app))  # keeps auth switched on
+    key_id, token = keys.create_key(_store(app), "planner")
+    _, other = keys.create_key(_store(app), "viewer")  # keeps auth switched on
     assert client.get("/v1/allocations", headers=_bearer(token)).status_code == 200
-    assert auth.revoke_key(key_id, store=_store(app))
+    assert keys.revoke_key(_store(app), key_id)
     response = client.post("/v1/allocations", json=small_request(), headers=_bearer(token))
     _assert_error(response, 401)
     assert "revoked" in response.get_json()["message"]
@@ -120,11 +121,11 @@ def test_revoked_keys_stop_working_at_once(app: Flask, client: FlaskClient) -> N
 
 
 def test_health_never_needs_a_key(app: Flask, client: FlaskClient) -> None:
-    auth.create_key("planner", store=_store(app))
+    keys.create_key(_store(app), "planner")
     assert client.get("/v1/health").status_code in (200, 503)
     assert client.get("/openapi.json").status_code == 200
 
 
 def test_unknown_role_is_refused() -> None:
     with pytest.raises(ValueError, match="role"):
-        auth.create_key("admin")
+        keys.create_key(FakeStore(), "admin")

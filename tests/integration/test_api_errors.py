@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from api import services
+from adapters.store import Store
 from api.app import create_app
-from api.store import Job, Store
+from service import jobs
+from service.records import Job
 from tests.integration.api_support import small_request, validate_against_spec
 
 
@@ -50,7 +51,7 @@ def test_an_unexpected_error_is_a_generic_500(app: Flask, monkeypatch: pytest.Mo
     def broken(*_args: Any, **_kwargs: Any) -> Any:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(services, "get_allocation", broken)
+    monkeypatch.setattr(jobs, "get_allocation", broken)
     response = app.test_client().get("/v1/allocations/some-id")
     assert response.status_code == 500
     body = response.get_json()

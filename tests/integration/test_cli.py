@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from api.cli import main
+from cli.main import main
 
 RESOURCES = [{"name": "subsidy", "unit": "CNY", "budget": 40_000_000}]
 TIERS = [{"name": "100M", "min_gmv": 100_000_000, "target": 2}]
@@ -509,16 +509,23 @@ def test_keys_create_list_and_revoke(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_serve_and_worker_delegate_with_their_options(monkeypatch: pytest.MonkeyPatch) -> None:
-    import api.celery_app
     import api.server
+    import cli.serve
 
-    calls: list[tuple[Any, ...]] = []
-    monkeypatch.setattr(api.server, "run", lambda *args, **kwargs: calls.append((args, kwargs)))
-    monkeypatch.setattr(api.celery_app, "run_worker", lambda **kwargs: calls.append(((), kwargs)))
+    execs: list[list[str]] = []
+    workers: list[dict[str, Any]] = []
+    monkeypatch.setattr(cli.serve.os, "execv", lambda _path, argv: execs.append(argv))
+    monkeypatch.setattr(cli.serve, "run_worker", lambda **kwargs: workers.append(kwargs))
     assert run("serve", "--host", "0.0.0.0", "--port", "9001").exit_code == 0
     assert run("worker", "--concurrency", "3", "--pool", "solo").exit_code == 0
-    (serve_args, _), (_, worker_kwargs) = calls
-    assert serve_args[:2] == ("0.0.0.0", 9001)
+    # `serve` becomes the API's server program; that program reads the same options.
+    ((_python, flag, module, *server_argv),) = execs
+    assert (flag, module) == ("-m", "api.server")
+    served: list[tuple[Any, ...]] = []
+    monkeypatch.setattr(api.server, "run", lambda *args, **kwargs: served.append(args))
+    api.server.main(server_argv)
+    assert served[0][:2] == ("0.0.0.0", 9001)
+    (worker_kwargs,) = workers
     assert worker_kwargs["concurrency"] == 3 and worker_kwargs["pool"] == "solo"
     assert run("serve", "--port", "70000").exit_code == 2
 
@@ -526,9 +533,9 @@ def test_serve_and_worker_delegate_with_their_options(monkeypatch: pytest.Monkey
 def test_progress_shows_every_stage_but_thins_iterations(
     files: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import api.services
+    from service import solving
 
-    real_solve = api.services.solve_request
+    real_solve = solving.solve_request
 
     def chatty(request: Any, *, progress: Any = None, should_stop: Any = None) -> Any:
         progress("stage 1: shortfall 0 (proven)")
@@ -538,7 +545,7 @@ def test_progress_shows_every_stage_but_thins_iterations(
         progress("stage 2 (round 2): GMV 3.2e+09, gap 0.01%")
         return real_solve(request)
 
-    monkeypatch.setattr(api.services, "solve_request", chatty)
+    monkeypatch.setattr(solving, "solve_request", chatty)
     quiet = run("solve", "--request", files["request"])
     assert quiet.exit_code == 0, quiet.output
     shown = [line for line in quiet.stderr.splitlines() if "gmv it" in line]

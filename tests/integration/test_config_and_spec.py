@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from openapi_spec_validator import validate as validate_spec
 
+from adapters.config import database_url, load_config
 from api.app import create_app
-from api.config import database_url, load_config
 from tests.integration.api_support import validate_against_spec
 
 

@@ -9,11 +9,21 @@ from datetime import timedelta
 
 import pytest
 
-from api.execution import JobSettings, execute_claimed, run_job
-from api.jobs import JobRunner
-from api.store import CANCELLED, FINAL_STATUSES, QUEUED, SUCCEEDED, Store, jobs_table, utcnow
+from adapters.queue.inprocess import JobRunner
+from adapters.store import Store
+from adapters.store.tables import jobs_table
 from models.check import assert_plan_valid
-from models.schemas import parse_request, plan_from_dict
+from models.schemas import parse_request, plan_from_dict, plans_to_list, request_to_dict
+from service.execution import (
+    JobSettings,
+    execute_claimed,
+    finish_comparison,
+    run_job,
+    run_scenario,
+)
+from service.jobs import stored_request, submit_comparison
+from service.records import CANCELLED, FINAL_STATUSES, QUEUED, SUCCEEDED, utcnow
+from service.solving import solve_request
 from tests.integration.api_support import small_request
 
 FAST = JobSettings(heartbeat_s=0.2, stale_after_s=1.0, max_attempts=3)
@@ -39,8 +49,6 @@ def _wait(store: Store, job_id: str, timeout: float = 30) -> str:
 
 def _submit(store: Store, **kwargs: object) -> str:
     request = parse_request(small_request(**kwargs))  # type: ignore[arg-type]
-    from models.schemas import request_to_dict
-
     return store.create_job("allocation", name="t", request_body=request_to_dict(request)).id
 
 
@@ -71,7 +79,7 @@ def test_a_job_cancelled_after_its_claim_stores_nothing(store: Store) -> None:
 def test_run_job_skips_a_job_that_is_not_queued(store: Store) -> None:
     job_id = _submit(store)
     store.cancel_job(job_id)
-    assert not run_job(job_id, store=store, settings=FAST)
+    assert not run_job(store, job_id, FAST)
     assert store.job_status(job_id) == CANCELLED
 
 
@@ -107,14 +115,12 @@ def test_release_hands_running_jobs_back(store: Store) -> None:
     runner = JobRunner(store, FAST, workers=1, poll_s=0.1)
     job_id = _submit(store)
     assert store.claim_job(job_id, "w")
-    runner._current[job_id] = "w"  # as if its thread were solving it
+    runner._current["w"] = job_id  # as if its thread were solving it
     runner.release()
     assert store.job_status(job_id) == QUEUED
 
 
 def _comparison(store: Store) -> str:
-    from api.services import submit_comparison
-
     body = {
         "base": small_request(),
         "scenarios": [
@@ -126,14 +132,11 @@ def _comparison(store: Store) -> str:
 
 
 def test_a_comparison_resumed_after_a_crash_keeps_finished_scenarios(store: Store) -> None:
-    from api.services import load_request, solve_request
-    from models.schemas import plans_to_list
-
     job_id = _comparison(store)
     assert store.claim_job(job_id, "dead")
     job = store.get_job(job_id)
     assert job is not None
-    base_plans = plans_to_list(solve_request(load_request(store, job)))
+    base_plans = plans_to_list(solve_request(stored_request(store, job)))
     base_plans[0]["label"] = "solved before the crash"
     assert store.save_scenario(job_id, 0, status=SUCCEEDED, plans=base_plans)
     with store.write() as conn:
@@ -144,7 +147,7 @@ def test_a_comparison_resumed_after_a_crash_keeps_finished_scenarios(store: Stor
         )
     assert store.requeue_stale(FAST.stale_after, FAST.max_attempts) == ([job_id], [])
 
-    assert run_job(job_id, store=store, settings=FAST)
+    assert run_job(store, job_id, FAST)
     comparison = store.comparison(job_id)
     assert store.job_status(job_id) == SUCCEEDED and comparison is not None
     rows = comparison["rows"]["scenarios"]
@@ -155,12 +158,10 @@ def test_a_comparison_resumed_after_a_crash_keeps_finished_scenarios(store: Stor
 
 def test_fan_out_functions_complete_a_comparison(store: Store) -> None:
     """What the Celery chord does, without Celery: one call per scenario, then finish."""
-    from api.execution import finish_comparison, run_scenario
-
     job_id = _comparison(store)
     assert store.claim_job(job_id, "celery-task")
     for idx in (2, 0, 1):  # order does not matter
-        run_scenario(job_id, idx, store=store, settings=FAST)
+        run_scenario(store, job_id, idx, FAST)
     assert [r.status for r in store.scenario_results(job_id)] == [SUCCEEDED] * 3
     assert finish_comparison(store, job_id, None)
     comparison = store.comparison(job_id)
@@ -170,13 +171,11 @@ def test_fan_out_functions_complete_a_comparison(store: Store) -> None:
 
 
 def test_a_cancelled_comparison_stops_between_scenarios(store: Store) -> None:
-    from api.execution import finish_comparison, run_scenario
-
     job_id = _comparison(store)
     assert store.claim_job(job_id, "celery-task")
-    run_scenario(job_id, 0, store=store, settings=FAST)
+    run_scenario(store, job_id, 0, FAST)
     store.cancel_job(job_id)
-    run_scenario(job_id, 1, store=store, settings=FAST)
+    run_scenario(store, job_id, 1, FAST)
     assert not finish_comparison(store, job_id, None)
     assert store.job_status(job_id) == CANCELLED
     assert [r.status for r in store.scenario_results(job_id)][1:] == [QUEUED, QUEUED]

@@ -11,16 +11,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from api.store import (
-    CANCELLED,
-    FAILED,
-    QUEUED,
-    RUNNING,
-    SUCCEEDED,
-    Store,
-    jobs_table,
-    utcnow,
-)
+from adapters.store import Store
+from adapters.store.keys import hash_token
+from adapters.store.tables import jobs_table
+from service import keys
+from service.records import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, utcnow
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,7 +37,7 @@ def test_migrations_create_every_table_and_rerun_harmlessly(store: Store) -> Non
 
 
 def test_processes_starting_together_migrate_once(db_url: str) -> None:
-    script = "import sys; from api.store import Store; Store(sys.argv[1]).dispose()"
+    script = "import sys; from adapters.store import Store; Store(sys.argv[1]).dispose()"
     processes = [
         subprocess.Popen([sys.executable, "-c", script, db_url], cwd=ROOT, stderr=subprocess.PIPE)
         for _ in range(3)
@@ -162,15 +157,13 @@ def test_jobs_list_newest_first_with_totals(store: Store) -> None:
 
 
 def test_api_keys_are_stored_hashed_and_revocable(store: Store) -> None:
-    from api import auth
-
-    key_id, token = auth.create_key("viewer", "dashboards", store=store)
+    key_id, token = keys.create_key(store, "viewer", "dashboards")
     with store.read() as conn:
         stored = conn.execute(sa.text("SELECT token_hash FROM api_keys")).scalar_one()
-    assert token not in stored and stored == auth.hash_token(token)
+    assert token not in stored and stored == hash_token(token)
     assert store.any_active_key()
-    assert auth.authenticate(store, f"Bearer {token}").id == key_id
-    assert [key.name for key in auth.list_keys(store=store)] == ["dashboards"]
-    assert auth.revoke_key(key_id, store=store)
-    assert not auth.revoke_key(key_id, store=store)
+    assert keys.authenticate(store, f"Bearer {token}").id == key_id
+    assert [key.name for key in keys.list_keys(store)] == ["dashboards"]
+    assert keys.revoke_key(store, key_id)
+    assert not keys.revoke_key(store, key_id)
     assert not store.any_active_key()

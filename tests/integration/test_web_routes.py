@@ -11,8 +11,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from api.app import create_app, release_job_runner
-from api.auth import create_key
 from fixtures import load_partners, scenario
+from service.keys import create_key
 
 
 def make_app(tmp_path: Path, **config: object) -> Flask:
@@ -64,7 +64,7 @@ def test_job_partners_and_reports_follow_the_key_rule(tmp_path: Path) -> None:
         client = app.test_client()
         assert client.get("/").status_code == 200  # the page itself asks for the key
         store = app.extensions["windmaker"].store
-        _, token = create_key("planner", store=store)
+        _, token = create_key(store, "planner")
         headers = {"Authorization": f"Bearer {token}"}
         job_id = solved(client, headers)
 

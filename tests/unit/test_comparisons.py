@@ -13,19 +13,19 @@ from typing import Any
 import numpy as np
 import pytest
 
-from api.comparisons import (
+from models.curves import Curve, CurveKind
+from models.plan import Plan, SolverReport, SolveStatus, build_plan
+from models.request import AllocationRequest, Partner, Resource, Tier
+from service.comparisons import (
     BASE,
     ScenarioError,
     ScenarioOutcome,
     build_scenario_requests,
-    partner_differences,
     prepare_scenarios,
     run_comparison,
     summarize_comparison,
 )
-from models.curves import Curve, CurveKind
-from models.plan import Plan, SolverReport, SolveStatus, build_plan
-from models.request import AllocationRequest, Partner, Resource, Tier
+from service.differences import partner_differences
 
 LINEAR = Curve(CurveKind.LINEAR, roi=1.0)
 BASELINES = {"p1": 9.3e7, "p2": 8.5e7, "p3": 5e7, "p4": 2e7}
@@ -136,13 +136,14 @@ def test_a_failing_scenario_does_not_fail_the_others() -> None:
 
 
 def test_progress_names_each_scenario() -> None:
-    messages: list[str] = []
 
     def solve(request: AllocationRequest, *, progress: Any = None, **kwargs: Any) -> list[Plan]:
         progress("stage one")
         return split_evenly(request)
 
-    run_comparison(make_request(), [DOUBLE], solve=solve, progress=messages.append)
+    events: list[Any] = []
+    run_comparison(make_request(), [DOUBLE], solve=solve, progress=events.append)
+    messages = [str(event) for event in events]
     assert any("double" in message for message in messages)
     assert "[double] stage one" in messages and "[base] stage one" in messages
 

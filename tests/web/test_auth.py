@@ -9,7 +9,7 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from api.auth import create_key
+from service.keys import create_key
 from tests.web.conftest import LiveApp, start_app, watch_page
 from tests.web.test_planner import SOLVE_TIMEOUT_MS
 
@@ -23,7 +23,7 @@ def secured_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
 
 def test_key_entry(page: Page, secured_app: LiveApp, tmp_path: Path) -> None:
     store = secured_app.app.extensions["windmaker"].store
-    _, token = create_key("planner", "web test", store=store)
+    _, token = create_key(store, "planner", "web test")
     watch = watch_page(page, secured_app.url)
     page.goto(secured_app.url + "/")
     page.get_by_label("Time limit (seconds)").fill("2")

@@ -1,4 +1,4 @@
-"""Alembic environment: runs on the connection `Store.migrate` hands over (inside its
+"""Alembic environment: runs on the connection `Database.migrate` hands over (inside its
 lock), or, from the alembic command line, on `WINDMAKER_DATABASE_URL`."""
 
 from __future__ import annotations
@@ -6,8 +6,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from api.config import load_config
-from api.store import metadata
+from adapters.config import load_config
+from adapters.store.database import Database
+from adapters.store.tables import metadata
 
 config = context.config
 
@@ -26,12 +27,10 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is None:
-        from api.store import Store
-
-        store = Store(load_config()["DATABASE_URL"], migrate=False)
-        with store.write() as conn:
+        database = Database(load_config()["DATABASE_URL"], migrate=False)
+        with database.write() as conn:
             _run(conn)
-        store.dispose()
+        database.dispose()
     else:
         _run(connection)
 

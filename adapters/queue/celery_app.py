@@ -1,11 +1,13 @@
-"""Scale-out: Celery workers on a Redis broker run the same job functions as the
-in-process runner.
+"""Scale-out: Celery workers on a Redis broker run jobs through the same service path
+(`service.execution.run_job`) as the in-process runner.
 
 An allocation is one task. A comparison's task claims the job and fans out one task per
-scenario in a chord whose callback writes the summary. Tasks are acknowledged late and
-re-delivered when a worker dies; the database claim makes a re-delivered task harmless.
+scenario (`service.execution.run_scenario`) in a chord whose callback writes the summary
+(`service.execution.finish_comparison`). Tasks are acknowledged late and re-delivered
+when a worker dies; the database claim makes a re-delivered task harmless.
 
-Start a worker with `windmaker worker` (or `python -m api.celery_app`).
+The Celery app is made by `make_celery(config)`, never at import time. Start a worker
+with `windmaker worker` (or `python -m adapters.queue.celery_app`).
 """
 
 from __future__ import annotations
@@ -19,8 +21,11 @@ from typing import Any
 from celery import Celery, chord
 from celery.signals import worker_process_init
 
-from api.config import load_config
-from api.store import RUNNING, Store, store_for, utcnow
+from adapters.config import load_config
+from adapters.store import Store, forget_connections, store_for
+from service import execution
+from service.execution import JobSettings
+from service.records import FINAL_STATUSES, RUNNING, Job, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -63,54 +68,42 @@ def _store(app: Celery) -> Store:
     return store_for(app.conf.windmaker_database_url)
 
 
-def _settings(app: Celery) -> Any:
-    from api.execution import JobSettings
-
+def _settings(app: Celery) -> JobSettings:
     return JobSettings.from_config(app.conf.windmaker_settings)
 
 
 def _register_tasks(app: Celery) -> None:
-    @app.task(name=RUN_JOB, bind=True, max_retries=_CLAIM_RETRIES)
+    # shared=False: Celery otherwise adds every task to every app made later in the
+    # process, where it would run with the first app's database and broker.
+    @app.task(name=RUN_JOB, bind=True, max_retries=_CLAIM_RETRIES, shared=False)
     def run_job_task(self: Any, job_id: str) -> str:
-        from api.execution import execute_claimed, new_worker_id
-        from api.store import ALLOCATION
+        store, settings = _store(app), _settings(app)
 
-        store, settings = _store(self.app), _settings(self.app)
-        job = store.get_job(job_id)
-        if job is None:
-            return "unknown"
-        worker = new_worker_id()
-        if not store.claim_job(job_id, worker, stale_before=utcnow() - settings.stale_after):
-            if job.status == RUNNING:
-                # Re-delivered while the first worker may still be alive: wait until its
-                # heartbeat proves it dead (or the job ends).
-                raise self.retry(countdown=settings.stale_after_s)
-            return job.status
-        if job.kind == ALLOCATION:
-            execute_claimed(store, job_id, worker, settings)
+        def fan_out(claimed_id: str) -> None:
+            _fan_out(app, store, claimed_id)
+
+        if execution.run_job(store, job_id, settings, fan_out=fan_out):
             return store.job_status(job_id) or "unknown"
-        _fan_out(self.app, store, job_id)
-        return "fanned out"
+        status = store.job_status(job_id)
+        if status == RUNNING:
+            # Re-delivered while the first worker may still be alive: wait until its
+            # heartbeat proves it dead (or the job ends).
+            raise self.retry(countdown=settings.stale_after_s)
+        return status or "unknown"
 
-    @app.task(name=RUN_SCENARIO)
+    @app.task(name=RUN_SCENARIO, shared=False)
     def run_scenario_task(job_id: str, idx: int) -> None:
-        from api.execution import run_scenario
+        execution.run_scenario(_store(app), job_id, idx, _settings(app))
 
-        run_scenario(job_id, idx, store=_store(app), settings=_settings(app))
-
-    @app.task(name=FINISH_COMPARISON)
+    @app.task(name=FINISH_COMPARISON, shared=False)
     def finish_comparison_task(job_id: str) -> str:
-        from api.execution import finish_comparison
-
         store = _store(app)
-        finish_comparison(store, job_id, None)
+        execution.finish_comparison(store, job_id, None)
         return store.job_status(job_id) or "unknown"
 
 
 def _fan_out(app: Celery, store: Store, job_id: str) -> None:
     """One task per unsolved scenario, then the summary once all have run."""
-    from api.store import FINAL_STATUSES
-
     pending = [r.idx for r in store.scenario_results(job_id) if r.status not in FINAL_STATUSES]
     callback = app.signature(FINISH_COMPARISON, args=(job_id,), immutable=True)
     if not pending:
@@ -120,14 +113,32 @@ def _fan_out(app: Celery, store: Store, job_id: str) -> None:
     chord(header)(callback)
 
 
-@worker_process_init.connect
+class CeleryDispatcher:
+    """Sends a stored job to the Celery workers of the configured broker and queue."""
+
+    mode = "celery"
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.celery = make_celery(config)
+        self.queue = str(config["CELERY_QUEUE"])
+
+    def dispatch(self, job: Job) -> None:
+        self.celery.send_task(RUN_JOB, args=[job.id], queue=self.queue)
+
+    def health(self) -> dict[str, Any]:
+        try:
+            with self.celery.connection_for_write() as connection:
+                connection.ensure_connection(max_retries=1, timeout=2)
+            ok = True
+        except Exception as error:
+            log.warning("broker unreachable: %s", error)
+            ok = False
+        return {"mode": "celery", "ok": ok, "queue": self.queue, "checked_at": utcnow().isoformat()}
+
+
 def _fresh_connections(**_kwargs: Any) -> None:
     # A forked pool process must not share the parent's database sockets.
-    from api import store as store_module
-
-    with store_module._stores_lock:
-        for store in store_module._stores.values():
-            store.engine.dispose(close=False)
+    forget_connections()
 
 
 def run_worker(
@@ -143,6 +154,7 @@ def run_worker(
         raise SystemExit("WINDMAKER_BROKER_URL is not set: there is no broker to take jobs from")
     # Migrate once in the parent, before the pool forks.
     store_for(config["DATABASE_URL"]).engine.dispose()
+    worker_process_init.connect(_fresh_connections, weak=False)
     app = make_celery(config)
     concurrency = concurrency or config.get("WORKER_CONCURRENCY") or os.cpu_count() or 1
     argv = [
@@ -158,7 +170,9 @@ def run_worker(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m api.celery_app", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m adapters.queue.celery_app", description=__doc__
+    )
     parser.add_argument("--concurrency", type=int, default=None)
     parser.add_argument("--loglevel", default="INFO")
     parser.add_argument("--pool", default=None, help="prefork (default), threads or solo")
@@ -166,9 +180,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(message)s")
     run_worker(concurrency=args.concurrency, loglevel=args.loglevel, pool=args.pool)
 
-
-# `celery -A api.celery_app worker` finds this app, configured from the environment.
-celery = make_celery(load_config())
 
 if __name__ == "__main__":
     main()

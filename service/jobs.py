@@ -1,133 +1,40 @@
-"""Service functions shared by the HTTP routes, the CLI and the job workers.
+"""Jobs: submit, get, list and cancel allocations and comparisons; download a plan.
 
 Everything here speaks domain objects and raises `RequestValidationError` (bad input,
-naming every field) or `api.errors.ServiceError`; translating those to HTTP happens at
-the views. Workers run jobs through `api.execution.run_job`.
+naming every field) or a `service.errors.ServiceError`; the HTTP views translate those.
+Jobs are stored through a `JobStore` and handed to workers through a `Dispatch`; the
+workers run them with `service.execution.run_job`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from typing import IO, Any
+from collections.abc import Mapping
+from typing import Any
 
-from api.errors import Conflict, NotFound, ServiceUnavailable
-from api.store import (
-    ALLOCATION,
-    CANCELLED,
-    COMPARISON,
-    FINAL_STATUSES,
-    SUCCEEDED,
-    Job,
-    Store,
-)
-from models.plan import Plan
-from models.request import AllocationRequest, Partner
-from models.schemas import RequestValidationError, parse_request, request_to_dict
+from models.csvio import plan_to_csv_text
+from models.request import AllocationRequest
+from models.scenario import parse_scenarios
+from models.schemas import RequestValidationError, parse_request, plan_from_dict, request_to_dict
+from service.errors import Conflict, NotFound, ServiceUnavailable
+from service.ports import Dispatch, JobStore
+from service.records import ALLOCATION, CANCELLED, COMPARISON, FINAL_STATUSES, SUCCEEDED, Job
+from service.solving import parse_allocation
 
 log = logging.getLogger(__name__)
-
-ProgressCallback = Callable[..., Any]
-StopCheck = Callable[[], bool]
-Submit = Callable[[Job], None]
-
-
-def solve_request(
-    request: AllocationRequest,
-    *,
-    progress: ProgressCallback | None = None,
-    should_stop: StopCheck | None = None,
-) -> list[Plan]:
-    """Solve `request` and check every plan against the exact curves before it leaves.
-
-    Raises whatever the checker raises when a plan breaks a guarantee: a wrong plan must
-    never be reported as a result.
-    """
-    from models.check import assert_plan_valid
-    from optimizer import solve
-
-    plans = solve(request, progress=progress, should_stop=should_stop)
-    for plan in plans:
-        assert_plan_valid(request, plan)
-    return plans
-
-
-# -- parsing input --------------------------------------------------------------------
-
-
-def resolve_fixture(name: str) -> Sequence[Partner]:
-    """Partners of a bundled fixture; LookupError (KeyError) for an unknown name."""
-    from fixtures import load_partners
-
-    return load_partners(name)
-
-
-def parse_allocation(
-    data: Any,
-    *,
-    partners_csv: IO[Any] | None = None,
-    packages_csv: IO[Any] | None = None,
-) -> AllocationRequest:
-    """An AllocationRequest from its JSON, with partners inline, from a fixture, or from
-    a partners CSV (plus an optional packages CSV)."""
-    if not isinstance(data, Mapping):
-        raise RequestValidationError(
-            {"_schema": ["the request must be a JSON object"]}, "invalid allocation request"
-        )
-    partners = None
-    if partners_csv is not None:
-        from models.csvio import read_packages_csv, read_partners_csv
-
-        resources = data.get("resources")
-        names = (
-            [
-                r["name"]
-                for r in resources
-                if isinstance(r, Mapping) and isinstance(r.get("name"), str)
-            ]
-            if isinstance(resources, list)
-            else None
-        )
-        partners = read_partners_csv(partners_csv, resources=names)
-        if packages_csv is not None:
-            partners = read_packages_csv(packages_csv, partners)
-    elif packages_csv is not None:
-        raise RequestValidationError(
-            {"packages": ["a packages CSV needs a partners CSV part as well"]},
-            "invalid allocation request",
-        )
-    request = parse_request(data, partners=partners, resolve_fixture=resolve_fixture)
-    _check_engine(request)
-    return request
-
-
-def _check_engine(request: AllocationRequest) -> None:
-    """An engine this installation lacks fails at submission, not in the worker.
-    (Engines are the optimizer's business, so the domain schema cannot know them.)"""
-    from optimizer.engines import available_engines, known_engines
-
-    engine = request.options.engine
-    if engine == "auto" or engine in available_engines():
-        return
-    known = ", ".join(["auto", *available_engines()])
-    why = "not installed here" if engine in known_engines() else "unknown engine"
-    raise RequestValidationError(
-        {"options": {"engine": [f"{why} {engine!r}; use one of {known}"]}},
-        "invalid allocation request",
-    )
 
 
 # -- allocations ----------------------------------------------------------------------
 
 
-def submit_allocation(store: Store, dispatch: Submit, request: AllocationRequest) -> Job:
+def submit_allocation(store: JobStore, dispatch: Dispatch, request: AllocationRequest) -> Job:
     """Store the request as a queued job and hand it to the job runner."""
     job = store.create_job(ALLOCATION, name=request.name, request_body=request_to_dict(request))
     _dispatch(store, dispatch, job)
     return job
 
 
-def _dispatch(store: Store, dispatch: Submit, job: Job) -> None:
+def _dispatch(store: JobStore, dispatch: Dispatch, job: Job) -> None:
     """Hand a stored job over; if that fails (broker down) the job must not sit queued
     forever looking accepted: it fails, and the client hears so."""
     try:
@@ -140,7 +47,7 @@ def _dispatch(store: Store, dispatch: Submit, job: Job) -> None:
         ) from error
 
 
-def load_request(store: Store, job: Job) -> AllocationRequest:
+def stored_request(store: JobStore, job: Job) -> AllocationRequest:
     """The request a job was submitted with (stored validated, partners inline)."""
     if job.request_id is None:
         raise RuntimeError(f"job {job.id} has no stored request")
@@ -162,14 +69,14 @@ def job_view(job: Job) -> dict[str, Any]:
     }
 
 
-def get_job(store: Store, job_id: str, kind: str) -> Job:
+def get_job(store: JobStore, job_id: str, kind: str) -> Job:
     job = store.get_job(job_id, kind)
     if job is None:
         raise NotFound(f"no {kind} with id {job_id!r}")
     return job
 
 
-def get_allocation(store: Store, job_id: str) -> dict[str, Any]:
+def get_allocation(store: JobStore, job_id: str) -> dict[str, Any]:
     """The job, with its plans (rank order) once it succeeded."""
     job = get_job(store, job_id, ALLOCATION)
     view = job_view(job)
@@ -179,7 +86,7 @@ def get_allocation(store: Store, job_id: str) -> dict[str, Any]:
 
 
 def list_jobs(
-    store: Store, kind: str, *, page: int, page_size: int, status: str | None = None
+    store: JobStore, kind: str, *, page: int, page_size: int, status: str | None = None
 ) -> tuple[list[dict[str, Any]], int]:
     jobs, total = store.list_jobs(
         kind, offset=(page - 1) * page_size, limit=page_size, status=status
@@ -187,7 +94,7 @@ def list_jobs(
     return [job_view(job) for job in jobs], total
 
 
-def cancel_job(store: Store, job_id: str, kind: str) -> dict[str, Any]:
+def cancel_job(store: JobStore, job_id: str, kind: str) -> dict[str, Any]:
     """Cancel a queued or running job. Cancelling a cancelled job is a no-op; a job that
     already succeeded or failed cannot be cancelled (Conflict)."""
     get_job(store, job_id, kind)
@@ -199,12 +106,8 @@ def cancel_job(store: Store, job_id: str, kind: str) -> dict[str, Any]:
     return job_view(job)
 
 
-def plan_csv(store: Store, job_id: str, rank: int) -> str:
-    """A plan's allocations as CSV (SPEC §3)."""
-    from api.execution import load_request
-    from models.csvio import plan_to_csv_text
-    from models.schemas import plan_from_dict
-
+def plan_csv(store: JobStore, job_id: str, rank: int) -> str:
+    """A plan's allocations as CSV (columns in docs/reference.md)."""
     job = get_job(store, job_id, ALLOCATION)
     if job.status != SUCCEEDED:
         raise Conflict(f"the allocation is {job.status}; plans exist once it succeeded")
@@ -212,19 +115,17 @@ def plan_csv(store: Store, job_id: str, rank: int) -> str:
     if stored is None:
         count = len(store.plans(job_id))
         raise NotFound(f"no plan of rank {rank}; this allocation has {count} plan(s)")
-    return plan_to_csv_text(plan_from_dict(stored), load_request(store, job))
+    return plan_to_csv_text(plan_from_dict(stored), stored_request(store, job))
 
 
 # -- comparisons ----------------------------------------------------------------------
 
 
-def submit_comparison(store: Store, dispatch: Submit, body: Mapping[str, Any]) -> Job:
+def submit_comparison(store: JobStore, dispatch: Dispatch, body: Mapping[str, Any]) -> Job:
     """Validate a comparison (base and every scenario's changes) and queue it.
 
-    `body` has passed `api.schemas.ComparisonRequestSchema`.
+    `body` has passed `api.schemas.ComparisonRequestSchema` (or the same shape).
     """
-    from models.scenario import parse_scenarios
-
     base = body["base"]
     errors: dict[str, Any] = {}
     base_request: AllocationRequest | None = None
@@ -236,7 +137,7 @@ def submit_comparison(store: Store, dispatch: Submit, body: Mapping[str, Any]) -
         if base_job is None:
             errors["base"] = {"allocation_id": [f"no allocation with id {base_allocation_id!r}"]}
         else:
-            base_request = load_request(store, base_job)
+            base_request = stored_request(store, base_job)
             request_id = base_job.request_id
     else:
         try:
@@ -265,7 +166,7 @@ def submit_comparison(store: Store, dispatch: Submit, body: Mapping[str, Any]) -
     return job
 
 
-def get_comparison(store: Store, job_id: str) -> dict[str, Any]:
+def get_comparison(store: JobStore, job_id: str) -> dict[str, Any]:
     """Status, per-scenario progress, and once done the rows (base first) and differences."""
     job = get_job(store, job_id, COMPARISON)
     view = job_view(job)

@@ -1,6 +1,6 @@
-"""Getting jobs to workers: the embedded in-process runner, or Celery when a broker is set.
+"""The embedded job queue: solver threads in the serving process.
 
-The in-process runner is a few threads fed from the database: they claim queued jobs with
+The runner is a few threads fed from the database: they claim queued jobs with
 the same atomic UPDATE the Celery worker uses, and a sweeper puts jobs whose worker went
 silent (a crash, a SIGKILL) back in the queue, so a restarted service finishes them.
 """
@@ -9,23 +9,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
-from api.execution import JobSettings, execute_claimed, new_worker_id
-from api.store import Job, Store, utcnow
+from adapters.store import Store
+from service.execution import JobSettings, new_worker_id, run_job
+from service.records import Job
 
 log = logging.getLogger(__name__)
-
-
-class Dispatcher(Protocol):
-    """Hands a newly stored job to whatever runs jobs."""
-
-    mode: str
-
-    def dispatch(self, job: Job) -> None: ...
-
-    def health(self) -> dict[str, Any]: ...
 
 
 class JobRunner:
@@ -47,7 +37,7 @@ class JobRunner:
         self._pending = 0  # wake-ups not yet consumed by a worker thread
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._current: dict[str, str] = {}  # job id -> worker id, jobs solving now
+        self._current: dict[str, str] = {}  # worker id -> job id, jobs solving now
         self._lock = threading.Lock()
 
     # -- lifecycle --------------------------------------------------------------------
@@ -83,7 +73,7 @@ class JobRunner:
         self.wake(len(self._threads))
         with self._lock:
             current = dict(self._current)
-        for job_id, worker in current.items():
+        for worker, job_id in current.items():
             try:
                 if self.store.release_job(job_id, worker):
                     log.info("job %s handed back to the queue", job_id)
@@ -110,30 +100,30 @@ class JobRunner:
     def _work(self) -> None:
         while not self._stopping.is_set():
             try:
-                claimed = self._claim()
+                claimed = self._run_next()
             except Exception:
                 log.exception("job runner could not read the queue")
-                claimed = None
-            if claimed is None:
+                claimed = False
+            if not claimed:
                 self._wait()
-                continue
-            job_id, worker = claimed
-            with self._lock:
-                self._current[job_id] = worker
-            try:
-                execute_claimed(self.store, job_id, worker, self.settings)
-            except Exception:  # execute_claimed records failures; this is the last guard
-                log.exception("job %s crashed its runner thread", job_id)
-            finally:
-                with self._lock:
-                    self._current.pop(job_id, None)
 
-    def _claim(self) -> tuple[str, str] | None:
+    def _run_next(self) -> bool:
+        """Run the oldest queued job another worker does not take first; False when
+        there was none. Stale jobs come back through the sweeper, not through here."""
         for job_id in self.store.next_queued():
             worker = new_worker_id()
-            if self.store.claim_job(job_id, worker):
-                return job_id, worker
-        return None
+            with self._lock:  # known before the claim, so `release` can hand it back
+                self._current[worker] = job_id
+            try:
+                if run_job(self.store, job_id, self.settings, worker=worker, take_over_stale=False):
+                    return True
+            except Exception:  # run_job records failures; this is the last guard
+                log.exception("job %s crashed its runner thread", job_id)
+                return True
+            finally:
+                with self._lock:
+                    self._current.pop(worker, None)
+        return False
 
     def _sweep(self) -> None:
         # First pass right away: a restart should pick up a dead process's jobs as soon
@@ -177,28 +167,3 @@ class InProcessDispatcher:
 
     def health(self) -> dict[str, Any]:
         return self.runner.health()
-
-
-class CeleryDispatcher:
-    mode = "celery"
-
-    def __init__(self, config: Mapping[str, Any]) -> None:
-        from api.celery_app import make_celery
-
-        self.celery = make_celery(config)
-        self.queue = str(config["CELERY_QUEUE"])
-
-    def dispatch(self, job: Job) -> None:
-        from api.celery_app import RUN_JOB
-
-        self.celery.send_task(RUN_JOB, args=[job.id], queue=self.queue)
-
-    def health(self) -> dict[str, Any]:
-        try:
-            with self.celery.connection_for_write() as connection:
-                connection.ensure_connection(max_retries=1, timeout=2)
-            ok = True
-        except Exception as error:
-            log.warning("broker unreachable: %s", error)
-            ok = False
-        return {"mode": "celery", "ok": ok, "queue": self.queue, "checked_at": utcnow().isoformat()}

@@ -1,10 +1,14 @@
-"""Running a job: the code every worker shares, in-process thread or Celery task.
+"""Running a job: the one path every worker takes, in-process thread or Celery task.
 
-`run_job(job_id)` claims a queued job, solves it while heartbeating, and stores the plans.
-A comparison runs scenario by scenario (`solve_scenario`) and ends in `finish_comparison`;
-the Celery worker calls the same two functions from a chord, one task per scenario.
-Scenario results are stored as they finish, so a comparison resumed after a crash only
-solves what is missing.
+`run_job` claims a job (one atomic UPDATE in the store, so two workers never both win)
+and runs it while heartbeating: an allocation is solved and its plans stored; a
+comparison runs `service.comparisons.solve_scenarios` and ends in `finish_comparison`.
+A Celery worker may instead fan a claimed comparison out, one `run_scenario` task per
+scenario, whose chord callback is `finish_comparison`. Scenario results are stored as
+they finish, so a comparison resumed after a crash only solves what is missing.
+
+Cancelling is a status change in the store; the running job notices through
+`JobContext.should_stop` (read at most every half second) and stores nothing more.
 """
 
 from __future__ import annotations
@@ -15,32 +19,30 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
-from api.comparisons import (
-    PreparedScenario,
-    ScenarioOutcome,
-    prepare_scenarios,
-    summarize_comparison,
-)
-from api.services import load_request, solve_request
-from api.store import (
+from models.plan import Plan
+from models.schemas import plan_from_dict, plans_to_list
+from optimizer.progress import ProgressEvent
+from service import comparisons, solving
+from service.comparisons import PreparedScenario, ScenarioOutcome, error_text
+from service.jobs import stored_request
+from service.ports import JobStore
+from service.progress import as_event
+from service.records import (
     ALLOCATION,
+    COMPARISON,
     FAILED,
     FINAL_STATUSES,
     RUNNING,
     SUCCEEDED,
     Job,
-    Store,
-    default_store,
     utcnow,
 )
-from models.plan import Plan
-from models.schemas import plan_from_dict, plans_to_list
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +71,6 @@ class JobSettings:
         return timedelta(seconds=self.stale_after_s)
 
 
-def default_settings() -> JobSettings:
-    from api.config import load_config
-
-    return JobSettings.from_config(load_config())
-
-
 def new_worker_id() -> str:
     """Unique per claim, and says where the work ran (host and process)."""
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -82,10 +78,10 @@ def new_worker_id() -> str:
 
 class JobContext:
     """A running job as its solver sees it: heartbeats in the background, progress
-    messages, and `should_stop` once the job was cancelled or taken over."""
+    events, and `should_stop` once the job was cancelled or taken over."""
 
     def __init__(
-        self, store: Store, job_id: str, worker: str | None, settings: JobSettings
+        self, store: JobStore, job_id: str, worker: str | None, settings: JobSettings
     ) -> None:
         self.store = store
         self.job_id = job_id
@@ -135,17 +131,14 @@ class JobContext:
                 log.warning("status check of job %s failed", self.job_id, exc_info=True)
         return self._stop.is_set()
 
-    def progress(self, message: Any = "", *args: Any, **kwargs: Any) -> None:
-        """Accepts whatever the solver reports (a message, optional fraction) and keeps
-        the latest, written at most twice a second."""
+    def progress(self, report: ProgressEvent | str) -> None:
+        """Store the event on the job (its figures plus `at`), at most twice a second;
+        events in between are dropped, the next one is as good."""
         now = time.monotonic()
         if now - self._last_progress < _PROGRESS_EVERY_S:
             return
         self._last_progress = now
-        entry: dict[str, Any] = {"message": str(message), "at": utcnow().isoformat()}
-        fraction = kwargs.get("fraction", args[0] if args else None)
-        if isinstance(fraction, int | float):
-            entry["fraction"] = float(fraction)
+        entry = {**as_event(report).to_dict(), "at": utcnow().isoformat()}
         try:
             self.store.set_progress(self.job_id, self.worker, entry)
         except Exception:
@@ -153,20 +146,31 @@ class JobContext:
 
 
 def run_job(
-    job_id: str, *, store: Store | None = None, settings: JobSettings | None = None
+    store: JobStore,
+    job_id: str,
+    settings: JobSettings,
+    *,
+    worker: str | None = None,
+    take_over_stale: bool = True,
+    fan_out: Callable[[str], object] | None = None,
 ) -> bool:
-    """Claim and run one job to its end. False when it could not be claimed (already
-    taken, finished or cancelled)."""
-    store = store or default_store()
-    settings = settings or default_settings()
-    worker = new_worker_id()
-    if not store.claim_job(job_id, worker, stale_before=utcnow() - settings.stale_after):
+    """Claim `job_id` and run it to its end; False when it could not be claimed (taken,
+    finished or cancelled). `take_over_stale` also claims a running job whose worker
+    went silent. With `fan_out`, a comparison is handed to it once claimed instead of
+    being solved here."""
+    worker = worker or new_worker_id()
+    stale_before = utcnow() - settings.stale_after if take_over_stale else None
+    if not store.claim_job(job_id, worker, stale_before=stale_before):
         return False
-    execute_claimed(store, job_id, worker, settings)
+    job = store.get_job(job_id)
+    if job is not None and job.kind == COMPARISON and fan_out is not None:
+        fan_out(job_id)
+    else:
+        execute_claimed(store, job_id, worker, settings)
     return True
 
 
-def execute_claimed(store: Store, job_id: str, worker: str, settings: JobSettings) -> None:
+def execute_claimed(store: JobStore, job_id: str, worker: str, settings: JobSettings) -> None:
     """Run a job this worker has claimed; any failure is recorded on the job."""
     job = store.get_job(job_id)
     if job is None:
@@ -177,66 +181,65 @@ def execute_claimed(store: Store, job_id: str, worker: str, settings: JobSetting
             if job.kind == ALLOCATION:
                 _run_allocation(store, job, context)
             else:
-                prepared = comparison_requests(store, job)
-                done = {r.idx for r in store.scenario_results(job_id) if r.status in FINAL_STATUSES}
-                for idx, item in enumerate(prepared):
-                    if idx not in done and not context.should_stop():
-                        solve_scenario(store, job_id, idx, item, context)
-                if not context.should_stop():
-                    finish_comparison(store, job_id, worker, prepared)
+                _run_comparison(store, job, context)
         except Exception as error:
             log.exception("job %s failed", job_id)
-            store.fail_job(job_id, worker, describe_error(error))
+            store.fail_job(job_id, worker, error_text(error))
     log.info("job %s ended: %s", job_id, store.job_status(job_id))
 
 
-def _run_allocation(store: Store, job: Job, context: JobContext) -> None:
-    request = load_request(store, job)
-    plans = solve_request(request, progress=context.progress, should_stop=context.should_stop)
+def _run_allocation(store: JobStore, job: Job, context: JobContext) -> None:
+    request = stored_request(store, job)
+    plans = solving.solve_request(
+        request, progress=context.progress, should_stop=context.should_stop
+    )
     if context.should_stop():
         return  # cancelled mid-solve: whatever came back is not a result
     store.finish_job(job.id, context.worker, plans=plans_to_list(plans))
 
 
-def comparison_requests(store: Store, job: Job) -> list[PreparedScenario]:
+def _run_comparison(store: JobStore, job: Job, context: JobContext) -> None:
+    prepared = comparison_scenarios(store, job)
+    done = {r.idx for r in store.scenario_results(job.id) if r.status in FINAL_STATUSES}
+
+    def keep(idx: int, outcome: ScenarioOutcome) -> None:
+        save_outcome(store, job.id, idx, outcome, context)
+
+    comparisons.solve_scenarios(
+        prepared,
+        progress=context.progress,
+        should_stop=context.should_stop,
+        skip=done,
+        on_outcome=keep,
+    )
+    if not context.should_stop():
+        finish_comparison(store, job.id, context.worker, prepared)
+
+
+def comparison_scenarios(store: JobStore, job: Job) -> list[PreparedScenario]:
     """The base and scenario requests of a comparison, base first, as at submission."""
     comparison = store.comparison(job.id)
     if comparison is None:
         raise RuntimeError(f"comparison {job.id} has no stored scenarios")
-    return prepare_scenarios(load_request(store, job), comparison["scenarios"])
+    return comparisons.prepare_scenarios(stored_request(store, job), comparison["scenarios"])
 
 
-def solve_scenario(
-    store: Store, job_id: str, idx: int, item: PreparedScenario, context: JobContext
+def save_outcome(
+    store: JobStore, job_id: str, idx: int, outcome: ScenarioOutcome, context: JobContext
 ) -> None:
-    """Solve one scenario of a comparison and store its outcome; a failure is that
-    scenario's row, not the comparison's end."""
-    if item.request is None:
-        store.save_scenario(job_id, idx, status=FAILED, error=item.error)
-        return
-
-    def progress(message: Any = "", *args: Any, **kwargs: Any) -> None:
-        context.progress(f"[{item.name}] {message}", *args, **kwargs)
-
-    try:
-        plans = solve_request(item.request, progress=progress, should_stop=context.should_stop)
-    except Exception as error:
-        if context.should_stop():
-            return
-        log.warning("scenario %s of %s failed", item.name, job_id, exc_info=True)
-        store.save_scenario(job_id, idx, status=FAILED, error=describe_error(error))
-        return
+    """Store one scenario's outcome, unless the comparison was cancelled meanwhile (then
+    whatever the solve returned is not a result)."""
     if context.should_stop():
         return
-    store.save_scenario(job_id, idx, status=SUCCEEDED, plans=plans_to_list(plans))
+    if outcome.plans:
+        store.save_scenario(job_id, idx, status=SUCCEEDED, plans=plans_to_list(outcome.plans))
+    else:
+        log.warning("scenario %s of %s failed: %s", outcome.name, job_id, outcome.error)
+        store.save_scenario(job_id, idx, status=FAILED, error=outcome.error)
 
 
-def run_scenario(
-    job_id: str, idx: int, *, store: Store | None = None, settings: JobSettings | None = None
-) -> None:
+def run_scenario(store: JobStore, job_id: str, idx: int, settings: JobSettings) -> None:
     """One scenario of a running comparison (a Celery fan-out task)."""
-    store = store or default_store()
-    settings = settings or default_settings()
     job = store.get_job(job_id)
     if job is None or job.status != RUNNING:
         return
@@ -245,15 +248,18 @@ def run_scenario(
         return  # redelivered after it was stored
     with JobContext(store, job_id, None, settings) as context:
         try:
-            item = comparison_requests(store, job)[idx]
+            item = comparison_scenarios(store, job)[idx]
         except Exception as error:
-            store.fail_job(job_id, None, describe_error(error))
+            store.fail_job(job_id, None, error_text(error))
             return
-        solve_scenario(store, job_id, idx, item, context)
+        outcome = comparisons.solve_scenario(
+            item, progress=context.progress, should_stop=context.should_stop
+        )
+        save_outcome(store, job_id, idx, outcome, context)
 
 
 def finish_comparison(
-    store: Store,
+    store: JobStore,
     job_id: str,
     worker: str | None,
     prepared: list[PreparedScenario] | None = None,
@@ -263,7 +269,7 @@ def finish_comparison(
     if job is None or job.status != RUNNING:
         return False
     try:
-        prepared = prepared if prepared is not None else comparison_requests(store, job)
+        prepared = prepared if prepared is not None else comparison_scenarios(store, job)
         results = store.scenario_results(job_id)
         outcomes = []
         for item, result in zip(prepared, results, strict=True):
@@ -272,13 +278,9 @@ def finish_comparison(
                 plans = None
             error = result.error or (None if plans else "the scenario was not solved")
             outcomes.append(ScenarioOutcome(item.name, item.request, plans or None, error))
-        summary = summarize_comparison(prepared[0].request or load_request(store, job), outcomes)
+        base = prepared[0].request or stored_request(store, job)
+        summary = comparisons.summarize_comparison(base, outcomes)
     except Exception as error:
         log.exception("summary of comparison %s failed", job_id)
-        return store.fail_job(job_id, worker, describe_error(error))
+        return store.fail_job(job_id, worker, error_text(error))
     return store.finish_job(job_id, worker, summary=summary)
-
-
-def describe_error(error: BaseException) -> str:
-    text = str(error).strip()
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -4,7 +4,7 @@ Revision ID: 0001
 Revises:
 Create Date: 2026-11-25
 
-Self-contained on purpose (no imports from api.store): a migration must keep meaning what
+Self-contained on purpose (no imports from adapters.store): a migration must keep meaning what
 it meant when it was written, whatever the models become.
 """
 

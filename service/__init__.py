@@ -1,0 +1,11 @@
+"""The use cases: each a plain function the HTTP API, the CLI and the job workers share.
+
+- `service.solving`: validate input into an `AllocationRequest`, solve it.
+- `service.jobs`: submit, get, list and cancel allocation and comparison jobs.
+- `service.execution`: run one claimed job (the one path for in-process and Celery workers).
+- `service.comparisons` / `service.differences`: what-if scenarios, one loop for every caller.
+- `service.keys`: API keys and roles.
+
+Storage and the queue are reached through the protocols of `service.ports`; this package
+imports no Flask, click, Celery or SQLAlchemy (an import-linter contract says so).
+"""

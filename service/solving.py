@@ -1,0 +1,88 @@
+"""Turning input into a validated `AllocationRequest`, and solving it.
+
+`solve_request` is the one solve every entry point runs: the CLI's `solve`, `batch` and
+`compare`, and the workers (in-process and Celery) for allocation and comparison jobs.
+The optimizer checks every plan against the exact curves before returning it
+(`optimizer.solve`), so nothing is checked a second time here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import IO, Any, cast
+
+from fixtures import load_partners
+from models.csvio import read_packages_csv, read_partners_csv
+from models.plan import Plan
+from models.request import AllocationRequest, Partner
+from models.schemas import RequestValidationError, parse_request
+from optimizer import solve
+from optimizer.engines import available_engines, known_engines
+from optimizer.progress import Progress
+
+StopCheck = Callable[[], bool]
+_INVALID = "invalid allocation request"
+
+
+def solve_request(
+    request: AllocationRequest,
+    *,
+    progress: Progress | None = None,
+    should_stop: StopCheck | None = None,
+) -> list[Plan]:
+    """Ranked plans for `request`, best first, each exactly checked by the optimizer."""
+    # cast: optimizer.solve is being moved from plain-string progress to ProgressEvent;
+    # every consumer in this package accepts both (see service.execution.as_event).
+    return solve(request, progress=cast(Any, progress), should_stop=should_stop)
+
+
+def resolve_fixture(name: str) -> Sequence[Partner]:
+    """Partners of a bundled fixture; LookupError (KeyError) for an unknown name."""
+    return load_partners(name)
+
+
+def parse_allocation(
+    data: Any,
+    *,
+    partners_csv: IO[Any] | None = None,
+    packages_csv: IO[Any] | None = None,
+) -> AllocationRequest:
+    """An AllocationRequest from its JSON, with partners inline, from a fixture, or from
+    a partners CSV (plus an optional packages CSV)."""
+    if not isinstance(data, Mapping):
+        raise RequestValidationError({"_schema": ["the request must be a JSON object"]}, _INVALID)
+    partners = None
+    if partners_csv is not None:
+        partners = read_partners_csv(partners_csv, resources=_resource_names(data))
+        if packages_csv is not None:
+            partners = read_packages_csv(packages_csv, partners)
+    elif packages_csv is not None:
+        raise RequestValidationError(
+            {"packages": ["a packages CSV needs a partners CSV part as well"]}, _INVALID
+        )
+    request = parse_request(data, partners=partners, resolve_fixture=resolve_fixture)
+    check_engine(request)
+    return request
+
+
+def _resource_names(data: Mapping[str, Any]) -> list[str] | None:
+    # The CSV's resource columns are checked against the request's resources.
+    resources = data.get("resources")
+    if not isinstance(resources, list):
+        return None
+    return [
+        r["name"] for r in resources if isinstance(r, Mapping) and isinstance(r.get("name"), str)
+    ]
+
+
+def check_engine(request: AllocationRequest) -> None:
+    """An engine this installation lacks fails at submission, not in the worker.
+    (Engines are the optimizer's business, so the domain schema cannot know them.)"""
+    engine = request.options.engine
+    if engine == "auto" or engine in available_engines():
+        return
+    known = ", ".join(["auto", *available_engines()])
+    why = "not installed here" if engine in known_engines() else "unknown engine"
+    raise RequestValidationError(
+        {"options": {"engine": [f"{why} {engine!r}; use one of {known}"]}}, _INVALID
+    )
