@@ -40,7 +40,7 @@ DEFAULTS: dict[str, Any] = {
     "OPENAPI_JSON_PATH": "openapi.json",
     "OPENAPI_SWAGGER_UI_PATH": "/docs",
     # Swagger UI from the vendored swagger-ui-dist: /docs works with no internet.
-    "OPENAPI_SWAGGER_UI_URL": "/static/vendor/swagger-ui-dist-5.35.0/",
+    "OPENAPI_SWAGGER_UI_URL": "/assets/vendor/swagger-ui-dist-5.35.0/",
     "OPENAPI_SWAGGER_UI_CONFIG": {"validatorUrl": None},  # no call to an online validator
     "API_SPEC_OPTIONS": {
         "info": {"description": "Allocate incentive resources across partners to reach GMV tiers."},

@@ -1,9 +1,11 @@
 """The planner web page (SPEC §8): `GET /`, plus page-side reads of a stored job (partner
 names and attributes, the static report as a download) under the API's key rule.
 
-The page is a server-rendered template plus small plain-JS modules (api/static/web/) that
+The page is a server-rendered template plus small plain-JS modules
+(adapters/browser/static/web/, served at /assets) that
 talk to the same JSON API as every other client, with the user's key when auth is on.
-Every script, style and chart library is served from api/static, so the page and `/docs`
+Every script, style and chart library is served from adapters/browser/static, so the page
+and `/docs`
 work with no internet.
 """
 
@@ -14,9 +16,12 @@ from typing import Any
 from flask import Blueprint, Flask, Response, abort, jsonify, render_template
 from flask.typing import ResponseReturnValue
 
-from api.report import VENDOR_SCRIPTS, render_report, request_context
+from adapters.browser.report import STATIC, VENDOR_SCRIPTS, render_report, request_context
 
-blp = Blueprint("web", __name__, template_folder="templates")
+# The assets live in adapters/browser (the CLI's static report inlines the same files).
+blp = Blueprint(
+    "web", __name__, template_folder="templates", static_folder=STATIC, static_url_path="/assets"
+)
 
 # The page's own scripts, in load order (classic scripts sharing the `WM` namespace, so the
 # static report can inline the very same files).

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
-from api.report import ReportError, render_report, report_kind, request_context
+from adapters.browser.report import ReportError, render_report, report_kind, request_context
+from cli.main import main
 from fixtures import scenario
 
 PLAN: dict[str, Any] = {
@@ -60,3 +63,22 @@ def test_request_context_from_a_fixture_request() -> None:
     assert {"id", "name", "attributes"} <= set(context["partners"][0])
     inline = request_context({"resources": [], "partners": [{"id": "a", "name": "A"}]})
     assert inline["partners"] == [{"id": "a", "name": "A", "attributes": {}}]
+
+
+def test_cli_writes_the_report(tmp_path: Path) -> None:
+    plans = tmp_path / "plans.json"
+    plans.write_text(json.dumps([PLAN]), encoding="utf-8")
+    out = tmp_path / "out" / "report.html"
+    runner = CliRunner()
+    result = runner.invoke(
+        main, ["report", str(plans), "--fixture", "tiny", "--out", str(out), "--lang", "zh"]
+    )
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+    assert '"impressions"' in html and 'lang="zh-CN"' in html
+
+    plans.write_text(json.dumps({"id": "x", "status": "failed"}), encoding="utf-8")
+    refused = runner.invoke(main, ["report", str(plans), "--out", str(out)])
+    assert refused.exit_code == 1 and "expected a plan list" in refused.output
+    unknown = runner.invoke(main, ["report", str(plans), "--fixture", "nope", "--out", str(out)])
+    assert unknown.exit_code == 2 and "nope" in unknown.output

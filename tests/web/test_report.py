@@ -12,7 +12,7 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from api.report import write_report
+from adapters.browser.report import write_report
 from fixtures import scenario
 from tests.web.conftest import LiveApp, watch_page
 
