@@ -48,7 +48,9 @@ DEFAULTS: dict[str, Any] = {
     "OPENAPI_URL_PREFIX": "/",
     "OPENAPI_JSON_PATH": "openapi.json",
     "OPENAPI_SWAGGER_UI_PATH": "/docs",
-    "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist/",
+    # Swagger UI from the vendored swagger-ui-dist: /docs works with no internet.
+    "OPENAPI_SWAGGER_UI_URL": "/assets/vendor/swagger-ui-dist-5.35.0/",
+    "OPENAPI_SWAGGER_UI_CONFIG": {"validatorUrl": None},  # no call to an online validator
     "API_SPEC_OPTIONS": {
         "info": {"description": "Allocate incentive resources across partners to reach GMV tiers."},
         "components": {

@@ -21,6 +21,7 @@ from api.errors import ApiError
 from api.limits import init_rate_limits
 from api.routes import allocations, comparisons, fixtures, health
 from api.routes.common import Backends, auth_in_force
+from api.web import init_app as init_web
 from models.schemas import AllocationRequestSchema
 
 log = logging.getLogger(__name__)
@@ -129,6 +130,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for module in (allocations, comparisons, fixtures, health):
         api.register_blueprint(module.blp)
     init_rate_limits(app)
+    init_web(app)
 
     app.register_error_handler(ApiError, api.handle_api_error)
     app.register_error_handler(Exception, lambda error: _unexpected(api, error))

@@ -1,0 +1,296 @@
+"""The planner page used as a planner would: pick a fixture, solve, read the plan, download
+it, try a what-if; with no request leaving the app and no console error."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import requests
+from playwright.sync_api import Page, expect
+
+from tests.web.conftest import LiveApp, Watch
+
+SOLVE_TIMEOUT_MS = 60_000
+
+
+def solve_fixture(page: Page, url: str, fixture: str = "tiny", time_limit: int = 5) -> str:
+    """Solve `fixture` from the page; returns the job id the page polled."""
+    page.goto(url + "/")
+    page.get_by_label("Fixture", exact=True).select_option(fixture)
+    page.get_by_label("Time limit (seconds)").fill(str(time_limit))
+    with page.expect_response(
+        lambda r: r.url.endswith("/v1/allocations") and r.request.method == "POST"
+    ) as posted:
+        page.get_by_role("button", name="Solve", exact=True).click()
+    job_id = str(posted.value.json()["id"])
+    expect(page.locator("#progress-section")).to_be_visible()
+    expect(page.locator("#progress-status")).to_have_text("succeeded", timeout=SOLVE_TIMEOUT_MS)
+    expect(page.locator("#plan-section")).to_be_visible()
+    return job_id
+
+
+def api_job(live_app: LiveApp, job_id: str, **kwargs: Any) -> dict[str, Any]:
+    response = requests.get(f"{live_app.url}/v1/allocations/{job_id}", timeout=10, **kwargs)
+    response.raise_for_status()
+    return dict(response.json())
+
+
+def test_solve_read_download_and_compare(
+    page: Page, live_app: LiveApp, watched: Watch, screenshot: Any, tmp_path: Any
+) -> None:
+    screenshot_page = screenshot
+    page.goto(live_app.url + "/")
+    expect(page.get_by_label("Fixture", exact=True)).to_be_visible()
+    screenshot_page(page, "1-request", "#request-section")
+
+    job_id = solve_fixture(page, live_app.url)
+    expect(page.locator("#progress-elapsed")).not_to_have_text("—")
+    plan = api_job(live_app, job_id)["plans"][0]
+
+    # The partner table holds exactly the plan's allocations.
+    rows = page.locator("#partner-table tbody tr")
+    expect(rows).to_have_count(len(plan["allocations"]))
+    shown = set(rows.evaluate_all("rows => rows.map(r => r.dataset.partnerId)"))
+    assert shown == {a["partner_id"] for a in plan["allocations"]}
+    first = plan["allocations"][0]
+    row = page.locator(f'#partner-table tr[data-partner-id="{first["partner_id"]}"]')
+    expect(row).to_contain_text(first["tier"] or "")
+
+    # Charts are drawn (vega-embed renders SVG).
+    expect(page.locator('[data-chart="attainment"] svg')).to_have_count(1)
+    expect(page.locator('[data-chart="spend"] svg')).to_have_count(1)
+    expect(page.locator("#tier-table tbody tr")).to_have_count(len(plan["tiers"]))
+    screenshot_page(page, "2-progress", "#progress-section")
+    screenshot_page(page, "3-plan", "#plan-section")
+
+    # Filtering and sorting act on those rows only.
+    page.get_by_label("Filter partners").fill(first["partner_id"])
+    expect(rows).to_have_count(1)
+    page.get_by_label("Filter partners").fill("")
+    page.get_by_role("button", name="Baseline GMV").click()
+    baselines = sorted(a["baseline_gmv"] for a in plan["allocations"])
+    expect(page.locator("#partner-table th", has_text="Baseline GMV")).to_have_attribute(
+        "aria-sort", "descending"
+    )
+    first_id = rows.first.get_attribute("data-partner-id")
+    assert (
+        next(a for a in plan["allocations"] if a["partner_id"] == first_id)["baseline_gmv"]
+        == baselines[-1]
+    )
+
+    # The CSV download is the API's CSV, byte for byte.
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download CSV").click()
+    saved = tmp_path / "plan.csv"
+    download.value.save_as(saved)
+    expected = requests.get(f"{live_app.url}/v1/allocations/{job_id}/plans/1.csv", timeout=10)
+    assert saved.read_bytes() == expected.content
+
+    # The static report of the job downloads as one HTML file holding its plan.
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download report (HTML)").click()
+    report = tmp_path / "report.html"
+    download.value.save_as(report)
+    assert first["partner_id"] in report.read_text(encoding="utf-8")
+
+    # A what-if with less subsidy, solved against the job as its base, side by side.
+    page.get_by_label("Scenario name").fill("less subsidy")
+    page.get_by_label("subsidy budget ×").fill("0.5")
+    page.get_by_role("button", name="Compare", exact=True).click()
+    table = page.locator("#comparison-table")
+    expect(table).to_be_visible(timeout=SOLVE_TIMEOUT_MS)
+    expect(table.locator("thead th")).to_have_text(["", "base", "less subsidy"])
+    expect(page.locator('[data-chart="comparison"] svg')).to_have_count(1)
+    expect(page.get_by_role("link", name="Download comparison report (HTML)")).to_be_visible()
+    screenshot_page(page, "4-what-if", "#whatif-section")
+
+    # The plan and the comparison re-labelled in Chinese, figures unchanged.
+    page.get_by_role("button", name="中文").click()
+    expect(page.get_by_role("link", name="下载 CSV")).to_be_visible()
+    expect(page.get_by_label("筛选伙伴")).to_be_visible()
+    expect(page.locator("#partner-table tbody tr")).to_have_count(len(plan["allocations"]))
+    expect(page.locator("#comparison-table thead th")).to_have_text(["", "base", "less subsidy"])
+    screenshot_page(page, "5-plan-chinese", "#plan-section")
+    page.get_by_role("button", name="English").click()
+    watched.assert_clean()
+
+
+def test_upload_partners_csv(page: Page, live_app: LiveApp, watched: Watch) -> None:
+    from fixtures import load_partners, partners_path
+
+    page.goto(live_app.url + "/")
+    page.get_by_label("Upload CSV").check()
+    page.get_by_label("Partners CSV").set_input_files(str(partners_path("tiny")))
+    page.get_by_label("Time limit (seconds)").fill("2")
+    with page.expect_response(
+        lambda r: r.url.endswith("/v1/allocations") and r.request.method == "POST"
+    ) as posted:
+        page.get_by_role("button", name="Solve", exact=True).click()
+    job_id = posted.value.json()["id"]
+    expect(page.locator("#progress-status")).to_have_text("succeeded", timeout=SOLVE_TIMEOUT_MS)
+    plan = api_job(live_app, job_id)["plans"][0]
+    expect(page.locator("#partner-table tbody tr")).to_have_count(len(plan["allocations"]))
+    # Names and attributes come from the job's stored request, i.e. the uploaded file.
+    names = {p.id: p.name for p in load_partners("tiny")}
+    first = plan["allocations"][0]["partner_id"]
+    expect(page.locator(f'#partner-table tr[data-partner-id="{first}"]')).to_contain_text(
+        names[first]
+    )
+    expect(page.locator('[data-chart="attribute"] svg')).to_have_count(1)
+    watched.assert_clean()
+
+
+def test_controls_are_labelled_and_chinese_switch(
+    page: Page, live_app: LiveApp, watched: Watch, screenshot: Any
+) -> None:
+    page.goto(live_app.url + "/")
+    unlabelled = page.evaluate(
+        """() => [...document.querySelectorAll('input, select, button, a, textarea')]
+          .filter(el => el.offsetParent !== null && el.type !== 'hidden')
+          .filter(el => {
+            const text = el.matches('button, a') ? el.textContent.trim()
+              : [...(el.labels || [])].map(l => l.offsetParent ? l.textContent.trim() : '')
+                  .join('');
+            return !text;
+          }).map(el => el.outerHTML.slice(0, 80))"""
+    )
+    assert unlabelled == []
+
+    page.get_by_role("button", name="中文").click()
+    expect(page.get_by_role("button", name="English")).to_be_visible()
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(page.get_by_label("数据集", exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name="求解")).to_be_visible()
+    expect(page.get_by_label("预算：subsidy（CNY）")).to_be_visible()
+    screenshot(page, "6-request-chinese", "#request-section")
+
+    # The choice survives a reload; the switch goes back.
+    page.reload()
+    expect(page.get_by_role("button", name="求解")).to_be_visible()
+    page.get_by_role("button", name="English").click()
+    expect(page.get_by_role("button", name="Solve", exact=True)).to_be_visible()
+    expect(page.get_by_label("Fixture", exact=True)).to_be_visible()
+    watched.assert_clean()
+
+
+def test_keyboard_only_solve(page: Page, live_app: LiveApp, watched: Watch) -> None:
+    """Tab to the fixture picker and the Solve button and use them with keys alone."""
+    page.goto(live_app.url + "/")
+    page.get_by_label("Time limit (seconds)").fill("2")
+    for _ in range(30):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "solve":
+            break
+    else:
+        raise AssertionError("Solve is not reachable with Tab")
+    with page.expect_response(
+        lambda r: r.url.endswith("/v1/allocations") and r.request.method == "POST"
+    ) as posted:
+        page.keyboard.press("Enter")
+    assert posted.value.status == 202
+    expect(page.locator("#progress-section")).to_be_visible()
+    # The job ends on its own within its 2 s limit; the page is left as soon as it shows.
+    watched.assert_clean()
+
+
+def test_docs_render_offline(
+    page: Page, live_app: LiveApp, watched: Watch, screenshot: Any
+) -> None:
+    page.goto(live_app.url + "/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Windmaker")
+    expect(page.locator(".opblock").first).to_be_visible()
+    assert page.locator(".opblock").count() >= 7
+    screenshot(page, "8-docs", "viewport")
+    watched.assert_clean()
+
+
+FRONTIER_POINTS = [
+    {
+        "budget": budget,
+        "status": "optimal",
+        "achieved": {"1B": n, "100M": 6},
+        "weighted_shortfall": 2 - n,
+        "total_projected_gmv": 3.7e9 + n,
+        "mip_gap": 0.0,
+        "p_target": None,
+    }
+    for budget, n in ((6e6, 1), (12e6, 2), (18e6, 2))
+]
+
+
+def stub_insight_api(page: Page, calls: dict[str, Any]) -> None:
+    """Answer the SPEC §7 endpoints (frontier, adopt, XLSX) the API does not have yet, so
+    the page's feature detection and controls are exercised against their contract."""
+
+    def openapi(route: Any) -> None:
+        spec = route.fetch().json()
+        for path in (
+            "/v1/frontiers",
+            "/v1/frontiers/{job_id}",
+            "/v1/allocations/{job_id}/plans/{rank}.xlsx",
+            "/v1/allocations/{job_id}/plans/{rank}/adopt",
+        ):
+            spec["paths"].setdefault(path, {})
+        route.fulfill(json=spec)
+
+    def frontiers(route: Any) -> None:
+        calls["frontier"] = route.request.post_data_json
+        route.fulfill(status=202, json={"id": "f1", "status": "queued"})
+
+    def frontier(route: Any) -> None:
+        route.fulfill(json={"id": "f1", "status": "succeeded", "points": FRONTIER_POINTS})
+
+    def adopt(route: Any) -> None:
+        calls["adopt"] = route.request.url
+        route.fulfill(json={"adopted_by": "anonymous", "adopted_at": "2026-11-30T12:00:00Z"})
+
+    page.route("**/openapi.json", openapi)
+    page.route("**/v1/frontiers", frontiers)
+    page.route("**/v1/frontiers/f1", frontier)
+    page.route("**/plans/1/adopt", adopt)
+    page.route("**/plans/1.xlsx", lambda route: route.fulfill(body=b"PK\x03\x04stub"))
+
+
+def test_frontier_adopt_and_xlsx_when_the_api_has_them(
+    page: Page, live_app: LiveApp, watched: Watch, tmp_path: Any
+) -> None:
+    calls: dict[str, Any] = {}
+    page.goto(live_app.url + "/")
+    expect(page.locator("#frontier-section")).to_be_hidden()
+    stub_insight_api(page, calls)
+    job_id = solve_fixture(page, live_app.url, time_limit=2)
+
+    expect(page.get_by_role("link", name="Download XLSX")).to_be_visible()
+    with page.expect_download() as download:
+        page.get_by_role("link", name="Download XLSX").click()
+    download.value.save_as(tmp_path / "plan.xlsx")
+    assert (tmp_path / "plan.xlsx").read_bytes() == b"PK\x03\x04stub"
+
+    page.get_by_role("button", name="Adopt this plan").click()
+    expect(page.locator("#adopt-status")).to_contain_text("Adopted by anonymous")
+    assert calls["adopt"].endswith(f"/v1/allocations/{job_id}/plans/1/adopt")
+
+    page.get_by_label("Resource", exact=True).select_option("subsidy")
+    page.get_by_label("Budget multipliers").fill("0.5, 1, 1.5")
+    page.get_by_role("button", name="Draw frontier").click()
+    expect(page.locator("#frontier-table tbody tr")).to_have_count(len(FRONTIER_POINTS))
+    expect(page.locator('[data-chart="frontier"] svg')).to_have_count(1)
+    assert calls["frontier"] == {
+        "base": {"allocation_id": job_id},
+        "resource": "subsidy",
+        "multipliers": [0.5, 1, 1.5],
+    }
+    watched.assert_clean()
+
+
+def test_bad_input_is_explained(page: Page, live_app: LiveApp, watched: Watch) -> None:
+    """The API's 422 reaches the planner as a message naming the field."""
+    page.goto(live_app.url + "/")
+    page.get_by_label("Budget: subsidy (CNY)").fill("-5")
+    page.get_by_role("button", name="Solve", exact=True).click()
+    notice = page.get_by_role("alert")
+    expect(notice).to_contain_text("budget")
+    expect(page.locator("#progress-section")).to_be_hidden()
+    # The browser logs the refused request itself; nothing else may be logged.
+    watched.errors = [e for e in watched.errors if "422" not in e]
+    watched.assert_clean()
