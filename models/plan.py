@@ -85,6 +85,9 @@ class Plan:
     allocations: list[Allocation]
     # Why a plan falls short: the constraints that bind (empty when every target is met).
     binding_constraints: list[str] = field(default_factory=list)
+    # Why this plan and what more would buy (SPEC §7), JSON-ready; filled in by the
+    # service (`service.explain`) after the solve, None until then.
+    explanation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

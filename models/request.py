@@ -164,6 +164,7 @@ class Options:
     plans: int = 1
     engine: str = "auto"
     seed: int = 0
+    near_misses: int = 20  # how many near misses a plan's explanation lists
 
 
 @dataclass(frozen=True)

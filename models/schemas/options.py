@@ -10,6 +10,7 @@ from models.request import Options
 from models.schemas.base import NAME, POSITIVE, BaseSchema, Count, Real
 
 MAX_PLANS = 20
+MAX_NEAR_MISSES = 200
 
 
 class OptionsSchema(BaseSchema):
@@ -24,6 +25,13 @@ class OptionsSchema(BaseSchema):
     )
     engine = fields.String(load_default=Options.engine, validate=NAME)
     seed = Count(load_default=Options.seed)
+    near_misses = Count(
+        load_default=Options.near_misses,
+        validate=validate.Range(
+            min=0, max=MAX_NEAR_MISSES, error=f"must be between 0 and {MAX_NEAR_MISSES}"
+        ),
+        metadata={"description": "how many near misses each plan's explanation lists"},
+    )
 
     @post_load
     def _build(self, data: dict[str, Any], **kwargs: Any) -> Options:

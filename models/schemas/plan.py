@@ -18,6 +18,7 @@ from models.plan import (
 )
 from models.schemas.base import BaseSchema, JsonFloat
 from models.schemas.errors import RequestValidationError
+from models.schemas.explanation import StoredExplanation
 
 
 class ObjectiveReportSchema(BaseSchema):
@@ -90,6 +91,7 @@ class PlanSchema(BaseSchema):
     solver = fields.Nested(SolverReportSchema, required=True)
     allocations = fields.List(fields.Nested(AllocationSchema), required=True)
     binding_constraints = fields.List(fields.String(), load_default=list)
+    explanation = StoredExplanation(load_default=None, allow_none=True)
 
     @post_load
     def _build(self, data: dict[str, Any], **kwargs: Any) -> Plan:

@@ -910,7 +910,9 @@ def test_plan_to_dict_shape() -> None:
         "solver",
         "allocations",
         "binding_constraints",
+        "explanation",
     }
+    assert dumped["explanation"] is None  # filled in by service.explain after a solve
     assert dumped["objective"] == {
         "mode": "max_attainment",
         "weighted_shortfall": 2.0,
