@@ -985,6 +985,7 @@ def test_schemas_for_openapi_documentation() -> None:
         "solver",
         "allocations",
         "binding_constraints",
+        "explanation",
     }
     assert {"name", "objective", "resources", "tiers", "partners", "constraints", "options"} == set(
         AllocationRequestSchema().fields
