@@ -52,7 +52,7 @@ def generated_request(
             {"type": "max_share", "resource": "subsidy", "max_share": max_share},
             {"type": "eligibility", "resource": "fund", "where": {"supply_chain": {">=": 40}}},
         ],
-        "options": {"time_limit_s": time_limit_s, "mip_gap": 1e-4, **options},
+        "options": {"time_limit_s": time_limit_s, "mip_gap": 1e-3, **options},
     }  # fmt: skip
     request = parse_request(scenario, partners=partners)
     return replace(request, name=scenario["name"])
