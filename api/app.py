@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from adapters.config import load_config, truthy
 from adapters.queue import InProcessDispatcher, make_dispatcher
 from adapters.store import Store
-from api.routes import allocations, comparisons, fixtures, health
+from api.routes import allocations, comparisons, fixtures, frontiers, health
 from api.routes.common import Backends
 from models.schemas import AllocationRequestSchema
 
@@ -92,7 +92,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     api = WindmakerApi(app)
     api.spec.components.schema("AllocationRequest", schema=AllocationRequestSchema)
-    for module in (allocations, comparisons, fixtures, health):
+    for module in (allocations, comparisons, frontiers, fixtures, health):
         api.register_blueprint(module.blp)
 
     @app.errorhandler(Exception)

@@ -10,9 +10,12 @@ re-solve are computed for rank 1 only, within `TIME_SHARE` of the request's
 - `marginal_value` of every binding budget and group budget: a re-solve with that limit
   relaxed by `RELAX` (1%, at least one step). The value is honest in the sense that it
   is what a solve really finds: ΔGMV and Δ weighted shortfall between the re-solve and
-  this plan, per unit of relaxation. Where the re-solve comes back worse than this plan
-  (a MIP gap or a time limit), this plan itself — still feasible with the larger
-  limit — is the answer, and the value is 0 with a note saying so. No dual prices.
+  this plan, per unit of relaxation. For a budget, this plan with the extra handed out
+  greedily on the exact curves (`extend`) is a floor the re-solve must beat: a re-solve
+  that stops at its time limit below it does not set the price (`method: extension`).
+  Where neither beats this plan, this plan itself — still feasible with the larger
+  limit — is the answer, and the value is 0 with a note saying so. No dual prices;
+  `proven` is true only when both solves proved optimality.
 - `to_targets` when a target is missed: a `min_cost` solve with the budgets lifted
   `LIFT`-fold (a second time further if that was not enough). The budgets reported are
   what its plan spends, raised where a `max_share` or group cap needs a larger total,
@@ -33,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from models.check import check_plan
-from models.plan import NO_PACKAGE, Plan, SolveStatus, build_plan
+from models.plan import NO_PACKAGE, Plan, SolveStatus, build_plan, curve_columns
 from models.request import AllocationRequest, GroupBudget, MaxShare, Objective, Resource
 from service.binding import find_binding
 from service.near_misses import find_near_misses
@@ -127,7 +130,14 @@ class _Resolver:
         if seconds is None or delta <= 0:
             return None
         found = self._resolve(relaxed, seconds)
-        note = None
+        method, note = "resolve", None
+        if entry["kind"] == "budget":
+            extended = extend(relaxed, self.plan, entry["resource"], delta)
+            if extended is not None and (
+                found is None or plan_key(self.request, extended) < plan_key(self.request, found)
+            ):
+                found, method = extended, "extension"
+                note = "the re-solve found less than this plan with the extra spent greedily"
         if found is None or plan_key(self.request, found) > plan_key(self.request, self.plan):
             if not _still_valid(relaxed, self.plan):
                 return None
@@ -140,7 +150,7 @@ class _Resolver:
                 found.objective.weighted_shortfall - self.plan.objective.weighted_shortfall
             )
             / delta,
-            "method": "resolve",
+            "method": method,
             "delta": delta,
             "status": str(found.solver.status),
             "mip_gap": found.solver.mip_gap,
@@ -249,6 +259,50 @@ def rebuild(request: AllocationRequest, plan: Plan) -> Plan:
     return build_plan(
         request, amounts, plan.solver, package_choice=choice, rank=plan.rank, label=plan.label
     )
+
+
+EXTENSION_CHUNKS = 50
+
+
+def extend(request: AllocationRequest, plan: Plan, resource: str, delta: float) -> Plan | None:
+    """`plan` with `delta` more of `resource` handed out greedily, chunk by chunk, to the
+    partner whose exact GMV gains most — a feasible plan under `request` (the relaxed one)
+    that a re-solve must beat, so MIP noise never prices extra budget below it."""
+    r = [res.name for res in request.resources].index(resource)
+    spec = request.resources[r]
+    amounts, choice = plan_amounts(request, plan)
+    pins = request.pins()
+    upper = np.array(
+        [
+            request.amount_range(p, resource)[1]
+            if request.eligible(p, resource)
+            and resource in p.curves
+            and (p.id, resource) not in pins
+            and choice[i] == NO_PACKAGE
+            else 0.0
+            for i, p in enumerate(request.partners)
+        ]
+    )
+    minimum = np.array([request.amount_range(p, resource)[0] for p in request.partners])
+    chunk = delta / EXTENSION_CHUNKS
+    if spec.step:
+        chunk = max(round(chunk / spec.step), 1) * spec.step
+    column = curve_columns(request)[r]
+    left = delta
+    while left >= chunk - 1e-9:
+        current = amounts[:, r]
+        after = current + chunk
+        allowed = (after <= upper * (1 + 1e-12)) & (after >= minimum)
+        if not allowed.any():
+            break
+        gains = np.where(allowed, column.value(after) - column.value(current), -np.inf)
+        best = int(np.argmax(gains))
+        if gains[best] <= 0:
+            break
+        amounts[best, r] = after[best]
+        left -= chunk
+    extended = build_plan(request, amounts, plan.solver, package_choice=choice, rank=plan.rank)
+    return None if check_plan(request, extended) else extended
 
 
 def _still_valid(request: AllocationRequest, plan: Plan) -> bool:

@@ -28,10 +28,16 @@ from models.plan import Plan
 from models.request import AllocationRequest
 from models.schemas import RequestValidationError, plan_from_dict, plan_to_dict, request_to_dict
 from service import solving
-from service.comparisons import PreparedScenario, ScenarioOutcome, prepare_scenarios, solve_scenario
+from service.comparisons import (
+    PreparedScenario,
+    ScenarioOutcome,
+    error_text,
+    prepare_scenarios,
+    solve_scenario,
+)
 from service.explain import plan_key, rebuild
 from service.ports import Dispatch, JobStore
-from service.records import ALLOCATION, FRONTIER
+from service.records import ALLOCATION, FINAL_STATUSES, FRONTIER, RUNNING, SUCCEEDED, Job
 
 MAX_POINTS = 25
 MAX_WORKERS = 4
@@ -259,3 +265,63 @@ def stored_outcomes(
         error = result.error or (None if plans else "the point was not solved")
         outcomes.append(ScenarioOutcome(item.name, item.request, plans or None, error))
     return outcomes
+
+
+# -- as a job ---------------------------------------------------------------------------
+
+
+def job_points(store: JobStore, job: Job) -> tuple[list[PreparedScenario], dict[str, Any]]:
+    """A frontier job's points (budget order) and the `solve_point` options that go with
+    them: the base job's plans when the base was given by `allocation_id`."""
+    from service.jobs import stored_request
+
+    spec = store.comparison(job.id)
+    if spec is None:
+        raise RuntimeError(f"frontier {job.id} has no stored points")
+    base = stored_request(store, job)
+    resource = swept_resource(spec)
+    options: dict[str, Any] = {"resource": resource}
+    if spec.get("base_allocation_id"):
+        options["base_plans"] = [
+            plan_from_dict(p) for p in store.plans(str(spec["base_allocation_id"]))
+        ]
+        options["base_budget"] = base.resource(resource).budget
+    return prepare_points(base, spec), options
+
+
+def finish_frontier(store: JobStore, job_id: str, worker: str | None) -> bool:
+    """Summarise the stored points into the frontier (the job's `rows`)."""
+    from service.jobs import stored_request
+
+    job = store.get_job(job_id)
+    if job is None or job.status != RUNNING:
+        return False
+    try:
+        points, options = job_points(store, job)
+        outcomes = stored_outcomes(store, job_id, points)
+        summary = summarize_frontier(stored_request(store, job), options["resource"], outcomes)
+    except Exception as error:
+        return store.fail_job(job_id, worker, error_text(error))
+    return store.finish_job(job_id, worker, summary=summary)
+
+
+def get_frontier(store: JobStore, job_id: str) -> dict[str, Any]:
+    """Status, points done so far, and once finished the frontier's points."""
+    from service.jobs import get_job, job_view
+
+    job = get_job(store, job_id, FRONTIER)
+    view = job_view(job)
+    spec = store.comparison(job_id) or {}
+    view["base_allocation_id"] = spec.get("base_allocation_id")
+    view["resource"] = swept_resource(spec) if spec.get("scenarios") else None
+    summary = spec.get("rows") or {}
+    view["points"] = summary.get("points", []) if job.status == SUCCEEDED else []
+    view["base_budget"] = summary.get("base_budget")
+    results = store.scenario_results(job_id)
+    if job.status not in FINAL_STATUSES or view["progress"] is None:
+        view["progress"] = {
+            **(view["progress"] or {}),
+            "points_done": sum(r.status in FINAL_STATUSES for r in results),
+            "points_total": len(results),
+        }
+    return view
