@@ -1,4 +1,5 @@
-"""The `windmaker` command line: solve, batch, compare, fixtures, serve, worker, keys.
+"""The `windmaker` command line: solve, batch, compare, frontier, fixtures, serve, worker,
+keys.
 
 Every solve goes through `service.solving.solve_request`, the same service function the
 API's workers call, so a plan printed here is exactly what the API would return. Progress
@@ -15,6 +16,7 @@ import click
 from cli.batch import batch
 from cli.compare import compare
 from cli.fixture_list import list_fixtures
+from cli.frontier import frontier
 from cli.keys import keys
 from cli.serve import serve, worker
 from cli.solve import solve
@@ -25,7 +27,7 @@ def main() -> None:
     """Windmaker: allocate incentive resources so partners reach their GMV tiers."""
 
 
-for command in (solve, batch, compare, list_fixtures, serve, worker, keys):
+for command in (solve, batch, compare, frontier, list_fixtures, serve, worker, keys):
     main.add_command(command)
 
 
