@@ -59,15 +59,27 @@ def explain_plans(
     should_stop: StopCheck | None = None,
 ) -> None:
     """Attach an `explanation` to every plan (re-solving for rank 1 only)."""
-    for plan in plans:
+    for rank, plan in enumerate(plans, start=1):
+        misses = request.options.near_misses if rank == 1 else 0
         plan.explanation = {
             "binding": find_binding(request, plan),
-            "near_misses": find_near_misses(request, plan, request.options.near_misses),
+            "near_misses": find_near_misses(request, plan, misses),
             "to_targets": None,
-            "scope": {"resolves": 0, "seconds": 0.0},
+            "scope": {"resolves": 0, "seconds": 0.0, "note": _scope_note(rank, plan)},
         }
     if plans and plans[0].solver.status not in _NO_FAILURE:
         _Resolver(request, plans[0], solve, should_stop).run()
+
+
+RANK_ONE = "near misses, marginal values and to_targets are computed for rank 1 only"
+
+
+def _scope_note(rank: int, plan: Plan) -> str:
+    if rank > 1:
+        return RANK_ONE
+    if plan.solver.status in _NO_FAILURE:
+        return f"no re-solves: the plan is {plan.solver.status}"
+    return "no re-solves"
 
 
 class _Resolver:
@@ -93,17 +105,18 @@ class _Resolver:
         relaxable = [entry for entry in binding if entry["kind"] in ("budget", "group_budget")]
         missed = self.plan.objective.weighted_shortfall > 0
         pending = len(relaxable) + (1 if missed else 0)
+        if missed:  # first: when time runs short, what meeting the targets takes matters most
+            self.plan.explanation["to_targets"] = self._to_targets(pending)
+            pending -= 1
         for entry in relaxable:
             entry["marginal_value"] = self._marginal(entry, pending)
             pending -= 1
-        if missed:
-            self.plan.explanation["to_targets"] = self._to_targets()
         self.plan.explanation["scope"] = {
             "resolves": self.resolves,
             "skipped": self.skipped,
             "seconds": round(time.monotonic() - self.started, 3),
             "time_limit_s": round(TIME_SHARE * self.request.options.time_limit_s, 3),
-            "note": "marginal values and to_targets are computed for rank 1 only",
+            "note": RANK_ONE,
         }
 
     # -- re-solving ---------------------------------------------------------------------
@@ -129,7 +142,7 @@ class _Resolver:
         seconds = self._slice(pending)
         if seconds is None or delta <= 0:
             return None
-        found = self._resolve(relaxed, seconds)
+        found = resolved = self._resolve(relaxed, seconds)
         method, note = "resolve", None
         if entry["kind"] == "budget":
             extended = extend(relaxed, self.plan, entry["resource"], delta)
@@ -152,18 +165,21 @@ class _Resolver:
             / delta,
             "method": method,
             "delta": delta,
-            "status": str(found.solver.status),
-            "mip_gap": found.solver.mip_gap,
+            # The re-solve's own outcome, whichever plan set the value.
+            "status": str(resolved.solver.status) if resolved else "failed",
+            "mip_gap": _number(resolved.solver.mip_gap) if resolved else None,
             # Both solves proven optimal: the value is the true difference, not MIP noise.
             "proven": self.plan.solver.status is SolveStatus.OPTIMAL
-            and found.solver.status is SolveStatus.OPTIMAL,
+            and resolved is not None
+            and resolved.solver.status is SolveStatus.OPTIMAL
+            and method == "resolve",
             "note": note,
         }
 
-    def _to_targets(self) -> dict[str, Any] | None:
+    def _to_targets(self, pending: int) -> dict[str, Any] | None:
         result = None
         for factor in LIFT:
-            seconds = self._slice(1)
+            seconds = self._slice(pending)
             if seconds is None:
                 break
             lifted = _lifted(self.request, factor)
@@ -174,6 +190,10 @@ class _Resolver:
             if result["met"]:
                 break
         return result
+
+
+def _number(value: float | None) -> float | None:
+    return None if value is None or not math.isfinite(value) else float(value)
 
 
 def plan_key(request: AllocationRequest, plan: Plan) -> tuple[float, float]:

@@ -31,7 +31,7 @@ import heapq
 import itertools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -58,10 +58,18 @@ class Lever:
     grain: float
     unit_cost: float
     minimum: float = 0.0  # least positive extra (a semi-continuous minimum), 0 if none
+    base: float = field(init=False)  # the curve's value at `current`
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base", float(self.curve.value(self.current)))
 
     def gain(self, extra: FloatArray) -> FloatArray:
-        base = float(self.curve.value(self.current))
-        return self.curve.value(self.current + extra) - base
+        return self.curve.value(self.current + extra) - self.base
+
+    @property
+    def most(self) -> float:
+        """The gain at the cap."""
+        return float(self.gain(np.array([self.cap]))[0])
 
     def extra_at(self, units: FloatArray) -> FloatArray:
         return np.minimum(units * self.grain, self.cap)
@@ -74,7 +82,7 @@ class Lever:
         """The least extra (per entry of `needed`) whose gain reaches it; inf if none."""
         needed = np.atleast_1d(np.asarray(needed, dtype=np.float64))
         top = self.units
-        reachable = self.gain(np.array([self.cap]))[0] >= needed
+        reachable = self.most >= needed
         lo = np.full(needed.shape, -1, dtype=np.int64)  # gain(lo) < needed (virtual -1)
         hi = np.full(needed.shape, top, dtype=np.int64)  # gain(hi) >= needed where reachable
         while True:
@@ -172,7 +180,7 @@ def find_near_misses(request: AllocationRequest, plan: Plan, limit: int) -> list
         needed = tier.min_gmv - space.gmv[i]
         levers = space.levers(i, partner)
         rate = max((lever.best_rate() for lever in levers), default=0.0)
-        if rate <= 0 or sum(float(lv.gain(np.array([lv.cap]))[0]) for lv in levers) < needed:
+        if rate <= 0 or sum(lever.most for lever in levers) < needed:
             continue
         candidates.append((needed / rate, i, tier.name, needed, levers))
     candidates.sort(key=lambda item: item[0])
