@@ -46,6 +46,8 @@ StopCheck = Callable[[], bool]
 
 TIME_SHARE = 1.0  # of the request's time limit, for all re-solves together
 MIN_SLICE_S = 0.5  # a re-solve is not started with less time than this
+NEAR_MISS_SHARE = 0.25  # of the time limit, for pricing near misses
+MIN_NEAR_MISS_S = 2.0
 RELAX = 0.01
 LIFT = (4.0, 16.0)
 _NO_FAILURE = (SolveStatus.INFEASIBLE, SolveStatus.ERROR)
@@ -61,11 +63,22 @@ def explain_plans(
     """Attach an `explanation` to every plan (re-solving for rank 1 only)."""
     for rank, plan in enumerate(plans, start=1):
         misses = request.options.near_misses if rank == 1 else 0
+        seconds = max(NEAR_MISS_SHARE * request.options.time_limit_s, MIN_NEAR_MISS_S)
+        started = time.monotonic()
+        near = find_near_misses(request, plan, misses, seconds=seconds)
+        took = time.monotonic() - started
         plan.explanation = {
             "binding": find_binding(request, plan),
-            "near_misses": find_near_misses(request, plan, misses),
+            "near_misses": near,
             "to_targets": None,
-            "scope": {"resolves": 0, "seconds": 0.0, "note": _scope_note(rank, plan)},
+            "scope": {
+                "resolves": 0,
+                "seconds": 0.0,
+                "near_misses_seconds": round(took, 3),
+                # Stopped at its time share: the cheapest found so far, maybe not overall.
+                "near_misses_complete": took < seconds,
+                "note": _scope_note(rank, plan),
+            },
         }
     if plans and plans[0].solver.status not in _NO_FAILURE:
         _Resolver(request, plans[0], solve, should_stop).run()
@@ -112,6 +125,7 @@ class _Resolver:
             entry["marginal_value"] = self._marginal(entry, pending)
             pending -= 1
         self.plan.explanation["scope"] = {
+            **self.plan.explanation["scope"],
             "resolves": self.resolves,
             "skipped": self.skipped,
             "seconds": round(time.monotonic() - self.started, 3),
@@ -249,11 +263,17 @@ def _round_up(amount: float, resource: Resource) -> float:
 
 
 def _lifted(request: AllocationRequest, factor: float) -> AllocationRequest:
+    """Budgets × factor, `min_cost`; each partner's `max_share` cap kept at today's amount
+    (else the lifted caps would inflate the budget the share rule then asks for)."""
     resources = tuple(
         replace(r, budget=r.budget * factor) if r.budget is not None else r
         for r in request.resources
     )
-    return replace(request, resources=resources, objective=Objective.MIN_COST)
+    rules = tuple(
+        replace(rule, max_share=rule.max_share / factor) if isinstance(rule, MaxShare) else rule
+        for rule in request.constraints
+    )
+    return replace(request, resources=resources, constraints=rules, objective=Objective.MIN_COST)
 
 
 def plan_amounts(request: AllocationRequest, plan: Plan) -> tuple[np.ndarray, np.ndarray]:

@@ -21,7 +21,7 @@ more of):
 
 Partners are visited cheapest-first by a lower bound (the gap over the best GMV per CNY
 any lever offers), and the search stops once that bound exceeds the `limit`-th best
-cost found, so a 5,000-partner programme costs a few hundred exact searches.
+cost found (a 5,000-partner programme: about 125 exact searches), or when its time is up.
 Partners that hold a package are left out: switching packages is not an "extra".
 """
 
@@ -30,6 +30,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -167,8 +168,12 @@ def _grid_search(levers: Sequence[Lever], needed: float) -> tuple[float, list[fl
 # -- over a plan ------------------------------------------------------------------------
 
 
-def find_near_misses(request: AllocationRequest, plan: Plan, limit: int) -> list[dict[str, Any]]:
-    """Up to `limit` partners below their next tier, cheapest extra first."""
+def find_near_misses(
+    request: AllocationRequest, plan: Plan, limit: int, *, seconds: float = math.inf
+) -> list[dict[str, Any]]:
+    """Up to `limit` partners below their next tier, cheapest extra first. Pricing stops
+    after `seconds`: the partners priced by then are the best found."""
+    deadline = time.monotonic() + seconds
     if limit <= 0 or not request.tiers:
         return []
     space = _FreeSpace(request, plan)
@@ -189,6 +194,8 @@ def find_near_misses(request: AllocationRequest, plan: Plan, limit: int) -> list
     for bound, i, tier_name, needed, levers in candidates:
         if len(found) >= limit and bound > -found[0][0]:
             break  # no partner left can beat the worst one kept
+        if time.monotonic() > deadline:
+            break
         lift = cheapest_lift(levers, needed + _margin(space.gmv[i] + needed))
         if lift is None:
             continue

@@ -46,6 +46,13 @@ class BindingSchema(_Documented):
     utilization = fields.Float(
         allow_none=True, metadata={"description": "used / limit (1.0: at the limit)"}
     )
+    max_share = fields.Float(metadata={"description": "max_share, group_budget: the rule's"})
+    min_share = fields.Float(metadata={"description": "group_budget: the rule's floor share"})
+    spent = fields.Float(metadata={"description": "group_budget: the group's spend"})
+    min = fields.Integer(metadata={"description": "group_count: the rule's minimum"})
+    achieved = fields.Integer(metadata={"description": "group_count: how many reach the tier"})
+    partner_id = fields.String(metadata={"description": "pin: the pinned partner"})
+    amount = fields.Float(metadata={"description": "pin: the pinned amount"})
     partners = fields.List(fields.String(), metadata={"description": "partners it holds back"})
     count = fields.Integer(metadata={"description": "how many partners it holds back"})
     marginal_value = fields.Nested(MarginalValueSchema, allow_none=True)

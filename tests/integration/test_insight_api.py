@@ -76,6 +76,25 @@ def test_a_plan_carries_its_explanation(client: FlaskClient, spec: dict[str, Any
     assert to_targets["met"] and to_targets["extra"]["subsidy"] > 0
 
 
+def test_every_binding_kind_matches_the_documented_shape(
+    client: FlaskClient, spec: dict[str, Any]
+) -> None:
+    body = _short_request()
+    body["constraints"] = [
+        {"type": "max_share", "resource": "subsidy", "max_share": 0.2},
+        {"type": "group_budget", "resource": "subsidy", "where": {"region": "south"},
+         "max_share": 0.3},
+        {"type": "group_count", "tier": "100M", "where": {"region": "north"}, "min": 1},
+        {"type": "eligibility", "resource": "subsidy", "where": {"capability": {">=": 41}}},
+        {"type": "pin", "partner_id": "P003", "resource": "subsidy", "amount": 1e7},
+    ]  # fmt: skip
+    job = _wait(client, "allocations", client.post("/v1/allocations", json=body).get_json()["id"])
+    assert job["status"] == "succeeded", job["error"]
+    validate_against_spec(spec, "/v1/allocations/{job_id}", "GET", 200, job)
+    kinds = {entry["kind"] for entry in job["plans"][0]["explanation"]["binding"]}
+    assert {"budget", "max_share", "eligibility", "pin"} <= kinds
+
+
 def test_a_frontier_on_an_allocation(client: FlaskClient, spec: dict[str, Any]) -> None:
     body = _short_request()
     base = _wait(client, "allocations", client.post("/v1/allocations", json=body).get_json()["id"])
