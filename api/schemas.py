@@ -31,7 +31,9 @@ class StrictSchema(Schema):
 
 class JobSchema(Schema):
     id = fields.String(required=True, metadata={"description": "job id (UUID)"})
-    kind = fields.String(required=True, validate=validate.OneOf(("allocation", "comparison")))
+    kind = fields.String(
+        required=True, validate=validate.OneOf(("allocation", "comparison", "frontier"))
+    )
     status = fields.String(required=True, validate=validate.OneOf(JOB_STATUSES))
     name = fields.String(required=True)
     created_at = fields.DateTime(required=True)
@@ -166,6 +168,55 @@ class ComparisonJobSchema(JobSchema):
     )
 
 
+class FrontierRequestSchema(StrictSchema):
+    base = fields.Dict(
+        required=True,
+        metadata={"description": 'an AllocationRequest, or {"allocation_id": "<id>"}'},
+    )
+    resource = fields.String(required=True, metadata={"description": "the budget swept"})
+    budgets = fields.List(
+        fields.Float(), metadata={"description": "absolute budgets (or give multipliers)"}
+    )
+    multipliers = fields.List(
+        fields.Float(), metadata={"description": "multiples of the base budget, e.g. 0.5, 1, 2"}
+    )
+    name = fields.String(load_default="", validate=validate.Length(max=200))
+
+
+class FrontierPointSchema(Schema):
+    budget = fields.Float(required=True, allow_none=True)
+    status = fields.String(
+        required=True, metadata={"description": "the point's solver status, or failed"}
+    )
+    achieved = fields.Dict(keys=fields.String(), values=fields.Integer())
+    weighted_shortfall = fields.Float()
+    total_projected_gmv = fields.Float()
+    total_cost = fields.Float()
+    mip_gap = fields.Float(allow_none=True)
+    p_target = fields.Dict(
+        keys=fields.String(),
+        values=fields.Float(allow_none=True),
+        allow_none=True,
+        metadata={"description": "per tier, when the request has forecast uncertainty"},
+    )
+    carried_from = fields.Float(
+        allow_none=True,
+        metadata={"description": "the smaller budget whose plan this point kept (monotone)"},
+    )
+    error = fields.String()
+
+
+class FrontierJobSchema(JobSchema):
+    base_allocation_id = fields.String(allow_none=True)
+    resource = fields.String(allow_none=True)
+    base_budget = fields.Float(allow_none=True)
+    points = fields.List(
+        fields.Nested(FrontierPointSchema),
+        required=True,
+        metadata={"description": "in budget order, once done; never worse as budget grows"},
+    )
+
+
 class FixtureInfoSchema(Schema):
     name = fields.String(required=True)
     description = fields.String(required=True)
@@ -196,6 +247,8 @@ __all__ = [
     "ComparisonJobSchema",
     "ComparisonRequestSchema",
     "FixtureListSchema",
+    "FrontierJobSchema",
+    "FrontierRequestSchema",
     "HealthSchema",
     "JobListQuerySchema",
     "JobSchema",

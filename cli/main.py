@@ -1,4 +1,4 @@
-"""The `windmaker` command line: solve, batch, compare, report, fixtures, serve, worker,
+"""The `windmaker` command line: solve, batch, compare, frontier, report, fixtures, serve, worker,
 keys.
 
 Every solve goes through `service.solving.solve_request`, the same service function the
@@ -16,6 +16,7 @@ import click
 from cli.batch import batch
 from cli.compare import compare
 from cli.fixture_list import list_fixtures
+from cli.frontier import frontier
 from cli.html_report import report
 from cli.keys import keys
 from cli.serve import serve, worker
@@ -27,7 +28,7 @@ def main() -> None:
     """Windmaker: allocate incentive resources so partners reach their GMV tiers."""
 
 
-for command in (solve, batch, compare, report, list_fixtures, serve, worker, keys):
+for command in (solve, batch, compare, frontier, report, list_fixtures, serve, worker, keys):
     main.add_command(command)
 
 

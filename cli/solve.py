@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from cli.explanation import explanation_summary
 from cli.inputs import Overrides, override_options, request_from_files, source_options
 from cli.progress import progress_options, progress_printer
 from cli.report import alternatives_summary, plan_summary, write_outputs
@@ -75,6 +76,8 @@ def solve(
     if not found:
         raise click.ClickException("no plan was produced")
     click.echo(plan_summary(found[0], request, total=len(found)))
+    if found[0].explanation:
+        click.echo(explanation_summary(found[0], request))
     if len(found) > 1:
         click.echo("Alternatives:")
         click.echo(alternatives_summary(found))

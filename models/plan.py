@@ -114,6 +114,9 @@ class Plan:
     binding_constraints: list[str] = field(default_factory=list)
     # SPEC §6 figures, on every plan where some partner's forecast has a spread.
     uncertainty: UncertaintyReport | None = None
+    # Why this plan and what more would buy (SPEC §7), JSON-ready; filled in by the
+    # service (`service.explain`) after the solve, None until then.
+    explanation: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -176,6 +176,7 @@ class Options:
     seed: int = 0
     confidence: float | None = None  # plan so each tier holds with this probability
     uncertainty: UncertaintyOptions = UncertaintyOptions()
+    near_misses: int = 20  # how many near misses a plan's explanation lists
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,12 @@
 
 `run_job` claims a job (one atomic UPDATE in the store, so two workers never both win)
 and runs it while heartbeating: an allocation is solved and its plans stored; a
-comparison runs `service.comparisons.solve_scenarios` and ends in `finish_comparison`.
-A Celery worker may instead fan a claimed comparison out, one `run_scenario` task per
-scenario, whose chord callback is `finish_comparison`. Scenario results are stored as
-they finish, so a comparison resumed after a crash only solves what is missing.
+comparison runs `service.comparisons.solve_scenarios` and ends in `finish_comparison`; a
+frontier (`service.frontiers`) solves its budget points in a thread pool the same way.
+A Celery worker may instead fan a claimed comparison or frontier out, one `run_scenario`
+task per scenario or point, whose chord callback is `finish_comparison`. Scenario results
+are stored as they finish, so a comparison resumed after a crash only solves what is
+missing.
 
 Cancelling is a status change in the store; the running job notices through
 `JobContext.should_stop` (read at most every half second) and stores nothing more.
@@ -28,7 +30,7 @@ from typing import Any
 from models.plan import Plan
 from models.schemas import plan_from_dict, plans_to_list
 from optimizer.progress import ProgressEvent
-from service import comparisons, solving
+from service import comparisons, frontiers, solving
 from service.comparisons import PreparedScenario, ScenarioOutcome, error_text
 from service.jobs import stored_request
 from service.ports import JobStore
@@ -38,6 +40,7 @@ from service.records import (
     COMPARISON,
     FAILED,
     FINAL_STATUSES,
+    FRONTIER,
     RUNNING,
     SUCCEEDED,
     Job,
@@ -163,7 +166,7 @@ def run_job(
     if not store.claim_job(job_id, worker, stale_before=stale_before):
         return False
     job = store.get_job(job_id)
-    if job is not None and job.kind == COMPARISON and fan_out is not None:
+    if job is not None and job.kind in (COMPARISON, FRONTIER) and fan_out is not None:
         fan_out(job_id)
     else:
         execute_claimed(store, job_id, worker, settings)
@@ -180,6 +183,8 @@ def execute_claimed(store: JobStore, job_id: str, worker: str, settings: JobSett
         try:
             if job.kind == ALLOCATION:
                 _run_allocation(store, job, context)
+            elif job.kind == FRONTIER:
+                _run_frontier(store, job, context)
             else:
                 _run_comparison(store, job, context)
         except Exception as error:
@@ -216,6 +221,20 @@ def _run_comparison(store: JobStore, job: Job, context: JobContext) -> None:
         finish_comparison(store, job.id, context.worker, prepared)
 
 
+def _run_frontier(store: JobStore, job: Job, context: JobContext) -> None:
+    points, options = frontiers.job_points(store, job)
+    done = {r.idx for r in store.scenario_results(job.id) if r.status in FINAL_STATUSES}
+
+    def keep(idx: int, outcome: ScenarioOutcome) -> None:
+        save_outcome(store, job.id, idx, outcome, context)
+
+    frontiers.solve_points(
+        points, skip=sorted(done), on_outcome=keep, should_stop=context.should_stop, **options
+    )
+    if not context.should_stop():
+        frontiers.finish_frontier(store, job.id, context.worker)
+
+
 def comparison_scenarios(store: JobStore, job: Job) -> list[PreparedScenario]:
     """The base and scenario requests of a comparison, base first, as at submission."""
     comparison = store.comparison(job.id)
@@ -248,13 +267,20 @@ def run_scenario(store: JobStore, job_id: str, idx: int, settings: JobSettings) 
         return  # redelivered after it was stored
     with JobContext(store, job_id, None, settings) as context:
         try:
-            item = comparison_scenarios(store, job)[idx]
+            if job.kind == FRONTIER:
+                points, options = frontiers.job_points(store, job)
+                item = points[idx]
+            else:
+                item = comparison_scenarios(store, job)[idx]
         except Exception as error:
             store.fail_job(job_id, None, error_text(error))
             return
-        outcome = comparisons.solve_scenario(
-            item, progress=context.progress, should_stop=context.should_stop
-        )
+        if job.kind == FRONTIER:
+            outcome = frontiers.solve_point(item, should_stop=context.should_stop, **options)
+        else:
+            outcome = comparisons.solve_scenario(
+                item, progress=context.progress, should_stop=context.should_stop
+            )
         save_outcome(store, job_id, idx, outcome, context)
 
 
@@ -268,6 +294,8 @@ def finish_comparison(
     job = store.get_job(job_id)
     if job is None or job.status != RUNNING:
         return False
+    if job.kind == FRONTIER:
+        return frontiers.finish_frontier(store, job_id, worker)
     try:
         prepared = prepared if prepared is not None else comparison_scenarios(store, job)
         results = store.scenario_results(job_id)

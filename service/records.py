@@ -19,6 +19,7 @@ FINAL_STATUSES = (SUCCEEDED, FAILED, CANCELLED)
 
 ALLOCATION = "allocation"
 COMPARISON = "comparison"
+FRONTIER = "frontier"  # stored like a comparison: one scenario row per budget point
 
 
 def utcnow() -> datetime:

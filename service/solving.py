@@ -18,7 +18,8 @@ from models.request import AllocationRequest, Partner
 from models.schemas import RequestValidationError, parse_request
 from optimizer import solve
 from optimizer.engines import available_engines, known_engines
-from optimizer.progress import Progress
+from optimizer.progress import Progress, ProgressEvent
+from service.explain import explain_plans
 
 StopCheck = Callable[[], bool]
 _INVALID = "invalid allocation request"
@@ -29,9 +30,16 @@ def solve_request(
     *,
     progress: Progress | None = None,
     should_stop: StopCheck | None = None,
+    explain: bool = True,
 ) -> list[Plan]:
-    """Ranked plans for `request`, best first, each exactly checked by the optimizer."""
-    return solve(request, progress=progress, should_stop=should_stop)
+    """Ranked plans for `request`, best first, each exactly checked by the optimizer and,
+    unless `explain` is false, carrying its `explanation` (`service.explain`)."""
+    plans = solve(request, progress=progress, should_stop=should_stop)
+    if explain and plans and not (should_stop is not None and should_stop()):
+        if progress is not None:
+            progress(ProgressEvent("explaining the plan (binding limits, near misses)"))
+        explain_plans(request, plans, solve=solve, should_stop=should_stop)
+    return plans
 
 
 def resolve_fixture(name: str) -> Sequence[Partner]:

@@ -11,6 +11,7 @@ from models.schemas.base import NAME, NON_NEGATIVE, POSITIVE, BaseSchema, Count,
 from models.uncertainty import MAX_DRAWS, MIN_DRAWS
 
 MAX_PLANS = 20
+MAX_NEAR_MISSES = 200
 
 
 class UncertaintySchema(BaseSchema):
@@ -52,6 +53,13 @@ class OptionsSchema(BaseSchema):
         validate=validate.Range(min=0.5, max=0.999, error="must be between 0.5 and 0.999"),
     )
     uncertainty = fields.Nested(UncertaintySchema, load_default=UncertaintyOptions)
+    near_misses = Count(
+        load_default=Options.near_misses,
+        validate=validate.Range(
+            min=0, max=MAX_NEAR_MISSES, error=f"must be between 0 and {MAX_NEAR_MISSES}"
+        ),
+        metadata={"description": "how many near misses each plan's explanation lists"},
+    )
 
     @post_load
     def _build(self, data: dict[str, Any], **kwargs: Any) -> Options:

@@ -20,6 +20,7 @@ from models.plan import (
 )
 from models.schemas.base import BaseSchema, JsonFloat
 from models.schemas.errors import RequestValidationError
+from models.schemas.explanation import StoredExplanation
 
 
 def _without_none(data: dict[str, Any], key: str) -> dict[str, Any]:
@@ -136,6 +137,8 @@ class PlanSchema(BaseSchema):
     @post_dump
     def _drop_absent(self, data: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
         return _without_none(data, "uncertainty")
+
+    explanation = StoredExplanation(load_default=None, allow_none=True)
 
     @post_load
     def _build(self, data: dict[str, Any], **kwargs: Any) -> Plan:

@@ -910,7 +910,9 @@ def test_plan_to_dict_shape() -> None:
         "solver",
         "allocations",
         "binding_constraints",
+        "explanation",
     }
+    assert dumped["explanation"] is None  # filled in by service.explain after a solve
     assert dumped["objective"] == {
         "mode": "max_attainment",
         "weighted_shortfall": 2.0,
@@ -984,6 +986,7 @@ def test_schemas_for_openapi_documentation() -> None:
         "allocations",
         "binding_constraints",
         "uncertainty",
+        "explanation",
     }
     assert {"name", "objective", "resources", "tiers", "partners", "constraints", "options"} == set(
         AllocationRequestSchema().fields
