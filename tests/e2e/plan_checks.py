@@ -45,6 +45,8 @@ def check_plan_csv(request: AllocationRequest, plan: Plan, text: str) -> None:
     resources = [resource.name for resource in request.resources]
     package = ["package"] if request.uses_packages else []
     tail = ["baseline_gmv", "projected_gmv", "tier", "incremental_gmv"]
+    if plan.uncertainty is not None:  # SPEC §6: forecasts with a spread add p_reach
+        tail.append("p_reach")
     assert reader.fieldnames == ["partner_id", *resources, *package, *tail]
     rows = list(reader)
     allocations = [
@@ -56,6 +58,7 @@ def check_plan_csv(request: AllocationRequest, plan: Plan, text: str) -> None:
             tier=row["tier"] or None,
             incremental_gmv=float(row["incremental_gmv"]),
             package=(row.get("package") or None) if package else None,
+            p_reach=float(row["p_reach"]) if "p_reach" in row else None,
         )
         for row in rows
     ]
