@@ -59,6 +59,7 @@ FIRST_SEARCH_SHARE = 0.95
 LAST_SEARCH_SHARE = 0.97
 # Anytime searches stop after this many in a row improve neither bound nor plan.
 STALE_ROUNDS = 2
+SEARCH_PROGRESS = 0.01  # of the remaining gap: less does not count as an improvement
 # The tier-option MILP is tried only with at least this many seconds left for it.
 MIN_ASSIGNMENT_S = 1.0
 
@@ -133,7 +134,7 @@ def solve_decomposition(
             best,
         )
     gap = relative_gap(best.objective, certified, minimise) if math.isfinite(certified) else None
-    if clock.stopped or (gap is not None and gap > mip_gap and not clock.room(LAST_SEARCH_SHARE)):
+    if clock.stopped or (gap is not None and gap > mip_gap and clock.out()):
         status = SolveStatus.TIME_LIMIT
     elif gap is not None and gap <= mip_gap and result.stage1_proven:
         status = SolveStatus.OPTIMAL
@@ -214,7 +215,12 @@ def _solve(
             problem, stage, clock, LAST_SEARCH_SHARE, goal, one.targets, progress,
             start=prices, attempt=attempt,
         )  # fmt: skip
-        improved = more_bound < bound - 1e-12 * abs(bound)
+        # A search counts when it closes a real part of the gap: the restarted dual creeps
+        # down by tiny steps for ever, which would keep small requests to their limit.
+        room = bound - best.objective if best is not None and not minimise else math.inf
+        if best is not None and minimise:
+            room = bound + best.objective  # the cost stage's dual bounds -cost
+        improved = more_bound < bound - max(SEARCH_PROGRESS * room, 1e-12 * abs(bound))
         if plan is not None and (best is None or better(plan, best, minimise)):
             best, improved = plan, True
         if more_bound < bound:
