@@ -31,6 +31,7 @@ from models.forecast import partner_sigmas
 from models.plan import NO_PACKAGE, Plan, SolverReport, build_plan
 from models.request import AllocationRequest, Objective, UncertaintyOptions
 from models.scenario import scale_curve
+from optimizer.diagnosis import exhausted_resources
 
 MAX_ROUNDS = 3
 log = logging.getLogger(__name__)
@@ -189,8 +190,6 @@ def rebuild(request: AllocationRequest, plan: Plan) -> Plan:
         binding_constraints=plan.binding_constraints,
     )
     if rebuilt.objective.weighted_shortfall > 0 and not rebuilt.binding_constraints:
-        from optimizer.solve import exhausted_resources
-
         rebuilt.binding_constraints = exhausted_resources(rebuilt)
     assert_plan_valid(request, rebuilt)
     return rebuilt

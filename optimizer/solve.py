@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 import numpy as np
 
 from models.check import assert_plan_valid
 from models.plan import Plan, SolverReport, SolveStatus, build_plan
-from models.request import AllocationRequest, Constraint, GroupBudget, GroupCount, OnePackage, Pin
+from models.request import AllocationRequest
 from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.confidence import needs_confidence, solve_at_confidence
+from optimizer.diagnosis import diagnose_infeasible, exhausted_resources
 from optimizer.engines import DECOMPOSITION, available_engines, milp_backend
 from optimizer.errors import EngineUnavailable, OptimizerError
 from optimizer.milp import solve_milp
@@ -21,7 +21,6 @@ from optimizer.progress import Progress, ProgressEvent
 
 # Above this many variable (partner, resource) pairs `auto` prefers the decomposition.
 DECOMPOSITION_PAIRS = 3_000
-DIAGNOSIS_SECONDS = 5.0
 WARM_START_PAIRS = 100  # MILP requests this large start from a decomposition plan
 WARM_START_SHARE = 0.2  # of the time limit: the decomposition's share before the MILP
 
@@ -181,51 +180,3 @@ def solve(
         assert_plan_valid(request, plan)
         plans.append(plan)
     return plans
-
-
-def exhausted_resources(plan: Plan) -> list[str]:
-    """Why targets are missed: the budgets a shortfall plan has (almost) used up."""
-    return [
-        f"budget of {r.name} ({r.utilization:.1%} used)"
-        for r in plan.resources
-        if r.utilization is not None and r.utilization >= 0.995
-    ]
-
-
-def describe(rule: Constraint) -> str:
-    fields = {k: v for k, v in vars(rule).items() if k != "type"}
-    if "where" in fields:
-        fields["where"] = dict(fields["where"].conditions)
-    return f"{rule.type} " + ", ".join(f"{k}={v}" for k, v in fields.items())
-
-
-def diagnose_infeasible(request: AllocationRequest) -> list[str]:
-    """The hard constraints whose removal alone makes the request feasible.
-
-    Tier targets are soft (they become shortfall), so infeasibility comes from pins,
-    group budgets, group counts or one-package rules clashing with budgets and bounds.
-    """
-    hard = [
-        r for r in request.constraints if isinstance(r, Pin | GroupBudget | GroupCount | OnePackage)
-    ]
-    culprits = []
-    for rule in hard:
-        relaxed = replace(
-            request,
-            constraints=tuple(r for r in request.constraints if r is not rule),
-            options=replace(
-                request.options,
-                plans=1,
-                time_limit_s=DIAGNOSIS_SECONDS,
-                engine="highs",
-                mip_gap=0.5,
-            ),
-        )
-        try:
-            arrays = build_arrays(relaxed)
-            outcome = solve_milp(arrays, milp_backend("highs"))
-        except Exception:  # a relaxation that cannot be modelled tells us nothing
-            continue
-        if outcome.candidates:
-            culprits.append(describe(rule))
-    return culprits or [describe(rule) for rule in hard] or ["budgets and bounds"]

@@ -30,8 +30,5 @@ def known_engines() -> list[str]:
 def available_engines() -> list[str]:
     """Named engines usable here (not 'auto')."""
     names = [name for name, backend in MILP_BACKENDS.items() if backend.is_available()]
-    try:
-        import optimizer.decomposition  # noqa: F401
-    except ImportError:
-        return names
+    # The decomposition needs nothing beyond numpy and scipy, so it is always here.
     return [*names, DECOMPOSITION]
