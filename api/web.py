@@ -1,4 +1,4 @@
-"""The planner web page (SPEC §8): `GET /`, plus page-side reads of a stored job (partner
+"""The planner web page (docs/web.md): `GET /`, plus page-side reads of a stored job (partner
 names and attributes, the static report as a download) under the API's key rule.
 
 The page is a server-rendered template plus small plain-JS modules

@@ -1,4 +1,4 @@
-"""The terminal summary of a plan's `explanation` (SPEC §7): what binds and what a little
+"""The terminal summary of a plan's `explanation` (docs/insight.md): what binds and what a little
 more of it would buy, who just misses a tier, and what meeting every target would take."""
 
 from __future__ import annotations

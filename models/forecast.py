@@ -1,4 +1,4 @@
-"""The request's forecast spread (SPEC §6) as arrays, and a plan's outlook from its GMV.
+"""The request's forecast spread (docs/uncertainty.md) as arrays, and a plan's outlook from its GMV.
 
 Glue between `models.request` and the pure math of `models.uncertainty`: σ per partner,
 the shock group of each partner, and the tier outlook of projected GMVs.

@@ -112,9 +112,9 @@ class Plan:
     allocations: list[Allocation]
     # Why a plan falls short: the constraints that bind (empty when every target is met).
     binding_constraints: list[str] = field(default_factory=list)
-    # SPEC §6 figures, on every plan where some partner's forecast has a spread.
+    # docs/uncertainty.md figures, on every plan where some partner's forecast has a spread.
     uncertainty: UncertaintyReport | None = None
-    # Why this plan and what more would buy (SPEC §7), JSON-ready; filled in by the
+    # Why this plan and what more would buy (docs/insight.md), JSON-ready; filled in by the
     # service (`service.explain`) after the solve, None until then.
     explanation: dict[str, Any] | None = None
 
@@ -192,7 +192,7 @@ def build_plan(
         shortfall = max(0, tier.target - achieved)
         counted = achieved
         if request.options.confidence is not None and outlook is not None:
-            counted = outlook.tiers[t].achieved_at_confidence  # SPEC §6: plan at a confidence
+            counted = outlook.tiers[t].achieved_at_confidence  # docs/uncertainty.md: plan at a confidence
         weighted_shortfall += tier.weight * max(0, tier.target - counted)
         tier_reports.append(TierReport(tier.name, tier.min_gmv, tier.target, achieved, shortfall))
 

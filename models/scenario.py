@@ -1,4 +1,4 @@
-"""What-if scenarios: `changes` applied to a base request (SPEC §2, ``POST /v1/comparisons``).
+"""What-if scenarios: `changes` applied to a base request (docs/reference.md, ``POST /v1/comparisons``).
 
 A scenario is ``{"name": ..., "changes": {...}}``; `changes` may hold
 
@@ -12,7 +12,7 @@ A scenario is ``{"name": ..., "changes": {...}}``; `changes` may hold
 - ``forecast``: ``{"baseline": m, "uplift": m}`` — multiply every baseline (and its
   p10/p90) by ``baseline``, and every curve's output (max_uplift, coef, roi, points y)
   and package uplift by ``uplift``;
-- ``confidence``: plan at this confidence (SPEC §6; ``null``: on the median forecast);
+- ``confidence``: plan at this confidence (docs/uncertainty.md; ``null``: on the median forecast);
 - ``uncertainty``: ``{default_sigma, correlation, group_by, draws}`` — the fields given
   replace the base request's.
 

@@ -1,4 +1,4 @@
-"""Forecast uncertainty (SPEC §6): how likely each tier target really is.
+"""Forecast uncertainty (docs/uncertainty.md): how likely each tier target really is.
 
 Pure numpy/scipy. A partner's realised GMV is `projected · exp(σ·Z)` with Z standard
 normal, so it reaches a tier with probability `Φ(ln(projected / min_gmv) / σ)`.

@@ -121,7 +121,7 @@ def solve(
     An infeasible request yields one plan with status `infeasible` naming the constraints
     that cannot hold together; it is not an exception.
     """
-    if needs_confidence(request):  # SPEC §6: an outer loop over deterministic solves
+    if needs_confidence(request):  # docs/uncertainty.md: an outer loop over deterministic solves
         return solve_at_confidence(
             request, lambda safe: solve(safe, progress=progress, should_stop=should_stop)
         )

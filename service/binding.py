@@ -1,4 +1,4 @@
-"""Which constraints limit a plan (SPEC §7, `explanation.binding`), read off the plan's
+"""Which constraints limit a plan (docs/insight.md, `explanation.binding`), read off the plan's
 exact amounts: no solver internals, so it works for every engine and for stored plans.
 
 A constraint binds when the plan sits at it and something would gain from moving it:

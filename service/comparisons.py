@@ -181,7 +181,7 @@ def scenario_kpis(plan: Plan) -> dict[str, Any]:
         "total_projected_gmv": plan.objective.total_projected_gmv,
         "solver_status": str(plan.solver.status),
         "mip_gap": plan.solver.mip_gap,
-        # SPEC §6: the probability each target is really met (None without a spread).
+        # docs/uncertainty.md: the probability each target is really met (None without a spread).
         "p_target": None
         if plan.uncertainty is None
         else {tier.name: tier.p_target for tier in plan.uncertainty.tiers},

@@ -1,4 +1,4 @@
-"""The `explanation` of every plan (SPEC §7): what binds, what a little more would buy,
+"""The `explanation` of every plan (docs/insight.md): what binds, what a little more would buy,
 who just misses a tier, and what it would take to meet every target.
 
 `explain_plans` runs once per solve, from `service.solving.solve_request`, so the API,

@@ -1,4 +1,4 @@
-"""Budget frontiers (SPEC §7): one resource's budget swept over a list of points, each
+"""Budget frontiers (docs/insight.md): one resource's budget swept over a list of points, each
 point solved as the base request with that budget, reported in budget order.
 
 A frontier is stored as a job of kind `frontier` in the comparison tables: each point is

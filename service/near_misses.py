@@ -1,5 +1,5 @@
 """Near misses: the partners a plan leaves just below their next tier, and the cheapest
-extra that would lift each one over it (SPEC §7, `explanation.near_misses`).
+extra that would lift each one over it (docs/insight.md, `explanation.near_misses`).
 
 The extra is money or traffic on top of the plan — new budget, since a plan's budgets are
 usually spent (`fits_unspent` says when what is left would already pay for it). It must

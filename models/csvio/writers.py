@@ -35,7 +35,7 @@ def plan_frame(plan: Plan, request: AllocationRequest) -> pd.DataFrame:
     data["projected_gmv"] = [a.projected_gmv for a in rows]
     data["tier"] = [a.tier for a in rows]
     data["incremental_gmv"] = [a.incremental_gmv for a in rows]
-    if plan.uncertainty is not None:  # SPEC §6: reach probability of the reported tier
+    if plan.uncertainty is not None:  # docs/uncertainty.md: reach probability of the reported tier
         data["p_reach"] = [a.p_reach for a in rows]
     return pd.DataFrame(data, columns=list(data))
 

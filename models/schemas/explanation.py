@@ -1,4 +1,4 @@
-"""The `explanation` block of a plan (SPEC §7): documented field by field for the OpenAPI
+"""The `explanation` block of a plan (docs/insight.md): documented field by field for the OpenAPI
 page, stored and served as the JSON `service.explain` builds (never re-dumped)."""
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from models.schemas.explanation import StoredExplanation
 
 
 def _without_none(data: dict[str, Any], key: str) -> dict[str, Any]:
-    """SPEC §6 figures appear only where some forecast has a spread."""
+    """docs/uncertainty.md figures appear only where some forecast has a spread."""
     if data.get(key, 0) is None:
         del data[key]
     return data

@@ -45,7 +45,7 @@ def check_plan_csv(request: AllocationRequest, plan: Plan, text: str) -> None:
     resources = [resource.name for resource in request.resources]
     package = ["package"] if request.uses_packages else []
     tail = ["baseline_gmv", "projected_gmv", "tier", "incremental_gmv"]
-    if plan.uncertainty is not None:  # SPEC §6: forecasts with a spread add p_reach
+    if plan.uncertainty is not None:  # docs/uncertainty.md: forecasts with a spread add p_reach
         tail.append("p_reach")
     assert reader.fieldnames == ["partner_id", *resources, *package, *tail]
     rows = list(reader)

@@ -444,7 +444,7 @@ def test_solve_from_a_fixture_uses_its_bundled_scenario(tmp_path: Path) -> None:
         "projected_gmv",
         "tier",
         "incremental_gmv",
-        "p_reach",  # the tiny fixture's forecasts have p10/p90 bands (SPEC §6)
+        "p_reach",  # the tiny fixture's forecasts have p10/p90 bands (docs/uncertainty.md)
     ]
 
 

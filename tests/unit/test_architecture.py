@@ -11,6 +11,7 @@ import grimp
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("models", "optimizer", "fixtures", "service", "adapters", "api", "cli", "bench")
 MAX_LINES = 500
+OUTSIDE_MARKERS = ("../" + "shared", "SPEC" + " §")  # split so this file does not match
 
 
 def _cycles(graph: grimp.ImportGraph) -> list[set[str]]:
@@ -81,3 +82,18 @@ def test_no_module_is_too_long_to_read() -> None:
             if lines > MAX_LINES:
                 long[str(path.relative_to(ROOT))] = lines
     assert long == {}
+
+
+def test_nothing_points_outside_the_repository() -> None:
+    """A clone has only its own docs: no reader is sent to a product spec it cannot open."""
+    outside = []
+    for path in ROOT.rglob("*"):
+        if not path.is_file() or path.suffix not in {".py", ".md", ".toml", ".html", ".js"}:
+            continue
+        parts = set(path.relative_to(ROOT).parts)
+        if parts & {".venv", ".git", "vendor", "node_modules"}:
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if any(marker in text for marker in OUTSIDE_MARKERS):
+            outside.append(str(path.relative_to(ROOT)))
+    assert outside == []

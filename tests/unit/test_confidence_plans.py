@@ -1,4 +1,4 @@
-"""Planning at a confidence (SPEC §6) on seeded generated programmes."""
+"""Planning at a confidence (docs/uncertainty.md) on seeded generated programmes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Plans report SPEC §6 figures, and the checker re-derives them."""
+"""Plans report docs/uncertainty.md figures, and the checker re-derives them."""
 
 from __future__ import annotations
 

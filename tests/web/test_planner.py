@@ -219,7 +219,7 @@ FRONTIER_POINTS = [
 
 
 def stub_insight_api(page: Page, calls: dict[str, Any]) -> None:
-    """Answer the SPEC §7 endpoints (frontier, adopt, XLSX) the API does not have yet, so
+    """Answer the docs/insight.md endpoints (frontier, adopt, XLSX) the API does not have yet, so
     the page's feature detection and controls are exercised against their contract."""
 
     def openapi(route: Any) -> None:

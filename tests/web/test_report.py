@@ -81,7 +81,7 @@ def test_comparison_report(
 
 
 def explained_plan(plan: dict[str, Any]) -> dict[str, Any]:
-    """`plan` with the optional blocks of SPEC §6 and §7, as the API will add them."""
+    """`plan` with the optional blocks of docs/uncertainty.md and §7, as the API will add them."""
     first = plan["allocations"][0]["partner_id"]
     return {
         **plan,
