@@ -1,4 +1,5 @@
-"""The checker's half for docs/uncertainty.md: re-derives a plan's uncertainty figures independently.
+"""The checker's half for the uncertainty figures (docs/uncertainty.md): re-derives them
+independently.
 
 `models.plan` computes the figures with vectorised ndtr and an FFT product tree; here σ and
 each reach probability come from scalar `math` calls and the count distribution from the

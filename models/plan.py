@@ -192,7 +192,8 @@ def build_plan(
         shortfall = max(0, tier.target - achieved)
         counted = achieved
         if request.options.confidence is not None and outlook is not None:
-            counted = outlook.tiers[t].achieved_at_confidence  # docs/uncertainty.md: plan at a confidence
+            # planning at a confidence counts the tier at that confidence (docs/uncertainty.md)
+            counted = outlook.tiers[t].achieved_at_confidence
         weighted_shortfall += tier.weight * max(0, tier.target - counted)
         tier_reports.append(TierReport(tier.name, tier.min_gmv, tier.target, achieved, shortfall))
 

@@ -159,7 +159,8 @@ Constraint = MaxShare | GroupBudget | GroupCount | Eligibility | Pin | OnePackag
 
 @dataclass(frozen=True)
 class UncertaintyOptions:
-    """How forecasts spread (docs/uncertainty.md): σ for partners without p10/p90, correlated shocks."""
+    """How forecasts spread (docs/uncertainty.md): σ for partners without p10/p90,
+    correlated shocks."""
 
     default_sigma: float = 0.0
     correlation: float = 0.0  # ρ in [0, 1): the share of variance from the group's shock

@@ -1,4 +1,5 @@
-"""What-if scenarios: `changes` applied to a base request (docs/reference.md, ``POST /v1/comparisons``).
+"""What-if scenarios: `changes` applied to a base request (docs/reference.md,
+``POST /v1/comparisons``).
 
 A scenario is ``{"name": ..., "changes": {...}}``; `changes` may hold
 

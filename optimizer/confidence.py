@@ -1,4 +1,5 @@
-"""Planning at a confidence (docs/uncertainty.md): every tier's `achieved_at_confidence` ≥ its target.
+"""Planning at a confidence (docs/uncertainty.md): every tier's `achieved_at_confidence`
+reaches its target.
 
 The route reuses every engine unchanged. A partner reaches tier t with probability
 p_it = Φ(ln(G_i / min_gmv_t) / σ_i), so p_it ≥ q ⇔ G_i · exp(−z_q σ_i) ≥ min_gmv_t — for all

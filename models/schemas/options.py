@@ -15,7 +15,8 @@ MAX_NEAR_MISSES = 200
 
 
 class UncertaintySchema(BaseSchema):
-    """How forecasts spread (docs/uncertainty.md); `group_by` is checked against the partners later."""
+    """How forecasts spread (docs/uncertainty.md); `group_by` is checked against the
+    partners later."""
 
     default_sigma = Real(load_default=UncertaintyOptions.default_sigma, validate=NON_NEGATIVE)
     correlation = Real(
