@@ -939,6 +939,8 @@ def test_plan_to_dict_shape() -> None:
         "mip_gap": 0.0,
         "best_bound": 3.0,
         "seconds": 1.25,
+        "shortfall_proven": None,
+        "shortfall_bound": None,
     }
     assert dumped["allocations"][1] == {
         "partner_id": "p3",
