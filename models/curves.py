@@ -330,21 +330,31 @@ def points_curve(xs: Sequence[float], ys: Sequence[float]) -> Curve:
     return Curve(CurveKind.POINTS, xs=tuple(map(float, xs)), ys=tuple(map(float, ys)))
 
 
+# Which named parameter fills each packed slot (a, s, n) of the formula table, per kind.
+_PACKING: dict[CurveKind, tuple[str | None, str | None, str | None]] = {
+    CurveKind.SATURATING: ("max_uplift", "scale", None),
+    CurveKind.LOG: ("coef", "scale", None),
+    CurveKind.LINEAR: ("roi", None, None),
+    CurveKind.HILL: ("max_uplift", "half_saturation", "shape"),
+}
+
+
+def _packed(
+    kind: CurveKind, x: FloatArray, params: dict[str, FloatArray]
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    if kind not in _PACKING:
+        raise ValueError(f"{kind} curves are not analytic")
+    ones = np.ones_like(x, dtype=np.float64)
+    a, s, n = (ones if name is None else params[name] for name in _PACKING[kind])
+    return a, s, n
+
+
 def kind_values(kind: CurveKind, x: FloatArray, params: dict[str, FloatArray]) -> FloatArray:
     """Values of many curves of one analytic kind, one amount each (vectorised).
 
     `params` maps each name in CURVE_PARAMETERS[kind] to an array aligned with `x`.
     """
-    amounts = np.maximum(x, 0.0)
-    if kind is CurveKind.SATURATING:
-        return params["max_uplift"] * -np.expm1(-amounts / params["scale"])
-    if kind is CurveKind.LOG:
-        return params["coef"] * np.log1p(amounts / params["scale"])
-    if kind is CurveKind.LINEAR:
-        return params["roi"] * amounts
-    if kind is CurveKind.HILL:
-        return _hill(amounts, params["max_uplift"], params["shape"], params["half_saturation"])
-    raise ValueError(f"{kind} curves are not analytic")
+    return kind_value(kind, x, *_packed(kind, x, params))
 
 
 def kind_slopes(kind: CurveKind, x: FloatArray, params: dict[str, FloatArray]) -> FloatArray:
@@ -352,19 +362,4 @@ def kind_slopes(kind: CurveKind, x: FloatArray, params: dict[str, FloatArray]) -
 
     Hill: inf at 0 when shape < 1; 0 where the amount is so large the slope underflows.
     """
-    amounts = np.maximum(x, 0.0)
-    if kind is CurveKind.SATURATING:
-        scale = params["scale"]
-        return params["max_uplift"] / scale * np.exp(-amounts / scale)
-    if kind is CurveKind.LOG:
-        return params["coef"] / (params["scale"] + amounts)
-    if kind is CurveKind.LINEAR:
-        return params["roi"] * np.ones_like(amounts)
-    if kind is CurveKind.HILL:
-        top, n, h = params["max_uplift"], params["shape"], params["half_saturation"]
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            ratio = np.power(amounts / h, n)
-            slope = top * n * ratio / (amounts * (1.0 + ratio) ** 2)
-        at_zero = np.where(n < 1, np.inf, np.where(n == 1, top / h, 0.0))
-        return np.where(amounts > 0, np.where(np.isfinite(slope), slope, 0.0), at_zero)
-    raise ValueError(f"{kind} curves are not analytic")
+    return kind_derivative(kind, x, *_packed(kind, x, params))
