@@ -17,6 +17,7 @@ from api.routes.common import (
     backends,
     documented_auth,
     handle_errors,
+    list_page,
     require_api_key,
     retry_of,
 )
@@ -96,15 +97,7 @@ class Allocations(MethodView):
     @handle_errors
     def get(self, query: dict[str, Any], pagination_parameters: PaginationParameters) -> Any:
         """List allocation jobs, newest first (pagination metadata in `X-Pagination`)."""
-        items, total = jobs.list_jobs(
-            backends().store,
-            ALLOCATION,
-            page=pagination_parameters.page,
-            page_size=pagination_parameters.page_size,
-            status=query.get("status"),
-        )
-        pagination_parameters.item_count = total
-        return items
+        return list_page(ALLOCATION, query, pagination_parameters)
 
 
 @blp.route("/<job_id>")

@@ -12,6 +12,7 @@ from typing import Any, TypeVar, cast
 
 from flask import current_app, g, request
 from flask_smorest import abort
+from flask_smorest.pagination import PaginationParameters
 
 from adapters.config import truthy
 from adapters.queue import Dispatcher
@@ -53,6 +54,20 @@ class Backends:
 
 def backends() -> Backends:
     return cast(Backends, current_app.extensions["windmaker"])
+
+
+def list_page(kind: str, query: dict[str, Any], pagination: PaginationParameters) -> Any:
+    """One page of a kind's jobs, newest first, for the list views (404 past the end of
+    the allowed page range, via the caller's `handle_errors`)."""
+    items, total = jobs.list_jobs(
+        backends().store,
+        kind,
+        page=pagination.page,
+        page_size=pagination.page_size,
+        status=query.get("status"),
+    )
+    pagination.item_count = total
+    return items
 
 
 def abort_with(error: ServiceError | ApiError | RequestValidationError) -> None:

@@ -6,11 +6,17 @@ from typing import Any
 
 from flask import url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from flask_smorest.pagination import PaginationParameters
 
+from api.bodies import ApiBlueprint
 from api.routes.allocations import LOCATION, submitted
-from api.routes.common import backends, documented_auth, handle_errors, require_api_key
+from api.routes.common import (
+    backends,
+    documented_auth,
+    handle_errors,
+    list_page,
+    require_api_key,
+)
 from api.schemas import (
     FrontierJobSchema,
     FrontierRequestSchema,
@@ -21,7 +27,7 @@ from api.schemas import (
 from service import frontiers, jobs
 from service.records import FRONTIER
 
-blp = Blueprint(
+blp = ApiBlueprint(
     "frontiers",
     __name__,
     url_prefix="/v1/frontiers",
@@ -50,18 +56,12 @@ class Frontiers(MethodView):
     @blp.arguments(JobListQuerySchema, location="query")
     @blp.response(200, JobSchema(many=True))
     @blp.paginate()
+    @blp.alt_response(404, response="NOT_FOUND")
     @documented_auth(blp, write=False)
+    @handle_errors
     def get(self, query: dict[str, Any], pagination_parameters: PaginationParameters) -> Any:
         """List frontiers, newest first (pagination metadata in `X-Pagination`)."""
-        items, total = jobs.list_jobs(
-            backends().store,
-            FRONTIER,
-            page=pagination_parameters.page,
-            page_size=pagination_parameters.page_size,
-            status=query.get("status"),
-        )
-        pagination_parameters.item_count = total
-        return items
+        return list_page(FRONTIER, query, pagination_parameters)
 
 
 @blp.route("/<job_id>")
