@@ -14,6 +14,7 @@ from api.bodies import ApiBlueprint, parse_json
 from api.errors import BadBody, UnsupportedMediaType
 from api.routes.common import (
     IDEMPOTENCY_PARAMETER,
+    actor,
     backends,
     documented_auth,
     handle_errors,
@@ -85,7 +86,9 @@ class Allocations(MethodView):
         retry = retry_of()
         allocation = _read_allocation()
         ctx = backends()
-        job = jobs.submit_allocation(ctx.store, ctx.dispatcher.dispatch, allocation, retry)
+        job = jobs.submit_allocation(
+            ctx.store, ctx.dispatcher.dispatch, allocation, retry, submitted_by=actor()
+        )
         url = url_for("allocations.Allocation", job_id=job.id)
         return submitted(job, url), 202, {"Location": url}
 
@@ -117,7 +120,7 @@ class Allocation(MethodView):
     @handle_errors
     def delete(self, job_id: str) -> dict[str, Any]:
         """Cancel a queued or running job (a running solve stops at its next check)."""
-        return jobs.cancel_job(backends().store, job_id, ALLOCATION)
+        return jobs.cancel_job(backends().store, job_id, ALLOCATION, by=actor())
 
 
 @blp.route(f"/<job_id>/plans/<int(min=1, max={MAX_PLANS}):rank>.csv")

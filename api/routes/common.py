@@ -21,7 +21,7 @@ from api.errors import ApiError, BadBody, http_status
 from models.schemas import RequestValidationError
 from service import jobs
 from service.errors import ServiceError, Unauthorized
-from service.keys import auth_required, authenticate, authorize
+from service.keys import actor_of, auth_required, authenticate, authorize
 from service.records import ApiKey
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -113,6 +113,11 @@ def request_key() -> ApiKey | None:
             else None
         )
     return cast(ApiKey | None, g.api_key)
+
+
+def actor() -> str:
+    """Who this request acts as, for `submitted_by` and the audit log."""
+    return actor_of(request_key())
 
 
 def require_api_key() -> None:

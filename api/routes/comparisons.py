@@ -12,6 +12,7 @@ from api.bodies import ApiBlueprint
 from api.routes.allocations import LOCATION, submitted
 from api.routes.common import (
     IDEMPOTENCY_PARAMETER,
+    actor,
     backends,
     documented_auth,
     handle_errors,
@@ -52,7 +53,9 @@ class Comparisons(MethodView):
     def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Submit a comparison; the base and every scenario are solved in the background."""
         ctx = backends()
-        job = jobs.submit_comparison(ctx.store, ctx.dispatcher.dispatch, body, retry_of())
+        job = jobs.submit_comparison(
+            ctx.store, ctx.dispatcher.dispatch, body, retry_of(), submitted_by=actor()
+        )
         url = url_for("comparisons.Comparison", job_id=job.id)
         return submitted(job, url), 202, {"Location": url}
 
@@ -85,4 +88,4 @@ class Comparison(MethodView):
     @handle_errors
     def delete(self, job_id: str) -> dict[str, Any]:
         """Cancel a queued or running comparison."""
-        return jobs.cancel_job(backends().store, job_id, COMPARISON)
+        return jobs.cancel_job(backends().store, job_id, COMPARISON, by=actor())

@@ -32,7 +32,7 @@ def test_migrations_create_every_table_and_rerun_harmlessly(store: Store) -> Non
     assert again.get_job(job.id) == job
     with again.read() as conn:
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
-    assert version == "0002"
+    assert version == "0003"
     again.dispose()
 
 
@@ -48,7 +48,7 @@ def test_processes_starting_together_migrate_once(db_url: str) -> None:
     store = Store(db_url, migrate=False)
     with store.read() as conn:
         versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
-    assert [row[0] for row in versions] == ["0002"]
+    assert [row[0] for row in versions] == ["0003"]
     store.dispose()
 
 
