@@ -51,9 +51,8 @@ def test_concurrent_adopters_leave_exactly_one_current_plan(store: Store) -> Non
     entries, count = store.audit_entries(offset=0, limit=50, action=ADOPT)
     assert count == len(job_ids)
     previous = [entry.details["previous"] for entry in entries]
-    assert [p["job_id"] if p else None for p in previous] == [a.job_id for a in history[1:]] + [
-        None
-    ]
+    replaced = [a.job_id for a in history[1:]]
+    assert [p["job_id"] if p else None for p in previous] == [*replaced, None]
 
 
 def test_the_database_refuses_a_second_current_adoption(store: Store) -> None:
