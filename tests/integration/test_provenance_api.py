@@ -88,6 +88,15 @@ def test_the_stored_request_and_its_submitter(client: FlaskClient, spec: dict[st
     assert listed[0]["submitted_by"] == "anonymous"
     _error(client.get("/v1/allocations/no-such-job/request"), 404)
 
+    # A fixture reference is stored as the partners it held, so the stored request
+    # reproduces the job even if the bundled file changes; no need to wait for the solve.
+    by_fixture = {**small_request(8), "partners": {"fixture": "tiny"}}
+    queued = client.post("/v1/allocations", json=by_fixture).get_json()
+    stored = client.get(f"/v1/allocations/{queued['id']}/request").get_json()
+    validate_against_spec(spec, "/v1/allocations/{job_id}/request", "GET", 200, stored)
+    assert isinstance(stored["partners"], list) and len(stored["partners"]) > 0
+    client.delete(f"/v1/allocations/{queued['id']}")
+
 
 def test_adopting_a_plan_and_the_programme_s_history(
     client: FlaskClient, spec: dict[str, Any]
