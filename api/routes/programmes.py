@@ -26,9 +26,7 @@ blp.before_request(require_api_key)
 STORED_REQUEST = {
     "description": "the AllocationRequest as stored: validated, defaults filled in, "
     "partners inline (a fixture or CSV upload is stored as the partners it held)",
-    "content": {
-        "application/json": {"schema": {"$ref": "#/components/schemas/AllocationRequest"}}
-    },
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/AllocationRequest"}}},
 }
 
 
