@@ -44,7 +44,18 @@ class AllocationRequestView(MethodView):
 @blp.route(f"/allocations/<job_id>/plans/<int(min=1, max={MAX_PLANS}):rank>/adopt")
 class Adopt(MethodView):
     @blp.response(200, AdoptedPlanSchema, description="the plan was already the adopted one")
-    @blp.alt_response(201, schema=AdoptedPlanSchema, description="the plan is now adopted")
+    @blp.alt_response(
+        201,
+        schema=AdoptedPlanSchema,
+        description="the plan is now adopted",
+        headers={
+            "Location": {
+                "description": "the programme's adopted plan",
+                "schema": {"type": "string"},
+            }
+        },
+        success=True,
+    )
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
     @documented_auth(blp, write=True)
