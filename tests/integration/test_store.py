@@ -26,6 +26,7 @@ def _tables(store: Store) -> set[str]:
 
 def test_migrations_create_every_table_and_rerun_harmlessly(store: Store) -> None:
     expected = {"requests", "jobs", "plans", "comparisons", "comparison_scenarios", "api_keys"}
+    expected |= {"adoptions", "audit"}
     assert expected <= _tables(store)
     job = store.create_job("allocation", request_body={"name": "kept"})
     again = Store(store.url)  # a second start migrates nothing and loses nothing
