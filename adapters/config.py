@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     # 115,000 partners fit in 20 MiB of CSV; raise it for larger programmes.
     "MAX_UPLOAD_MB": 20,
     "MAX_JSON_DEPTH": 64,  # nesting levels of a JSON body (deeper: 400)
+    "MAX_CSV_COLUMNS": 1000,  # columns of an uploaded CSV file (wider: 422, before parsing)
     "THREADS": 8,  # request threads of `windmaker serve`
     "CHANNEL_TIMEOUT_S": 30,  # a connection silent this long is closed
     "CONNECTION_LIMIT": 500,  # open connections; further ones wait in the backlog

@@ -239,9 +239,9 @@ def _check_finite(request: AllocationRequest, change: str) -> None:
     problems = nonfinite_figures(request)
     if problems:
         messages = [
-            f"makes partner {p.partner_id!r}'s {p.resource or p.field} not finite: {p.message}"
+            f"partner {p.partner_id!r}, {p.resource or p.field}: {p.message}"
             if p.index >= 0
-            else f"makes {p.message}"
+            else p.message
             for p in problems
         ]
         raise RequestValidationError({"changes": {change: messages}}, "invalid changes")
