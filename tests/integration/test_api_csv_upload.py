@@ -13,6 +13,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from adapters.config import load_config
 from api.app import create_app
 from tests.integration.api_support import validate_against_spec
 
@@ -144,3 +145,11 @@ def test_a_scenario_whose_forecast_overflows_is_a_422_at_submission(app: Flask) 
     assert errors["scenarios"]["0"]["changes"]["forecast"] == [
         "partner 'p1', baseline_gmv: is inf (must be finite)"
     ]
+
+
+def test_the_column_cap_comes_from_the_environment_and_must_be_a_count() -> None:
+    assert load_config(env={})["MAX_CSV_COLUMNS"] == 1000
+    assert load_config(env={"WINDMAKER_MAX_CSV_COLUMNS": "50000"})["MAX_CSV_COLUMNS"] == 50000
+    for bad in ("0", "many", "2.5"):
+        with pytest.raises(ValueError, match="MAX_CSV_COLUMNS must be a whole number"):
+            load_config(env={"WINDMAKER_MAX_CSV_COLUMNS": bad})
