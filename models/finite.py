@@ -19,6 +19,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
+from operator import attrgetter
+from typing import cast
 
 import numpy as np
 
@@ -54,17 +56,25 @@ def nonfinite_figures(request: AllocationRequest, limit: int = MAX_LISTED) -> li
 
 def _problems(request: AllocationRequest) -> Iterator[NonFinite]:
     partners = request.partners
-    best = np.fromiter((p.baseline_gmv for p in partners), np.float64, len(partners))
+    count = len(partners)
+    best = np.fromiter((p.baseline_gmv for p in partners), np.float64, count)
+    for name in ("baseline_gmv", "baseline_gmv_p10", "baseline_gmv_p90"):
+        values = (
+            best
+            if name == "baseline_gmv"
+            else np.fromiter((getattr(p, name) or 0.0 for p in partners), np.float64, count)
+        )
+        for index in np.flatnonzero(~np.isfinite(values)).tolist():
+            value = getattr(partners[index], name)
+            yield NonFinite(index, partners[index].id, name, f"is {value} (must be finite)")
     for index, partner in enumerate(partners):
-        for name in ("baseline_gmv", "baseline_gmv_p10", "baseline_gmv_p90"):
-            value = getattr(partner, name)
-            if value is not None and not math.isfinite(value):
-                yield NonFinite(index, partner.id, name, f"is {value} (must be finite)")
+        if not partner.packages:
+            continue
         uplifts = [package.uplift for package in partner.packages]
-        if uplifts and not all(math.isfinite(u) for u in uplifts):
-            yield NonFinite(index, partner.id, "packages", "a package uplift is not finite")
-        elif uplifts:
+        if all(math.isfinite(u) for u in uplifts):
             best[index] += max(uplifts)
+        else:
+            yield NonFinite(index, partner.id, "packages", "a package uplift is not finite")
     for resource in request.resources:
         yield from _curve_problems(request, resource.name, best)
     for index in np.flatnonzero(~np.isfinite(best)).tolist():
@@ -101,34 +111,47 @@ def _curve_problems(
     request: AllocationRequest, resource: str, best: np.ndarray
 ) -> Iterator[NonFinite]:
     cap = _cap(request, resource)
-    groups: dict[CurveKind, list[tuple[int, Curve, float]]] = {}
-    for position, partner in enumerate(request.partners):
-        curve = partner.curves.get(resource)
-        if curve is None:
-            continue
-        bounds = partner.bounds.get(resource)
-        limit = cap if bounds is None or bounds.max is None else min(bounds.max, cap)
-        groups.setdefault(curve.kind, []).append((position, curve, limit))
-    for kind, members in groups.items():
-        index = np.array([i for i, _, _ in members], dtype=np.intp)
-        upper = np.array([u for _, _, u in members], dtype=np.float64)
+    partners = request.partners
+    # One pass per resource in comprehensions: this runs on every submission, a million
+    # partners included.
+    curves = [partner.curves.get(resource) for partner in partners]
+    maxima = [
+        None if (bounds := partner.bounds.get(resource)) is None else bounds.max
+        for partner in partners
+    ]
+    # Positions and limits only: creating a tuple per partner would set off the garbage
+    # collector over every partner object, many times over.
+    positions: dict[CurveKind, list[int]] = {}
+    limits: dict[CurveKind, list[float]] = {}
+    for position, curve in enumerate(curves):
+        if curve is not None:
+            high = maxima[position]
+            kind = curve.kind
+            positions.setdefault(kind, []).append(position)
+            limits.setdefault(kind, []).append(cap if high is None or high > cap else high)
+    for kind, members in positions.items():
+        index = np.array(members, dtype=np.intp)
+        upper = np.array(limits[kind], dtype=np.float64)
+        group = cast(list[Curve], [curves[i] for i in members])  # members have curves
         if kind is CurveKind.POINTS:
-            steep = np.array([_points_steepest(c) for _, c, _ in members], dtype=np.float64)
+            steep = np.array([_points_steepest(c) for c in group], dtype=np.float64)
             value = np.array(
-                [float(c.value(u)) if math.isfinite(u) else c.supremum for _, c, u in members]
+                [
+                    float(c.value(u)) if math.isfinite(u) else c.supremum
+                    for c, u in zip(group, upper.tolist(), strict=True)
+                ]
             )
         else:
-            a, s, n = np.array([c.packed for _, c, _ in members], dtype=np.float64).T
+            a, s, n = _packed(kind, group)
             bounded = np.isfinite(upper)
-            value = np.where(
-                bounded, FORMULAS[kind].value(np.where(bounded, upper, 0.0), a, s, n), 0
-            )
+            at_upper = FORMULAS[kind].value(np.where(bounded, upper, 0.0), a, s, n)
+            value = np.where(bounded, at_upper, 0.0)
             steep = _steepest(kind, upper, a, s, n)
         bad_value = ~np.isfinite(value)
         bad_slope = ~np.isfinite(steep)
         best[index] += np.where(bad_value, 0.0, value)
         for k in np.flatnonzero(bad_value | bad_slope).tolist():
-            i, curve, bound = members[k]
+            i, curve, bound = members[k], group[k], float(upper[k])
             what = "value" if bad_value[k] else "slope"
             where = f"at {bound:g} (its upper bound)" if bad_value[k] else "on [0, upper bound]"
             yield NonFinite(
@@ -152,6 +175,25 @@ def _steepest(
     # shape < 1: inf at 0 is the curve's nature; the optimizer starts it past 0.
     past_zero = np.where(np.isfinite(upper), upper, s)
     return np.where((n < 1) & (at == 0), slope(past_zero, a, s, n), steep)
+
+
+# Which Curve field fills each packed slot (a, s, n) of `FORMULAS`, per kind.
+_SLOTS: dict[CurveKind, tuple[str | None, str | None, str | None]] = {
+    CurveKind.SATURATING: ("max_uplift", "scale", None),
+    CurveKind.LOG: ("coef", "scale", None),
+    CurveKind.LINEAR: ("roi", None, None),
+    CurveKind.HILL: ("max_uplift", "half_saturation", "shape"),
+}
+
+
+def _packed(kind: CurveKind, group: list[Curve]) -> list[np.ndarray]:
+    # Column by column (floats only), not `Curve.packed` tuples: see `_curve_problems`.
+    return [
+        np.ones(len(group))
+        if name is None
+        else np.fromiter(map(attrgetter(name), group), np.float64, len(group))
+        for name in _SLOTS[kind]
+    ]
 
 
 def _points_steepest(curve: Curve) -> float:
