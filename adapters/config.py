@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     # 115,000 partners fit in 20 MiB of CSV; raise it for larger programmes.
     "MAX_UPLOAD_MB": 20,
     "MAX_JSON_DEPTH": 64,  # nesting levels of a JSON body (deeper: 400)
+    "MAX_CSV_COLUMNS": 1000,  # columns of an uploaded CSV file (wider: 422, before parsing)
     "THREADS": 8,  # request threads of `windmaker serve`
     "CHANNEL_TIMEOUT_S": 30,  # a connection silent this long is closed
     "CONNECTION_LIMIT": 500,  # open connections; further ones wait in the backlog
@@ -83,7 +84,15 @@ def load_config(
     # A CSV sent as a plain form field rather than a file part is held in memory; without
     # this Flask would refuse one over 500 kB with a 413 that names the wrong limit.
     config["MAX_FORM_MEMORY_SIZE"] = config["MAX_CONTENT_LENGTH"]
+    config["MAX_CSV_COLUMNS"] = _positive_int("MAX_CSV_COLUMNS", config["MAX_CSV_COLUMNS"])
     return config
+
+
+def _positive_int(name: str, value: Any) -> int:
+    # Checked at start-up: a bad value must stop the server, not fail every upload.
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a whole number >= 1, not {value!r}")
+    return value
 
 
 def upload_limit_bytes(megabytes: Any) -> int:

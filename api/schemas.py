@@ -61,12 +61,27 @@ class JobSchema(Schema):
     )
 
 
+class CsvFileSchema(Schema):
+    encoding = fields.String(
+        required=True,
+        validate=validate.OneOf(["UTF-8", "UTF-8 with BOM", "GB18030", "text"]),
+        metadata={"description": "the text encoding detected (GB18030 covers GBK)"},
+    )
+    delimiter = fields.String(required=True, validate=validate.OneOf(["comma", "semicolon", "tab"]))
+    rows = fields.Integer(required=True, metadata={"description": "data rows, header excluded"})
+
+
 class SubmittedSchema(Schema):
     id = fields.String(required=True)
     kind = fields.String(required=True)
     status = fields.String(required=True, validate=validate.OneOf(JOB_STATUSES))
     created_at = fields.DateTime(required=True)
     url = fields.String(required=True, metadata={"description": "where to poll the job"})
+    csv_files = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(["partners", "packages"])),
+        values=fields.Nested(CsvFileSchema),
+        metadata={"description": "multipart submissions only: how each uploaded CSV file was read"},
+    )
 
 
 class AllocationJobSchema(JobSchema):

@@ -1,6 +1,6 @@
 """Reading a request from the command line: PARTNERS.csv + --scenario, --request, or
 --fixture (+ --scenario), with option overrides, validated by the same
-`service.solving.parse_allocation` the API uses. Bad input becomes one clear message
+`service.solving.parse_upload` the API uses. Bad input becomes one clear message
 and exit status 1 (`click.ClickException`)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import click
 
 import fixtures
 from models.request import AllocationRequest, DomainError
-from service.solving import parse_allocation
+from service.solving import Upload, parse_upload
 
 
 @contextmanager
@@ -161,6 +161,20 @@ def request_from_files(
     """Build and validate the AllocationRequest named by exactly one source, through the
     same `parse_allocation` the API uses (validation messages name every bad field, or
     the CSV file, row and column)."""
+    return upload_from_files(
+        partners_csv, scenario_path, packages_csv, request_path, fixture, overrides
+    ).request
+
+
+def upload_from_files(
+    partners_csv: str | None,
+    scenario_path: str | None,
+    packages_csv: str | None,
+    request_path: str | None,
+    fixture: str | None,
+    overrides: Overrides = Overrides(),
+) -> Upload:
+    """`request_from_files`, with each CSV file's detected encoding, delimiter and rows."""
     sources = [s for s in (partners_csv, request_path, fixture) if s]
     if len(sources) != 1:
         raise click.UsageError("give exactly one of PARTNERS.csv, --request or --fixture")
@@ -181,12 +195,12 @@ def request_from_files(
     with ExitStack() as files, user_errors():
         partners = files.enter_context(_open_csv(partners_csv)) if partners_csv else None
         packages = files.enter_context(_open_csv(packages_csv)) if packages_csv else None
-        return parse_allocation(data, partners_csv=partners, packages_csv=packages)
+        return parse_upload(data, partners_csv=partners, packages_csv=packages)
 
 
-def _open_csv(path: str) -> IO[str]:
+def _open_csv(path: str) -> IO[bytes]:
     try:
-        # utf-8-sig: spreadsheets often save a byte-order mark
-        return open(path, encoding="utf-8-sig", newline="")
+        # Bytes: the reader detects the encoding (UTF-8, with or without BOM, or GB18030).
+        return open(path, "rb")
     except OSError as error:
         raise click.ClickException(f"{path}: cannot read: {error}") from None

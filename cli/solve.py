@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from cli.explanation import explanation_summary
-from cli.inputs import Overrides, override_options, request_from_files, source_options
+from cli.inputs import Overrides, override_options, source_options, upload_from_files
 from cli.progress import progress_options, progress_printer
 from cli.report import alternatives_summary, plan_summary, write_outputs
 from models.plan import Plan
@@ -61,9 +61,14 @@ def solve(
       windmaker solve --fixture tiny --time-limit 10 --out PLAN.csv
     """
     overrides = Overrides(time_limit_s, mip_gap, plans, engine)
-    request = request_from_files(
+    upload = upload_from_files(
         partners_csv, scenario_path, packages_csv, request_path, fixture, overrides
     )
+    request = upload.request
+    for detected in upload.csv_files.values():
+        # Said up front: a file read with the wrong delimiter or encoding is the usual
+        # reason a planner's numbers look off.
+        click.echo(detected.summary())
     progress = progress_printer(quiet, verbose)
     if progress:
         progress(

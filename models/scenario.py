@@ -31,6 +31,7 @@ from typing import Any
 from marshmallow import ValidationError, fields, post_load, validate
 
 from models.curves import Curve, CurveKind
+from models.finite import nonfinite_figures
 from models.request import (
     AllocationRequest,
     GroupBudget,
@@ -227,7 +228,23 @@ def apply_changes(request: AllocationRequest, changes: Mapping[str, Any]) -> All
             if not (isinstance(rule, Pin) and (rule.partner_id, rule.resource) in new)
         )
         request = replace(request, constraints=(*kept, *new.values()))
+    if "forecast" in loaded or "budgets" in loaded:
+        _check_finite(request, "forecast" if "forecast" in loaded else "budgets")
     return request
+
+
+def _check_finite(request: AllocationRequest, change: str) -> None:
+    """A forecast multiplier or a larger budget can take a curve (or a baseline) past
+    float64; say so now, against the change that did it, rather than fail in the solver."""
+    problems = nonfinite_figures(request)
+    if problems:
+        messages = [
+            f"partner {p.partner_id!r}, {p.resource or p.field}: {p.message}"
+            if p.index >= 0
+            else p.message
+            for p in problems
+        ]
+        raise RequestValidationError({"changes": {change: messages}}, "invalid changes")
 
 
 def _uncertainty(request: AllocationRequest, loaded: Mapping[str, Any]) -> AllocationRequest:

@@ -9,13 +9,14 @@ The optimizer checks every plan against the exact curves before returning it
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 from fixtures import load_partners
-from models.csvio import read_packages_csv, read_partners_csv
+from models.csvio import MAX_CSV_COLUMNS, CsvFormat, read_packages_table, read_partners_table
 from models.plan import Plan
 from models.request import AllocationRequest, Partner
-from models.schemas import RequestValidationError, parse_request
+from models.schemas import RequestValidationError, ordered_attributes, parse_request
 from optimizer import solve
 from optimizer.engines import available_engines, known_engines
 from optimizer.progress import Progress, ProgressEvent
@@ -52,23 +53,69 @@ def parse_allocation(
     *,
     partners_csv: IO[Any] | None = None,
     packages_csv: IO[Any] | None = None,
+    max_csv_columns: int = MAX_CSV_COLUMNS,
 ) -> AllocationRequest:
     """An AllocationRequest from its JSON, with partners inline, from a fixture, or from
     a partners CSV (plus an optional packages CSV)."""
+    return parse_upload(
+        data,
+        partners_csv=partners_csv,
+        packages_csv=packages_csv,
+        max_csv_columns=max_csv_columns,
+    ).request
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A parsed request and what was detected in each CSV file it came with, keyed
+    ``partners`` / ``packages`` (empty without files)."""
+
+    request: AllocationRequest
+    csv_files: dict[str, CsvFormat] = field(default_factory=dict)
+
+
+def parse_upload(
+    data: Any,
+    *,
+    partners_csv: IO[Any] | None = None,
+    packages_csv: IO[Any] | None = None,
+    max_csv_columns: int = MAX_CSV_COLUMNS,
+) -> Upload:
+    """`parse_allocation`, also saying each CSV file's encoding, delimiter and rows."""
     if not isinstance(data, Mapping):
         raise RequestValidationError({"_schema": ["the request must be a JSON object"]}, _INVALID)
     partners = None
+    files: dict[str, CsvFormat] = {}
     if partners_csv is not None:
-        partners = read_partners_csv(partners_csv, resources=_resource_names(data))
+        partners, files["partners"] = read_partners_table(
+            partners_csv,
+            resources=_resource_names(data),
+            numeric=_numeric_attributes(data),
+            max_columns=max_csv_columns,
+        )
         if packages_csv is not None:
-            partners = read_packages_csv(packages_csv, partners)
+            partners, files["packages"] = read_packages_table(
+                packages_csv, partners, max_columns=max_csv_columns
+            )
     elif packages_csv is not None:
         raise RequestValidationError(
             {"packages": ["a packages CSV needs a partners CSV part as well"]}, _INVALID
         )
-    request = parse_request(data, partners=partners, resolve_fixture=resolve_fixture)
+    request = parse_request(
+        data,
+        partners=partners,
+        resolve_fixture=resolve_fixture,
+        partners_label=files["partners"].label if "partners" in files else None,
+    )
     check_engine(request)
-    return request
+    return Upload(request, files)
+
+
+def _numeric_attributes(data: Mapping[str, Any]) -> dict[str, str]:
+    # Read from the JSON before the request is parsed, so that a CSV cell breaking the
+    # rule is named by its row and column rather than by partner.
+    constraints = data.get("constraints")
+    return ordered_attributes(constraints) if isinstance(constraints, list) else {}
 
 
 def _resource_names(data: Mapping[str, Any]) -> list[str] | None:

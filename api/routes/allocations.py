@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from typing import IO, Any
 
-from flask import Response, request, url_for
+from flask import Response, current_app, request, url_for
 from flask.views import MethodView
 from flask_smorest.pagination import PaginationParameters
 from werkzeug.datastructures import FileStorage
@@ -84,13 +84,18 @@ class Allocations(MethodView):
     def post(self) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Submit an allocation request; solving happens in the background."""
         retry = retry_of()
-        allocation = _read_allocation()
+        upload = _read_allocation()
         ctx = backends()
         job = jobs.submit_allocation(
-            ctx.store, ctx.dispatcher.dispatch, allocation, retry, submitted_by=actor()
+            ctx.store, ctx.dispatcher.dispatch, upload.request, retry, submitted_by=actor()
         )
         url = url_for("allocations.Allocation", job_id=job.id)
-        return submitted(job, url), 202, {"Location": url}
+        body = submitted(job, url)
+        if upload.csv_files:
+            body["csv_files"] = {
+                part: detected.to_dict() for part, detected in upload.csv_files.items()
+            }
+        return body, 202, {"Location": url}
 
     @blp.arguments(JobListQuerySchema, location="query")
     @blp.response(200, JobSchema(many=True))
@@ -145,7 +150,7 @@ class PlanCsv(MethodView):
         )
 
 
-def _read_allocation() -> Any:
+def _read_allocation() -> solving.Upload:
     """The AllocationRequest from a JSON body or a multipart upload."""
     if request.mimetype == "multipart/form-data":
         return _read_multipart()
@@ -155,10 +160,10 @@ def _read_allocation() -> Any:
             "application/json, or multipart/form-data with CSV files",
             {"Content-Type": [f"unsupported: {request.mimetype or '(none)'}"]},
         )
-    return solving.parse_allocation(parse_json(request.get_data(), "body"))
+    return solving.parse_upload(parse_json(request.get_data(), "body"))
 
 
-def _read_multipart() -> Any:
+def _read_multipart() -> solving.Upload:
     errors: dict[str, Any] = {}
     # A part may come without a name (None): str() keeps it listable and sortable.
     names = {str(name) for name in (*request.files, *request.form)}
@@ -180,7 +185,12 @@ def _read_multipart() -> Any:
             errors.update(error.errors)
     if errors:
         raise RequestValidationError(errors, _INVALID)
-    return solving.parse_allocation(data, partners_csv=partners, packages_csv=packages)
+    return solving.parse_upload(
+        data,
+        partners_csv=partners,
+        packages_csv=packages,
+        max_csv_columns=int(current_app.config["MAX_CSV_COLUMNS"]),
+    )
 
 
 def _csv_part(name: str, errors: dict[str, Any], *, required: bool) -> IO[bytes] | None:

@@ -8,18 +8,28 @@ subsidy_scale"``. Rows are numbered as a spreadsheet shows them: the header is r
 the first data row is row 2. At most `MAX_REPORTED` problems are listed, then a
 ``"<file>": ["... and N more problems"]`` entry.
 
-Parsing rules: cells are UTF-8 text; an empty cell means "not given" (so "NA" is a
-region, not a missing value); partner ids and names are text, stripped of surrounding
-spaces. An attribute column is typed as a whole: numbers when every non-empty cell is a
-number (whole numbers become ints), true/false when every cell is one, text otherwise.
+Parsing rules: files are UTF-8 (with or without a byte-order mark) or GB18030/GBK text,
+separated by commas, semicolons or tabs, all detected (see `text`); an empty cell means
+"not given" (so "NA" is a region, not a missing value); partner ids and names are text,
+stripped of surrounding spaces. An attribute column is typed as a whole: numbers when
+every non-empty cell is a number (whole numbers become ints), true/false when every cell
+is one, text otherwise. An attribute that some `where` compares by order (`<`, `<=`, `>`,
+`>=`) must be a number in every non-empty cell: anything else is a problem naming the cell.
 
-Modules: `cells` (shared reading and problem reporting), `partners`, `packages` (readers)
-and `writers`. Everything other code uses is re-exported here.
+Modules: `text` (encodings, delimiters, the column cap), `cells` (shared reading and
+problem reporting), `partners`, `packages` (readers) and `writers`. Everything other code
+uses is re-exported here.
 """
 
-from models.csvio.cells import MAX_REPORTED, BoolArray, IntArray, Source
-from models.csvio.packages import PACKAGE_COLUMNS, read_packages_csv
-from models.csvio.partners import PARTNER_COLUMNS, RESOURCE_SUFFIXES, read_partners_csv
+from models.csvio.cells import MAX_REPORTED, BoolArray, IntArray
+from models.csvio.packages import PACKAGE_COLUMNS, read_packages_csv, read_packages_table
+from models.csvio.partners import (
+    PARTNER_COLUMNS,
+    RESOURCE_SUFFIXES,
+    read_partners_csv,
+    read_partners_table,
+)
+from models.csvio.text import MAX_CSV_COLUMNS, CsvFormat, Source
 from models.csvio.writers import (
     plan_frame,
     plan_to_csv_text,
@@ -29,17 +39,21 @@ from models.csvio.writers import (
 )
 
 __all__ = [
+    "MAX_CSV_COLUMNS",
     "MAX_REPORTED",
     "PACKAGE_COLUMNS",
     "PARTNER_COLUMNS",
     "RESOURCE_SUFFIXES",
     "BoolArray",
+    "CsvFormat",
     "IntArray",
     "Source",
     "plan_frame",
     "plan_to_csv_text",
     "read_packages_csv",
+    "read_packages_table",
     "read_partners_csv",
+    "read_partners_table",
     "write_packages_csv",
     "write_partners_csv",
     "write_plan_csv",

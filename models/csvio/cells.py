@@ -6,17 +6,18 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
+from models.csvio.text import MAX_CSV_COLUMNS, CsvFormat, Source, prepare
 from models.curves import FloatArray
 from models.schemas import RequestValidationError
 
-Source = str | Path | IO[str] | IO[bytes]
 BoolArray = NDArray[np.bool_]
 IntArray = NDArray[np.intp]
 
@@ -81,15 +82,25 @@ def source_label(source: Source, default: str) -> str:
     return Path(name).name if isinstance(name, str) and name else default
 
 
-def read_table(source: Source, label: str, text_columns: Sequence[str]) -> pd.DataFrame:
+def read_table(
+    source: Source,
+    label: str,
+    text_columns: Sequence[str],
+    *,
+    max_columns: int = MAX_CSV_COLUMNS,
+) -> tuple[pd.DataFrame, CsvFormat]:
+    """The file's cells (see `models.csvio.text` for encodings and delimiters) and what
+    was detected, its `rows` counted."""
     problems = Problems(label)
+    text = prepare(source, label, max_columns)
     try:
         frame = pd.read_csv(
-            source,
+            text.buffer,
+            sep=text.format.delimiter,
             dtype=dict.fromkeys(text_columns, str),
             keep_default_na=False,
             na_values=[""],  # only an empty cell is "not given"; "NA" is a region
-            encoding="utf-8-sig",
+            encoding=text.codec,
             low_memory=False,  # one dtype per column, not per chunk
         )
     except pd.errors.EmptyDataError:
@@ -102,12 +113,6 @@ def read_table(source: Source, label: str, text_columns: Sequence[str]) -> pd.Da
         raise RequestValidationError(
             {key: [f"cannot parse CSV: {error}".strip()]}, f"invalid {label}"
         ) from None
-    except UnicodeDecodeError:
-        raise RequestValidationError({label: ["not UTF-8 text"]}, f"invalid {label}") from None
-    except OSError as error:
-        raise RequestValidationError(
-            {label: [f"cannot read: {error.strerror or error}"]}, f"invalid {label}"
-        ) from None
     frame.columns = [str(column).strip() for column in frame.columns]
     for column in frame.columns:
         match = _MANGLED.match(column)
@@ -117,7 +122,7 @@ def read_table(source: Source, label: str, text_columns: Sequence[str]) -> pd.Da
         for column in frame.columns[frame.columns.duplicated()]:
             problems.column(column, "appears more than once in the header")
     problems.raise_if_any()
-    return frame
+    return frame, replace(text.format, rows=len(frame))
 
 
 def is_number_column(series: pd.Series) -> bool:

@@ -8,7 +8,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from models.csvio.cells import Problems, Source, Table, optional, read_table, row_maps, source_label
+from models.csvio.cells import Problems, Table, optional, read_table, row_maps, source_label
+from models.csvio.text import MAX_CSV_COLUMNS, CsvFormat, Source
 from models.request import Package, Partner
 
 PACKAGE_COLUMNS = ("partner_id", "package", "uplift")
@@ -23,8 +24,19 @@ def read_packages_csv(
     (empty: none of it). Partners keep their order; a partner listed here must be one of
     `partners` and must not have response curves (packages are instead of curves).
     """
+    return read_packages_table(source, partners, label=label)[0]
+
+
+def read_packages_table(
+    source: Source,
+    partners: Sequence[Partner],
+    *,
+    label: str | None = None,
+    max_columns: int = MAX_CSV_COLUMNS,
+) -> tuple[tuple[Partner, ...], CsvFormat]:
+    """`read_packages_csv`, and the file's detected encoding, delimiter and row count."""
     label = label or source_label(source, "packages.csv")
-    frame = read_table(source, label, ("partner_id", "package"))
+    frame, detected = read_table(source, label, ("partner_id", "package"), max_columns=max_columns)
     table = Table(frame, Problems(label))
     if not table.require(*PACKAGE_COLUMNS):
         table.problems.raise_if_any()
@@ -68,9 +80,10 @@ def read_packages_csv(
         ids.tolist(), names.tolist(), uplift.tolist(), row_maps(amounts, len(frame)), strict=True
     ):
         packages.setdefault(pid, []).append(Package(name, amount, gain))
-    return tuple(
+    attached = tuple(
         replace(partner, packages=(*partner.packages, *packages[partner.id]))
         if partner.id in packages
         else partner
         for partner in partners
     )
+    return attached, detected

@@ -14,7 +14,6 @@ from numpy.typing import NDArray
 
 from models.csvio.cells import (
     Problems,
-    Source,
     Table,
     is_number_column,
     optional,
@@ -23,6 +22,7 @@ from models.csvio.cells import (
     row_maps,
     source_label,
 )
+from models.csvio.text import MAX_CSV_COLUMNS, CsvFormat, Source
 from models.curves import CURVE_PARAMETERS, Curve, CurveKind, FloatArray
 from models.request import Bounds, Partner
 from models.schemas import (
@@ -53,8 +53,24 @@ def read_partners_csv(
     partner field nor a resource column is an attribute. Raises RequestValidationError
     naming each bad cell (see the module docstring for the row numbering).
     """
+    return read_partners_table(source, resources, label=label)[0]
+
+
+def read_partners_table(
+    source: Source,
+    resources: Sequence[str] | None = None,
+    *,
+    label: str | None = None,
+    numeric: Mapping[str, str] | None = None,
+    max_columns: int = MAX_CSV_COLUMNS,
+) -> tuple[tuple[Partner, ...], CsvFormat]:
+    """`read_partners_csv`, and the file's detected encoding, delimiter and row count.
+
+    `numeric` maps attribute columns that must hold a number in every non-empty cell (they
+    are compared by order in some `where`) to why, said in each bad cell's message.
+    """
     label = label or source_label(source, "partners.csv")
-    frame = read_table(source, label, ("partner_id", "name"))
+    frame, detected = read_table(source, label, ("partner_id", "name"), max_columns=max_columns)
     table = Table(frame, Problems(label))
     if not table.require("partner_id", "baseline_gmv"):
         table.problems.raise_if_any()
@@ -94,7 +110,10 @@ def read_partners_csv(
 
     curves = {name: _curve_column(table, name) for name in names}
     bounds = {name: _bounds_column(table, name) for name in names}
-    attributes = [(column, _attribute_values(table, column)) for column in attribute_columns]
+    attributes = [
+        (column, _attribute_values(table, column, (numeric or {}).get(column)))
+        for column in attribute_columns
+    ]
     table.problems.raise_if_any()
 
     partner_names = table.text("name")
@@ -108,7 +127,7 @@ def read_partners_csv(
         row_maps(list(curves.items()), len(frame)),
         row_maps(list(bounds.items()), len(frame)),
     )
-    return tuple(
+    partners = tuple(
         Partner(
             id=pid,
             baseline_gmv=base,
@@ -121,6 +140,7 @@ def read_partners_csv(
         )
         for pid, base, name, low, high, attrs, curve_map, bound_map in zip(*columns, strict=True)
     )
+    return partners, detected
 
 
 def _resource_names(frame: pd.DataFrame, given: Sequence[str] | None) -> list[str]:
@@ -148,9 +168,18 @@ def _check_unique(table: Table, ids: NDArray[np.object_]) -> None:
         )
 
 
-def _attribute_values(table: Table, column: str) -> list[Any]:
-    """The column's values typed as a whole (see module docstring); None where empty."""
+def _attribute_values(table: Table, column: str, numeric_because: str | None) -> list[Any]:
+    """The column's values typed as a whole (see module docstring); None where empty.
+    With `numeric_because`, every non-empty cell must be a number."""
     series = table.frame[column]
+    if numeric_because is not None and not is_number_column(series):
+        texts = table.text(column)
+        numbers, bad = parse_numbers(texts)
+        bad |= np.isinf(numbers)
+        table.problems.cells(
+            bad, column, lambda row: f"not a number: {texts[row]!r} ({numeric_because})"
+        )
+        return _numeric_attribute(np.where(bad, np.nan, numbers))
     if pd.api.types.is_bool_dtype(series.dtype):
         return series.tolist()
     if pd.api.types.is_integer_dtype(series.dtype):

@@ -9,9 +9,10 @@ Error paths follow marshmallow's nesting (list indices become string keys so the
 plain JSON), e.g. ``{"partners": {"3": {"response": {"subsidy": {"scale": ["must be > 0"]}}}}}``.
 
 The package is split by subject: `errors`, `base` (fields), `curves`, `resources` (and
-tiers), `partners`, `constraints`, `options`, `references` (cross-checks), `request` and
-`plan`. Everything other code uses is re-exported here, so `from models.schemas import X`
-is the import to use. The curve rules (`curve_parameter_errors`, `points_errors`) live in
+tiers), `partners`, `constraints`, `options`, `references` (cross-checks), `ordered`
+(attributes compared by order must be numbers), `request` and `plan`. Everything other
+code uses is re-exported here, so `from models.schemas import X` is the import to use.
+The curve rules (`curve_parameter_errors`, `points_errors`) live in
 `models.schemas.curves` once and are shared with `models.csvio`.
 """
 
@@ -46,6 +47,7 @@ from models.schemas.curves import (
 )
 from models.schemas.errors import RequestValidationError
 from models.schemas.options import MAX_PLANS, OptionsSchema
+from models.schemas.ordered import ORDERING_OPERATORS, ordered_attributes
 from models.schemas.partners import (
     BoundsSchema,
     FixtureSchema,
@@ -64,7 +66,12 @@ from models.schemas.plan import (
     plan_to_dict,
     plans_to_list,
 )
-from models.schemas.request import AllocationRequestSchema, parse_request, request_to_dict
+from models.schemas.request import (
+    AllocationRequestSchema,
+    nonfinite_messages,
+    parse_request,
+    request_to_dict,
+)
 from models.schemas.resources import PLAN_CSV_COLUMNS, ResourceSchema, TierSchema
 
 __all__ = [
@@ -72,6 +79,7 @@ __all__ = [
     "CURVE_FIELDS",
     "MAX_PLANS",
     "NUMERIC_CURVE_PARAMETERS",
+    "ORDERING_OPERATORS",
     "PLAN_CSV_COLUMNS",
     "RESERVED_ATTRIBUTES",
     "AllocationRequestSchema",
@@ -108,6 +116,8 @@ __all__ = [
     "WhereField",
     "curve_parameter_errors",
     "curve_to_dict",
+    "nonfinite_messages",
+    "ordered_attributes",
     "parse_request",
     "plan_from_dict",
     "plan_to_dict",

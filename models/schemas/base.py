@@ -101,7 +101,7 @@ OPERATOR_LIST = " ".join(sorted(COMPARISON_OPERATORS))
 _SCALAR_HINT = "a string, a number or true/false"
 
 
-def _operator_error(op: Any, operand: Any) -> str | None:
+def _operator_error(key: str, op: Any, operand: Any) -> str | None:
     if op not in COMPARISON_OPERATORS:
         return f"unknown operator {op!r}; use one of {OPERATOR_LIST}"
     if op == "in":
@@ -110,6 +110,14 @@ def _operator_error(op: Any, operand: Any) -> str | None:
     elif not _is_scalar(operand):
         hint = "; use 'in' for a list" if isinstance(operand, list) else ""
         return f"{op!r} takes a single value ({_SCALAR_HINT}){hint}"
+    elif (
+        op in ("<", "<=", ">", ">=")
+        and key not in RESERVED_ATTRIBUTES
+        and (isinstance(operand, bool) or not isinstance(operand, int | float))
+    ):
+        # Attributes compared by order must be numbers (models.schemas.ordered), so a
+        # text or true/false operand could never match.
+        return f"{op!r} compares numbers; got {operand!r}"
     return None
 
 
@@ -133,7 +141,7 @@ class WhereField(fields.Field[Where]):
                 problems = {
                     str(op): [message]
                     for op, operand in condition.items()
-                    if (message := _operator_error(op, operand))
+                    if (message := _operator_error(key, op, operand))
                 }
                 if problems:
                     errors[key] = problems

@@ -9,11 +9,13 @@ from typing import Any
 from marshmallow import ValidationError, fields, post_load, validate, validates_schema
 from marshmallow.error_store import merge_errors
 
+from models.finite import NonFinite, nonfinite_figures
 from models.request import AllocationRequest, Objective, Options, Partner
 from models.schemas.base import BaseSchema
 from models.schemas.constraints import ConstraintField
 from models.schemas.errors import RequestValidationError
 from models.schemas.options import OptionsSchema
+from models.schemas.ordered import non_numeric_errors, ordered_attributes
 from models.schemas.partners import FixturePartners, PartnersField
 from models.schemas.references import reference_errors
 from models.schemas.resources import ResourceSchema, TierSchema
@@ -87,6 +89,8 @@ class AllocationRequestSchema(BaseSchema):
             ),
         )
         errors = merge_errors(errors, _group_by_errors(data.get("options"), partners))
+        ordered = ordered_attributes(data.get("constraints", ()))
+        errors = merge_errors(errors, non_numeric_errors(partners or (), ordered, inline=inline))
         if errors:
             raise ValidationError(errors)
 
@@ -143,6 +147,7 @@ def parse_request(
     *,
     partners: Sequence[Partner] | None = None,
     resolve_fixture: Callable[[str], Sequence[Partner]] | None = None,
+    partners_label: str | None = None,
 ) -> AllocationRequest:
     """Validate JSON-shaped `data` into an AllocationRequest, or raise
     RequestValidationError listing every problem.
@@ -153,6 +158,10 @@ def parse_request(
     from it becomes an error on ``partners.fixture``). Curves and bounds that supplied or
     fixture partners hold for undeclared resources are dropped; package amounts of
     undeclared resources are errors.
+
+    Every curve must stay finite over the amounts its partner may get (`models.finite`);
+    problems of supplied partners are keyed ``"<partners_label> row <n>, column <c>"``
+    when `partners_label` names the CSV file they came from (in row order).
     """
     schema = AllocationRequestSchema(partners=partners, resolve_fixture=resolve_fixture)
     try:
@@ -161,7 +170,42 @@ def parse_request(
         raise RequestValidationError(
             error.normalized_messages(), "invalid allocation request"
         ) from None
+    problems = nonfinite_figures(request)
+    if problems:
+        inline = partners is None and isinstance(data.get("partners"), list)
+        raise RequestValidationError(
+            nonfinite_messages(problems, inline=inline, csv_label=partners_label),
+            "invalid allocation request",
+        )
     return request
+
+
+def nonfinite_messages(
+    problems: Sequence[NonFinite], *, inline: bool, csv_label: str | None = None
+) -> dict[str, Any]:
+    """`models.finite` problems keyed like every other error: by field for inline
+    partners, by row and column for a CSV file, else under ``partners`` by partner id."""
+    errors: dict[str, Any] = {}
+    for problem in problems:
+        field = problem.field
+        if field == "response":
+            field = f"response.{problem.resource}"
+        if problem.index < 0:
+            errors.setdefault("partners", {}).setdefault("_schema", []).append(problem.message)
+        elif inline:
+            node = errors.setdefault("partners", {}).setdefault(str(problem.index), {})
+            for key in field.split(".")[:-1]:
+                node = node.setdefault(key, {})
+            node.setdefault(field.split(".")[-1], []).append(problem.message)
+        elif csv_label is not None:
+            column = f"{problem.resource}_curve" if problem.resource else problem.field
+            key = f"{csv_label} row {problem.index + 2}, column {column}"
+            errors.setdefault(key, []).append(problem.message)
+        else:
+            errors.setdefault("partners", {}).setdefault("_schema", []).append(
+                f"partner {problem.partner_id!r}: {field} {problem.message}"
+            )
+    return errors
 
 
 def request_to_dict(request: AllocationRequest) -> dict[str, Any]:

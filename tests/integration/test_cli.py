@@ -271,6 +271,30 @@ def test_a_bad_csv_cell_is_named_by_row_and_column(files: dict[str, str], tmp_pa
     assert_clean_failure(result, "bad.csv row 3, column baseline_gmv")
 
 
+def test_a_gbk_semicolon_file_solves_and_says_how_it_was_read(
+    files: dict[str, str], tmp_path: Path
+) -> None:
+    gbk = PARTNERS_CSV.replace(",", ";").replace("Alpha Live", "东方直播").encode("gbk")
+    (tmp_path / "gbk.csv").write_bytes(gbk)
+    result = run("solve", str(tmp_path / "gbk.csv"), "--scenario", files["scenario"])
+    assert result.exit_code == 0, result.output
+    assert "gbk.csv: GB18030, semicolon-separated, 3 rows" in result.stdout
+    assert "status optimal" in result.stdout
+
+
+def test_a_non_numeric_cell_compared_by_order_fails_naming_it(
+    files: dict[str, str], tmp_path: Path
+) -> None:
+    rule = {"type": "eligibility", "resource": "subsidy", "where": {"score": {">=": 50}}}
+    spec = write_json(tmp_path / "s.json", scenario(constraints=[rule]))
+    scored = PARTNERS_CSV.replace(",region,", ",score,").replace(",south,", ",49%,")
+    (tmp_path / "scored.csv").write_text(scored.replace(",north,", ",60,"), encoding="utf-8")
+    result = run("solve", str(tmp_path / "scored.csv"), "--scenario", spec)
+    assert_clean_failure(
+        result, "scored.csv row 3, column score: not a number: '49%' (constraints.0.where"
+    )
+
+
 def test_a_bad_scenario_field_is_named(files: dict[str, str], tmp_path: Path) -> None:
     bad = scenario(resources=[{"name": "subsidy", "budget": -5}])
     result = run("solve", files["partners"], "--scenario", write_json(tmp_path / "s.json", bad))

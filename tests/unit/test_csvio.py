@@ -328,10 +328,12 @@ def test_bad_partners_csv_names_row_and_column(text: str, key: str, message: str
     assert any(message in text for text in found[key]), found[key]
 
 
-def test_not_utf8() -> None:
-    assert problems("partner_id,baseline_gmv,region\np1,1,东部\n".encode("gb18030")) == {
-        "partners.csv": ["not UTF-8 text"]
-    }
+def test_neither_utf8_nor_gb18030() -> None:
+    found = problems("partner_id,baseline_gmv,region\np1,1,café\n".encode("latin-1"))
+    assert list(found) == ["partners.csv"]
+    (message,) = found["partners.csv"]
+    assert "not UTF-8 or GB18030 text (byte 0xe9 on line 2" in message
+    assert "save it as UTF-8" in message
 
 
 def test_unreadable_path(tmp_path: Path) -> None:
