@@ -71,14 +71,18 @@ def _achieved(plan: Plan) -> dict[str, int]:
     return {tier.name: tier.achieved for tier in plan.tiers}
 
 
-def _unused_in_base(base: AllocationRequest, base_plan: Plan, resource: str) -> str | None:
-    """'subsidy was not a limit ...' when the base plan left that budget partly unused and
-    spent no more than the scenario's new budget."""
+def _unused_in_base(
+    base: AllocationRequest, base_plan: Plan, request: AllocationRequest, resource: str
+) -> str | None:
+    """'subsidy did not bind in the base (¥10M spent)' when the base plan left that budget
+    partly unused and spent no more than the scenario's smaller budget: the cut then
+    leaves the base plan itself possible."""
     binding = (base_plan.explanation or {}).get("binding") or []
     if any(e.get("kind") == "budget" and e.get("resource") == resource for e in binding):
         return None
     report = next((r for r in base_plan.resources if r.name == resource), None)
-    if report is None or report.budget is None:
+    budget = request.resource(resource).budget
+    if report is None or budget is None or report.allocated > budget:
         return None
     unit = base.resource(resource).unit
     return f"{resource} did not bind in the base ({money(report.allocated, unit)} spent)"
@@ -97,18 +101,39 @@ def reason(
     return f"{surprise}: {_cause(base_request, base_plan, request, plan, surprise)}"
 
 
+def _forecast_moves(base: AllocationRequest, request: AllocationRequest) -> set[str]:
+    """How the scenario moved the partners' outlook: `down` (a lower baseline, a partner
+    excluded), `up` (a higher baseline), `changed` (response curves differ: no one
+    direction)."""
+    before = {partner.id: partner for partner in base.partners}
+    moves = {"down"} if len(request.partners) < len(before) else set()
+    for partner in request.partners:
+        old = before.get(partner.id)
+        if old is None or partner.baseline_gmv > old.baseline_gmv:
+            moves.add("up")
+        elif partner.baseline_gmv < old.baseline_gmv:
+            moves.add("down")
+        if old is not None and partner.curves != old.curves:
+            moves.add("changed")
+    return moves
+
+
 def _surprise(
     base_request: AllocationRequest, base_plan: Plan, request: AllocationRequest, plan: Plan
 ) -> str | None:
+    """What moved against the scenario's changes, when everything in them points one way."""
     base_gmv, gmv = base_plan.objective.total_projected_gmv, plan.objective.total_projected_gmv
     cuts = _cut_budgets(base_request, request)
-    rose = gmv > base_gmv and is_change(base_gmv, gmv)
-    if cuts and rose and not _raised_budgets(base_request, request):
-        return f"projected GMV rose although the {', '.join(cuts)} budget fell"
+    moves = _forecast_moves(base_request, request)
+    falls = [f"the {', '.join(cuts)} budget"] if cuts else []
+    falls += ["the forecast"] if moves == {"down"} else []
+    only_down = not _raised_budgets(base_request, request) and moves <= {"down"}
+    if falls and only_down and gmv > base_gmv and is_change(base_gmv, gmv):
+        return f"projected GMV rose although {' and '.join(falls)} fell"
     before_targets, after_targets = _targets(base_request), _targets(request)
     raised = [t for t, n in after_targets.items() if n > before_targets.get(t, n)]
     lowered = [t for t, n in after_targets.items() if n < before_targets.get(t, n)]
-    if raised and not lowered:
+    if raised and not lowered and not cuts and not moves:
         before, after = _achieved(base_plan), _achieved(plan)
         fell = [t for t, n in after.items() if n < before.get(t, n)]
         if fell:
@@ -147,7 +172,7 @@ def _cause(
         unused = [
             text
             for name in _cut_budgets(base_request, request)
-            if (text := _unused_in_base(base_request, base_plan, name)) is not None
+            if (text := _unused_in_base(base_request, base_plan, request, name)) is not None
         ]
         if unused:
             return "; ".join(unused) + ", so the cut did not constrain the plan"

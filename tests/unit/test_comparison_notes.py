@@ -122,3 +122,31 @@ def test_expected_changes_get_no_reason_and_rows_carry_both_fields() -> None:
         base, [{"name": "double", "changes": {"budgets": {"subsidy": "x2"}}}], solve=even
     )
     assert [(row["caveat"], row["reason"]) for row in result["scenarios"]] == [(None, None)] * 2
+
+
+def test_changes_pointing_both_ways_are_no_surprise() -> None:
+    base = _request(FOUR, ONE_TIER, 4e7)
+    plan = _plan(base, [0, 1e7, 0, 0])
+    richer = apply_changes(base, {"budgets": {"subsidy": 3e7}, "forecast": {"baseline": 1.1}})
+    assert reason(base, plan, richer, _plan(richer, [0, 1e7, 0, 0])) is None
+    # A lower forecast with a higher GMV is a surprise of its own.
+    poorer = apply_changes(base, {"forecast": {"baseline": 0.999}})
+    text = reason(base, plan, poorer, _plan(poorer, [0, 0, 3e7, 0]))
+    assert text is not None and text.startswith("projected GMV rose although the forecast fell")
+    # Fewer partners and higher targets: a count falling is no surprise.
+    raised = apply_changes(base, {"targets": {"t100m": 4}, "exclude_partners": ["p1"]})
+    lifted = _plan(base, [7e6, 0, 0, 0])
+    assert reason(base, lifted, raised, _plan(raised, [0, 0, 0])) is None
+
+
+def test_a_cut_below_what_the_base_spent_is_not_called_unconstraining() -> None:
+    base = _request(FOUR, ONE_TIER, 4e7)
+    cut = apply_changes(base, {"budgets": {"subsidy": 5e6}})
+    text = reason(base, _plan(base, [0, 1e7, 0, 0]), cut, _plan(cut, [0, 0, 5e6, 0]))
+    assert text is None  # GMV fell here; and with it rising, the text would not say "did not bind"
+    risen = _plan(cut, [0, 0, 5e6, 0])
+    risen.objective.total_projected_gmv += 1e8  # a GMV the figures cannot explain
+    text = reason(base, _plan(base, [0, 1e7, 0, 0]), cut, risen)
+    assert text == (
+        "projected GMV rose although the subsidy budget fell: the plans' data does not explain it"
+    )
