@@ -11,6 +11,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from models.scenario import ScenarioSchema
 from models.schemas import AllocationRequestSchema, PlanSchema
+from service.differences import DIFF_PAGE_SIZE, MAX_DIFF_PAGE_SIZE
 from service.records import AUDIT_ACTIONS
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
@@ -146,6 +147,17 @@ class ScenarioRowSchema(Schema):
     status = fields.String(required=True)
     error = fields.String(required=True, allow_none=True)
     kpis = fields.Nested(KpisSchema, required=True, allow_none=True)
+    caveat = fields.String(
+        allow_none=True,
+        metadata={"description": "why the figures are not final, when the plan is not optimal"},
+    )
+    reason = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "one line on a change against the direction of the scenario's "
+            "changes (GMV up although a budget fell, a count down although targets rose)"
+        },
+    )
     plan = Stored(PlanSchema, required=True, allow_none=True)
 
 
@@ -175,8 +187,35 @@ class DifferencesSchema(Schema):
     partners_changed = fields.Integer(required=True)
     tiers_gained = fields.Integer(required=True)
     tiers_lost = fields.Integer(required=True)
-    partners = fields.List(fields.Nested(PartnerDifferenceSchema), required=True)
-    truncated = fields.Boolean(required=True)
+    partners = fields.List(
+        fields.Nested(PartnerDifferenceSchema),
+        required=True,
+        metadata={"description": "this page of the changed partners (see diff_page)"},
+    )
+    truncated = fields.Boolean(
+        required=True, metadata={"description": "partners_changed holds partners beyond this page"}
+    )
+
+
+class DiffPageSchema(Schema):
+    page = fields.Integer(required=True)
+    page_size = fields.Integer(required=True)
+    pages = fields.Integer(
+        required=True, metadata={"description": "pages the longest scenario's list fills"}
+    )
+
+
+class ComparisonQuerySchema(StrictSchema):
+    diff_page = fields.Integer(
+        load_default=1,
+        validate=validate.Range(min=1, max=1_000_000),
+        metadata={"description": "page of every scenario's partner differences (from 1)"},
+    )
+    diff_page_size = fields.Integer(
+        load_default=DIFF_PAGE_SIZE,
+        validate=validate.Range(min=1, max=MAX_DIFF_PAGE_SIZE),
+        metadata={"description": "partner differences per scenario and page"},
+    )
 
 
 class ComparisonJobSchema(JobSchema):
@@ -189,6 +228,9 @@ class ComparisonJobSchema(JobSchema):
     differences = fields.List(
         fields.Nested(DifferencesSchema),
         metadata={"description": "per scenario: partners whose tier or amounts differ"},
+    )
+    diff_page = fields.Nested(
+        DiffPageSchema, metadata={"description": "the page of differences shown, once done"}
     )
 
 
@@ -305,6 +347,7 @@ __all__ = [
     "AuditEntrySchema",
     "AuditQuerySchema",
     "ComparisonJobSchema",
+    "ComparisonQuerySchema",
     "ComparisonRequestSchema",
     "FixtureListSchema",
     "FrontierJobSchema",

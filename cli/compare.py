@@ -20,7 +20,8 @@ from cli.inputs import (
     user_errors,
 )
 from cli.progress import progress_options, progress_printer
-from cli.report import gap, human, money, table
+from cli.report import gap, table
+from models.figures import is_change, money
 from models.request import AllocationRequest
 from models.scenario import parse_scenarios
 from models.schemas import RequestValidationError
@@ -63,8 +64,11 @@ def _kpi_table(comparison: dict[str, Any], request: AllocationRequest) -> str:
     def put(label: str, name: str, text: str) -> None:
         lines.setdefault(label, {})[name] = text
 
-    def delta(value: float, base_value: float | None, fmt: Callable[[float], str]) -> str:
-        if base_value is None or abs(value - base_value) < 1e-9:
+    def delta(
+        value: float, base_value: float | None, fmt: Callable[[float], str], noise: float = 0.5
+    ) -> str:
+        # Below the rounding threshold a difference is solver noise: shown as no change.
+        if base_value is None or not is_change(base_value, value, abs_tol=noise):
             return fmt(value)
         sign = "+" if value > base_value else "-"
         return f"{fmt(value)} ({sign}{fmt(abs(value - base_value))})"
@@ -86,7 +90,8 @@ def _kpi_table(comparison: dict[str, Any], request: AllocationRequest) -> str:
             delta(
                 kpis["weighted_shortfall"],
                 None if is_base or base is None else base["weighted_shortfall"],
-                lambda v: f"{v:g}",
+                lambda v: f"{v:.4g}",
+                1e-6,
             ),
         )
         for resource, amount in kpis["spend"].items():
@@ -109,7 +114,21 @@ def _kpi_table(comparison: dict[str, Any], request: AllocationRequest) -> str:
     return table(table_rows, indent="")
 
 
-def _differences_text(comparison: dict[str, Any], top: int) -> str:
+def _notes_text(comparison: dict[str, Any]) -> str:
+    """A scenario's caveat (not optimal) and reason (a surprising change), one line each."""
+    out = []
+    for row in comparison["scenarios"]:
+        if row.get("caveat"):
+            out.append(click.style(f"{row['name']}: {row['caveat']}", fg="yellow"))
+        if row.get("reason"):
+            out.append(f"{row['name']}: {row['reason']}")
+    return "\n".join(out)
+
+
+def _differences_text(
+    comparison: dict[str, Any], top: int, units: dict[str, str] | None = None
+) -> str:
+    units = units or {}
     out = []
     for entry in comparison["differences"]:
         out.append(
@@ -122,7 +141,8 @@ def _differences_text(comparison: dict[str, Any], top: int) -> str:
         rows = []
         for item in entry["partners"][:top]:
             amounts = ", ".join(
-                f"{name} {'+' if change['delta'] > 0 else '-'}{human(abs(change['delta']))}"
+                f"{name} {'+' if change['delta'] > 0 else '-'}"
+                f"{money(abs(change['delta']), units.get(name, 'CNY'))}"
                 for name, change in item["amounts"].items()
             )
             rows.append(
@@ -165,6 +185,13 @@ def _differences_text(comparison: dict[str, Any], top: int) -> str:
     type=click.IntRange(min=0),
     help="Partner differences to show per scenario.",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1, max=16),
+    help="Scenarios solved at once (each keeps its own time limit).",
+)
 @progress_options
 def compare(
     partners_csv: str | None,
@@ -179,6 +206,7 @@ def compare(
     changes_path: str,
     json_path: str | None,
     top: int,
+    workers: int,
     quiet: bool,
     verbose: bool,
 ) -> None:
@@ -194,10 +222,14 @@ def compare(
     )
     scenarios = _load_scenarios(changes_path, base)
     comparison = comparisons.run_comparison(
-        base, scenarios, progress=progress_printer(quiet, verbose)
+        base, scenarios, progress=progress_printer(quiet, verbose), workers=workers
     )
     click.echo(_kpi_table(comparison, base))
-    click.echo(_differences_text(comparison, top))
+    notes = _notes_text(comparison)
+    if notes:
+        click.echo(notes)
+    units = {resource.name: resource.unit for resource in base.resources}
+    click.echo(_differences_text(comparison, top, units))
     if json_path:
         Path(json_path).write_text(json.dumps(comparison, indent=2) + "\n", encoding="utf-8")
         click.echo(f"wrote {json_path}")

@@ -3,7 +3,9 @@
 - `service.solving`: validate input into an `AllocationRequest`, solve it.
 - `service.jobs`: submit, get, list and cancel allocation and comparison jobs.
 - `service.execution`: run one claimed job (the one path for in-process and Celery workers).
-- `service.comparisons` / `service.differences`: what-if scenarios, one loop for every caller.
+- `service.comparisons` / `service.differences`: what-if scenarios, one loop for every caller;
+  `service.comparison_notes` (a row's caveat and reason), `service.comparison_downloads`
+  (scenario plan CSVs, the differences CSV).
 - `service.keys`: API keys and roles.
 
 Storage and the queue are reached through the protocols of `service.ports`; this package

@@ -1,10 +1,15 @@
 """What-if comparisons: a base request, named scenarios of changes, KPIs side by side.
 
-One loop for every caller: `solve_scenarios` solves prepared scenarios one by one through
-`solve_scenario`. The CLI runs it via `run_comparison`; the in-process worker runs it from
+One loop for every caller: `solve_scenarios` solves prepared scenarios through
+`solve_scenario`, up to `workers` at a time in threads (each solve keeps its own time
+limit; outcomes come back in scenario order whatever order they finish in). The CLI runs
+it via `run_comparison`; the in-process worker runs it from
 `service.execution.execute_claimed`, storing each outcome as it finishes; a Celery worker
 solves one scenario per task with the same `solve_scenario`. `summarize_comparison`
 turns the outcomes into the rows and differences every caller reports.
+
+A prepared scenario may already carry its plans (`PreparedScenario.plans`): the base of a
+comparison given by `allocation_id` is that job's stored plans, never a re-solve.
 
 A scenario whose changes cannot be applied, or whose solve fails, is reported as a failed
 row with its error; it never takes the other scenarios down with it.
@@ -13,6 +18,7 @@ row with its error; it never takes the other scenarios down with it.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -22,6 +28,7 @@ from models.scenario import BASE, apply_changes
 from models.schemas import plan_to_dict
 from optimizer.progress import Progress, ProgressEvent
 from service import solving
+from service.comparison_notes import scenario_notes
 from service.differences import partner_differences
 from service.progress import prefixed
 from service.records import FAILED, SUCCEEDED
@@ -39,11 +46,13 @@ class ScenarioOutcome(NamedTuple):
 
 @dataclass(frozen=True)
 class PreparedScenario:
-    """A scenario ready to solve (`request`) or one whose changes failed (`error`)."""
+    """A scenario ready to solve (`request`), one whose changes failed (`error`), or one
+    whose plans are already known (`plans`: reused as they are, nothing is solved)."""
 
     name: str
     request: AllocationRequest | None
     error: str | None = None
+    plans: tuple[Plan, ...] | None = None
 
 
 class ScenarioError(DomainError):
@@ -121,6 +130,8 @@ def solve_scenario(
     """Solve one scenario; a failure is that scenario's outcome, not an exception."""
     if item.request is None:
         return ScenarioOutcome(item.name, None, None, item.error)
+    if item.plans:
+        return ScenarioOutcome(item.name, item.request, list(item.plans), None)
     solve = solve or solving.solve_request  # looked up now, so a patched one is seen
     try:
         plans = solve(item.request, progress=prefixed(progress, item.name), should_stop=should_stop)
@@ -139,22 +150,38 @@ def solve_scenarios(
     should_stop: StopCheck | None = None,
     skip: Collection[int] = (),
     on_outcome: Callable[[int, ScenarioOutcome], object] | None = None,
+    workers: int = 1,
 ) -> list[ScenarioOutcome]:
-    """Solve every prepared scenario not in `skip`, one after another, stopping early once
-    `should_stop` says so. `on_outcome(idx, outcome)` sees each as it finishes."""
-    outcomes = []
-    for idx, item in enumerate(prepared):
-        if idx in skip:
-            continue
+    """Solve every prepared scenario not in `skip`, up to `workers` at once, stopping
+    early once `should_stop` says so. `on_outcome(idx, outcome)` sees each as it finishes
+    (from the thread that solved it); the list returned is in scenario order."""
+    todo = [idx for idx in range(len(prepared)) if idx not in skip]
+    found: dict[int, ScenarioOutcome] = {}
+
+    def run(idx: int) -> None:
         if should_stop is not None and should_stop():
-            break
-        if progress is not None and item.request is not None:
+            return
+        item = prepared[idx]
+        if progress is not None and item.request is not None and not item.plans:
             progress(ProgressEvent(f"scenario {item.name!r} ({idx + 1}/{len(prepared)})"))
         outcome = solve_scenario(item, solve=solve, progress=progress, should_stop=should_stop)
+        found[idx] = outcome
         if on_outcome is not None:
             on_outcome(idx, outcome)
-        outcomes.append(outcome)
-    return outcomes
+
+    # Reused plans cost nothing: they never hold a worker's slot.
+    for idx in [i for i in todo if prepared[i].plans]:
+        run(idx)
+    todo = [idx for idx in todo if idx not in found]
+    workers = max(1, min(int(workers), len(todo)))
+    if workers == 1:
+        for idx in todo:
+            run(idx)
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="scenario") as pool:
+            for future in [pool.submit(run, idx) for idx in todo]:
+                future.result()
+    return [found[idx] for idx in sorted(found)]
 
 
 def run_comparison(
@@ -164,10 +191,13 @@ def run_comparison(
     solve: SolveFunction | None = None,
     progress: Progress | None = None,
     should_stop: StopCheck | None = None,
+    workers: int = 1,
 ) -> dict[str, Any]:
-    """Solve the base and every scenario one after another and summarize them."""
+    """Solve the base and every scenario (up to `workers` at once) and summarize them."""
     prepared = prepare_scenarios(base, scenarios)
-    outcomes = solve_scenarios(prepared, solve=solve, progress=progress, should_stop=should_stop)
+    outcomes = solve_scenarios(
+        prepared, solve=solve, progress=progress, should_stop=should_stop, workers=workers
+    )
     return summarize_comparison(base, outcomes)
 
 
@@ -195,6 +225,10 @@ def summarize_comparison(
     of each scenario's best plan against the base's best plan."""
     outcomes = [ScenarioOutcome(*result) for result in results]
     outcomes.sort(key=lambda outcome: outcome.name != BASE)  # stable: base first
+    base_outcome = next((o for o in outcomes if o.name == BASE and o.plans), None)
+    base_pair = None
+    if base_outcome is not None and base_outcome.plans:
+        base_pair = (base_outcome.request or base, base_outcome.plans[0])
     rows = []
     for outcome in outcomes:
         best = outcome.plans[0] if outcome.plans else None
@@ -204,15 +238,14 @@ def summarize_comparison(
                 "status": SUCCEEDED if best is not None else FAILED,
                 "error": None if best is not None else (outcome.error or "no plan produced"),
                 "kpis": scenario_kpis(best) if best is not None else None,
+                **scenario_notes(base_pair, outcome.request, best),
                 "plan": plan_to_dict(best) if best is not None else None,
             }
         )
 
-    base_outcome = next((o for o in outcomes if o.name == BASE and o.plans), None)
     differences = []
-    if base_outcome is not None and base_outcome.plans:
-        base_plan = base_outcome.plans[0]
-        base_request = base_outcome.request or base
+    if base_pair is not None:
+        base_request, base_plan = base_pair
         for outcome in outcomes:
             if outcome.name == BASE or not outcome.plans or outcome.request is None:
                 continue

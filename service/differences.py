@@ -4,16 +4,17 @@ moved, by how much their projected GMV changed. Pure functions over domain objec
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from models.plan import Plan
 from models.request import AllocationRequest
 
-# Per scenario, at most this many partners are listed in `differences` (the most
-# significant first); the counts always cover every partner.
-MAX_LISTED_DIFFERENCES = 50
+# GET /v1/comparisons/{id} lists the differences a page at a time (every partner is in
+# the stored summary and in diff.csv); these are its defaults and bound.
+DIFF_PAGE_SIZE = 100
+MAX_DIFF_PAGE_SIZE = 1000
 
 
 @dataclass(frozen=True)
@@ -46,14 +47,10 @@ def partner_differences(
     base_plan: Plan,
     request: AllocationRequest,
     plan: Plan,
-    *,
-    limit: int = MAX_LISTED_DIFFERENCES,
 ) -> dict[str, Any]:
-    """Partners whose tier or amounts differ between two plans.
-
-    Counts cover every partner; `partners` lists at most `limit` of them, tier changes
-    first, then by the size of the projected-GMV change.
-    """
+    """Every partner whose tier or amounts differ between two plans, tier changes first,
+    then by the size of the projected-GMV change (`truncated` is always false here;
+    a page of the list sets it, see `page_differences`)."""
     tier_order = {tier.name: rank for rank, tier in enumerate(base_request.sorted_tiers())}
     for rank, tier in enumerate(request.sorted_tiers()):
         tier_order.setdefault(tier.name, rank)
@@ -111,6 +108,26 @@ def partner_differences(
         "partners_changed": len(rows),
         "tiers_gained": gained,
         "tiers_lost": lost,
-        "partners": rows[:limit],
-        "truncated": len(rows) > limit,
+        "partners": rows,
+        "truncated": False,
     }
+
+
+def diff_pages(differences: Sequence[Mapping[str, Any]], page_size: int) -> int:
+    """How many pages the longest scenario's list takes (at least 1)."""
+    longest = max((len(entry["partners"]) for entry in differences), default=0)
+    return max(1, math.ceil(longest / page_size))
+
+
+def page_differences(
+    differences: Sequence[Mapping[str, Any]], page: int, page_size: int
+) -> list[dict[str, Any]]:
+    """Every scenario's entry with `partners` cut to one page (pages count from 1);
+    `truncated` says partners exist outside that page; the counts stay totals."""
+    start = (page - 1) * page_size
+    paged = []
+    for entry in differences:
+        rows = list(entry["partners"])
+        shown = rows[start : start + page_size]
+        paged.append({**entry, "partners": shown, "truncated": len(shown) < len(rows)})
+    return paged

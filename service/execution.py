@@ -7,7 +7,9 @@ frontier (`service.frontiers`) solves its budget points in a thread pool the sam
 A Celery worker may instead fan a claimed comparison or frontier out, one `run_scenario`
 task per scenario or point, whose chord callback is `finish_comparison`. Scenario results
 are stored as they finish, so a comparison resumed after a crash only solves what is
-missing.
+missing. In-process, a comparison solves up to `JobSettings.scenario_workers` scenarios
+at once. A comparison whose base is an `allocation_id` takes that job's stored plans as
+its base row (`comparison_scenarios`), on every path, also after a restart.
 
 Cancelling is a status change in the store; the running job notices through
 `JobContext.should_stop` (read at most every half second) and stores nothing more.
@@ -60,6 +62,9 @@ class JobSettings:
     heartbeat_s: float = 5.0
     stale_after_s: float = 30.0
     max_attempts: int = 3
+    # Scenarios of one comparison solved at once by an in-process worker (the runner's
+    # thread count: a comparison may use as many solver threads as the runner has).
+    scenario_workers: int = 1
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> JobSettings:
@@ -67,6 +72,7 @@ class JobSettings:
             heartbeat_s=float(config["HEARTBEAT_S"]),
             stale_after_s=float(config["STALE_AFTER_S"]),
             max_attempts=int(config["MAX_ATTEMPTS"]),
+            scenario_workers=max(1, int(config.get("JOB_WORKERS") or 1)),
         )
 
     @property
@@ -216,6 +222,7 @@ def _run_comparison(store: JobStore, job: Job, context: JobContext) -> None:
         should_stop=context.should_stop,
         skip=done,
         on_outcome=keep,
+        workers=context.settings.scenario_workers,
     )
     if not context.should_stop():
         finish_comparison(store, job.id, context.worker, prepared)
@@ -236,11 +243,23 @@ def _run_frontier(store: JobStore, job: Job, context: JobContext) -> None:
 
 
 def comparison_scenarios(store: JobStore, job: Job) -> list[PreparedScenario]:
-    """The base and scenario requests of a comparison, base first, as at submission."""
+    """The base and scenario requests of a comparison, base first, as at submission; a
+    base given by `allocation_id` carries that job's stored plans (never re-solved)."""
     comparison = store.comparison(job.id)
     if comparison is None:
         raise RuntimeError(f"comparison {job.id} has no stored scenarios")
-    return comparisons.prepare_scenarios(stored_request(store, job), comparison["scenarios"])
+    prepared = comparisons.prepare_scenarios(stored_request(store, job), comparison["scenarios"])
+    allocation_id = comparison.get("base_allocation_id")
+    if allocation_id:
+        base = prepared[0]
+        stored = store.plans(str(allocation_id))
+        if stored:
+            plans = tuple(plan_from_dict(p) for p in stored)
+            prepared[0] = PreparedScenario(base.name, base.request, plans=plans)
+        else:
+            error = f"allocation {allocation_id} has no stored plans to compare against"
+            prepared[0] = PreparedScenario(base.name, None, error)
+    return prepared
 
 
 def save_outcome(

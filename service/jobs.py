@@ -19,6 +19,7 @@ from models.csvio import plan_to_csv_text
 from models.request import AllocationRequest
 from models.scenario import parse_scenarios
 from models.schemas import RequestValidationError, parse_request, plan_from_dict, request_to_dict
+from service.differences import diff_pages, page_differences
 from service.errors import (
     Conflict,
     DuplicateSubmission,
@@ -259,6 +260,13 @@ def submit_comparison(
         base_job = store.get_job(base_allocation_id, ALLOCATION)
         if base_job is None:
             errors["base"] = {"allocation_id": [f"no allocation with id {base_allocation_id!r}"]}
+        elif base_job.status != SUCCEEDED:
+            # The base row is that job's stored plan, never a re-solve: it must exist.
+            message = (
+                f"allocation {base_allocation_id!r} is {base_job.status}; a comparison can "
+                "start from it once it has succeeded"
+            )
+            errors["base"] = {"allocation_id": [message]}
         else:
             base_request = stored_request(store, base_job)
             request_id = base_job.request_id
@@ -298,8 +306,12 @@ def submit_comparison(
     return _submit(store, dispatch, COMPARISON, submitted, retry, create)
 
 
-def get_comparison(store: JobStore, job_id: str) -> dict[str, Any]:
-    """Status, per-scenario progress, and once done the rows (base first) and differences."""
+def get_comparison(
+    store: JobStore, job_id: str, *, diff_page: int = 1, diff_page_size: int | None = None
+) -> dict[str, Any]:
+    """Status, per-scenario progress, and once done the rows (base first) and differences:
+    every changed partner, or with `diff_page_size` one page of each scenario's list
+    (`diff_page` counts from 1; NotFound past the last page)."""
     job = get_job(store, job_id, COMPARISON)
     view = job_view(job)
     comparison = store.comparison(job_id) or {}
@@ -308,7 +320,15 @@ def get_comparison(store: JobStore, job_id: str) -> dict[str, Any]:
     summary = comparison.get("rows")
     if job.status == SUCCEEDED and summary:
         view["scenarios"] = summary.get("scenarios", [])
-        view["differences"] = summary.get("differences", [])
+        differences = summary.get("differences", [])
+        if diff_page_size is not None:
+            pages = diff_pages(differences, diff_page_size)
+            if not 1 <= diff_page <= pages:
+                message = f"no page {diff_page}: the differences fill {pages} page(s)"
+                raise NotFound(message, {"diff_page": [message]})
+            differences = page_differences(differences, diff_page, diff_page_size)
+            view["diff_page"] = {"page": diff_page, "page_size": diff_page_size, "pages": pages}
+        view["differences"] = differences
     else:
         view["scenarios"] = [
             {"name": r.name, "status": r.status, "error": r.error, "kpis": None, "plan": None}

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
-from flask import url_for
+from flask import Response, url_for
 from flask.views import MethodView
 from flask_smorest.pagination import PaginationParameters
 
@@ -22,12 +23,14 @@ from api.routes.common import (
 )
 from api.schemas import (
     ComparisonJobSchema,
+    ComparisonQuerySchema,
     ComparisonRequestSchema,
     JobListQuerySchema,
     JobSchema,
     SubmittedSchema,
 )
-from service import jobs
+from models.schemas import MAX_PLANS
+from service import comparison_downloads, jobs
 from service.records import COMPARISON
 
 blp = ApiBlueprint(
@@ -72,14 +75,22 @@ class Comparisons(MethodView):
 
 @blp.route("/<job_id>")
 class Comparison(MethodView):
+    @blp.arguments(ComparisonQuerySchema, location="query")
     @blp.response(200, ComparisonJobSchema)
     @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(422, response="UNPROCESSABLE_ENTITY")
     @documented_auth(blp, write=False)
     @handle_errors
-    def get(self, job_id: str) -> dict[str, Any]:
+    def get(self, query: dict[str, Any], job_id: str) -> dict[str, Any]:
         """Status and, once done, a row per scenario (base first) with KPIs, the best plan
-        and per-partner differences against the base."""
-        return jobs.get_comparison(backends().store, job_id)
+        and per-partner differences against the base, a page at a time (`diff_page`,
+        `diff_page_size`; every difference is in `diff.csv`)."""
+        return jobs.get_comparison(
+            backends().store,
+            job_id,
+            diff_page=query["diff_page"],
+            diff_page_size=query["diff_page_size"],
+        )
 
     @blp.response(200, JobSchema)
     @blp.alt_response(404, response="NOT_FOUND")
@@ -89,3 +100,50 @@ class Comparison(MethodView):
     def delete(self, job_id: str) -> dict[str, Any]:
         """Cancel a queued or running comparison."""
         return jobs.cancel_job(backends().store, job_id, COMPARISON, by=actor())
+
+
+def _csv(text: str, filename: str) -> Response:
+    return Response(
+        text,
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@blp.route(f"/<job_id>/scenarios/<path:name>/plans/<int(min=1, max={MAX_PLANS}):rank>.csv")
+class ScenarioPlanCsv(MethodView):
+    @blp.response(
+        200,
+        content_type="text/csv",
+        description="the scenario's plan in the allocation plan CSV's columns",
+    )
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
+    @documented_auth(blp, write=False)
+    @handle_errors
+    def get(self, job_id: str, name: str, rank: int) -> Response:
+        """A scenario's plan as CSV (`base` for the base row), once that scenario succeeded."""
+        text = comparison_downloads.scenario_plan_csv(backends().store, job_id, name, rank)
+        # Header values are Latin-1: a scenario named in Chinese must not break the download.
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "scenario"
+        return _csv(text, f"{job_id}-{safe}-plan-{rank}.csv")
+
+
+@blp.route("/<job_id>/diff.csv")
+class DifferencesCsv(MethodView):
+    @blp.response(
+        200,
+        content_type="text/csv",
+        description="every changed partner of every scenario: scenario, partner_id, "
+        "tier_change, tier_before, tier_after, projected_gmv before/after/delta, and per "
+        "resource <resource>_before, <resource>_after, <resource>_delta",
+    )
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
+    @documented_auth(blp, write=False)
+    @handle_errors
+    def get(self, job_id: str) -> Response:
+        """Every per-partner difference of a finished comparison as CSV."""
+        return _csv(
+            comparison_downloads.differences_csv(backends().store, job_id), f"{job_id}-diff.csv"
+        )

@@ -141,6 +141,8 @@ def test_bundles_uploaded_with_a_packages_csv(service: Service) -> None:
 def test_comparison_of_four_scenarios(service: Service) -> None:
     base_body = fixture_request("tiny", **TINY_OPTIONS)
     base = service.submit(base_body)
+    # The base row is the allocation's stored plan: a comparison starts once it exists.
+    base_job = service.wait("allocations", base["id"])
     comparison = {"base": {"allocation_id": base["id"]}, "scenarios": SCENARIOS}
     response = service.call("POST", "/v1/comparisons", json=comparison, expect=202)
     submitted = response.json()
@@ -148,6 +150,7 @@ def test_comparison_of_four_scenarios(service: Service) -> None:
     job = service.wait("comparisons", submitted["id"])
     assert job["status"] == "succeeded", job.get("error")
     assert job["base_allocation_id"] == base["id"]
+    assert job["scenarios"][0]["plan"] == base_job["plans"][0]  # reused, not re-solved
 
     rows = job["scenarios"]
     assert [row["name"] for row in rows] == ["base", *(s["name"] for s in SCENARIOS)]

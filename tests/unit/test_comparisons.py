@@ -25,7 +25,7 @@ from service.comparisons import (
     run_comparison,
     summarize_comparison,
 )
-from service.differences import partner_differences
+from service.differences import diff_pages, page_differences, partner_differences
 
 LINEAR = Curve(CurveKind.LINEAR, roi=1.0)
 BASELINES = {"p1": 9.3e7, "p2": 8.5e7, "p3": 5e7, "p4": 2e7}
@@ -164,7 +164,7 @@ def test_summary_without_a_base_plan_has_rows_but_no_differences() -> None:
     assert result["differences"] == []
 
 
-def test_float_noise_is_not_a_difference_and_the_list_is_bounded() -> None:
+def test_float_noise_is_not_a_difference_and_the_list_is_complete_and_pages() -> None:
     base = make_request()
     (plan,) = split_evenly(base)
     amounts = np.full((4, 1), 1e7)
@@ -173,12 +173,23 @@ def test_float_noise_is_not_a_difference_and_the_list_is_bounded() -> None:
     assert quiet["partners_changed"] == 0 and quiet["partners"] == []
 
     more = build_plan(base, amounts * 3, plan.solver)
-    bounded = partner_differences(base, plan, base, more, limit=2)
-    assert bounded["partners_changed"] == 4
-    assert len(bounded["partners"]) == 2 and bounded["truncated"] is True
+    full = partner_differences(base, plan, base, more)
+    assert full["partners_changed"] == 4 and len(full["partners"]) == 4
+    assert full["truncated"] is False
     # Only p2 (8.5e7 + 3e7) gains the tier, and tier changes are listed first.
-    assert bounded["tiers_gained"] == 1
-    assert bounded["partners"][0]["partner_id"] == "p2"
+    assert full["tiers_gained"] == 1
+    assert full["partners"][0]["partner_id"] == "p2"
+
+    entry = {"scenario": "x", **full}
+    assert diff_pages([entry], 3) == 2 and diff_pages([], 3) == 1
+    first, second = page_differences([entry], 1, 3), page_differences([entry], 2, 3)
+    assert [len(first[0]["partners"]), len(second[0]["partners"])] == [3, 1]
+    assert first[0]["truncated"] and second[0]["truncated"]
+    assert first[0]["partners_changed"] == 4  # totals stay totals
+    seen = [row["partner_id"] for page in (first, second) for row in page[0]["partners"]]
+    assert sorted(seen) == ["p1", "p2", "p3", "p4"]
+    (whole,) = page_differences([entry], 1, 4)
+    assert not whole["truncated"]
 
 
 def test_kpis_carry_p_target_when_forecasts_spread() -> None:

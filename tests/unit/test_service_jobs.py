@@ -30,6 +30,13 @@ def _submit(store: FakeStore, queue: FakeQueue | None = None) -> str:
     return jobs.submit_allocation(store, queue or FakeQueue(), request).id
 
 
+def _succeeded(store: FakeStore) -> str:
+    """An allocation that has finished (its plans do not matter to submitting)."""
+    job_id = _submit(store)
+    assert store.claim_job(job_id, "w") and store.finish_job(job_id, "w")
+    return job_id
+
+
 def test_submitting_stores_the_request_and_hands_the_job_over(store: FakeStore) -> None:
     queue = FakeQueue()
     job_id = _submit(store, queue)
@@ -99,7 +106,7 @@ def test_a_comparison_is_validated_whole_before_anything_is_stored(store: FakeSt
 
 
 def test_a_comparison_on_a_stored_allocation_reuses_its_request(store: FakeStore) -> None:
-    base_id = _submit(store)
+    base_id = _succeeded(store)
     body = {"base": {"allocation_id": base_id}, "scenarios": [{"name": "x", "changes": {}}]}
     job = jobs.submit_comparison(store, FakeQueue(), body)
     base = store.get_job(base_id)
@@ -111,6 +118,17 @@ def test_a_comparison_on_a_stored_allocation_reuses_its_request(store: FakeStore
     unknown = {"base": {"allocation_id": "nope"}, "scenarios": []}
     with pytest.raises(RequestValidationError, match="invalid comparison"):
         jobs.submit_comparison(store, FakeQueue(), unknown)
+
+
+def test_a_comparison_needs_its_base_allocation_to_have_succeeded(store: FakeStore) -> None:
+    # The base row is the job's stored plan, never a re-solve: it has to exist.
+    queued = _submit(store)
+    body = {"base": {"allocation_id": queued}, "scenarios": [{"name": "x", "changes": {}}]}
+    with pytest.raises(RequestValidationError) as caught:
+        jobs.submit_comparison(store, FakeQueue(), body)
+    message = caught.value.messages["base"]["allocation_id"][0]
+    assert queued in message and "queued" in message and "succeeded" in message
+    assert [job.kind for job in store.jobs.values()] == ["allocation"]
 
 
 def test_keys_authenticate_and_authorize_by_role(store: FakeStore) -> None:
@@ -165,7 +183,7 @@ def test_a_retry_with_the_same_key_and_body_gets_the_same_job(store: FakeStore) 
 
 
 def test_a_comparison_retry_is_the_same_job(store: FakeStore) -> None:
-    base_id = _submit(store)
+    base_id = _succeeded(store)
     body = {"base": {"allocation_id": base_id}, "scenarios": [{"name": "more", "changes": {}}]}
     retry = jobs.Retry("c-1")
     first = jobs.submit_comparison(store, FakeQueue(), body, retry)
