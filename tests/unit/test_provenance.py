@@ -46,6 +46,7 @@ def test_jobs_record_who_submitted_them(store: FakeStore) -> None:
     assert jobs.get_allocation(store, job_id)["submitted_by"] == "alice"
     anonymous = jobs.submit_allocation(store, FakeQueue(), parse_request(small_request(4)))
     assert jobs.job_view(anonymous)["submitted_by"] == "anonymous"
+    _succeed(store, job_id)  # a comparison starts from a finished allocation
     body = {"base": {"allocation_id": job_id}, "scenarios": [{"name": "x", "changes": {}}]}
     comparison = jobs.submit_comparison(store, FakeQueue(), body, submitted_by="bob")
     assert jobs.get_comparison(store, comparison.id)["submitted_by"] == "bob"
