@@ -136,7 +136,11 @@ def _dispatch(store: JobStore, dispatch: Dispatch, job: Job) -> None:
         dispatch(job)
     except Exception as error:
         log.exception("could not hand job %s to the job runner", job.id)
-        store.fail_job(job.id, None, f"could not reach the job queue: {error}")
+        # The key is released: the client was told the job was not accepted, so its retry
+        # with the same Idempotency-Key must make a new job, not return this failed one.
+        store.fail_job(
+            job.id, None, f"could not reach the job queue: {error}", release_idempotency=True
+        )
         raise ServiceUnavailable(
             "the job queue is unreachable; the job was not accepted, try again later"
         ) from error

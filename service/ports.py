@@ -73,7 +73,11 @@ class JobStore(Protocol):
         summary: dict[str, Any] | None = None,
     ) -> bool: ...
 
-    def fail_job(self, job_id: str, worker: str | None, error: str) -> bool: ...
+    def fail_job(
+        self, job_id: str, worker: str | None, error: str, *, release_idempotency: bool = False
+    ) -> bool:
+        """Fail an active job; `release_idempotency` frees its Idempotency-Key so that a
+        client's retry makes a new job (used when the job never reached the queue)."""
 
     def plans(self, job_id: str, scenario: int = 0) -> list[dict[str, Any]]: ...
 

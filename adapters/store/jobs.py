@@ -335,7 +335,9 @@ class JobTables(Database):
                 )
         return True
 
-    def fail_job(self, job_id: str, worker: str | None, error: str) -> bool:
+    def fail_job(
+        self, job_id: str, worker: str | None, error: str, *, release_idempotency: bool = False
+    ) -> bool:
         where = [jobs_table.c.id == job_id, jobs_table.c.status.in_(ACTIVE_STATUSES)]
         if worker is not None:
             where.append(jobs_table.c.worker == worker)
@@ -343,7 +345,12 @@ class JobTables(Database):
             result = conn.execute(
                 jobs_table.update()
                 .where(*where)
-                .values(status=FAILED, finished_at=utcnow(), error=error[:10_000])
+                .values(
+                    status=FAILED,
+                    finished_at=utcnow(),
+                    error=error[:10_000],
+                    **({"idempotency_key": None} if release_idempotency else {}),
+                )
             )
         return result.rowcount == 1
 

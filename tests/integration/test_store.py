@@ -199,6 +199,18 @@ def test_concurrent_retries_with_one_idempotency_key_store_one_job(store: Store)
         assert conn.execute(sa.text("SELECT count(*) FROM requests")).scalar_one() == 1
 
 
+def test_a_job_failed_before_dispatch_frees_its_idempotency_key(store: Store) -> None:
+    job = store.create_job(
+        "allocation", request_body={"n": 1}, idempotency_key="k", request_hash="h"
+    )
+    assert store.fail_job(job.id, None, "could not reach the job queue", release_idempotency=True)
+    assert store.find_idempotent("k") is None
+    again = store.create_job("allocation", request_body={"n": 1}, idempotency_key="k")
+    assert store.find_idempotent("k") == store.get_job(again.id)
+    kept = store.get_job(job.id)
+    assert kept is not None and kept.status == "failed" and kept.idempotency_key is None
+
+
 def test_an_old_database_gains_the_idempotency_columns(db_url: str) -> None:
     from alembic import command
     from alembic.config import Config

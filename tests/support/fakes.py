@@ -170,11 +170,14 @@ class FakeStore:
             self.comparisons[job_id]["rows"] = summary
         return True
 
-    def fail_job(self, job_id: str, worker: str | None, error: str) -> bool:
+    def fail_job(
+        self, job_id: str, worker: str | None, error: str, *, release_idempotency: bool = False
+    ) -> bool:
         job = self.jobs.get(job_id)
         if job is None or job.status not in ACTIVE_STATUSES or worker not in (None, job.worker):
             return False
-        self._update(job_id, status=FAILED, finished_at=utcnow(), error=error)
+        released = {"idempotency_key": None} if release_idempotency else {}
+        self._update(job_id, status=FAILED, finished_at=utcnow(), error=error, **released)
         return True
 
     def plans(self, job_id: str, scenario: int = 0) -> list[dict[str, Any]]:

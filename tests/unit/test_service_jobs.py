@@ -57,6 +57,18 @@ def test_an_unreachable_queue_fails_the_job_instead_of_leaving_it_queued(
     assert total == 1 and job.status == FAILED and "job queue" in (job.error or "")
 
 
+def test_a_retry_after_an_unreachable_queue_makes_a_new_job(store: FakeStore) -> None:
+    request = parse_request(small_request(partners=4))
+    retry = jobs.Retry("retry-after-503")
+    with pytest.raises(ServiceUnavailable):
+        jobs.submit_allocation(store, FakeQueue(down=True), request, retry)
+    again = jobs.submit_allocation(store, FakeQueue(), request, retry)
+    assert again.status == QUEUED
+    assert jobs.submit_allocation(store, FakeQueue(), request, retry).id == again.id
+    statuses = sorted(job.status for job in store.list_jobs(ALLOCATION, offset=0, limit=10)[0])
+    assert statuses == sorted([FAILED, QUEUED])
+
+
 def test_cancelling_queued_then_finished_jobs(store: FakeStore) -> None:
     job_id = _submit(store)
     assert jobs.cancel_job(store, job_id, ALLOCATION)["status"] == CANCELLED
