@@ -13,8 +13,9 @@ import click
 import pandas as pd
 
 from cli.inputs import Overrides, json_object, override_options, request_from_files
-from cli.report import gap, money, table
+from cli.report import gap, table
 from cli.solve import solve_or_fail
+from models.figures import money
 from models.plan import Plan
 from models.request import AllocationRequest
 

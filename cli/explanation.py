@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from cli.report import human, money, percent, table
+from cli.report import percent, table
+from models.figures import human, money
 from models.plan import Plan
 from models.request import AllocationRequest
 

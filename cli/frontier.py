@@ -16,7 +16,8 @@ from cli.inputs import (
     source_options,
     user_errors,
 )
-from cli.report import gap, money, table
+from cli.report import gap, table
+from models.figures import money
 from models.request import AllocationRequest
 from service import frontiers
 

@@ -12,29 +12,10 @@ import click
 import pandas as pd
 
 from models.csvio import write_plan_csv
+from models.figures import money
 from models.plan import Plan, SolveStatus
 from models.request import AllocationRequest
 from models.schemas import plan_to_dict
-
-_SUFFIXES = ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K"))
-
-
-def human(value: float | None) -> str:
-    """1.234e9 -> '1.234B'; four significant digits are what a planner reads."""
-    if value is None:
-        return "-"
-    for size, suffix in _SUFFIXES:
-        if abs(value) >= size:
-            return f"{value / size:.4g}{suffix}"
-    return f"{value:.4g}"
-
-
-def money(value: float | None, unit: str = "CNY") -> str:
-    if value is None:
-        return "unlimited"
-    if unit == "CNY":
-        return ("-¥" if value < 0 else "¥") + human(abs(value))
-    return f"{human(value)} {unit}"
 
 
 def percent(value: float | None) -> str:
