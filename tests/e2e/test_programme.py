@@ -11,7 +11,9 @@ from tests.e2e.plan_checks import check_plan_csv, check_plans, fixture_request, 
 @pytest.mark.slow
 def test_programme_fixture(embedded_service: Service) -> None:
     service = embedded_service
-    body = fixture_request("programme")
+    # What is checked here is the service path at full size (upload by reference, a valid
+    # plan, its CSV), not plan quality: bench/ measures that, so a short limit is enough.
+    body = fixture_request("programme", time_limit_s=30)
     submitted = service.submit(body)
     job = service.wait("allocations", submitted["id"], timeout=600)
     assert job["status"] == "succeeded", job["error"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 from typing import Any
 
@@ -591,21 +590,8 @@ def _big_partners_csv(rows: int) -> str:
 
 
 @pytest.mark.slow
-def test_fifty_thousand_rows_load_quickly() -> None:
-    text = _big_partners_csv(50_000)
-    start = time.process_time()  # CPU time: other people's load on the machine does not count
-    partners = read_partners_csv(io.StringIO(text))
-    elapsed = time.process_time() - start
+def test_fifty_thousand_rows_load() -> None:
+    # How fast is measured by bench.run (instance load, up to 1,000,000 partners), not here.
+    partners = read_partners_csv(io.StringIO(_big_partners_csv(50_000)))
     assert len(partners) == 50_000
     assert sum("traffic" in p.curves for p in partners) > 20_000
-    assert elapsed < 10  # ~1 s on one core; generous for a shared machine
-
-
-@pytest.mark.slow
-def test_a_million_rows_load_in_well_under_a_minute() -> None:
-    text = _big_partners_csv(1_000_000)
-    start = time.process_time()
-    partners = read_partners_csv(io.StringIO(text))
-    elapsed = time.process_time() - start
-    assert len(partners) == 1_000_000
-    assert elapsed < 45

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import time
 from pathlib import Path
 
 import numpy as np
@@ -191,19 +190,10 @@ def test_the_csv_round_trips_exactly() -> None:
     _assert_same(generated, _read_back(io.StringIO(text)))
 
 
-def test_a_hundred_thousand_partners_generate_quickly() -> None:
-    start = time.perf_counter()
+def test_a_hundred_thousand_partners_generate() -> None:
+    # How fast (up to 1,000,000 partners) is measured by bench.run, not here.
     big = generate_partners(100_000, 9)
-    assert time.perf_counter() - start < 5.0
     assert len(big) == 100_000 and big["partner_id"].is_unique
-
-
-@pytest.mark.slow
-def test_a_million_partners_generate_in_well_under_a_minute() -> None:
-    start = time.perf_counter()
-    big = generate_partners(1_000_000, 1)
-    assert time.perf_counter() - start < 20.0
-    assert len(big) == 1_000_000
 
 
 def test_cli_writes_what_the_generator_produces(tmp_path: Path) -> None:
