@@ -39,7 +39,12 @@ from optimizer.arrays import ProblemArrays
 from optimizer.rounding import spent
 
 _SNAP = 1e-9  # relative: an amount this close to a grid point is on it (float noise)
-_TOL = 1e-9
+
+
+def _slack(bound: float | FloatArray, unit: float | FloatArray) -> float | FloatArray:
+    """How far past `bound` a sum of whole units may sit and still be on it: float noise,
+    always well under one unit (a relative slack would let a 4e9 budget take 4 more)."""
+    return np.minimum(0.5 * unit, 1e-6 * unit + 1e-12 * np.abs(bound))
 
 
 def unit_sizes(arrays: ProblemArrays) -> FloatArray:
@@ -58,8 +63,15 @@ def to_grid(amounts: FloatArray, unit: FloatArray) -> FloatArray:
 class _Groups:
     """`group_budget` totals, so moves can respect their shares in the direction moved."""
 
-    def __init__(self, arrays: ProblemArrays, amounts: FloatArray, choice: NDArray[np.intp] | None):
+    def __init__(
+        self,
+        arrays: ProblemArrays,
+        amounts: FloatArray,
+        choice: NDArray[np.intp] | None,
+        unit: FloatArray,
+    ):
         request = arrays.request
+        self.unit = unit
         names = [resource.name for resource in request.resources]
         package_use = np.zeros_like(amounts)
         if choice is not None:
@@ -80,9 +92,10 @@ class _Groups:
         for (rule_r, members, low, high), total in zip(self.rules, self.totals, strict=True):
             if rule_r != r or not members[i]:
                 continue
-            if change > 0 and total + change > high + _TOL * max(high, 1.0):
+            unit = float(self.unit[r])
+            if change > 0 and total + change > high + _slack(high, unit):
                 return False
-            if change < 0 and total + change < low - _TOL * max(low, 1.0):
+            if change < 0 and total + change < low - _slack(low, unit):
                 return False
         return True
 
@@ -108,9 +121,8 @@ class _Rounder:
         request = arrays.request
         gmv = projected_gmv(request, amounts, choice, columns)
         # The threshold of the tier each partner reached before rounding (0: none).
-        thresholds = arrays.thresholds
-        level = np.searchsorted(thresholds, gmv, side="right")
-        self.claimed = np.where(level > 0, thresholds[np.maximum(level - 1, 0)], 0.0)
+        padded = np.concatenate(([0.0], arrays.thresholds))
+        self.claimed = padded[np.searchsorted(arrays.thresholds, gmv, side="right")]
         # Pairs grouped by partner and by resource, as index arrays into the pair lists.
         self._by_partner = np.argsort(arrays.pair_partner, kind="stable")
         self._starts = np.searchsorted(
@@ -122,7 +134,7 @@ class _Rounder:
         self.amounts = amounts.copy()
         self._round()
         self.total = spent(arrays, self.amounts, choice)
-        self.groups = _Groups(arrays, self.amounts, choice)
+        self.groups = _Groups(arrays, self.amounts, choice, self.unit)
         self.gmv = projected_gmv(request, self.amounts, choice, columns)
 
     # -- moves ---------------------------------------------------------------------------
@@ -137,8 +149,8 @@ class _Rounder:
         down = to_grid(current, unit)
         # A semi-continuous minimum: the first grid point at or above it, if the max allows.
         low = np.ceil(a.pair_min / unit - _SNAP) * unit
-        below = (down > 0) & (down < a.pair_min - _TOL * np.maximum(a.pair_min, unit))
-        fits = low <= a.pair_max + _TOL * np.maximum(a.pair_max, unit)
+        below = (down > 0) & (down < a.pair_min - _slack(a.pair_min, unit))
+        fits = low <= a.pair_max + _slack(a.pair_max, unit)
         down = np.where(below, np.where(fits, low, 0.0), down)
         self.amounts[i, r] = np.maximum(down, 0.0)
 
@@ -168,9 +180,9 @@ class _Rounder:
         change = unit
         if x <= 0 and a.pair_min[k] > 0:
             change = math.ceil(float(a.pair_min[k]) / unit - _SNAP) * unit
-        if x + change > limit + _TOL * max(limit, unit):
+        if x + change > limit + _slack(limit, unit):
             return None
-        if budget and self.total[r] + change > a.budget[r] + _TOL * max(a.budget[r], unit):
+        if budget and self.total[r] + change > a.budget[r] + _slack(a.budget[r], unit):
             return None
         return change if self.groups.allows(i, r, change) else None
 
@@ -192,7 +204,7 @@ class _Rounder:
         """Free `needed` of resource r's budget by taking units from other partners, those
         no tier depends on first and, when `protect`, never dropping anyone below its tier."""
         budget = float(self.arrays.budget[r])
-        while self.total[r] + needed > budget + _TOL * max(budget, float(self.unit[r])):
+        while self.total[r] + needed > budget + _slack(budget, float(self.unit[r])):
             donor = self._donor(r, skip, protect)
             if donor is None:
                 return False
@@ -208,7 +220,7 @@ class _Rounder:
         unit = float(self.unit[r])
         x = self.amounts[owners, r]
         mins = a.pair_min[pairs]
-        change = np.where(x - unit >= mins - _TOL * np.maximum(mins, unit), unit, x)
+        change = np.where(x - unit >= mins - _slack(mins, unit), unit, x)
         change = np.minimum(change, x)
         after = self.amounts[:, r].copy()
         after[owners] = x - change
@@ -231,7 +243,7 @@ class _Rounder:
         a = self.arrays
         for n, (r, members, low, _) in enumerate(self.groups.rules):
             pairs = [int(k) for k in self.pairs_of(r) if members[a.pair_partner[k]]]
-            while self.groups.totals[n] < low - _TOL * max(low, 1.0):
+            while self.groups.totals[n] < low - _slack(low, float(self.unit[r])):
                 options = []
                 for k in pairs:
                     change = self.can_add(k, self.ceiling(k), budget=False)
@@ -289,7 +301,7 @@ class _Rounder:
                 if self.amounts[a.pair_partner[k], r] > 0 or a.pair_min[k] <= 0:
                     heap.append((-self.gain(k, unit), k))
             heapq.heapify(heap)
-            while heap and self.total[r] + unit <= limit + _TOL * max(limit, unit):
+            while heap and self.total[r] + unit <= limit + _slack(limit, unit):
                 negative, k = heapq.heappop(heap)
                 if negative >= 0:
                     break
