@@ -15,7 +15,7 @@ from typing import Any
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
-_SIGNIFICANT = 12  # digits kept of a non-whole number (float64 noise sits past ~15)
+_SIGNIFICANT = 15  # digits kept of a non-whole number (float64 noise sits past them)
 
 
 def formula_safe(text: str) -> str:
@@ -26,12 +26,12 @@ def formula_safe(text: str) -> str:
 
 
 def clean_number(value: float) -> int | float:
-    """A number without float noise: whole numbers (within a relative 1e-9) as ints, others
-    to 12 significant digits."""
+    """A number without float noise: whole numbers (within a relative 1e-12) as ints, others
+    to 15 significant digits."""
     if not math.isfinite(value):
         return value
     nearest = round(value)
-    if abs(value - nearest) <= 1e-9 * max(1.0, abs(value)):
+    if abs(value - nearest) <= 1e-12 * max(1.0, abs(value)):
         return int(nearest)
     return float(f"{value:.{_SIGNIFICANT}g}")
 

@@ -134,6 +134,21 @@ PLAN_CSV_COLUMNS = (
     "whole units (or steps), GMV rounded to the yuan, text cells spreadsheet-safe"
 )
 
+PLAN_XLSX_SHEETS = (
+    "An Excel workbook with sheets Summary (objective, solver, budgets), Plan (the plan "
+    "CSV's columns), Tiers (target, achieved, shortfall) and Binding (the explanation's "
+    "binding constraints with utilization and marginal values); frozen header rows, "
+    "filters, ¥ and count number formats"
+)
+
+
+def file_content(content_type: str, description: str) -> dict[str, Any]:
+    """The OpenAPI 200 answer of a file download (a body without a JSON schema)."""
+    return {
+        "description": description,
+        "content": {content_type: {"schema": {"type": "string", "format": "binary"}}},
+    }
+
 
 def download(body: bytes | str, mimetype: str, filename: str) -> Response:
     return Response(
@@ -147,6 +162,7 @@ def download(body: bytes | str, mimetype: str, filename: str) -> Response:
 class PlanCsv(MethodView):
     @blp.arguments(PlanDownloadQuerySchema, location="query")
     @blp.response(200, content_type="text/csv", description=PLAN_CSV_COLUMNS)
+    @blp.doc(responses={"200": file_content("text/csv", PLAN_CSV_COLUMNS)})
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
     @documented_auth(blp, write=False)
@@ -160,14 +176,8 @@ class PlanCsv(MethodView):
 @blp.route(f"/<job_id>/plans/<int(min=1, max={MAX_PLANS}):rank>.xlsx")
 class PlanXlsx(MethodView):
     @blp.arguments(PlanDownloadQuerySchema, location="query")
-    @blp.response(
-        200,
-        content_type=exports.CONTENT_TYPE,
-        description="An Excel workbook with sheets Summary (objective, solver, budgets), "
-        "Plan (the plan CSV's columns), Tiers (target, achieved, shortfall) and Binding "
-        "(the explanation's binding constraints with utilization and marginal values); "
-        "frozen header rows, filters, ¥ and count number formats",
-    )
+    @blp.response(200, content_type=exports.CONTENT_TYPE, description=PLAN_XLSX_SHEETS)
+    @blp.doc(responses={"200": file_content(exports.CONTENT_TYPE, PLAN_XLSX_SHEETS)})
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
     @documented_auth(blp, write=False)

@@ -10,7 +10,7 @@ from flask_smorest.pagination import PaginationParameters
 
 from adapters import exports
 from api.bodies import ApiBlueprint
-from api.routes.allocations import LOCATION, download, submitted
+from api.routes.allocations import LOCATION, download, file_content, submitted
 from api.routes.common import (
     IDEMPOTENCY_PARAMETER,
     backends,
@@ -68,16 +68,18 @@ class Comparisons(MethodView):
         return list_page(COMPARISON, query, pagination_parameters)
 
 
+COMPARISON_XLSX_SHEETS = (
+    "An Excel workbook: Summary (a row per scenario, the base first: status, solver "
+    "status, gap and caveat, weighted shortfall, projected GMV, achieved per tier, spend "
+    "per resource), Differences (a row per changed partner and scenario) and one Plan "
+    "sheet per scenario's best plan"
+)
+
+
 @blp.route("/<job_id>.xlsx")
 class ComparisonXlsx(MethodView):
-    @blp.response(
-        200,
-        content_type=exports.CONTENT_TYPE,
-        description="An Excel workbook: Summary (a row per scenario, the base first: "
-        "status, solver status, gap and caveat, weighted shortfall, projected GMV, "
-        "achieved per tier, spend per resource), Differences (a row per changed partner "
-        "and scenario) and one Plan sheet per scenario's best plan",
-    )
+    @blp.response(200, content_type=exports.CONTENT_TYPE, description=COMPARISON_XLSX_SHEETS)
+    @blp.doc(responses={"200": file_content(exports.CONTENT_TYPE, COMPARISON_XLSX_SHEETS)})
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
     @documented_auth(blp, write=False)

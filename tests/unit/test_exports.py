@@ -81,7 +81,8 @@ def test_formula_safe_prefixes_what_a_spreadsheet_would_run() -> None:
 def test_clean_number_drops_float_noise_and_keeps_signs() -> None:
     assert clean_number(7416919.0000000001) == 7416919
     assert isinstance(clean_number(7416919.0000000001), int)
-    assert clean_number(7416919.343135325) == 7416919.34314
+    assert clean_number(7416919.343135325) == 7416919.34313533
+    assert clean_number(4375959648.64353) == 4375959648.64353  # large, not whole
     assert clean_number(-250.0) == -250
     assert clean_number(0.1 + 0.2) == 0.3
 
