@@ -135,6 +135,8 @@ class _Rounder:
         self._round()
         self.total = spent(arrays, self.amounts, choice)
         self.groups = _Groups(arrays, self.amounts, choice, self.unit)
+        self._queues: dict[int, list[tuple[bool, float, int]]] = {}
+        self._dry: set[int] = set()
         self.gmv = projected_gmv(request, self.amounts, choice, columns)
 
     # -- moves ---------------------------------------------------------------------------
@@ -205,11 +207,76 @@ class _Rounder:
         no tier depends on first and, when `protect`, never dropping anyone below its tier."""
         budget = float(self.arrays.budget[r])
         while self.total[r] + needed > budget + _slack(budget, float(self.unit[r])):
-            donor = self._donor(r, skip, protect)
+            if protect and r in self._dry:
+                return False
+            donor = (self._queued_donor(r, skip) if protect else None) or self._donor(
+                r, skip, protect
+            )
             if donor is None:
+                if protect:
+                    # Nobody can spare a unit without losing a tier, and the repairs that
+                    # follow only lift partners to their thresholds: that stays so.
+                    self._dry.add(r)
                 return False
             self.move(*donor)
+            if protect:
+                self._requeue(r, donor[0])
         return True
+
+    def _removal(self, k: int) -> tuple[float, float] | None:
+        """What pair k would give back (one unit, or all of it at its minimum) and the GMV
+        that costs; None when it holds nothing."""
+        a = self.arrays
+        i, r = int(a.pair_partner[k]), int(a.pair_resource[k])
+        unit, x = float(self.unit[r]), float(self.amounts[i, r])
+        if x <= 0:
+            return None
+        minimum = float(a.pair_min[k])
+        change = min(unit if x - unit >= minimum - _slack(minimum, unit) else x, x)
+        return change, -self.gain(k, -change)
+
+    def _requeue(self, r: int, k: int) -> None:
+        removal = self._removal(k)
+        if removal is not None:
+            tier = bool(self.claimed[self.arrays.pair_partner[k]] > 0)
+            heapq.heappush(self._queues[r], (tier, removal[1], k))
+
+    def _queued_donor(self, r: int, skip: int) -> tuple[int, float] | None:
+        """The fast path of `_donor` for repeated donations: a lazily updated queue of
+        resource r's pairs by (tier depends on it, GMV lost). Pairs that cannot give now
+        leave the queue; when it runs dry `_donor`'s full scan still finds any donor."""
+        if r not in self._queues:
+            queue = []
+            for k in map(int, self.by_resource[r]):
+                removal = self._removal(k)
+                if removal is not None:
+                    tier = bool(self.claimed[self.arrays.pair_partner[k]] > 0)
+                    queue.append((tier, removal[1], k))
+            heapq.heapify(queue)
+            self._queues[r] = queue
+        queue, held = self._queues[r], []
+        found = None
+        while queue and found is None:
+            tier, loss, k = heapq.heappop(queue)
+            i = int(self.arrays.pair_partner[k])
+            removal = self._removal(k)
+            if removal is None:
+                continue
+            change, now = removal
+            if now > loss + 1e-9 * max(abs(loss), 1.0):  # stale: its loss has grown
+                heapq.heappush(queue, (tier, now, k))
+                continue
+            if i == skip:
+                held.append((tier, now, k))
+                continue
+            if not self.groups.allows(i, r, -change):
+                continue
+            if tier and self.gmv[i] - now < self.claimed[i]:
+                continue
+            found = (k, -change)
+        for entry in held:
+            heapq.heappush(queue, entry)
+        return found
 
     def _donor(self, r: int, skip: int, protect: bool) -> tuple[int, float] | None:
         """The pair of resource r losing least GMV by giving one unit back (or all of it,
@@ -258,7 +325,9 @@ class _Rounder:
 
     def restore_tiers(self) -> None:
         a = self.arrays
-        for i in map(int, np.nonzero((self.claimed > 0) & (self.gmv < self.claimed))[0]):
+        dropped = np.nonzero((self.claimed > 0) & (self.gmv < self.claimed))[0]
+        # Higher tiers first: should the budget run dry, the cheaper tiers go.
+        for i in map(int, dropped[np.argsort(-self.claimed[dropped], kind="stable")]):
             pairs = [int(k) for k in self.partner_pairs(i)]
             saved = self.amounts[i].copy()
             while self.gmv[i] < self.claimed[i]:
