@@ -380,6 +380,17 @@ def test_batch_prints_one_table_and_writes_the_summary_csv(
     assert float(rows["request.json"]["spend_subsidy"]) == pytest.approx(4e7)
 
 
+def test_the_batch_summary_csv_is_formula_safe(files: dict[str, str], tmp_path: Path) -> None:
+    hostile = tmp_path / "=HYPERLINK(1).json"
+    hostile.write_text(Path(files["request"]).read_text(encoding="utf-8"), encoding="utf-8")
+    summary = tmp_path / "summary.csv"
+    result = run("batch", "--request", str(hostile), "--csv", str(summary))
+    assert result.exit_code == 0, result.output
+    (row,) = read_csv(summary)
+    assert row["scenario"] == "'=HYPERLINK(1).json"
+    assert row["100M_achieved"] == "2"
+
+
 def test_batch_keeps_going_past_a_bad_run_and_fails_at_the_end(
     files: dict[str, str], tmp_path: Path
 ) -> None:
