@@ -9,6 +9,7 @@ units or steps already (the optimizer's whole-unit pass); GMV is rounded to the 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +56,8 @@ def _unfunded(partner: Partner, request: AllocationRequest) -> Allocation:
 
 
 def _gmv(value: float) -> int | float:
-    return round(value) if abs(value) < 1e300 else value
+    """GMV to the yuan (people read these; the JSON plan keeps full precision)."""
+    return round(value) if math.isfinite(value) else value
 
 
 def plan_table(plan: Plan, request: AllocationRequest, *, all_partners: bool = False) -> PlanTable:
