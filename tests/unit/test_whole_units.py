@@ -119,9 +119,13 @@ def test_a_group_budget_minimum_is_topped_up_in_whole_units() -> None:
     assert amounts.tolist() == [31.0, 0.0]
 
 
-def test_the_tiny_fixture_plans_are_whole_and_exactly_checked() -> None:
-    request = parse_request(scenario("tiny"), partners=load_partners("tiny"))
+@pytest.mark.parametrize("engine", ["highs", "cbc", "decomposition"])
+def test_every_engine_s_plans_are_whole_and_exactly_checked(engine: str) -> None:
+    data = scenario("tiny")
+    data["options"] = {**data.get("options", {}), "engine": engine, "time_limit_s": 5}
+    request = parse_request(data, partners=load_partners("tiny"))
     for plan in solve(request):
+        assert plan.solver.engine == engine
         _assert_whole(request, plan)
         assert check_plan(request, plan) == []
 
