@@ -96,6 +96,18 @@ class JobListQuerySchema(StrictSchema):
     status = fields.String(validate=validate.OneOf(JOB_STATUSES))
 
 
+class PlanDownloadQuerySchema(StrictSchema):
+    all_partners = fields.Boolean(
+        data_key="all",
+        load_default=False,
+        metadata={
+            "description": "1/true: every partner of the request, unfunded ones too "
+            "(zero amounts, projected GMV = baseline); default: partners with an "
+            "amount, a package or a tier"
+        },
+    )
+
+
 class Unparsed(fields.Nested):
     """Documented as its schema, loaded as the raw JSON object: the domain parser
     (`models.scenario.parse_scenarios`) validates it, with the base request at hand."""

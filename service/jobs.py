@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.csvio import plan_to_csv_text
+from models.plan import Plan
 from models.request import AllocationRequest
 from models.scenario import parse_scenarios
 from models.schemas import RequestValidationError, parse_request, plan_from_dict, request_to_dict
@@ -226,8 +227,8 @@ def cancel_job(store: Store, job_id: str, kind: str, *, by: str = ANONYMOUS) -> 
     return job_view(job)
 
 
-def plan_csv(store: JobStore, job_id: str, rank: int) -> str:
-    """A plan's allocations as CSV (columns in docs/reference.md)."""
+def plan_and_request(store: JobStore, job_id: str, rank: int) -> tuple[Plan, AllocationRequest]:
+    """A succeeded allocation's plan of `rank` and the request it answers (for exports)."""
     job = get_job(store, job_id, ALLOCATION)
     if job.status != SUCCEEDED:
         raise Conflict(f"the allocation is {job.status}; plans exist once it succeeded")
@@ -235,7 +236,13 @@ def plan_csv(store: JobStore, job_id: str, rank: int) -> str:
     if stored is None:
         count = len(store.plans(job_id))
         raise NotFound(f"no plan of rank {rank}; this allocation has {count} plan(s)")
-    return plan_to_csv_text(plan_from_dict(stored), stored_request(store, job))
+    return plan_from_dict(stored), stored_request(store, job)
+
+
+def plan_csv(store: JobStore, job_id: str, rank: int, *, all_partners: bool = False) -> str:
+    """A plan's allocations (every partner with `all_partners`) as CSV (docs/exports.md)."""
+    plan, request = plan_and_request(store, job_id, rank)
+    return plan_to_csv_text(plan, request, all_partners=all_partners)
 
 
 # -- comparisons ----------------------------------------------------------------------
@@ -346,3 +353,11 @@ def get_comparison(
             "scenarios_total": len(results),
         }
     return view
+
+
+def finished_comparison(store: JobStore, job_id: str) -> tuple[dict[str, Any], AllocationRequest]:
+    """A succeeded comparison's view (`get_comparison`) and its base request (for exports)."""
+    view = get_comparison(store, job_id)
+    if view["status"] != SUCCEEDED:
+        raise Conflict(f"the comparison is {view['status']}; exports exist once it succeeded")
+    return view, stored_request(store, get_job(store, job_id, COMPARISON))

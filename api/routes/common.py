@@ -37,14 +37,15 @@ class Backends:
         self.dispatcher = dispatcher
         # Plan CSVs by (job id, rank): a succeeded job's plans never change, and making
         # one re-validates the whole stored request.
-        self.plan_csvs: OrderedDict[tuple[str, int], str] = OrderedDict()
+        self.plan_csvs: OrderedDict[tuple[str, int, bool], str] = OrderedDict()
         self._csv_lock = threading.Lock()
 
-    def plan_csv(self, job_id: str, rank: int) -> str:
-        key = (job_id, rank)
+    def plan_csv(self, job_id: str, rank: int, *, all_partners: bool = False) -> str:
+        key = (job_id, rank, all_partners)
         text = self.plan_csvs.get(key)
         if text is None:
-            text = jobs.plan_csv(self.store, job_id, rank)  # raises unless it exists
+            # raises unless it exists
+            text = jobs.plan_csv(self.store, job_id, rank, all_partners=all_partners)
             with self._csv_lock:
                 self.plan_csvs[key] = text
                 while len(self.plan_csvs) > _PLAN_CSV_CACHE:

@@ -31,7 +31,7 @@ from models.csvio.partners import (
 )
 from models.csvio.text import MAX_CSV_COLUMNS, CsvFormat, Source
 from models.csvio.writers import (
-    plan_frame,
+    plan_csv_rows,
     plan_to_csv_text,
     write_packages_csv,
     write_partners_csv,
@@ -48,7 +48,7 @@ __all__ = [
     "CsvFormat",
     "IntArray",
     "Source",
-    "plan_frame",
+    "plan_csv_rows",
     "plan_to_csv_text",
     "read_packages_csv",
     "read_packages_table",
