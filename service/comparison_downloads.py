@@ -15,6 +15,7 @@ from typing import Any
 
 from models.csvio import plan_to_csv_text
 from models.schemas import plan_from_dict
+from models.spreadsheet import cell_value, clean_number
 from service.comparisons import prepare_scenarios
 from service.errors import Conflict, NotFound
 from service.jobs import get_job, stored_request
@@ -89,7 +90,7 @@ def differences_csv_text(summary: Mapping[str, Any]) -> str:
     header += ["projected_gmv_before", "projected_gmv_after", "projected_gmv_delta"]
     for resource in resources:
         header += [f"{resource}_before", f"{resource}_after", f"{resource}_delta"]
-    writer.writerow(header)
+    writer.writerow([cell_value(name) for name in header])
     for entry in summary.get("differences", []):
         after_amounts = _amounts_by_partner(plans.get(entry["scenario"]))
         for item in entry["partners"]:
@@ -110,7 +111,8 @@ def differences_csv_text(summary: Mapping[str, Any]) -> str:
                 after = _amount(after_amounts, item["partner_id"], resource, present_after)
                 delta = None if before is None or after is None else after - before
                 line += [_cell(before), _cell(after), _cell(delta)]
-            writer.writerow(line)
+            # Partner ids and scenario names are planners' text: formula-safe.
+            writer.writerow([cell_value(value) for value in line])
     return buffer.getvalue()
 
 
@@ -122,5 +124,5 @@ def _amount(
     return float(amounts.get(partner, {}).get(resource, 0.0))
 
 
-def _cell(value: float | None) -> str:
-    return "" if value is None else repr(float(value))
+def _cell(value: float | None) -> int | float | str:
+    return "" if value is None else clean_number(float(value))

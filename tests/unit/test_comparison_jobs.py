@@ -246,3 +246,31 @@ def test_get_comparison_pages_the_differences() -> None:
     with pytest.raises(NotFound) as past:
         jobs.get_comparison(store, job_id, diff_page=longest + 1, diff_page_size=1)
     assert "diff_page" in past.value.errors
+
+
+def test_the_diff_csv_shows_formula_like_text_as_text() -> None:
+    plan = {"resources": [{"name": "subsidy"}], "allocations": []}
+    summary = {
+        "scenarios": [{"name": "base", "plan": plan}, {"name": "@more", "plan": plan}],
+        "differences": [
+            {
+                "scenario": "@more",
+                "partners": [
+                    {
+                        "partner_id": '=HYPERLINK("http://x","y")',
+                        "tier_change": "gained",
+                        "base_tier": None,
+                        "scenario_tier": "100M",
+                        "base_projected_gmv": 1.0,
+                        "scenario_projected_gmv": 2.5,
+                        "projected_gmv_delta": 1.5,
+                    }
+                ],
+            }
+        ],
+    }
+    text = comparison_downloads.differences_csv_text(summary)
+    row = next(csv.DictReader(io.StringIO(text)))
+    assert row["scenario"] == "'@more"
+    assert row["partner_id"] == '\'=HYPERLINK("http://x","y")'
+    assert row["projected_gmv_delta"] == "1.5" and row["subsidy_delta"] == "0"
