@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NamedTuple
 
 from models.plan import Plan
@@ -23,6 +24,7 @@ from models.schemas import plan_to_dict
 from optimizer.progress import Progress, ProgressEvent
 from service import solving
 from service.differences import partner_differences
+from service.explain import BASIC
 from service.progress import prefixed
 from service.records import FAILED, SUCCEEDED
 from service.solving import StopCheck
@@ -121,7 +123,9 @@ def solve_scenario(
     """Solve one scenario; a failure is that scenario's outcome, not an exception."""
     if item.request is None:
         return ScenarioOutcome(item.name, None, None, item.error)
-    solve = solve or solving.solve_request  # looked up now, so a patched one is seen
+    # Looked up now, so a patched one is seen. A scenario's row shows no marginal values:
+    # its plans explain themselves without re-solves unless the request asks for them.
+    solve = solve or partial(solving.solve_request, default_explain=BASIC)
     try:
         plans = solve(item.request, progress=prefixed(progress, item.name), should_stop=should_stop)
     except Exception as error:  # isolate one scenario's failure
