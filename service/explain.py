@@ -45,7 +45,7 @@ from optimizer.outcome import Candidate
 from service.binding import find_binding
 from service.near_misses import find_near_misses
 from service.plan_amounts import plan_amounts, rebuild
-from service.to_targets import find_to_targets
+from service.to_targets import NO_TIME, find_to_targets
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,7 @@ TIME_SHARE = 0.5  # of the request's time limit, for the whole explanation
 NEAR_MISS_SHARE = 0.2  # of the time limit, for pricing near misses (the re-solves get the rest)
 MIN_NEAR_MISS_S = 1.0
 MIN_SLICE_S = 0.5  # a re-solve is not started with less time than this
+TO_TARGETS_SHARE = 0.6  # of the re-solve time, when to_targets runs before the marginal ones
 MAX_THREADS = 4
 # Its work is Python holding the interpreter lock: threads would only slice it thinner.
 SEQUENTIAL_ENGINES = frozenset({"decomposition"})
@@ -159,7 +160,7 @@ class _Resolver:
             # First: when time runs short, what meeting the targets takes matters most.
             tasks.append(to_targets)
         tasks.extend(price(entry) for entry in relaxable)
-        self.pending = len(tasks)
+        self.pending = len(relaxable)  # marginal re-solves; to_targets has its own window
         self.threads = self._threads(len(tasks))
         if self.threads > 1:
             with ThreadPoolExecutor(self.threads, thread_name_prefix="explain") as pool:
@@ -186,21 +187,25 @@ class _Resolver:
 
     # -- re-solving ---------------------------------------------------------------------
 
-    def _slice(self) -> float | None:
-        """Seconds for the next re-solve: what is left, shared among the re-solves still
-        to start (as many run at once as there are threads); None to skip it."""
+    def _slice(self, until: float | None = None, steps: int = 1) -> float | None:
+        """Seconds for the next re-solve: up to `until` (else the deadline) shared among
+        `steps` re-solves, or among the marginal re-solves still to start (as many run at
+        once as there are threads); None to skip it."""
         with self.lock:
-            left = self.deadline - time.monotonic()
+            now = time.monotonic()
+            left = min(self.deadline, until or self.deadline) - now
             if left < MIN_SLICE_S or _stopped(self.should_stop):
                 self.skipped += 1
                 return None
-            share = left * self.threads / max(self.pending, 1)
-            self.pending = max(self.pending - 1, 0)
+            if until is not None:
+                share = left / max(steps, 1)
+            else:
+                share = left * self.threads / max(self.pending, 1)
+                self.pending = max(self.pending - 1, 0)
             self.resolves += 1
             return min(left, max(share, MIN_SLICE_S))
 
-    def _resolve(self, request: AllocationRequest) -> Plan | None:
-        seconds = self._slice()
+    def _resolve(self, request: AllocationRequest, seconds: float | None) -> Plan | None:
         if seconds is None:
             return None
         options = replace(request.options, plans=1, time_limit_s=seconds)
@@ -216,8 +221,18 @@ class _Resolver:
         return plans[0] if plans and plans[0].solver.status not in _NO_FAILURE else None
 
     def _to_targets(self) -> dict[str, Any] | None:
-        result = find_to_targets(self.request, self.plan, self._resolve)
-        if result["status"] is None and result["reason"].startswith("no re-solve"):
+        # Its own window: all the time when it runs beside the marginal re-solves or alone,
+        # else TO_TARGETS_SHARE of it (it goes first, so it cannot take it all).
+        alone = self.threads > 1 or self.pending == 0
+        until = time.monotonic() + (self.deadline - time.monotonic()) * (
+            1.0 if alone else TO_TARGETS_SHARE
+        )
+
+        def resolve(request: AllocationRequest, steps: int) -> Plan | None:
+            return self._resolve(request, self._slice(until, steps))
+
+        result = find_to_targets(self.request, self.plan, resolve)
+        if result["reason"] == NO_TIME:
             return None  # skipped for time: `scope.skipped` says so
         return result
 
@@ -225,7 +240,7 @@ class _Resolver:
         relaxed, delta = _relaxed(self.request, entry)
         if delta <= 0:
             return None
-        found = resolved = self._resolve(relaxed)
+        found = resolved = self._resolve(relaxed, self._slice())
         if resolved is None and _stopped(self.should_stop):
             return None
         method, note = "resolve", None

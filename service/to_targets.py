@@ -36,35 +36,46 @@ LIFTS = ((4.0, False), (4.0, True), (16.0, True))
 # "At any budget": every budget this many times over (curves are evaluated at finite amounts).
 CEILING_FACTOR = 1000.0
 
-Resolve = Callable[[AllocationRequest], Plan | None]
+# Solves a lifted request (warm-started from the plan) given how many lifts may still
+# follow; None when it failed or was skipped for time.
+Resolve = Callable[[AllocationRequest, int], Plan | None]
+NO_TIME = "no re-solve finished in the explanation's time share"
 
 
 def find_to_targets(request: AllocationRequest, plan: Plan, resolve: Resolve) -> dict[str, Any]:
-    """`to_targets` for `plan` (which misses a target); `resolve` solves a lifted request
-    warm-started from `plan`, returning None when it failed or was skipped for time."""
+    """`to_targets` for `plan` (which misses a target)."""
     reason = unreachable(request)
     if reason is not None:
-        return not_met(reason, plan, verified=False)
+        return not_met(reason, plan)
+    # Where holding the caps alone puts a target out of reach, that lift is not tried.
+    lifts = [
+        (factor, grow)
+        for factor, grow in LIFTS
+        if grow or unreachable(request, caps_held=True) is None
+    ]
     result = None
-    for factor, caps_grow in LIFTS:
+    for step, (factor, caps_grow) in enumerate(lifts):
         lifted = lifted_request(request, factor, caps_grow=caps_grow)
-        found = resolve(lifted)
+        found = resolve(lifted, len(lifts) - step)
         if found is None:
             continue
         result = needed_budgets(request, lifted, found, factor)
         if result["met"]:
             return result
     if result is None:
-        return not_met("no re-solve finished in the explanation's time share", plan)
-    factor = LIFTS[-1][0]
-    result["reason"] = (
-        f"not met even with every budget ×{factor:g} (the best plan found still leaves a "
-        f"weighted shortfall of {result['weighted_shortfall']:g}, re-solve {result['status']})"
-    )
+        return not_met(NO_TIME, plan)
+    shortfall = f"a weighted shortfall of {result['weighted_shortfall']:g}"
+    if result["status"] == "optimal":
+        result["reason"] = f"not met even with every budget ×{LIFTS[-1][0]:g}: {shortfall} remains"
+    else:  # the re-solve stopped at its time limit: a plan meeting them may still exist
+        result["reason"] = (
+            f"no plan meeting every target found in the explanation's time share (the last "
+            f"re-solve stopped {result['status']} with {shortfall})"
+        )
     return result
 
 
-def not_met(reason: str, plan: Plan, *, verified: bool = False) -> dict[str, Any]:
+def not_met(reason: str, plan: Plan) -> dict[str, Any]:
     return {
         "met": False,
         "budgets": {},
@@ -72,17 +83,23 @@ def not_met(reason: str, plan: Plan, *, verified: bool = False) -> dict[str, Any
         "extra_cost": None,
         "weighted_shortfall": plan.objective.weighted_shortfall,
         "status": None,
-        "verified": verified,
+        "verified": False,
         "note": None,
         "reason": reason,
     }
 
 
-def unreachable(request: AllocationRequest) -> str | None:
+def unreachable(request: AllocationRequest, *, caps_held: bool = False) -> str | None:
     """Why no budget meets the targets, when a tier has fewer partners able to reach it
     than its target; None otherwise. Each partner is taken at its most of every resource
-    (its own bound, else `CEILING_FACTOR` × the budget; a pin's amount; nothing where
-    ineligible). Partners with packages count as able (a safe over-count)."""
+    (its own bound, else `CEILING_FACTOR` × the budget, or today's `max_share` cap when
+    `caps_held`; a pin's amount; nothing where ineligible). Partners with packages count
+    as able (a safe over-count)."""
+    caps = {
+        rule.resource: rule.max_share * (request.resource(rule.resource).budget or math.inf)
+        for rule in request.constraints
+        if caps_held and isinstance(rule, MaxShare)
+    }
     pins = request.pins()
     amounts = np.zeros((len(request.partners), len(request.resources)))
     able = np.zeros(len(request.partners), dtype=bool)
@@ -96,6 +113,7 @@ def unreachable(request: AllocationRequest) -> str | None:
                 most = bound.max if bound is not None and bound.max is not None else math.inf
                 if resource.budget is not None:
                     most = min(most, CEILING_FACTOR * resource.budget)
+                most = min(most, caps.get(resource.name, math.inf))
                 if math.isinf(most):
                     able[i] = True  # no finite ceiling to evaluate: assume it can
                 else:
