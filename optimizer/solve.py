@@ -65,7 +65,11 @@ def run_engine(
     backend = milp_backend(engine)
     started = time.perf_counter()
     auto = request.options.engine == "auto"
-    first = decomposition_first(request, arrays, progress, should_stop, WARM_START_SHARE)
+    # A caller's start is the incumbent the decomposition's warm-up would otherwise supply
+    # (and that warm-up overruns short time limits: explanation re-solves get a few seconds).
+    first = None
+    if warm_start is None:
+        first = decomposition_first(request, arrays, progress, should_stop, WARM_START_SHARE)
     if auto and first is not None and first.status is SolveStatus.OPTIMAL:
         return first  # certified within the gap: the MILP has nothing to add
     warm = None

@@ -212,7 +212,9 @@ class _Resolver:
         try:
             plans = self.solve(
                 replace(request, options=options),
-                should_stop=self.should_stop,
+                # Engines overrun short limits (a CBC round is not interruptible): past the
+                # explanation's deadline a re-solve stops as if cancelled, with its best.
+                should_stop=lambda: _stopped(self.should_stop) or time.monotonic() > self.deadline,
                 warm_start=_start(request, self.plan),
             )
         except Exception:  # an explanation must never fail the solve it explains
