@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from models.check import check_plan
-from models.plan import NO_PACKAGE, Plan, SolveStatus, build_plan, curve_columns
+from models.plan import NO_PACKAGE, Plan, SolveStatus, build_plan, curve_columns, projected_gmv
 from models.request import EXPLAIN_LEVELS, AllocationRequest, GroupBudget, Objective, Resource
 from optimizer.outcome import Candidate
 from service.binding import find_binding
@@ -355,9 +355,10 @@ EXTENSION_CHUNKS = 50
 
 
 def extend(request: AllocationRequest, plan: Plan, resource: str, delta: float) -> Plan | None:
-    """`plan` with `delta` more of `resource` handed out greedily, chunk by chunk, to the
-    partner whose exact GMV gains most — a feasible plan under `request` (the relaxed one)
-    that a re-solve must beat, so MIP noise never prices extra budget below it."""
+    """`plan` with `delta` more of `resource` handed out greedily — first to lift partners
+    over missed tiers (cheapest lift first), then chunk by chunk to the partner whose exact
+    GMV gains most — a feasible plan under `request` (the relaxed one) that a re-solve must
+    beat, so MIP noise never prices extra budget below it."""
     r = [res.name for res in request.resources].index(resource)
     spec = request.resources[r]
     amounts, choice = plan_amounts(request, plan)
@@ -379,6 +380,8 @@ def extend(request: AllocationRequest, plan: Plan, resource: str, delta: float) 
         chunk = max(round(chunk / spec.step), 1) * spec.step
     column = curve_columns(request)[r]
     left = delta
+    if request.objective is not Objective.MAX_GMV:
+        left = _lift_over_tiers(request, amounts, choice, r, upper, minimum, left)
     while left >= chunk - 1e-9:
         current = amounts[:, r]
         after = current + chunk
@@ -393,6 +396,54 @@ def extend(request: AllocationRequest, plan: Plan, resource: str, delta: float) 
         left -= chunk
     extended = build_plan(request, amounts, plan.solver, package_choice=choice, rank=plan.rank)
     return None if check_plan(request, extended) else extended
+
+
+def _lift_over_tiers(
+    request: AllocationRequest,
+    amounts: np.ndarray,
+    choice: np.ndarray,
+    r: int,
+    upper: np.ndarray,
+    minimum: np.ndarray,
+    left: float,
+) -> float:
+    """Spend on the cheapest lifts of partners over tiers still short of their targets
+    (amounts changed in place); what is left. A greedy by GMV never pays for a tier jump,
+    and a re-solve cut short may miss one that `delta` buys."""
+    column = curve_columns(request)[r]
+    unit = request.resources[r].step or 1.0
+    while left >= unit - 1e-9:
+        gmv = projected_gmv(request, amounts, choice)
+        current = amounts[:, r].copy()
+        rest = gmv - column.value(current)
+        top = np.minimum(current + left, upper)
+        best: tuple[float, int, float] | None = None  # (cost per weight, partner, amount)
+        for tier in request.tiers:
+            if tier.weight <= 0 or np.count_nonzero(gmv >= tier.min_gmv) >= tier.target:
+                continue
+            can = (gmv < tier.min_gmv) & (rest + column.value(top) >= tier.min_gmv)
+            if not can.any():
+                continue
+            lo, hi = current.copy(), top.copy()
+            for _ in range(60):  # the least amount, by bisection (curves never fall)
+                mid = (lo + hi) / 2
+                enough = rest + column.value(mid) >= tier.min_gmv
+                hi, lo = np.where(enough, mid, hi), np.where(enough, lo, mid)
+            wanted = np.maximum(current + np.ceil((hi - current) / unit - 1e-9) * unit, minimum)
+            fits = (
+                can & (wanted <= top * (1 + 1e-12)) & (rest + column.value(wanted) >= tier.min_gmv)
+            )
+            if fits.any():
+                cost = np.where(fits, (wanted - current) / tier.weight, np.inf)
+                i = int(np.argmin(cost))
+                if best is None or cost[i] < best[0]:
+                    best = (float(cost[i]), i, float(wanted[i]))
+        if best is None:
+            break
+        _, i, wanted_i = best
+        left -= wanted_i - amounts[i, r]
+        amounts[i, r] = wanted_i
+    return left
 
 
 def _still_valid(request: AllocationRequest, plan: Plan) -> bool:

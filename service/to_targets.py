@@ -33,6 +33,7 @@ from service.plan_amounts import rebuild
 
 # (budget factor, whether each partner's `max_share` cap grows with the budget)
 LIFTS = ((4.0, False), (4.0, True), (16.0, True))
+HEADROOM = 0.01  # reported budgets above what the min-cost plan needs, where raised
 # "At any budget": every budget this many times over (curves are evaluated at finite amounts).
 CEILING_FACTOR = 1000.0
 
@@ -164,6 +165,10 @@ def needed_budgets(
             if isinstance(rule, GroupBudget) and rule.resource == resource.name:
                 members = [i for i, p in enumerate(request.partners) if rule.where.matches(p)]
                 need = max(need, float(amounts[members, r].sum()) / rule.max_share)
+        # Headroom over the plan's exact spend: a re-solve with budgets tight to the yuan
+        # can miss the plan that fits them (the MILP works on approximated curves).
+        if need > (resource.budget or 0.0):
+            need *= 1 + HEADROOM
         needed[resource.name] = _round_up(need, resource)
     verified = _verified(request, needed, found)
     note = None

@@ -20,7 +20,15 @@ from optimizer import solve
 from optimizer.outcome import Candidate
 from service import frontiers
 from service.comparisons import PreparedScenario, solve_scenario
-from service.explain import BASIC, FULL, TIME_SHARE, explain_plans, plan_amounts, plan_key
+from service.explain import (
+    BASIC,
+    FULL,
+    TIME_SHARE,
+    explain_plans,
+    extend,
+    plan_amounts,
+    plan_key,
+)
 from service.solving import solve_request
 from tests.support.programmes import generated_request
 
@@ -166,3 +174,17 @@ def test_the_cli_summary_shows_marginal_values_near_misses_and_to_targets() -> N
     basic = solve_request(_short(explain="basic"))[0]
     text = click.unstyle(explanation_summary(basic, request))
     assert "explain: basic" in text and "To meet every target" not in text
+
+
+def test_the_extension_floor_pays_for_a_tier_jump() -> None:
+    """b needs 28 CNY in all to reach the tier: the extension hands it exactly what is
+    missing, where a greedy by GMV alone would give it to a (linear, slope 1 > b's)."""
+    request = _short()
+    plan = solve(request)[0]
+    assert plan.objective.weighted_shortfall == 1
+    missing = 28.0 - {a.partner_id: a.amounts["subsidy"] for a in plan.allocations}["b"]
+    assert missing > 0
+    relaxed = replace(request, resources=(Resource("subsidy", budget=30.0 + missing, step=1.0),))
+    extended = extend(relaxed, plan, "subsidy", missing)
+    assert extended is not None and extended.objective.weighted_shortfall == 0
+    assert {a.partner_id: a.amounts["subsidy"] for a in extended.allocations}["b"] == 28.0
