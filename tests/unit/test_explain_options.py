@@ -188,3 +188,16 @@ def test_the_extension_floor_pays_for_a_tier_jump() -> None:
     extended = extend(relaxed, plan, "subsidy", missing)
     assert extended is not None and extended.objective.weighted_shortfall == 0
     assert {a.partner_id: a.amounts["subsidy"] for a in extended.allocations}["b"] == 28.0
+
+
+def test_resolves_in_threads_give_the_same_explanation(monkeypatch: pytest.MonkeyPatch) -> None:
+    request = _short()
+    monkeypatch.setattr("service.explain.os.cpu_count", lambda: 2)
+    alone = solve_request(request)[0]
+    monkeypatch.setattr("service.explain.os.cpu_count", lambda: 8)
+    threaded = solve_request(request)[0]
+    assert alone.explanation is not None and threaded.explanation is not None
+    assert alone.explanation["scope"]["threads"] == 1  # a 2-core machine: one after another
+    assert threaded.explanation["scope"]["threads"] == 2  # to_targets beside the budget's
+    for key in ("binding", "to_targets", "near_misses"):
+        assert threaded.explanation[key] == alone.explanation[key]
