@@ -110,9 +110,10 @@ def test_the_explanation_stays_within_its_share_of_the_time_limit() -> None:
     assert plans[0].explanation is not None
     scope = plans[0].explanation["scope"]
     assert scope["time_limit_s"] == pytest.approx(TIME_SHARE * 4)
-    # A re-solve is never started with under half a second left and stops at its slice;
-    # one second covers a last solve's wind-down on a loaded machine.
-    assert took <= TIME_SHARE * 4 + 1.0
+    # A re-solve is never started with under half a second left and stops at the deadline;
+    # two seconds cover a last CBC round's wind-down on a loaded machine (the old share of
+    # 1.25 × the limit alone was 5 s).
+    assert took <= TIME_SHARE * 4 + 2.0
 
 
 def test_a_cancelled_job_stops_explaining_at_once() -> None:
