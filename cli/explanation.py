@@ -91,6 +91,11 @@ def explanation_summary(plan: Plan, request: AllocationRequest) -> str:
     to_targets = explanation.get("to_targets")
     if to_targets:
         out.append(_to_targets_line(to_targets, units))
+    scope = explanation.get("scope") or {}
+    if scope.get("level") == "basic":
+        out.append("(explain: basic — no marginal values or to_targets; ask for full to get them)")
+    elif scope.get("skipped"):
+        out.append(f"({scope['skipped']} re-solve(s) skipped for time: their values are '-')")
     return "\n".join(out)
 
 
@@ -101,10 +106,10 @@ def _to_targets_line(to_targets: dict[str, Any], units: dict[str, str]) -> str:
         if amount > 0
     )
     if not to_targets["met"]:
-        return click.style(
-            f"To targets: not reachable even with budgets lifted ({extra or 'no extra'}); "
-            f"weighted shortfall {to_targets['weighted_shortfall']:g} remains",
-            fg="yellow",
+        why = to_targets.get("reason") or (
+            f"not reachable even with budgets lifted ({extra or 'no extra'}); "
+            f"weighted shortfall {to_targets['weighted_shortfall']:g} remains"
         )
+        return click.style(f"To targets: not met: {why}", fg="yellow")
     cost = money(to_targets["extra_cost"])
     return f"To meet every target: {extra or 'no extra budget'} (extra cost {cost})"

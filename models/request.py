@@ -178,6 +178,12 @@ class Options:
     confidence: float | None = None  # plan so each tier holds with this probability
     uncertainty: UncertaintyOptions = UncertaintyOptions()
     near_misses: int = 20  # how many near misses a plan's explanation lists
+    # "full" | "basic" (no re-solves) | "none"; None: the caller's default (a single
+    # allocation explains in full, frontier points and comparison scenarios basic).
+    explain: str | None = None
+
+
+EXPLAIN_LEVELS = ("full", "basic", "none")
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ solved again. Alternatives come from no-good cuts on the set of tier achievers.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -322,7 +322,8 @@ class MilpStrategy:
     def seed(self, start: Candidate) -> None:
         """Warm start from another engine's plan: it is the incumbent to beat, and its
         amounts become breakpoints so the inner model can represent it exactly."""
-        self.warm = (start, self.score(start))
+        # Of several starts (a decomposition's, a caller's) the better one is the incumbent.
+        self.warm = better(self.warm, (start, self.score(start)), self.request.objective)
         arrays = self.arrays
         refine(self.points, arrays, start.amounts[arrays.pair_partner, arrays.pair_resource])
 
@@ -373,13 +374,14 @@ def solve_milp(
     should_stop: Callable[[], bool] | None = None,
     warm_start: Candidate | None = None,
     time_limit_s: float | None = None,
+    more_starts: Sequence[Candidate] = (),
 ) -> EngineOutcome:
     options = arrays.request.options
     limit = options.time_limit_s if time_limit_s is None else time_limit_s
     clock = Clock(limit, should_stop)
     strategy = MilpStrategy(arrays, backend, progress)
-    if warm_start is not None:
-        strategy.seed(warm_start)
+    for start in (*([warm_start] if warm_start is not None else []), *more_starts):
+        strategy.seed(start)
     first = strategy.run([], clock)
     assert first is not None
     if not first.candidates:

@@ -54,8 +54,9 @@ def run_engine(
     engine: str,
     progress: Progress | None,
     should_stop: Callable[[], bool] | None,
+    warm_start: Candidate | None = None,
 ) -> EngineOutcome:
-    if engine == DECOMPOSITION:
+    if engine == DECOMPOSITION:  # takes no external start
         from optimizer.decomposition import solve_decomposition
 
         return solve_decomposition(
@@ -69,7 +70,11 @@ def run_engine(
     backend = milp_backend(engine)
     started = time.perf_counter()
     auto = request.options.engine == "auto"
-    first = decomposition_first(request, arrays, progress, should_stop, WARM_START_SHARE)
+    # A caller's start is the incumbent the decomposition's warm-up would otherwise supply
+    # (and that warm-up overruns short time limits: explanation re-solves get a few seconds).
+    first = None
+    if warm_start is None:
+        first = decomposition_first(request, arrays, progress, should_stop, WARM_START_SHARE)
     if auto and first is not None and first.status is SolveStatus.OPTIMAL:
         return first  # certified within the gap: the MILP has nothing to add
     warm = None
@@ -83,6 +88,7 @@ def run_engine(
         should_stop=should_stop,
         warm_start=warm,
         time_limit_s=left,
+        more_starts=[warm_start] if warm_start is not None else [],
     )
 
 
@@ -120,8 +126,13 @@ def solve(
     *,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
+    warm_start: Candidate | None = None,
 ) -> list[Plan]:
     """Ranked plans for `request`, best first; each passes the exact checker.
+
+    `warm_start`, a feasible allocation of this request (a plan of a nearby request, say),
+    is the MILP engines' first incumbent: the result is never worse than it. The
+    decomposition engine and confidence solves ignore it.
 
     An infeasible request yields one plan with status `infeasible` naming the constraints
     that cannot hold together; it is not an exception.
@@ -141,7 +152,7 @@ def solve(
                 stage="start",
             )
         )
-    outcome = run_engine(request, arrays, engine, progress, should_stop)
+    outcome = run_engine(request, arrays, engine, progress, should_stop, warm_start)
     seconds = time.perf_counter() - started
 
     if not outcome.candidates:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, NamedTuple
 
 from models.plan import Plan
@@ -30,6 +31,7 @@ from optimizer.progress import Progress, ProgressEvent
 from service import solving
 from service.comparison_notes import scenario_notes
 from service.differences import partner_differences
+from service.explain import BASIC
 from service.progress import prefixed
 from service.records import FAILED, SUCCEEDED
 from service.solving import StopCheck
@@ -132,7 +134,9 @@ def solve_scenario(
         return ScenarioOutcome(item.name, None, None, item.error)
     if item.plans:
         return ScenarioOutcome(item.name, item.request, list(item.plans), None)
-    solve = solve or solving.solve_request  # looked up now, so a patched one is seen
+    # Looked up now, so a patched one is seen. A scenario's row shows no marginal values:
+    # its plans explain themselves without re-solves unless the request asks for them.
+    solve = solve or partial(solving.solve_request, default_explain=BASIC)
     try:
         plans = solve(item.request, progress=prefixed(progress, item.name), should_stop=should_stop)
     except Exception as error:  # isolate one scenario's failure

@@ -2,10 +2,13 @@
 who just misses a tier, and what it would take to meet every target.
 
 `explain_plans` runs once per solve, from `service.solving.solve_request`, so the API,
-the CLI and the workers all get it. The cheap parts (`binding` from `service.binding`,
-`near_misses` from `service.near_misses`) are computed for every plan; the parts that
-re-solve are computed for rank 1 only, within `TIME_SHARE` of the request's
-`time_limit_s` (each re-solve gets an equal share of what is left):
+the CLI and the workers all get it, at the level the request's `options.explain` asks for
+(else the caller's default): `full`, `basic` (no re-solves) or `none`. The cheap parts
+(`binding` from `service.binding`, `near_misses` from `service.near_misses`) are computed
+for every plan; the parts that re-solve for rank 1 only. The whole explanation runs within
+`TIME_SHARE` of the request's `time_limit_s`; the re-solves run in parallel threads where
+the plan's engine releases the interpreter (the MILP engines), each warm-started from the
+plan, and stop as soon as the job is cancelled:
 
 - `marginal_value` of every binding budget and group budget: a re-solve with that limit
   relaxed by `RELAX` (1%, at least one step). The value is honest in the sense that it
@@ -16,40 +19,49 @@ re-solve are computed for rank 1 only, within `TIME_SHARE` of the request's
   Where neither beats this plan, this plan itself — still feasible with the larger
   limit — is the answer, and the value is 0 with a note saying so. No dual prices;
   `proven` is true only when both solves proved optimality.
-- `to_targets` when a target is missed: a `min_cost` solve with the budgets lifted
-  `LIFT`-fold (a second time further if that was not enough). The budgets reported are
-  what its plan spends, raised where a `max_share` or group cap needs a larger total,
-  and never below today's; the plan is re-checked exactly under those budgets before
-  they are reported (`verified`).
+- `to_targets` when a target is missed: `service.to_targets`.
 
 `scope` in the block says what was computed, how many re-solves ran and in how long.
 """
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from models.check import check_plan
-from models.plan import NO_PACKAGE, Plan, SolveStatus, build_plan, curve_columns
-from models.request import AllocationRequest, GroupBudget, MaxShare, Objective, Resource
+from models.plan import NO_PACKAGE, Plan, SolveStatus, build_plan, curve_columns, projected_gmv
+from models.request import EXPLAIN_LEVELS, AllocationRequest, GroupBudget, Objective, Resource
+from optimizer.outcome import Candidate
 from service.binding import find_binding
 from service.near_misses import find_near_misses
+from service.plan_amounts import plan_amounts, rebuild
+from service.to_targets import NO_TIME, find_to_targets
+
+log = logging.getLogger(__name__)
 
 SolveFunction = Callable[..., list[Plan]]
 StopCheck = Callable[[], bool]
 
-TIME_SHARE = 1.0  # of the request's time limit, for all re-solves together
+FULL, BASIC, NONE = EXPLAIN_LEVELS
+TIME_SHARE = 0.5  # of the request's time limit, for the whole explanation
+NEAR_MISS_SHARE = 0.2  # of the time limit, for pricing near misses (the re-solves get the rest)
+MIN_NEAR_MISS_S = 1.0
 MIN_SLICE_S = 0.5  # a re-solve is not started with less time than this
-NEAR_MISS_SHARE = 0.25  # of the time limit, for pricing near misses
-MIN_NEAR_MISS_S = 2.0
+TO_TARGETS_SHARE = 0.6  # of the re-solve time, when to_targets runs before the marginal ones
+MAX_THREADS = 4
+# Its work is Python holding the interpreter lock: threads would only slice it thinner.
+SEQUENTIAL_ENGINES = frozenset({"decomposition"})
 RELAX = 0.01
-LIFT = (4.0, 16.0)
 _NO_FAILURE = (SolveStatus.INFEASIBLE, SolveStatus.ERROR)
 
 
@@ -59,39 +71,54 @@ def explain_plans(
     *,
     solve: SolveFunction,
     should_stop: StopCheck | None = None,
+    level: str = FULL,
 ) -> None:
-    """Attach an `explanation` to every plan (re-solving for rank 1 only)."""
+    """Attach an `explanation` to every plan (re-solving for rank 1 only, at level `full`)."""
+    if level == NONE:
+        return
+    limit = request.options.time_limit_s
+    started = time.monotonic()
     for rank, plan in enumerate(plans, start=1):
+        if _stopped(should_stop):
+            return  # a cancelled job's plans are not a result
         misses = request.options.near_misses if rank == 1 else 0
-        seconds = max(NEAR_MISS_SHARE * request.options.time_limit_s, MIN_NEAR_MISS_S)
-        started = time.monotonic()
-        near = find_near_misses(request, plan, misses, seconds=seconds)
-        took = time.monotonic() - started
+        seconds = max(NEAR_MISS_SHARE * limit, MIN_NEAR_MISS_S)
+        began = time.monotonic()
+        near = find_near_misses(request, plan, misses, seconds=seconds, should_stop=should_stop)
+        took = time.monotonic() - began
         plan.explanation = {
             "binding": find_binding(request, plan),
             "near_misses": near,
             "to_targets": None,
             "scope": {
+                "level": level,
                 "resolves": 0,
                 "seconds": 0.0,
                 "near_misses_seconds": round(took, 3),
                 # Stopped at its time share: the cheapest found so far, maybe not overall.
-                "near_misses_complete": took < seconds,
-                "note": _scope_note(rank, plan),
+                "near_misses_complete": took < seconds and not _stopped(should_stop),
+                "note": _scope_note(rank, plan, level),
             },
         }
-    if plans and plans[0].solver.status not in _NO_FAILURE:
-        _Resolver(request, plans[0], solve, should_stop).run()
+    if level == FULL and plans and plans[0].solver.status not in _NO_FAILURE:
+        deadline = started + TIME_SHARE * limit
+        _Resolver(request, plans[0], solve, should_stop, deadline).run()
 
 
 RANK_ONE = "near misses, marginal values and to_targets are computed for rank 1 only"
 
 
-def _scope_note(rank: int, plan: Plan) -> str:
+def _stopped(should_stop: StopCheck | None) -> bool:
+    return should_stop is not None and should_stop()
+
+
+def _scope_note(rank: int, plan: Plan, level: str) -> str:
     if rank > 1:
         return RANK_ONE
     if plan.solver.status in _NO_FAILURE:
         return f"no re-solves: the plan is {plan.solver.status}"
+    if level == BASIC:
+        return "no re-solves (explain: basic): no marginal values or to_targets"
     return "no re-solves"
 
 
@@ -102,61 +129,122 @@ class _Resolver:
         plan: Plan,
         solve: SolveFunction,
         should_stop: StopCheck | None,
+        deadline: float,
     ) -> None:
         self.request = request
         self.plan = plan
         self.solve = solve
         self.should_stop = should_stop
         self.started = time.monotonic()
-        self.deadline = self.started + TIME_SHARE * request.options.time_limit_s
+        self.deadline = deadline
+        self.lock = threading.Lock()
         self.resolves = 0
         self.skipped = 0
+        self.pending = 0  # re-solves expected and not yet started
+        self.threads = 1
 
     def run(self) -> None:
         assert self.plan.explanation is not None
-        binding = self.plan.explanation["binding"]
+        explanation = self.plan.explanation
+        binding = explanation["binding"]
         relaxable = [entry for entry in binding if entry["kind"] in ("budget", "group_budget")]
-        missed = self.plan.objective.weighted_shortfall > 0
-        pending = len(relaxable) + (1 if missed else 0)
-        if missed:  # first: when time runs short, what meeting the targets takes matters most
-            self.plan.explanation["to_targets"] = self._to_targets(pending)
-            pending -= 1
-        for entry in relaxable:
-            entry["marginal_value"] = self._marginal(entry, pending)
-            pending -= 1
-        self.plan.explanation["scope"] = {
-            **self.plan.explanation["scope"],
+        tasks: list[Callable[[], None]] = []
+
+        def to_targets() -> None:
+            explanation["to_targets"] = self._to_targets()
+
+        def price(entry: dict[str, Any]) -> Callable[[], None]:
+            return lambda: entry.update(marginal_value=self._price(entry))
+
+        if self.plan.objective.weighted_shortfall > 0:
+            # First: when time runs short, what meeting the targets takes matters most.
+            tasks.append(to_targets)
+        tasks.extend(price(entry) for entry in relaxable)
+        self.pending = len(relaxable)  # marginal re-solves; to_targets has its own window
+        self.threads = self._threads(len(tasks))
+        if self.threads > 1:
+            with ThreadPoolExecutor(self.threads, thread_name_prefix="explain") as pool:
+                list(pool.map(_guarded, tasks))
+        else:
+            for task in tasks:
+                _guarded(task)
+        explanation["scope"] = {
+            **explanation["scope"],
             "resolves": self.resolves,
             "skipped": self.skipped,
+            "threads": self.threads,
             "seconds": round(time.monotonic() - self.started, 3),
             "time_limit_s": round(TIME_SHARE * self.request.options.time_limit_s, 3),
             "note": RANK_ONE,
         }
 
+    def _threads(self, tasks: int) -> int:
+        if self.plan.solver.engine in SEQUENTIAL_ENGINES:
+            return 1
+        # Half the cores: the MILP engines run threads of their own. (On a loaded 2-core
+        # machine two explanation threads were slower than one.)
+        return max(1, min(tasks, MAX_THREADS, (os.cpu_count() or 1) // 2))
+
     # -- re-solving ---------------------------------------------------------------------
 
-    def _slice(self, pending: int) -> float | None:
-        left = self.deadline - time.monotonic()
-        if left < MIN_SLICE_S or (self.should_stop is not None and self.should_stop()):
-            self.skipped += 1
-            return None
-        return max(left / max(pending, 1), MIN_SLICE_S)
+    def _slice(self, until: float | None = None, steps: int = 1) -> float | None:
+        """Seconds for the next re-solve: up to `until` (else the deadline) shared among
+        `steps` re-solves, or among the marginal re-solves still to start (as many run at
+        once as there are threads); None to skip it."""
+        with self.lock:
+            now = time.monotonic()
+            left = min(self.deadline, until or self.deadline) - now
+            if left < MIN_SLICE_S or _stopped(self.should_stop):
+                self.skipped += 1
+                return None
+            if until is not None:
+                share = left / max(steps, 1)
+            else:
+                share = left * self.threads / max(self.pending, 1)
+                self.pending = max(self.pending - 1, 0)
+            self.resolves += 1
+            return min(left, max(share, MIN_SLICE_S))
 
-    def _resolve(self, request: AllocationRequest, seconds: float) -> Plan | None:
+    def _resolve(self, request: AllocationRequest, seconds: float | None) -> Plan | None:
+        if seconds is None:
+            return None
         options = replace(request.options, plans=1, time_limit_s=seconds)
-        self.resolves += 1
         try:
-            plans = self.solve(replace(request, options=options), should_stop=self.should_stop)
+            plans = self.solve(
+                replace(request, options=options),
+                # Engines overrun short limits (a CBC round is not interruptible): past the
+                # explanation's deadline a re-solve stops as if cancelled, with its best.
+                should_stop=lambda: _stopped(self.should_stop) or time.monotonic() > self.deadline,
+                warm_start=_start(request, self.plan),
+            )
         except Exception:  # an explanation must never fail the solve it explains
+            log.exception("an explanation re-solve failed")
             return None
         return plans[0] if plans and plans[0].solver.status not in _NO_FAILURE else None
 
-    def _marginal(self, entry: dict[str, Any], pending: int) -> dict[str, Any] | None:
+    def _to_targets(self) -> dict[str, Any] | None:
+        # Its own window: all the time when it runs beside the marginal re-solves or alone,
+        # else TO_TARGETS_SHARE of it (it goes first, so it cannot take it all).
+        alone = self.threads > 1 or self.pending == 0
+        until = time.monotonic() + (self.deadline - time.monotonic()) * (
+            1.0 if alone else TO_TARGETS_SHARE
+        )
+
+        def resolve(request: AllocationRequest, steps: int) -> Plan | None:
+            return self._resolve(request, self._slice(until, steps))
+
+        result = find_to_targets(self.request, self.plan, resolve)
+        if result["reason"] == NO_TIME:
+            return None  # skipped for time: `scope.skipped` says so
+        return result
+
+    def _price(self, entry: dict[str, Any]) -> dict[str, Any] | None:
         relaxed, delta = _relaxed(self.request, entry)
-        seconds = self._slice(pending)
-        if seconds is None or delta <= 0:
+        if delta <= 0:
             return None
-        found = resolved = self._resolve(relaxed, seconds)
+        found = resolved = self._resolve(relaxed, self._slice())
+        if resolved is None and _stopped(self.should_stop):
+            return None
         method, note = "resolve", None
         if entry["kind"] == "budget":
             extended = extend(relaxed, self.plan, entry["resource"], delta)
@@ -190,20 +278,21 @@ class _Resolver:
             "note": note,
         }
 
-    def _to_targets(self, pending: int) -> dict[str, Any] | None:
-        result = None
-        for factor in LIFT:
-            seconds = self._slice(pending)
-            if seconds is None:
-                break
-            lifted = _lifted(self.request, factor)
-            found = self._resolve(lifted, seconds)
-            if found is None:
-                continue
-            result = _needed_budgets(self.request, lifted, found, factor)
-            if result["met"]:
-                break
-        return result
+
+def _guarded(task: Callable[[], None]) -> None:
+    try:
+        task()
+    except Exception:  # an explanation must never fail the solve it explains
+        log.exception("explaining a plan failed")
+
+
+def _start(request: AllocationRequest, plan: Plan) -> Candidate | None:
+    """`plan` as a warm start for `request` (a relaxed or lifted one), if it holds there."""
+    amounts, choice = plan_amounts(request, plan)
+    packages = choice if request.uses_packages else None
+    if check_plan(request, build_plan(request, amounts, plan.solver, package_choice=packages)):
+        return None
+    return Candidate(amounts, packages)
 
 
 def _number(value: float | None) -> float | None:
@@ -262,52 +351,14 @@ def _round_up(amount: float, resource: Resource) -> float:
     return max(amount, 1.0)
 
 
-def _lifted(request: AllocationRequest, factor: float) -> AllocationRequest:
-    """Budgets × factor, `min_cost`; each partner's `max_share` cap kept at today's amount
-    (else the lifted caps would inflate the budget the share rule then asks for)."""
-    resources = tuple(
-        replace(r, budget=r.budget * factor) if r.budget is not None else r
-        for r in request.resources
-    )
-    rules = tuple(
-        replace(rule, max_share=rule.max_share / factor) if isinstance(rule, MaxShare) else rule
-        for rule in request.constraints
-    )
-    return replace(request, resources=resources, constraints=rules, objective=Objective.MIN_COST)
-
-
-def plan_amounts(request: AllocationRequest, plan: Plan) -> tuple[np.ndarray, np.ndarray]:
-    """A plan's curve amounts and package choices, as `models.plan.build_plan` takes them."""
-    index = {partner.id: i for i, partner in enumerate(request.partners)}
-    names = [resource.name for resource in request.resources]
-    amounts = np.zeros((len(request.partners), len(names)))
-    choice = np.full(len(request.partners), NO_PACKAGE, dtype=np.intp)
-    for allocation in plan.allocations:
-        i = index[allocation.partner_id]
-        partner = request.partners[i]
-        amounts[i] = [allocation.amounts.get(name, 0.0) for name in names]
-        if allocation.package is not None:
-            k = next(k for k, p in enumerate(partner.packages) if p.name == allocation.package)
-            choice[i] = k
-            amounts[i] -= [partner.packages[k].amounts.get(name, 0.0) for name in names]
-    return np.maximum(amounts, 0.0), choice
-
-
-def rebuild(request: AllocationRequest, plan: Plan) -> Plan:
-    """`plan`'s amounts evaluated under `request` (other budgets, say)."""
-    amounts, choice = plan_amounts(request, plan)
-    return build_plan(
-        request, amounts, plan.solver, package_choice=choice, rank=plan.rank, label=plan.label
-    )
-
-
 EXTENSION_CHUNKS = 50
 
 
 def extend(request: AllocationRequest, plan: Plan, resource: str, delta: float) -> Plan | None:
-    """`plan` with `delta` more of `resource` handed out greedily, chunk by chunk, to the
-    partner whose exact GMV gains most — a feasible plan under `request` (the relaxed one)
-    that a re-solve must beat, so MIP noise never prices extra budget below it."""
+    """`plan` with `delta` more of `resource` handed out greedily — first to lift partners
+    over missed tiers (cheapest lift first), then chunk by chunk to the partner whose exact
+    GMV gains most — a feasible plan under `request` (the relaxed one) that a re-solve must
+    beat, so MIP noise never prices extra budget below it."""
     r = [res.name for res in request.resources].index(resource)
     spec = request.resources[r]
     amounts, choice = plan_amounts(request, plan)
@@ -329,6 +380,8 @@ def extend(request: AllocationRequest, plan: Plan, resource: str, delta: float) 
         chunk = max(round(chunk / spec.step), 1) * spec.step
     column = curve_columns(request)[r]
     left = delta
+    if request.objective is not Objective.MAX_GMV:
+        left = _lift_over_tiers(request, amounts, choice, r, upper, minimum, left)
     while left >= chunk - 1e-9:
         current = amounts[:, r]
         after = current + chunk
@@ -345,46 +398,53 @@ def extend(request: AllocationRequest, plan: Plan, resource: str, delta: float) 
     return None if check_plan(request, extended) else extended
 
 
+def _lift_over_tiers(
+    request: AllocationRequest,
+    amounts: np.ndarray,
+    choice: np.ndarray,
+    r: int,
+    upper: np.ndarray,
+    minimum: np.ndarray,
+    left: float,
+) -> float:
+    """Spend on the cheapest lifts of partners over tiers still short of their targets
+    (amounts changed in place); what is left. A greedy by GMV never pays for a tier jump,
+    and a re-solve cut short may miss one that `delta` buys."""
+    column = curve_columns(request)[r]
+    unit = request.resources[r].step or 1.0
+    while left >= unit - 1e-9:
+        gmv = projected_gmv(request, amounts, choice)
+        current = amounts[:, r].copy()
+        rest = gmv - column.value(current)
+        top = np.minimum(current + left, upper)
+        best: tuple[float, int, float] | None = None  # (cost per weight, partner, amount)
+        for tier in request.tiers:
+            if tier.weight <= 0 or np.count_nonzero(gmv >= tier.min_gmv) >= tier.target:
+                continue
+            can = (gmv < tier.min_gmv) & (rest + column.value(top) >= tier.min_gmv)
+            if not can.any():
+                continue
+            lo, hi = current.copy(), top.copy()
+            for _ in range(60):  # the least amount, by bisection (curves never fall)
+                mid = (lo + hi) / 2
+                enough = rest + column.value(mid) >= tier.min_gmv
+                hi, lo = np.where(enough, mid, hi), np.where(enough, lo, mid)
+            wanted = np.maximum(current + np.ceil((hi - current) / unit - 1e-9) * unit, minimum)
+            fits = (
+                can & (wanted <= top * (1 + 1e-12)) & (rest + column.value(wanted) >= tier.min_gmv)
+            )
+            if fits.any():
+                cost = np.where(fits, (wanted - current) / tier.weight, np.inf)
+                i = int(np.argmin(cost))
+                if best is None or cost[i] < best[0]:
+                    best = (float(cost[i]), i, float(wanted[i]))
+        if best is None:
+            break
+        _, i, wanted_i = best
+        left -= wanted_i - amounts[i, r]
+        amounts[i, r] = wanted_i
+    return left
+
+
 def _still_valid(request: AllocationRequest, plan: Plan) -> bool:
     return not check_plan(request, rebuild(request, plan))
-
-
-def _needed_budgets(
-    request: AllocationRequest, lifted: AllocationRequest, found: Plan, factor: float
-) -> dict[str, Any]:
-    """The least budgets under which `found` (solved with budgets × factor) still holds."""
-    spent = {report.name: report.allocated for report in found.resources}
-    amounts, _ = plan_amounts(lifted, found)
-    needed: dict[str, float] = {}
-    for r, resource in enumerate(request.resources):
-        need = max(resource.budget or 0.0, spent[resource.name])
-        for rule in request.constraints:
-            if isinstance(rule, MaxShare) and rule.resource == resource.name:
-                need = max(need, float(amounts[:, r].max()) / rule.max_share)
-            if isinstance(rule, GroupBudget) and rule.resource == resource.name:
-                members = [i for i, p in enumerate(request.partners) if rule.where.matches(p)]
-                need = max(need, float(amounts[members, r].sum()) / rule.max_share)
-        needed[resource.name] = _round_up(need, resource) if resource.step else need
-    verified = _verified(request, needed, found)
-    note = None
-    if not verified:
-        needed = {r.name: r.budget for r in lifted.resources if r.budget is not None}
-        note = f"budgets ×{factor:g}: the cheapest plan needs them as lifted (a group floor)"
-    extra = {r.name: max(0.0, needed[r.name] - r.budget) for r in request.resources if r.budget}
-    return {
-        "met": found.objective.weighted_shortfall == 0,
-        "budgets": {name: value for name, value in needed.items() if value},
-        "extra": extra,
-        "extra_cost": sum(request.resource(name).unit_cost * v for name, v in extra.items()),
-        "weighted_shortfall": found.objective.weighted_shortfall,
-        "status": str(found.solver.status),
-        "verified": verified or _verified(request, needed, found),
-        "note": note,
-    }
-
-
-def _verified(request: AllocationRequest, budgets: dict[str, float], found: Plan) -> bool:
-    resources = tuple(
-        replace(r, budget=budgets[r.name]) if r.budget is not None else r for r in request.resources
-    )
-    return _still_valid(replace(request, resources=resources), found)

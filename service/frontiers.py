@@ -5,7 +5,7 @@ A frontier is stored as a job of kind `frontier` in the comparison tables: each 
 a scenario whose changes set the swept budget (`point_scenarios`), so the job runner runs
 and resumes points exactly as it does comparison scenarios — in parallel in a thread pool
 in-process (`solve_points`), or one Celery task per point (the comparison fan-out). Points
-are solved without the re-solving parts of the explanation (`explain=False`).
+are explained without re-solves (`explain: basic`) unless the base request asks for more.
 
 Monotone by construction (`frontier_points`): a plan that fits a budget also fits any
 larger one (budgets only loosen; `max_share` caps grow with the budget), so walking the
@@ -35,7 +35,7 @@ from service.comparisons import (
     prepare_scenarios,
     solve_scenario,
 )
-from service.explain import plan_key, rebuild
+from service.explain import BASIC, plan_key, rebuild
 from service.ports import Dispatch, JobStore
 from service.records import (
     ALLOCATION,
@@ -167,7 +167,9 @@ def solve_point(
     if base_plans and at_base:
         return ScenarioOutcome(item.name, request, list(base_plans), None)
     return solve_scenario(
-        item, solve=partial(solving.solve_request, explain=False), should_stop=should_stop
+        item,
+        solve=partial(solving.solve_request, default_explain=BASIC),
+        should_stop=should_stop,
     )
 
 

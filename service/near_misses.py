@@ -31,7 +31,7 @@ import heapq
 import itertools
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -169,10 +169,16 @@ def _grid_search(levers: Sequence[Lever], needed: float) -> tuple[float, list[fl
 
 
 def find_near_misses(
-    request: AllocationRequest, plan: Plan, limit: int, *, seconds: float = math.inf
+    request: AllocationRequest,
+    plan: Plan,
+    limit: int,
+    *,
+    seconds: float = math.inf,
+    should_stop: Callable[[], bool] | None = None,
 ) -> list[dict[str, Any]]:
     """Up to `limit` partners below their next tier, cheapest extra first. Pricing stops
-    after `seconds`: the partners priced by then are the best found."""
+    after `seconds`, or once `should_stop` says so (a cancelled job): the partners priced
+    by then are the best found."""
     deadline = time.monotonic() + seconds
     if limit <= 0 or not request.tiers:
         return []
@@ -194,7 +200,7 @@ def find_near_misses(
     for bound, i, tier_name, needed, levers in candidates:
         if len(found) >= limit and bound > -found[0][0]:
             break  # no partner left can beat the worst one kept
-        if time.monotonic() > deadline:
+        if time.monotonic() > deadline or (should_stop is not None and should_stop()):
             break
         lift = cheapest_lift(levers, needed + _margin(space.gmv[i] + needed))
         if lift is None:

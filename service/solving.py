@@ -20,7 +20,7 @@ from models.schemas import RequestValidationError, ordered_attributes, parse_req
 from optimizer import solve
 from optimizer.engines import available_engines, known_engines
 from optimizer.progress import Progress, ProgressEvent
-from service.explain import explain_plans
+from service.explain import FULL, NONE, explain_plans
 
 StopCheck = Callable[[], bool]
 _INVALID = "invalid allocation request"
@@ -32,14 +32,17 @@ def solve_request(
     progress: Progress | None = None,
     should_stop: StopCheck | None = None,
     explain: bool = True,
+    default_explain: str = FULL,
 ) -> list[Plan]:
     """Ranked plans for `request`, best first, each exactly checked by the optimizer and,
-    unless `explain` is false, carrying its `explanation` (`service.explain`)."""
+    unless `explain` is false, carrying its `explanation` (`service.explain`) at the level
+    the request's `options.explain` names, else `default_explain`."""
     plans = solve(request, progress=progress, should_stop=should_stop)
-    if explain and plans and not (should_stop is not None and should_stop()):
+    level = (request.options.explain or default_explain) if explain else NONE
+    if level != NONE and plans and not (should_stop is not None and should_stop()):
         if progress is not None:
-            progress(ProgressEvent("explaining the plan (binding limits, near misses)"))
-        explain_plans(request, plans, solve=solve, should_stop=should_stop)
+            progress(ProgressEvent(f"explaining the plan ({level})"))
+        explain_plans(request, plans, solve=solve, should_stop=should_stop, level=level)
     return plans
 
 

@@ -76,13 +76,19 @@ class ToTargetsSchema(_Documented):
         keys=fields.String(), values=fields.Float(), metadata={"description": "budget needed"}
     )
     extra = fields.Dict(keys=fields.String(), values=fields.Float())
-    extra_cost = fields.Float()
+    extra_cost = fields.Float(allow_none=True)
     weighted_shortfall = fields.Float()
-    status = fields.String()
+    status = fields.String(
+        allow_none=True, metadata={"description": "the min_cost re-solve's (null: none ran)"}
+    )
     verified = fields.Boolean(
         metadata={"description": "the min_cost plan re-checked exactly under these budgets"}
     )
     note = fields.String(allow_none=True)
+    reason = fields.String(
+        allow_none=True,
+        metadata={"description": "when not met: why (e.g. too few partners can reach a tier)"},
+    )
 
 
 class ExplanationSchema(_Documented):

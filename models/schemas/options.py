@@ -6,7 +6,7 @@ from typing import Any
 
 from marshmallow import fields, post_load, validate
 
-from models.request import Options, UncertaintyOptions
+from models.request import EXPLAIN_LEVELS, Options, UncertaintyOptions
 from models.schemas.base import NAME, NON_NEGATIVE, POSITIVE, BaseSchema, Count, Real
 from models.uncertainty import MAX_DRAWS, MIN_DRAWS
 
@@ -60,6 +60,16 @@ class OptionsSchema(BaseSchema):
             min=0, max=MAX_NEAR_MISSES, error=f"must be between 0 and {MAX_NEAR_MISSES}"
         ),
         metadata={"description": "how many near misses each plan's explanation lists"},
+    )
+    explain = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.OneOf(EXPLAIN_LEVELS, error="must be one of: full, basic, none"),
+        metadata={
+            "description": "full: binding limits, near misses and re-solves (marginal values,"
+            " to_targets); basic: without re-solves; none: no explanation. Default: full for"
+            " an allocation, basic for frontier points and comparison scenarios."
+        },
     )
 
     @post_load

@@ -76,6 +76,21 @@ def test_a_plan_carries_its_explanation(client: FlaskClient, spec: dict[str, Any
     assert to_targets["met"] and to_targets["extra"]["subsidy"] > 0
 
 
+def test_explain_level_is_validated_and_honoured(client: FlaskClient, spec: dict[str, Any]) -> None:
+    body = _short_request()
+    body["options"]["explain"] = "everything"
+    refused = client.post("/v1/allocations", json=body)
+    assert 400 <= refused.status_code < 500
+    assert "explain" in str(refused.get_json())
+    body["options"]["explain"] = "basic"
+    job = _wait(client, "allocations", client.post("/v1/allocations", json=body).get_json()["id"])
+    assert job["status"] == "succeeded", job["error"]
+    validate_against_spec(spec, "/v1/allocations/{job_id}", "GET", 200, job)
+    explanation = job["plans"][0]["explanation"]
+    assert explanation["scope"]["level"] == "basic" and explanation["to_targets"] is None
+    assert explanation["near_misses"] and explanation["scope"]["resolves"] == 0
+
+
 def test_every_binding_kind_matches_the_documented_shape(
     client: FlaskClient, spec: dict[str, Any]
 ) -> None:

@@ -102,7 +102,10 @@
       ], ex.binding, { class: "data", id: ctx.prefix + "binding-table" }));
     }
     if (ex.to_targets) {
-      parts.push(el("h4", {}, t("toTargets")), el("p", {}, amounts(ex.to_targets.budgets || ex.to_targets)));
+      const tt = ex.to_targets;
+      // Not met: the budgets are empty and the reason says why (e.g. a tier out of reach).
+      const text = tt.met === false && tt.reason ? tt.reason : amounts(tt.budgets || tt);
+      parts.push(el("h4", {}, t("toTargets")), el("p", {}, text));
     }
     return parts.length ? section(t("nearMisses") + " · " + t("binding"), parts) : null;
   }
