@@ -294,11 +294,11 @@ class MilpStrategy:
     ) -> EngineOutcome | None:
         if search.best is None:
             if clock.out():
-                return self._outcome(SolveStatus.TIME_LIMIT)
+                return self._outcome(stopped_status(clock))
             return None if exclude else self._outcome(SolveStatus.ERROR)
         status = search.status
         if clock.out() and status is not SolveStatus.OPTIMAL:
-            status = SolveStatus.TIME_LIMIT
+            status = stopped_status(clock)
         minimise = self.request.objective is Objective.MIN_COST
         outcome = self._outcome(status, [search.best[0]])
         outcome.best_bound = search.bound
@@ -355,6 +355,11 @@ class MilpStrategy:
                 if touch is not None and 0 < amounts[k] < touch * (1 - 1e-9):
                     below.add(k)
             self.relaxed = self.relaxed - below
+
+
+def stopped_status(clock: Clock) -> SolveStatus:
+    """Why a run that is out of time or cancelled ended: a cancel is not a time limit."""
+    return SolveStatus.INTERRUPTED if clock.stopped else SolveStatus.TIME_LIMIT
 
 
 def _integral(weights: NDArray[np.float64]) -> bool:

@@ -134,7 +134,9 @@ def solve_decomposition(
             best,
         )
     gap = relative_gap(best.objective, certified, minimise) if math.isfinite(certified) else None
-    if clock.stopped or (gap is not None and gap > mip_gap and clock.out()):
+    if clock.stopped:
+        status = SolveStatus.INTERRUPTED
+    elif gap is not None and gap > mip_gap and clock.out():
         status = SolveStatus.TIME_LIMIT
     elif gap is not None and gap <= mip_gap and result.stage1_proven:
         status = SolveStatus.OPTIMAL
