@@ -96,7 +96,10 @@ class CbcBackend:
         problem.solve(solver)
         seconds = time.perf_counter() - started
         status = pulp.LpStatus[problem.status]
-        has_values = all(column.varValue is not None for column in columns)
+        # CBC stopped on time without an integer solution writes its LP relaxation's
+        # values ("continuous used"): those break integrality, so they are no solution.
+        integral = problem.sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible)
+        has_values = integral and all(column.varValue is not None for column in columns)
         if status == "Infeasible":
             return MilpResult(Termination.INFEASIBLE, seconds=seconds)
         if status == "Unbounded":
