@@ -31,6 +31,9 @@ from optimizer.pwl import domain, initial_points, refine, segments, tangent_poin
 from optimizer.scoring import Incumbent, Score, better, exact_candidate, score
 
 MAX_REFINEMENTS = 12
+# No backend call starts with less time than this left: it could not find anything, and
+# its start-up alone would run past the limit (CBC, through files and a subprocess).
+MIN_CALL_S = 0.25  # (once a plan has been found: a first plan is always tried for)
 
 
 @dataclass
@@ -107,6 +110,7 @@ class MilpStrategy:
         )
         self.integral_grid = False  # last resort: integer grid indices on fine grids too
         self.warm: Incumbent | None = None
+        self.found = False  # an exactly feasible plan exists (warm start or a round's)
         self.exact = all(c.kind in ("points", "linear") for c in arrays.pair_curve)
 
     # -- exact evaluation -------------------------------------------------------------
@@ -132,6 +136,8 @@ class MilpStrategy:
                 f"engine {self.backend.name!r} cannot solve this request: it needs every "
                 "amount to be integral (packages or stepped amounts without curves)"
             )
+        if self.found and (clock.left() < MIN_CALL_S or clock.out()):
+            return form, MilpResult(Termination.NO_SOLUTION)  # the plan found stands
         result = self.backend.solve(
             form.model,
             time_limit_s=max(clock.left(), 0.05),
@@ -317,12 +323,14 @@ class MilpStrategy:
 
     def _exact(self, form: Formulation, solution: FloatArray) -> Incumbent:
         candidate = self.candidate(form, solution)
+        self.found = True
         return candidate, self.score(candidate)
 
     def seed(self, start: Candidate) -> None:
         """Warm start from another engine's plan: it is the incumbent to beat, and its
         amounts become breakpoints so the inner model can represent it exactly."""
         self.warm = (start, self.score(start))
+        self.found = True
         arrays = self.arrays
         refine(self.points, arrays, start.amounts[arrays.pair_partner, arrays.pair_resource])
 

@@ -12,6 +12,8 @@ import numpy as np
 from models.curves import FloatArray
 from optimizer.engines.base import MilpModel, MilpResult, Termination
 
+MIN_LIMIT_S = 0.1
+
 
 def cbc_path() -> str | None:
     """The CBC binary cbcbox ships, or None to let PuLP look for `cbc` on PATH."""
@@ -85,10 +87,13 @@ class CbcBackend:
             start = np.clip(warm_start, model.col_lo, model.col_hi)
             for column, value in zip(columns, start, strict=True):
                 column.setInitialValue(float(value))
+        # Building the PuLP model takes a while on large models: it counts against the
+        # limit, which CBC takes in fractions of a second too.
+        limit = max(float(time_limit_s) - (time.perf_counter() - started), MIN_LIMIT_S)
         solver = pulp.COIN_CMD(
             path=cbc_path(),
             msg=False,
-            timeLimit=max(1, int(np.ceil(time_limit_s))),
+            timeLimit=round(limit, 2),
             gapRel=float(mip_gap),
             warmStart=warm_start is not None,
             options=[f"randomSeed {int(seed) + 1}"],
