@@ -1,11 +1,20 @@
 """CBC through PuLP's `COIN_CMD`, on the binary the `cbcbox` package ships (PuLP's
 `pulp[cbc]` extra); without cbcbox, a `cbc` on PATH. Written against PuLP's current API
-(variables made by the problem, no `PULP_CBC_CMD`), so it raises no deprecation warnings."""
+(variables made by the problem, no `PULP_CBC_CMD`), so it raises no deprecation warnings.
+
+A cancelled job stops CBC the way Ctrl-C does: SIGINT to its process (found by the run's
+own temporary folder in its command line), after which CBC writes its best solution."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 
 import numpy as np
 
@@ -13,6 +22,56 @@ from models.curves import FloatArray
 from optimizer.engines.base import MilpModel, MilpResult, Termination
 
 MIN_LIMIT_S = 0.1
+STOP_POLL_S = 0.5  # `should_stop` may read a database: at most twice a second
+
+
+def _processes_using(folder: str) -> list[int]:
+    """Ids of the processes whose command line names `folder` (Linux /proc; none elsewhere)."""
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                command = handle.read().decode(errors="replace")
+        except OSError:
+            continue  # ended meanwhile, or not ours to read
+        if folder in command:
+            found.append(int(entry))
+    return found
+
+
+@contextmanager
+def _interruptible(solver: object, should_stop: Callable[[], bool] | None) -> Iterator[None]:
+    """While the block runs CBC, a watcher asks `should_stop` and on a stop sends SIGINT to
+    this run's CBC process (its files live in a folder of its own)."""
+    if should_stop is None:
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="windmaker-cbc-")
+    solver.tmpDir = folder  # type: ignore[attr-defined]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(STOP_POLL_S):
+            if should_stop():
+                for pid in _processes_using(folder):
+                    with suppress(OSError):  # it ended on its own meanwhile
+                        os.kill(pid, signal.SIGINT)
+                return
+
+    watcher = threading.Thread(target=watch, name="cbc-stop", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join(timeout=5)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def cbc_path() -> str | None:
@@ -98,7 +157,8 @@ class CbcBackend:
             warmStart=warm_start is not None,
             options=[f"randomSeed {int(seed) + 1}"],
         )
-        problem.solve(solver)
+        with _interruptible(solver, should_stop):
+            problem.solve(solver)
         seconds = time.perf_counter() - started
         status = pulp.LpStatus[problem.status]
         # CBC stopped on time without an integer solution writes its LP relaxation's
