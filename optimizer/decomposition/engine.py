@@ -7,8 +7,9 @@ building exactly feasible plans (`primal`) at improving prices (`stages`). When 
 plan is not proven least, the tier-option MILP (`assignment`) tries for a better one.
 Stage 2 is anytime: it searches again from its best prices until the gap is certified or
 the time is up, or searches stop moving bound and plan; a plan then still short of the
-gap gets exact pairwise moves (`optimizer.polish`) with the time left. Large programmes are first priced on a random sample; small enough ones
-get their bound refined with exact ticket grids. Every bound reported is a Lagrangian
+gap gets exact pairwise moves (`optimizer.polish`) with the time left. Large programmes
+are first priced on a random sample; small enough ones get their bound refined with exact
+ticket grids. Every bound reported is a Lagrangian
 value, valid whatever the prices; every outcome says whether its shortfall is proven
 least and gives the stage-1 bound.
 """
