@@ -88,7 +88,11 @@ class SubmittedSchema(Schema):
 class AllocationJobSchema(JobSchema):
     plans = fields.List(
         Stored(PlanSchema),
-        metadata={"description": "present once the job succeeded: plans in rank order"},
+        metadata={
+            "description": "present once the job succeeded, or once a job cancelled while "
+            "running stored the best plans found by then (status `interrupted`): plans in "
+            "rank order"
+        },
     )
 
 

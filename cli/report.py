@@ -93,6 +93,8 @@ def plan_summary(plan: Plan, request: AllocationRequest, total: int = 1) -> str:
         out.append(
             click.style("Stopped at the time limit: the plan may not be optimal.", fg="yellow")
         )
+    elif solver.status == SolveStatus.INTERRUPTED:
+        out.append(click.style("Interrupted: the best plan found before the stop.", fg="yellow"))
     out.append("Tiers:")
     out.append(
         table(

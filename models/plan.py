@@ -27,6 +27,8 @@ class SolveStatus(StrEnum):
     FEASIBLE = "feasible"
     INFEASIBLE = "infeasible"
     TIME_LIMIT = "time_limit"
+    # The job was cancelled while it ran: the plan is the best valid one found by then.
+    INTERRUPTED = "interrupted"
     ERROR = "error"
 
 

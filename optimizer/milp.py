@@ -31,6 +31,13 @@ from optimizer.pwl import domain, initial_points, refine, segments, tangent_poin
 from optimizer.scoring import Incumbent, Score, better, exact_candidate, score
 
 MAX_REFINEMENTS = 12
+# Stage-1 rounds in a row that move neither shortfall nor bound before stage 2 gets the
+# time: refining on would starve it (family seed 4, 300 partners, 10 s: ten stage-1
+# rounds at shortfall 1, bound 0, and stage 2 only after the limit).
+STAGE1_STALL = 2
+# No backend call starts with less time than this left: it could not find anything, and
+# its start-up alone would run past the limit (CBC, through files and a subprocess).
+MIN_CALL_S = 0.25  # (once stage 2 has a plan: see `MilpStrategy.found`)
 
 
 @dataclass
@@ -64,6 +71,11 @@ class _Search:
     shortfall_proven: bool
     shortfall_bound: float | None = None
     proven_caps: tuple[float, float] | None = None  # (cap, inner_cap) once proven
+    # Stage 1 rounds that moved neither the shortfall nor its bound, in a row; at
+    # STAGE1_STALL the caps are held unproven and the time goes to stage 2.
+    stalled: int = 0
+    held_caps: tuple[float, float] | None = None
+    last_stage1: tuple[float, float] | None = None  # (shortfall, bound) of the last round
     bound: float | None = None
     status: SolveStatus = SolveStatus.FEASIBLE
 
@@ -107,6 +119,10 @@ class MilpStrategy:
         )
         self.integral_grid = False  # last resort: integer grid indices on fine grids too
         self.warm: Incumbent | None = None
+        # A stage-2 (GMV or cost) round has produced a plan. Until then a call is made
+        # however little time is left: that round is worth a short overrun (measured on
+        # family seed 4, 300 partners, 10 s: 5.4% more GMV than the stage-1 plan).
+        self.found = False
         self.exact = all(c.kind in ("points", "linear") for c in arrays.pair_curve)
 
     # -- exact evaluation -------------------------------------------------------------
@@ -132,6 +148,8 @@ class MilpStrategy:
                 f"engine {self.backend.name!r} cannot solve this request: it needs every "
                 "amount to be integral (packages or stepped amounts without curves)"
             )
+        if self.found and (clock.left() < MIN_CALL_S or clock.out()):
+            return form, MilpResult(Termination.NO_SOLUTION)  # the plan found stands
         result = self.backend.solve(
             form.model,
             time_limit_s=max(clock.left(), 0.05),
@@ -157,6 +175,8 @@ class MilpStrategy:
             caps: tuple[float, float] | None = None
             if staged and search.proven_caps is not None:
                 caps = search.proven_caps  # refining only improves the inner model
+            elif staged and search.held_caps is not None:
+                caps = search.held_caps  # stage 1 stalled: the rest is stage 2's
             elif staged:
                 shortfall = self._shortfall_round(exclude, clock, round_number)
                 if shortfall is Termination.INFEASIBLE:
@@ -167,8 +187,13 @@ class MilpStrategy:
                 caps = (shortfall.cap, shortfall.inner_cap)
                 search.shortfall_proven = shortfall.proven
                 search.shortfall_bound = shortfall.bound
+                figures = (shortfall.cap, shortfall.bound)
+                search.stalled = search.stalled + 1 if figures == search.last_stage1 else 0
+                search.last_stage1 = figures
                 if shortfall.proven:
                     search.proven_caps = caps
+                elif search.stalled + 1 >= STAGE1_STALL:
+                    search.held_caps = caps
                 elif not clock.out():
                     self._sharpen_round(shortfall.inner, shortfall.outer_solution)
                     if self._state() > approximations:
@@ -243,6 +268,7 @@ class MilpStrategy:
         if inner[1].x is None:
             return inner[1].termination
         plan = self._exact(inner[0], inner[1].x)
+        self.found = True
         if self.exact and inner_stage.shortfall_cap == stage.shortfall_cap:
             outer = inner
         else:
@@ -294,11 +320,11 @@ class MilpStrategy:
     ) -> EngineOutcome | None:
         if search.best is None:
             if clock.out():
-                return self._outcome(SolveStatus.TIME_LIMIT)
+                return self._outcome(stopped_status(clock))
             return None if exclude else self._outcome(SolveStatus.ERROR)
         status = search.status
         if clock.out() and status is not SolveStatus.OPTIMAL:
-            status = SolveStatus.TIME_LIMIT
+            status = stopped_status(clock)
         minimise = self.request.objective is Objective.MIN_COST
         outcome = self._outcome(status, [search.best[0]])
         outcome.best_bound = search.bound
@@ -356,6 +382,11 @@ class MilpStrategy:
                 if touch is not None and 0 < amounts[k] < touch * (1 - 1e-9):
                     below.add(k)
             self.relaxed = self.relaxed - below
+
+
+def stopped_status(clock: Clock) -> SolveStatus:
+    """Why a run that is out of time or cancelled ended: a cancel is not a time limit."""
+    return SolveStatus.INTERRUPTED if clock.stopped else SolveStatus.TIME_LIMIT
 
 
 def _integral(weights: NDArray[np.float64]) -> bool:

@@ -119,6 +119,13 @@ def restore_tiers(
             r = int(arrays.pair_resource[k])
             step = float(arrays.step[r])
             count = _steps_to_gain(arrays, k, float(amounts[i, r]), step, wanted)
+            if count is not None and _below_minimum(
+                float(amounts[i, r]) + count * step, float(arrays.pair_min[k])
+            ):
+                # A new ticket starts at its minimum (on the grid, within the pair's max).
+                count = int(np.ceil(float(arrays.pair_min[k]) / step - 1e-9))
+                if count * step > arrays.pair_max[k] + 1e-9:
+                    count = None
             if count is None or not groups.allows(int(i), r, count * step):
                 continue
             affordable = total[r] + count * step <= arrays.budget[r] + 1e-9
@@ -160,18 +167,31 @@ def trim_to_budgets(
                 current = float(amounts[i, r])
                 floor = float(arrays.pair_min[k]) if current > arrays.pair_min[k] else 0.0
                 wanted = np.ceil(excess / step - 1e-9) * step if step > 0 else excess
-                cut = min(wanted, current - floor)
+                cut = _whole_ticket(min(wanted, current - floor), current, arrays.pair_min[k])
                 curve = arrays.pair_curve[k]
                 while protect and cut > 0 and claimed[i] > 0:
                     loss = float(curve.value(current) - curve.value(current - cut))
                     if gmv[i] - loss >= claimed[i]:
                         break
                     cut = cut - step if step > 0 else 0.0
+                    if cut < current and _below_minimum(current - cut, arrays.pair_min[k]):
+                        cut = 0.0
                 if cut > 0 and groups.allows(int(i), int(r), -cut):
                     gmv[i] -= float(curve.value(current) - curve.value(current - cut))
                     amounts[i, r] = current - cut
                     groups.apply(i, int(r), -cut)
                     excess -= cut
+
+
+def _below_minimum(amount: float, minimum: float) -> bool:
+    """A positive amount under the pair's minimum ticket (which only 0 or >= min meet)."""
+    return 0 < amount < minimum * (1 - 1e-12)
+
+
+def _whole_ticket(cut: float, current: float, minimum: float) -> float:
+    """A cut that would leave less than the minimum ticket takes the whole ticket: an
+    amount is 0 or at least its minimum."""
+    return current if _below_minimum(current - cut, minimum) else cut
 
 
 def spend_leftover(

@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 DECOMPOSITION_PAIRS = 3_000
 WARM_START_PAIRS = 100  # MILP requests this large start from a decomposition plan
 WARM_START_SHARE = 0.2  # of the time limit: the decomposition's share before the MILP
+# The label of the one plan returned when the engine found none (it allocates nothing).
+NO_PLAN_LABEL = "no feasible plan"
 
 
 def choose_engine(request: AllocationRequest, arrays: ProblemArrays) -> str:
@@ -75,6 +77,8 @@ def run_engine(
     first = None
     if warm_start is None:
         first = decomposition_first(request, arrays, progress, should_stop, WARM_START_SHARE)
+        if first is not None and first.status is SolveStatus.INTERRUPTED:
+            return first  # cancelled: its best plan so far is the answer
     if auto and first is not None and first.status is SolveStatus.OPTIMAL:
         return first  # certified within the gap: the MILP has nothing to add
     warm = None
@@ -166,7 +170,7 @@ def solve(
                 request,
                 empty.amounts,
                 report,
-                label="no feasible plan",
+                label=NO_PLAN_LABEL,
                 binding_constraints=binding,
             )
         ]

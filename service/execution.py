@@ -12,7 +12,9 @@ at once. A comparison whose base is an `allocation_id` takes that job's stored p
 its base row (`comparison_scenarios`), on every path, also after a restart.
 
 Cancelling is a status change in the store; the running job notices through
-`JobContext.should_stop` (read at most every half second) and stores nothing more.
+`JobContext.should_stop` (read at most every half second) and stops. An allocation keeps
+the best plan its engine had found by then (status `interrupted`, with its gap); a
+comparison or frontier stores nothing more.
 """
 
 from __future__ import annotations
@@ -29,9 +31,10 @@ from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
-from models.plan import Plan
+from models.plan import Plan, SolveStatus
 from models.schemas import plan_from_dict, plans_to_list
 from optimizer.progress import ProgressEvent
+from optimizer.solve import NO_PLAN_LABEL
 from service import comparisons, frontiers, solving
 from service.comparisons import PreparedScenario, ScenarioOutcome, error_text
 from service.jobs import stored_request
@@ -201,12 +204,31 @@ def execute_claimed(store: JobStore, job_id: str, worker: str, settings: JobSett
 
 def _run_allocation(store: JobStore, job: Job, context: JobContext) -> None:
     request = stored_request(store, job)
+    if context.should_stop():
+        return  # cancelled between its claim and now: nothing was searched
     plans = solving.solve_request(
         request, progress=context.progress, should_stop=context.should_stop
     )
-    if context.should_stop():
-        return  # cancelled mid-solve: whatever came back is not a result
-    store.finish_job(job.id, context.worker, plans=plans_to_list(plans))
+    if not context.should_stop() and store.finish_job(
+        job.id, context.worker, plans=plans_to_list(plans)
+    ):
+        return
+    # Cancelled (or taken over) mid-solve: the store keeps the best plan found so far on
+    # a cancelled job of this worker's, and nothing otherwise.
+    kept = found_plans(plans)
+    if kept and context.worker is not None:
+        store.keep_interrupted(job.id, context.worker, plans_to_list(kept))
+
+
+def found_plans(plans: list[Plan]) -> list[Plan]:
+    """The plans of a stopped solve worth keeping: none when the engine had found no plan
+    yet (its placeholder allocates nothing) or failed."""
+    if not plans or plans[0].solver.status is SolveStatus.ERROR:
+        return []
+    first = plans[0]
+    if first.label == NO_PLAN_LABEL and first.solver.status is not SolveStatus.INFEASIBLE:
+        return []
+    return plans
 
 
 def _run_comparison(store: JobStore, job: Job, context: JobContext) -> None:

@@ -178,11 +178,16 @@ def get_job(store: JobStore, job_id: str, kind: str) -> Job:
 
 
 def get_allocation(store: JobStore, job_id: str) -> dict[str, Any]:
-    """The job, with its plans (rank order) once it succeeded."""
+    """The job, with its plans (rank order) once it succeeded, or once a job cancelled
+    while running has stored the best plans its engine had found."""
     job = get_job(store, job_id, ALLOCATION)
     view = job_view(job)
     if job.status == SUCCEEDED:
         view["plans"] = store.plans(job.id)
+    elif job.status == CANCELLED:
+        kept = store.plans(job.id)
+        if kept:
+            view["plans"] = kept
     return view
 
 
@@ -230,8 +235,13 @@ def cancel_job(store: Store, job_id: str, kind: str, *, by: str = ANONYMOUS) -> 
 def plan_and_request(store: JobStore, job_id: str, rank: int) -> tuple[Plan, AllocationRequest]:
     """A succeeded allocation's plan of `rank` and the request it answers (for exports)."""
     job = get_job(store, job_id, ALLOCATION)
-    if job.status != SUCCEEDED:
+    if job.status not in (SUCCEEDED, CANCELLED):
         raise Conflict(f"the allocation is {job.status}; plans exist once it succeeded")
+    if job.status == CANCELLED and not store.plans(job_id):
+        raise Conflict(
+            "the allocation was cancelled before its engine found a plan (or is still "
+            "storing the one it had)"
+        )
     stored = store.plan(job_id, rank)
     if stored is None:
         count = len(store.plans(job_id))

@@ -7,7 +7,8 @@
 Every state change of a job is conditional, and the store is the arbiter: `claim_job` is
 true for one worker only; `finish_job`, `save_scenario`, `set_progress` and `heartbeat`
 only land while the job is still running (and, when `worker` is given, still that
-worker's), so a cancelled job never becomes succeeded.
+worker's), so a cancelled job never becomes succeeded. A cancelled job may still receive
+the plans its worker had found when it stopped (`keep_interrupted`).
 """
 
 from __future__ import annotations
@@ -72,6 +73,11 @@ class JobStore(Protocol):
         plans: Sequence[dict[str, Any]] = (),
         summary: dict[str, Any] | None = None,
     ) -> bool: ...
+
+    def keep_interrupted(self, job_id: str, worker: str, plans: Sequence[dict[str, Any]]) -> bool:
+        """Store the best plans of a job cancelled while `worker` ran it; False (nothing
+        stored) unless the job is cancelled, was last this worker's and has no plans."""
+        ...
 
     def fail_job(
         self, job_id: str, worker: str | None, error: str, *, release_idempotency: bool = False

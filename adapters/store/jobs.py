@@ -335,6 +335,41 @@ class JobTables(Database):
                 )
         return True
 
+    def keep_interrupted(self, job_id: str, worker: str, plans: Sequence[dict[str, Any]]) -> bool:
+        """Store the plans a worker had found when its job was cancelled: only while the
+        job is cancelled, was last this worker's, and has no plans yet (one write wins)."""
+        if not plans:
+            return False
+        with self.write() as conn:
+            # The conditional UPDATE takes the row lock, so two writers cannot both pass
+            # the emptiness check below.
+            result = conn.execute(
+                jobs_table.update()
+                .where(
+                    jobs_table.c.id == job_id,
+                    jobs_table.c.status == CANCELLED,
+                    jobs_table.c.worker == worker,
+                )
+                .values(heartbeat_at=utcnow())
+            )
+            if result.rowcount != 1:
+                return False
+            stored = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(plans_table)
+                .where(plans_table.c.job_id == job_id, plans_table.c.scenario == 0)
+            ).scalar_one()
+            if stored:
+                return False
+            conn.execute(
+                plans_table.insert(),
+                [
+                    {"job_id": job_id, "scenario": 0, "rank": plan["rank"], "plan": plan}
+                    for plan in plans
+                ],
+            )
+        return True
+
     def fail_job(
         self, job_id: str, worker: str | None, error: str, *, release_idempotency: bool = False
     ) -> bool:

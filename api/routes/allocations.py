@@ -122,7 +122,8 @@ class Allocation(MethodView):
     @documented_auth(blp, write=False)
     @handle_errors
     def get(self, job_id: str) -> dict[str, Any]:
-        """The job: status, timestamps, error, and its plans once it succeeded."""
+        """The job: status, timestamps, error, and its plans once it succeeded (or, cancelled
+        while running, the best plans found by then)."""
         return jobs.get_allocation(backends().store, job_id)
 
     @blp.response(200, JobSchema)
@@ -131,7 +132,8 @@ class Allocation(MethodView):
     @documented_auth(blp, write=True)
     @handle_errors
     def delete(self, job_id: str) -> dict[str, Any]:
-        """Cancel a queued or running job (a running solve stops at its next check)."""
+        """Cancel a queued or running job (a running solve stops at its next check and
+        keeps the best plan it had found)."""
         return jobs.cancel_job(backends().store, job_id, ALLOCATION, by=actor())
 
 

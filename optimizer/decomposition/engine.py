@@ -6,8 +6,10 @@ Each stage minimises its Lagrangian (`lagrangian`) with the level bundle method 
 building exactly feasible plans (`primal`) at improving prices (`stages`). When stage 1's
 plan is not proven least, the tier-option MILP (`assignment`) tries for a better one.
 Stage 2 is anytime: it searches again from its best prices until the gap is certified or
-the time is up. Large programmes are first priced on a random sample; small enough ones
-get their bound refined with exact ticket grids. Every bound reported is a Lagrangian
+the time is up, or searches stop moving bound and plan; a plan then still short of the
+gap gets exact pairwise moves (`optimizer.polish`) with the time left. Large programmes
+are first priced on a random sample; small enough ones get their bound refined with exact
+ticket grids. Every bound reported is a Lagrangian
 value, valid whatever the prices; every outcome says whether its shortfall is proven
 least and gives the stage-1 bound.
 """
@@ -22,7 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.curves import FloatArray
-from models.plan import SolveStatus
+from models.plan import SolveStatus, curve_columns
 from models.request import AllocationRequest, Objective
 from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.clock import Clock, StopCheck, relative_gap
@@ -42,6 +44,7 @@ from optimizer.decomposition.problem import Problem, build_problem
 from optimizer.decomposition.repair import enforce_group_budgets, fill, fixed_amounts
 from optimizer.decomposition.stages import certified_bound, dual_gap, run_stage
 from optimizer.outcome import Candidate, EngineOutcome
+from optimizer.polish import polish
 from optimizer.progress import Progress, ProgressEvent
 
 ENGINE = "decomposition"
@@ -84,7 +87,8 @@ def solve_decomposition(
 ) -> EngineOutcome:
     """`arrays`: the request's shared arrays when the caller has built them already."""
     clock = Clock(time_limit_s, should_stop)
-    problem = build_problem(arrays if arrays is not None else build_arrays(request))
+    arrays = arrays if arrays is not None else build_arrays(request)
+    problem = build_problem(arrays)
     minimise = request.objective is Objective.MIN_COST
     warm: FloatArray | None = None
     if problem.n > SAMPLE_ABOVE:
@@ -101,6 +105,8 @@ def solve_decomposition(
         warm = _solve(sample, sample_clock, mip_gap / 4, None, None).prices
     result = _solve(problem, clock, mip_gap, progress, warm)
     best, certified = result.plan, certified_bound(result.bound, minimise)
+    if math.isfinite(certified) and dual_gap(result.bound, best.objective, minimise) > mip_gap:
+        best = _polished(problem, arrays, best, clock)
     broken = broken_rows(problem)
     if not broken and breaks_hard_rows(problem, best.amounts):
         # Not the request's fault: enforce the shares again, tiers giving way.
@@ -134,7 +140,9 @@ def solve_decomposition(
             best,
         )
     gap = relative_gap(best.objective, certified, minimise) if math.isfinite(certified) else None
-    if clock.stopped or (gap is not None and gap > mip_gap and clock.out()):
+    if clock.stopped:
+        status = SolveStatus.INTERRUPTED
+    elif gap is not None and gap > mip_gap and clock.out():
         status = SolveStatus.TIME_LIMIT
     elif gap is not None and gap <= mip_gap and result.stage1_proven:
         status = SolveStatus.OPTIMAL
@@ -152,6 +160,23 @@ def solve_decomposition(
         result.shortfall_floor,
         best,
     )
+
+
+def _polished(
+    problem: Problem, arrays: ProblemArrays, plan: ScoredAmounts, clock: Clock
+) -> ScoredAmounts:
+    """The searches ended short of the gap with time left: exact pairwise moves
+    (`optimizer.polish`) try for more GMV; the plan is kept only if it is better and
+    breaks no row the original kept."""
+    if problem.request.objective is Objective.MIN_COST or not clock.room(LAST_SEARCH_SHARE):
+        return plan
+    moved = polish(arrays, curve_columns(problem.request), plan.amounts, clock, LAST_SEARCH_SHARE)
+    polished = evaluate_plan(problem, moved)
+    if not better(polished, plan, False) or breaks_hard_rows(problem, moved):
+        return plan
+    if missed_group_counts(problem, moved) and not missed_group_counts(problem, plan.amounts):
+        return plan
+    return polished
 
 
 def _with_stage_one(

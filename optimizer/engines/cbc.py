@@ -1,16 +1,77 @@
 """CBC through PuLP's `COIN_CMD`, on the binary the `cbcbox` package ships (PuLP's
 `pulp[cbc]` extra); without cbcbox, a `cbc` on PATH. Written against PuLP's current API
-(variables made by the problem, no `PULP_CBC_CMD`), so it raises no deprecation warnings."""
+(variables made by the problem, no `PULP_CBC_CMD`), so it raises no deprecation warnings.
+
+A cancelled job stops CBC the way Ctrl-C does: SIGINT to its process (found by the run's
+own temporary folder in its command line), after which CBC writes its best solution."""
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 
 import numpy as np
 
 from models.curves import FloatArray
 from optimizer.engines.base import MilpModel, MilpResult, Termination
+
+MIN_LIMIT_S = 0.1
+STOP_POLL_S = 0.5  # `should_stop` may read a database: at most twice a second
+
+
+def _processes_using(folder: str) -> list[int]:
+    """Ids of the processes whose command line names `folder` (Linux /proc; none elsewhere)."""
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                command = handle.read().decode(errors="replace")
+        except OSError:
+            continue  # ended meanwhile, or not ours to read
+        if folder in command:
+            found.append(int(entry))
+    return found
+
+
+@contextmanager
+def _interruptible(solver: object, should_stop: Callable[[], bool] | None) -> Iterator[None]:
+    """While the block runs CBC, a watcher asks `should_stop` and on a stop sends SIGINT to
+    this run's CBC process (its files live in a folder of its own)."""
+    if should_stop is None:
+        yield
+        return
+    folder = tempfile.mkdtemp(prefix="windmaker-cbc-")
+    solver.tmpDir = folder  # type: ignore[attr-defined]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(STOP_POLL_S):
+            if should_stop():
+                for pid in _processes_using(folder):
+                    with suppress(OSError):  # it ended on its own meanwhile
+                        os.kill(pid, signal.SIGINT)
+                return
+
+    watcher = threading.Thread(target=watch, name="cbc-stop", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        done.set()
+        watcher.join(timeout=5)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def cbc_path() -> str | None:
@@ -85,18 +146,25 @@ class CbcBackend:
             start = np.clip(warm_start, model.col_lo, model.col_hi)
             for column, value in zip(columns, start, strict=True):
                 column.setInitialValue(float(value))
+        # Building the PuLP model takes a while on large models: it counts against the
+        # limit, which CBC takes in fractions of a second too.
+        limit = max(float(time_limit_s) - (time.perf_counter() - started), MIN_LIMIT_S)
         solver = pulp.COIN_CMD(
             path=cbc_path(),
             msg=False,
-            timeLimit=max(1, int(np.ceil(time_limit_s))),
+            timeLimit=round(limit, 2),
             gapRel=float(mip_gap),
             warmStart=warm_start is not None,
             options=[f"randomSeed {int(seed) + 1}"],
         )
-        problem.solve(solver)
+        with _interruptible(solver, should_stop):
+            problem.solve(solver)
         seconds = time.perf_counter() - started
         status = pulp.LpStatus[problem.status]
-        has_values = all(column.varValue is not None for column in columns)
+        # CBC stopped on time without an integer solution writes its LP relaxation's
+        # values ("continuous used"): those break integrality, so they are no solution.
+        integral = problem.sol_status in (pulp.LpSolutionOptimal, pulp.LpSolutionIntegerFeasible)
+        has_values = integral and all(column.varValue is not None for column in columns)
         if status == "Infeasible":
             return MilpResult(Termination.INFEASIBLE, seconds=seconds)
         if status == "Unbounded":

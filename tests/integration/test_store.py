@@ -85,6 +85,19 @@ def test_a_cancelled_job_never_becomes_succeeded(store: Store) -> None:
     assert store.plans(job.id) == []
 
 
+def test_a_cancelled_job_keeps_only_its_own_workers_interrupted_plans(store: Store) -> None:
+    job = store.create_job("allocation", request_body={})
+    assert store.claim_job(job.id, "w")
+    assert not store.keep_interrupted(job.id, "w", [{"rank": 1}])  # still running
+    store.cancel_job(job.id)
+    assert not store.keep_interrupted(job.id, "other", [{"rank": 1}])  # not its worker
+    assert not store.keep_interrupted(job.id, "w", [])
+    assert store.keep_interrupted(job.id, "w", [{"rank": 2, "x": 2}, {"rank": 1, "x": 1}])
+    assert not store.keep_interrupted(job.id, "w", [{"rank": 1, "x": 9}])  # one write wins
+    assert [p["x"] for p in store.plans(job.id)] == [1, 2]
+    assert store.job_status(job.id) == CANCELLED
+
+
 def test_only_the_owning_worker_can_finish(store: Store) -> None:
     job = store.create_job("allocation", request_body={})
     assert store.claim_job(job.id, "owner")

@@ -170,6 +170,15 @@ class FakeStore:
             self.comparisons[job_id]["rows"] = summary
         return True
 
+    def keep_interrupted(self, job_id: str, worker: str, plans: Sequence[dict[str, Any]]) -> bool:
+        job = self.jobs.get(job_id)
+        if job is None or job.status != CANCELLED or job.worker != worker or not plans:
+            return False
+        if self.results.get((job_id, 0)):
+            return False
+        self.results[(job_id, 0)] = sorted(plans, key=lambda plan: plan["rank"])
+        return True
+
     def fail_job(
         self, job_id: str, worker: str | None, error: str, *, release_idempotency: bool = False
     ) -> bool:

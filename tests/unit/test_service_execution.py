@@ -4,20 +4,24 @@ requests) unless a test needs to steer one."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
+from models.check import check_plan
 from models.plan import Plan
 from models.request import AllocationRequest
 from models.schemas import plan_from_dict
 from optimizer.progress import ProgressEvent
 from service import comparisons, execution, jobs, solving
+from service.errors import Conflict
 from service.execution import JobSettings
 from service.records import CANCELLED, FAILED, QUEUED, RUNNING, SUCCEEDED, utcnow
 from tests.integration.api_support import small_request
 from tests.support.fakes import FakeQueue, FakeStore
+from tests.support.programmes import generated_request
 
 FAST = JobSettings(heartbeat_s=0.05, stale_after_s=1.0, max_attempts=3)
 SCENARIOS = [
@@ -47,19 +51,102 @@ def test_run_job_solves_an_allocation_and_stores_ranked_plans() -> None:
     assert not execution.run_job(store, job_id, FAST)  # finished: nothing to claim
 
 
-def test_a_job_cancelled_mid_solve_stores_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_job_cancelled_as_its_solve_ends_keeps_the_plans(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     store = FakeStore()
     job_id = _allocation(store)
     real = solving.solve_request
 
     def cancelled_meanwhile(request: AllocationRequest, **kwargs: Any) -> list[Plan]:
         plans = real(request)
-        store.cancel_job(job_id)  # the DELETE arrives while the solver works
+        store.cancel_job(job_id)  # the DELETE arrives as the solver finishes
         return plans
 
     monkeypatch.setattr(solving, "solve_request", cancelled_meanwhile)
     assert execution.run_job(store, job_id, FAST)
+    assert store.job_status(job_id) == CANCELLED
+    view = jobs.get_allocation(store, job_id)
+    assert [plan["rank"] for plan in view["plans"]] == [1]
+    assert view["plans"][0]["solver"]["status"] == "optimal"  # it had finished: says so
+
+
+def test_a_job_taken_over_mid_solve_stores_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = FakeStore()
+    job_id = _allocation(store)
+    real = solving.solve_request
+
+    def taken_over(request: AllocationRequest, **kwargs: Any) -> list[Plan]:
+        plans = real(request)
+        store.jobs[job_id] = replace(store.jobs[job_id], worker="another-worker")
+        store.cancel_job(job_id)  # cancelled while the other worker holds it
+        return plans
+
+    monkeypatch.setattr(solving, "solve_request", taken_over)
+    assert execution.run_job(store, job_id, FAST)
     assert store.job_status(job_id) == CANCELLED and store.plans(job_id) == []
+    with pytest.raises(Conflict):
+        jobs.plan_csv(store, job_id, 1)
+
+
+def test_a_job_cancelled_before_its_solve_starts_searches_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = FakeStore()
+    job_id = _allocation(store)
+    assert store.claim_job(job_id, "w")
+    store.cancel_job(job_id)
+    solved: list[AllocationRequest] = []
+    monkeypatch.setattr(solving, "solve_request", lambda request, **_: solved.append(request))
+    execution.execute_claimed(store, job_id, "w", FAST)
+    assert solved == [] and store.plans(job_id) == []
+
+
+def test_cancelling_a_running_solve_keeps_its_best_plan_so_far(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The real engine is stopped by the DELETE once it has a plan and a bound: the job
+    stays cancelled and keeps that plan, marked interrupted, with its gap, downloadable."""
+    store = FakeStore()
+    # A gap the decomposition cannot certify, so only the cancel stops it early.
+    request = generated_request(300, 5, time_limit_s=60.0, engine="decomposition", mip_gap=0.0)
+    job_id = jobs.submit_allocation(store, FakeQueue(), request).id
+    real = solving.solve_request
+    events: list[ProgressEvent] = []
+    ended: list[float] = []
+
+    def cancel_on_first_plan(request: AllocationRequest, *, progress: Any, **kwargs: Any) -> Any:
+        def watch(event: ProgressEvent | str) -> None:
+            if isinstance(event, ProgressEvent) and event.best_objective is not None:
+                events.append(event)
+                store.cancel_job(job_id)  # the DELETE arrives mid-solve
+            progress(event)
+
+        started = time.perf_counter()
+        plans = real(request, progress=watch, **kwargs)
+        ended.append(time.perf_counter() - started)
+        return plans
+
+    monkeypatch.setattr(solving, "solve_request", cancel_on_first_plan)
+    assert execution.run_job(store, job_id, FAST)
+    assert events, "the engine reported a plan with its figures while running"
+    first = events[0]
+    assert first.best_bound is not None and first.gap is not None and first.elapsed_s is not None
+    assert ended[0] < 20.0, "the cancel stopped the solve long before its 60 s limit"
+    assert store.job_status(job_id) == CANCELLED
+    view = jobs.get_allocation(store, job_id)
+    assert view["status"] == CANCELLED and len(view["plans"]) == 1
+    solver = view["plans"][0]["solver"]
+    assert solver["status"] == "interrupted"
+    assert solver["mip_gap"] is not None and solver["mip_gap"] > 0
+    assert solver["best_bound"] is not None
+    plan = plan_from_dict(view["plans"][0])
+    assert check_plan(request, plan) == []
+    seen = first.best_objective
+    assert seen is not None and plan.objective.total_projected_gmv >= seen * (1 - 1e-6)
+    text = jobs.plan_csv(store, job_id, 1)
+    funded = sum(1 for a in plan.allocations if any(a.amounts.values()))
+    assert text.startswith("partner_id,") and len(text.splitlines()) > funded > 0
 
 
 def test_progress_stores_the_event_fields_and_accepts_plain_strings(
