@@ -19,13 +19,21 @@ from optimizer.arrays import ProblemArrays
 
 
 class GroupLimits:
-    """The group_budget rules, kept true while amounts move one step at a time."""
+    """The group_budget rules, kept true while amounts move one step at a time. A move is
+    checked only against the side it moves towards, so a move that repairs a broken share
+    is never refused. With `unit` (whole-unit plans) a total may sit past its bound by
+    float noise well under one unit; without it, by a relative 1e-9."""
 
     def __init__(
-        self, arrays: ProblemArrays, amounts: FloatArray, choice: NDArray[np.intp] | None
+        self,
+        arrays: ProblemArrays,
+        amounts: FloatArray,
+        choice: NDArray[np.intp] | None,
+        unit: FloatArray | None = None,
     ) -> None:
         request = arrays.request
         names = [resource.name for resource in request.resources]
+        self.unit = unit
         self.rules: list[tuple[int, NDArray[np.bool_], float, float]] = []
         self.totals: list[float] = []
         package_use = np.zeros_like(amounts)
@@ -41,16 +49,19 @@ class GroupLimits:
                 self.rules.append((r, members, rule.min_share * budget, rule.max_share * budget))
                 self.totals.append(float((amounts + package_use)[members, r].sum()))
 
+    def _slack(self, bound: float, r: int) -> float:
+        if self.unit is None:
+            return 1e-9 * max(abs(bound), 1.0)
+        unit = float(self.unit[r])
+        return float(min(0.5 * unit, 1e-6 * unit + 1e-12 * abs(bound)))
+
     def allows(self, i: int, r: int, change: float) -> bool:
-        tol = 1e-9
         for (rule_r, members, low, high), total in zip(self.rules, self.totals, strict=True):
-            if (
-                rule_r == r
-                and members[i]
-                and not (
-                    low - tol * max(abs(low), 1.0) <= total + change <= high + tol * max(high, 1.0)
-                )
-            ):
+            if rule_r != r or not members[i]:
+                continue
+            if change > 0 and total + change > high + self._slack(high, r):
+                return False
+            if change < 0 and total + change < low - self._slack(low, r):
                 return False
         return True
 

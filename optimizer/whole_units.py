@@ -34,9 +34,9 @@ from numpy.typing import NDArray
 
 from models.curves import CurveColumn, FloatArray
 from models.plan import projected_gmv
-from models.request import GroupBudget, Objective
+from models.request import Objective
 from optimizer.arrays import ProblemArrays
-from optimizer.rounding import spent
+from optimizer.rounding import GroupLimits, spent
 
 _SNAP = 1e-9  # relative: an amount this close to a grid point is on it (float noise)
 
@@ -58,51 +58,6 @@ def to_grid(amounts: FloatArray, unit: FloatArray) -> FloatArray:
     nearest = np.rint(units)
     on_grid = np.abs(units - nearest) <= _SNAP * np.maximum(np.abs(units), 1.0)
     return np.where(on_grid, nearest, np.floor(units)) * unit
-
-
-class _Groups:
-    """`group_budget` totals, so moves can respect their shares in the direction moved."""
-
-    def __init__(
-        self,
-        arrays: ProblemArrays,
-        amounts: FloatArray,
-        choice: NDArray[np.intp] | None,
-        unit: FloatArray,
-    ):
-        request = arrays.request
-        self.unit = unit
-        names = [resource.name for resource in request.resources]
-        package_use = np.zeros_like(amounts)
-        if choice is not None:
-            for option in arrays.packages:
-                if choice[option.partner] == option.index:
-                    package_use[option.partner] += option.amounts
-        self.rules: list[tuple[int, NDArray[np.bool_], float, float]] = []
-        self.totals: list[float] = []
-        for rule in request.constraints:
-            if isinstance(rule, GroupBudget):
-                r = names.index(rule.resource)
-                members = np.array([rule.where.matches(p) for p in request.partners], dtype=bool)
-                budget = float(arrays.budget[r])
-                self.rules.append((r, members, rule.min_share * budget, rule.max_share * budget))
-                self.totals.append(float((amounts + package_use)[members, r].sum()))
-
-    def allows(self, i: int, r: int, change: float) -> bool:
-        for (rule_r, members, low, high), total in zip(self.rules, self.totals, strict=True):
-            if rule_r != r or not members[i]:
-                continue
-            unit = float(self.unit[r])
-            if change > 0 and total + change > high + _slack(high, unit):
-                return False
-            if change < 0 and total + change < low - _slack(low, unit):
-                return False
-        return True
-
-    def apply(self, i: int, r: int, change: float) -> None:
-        for n, (rule_r, members, _, _) in enumerate(self.rules):
-            if rule_r == r and members[i]:
-                self.totals[n] += change
 
 
 class _Rounder:
@@ -134,7 +89,7 @@ class _Rounder:
         self.amounts = amounts.copy()
         self._round()
         self.total = spent(arrays, self.amounts, choice)
-        self.groups = _Groups(arrays, self.amounts, choice, self.unit)
+        self.groups = GroupLimits(arrays, self.amounts, choice, self.unit)
         self._queues: dict[int, list[tuple[bool, float, int]]] = {}
         self._dry: set[int] = set()
         self.gmv = projected_gmv(request, self.amounts, choice, columns)
