@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from typing import Any
 
 TIERS = [
@@ -72,3 +73,24 @@ def validate_against_spec(
     # "#/components/..." references resolve inside this wrapper document.
     document = {**schema, "components": spec["components"]}
     jsonschema.Draft202012Validator(document).validate(body)
+
+
+FINAL_STATUSES = ("succeeded", "failed", "cancelled")
+
+
+def wait_for_job(
+    client: Any,
+    kind: str,
+    job_id: str,
+    *,
+    timeout: float = 120,
+    headers: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Poll `GET /v1/<kind>/<job_id>` until the job has finished; its body."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job: dict[str, Any] = client.get(f"/v1/{kind}/{job_id}", headers=headers).get_json()
+        if job["status"] in FINAL_STATUSES:
+            return job
+        time.sleep(0.1)
+    raise AssertionError(f"{kind} {job_id} not done after {timeout} s")

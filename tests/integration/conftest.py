@@ -2,10 +2,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
 from adapters.store import Store
+from api.app import create_app, start_job_runner
 from tests.integration.db_support import database
 
 
@@ -20,3 +24,25 @@ def store(db_url: str) -> Iterator[Store]:
     store = Store(db_url)
     yield store
     store.dispose()
+
+
+@pytest.fixture
+def app(db_url: str) -> Iterator[Flask]:
+    """The API on `db_url` with its in-process job runner started (modules that need
+    another configuration define their own `app`)."""
+    app = create_app({"DATABASE_URL": db_url, "RUNNER_AUTOSTART": False})
+    start_job_runner(app)
+    yield app
+    app.extensions["windmaker"].dispatcher.runner.stop()
+    app.extensions["windmaker"].store.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def spec(client: FlaskClient) -> dict[str, Any]:
+    document: dict[str, Any] = client.get("/openapi.json").get_json()
+    return document

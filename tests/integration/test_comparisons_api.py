@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,7 +18,7 @@ from api.app import create_app, start_job_runner
 from models.plan import Plan
 from models.request import AllocationRequest
 from service import solving
-from tests.integration.api_support import small_request, validate_against_spec
+from tests.integration.api_support import small_request, validate_against_spec, wait_for_job
 
 FINAL = ("succeeded", "failed", "cancelled")
 SCENARIOS = [
@@ -45,19 +44,9 @@ def make_app(db_url: str) -> Iterator[Callable[[], Flask]]:
         app.extensions["windmaker"].store.dispose()
 
 
-def _wait(client: FlaskClient, kind: str, job_id: str, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = client.get(f"/v1/{kind}/{job_id}").get_json()
-        if job["status"] in FINAL:
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"{kind} {job_id} not done after {timeout} s")
-
-
 def _solved(client: FlaskClient) -> dict[str, Any]:
     submitted = client.post("/v1/allocations", json=small_request(8, budget=2e8)).get_json()
-    job = _wait(client, "allocations", submitted["id"])
+    job = wait_for_job(client, "allocations", submitted["id"])
     assert job["status"] == "succeeded", job["error"]
     return job
 
@@ -78,7 +67,7 @@ def _compare(client: FlaskClient, base_id: str) -> dict[str, Any]:
     body = {"base": {"allocation_id": base_id}, "scenarios": SCENARIOS}
     response = client.post("/v1/comparisons", json=body)
     assert response.status_code == 202, response.get_json()
-    return _wait(client, "comparisons", response.get_json()["id"])
+    return wait_for_job(client, "comparisons", response.get_json()["id"])
 
 
 def test_a_restarted_app_compares_on_the_stored_plan_without_solving_the_base(

@@ -5,44 +5,16 @@ from __future__ import annotations
 
 import csv
 import io
-import time
-from collections.abc import Iterator
 from typing import Any
 
 import openpyxl
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
-from api.app import create_app, start_job_runner
-from tests.integration.api_support import small_request
+from tests.integration.api_support import small_request, wait_for_job
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 HOSTILE = ['=HYPERLINK("http://x","y")', "+cmd|' /C calc'!A0", "@SUM(1+1)"]
-
-
-@pytest.fixture
-def app(db_url: str) -> Iterator[Flask]:
-    app = create_app({"DATABASE_URL": db_url, "RUNNER_AUTOSTART": False})
-    start_job_runner(app)
-    yield app
-    app.extensions["windmaker"].dispatcher.runner.stop()
-    app.extensions["windmaker"].store.dispose()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-def _wait(client: FlaskClient, kind: str, job_id: str, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = client.get(f"/v1/{kind}/{job_id}").get_json()
-        if job["status"] in ("succeeded", "failed", "cancelled"):
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"{kind} {job_id} not done after {timeout} s")
 
 
 def _hostile_request() -> dict[str, Any]:
@@ -57,7 +29,7 @@ def _hostile_request() -> dict[str, Any]:
 @pytest.fixture
 def allocation(client: FlaskClient) -> dict[str, Any]:
     submitted = client.post("/v1/allocations", json=_hostile_request()).get_json()
-    job = _wait(client, "allocations", submitted["id"])
+    job = wait_for_job(client, "allocations", submitted["id"])
     assert job["status"] == "succeeded", job["error"]
     return job
 
@@ -140,7 +112,7 @@ def test_the_comparison_workbook(client: FlaskClient, allocation: dict[str, Any]
         "scenarios": [{"name": "half", "changes": {"budgets": {"subsidy": "x0.5"}}}],
     }
     submitted = client.post("/v1/comparisons", json=body).get_json()
-    job = _wait(client, "comparisons", submitted["id"])
+    job = wait_for_job(client, "comparisons", submitted["id"])
     assert job["status"] == "succeeded", job["error"]
     response = client.get(f"/v1/comparisons/{submitted['id']}.xlsx")
     assert response.status_code == 200

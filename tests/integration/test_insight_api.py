@@ -4,50 +4,15 @@ response validated against the service's OpenAPI document."""
 from __future__ import annotations
 
 import itertools
-import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
-from api.app import create_app, start_job_runner
 from models.check import check_plan
 from models.schemas import parse_request, plan_from_dict
-from tests.integration.api_support import small_request, validate_against_spec
+from tests.integration.api_support import small_request, validate_against_spec, wait_for_job
 
 FINAL = ("succeeded", "failed", "cancelled")
-
-
-@pytest.fixture
-def app(db_url: str) -> Iterator[Flask]:
-    app = create_app({"DATABASE_URL": db_url, "RUNNER_AUTOSTART": False})
-    start_job_runner(app)
-    yield app
-    app.extensions["windmaker"].dispatcher.runner.stop()
-    app.extensions["windmaker"].store.dispose()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-@pytest.fixture
-def spec(client: FlaskClient) -> dict[str, Any]:
-    document: dict[str, Any] = client.get("/openapi.json").get_json()
-    return document
-
-
-def _wait(client: FlaskClient, kind: str, job_id: str, timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = client.get(f"/v1/{kind}/{job_id}").get_json()
-        if job["status"] in FINAL:
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"{kind} {job_id} not done after {timeout} s")
 
 
 def _short_request() -> dict[str, Any]:
@@ -61,7 +26,7 @@ def _short_request() -> dict[str, Any]:
 def test_a_plan_carries_its_explanation(client: FlaskClient, spec: dict[str, Any]) -> None:
     body = _short_request()
     submitted = client.post("/v1/allocations", json=body).get_json()
-    job = _wait(client, "allocations", submitted["id"])
+    job = wait_for_job(client, "allocations", submitted["id"])
     assert job["status"] == "succeeded", job["error"]
     validate_against_spec(spec, "/v1/allocations/{job_id}", "GET", 200, job)
     plan = job["plans"][0]
@@ -83,7 +48,9 @@ def test_explain_level_is_validated_and_honoured(client: FlaskClient, spec: dict
     assert 400 <= refused.status_code < 500
     assert "explain" in str(refused.get_json())
     body["options"]["explain"] = "basic"
-    job = _wait(client, "allocations", client.post("/v1/allocations", json=body).get_json()["id"])
+    job = wait_for_job(
+        client, "allocations", client.post("/v1/allocations", json=body).get_json()["id"]
+    )
     assert job["status"] == "succeeded", job["error"]
     validate_against_spec(spec, "/v1/allocations/{job_id}", "GET", 200, job)
     explanation = job["plans"][0]["explanation"]
@@ -103,7 +70,9 @@ def test_every_binding_kind_matches_the_documented_shape(
         {"type": "eligibility", "resource": "subsidy", "where": {"capability": {">=": 41}}},
         {"type": "pin", "partner_id": "P003", "resource": "subsidy", "amount": 1e7},
     ]  # fmt: skip
-    job = _wait(client, "allocations", client.post("/v1/allocations", json=body).get_json()["id"])
+    job = wait_for_job(
+        client, "allocations", client.post("/v1/allocations", json=body).get_json()["id"]
+    )
     assert job["status"] == "succeeded", job["error"]
     validate_against_spec(spec, "/v1/allocations/{job_id}", "GET", 200, job)
     kinds = {entry["kind"] for entry in job["plans"][0]["explanation"]["binding"]}
@@ -112,7 +81,9 @@ def test_every_binding_kind_matches_the_documented_shape(
 
 def test_a_frontier_on_an_allocation(client: FlaskClient, spec: dict[str, Any]) -> None:
     body = _short_request()
-    base = _wait(client, "allocations", client.post("/v1/allocations", json=body).get_json()["id"])
+    base = wait_for_job(
+        client, "allocations", client.post("/v1/allocations", json=body).get_json()["id"]
+    )
     frontier = {
         "base": {"allocation_id": base["id"]},
         "resource": "subsidy",
@@ -123,7 +94,7 @@ def test_a_frontier_on_an_allocation(client: FlaskClient, spec: dict[str, Any]) 
     submitted = response.get_json()
     validate_against_spec(spec, "/v1/frontiers", "POST", 202, submitted)
     assert response.headers["Location"].endswith(f"/v1/frontiers/{submitted['id']}")
-    job = _wait(client, "frontiers", submitted["id"])
+    job = wait_for_job(client, "frontiers", submitted["id"])
     validate_against_spec(spec, "/v1/frontiers/{job_id}", "GET", 200, job)
     assert job["status"] == "succeeded", job["error"]
     assert job["kind"] == "frontier" and job["base_allocation_id"] == base["id"]
@@ -161,7 +132,7 @@ def test_an_inline_frontier_and_bad_ones(client: FlaskClient, spec: dict[str, An
         "/v1/frontiers", json={"base": body, "resource": "subsidy", "budgets": [3e8, 1e8]}
     )
     assert response.status_code == 202
-    job = _wait(client, "frontiers", response.get_json()["id"])
+    job = wait_for_job(client, "frontiers", response.get_json()["id"])
     assert job["status"] == "succeeded", job["error"]
     assert [p["budget"] for p in job["points"]] == [1e8, 3e8]
 

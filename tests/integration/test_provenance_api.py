@@ -4,51 +4,15 @@ adopted jobs and the audit log, every response checked against the OpenAPI docum
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api.app import create_app, start_job_runner
 from service import keys
-from tests.integration.api_support import small_request, validate_against_spec
+from tests.integration.api_support import small_request, validate_against_spec, wait_for_job
 
 FINAL = ("succeeded", "failed", "cancelled")
-
-
-@pytest.fixture
-def app(db_url: str) -> Iterator[Flask]:
-    app = create_app({"DATABASE_URL": db_url, "RUNNER_AUTOSTART": False})
-    start_job_runner(app)
-    yield app
-    app.extensions["windmaker"].dispatcher.runner.stop()
-    app.extensions["windmaker"].store.dispose()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
-@pytest.fixture
-def spec(client: FlaskClient) -> dict[str, Any]:
-    document: dict[str, Any] = client.get("/openapi.json").get_json()
-    return document
-
-
-def _wait(
-    client: FlaskClient, kind: str, job_id: str, headers: dict[str, str] | None = None
-) -> dict[str, Any]:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        job: dict[str, Any] = client.get(f"/v1/{kind}/{job_id}", headers=headers).get_json()
-        if job["status"] in FINAL:
-            return job
-        time.sleep(0.1)
-    raise AssertionError(f"{kind} {job_id} not done in time")
 
 
 def _error(response: Any, status: int, field: str | None = None) -> None:
@@ -64,7 +28,7 @@ def _solved(client: FlaskClient, headers: dict[str, str] | None = None) -> dict[
     body["name"] = "spring / north"  # a programme name a URL must quote
     response = client.post("/v1/allocations", json=body, headers=headers)
     assert response.status_code == 202, response.get_json()
-    job = _wait(client, "allocations", response.get_json()["id"], headers)
+    job = wait_for_job(client, "allocations", response.get_json()["id"], headers=headers)
     assert job["status"] == "succeeded", job["error"]
     assert len(job["plans"]) == 2, "the test adopts plan 2: the request asks for two"
     return job
@@ -151,7 +115,7 @@ def test_what_can_and_cannot_be_adopted(client: FlaskClient) -> None:
     client.delete(f"/v1/allocations/{queued['id']}")
     _error(client.post(f"/v1/allocations/{queued['id']}/plans/1/adopt"), 409, "job_id")
     unnamed = {**small_request(8), "name": ""}
-    done = _wait(
+    done = wait_for_job(
         client, "allocations", client.post("/v1/allocations", json=unnamed).get_json()["id"]
     )
     _error(client.post(f"/v1/allocations/{done['id']}/plans/1/adopt"), 409, "name")
@@ -166,7 +130,7 @@ def test_an_adopted_plan_is_protected(client: FlaskClient) -> None:
         "scenarios": [{"name": "richer", "changes": {"budgets": {"subsidy": "x2"}}}],
     }
     submitted = client.post("/v1/comparisons", json=comparison).get_json()
-    done = _wait(client, "comparisons", submitted["id"])
+    done = wait_for_job(client, "comparisons", submitted["id"])
     assert done["status"] == "succeeded", done["error"]
     # The what-if on the adopted job left its plans and the adoption as they were.
     after = client.get(f"/v1/allocations/{job['id']}").get_json()
