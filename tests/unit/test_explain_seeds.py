@@ -1,7 +1,7 @@
 """The explanation's three promises, each checked by re-solving or exact re-evaluation, over
 a seeded family of 20 generated programmes nobody tuned for:
 
-- every priced budget's marginal value is within `GAP_TOLERANCE · mip_gap · GMV` of an
+- every priced budget's marginal value is within `GAP_TOLERANCE · mip_gap · GMV` (tests.support.explain_checks) of an
   independent re-solve at the same +1% (and its shortfall change matches);
 - every near miss's extra, applied to that partner's amounts on top of the plan (budgets
   raised by exactly the extra), passes the exact checker and lifts it to the tier;
@@ -14,16 +14,15 @@ in the quick loop, the others are marked slow.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import pytest
 
 from models.check import check_plan
 from models.plan import Plan, build_plan
 from models.request import AllocationRequest
 from optimizer import solve
-from service.explain import extend, plan_amounts, plan_key
+from service.explain import plan_amounts
 from service.solving import solve_request
+from tests.support.explain_checks import assert_marginal_value_holds, with_budgets
 from tests.support.programmes import generated_request
 
 PARTNERS = 10
@@ -32,16 +31,6 @@ QUICK = (2, 5, 11)
 SEEDS = [
     seed if seed in QUICK else pytest.param(seed, marks=pytest.mark.slow) for seed in range(1, 21)
 ]
-# Two solves of the same request agree to within their MIP gaps (each within `mip_gap` of
-# the optimum): the stated tolerance of a marginal value's GMV, per re-solve at +delta.
-GAP_TOLERANCE = 2.0
-
-
-def with_budgets(request: AllocationRequest, budgets: dict[str, float]) -> AllocationRequest:
-    resources = tuple(
-        replace(r, budget=budgets[r.name]) if r.name in budgets else r for r in request.resources
-    )
-    return replace(request, resources=resources)
 
 
 def reachable_programme(seed: int) -> AllocationRequest:
@@ -77,20 +66,7 @@ def test_marginal_values_agree_with_a_resolve_at_one_percent_more(
     for entry in budgets:
         value = entry["marginal_value"]
         assert value is not None, f"{entry['resource']}: not priced ({plan.explanation['scope']})"
-        delta = value["delta"]
-        budget = request.resource(entry["resource"]).budget
-        assert budget is not None and delta >= 0.01 * budget
-        relaxed = with_budgets(request, {entry["resource"]: budget + delta})
-        # The same best-of rule as the explanation: a re-solve, this plan with the extra
-        # spent greedily, this plan as it is.
-        extended = extend(relaxed, plan, entry["resource"], delta)
-        candidates = [solve(relaxed)[0], plan, *([extended] if extended else [])]
-        again = min(candidates, key=lambda found: plan_key(request, found))
-        gain = again.objective.total_projected_gmv - plan.objective.total_projected_gmv
-        tolerance = GAP_TOLERANCE * request.options.mip_gap * again.objective.total_projected_gmv
-        assert abs(value["gmv"] * delta - gain) <= tolerance, entry
-        shortfall = again.objective.weighted_shortfall - plan.objective.weighted_shortfall
-        assert value["weighted_shortfall"] * delta == pytest.approx(shortfall, abs=1e-9)
+        assert_marginal_value_holds(request, plan, entry)
 
 
 def test_near_miss_extras_lift_the_partner_when_applied(
