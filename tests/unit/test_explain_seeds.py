@@ -2,7 +2,8 @@
 a seeded family of 20 generated programmes nobody tuned for:
 
 - every priced budget's marginal value is within `GAP_TOLERANCE · mip_gap · GMV` of an
-  independent re-solve (tests.support.explain_checks) at the same +1% (and its shortfall change matches);
+  independent re-solve at the same +1% (and its shortfall change matches; the check is
+  tests.support.explain_checks);
 - every near miss's extra, applied to that partner's amounts on top of the plan (budgets
   raised by exactly the extra), passes the exact checker and lifts it to the tier;
 - `to_targets` budgets meet every target when the request is re-solved with them.
