@@ -296,15 +296,8 @@
     const { points, resource } = state.frontier;
     const unit = state.context.units[resource];
     const chart = el("div", { class: "chart", "data-chart": "frontier" });
-    const tiers = Object.keys((points[0] || {}).achieved || {});
-    $("frontier-view").replaceChildren(chart, WM.table([
-      { label: t("budget"), value: (p) => fmt.amount(p.budget, unit), num: true },
-      { label: t("status"), value: (p) => t(p.status) },
-      ...tiers.map((tier) => ({ label: t("achieved") + " " + tier, value: (p) => p.achieved[tier], num: true })),
-      { label: t("weightedShortfall"), value: (p) => fmt.number(p.weighted_shortfall, 2), num: true },
-      { label: t("totalGmv"), value: (p) => fmt.money(p.total_projected_gmv), num: true },
-    ], points, { class: "data", id: "frontier-table" }));
-    WM.charts.frontier(chart, points, resource);
+    $("frontier-view").replaceChildren(chart, WM.frontierTable(points, unit, { class: "data", id: "frontier-table" }));
+    WM.charts.frontier(chart, points.filter((p) => p.achieved), resource);
   }
 
   // -- wiring ----------------------------------------------------------------------------
