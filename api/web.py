@@ -33,6 +33,7 @@ SCRIPTS = (
     "plan.js",
     "whatif.js",
     "frontier.js",
+    "adopt.js",
     "app.js",
 )
 
