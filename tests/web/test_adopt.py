@@ -84,7 +84,7 @@ def test_xlsx_and_csv_downloads_are_the_apis(
     xlsx = download(page, "Download XLSX", tmp_path)
     assert_same_workbook(xlsx, requests.get(base + ".xlsx", timeout=30).content)
 
-    every = download(page, "Download CSV (all partners)", tmp_path)
+    every = download(page, "Download all partners (CSV)", tmp_path)
     assert every == requests.get(base + ".csv?all=1", timeout=30).content
     funded = requests.get(base + ".csv", timeout=30).content
     assert len(every.splitlines()) >= len(funded.splitlines())

@@ -15,14 +15,11 @@
     return date.toLocaleString(WM.lang() === "zh" ? "zh-CN" : "en-GB", { dateStyle: "medium", timeStyle: "short" });
   }
 
-  // The adopted plan of the job's programme, or null when there is none (404).
-  async function current(programme) {
-    try {
-      return await api.request("GET", programmePath(programme) + "/adopted");
-    } catch (error) {
-      if (error instanceof api.ApiError && error.status === 404) return null;
-      throw error;
-    }
+  // The programme's adoptions, newest first; the current one (if any) comes first with
+  // `current: true`. Read from the history rather than /adopted, which answers 404 (a
+  // console error in the browser) for a programme with nothing adopted yet.
+  async function adoptions(programme) {
+    return (await api.request("GET", programmePath(programme) + "/history?page_size=10")) || [];
   }
 
   function showStatus(job, rank, adoption) {
@@ -47,11 +44,9 @@
     button.disabled = !job.name || Boolean(mine);
   }
 
-  async function showHistory(programme) {
+  function showHistory(items) {
     const box = $("adopt-history");
-    let items = [];
-    try { items = await api.request("GET", programmePath(programme) + "/history?page_size=10"); } catch (error) { items = []; }
-    box.hidden = !items || items.length < 1;
+    box.hidden = items.length < 1;
     if (box.hidden) return;
     box.replaceChildren(el("summary", {}, t("adoptHistory", { count: items.length })), WM.table([
       { label: t("adoptedAt"), value: (a) => when(a.adopted_at) },
@@ -67,8 +62,9 @@
     if ($("adopt-row").hidden) return;
     $("programme-name").textContent = job.name || "—";
     try {
-      showStatus(job, rank, job.name ? await current(job.name) : null);
-      if (job.name) await showHistory(job.name);
+      const items = job.name ? await adoptions(job.name) : [];
+      showStatus(job, rank, items.find((a) => a.current) || null);
+      showHistory(items);
     } catch (error) {
       $("adopt-status").textContent = error instanceof api.ApiError ? error.describe() : String(error);
     }
