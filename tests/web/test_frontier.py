@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 
 from fixtures import scenario
 from fixtures.generate import generate_partners, write_partners_csv
-from tests.web.conftest import LiveApp, Watch
+from tests.web.conftest import LiveApp, Watch, unlabelled_controls
 from tests.web.test_planner import SOLVE_TIMEOUT_MS, api_job
 
 MULTIPLIERS = [0.5, 1, 2]
@@ -99,10 +99,13 @@ def test_insight_and_frontier_against_the_api(
     # The frontier of subsidy, from the page, equals the API's points.
     page.get_by_label("Resource", exact=True).select_option("subsidy")
     page.get_by_label("Budget multipliers").fill(", ".join(str(m) for m in MULTIPLIERS))
+    # From the keyboard: Tab from the multipliers to Draw frontier, Enter.
     with page.expect_response(
         lambda r: r.url.endswith("/v1/frontiers") and r.request.method == "POST"
     ) as posted:
-        page.get_by_role("button", name="Draw frontier").click()
+        page.get_by_label("Budget multipliers").press("Tab")
+        assert page.evaluate("document.activeElement.id") == "draw-frontier"
+        page.keyboard.press("Enter")
     assert posted.value.status == 202
     assert posted.value.request.post_data_json == {
         "base": {"allocation_id": job["id"]},
@@ -126,10 +129,25 @@ def test_insight_and_frontier_against_the_api(
     expect(page.locator('[data-chart="frontier"] svg')).to_have_count(1)
     screenshot(page, "9-frontier", "#frontier-section")
 
+    # Every control now on the page (plan, explanation, what-if, frontier) is labelled, and
+    # a partner column sorts from the keyboard.
+    assert unlabelled_controls(page) == []
+    sort = page.get_by_role("button", name="Baseline GMV")
+    sort.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#partner-table th", has_text="Baseline GMV")).to_have_attribute(
+        "aria-sort", "descending"
+    )
+    page.keyboard.press("Space")
+    expect(page.locator("#partner-table th", has_text="Baseline GMV")).to_have_attribute(
+        "aria-sort", "ascending"
+    )
+
     # In Chinese the frontier keeps its figures under Chinese headings.
     page.get_by_role("button", name="中文").click()
     expect(page.get_by_role("button", name="绘制前沿")).to_be_visible()
     expect(rows).to_have_count(len(MULTIPLIERS))
     expect(page.locator("#frontier-table thead th").first).to_have_text("预算")
+    assert unlabelled_controls(page) == []
     page.get_by_role("button", name="English").click()
     watched.assert_clean()

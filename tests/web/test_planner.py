@@ -8,7 +8,7 @@ from typing import Any
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.web.conftest import LiveApp, Watch
+from tests.web.conftest import LiveApp, Watch, unlabelled_controls
 
 SOLVE_TIMEOUT_MS = 60_000
 
@@ -144,16 +144,7 @@ def test_controls_are_labelled_and_chinese_switch(
     page: Page, live_app: LiveApp, watched: Watch, screenshot: Any
 ) -> None:
     page.goto(live_app.url + "/")
-    unlabelled = page.evaluate(
-        """() => [...document.querySelectorAll('input, select, button, a, textarea')]
-          .filter(el => el.offsetParent !== null && el.type !== 'hidden')
-          .filter(el => {
-            const text = el.matches('button, a') ? el.textContent.trim()
-              : [...(el.labels || [])].map(l => l.offsetParent ? l.textContent.trim() : '')
-                  .join('');
-            return !text;
-          }).map(el => el.outerHTML.slice(0, 80))"""
-    )
+    unlabelled = unlabelled_controls(page)
     assert unlabelled == []
 
     page.get_by_role("button", name="中文").click()
