@@ -290,6 +290,7 @@
       const result = await api.poll("/v1/frontiers/" + submitted.id, (job) => {
         $("frontier-progress").textContent = t(job.status);
       });
+      $("frontier-progress").textContent = "";
       if (result.status !== "succeeded") notify(t(result.status) + (result.error ? ": " + result.error : ""));
       else { state.frontier = { points: result.points || [], resource }; renderFrontier(); }
     } catch (error) {
@@ -305,7 +306,7 @@
     const unit = state.context.units[resource];
     const chart = el("div", { class: "chart", "data-chart": "frontier" });
     $("frontier-view").replaceChildren(chart, WM.frontierTable(points, unit, { class: "data", id: "frontier-table" }));
-    WM.charts.frontier(chart, points.filter((p) => p.achieved), resource);
+    WM.charts.frontier(chart, points.filter((p) => p.achieved), resource, state.context.tiers);
   }
 
   // -- wiring ----------------------------------------------------------------------------

@@ -125,22 +125,30 @@
     });
   }
 
-  // Frontier: tiers achieved as the resource's budget grows.
-  function frontier(container, points, resource) {
+  // Frontier: tiers achieved as the resource's budget grows, each tier's target as a
+  // dashed rule in its colour (where a line crosses its rule, that target is met).
+  function frontier(container, points, resource, tiers) {
     const values = [];
     points.forEach((p) => Object.entries(p.achieved || {}).forEach(([tier, n]) => {
       values.push({ budget: p.budget, tier, achieved: n });
     }));
+    const targets = (tiers || []).filter((tier) => values.some((v) => v.tier === tier.name))
+      .map((tier) => ({ tier: tier.name, target: tier.target }));
+    const color = { field: "tier", type: "nominal", title: t("tier") };
     return render(container, {
       description: t("frontier"), title: t("frontier") + ": " + resource, width: 420, height: 220,
-      data: { values },
-      mark: { type: "line", point: true },
-      encoding: {
-        x: { field: "budget", type: "quantitative", title: t("budget") + " " + resource, axis: { format: "~s" } },
-        y: { field: "achieved", type: "quantitative", title: t("achieved") },
-        color: { field: "tier", type: "nominal", title: t("tier") },
-        tooltip: [{ field: "tier" }, { field: "budget", format: ",.0f" }, { field: "achieved" }],
-      },
+      layer: [
+        { data: { values }, mark: { type: "line", point: true },
+          encoding: {
+            x: { field: "budget", type: "quantitative", title: t("budget") + " " + resource, axis: { format: "~s" } },
+            y: { field: "achieved", type: "quantitative", title: t("achievedVsTargetDashed") },
+            color,
+            tooltip: [{ field: "tier" }, { field: "budget", format: ",.0f" }, { field: "achieved" }],
+          } },
+        { data: { values: targets }, mark: { type: "rule", strokeDash: [6, 4] },
+          encoding: { y: { field: "target", type: "quantitative" }, color,
+            tooltip: [{ field: "tier" }, { field: "target", title: t("target") }] } },
+      ],
     });
   }
 

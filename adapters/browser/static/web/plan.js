@@ -215,7 +215,8 @@
     });
     container.replaceChildren(...[
       summary(plan),
-      el("div", { class: "two-up" }, [attainment(plan, ctx), spend(plan, ctx)]),
+      // With the uncertainty columns the tier table needs the full width.
+      el("div", { class: plan.uncertainty ? "stacked" : "two-up" }, [attainment(plan, ctx), spend(plan, ctx)]),
       info.size ? byAttribute(plan, ctx, rows) : null,
       explanation(plan, ctx),
       partnerTable(plan, ctx, rows),
