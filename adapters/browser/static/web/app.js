@@ -288,7 +288,9 @@
     try {
       const submitted = await api.request("POST", "/v1/frontiers", { base: { allocation_id: state.job.id }, resource, multipliers });
       const result = await api.poll("/v1/frontiers/" + submitted.id, (job) => {
-        $("frontier-progress").textContent = t(job.status);
+        const p = job.progress || {};
+        $("frontier-progress").textContent = t(job.status) + (p.points_total
+          ? " — " + t("pointsDone", { done: p.points_done, total: p.points_total }) : "");
       });
       $("frontier-progress").textContent = "";
       if (result.status !== "succeeded") notify(t(result.status) + (result.error ? ": " + result.error : ""));
