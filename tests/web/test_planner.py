@@ -153,6 +153,9 @@ def test_controls_are_labelled_and_chinese_switch(
     expect(page.get_by_label("数据集", exact=True)).to_be_visible()
     expect(page.get_by_role("button", name="求解")).to_be_visible()
     expect(page.get_by_label("预算：subsidy（CNY）")).to_be_visible()
+    expect(page.get_by_label("数据集", exact=True).locator("option:checked")).to_have_text(
+        "tiny — 8 个伙伴"
+    )
     screenshot(page, "6-request-chinese", "#request-section")
 
     # The choice survives a reload; the switch goes back.

@@ -321,8 +321,13 @@
     document.querySelector('label[for="confidence"]').hidden = !supported;
   }
 
+  function relabelFixtures() {
+    [...$("fixture").options].forEach((o) => { o.textContent = t("fixtureOption", { name: o.value, count: o.dataset.partners }); });
+  }
+
   function relabel() {
     relabelRequestFields();
+    relabelFixtures();
     const f = currentFixture();
     $("fixture-description").textContent = f ? f.description : "";
     if (state.job && !$("plan-section").hidden) {
@@ -336,6 +341,7 @@
 
   function init() {
     WM.applyLabels();
+    relabelFixtures();
     $("api-key").value = api.key();
     $("api-key").addEventListener("input", () => api.setKey($("api-key").value.trim()));
     $("forget-key").addEventListener("click", () => { api.setKey(""); $("api-key").value = ""; });
