@@ -151,3 +151,44 @@ def test_insight_and_frontier_against_the_api(
     assert unlabelled_controls(page) == []
     page.get_by_role("button", name="English").click()
     watched.assert_clean()
+
+
+def test_a_failed_frontier_point_keeps_its_row(
+    page: Page, live_app: LiveApp, watched: Watch
+) -> None:
+    """A point the service could not solve has only budget, status and error; the page
+    shows it in budget order with the reason and draws the others."""
+    from tests.web.test_planner import solve_fixture
+
+    points = [
+        {"budget": 6e6, "status": "failed", "error": "worker lost"},
+        {
+            "budget": 12e6,
+            "status": "optimal",
+            "achieved": {"1B": 2, "100M": 6},
+            "weighted_shortfall": 0.0,
+            "total_projected_gmv": 3.7e9,
+            "total_cost": 5.2e7,
+            "mip_gap": 0.0,
+            "p_target": None,
+            "carried_from": None,
+        },
+    ]
+
+    def frontier(route: Any) -> None:
+        if route.request.method == "POST":
+            route.fulfill(status=202, json={"id": "f1", "status": "queued"})
+        else:
+            route.fulfill(json={"id": "f1", "status": "succeeded", "points": points})
+
+    solve_fixture(page, live_app.url, time_limit=2)
+    page.route("**/v1/frontiers", frontier)
+    page.route("**/v1/frontiers/f1", frontier)
+    page.get_by_label("Budget multipliers").fill("0.5, 1")
+    page.get_by_role("button", name="Draw frontier").click()
+    rows = page.locator("#frontier-table tbody tr")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("failed: worker lost")
+    expect(rows.nth(1)).to_contain_text("optimal")
+    expect(page.locator('[data-chart="frontier"] svg')).to_have_count(1)
+    watched.assert_clean()
