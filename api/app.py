@@ -19,7 +19,7 @@ from adapters.store import Store
 from api.bodies import cap_body
 from api.errors import ApiError
 from api.limits import init_rate_limits
-from api.routes import allocations, comparisons, fixtures, frontiers, health
+from api.routes import allocations, audit, comparisons, fixtures, frontiers, health, programmes
 from api.routes.common import Backends, auth_in_force
 from api.web import init_app as init_web
 from models.schemas import AllocationRequestSchema
@@ -127,7 +127,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     api = WindmakerApi(app)
     api.spec.components.schema("AllocationRequest", schema=AllocationRequestSchema)
-    for module in (allocations, comparisons, frontiers, fixtures, health):
+    for module in (allocations, programmes, comparisons, frontiers, fixtures, health, audit):
         api.register_blueprint(module.blp)
     init_rate_limits(app)
     init_web(app)

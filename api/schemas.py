@@ -11,6 +11,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from models.scenario import ScenarioSchema
 from models.schemas import AllocationRequestSchema, PlanSchema
+from service.records import AUDIT_ACTIONS
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 MAX_SCENARIOS = 50
@@ -50,6 +51,14 @@ class JobSchema(Schema):
     attempts = fields.Integer(
         required=True, metadata={"description": "workers that took the job (> 1 after a crash)"}
     )
+    submitted_by = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "the submitting API key's name, or `anonymous` while "
+            "authentication is off; null for jobs stored before this was recorded"
+        },
+    )
 
 
 class SubmittedSchema(Schema):
@@ -69,6 +78,18 @@ class AllocationJobSchema(JobSchema):
 
 class JobListQuerySchema(StrictSchema):
     status = fields.String(validate=validate.OneOf(JOB_STATUSES))
+
+
+class PlanDownloadQuerySchema(StrictSchema):
+    all_partners = fields.Boolean(
+        data_key="all",
+        load_default=False,
+        metadata={
+            "description": "1/true: every partner of the request, unfunded ones too "
+            "(zero amounts, projected GMV = baseline); default: partners with an "
+            "amount, a package or a tier"
+        },
+    )
 
 
 class Unparsed(fields.Nested):
@@ -241,9 +262,45 @@ class HealthSchema(Schema):
     version = fields.String(required=True)
 
 
+class AdoptionSchema(Schema):
+    programme = fields.String(required=True, metadata={"description": "the requests' `name`"})
+    job_id = fields.String(required=True, metadata={"description": "the allocation job"})
+    rank = fields.Integer(required=True, metadata={"description": "the plan's rank in the job"})
+    adopted_by = fields.String(required=True)
+    adopted_at = fields.DateTime(required=True)
+    current = fields.Boolean(
+        required=True, metadata={"description": "still the programme's adopted plan"}
+    )
+
+
+class AdoptedPlanSchema(AdoptionSchema):
+    plan = Stored(PlanSchema, required=True, allow_none=True)
+
+
+class AuditEntrySchema(Schema):
+    id = fields.Integer(required=True)
+    at = fields.DateTime(required=True)
+    actor = fields.String(
+        required=True, metadata={"description": "API key name, `anonymous` or CLI user"}
+    )
+    action = fields.String(required=True, validate=validate.OneOf(AUDIT_ACTIONS))
+    target = fields.String(
+        required=True, metadata={"description": "job id, programme name or key id"}
+    )
+    details = fields.Dict(required=True)
+
+
+class AuditQuerySchema(StrictSchema):
+    action = fields.String(validate=validate.OneOf(AUDIT_ACTIONS))
+
+
 __all__ = [
+    "AdoptedPlanSchema",
+    "AdoptionSchema",
     "AllocationJobSchema",
     "AllocationRequestSchema",
+    "AuditEntrySchema",
+    "AuditQuerySchema",
     "ComparisonJobSchema",
     "ComparisonRequestSchema",
     "FixtureListSchema",

@@ -17,6 +17,7 @@ from cli.report import gap, money, table
 from cli.solve import solve_or_fail
 from models.plan import Plan
 from models.request import AllocationRequest
+from models.spreadsheet import formula_safe
 
 
 @dataclass(frozen=True)
@@ -212,7 +213,11 @@ def batch(
             click.style(f"TARGETS NOT MET in {len(short)} run(s): {labels}", fg="red", bold=True)
         )
     if csv_path:
-        pd.DataFrame([_batch_record(result) for result in results]).to_csv(csv_path, index=False)
+        records = [
+            {formula_safe(k): formula_safe(v) if isinstance(v, str) else v for k, v in r.items()}
+            for r in map(_batch_record, results)
+        ]  # labels and errors are text a spreadsheet must not run (docs/exports.md)
+        pd.DataFrame(records).to_csv(csv_path, index=False)
         click.echo(f"wrote {csv_path}")
     if failed:
         raise click.ClickException(f"{len(failed)} of {len(results)} runs failed")

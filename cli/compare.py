@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from adapters.exports import comparison_workbook
 from cli.inputs import (
     Overrides,
     override_options,
@@ -142,6 +143,14 @@ def _differences_text(comparison: dict[str, Any], top: int) -> str:
     return "\n".join(out)
 
 
+def _write_file(path: str, data: bytes) -> None:
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(data)
+    except OSError as error:
+        raise click.ClickException(f"cannot write {error.filename}: {error.strerror}") from None
+
+
 @click.command()
 @source_options
 @override_options
@@ -157,6 +166,12 @@ def _differences_text(comparison: dict[str, Any], top: int) -> str:
     "json_path",
     type=click.Path(dir_okay=False, writable=True),
     help="Write the comparison (the API's comparison result shape) as JSON.",
+)
+@click.option(
+    "--xlsx",
+    "xlsx_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the comparison as an Excel workbook (Summary, Differences, a plan per scenario).",
 )
 @click.option(
     "--top",
@@ -178,6 +193,7 @@ def compare(
     engine: str | None,
     changes_path: str,
     json_path: str | None,
+    xlsx_path: str | None,
     top: int,
     quiet: bool,
     verbose: bool,
@@ -187,6 +203,7 @@ def compare(
     \b
       windmaker compare --fixture pilot --changes whatif.json --json comparison.json
       windmaker compare PARTNERS.csv --scenario BASE.json --changes whatif.json
+      windmaker compare --fixture pilot --changes whatif.json --xlsx comparison.xlsx
     """
     overrides = Overrides(time_limit_s, mip_gap, plans, engine)
     base = request_from_files(
@@ -201,6 +218,9 @@ def compare(
     if json_path:
         Path(json_path).write_text(json.dumps(comparison, indent=2) + "\n", encoding="utf-8")
         click.echo(f"wrote {json_path}")
+    if xlsx_path:
+        _write_file(xlsx_path, comparison_workbook(comparison, base))
+        click.echo(f"wrote {xlsx_path}")
     failed = [row["name"] for row in comparison["scenarios"] if row["status"] != "succeeded"]
     if failed:
         raise click.ClickException(f"{len(failed)} scenario(s) failed: {', '.join(failed)}")

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from adapters.store import default_store
+from cli.provenance import cli_actor
 from cli.report import table
 from service import keys as api_keys
 
@@ -21,7 +22,7 @@ def keys() -> None:
 @click.option("--name", default=None, help="A note on who or what uses the key.")
 def keys_create(role: str, name: str | None) -> None:
     """Create a key; its token is printed once."""
-    key_id, token = api_keys.create_key(default_store(), role, name=name)
+    key_id, token = api_keys.create_key(default_store(), role, name=name, by=cli_actor())
     click.echo(f"key id: {key_id}")
     click.echo(f"token:  {token}")
     click.echo("Store the token now: it is not shown again.", err=True)
@@ -56,6 +57,6 @@ def keys_list() -> None:
 @click.argument("key_id")
 def keys_revoke(key_id: str) -> None:
     """Revoke a key: its token stops working at once."""
-    if not api_keys.revoke_key(default_store(), key_id):
+    if not api_keys.revoke_key(default_store(), key_id, by=cli_actor()):
         raise click.ClickException(f"no active key with id {key_id!r}")
     click.echo(f"revoked {key_id}")

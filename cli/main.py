@@ -1,5 +1,5 @@
 """The `windmaker` command line: solve, batch, compare, frontier, report, fixtures, serve, worker,
-keys.
+keys, adopt, audit.
 
 Every solve goes through `service.solving.solve_request`, the same service function the
 API's workers call, so a plan printed here is exactly what the API would return. Progress
@@ -19,6 +19,7 @@ from cli.fixture_list import list_fixtures
 from cli.frontier import frontier
 from cli.html_report import report
 from cli.keys import keys
+from cli.provenance import adopt, audit
 from cli.serve import serve, worker
 from cli.solve import solve
 
@@ -28,7 +29,9 @@ def main() -> None:
     """Windmaker: allocate incentive resources so partners reach their GMV tiers."""
 
 
-for command in (solve, batch, compare, frontier, report, list_fixtures, serve, worker, keys):
+for command in (
+    solve, batch, compare, frontier, report, list_fixtures, serve, worker, keys, adopt, audit
+):  # fmt: skip
     main.add_command(command)
 
 

@@ -1,5 +1,5 @@
 """Terminal reports: readable figures, tables, the summary of a plan, and the files a
-solve writes (plan CSVs, the JSON plan list)."""
+solve writes (plan CSVs and workbooks, the JSON plan list)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any
 import click
 import pandas as pd
 
+from adapters.exports import plan_workbook
 from models.csvio import write_plan_csv
 from models.plan import Plan, SolveStatus
 from models.request import AllocationRequest
@@ -184,23 +185,39 @@ def alternatives_summary(plans: Sequence[Plan]) -> str:
 # ---------------------------------------------------------------------------------------
 
 
-def _alternative_path(out: Path, rank: int) -> Path:
-    return out.with_name(f"{out.stem}.rank{rank}{out.suffix or '.csv'}")
+def _alternative_path(out: Path, rank: int, suffix: str = ".csv") -> Path:
+    return out.with_name(f"{out.stem}.rank{rank}{out.suffix or suffix}")
+
+
+def _rank_path(out: str, rank: int, suffix: str) -> Path:
+    """Rank 1 goes exactly where asked; alternatives next to it."""
+    path = Path(out) if rank == 1 else _alternative_path(Path(out), rank, suffix)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def write_outputs(
-    plans: Sequence[Plan], request: AllocationRequest, out: str | None, json_path: str | None
+    plans: Sequence[Plan],
+    request: AllocationRequest,
+    out: str | None,
+    json_path: str | None,
+    *,
+    xlsx: str | None = None,
+    all_partners: bool = False,
 ) -> list[Path]:
-    """Plan CSV(s) and the JSON plan list; returns the paths written."""
+    """Plan CSV(s), XLSX workbook(s) and the JSON plan list; returns the paths written."""
     written: list[Path] = []
     try:
         if out:
             for plan in plans:
-                # Rank 1 goes exactly where asked; alternatives next to it.
-                path = Path(out) if plan.rank == 1 else _alternative_path(Path(out), plan.rank)
-                path.parent.mkdir(parents=True, exist_ok=True)
+                path = _rank_path(out, plan.rank, ".csv")
                 with path.open("w", newline="", encoding="utf-8") as handle:
-                    write_plan_csv(plan, request, handle)
+                    write_plan_csv(plan, request, handle, all_partners=all_partners)
+                written.append(path)
+        if xlsx:
+            for plan in plans:
+                path = _rank_path(xlsx, plan.rank, ".xlsx")
+                path.write_bytes(plan_workbook(plan, request, all_partners=all_partners))
                 written.append(path)
         if json_path:
             path = Path(json_path)

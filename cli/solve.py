@@ -37,6 +37,18 @@ def solve_or_fail(request: AllocationRequest, progress: Progress | None) -> list
     type=click.Path(dir_okay=False, writable=True),
     help="Write the full plan list (the API's plan shape) as JSON.",
 )
+@click.option(
+    "--xlsx",
+    "xlsx_path",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the best plan as an Excel workbook (Summary, Plan, Tiers, Binding; "
+    "alternatives next to it).",
+)
+@click.option(
+    "--all-partners",
+    is_flag=True,
+    help="List every partner in the plan CSV/XLSX, unfunded ones too.",
+)
 @progress_options
 def solve(
     partners_csv: str | None,
@@ -50,6 +62,8 @@ def solve(
     engine: str | None,
     out: str | None,
     json_path: str | None,
+    xlsx_path: str | None,
+    all_partners: bool,
     quiet: bool,
     verbose: bool,
 ) -> None:
@@ -59,6 +73,7 @@ def solve(
       windmaker solve PARTNERS.csv --scenario SCENARIO.json [--packages P.csv] --out PLAN.csv
       windmaker solve --request REQUEST.json --out PLAN.csv --json PLAN.json
       windmaker solve --fixture tiny --time-limit 10 --out PLAN.csv
+      windmaker solve --fixture pilot --xlsx PLAN.xlsx --out PLAN.csv --all-partners
     """
     overrides = Overrides(time_limit_s, mip_gap, plans, engine)
     request = request_from_files(
@@ -81,5 +96,8 @@ def solve(
     if len(found) > 1:
         click.echo("Alternatives:")
         click.echo(alternatives_summary(found))
-    for path in write_outputs(found, request, out, json_path):
+    written = write_outputs(
+        found, request, out, json_path, xlsx=xlsx_path, all_partners=all_partners
+    )
+    for path in written:
         click.echo(f"wrote {path}")

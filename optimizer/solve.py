@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
 import numpy as np
 
-from models.check import assert_plan_valid
-from models.plan import Plan, SolverReport, SolveStatus, build_plan
+from models.check import assert_plan_valid, check_plan
+from models.curves import CurveColumn
+from models.plan import Plan, SolverReport, SolveStatus, build_plan, curve_columns
 from models.request import AllocationRequest
 from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.confidence import needs_confidence, solve_at_confidence
@@ -18,6 +20,9 @@ from optimizer.errors import EngineUnavailable, OptimizerError
 from optimizer.milp import solve_milp
 from optimizer.outcome import Candidate, EngineOutcome
 from optimizer.progress import Progress, ProgressEvent
+from optimizer.whole_units import whole_units
+
+log = logging.getLogger(__name__)
 
 # Above this many variable (partner, resource) pairs `auto` prefers the decomposition.
 DECOMPOSITION_PAIRS = 3_000
@@ -156,6 +161,7 @@ def solve(
         ]
 
     plans = []
+    columns = curve_columns(request)
     for rank, candidate in enumerate(outcome.candidates, start=1):
         report = SolverReport(
             engine=outcome.engine,
@@ -166,17 +172,41 @@ def solve(
             shortfall_proven=outcome.shortfall_proven if rank == 1 else None,
             shortfall_bound=outcome.shortfall_bound,
         )
-        plan = build_plan(
-            request,
-            candidate.amounts,
-            report,
-            package_choice=candidate.package_choice,
-            rank=rank,
-            label=candidate.label,
-            binding_constraints=outcome.binding_constraints,
-        )
+        plan = _planner_ready(request, arrays, candidate, report, rank, outcome, columns)
         if plan.objective.weighted_shortfall > 0 and not plan.binding_constraints:
             plan.binding_constraints = exhausted_resources(plan)
         assert_plan_valid(request, plan)
         plans.append(plan)
     return plans
+
+
+def _planner_ready(
+    request: AllocationRequest,
+    arrays: ProblemArrays,
+    candidate: Candidate,
+    report: SolverReport,
+    rank: int,
+    outcome: EngineOutcome,
+    columns: list[CurveColumn],
+) -> Plan:
+    """The candidate's plan in whole units (docs/exports.md). Should the rounded plan
+    fail the exact check — a bug, not an expected case — the engine's amounts are kept."""
+
+    def plan_of(amounts: np.ndarray) -> Plan:
+        return build_plan(
+            request,
+            amounts,
+            report,
+            package_choice=candidate.package_choice,
+            rank=rank,
+            label=candidate.label,
+            binding_constraints=outcome.binding_constraints,
+            columns=columns,
+        )
+
+    rounded = plan_of(whole_units(arrays, candidate.amounts, candidate.package_choice, columns))
+    violations = check_plan(request, rounded)
+    if not violations:
+        return rounded
+    log.warning("whole-unit rounding broke the plan, keeping the engine's amounts: %s", violations)
+    return plan_of(candidate.amounts)

@@ -37,7 +37,15 @@ from service.comparisons import (
 )
 from service.explain import plan_key, rebuild
 from service.ports import Dispatch, JobStore
-from service.records import ALLOCATION, FINAL_STATUSES, FRONTIER, RUNNING, SUCCEEDED, Job
+from service.records import (
+    ALLOCATION,
+    ANONYMOUS,
+    FINAL_STATUSES,
+    FRONTIER,
+    RUNNING,
+    SUCCEEDED,
+    Job,
+)
 
 MAX_POINTS = 25
 MAX_WORKERS = 4
@@ -91,7 +99,9 @@ def prepare_points(base: AllocationRequest, spec: Mapping[str, Any]) -> list[Pre
 # -- submitting -------------------------------------------------------------------------
 
 
-def submit_frontier(store: JobStore, dispatch: Dispatch, body: Mapping[str, Any]) -> Any:
+def submit_frontier(
+    store: JobStore, dispatch: Dispatch, body: Mapping[str, Any], *, submitted_by: str = ANONYMOUS
+) -> Any:
     """Validate a frontier request and queue it as a job of kind `frontier`."""
     from service.jobs import _dispatch
 
@@ -108,6 +118,7 @@ def submit_frontier(store: JobStore, dispatch: Dispatch, body: Mapping[str, Any]
         request_id=request_id,
         comparison={"base_allocation_id": base_allocation_id, "scenarios": scenarios},
         scenario_names=[s["name"] for s in scenarios],
+        submitted_by=submitted_by,
     )
     _dispatch(store, dispatch, job)
     return job

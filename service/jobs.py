@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from models.csvio import plan_to_csv_text
+from models.plan import Plan
 from models.request import AllocationRequest
 from models.scenario import parse_scenarios
 from models.schemas import RequestValidationError, parse_request, plan_from_dict, request_to_dict
@@ -26,8 +27,16 @@ from service.errors import (
     NotFound,
     ServiceUnavailable,
 )
-from service.ports import Dispatch, JobStore
-from service.records import ALLOCATION, CANCELLED, COMPARISON, FINAL_STATUSES, SUCCEEDED, Job
+from service.ports import Dispatch, JobStore, Store
+from service.records import (
+    ALLOCATION,
+    ANONYMOUS,
+    CANCELLED,
+    COMPARISON,
+    FINAL_STATUSES,
+    SUCCEEDED,
+    Job,
+)
 from service.solving import parse_allocation
 
 log = logging.getLogger(__name__)
@@ -96,7 +105,12 @@ def _same_request(job: Job, digest: str) -> Job:
 
 
 def submit_allocation(
-    store: JobStore, dispatch: Dispatch, request: AllocationRequest, retry: Retry | None = None
+    store: JobStore,
+    dispatch: Dispatch,
+    request: AllocationRequest,
+    retry: Retry | None = None,
+    *,
+    submitted_by: str = ANONYMOUS,
 ) -> Job:
     """Store the request as a queued job and hand it to the job runner (or, for a
     retry, return the job the first attempt made)."""
@@ -109,6 +123,7 @@ def submit_allocation(
             request_body=body,
             idempotency_key=key,
             request_hash=digest,
+            submitted_by=submitted_by,
         )
 
     return _submit(store, dispatch, ALLOCATION, body, retry, create)
@@ -146,6 +161,7 @@ def job_view(job: Job) -> dict[str, Any]:
         "error": job.error,
         "progress": job.progress,
         "attempts": job.attempts,
+        "submitted_by": job.submitted_by,
     }
 
 
@@ -165,6 +181,15 @@ def get_allocation(store: JobStore, job_id: str) -> dict[str, Any]:
     return view
 
 
+def allocation_request(store: JobStore, job_id: str) -> dict[str, Any]:
+    """The request an allocation was submitted with, as stored (validated, partners
+    inline)."""
+    job = get_job(store, job_id, ALLOCATION)
+    if job.request_id is None:
+        raise NotFound(f"the allocation {job_id!r} has no stored request")
+    return store.request_body(job.request_id)
+
+
 def list_jobs(
     store: JobStore, kind: str, *, page: int, page_size: int, status: str | None = None
 ) -> tuple[list[dict[str, Any]], int]:
@@ -177,11 +202,19 @@ def list_jobs(
     return [job_view(job) for job in jobs], total
 
 
-def cancel_job(store: JobStore, job_id: str, kind: str) -> dict[str, Any]:
+def cancel_job(store: Store, job_id: str, kind: str, *, by: str = ANONYMOUS) -> dict[str, Any]:
     """Cancel a queued or running job. Cancelling a cancelled job is a no-op; a job that
-    already succeeded or failed cannot be cancelled (Conflict)."""
+    already succeeded or failed cannot be cancelled (Conflict), and neither can a job
+    whose plan was adopted."""
     get_job(store, job_id, kind)
-    job = store.cancel_job(job_id)
+    adopted = store.adoptions_of_job(job_id)
+    if adopted:
+        raise Conflict(
+            f"a plan of this {kind} was adopted for programme {adopted[0].programme!r}; "
+            "adopted jobs cannot be cancelled or deleted",
+            {"job_id": ["adopted"]},
+        )
+    job = store.cancel_job(job_id, by=by)
     if job is None:
         raise NotFound(f"no {kind} with id {job_id!r}")
     if job.status != CANCELLED:
@@ -189,8 +222,8 @@ def cancel_job(store: JobStore, job_id: str, kind: str) -> dict[str, Any]:
     return job_view(job)
 
 
-def plan_csv(store: JobStore, job_id: str, rank: int) -> str:
-    """A plan's allocations as CSV (columns in docs/reference.md)."""
+def plan_and_request(store: JobStore, job_id: str, rank: int) -> tuple[Plan, AllocationRequest]:
+    """A succeeded allocation's plan of `rank` and the request it answers (for exports)."""
     job = get_job(store, job_id, ALLOCATION)
     if job.status != SUCCEEDED:
         raise Conflict(f"the allocation is {job.status}; plans exist once it succeeded")
@@ -198,14 +231,25 @@ def plan_csv(store: JobStore, job_id: str, rank: int) -> str:
     if stored is None:
         count = len(store.plans(job_id))
         raise NotFound(f"no plan of rank {rank}; this allocation has {count} plan(s)")
-    return plan_to_csv_text(plan_from_dict(stored), stored_request(store, job))
+    return plan_from_dict(stored), stored_request(store, job)
+
+
+def plan_csv(store: JobStore, job_id: str, rank: int, *, all_partners: bool = False) -> str:
+    """A plan's allocations (every partner with `all_partners`) as CSV (docs/exports.md)."""
+    plan, request = plan_and_request(store, job_id, rank)
+    return plan_to_csv_text(plan, request, all_partners=all_partners)
 
 
 # -- comparisons ----------------------------------------------------------------------
 
 
 def submit_comparison(
-    store: JobStore, dispatch: Dispatch, body: Mapping[str, Any], retry: Retry | None = None
+    store: JobStore,
+    dispatch: Dispatch,
+    body: Mapping[str, Any],
+    retry: Retry | None = None,
+    *,
+    submitted_by: str = ANONYMOUS,
 ) -> Job:
     """Validate a comparison (base and every scenario's changes) and queue it (or, for a
     retry, return the job the first attempt made).
@@ -254,6 +298,7 @@ def submit_comparison(
             scenario_names=["base", *(s["name"] for s in scenarios)],
             idempotency_key=key,
             request_hash=digest,
+            submitted_by=submitted_by,
         )
 
     submitted = {"name": name, "base": request_body or base_allocation_id, **comparison}
@@ -284,3 +329,11 @@ def get_comparison(store: JobStore, job_id: str) -> dict[str, Any]:
             "scenarios_total": len(results),
         }
     return view
+
+
+def finished_comparison(store: JobStore, job_id: str) -> tuple[dict[str, Any], AllocationRequest]:
+    """A succeeded comparison's view (`get_comparison`) and its base request (for exports)."""
+    view = get_comparison(store, job_id)
+    if view["status"] != SUCCEEDED:
+        raise Conflict(f"the comparison is {view['status']}; exports exist once it succeeded")
+    return view, stored_request(store, get_job(store, job_id, COMPARISON))

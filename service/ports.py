@@ -1,6 +1,7 @@
 """What the service needs from the outside world, as small protocols.
 
-`adapters.store.Store` (SQLAlchemy) implements `JobStore` and `KeyStore`; the queues of
+`adapters.store.Store` (SQLAlchemy) implements `JobStore`, `KeyStore` and
+`ProvenanceStore`; the queues of
 `adapters.queue` provide a `Dispatch`. Tests use in-memory fakes of the same protocols.
 
 Every state change of a job is conditional, and the store is the arbiter: `claim_job` is
@@ -15,7 +16,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from service.records import ApiKey, Job, ScenarioResult
+from service.records import ANONYMOUS, Adoption, ApiKey, AuditEntry, Job, ScenarioResult
 
 Dispatch = Callable[[Job], None]
 """Hands a newly stored job to whatever runs jobs; raises when it cannot."""
@@ -33,8 +34,10 @@ class JobStore(Protocol):
         scenario_names: Sequence[str] = (),
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        submitted_by: str = ANONYMOUS,
     ) -> Job:
-        """Raises `service.errors.DuplicateSubmission` when `idempotency_key` is taken."""
+        """Raises `service.errors.DuplicateSubmission` when `idempotency_key` is taken.
+        Records the submission in the audit log with the job."""
         ...
 
     def find_idempotent(self, idempotency_key: str) -> Job | None: ...
@@ -49,7 +52,9 @@ class JobStore(Protocol):
 
     def request_body(self, request_id: str) -> dict[str, Any]: ...
 
-    def cancel_job(self, job_id: str) -> Job | None: ...
+    def cancel_job(self, job_id: str, *, by: str = ANONYMOUS) -> Job | None:
+        """Audited (under `by`) only when the job was active and is now cancelled."""
+        ...
 
     def claim_job(
         self, job_id: str, worker: str, *, stale_before: datetime | None = None
@@ -92,7 +97,9 @@ class JobStore(Protocol):
 class KeyStore(Protocol):
     """API keys. The store keeps only a hash of each token (see `adapters.store.keys`)."""
 
-    def add_key(self, *, key_id: str, name: str, role: str, token: str) -> ApiKey: ...
+    def add_key(
+        self, *, key_id: str, name: str, role: str, token: str, by: str = ANONYMOUS
+    ) -> ApiKey: ...
 
     def find_key(self, token: str) -> ApiKey | None: ...
 
@@ -100,6 +107,33 @@ class KeyStore(Protocol):
 
     def list_keys(self) -> list[ApiKey]: ...
 
-    def revoke_key(self, key_id: str) -> bool: ...
+    def revoke_key(self, key_id: str, *, by: str = ANONYMOUS) -> bool: ...
 
     def any_active_key(self) -> bool: ...
+
+
+class ProvenanceStore(Protocol):
+    """Adopted plans per programme (at most one current each, whatever the races) and
+    the audit log. Changes write their audit entry in their own transaction."""
+
+    def adopt_plan(
+        self, programme: str, job_id: str, rank: int, adopted_by: str
+    ) -> tuple[Adoption, bool]:
+        """(the adoption, whether it is new): re-adopting the current plan changes nothing."""
+        ...
+
+    def current_adoption(self, programme: str) -> Adoption | None: ...
+
+    def adoptions(
+        self, programme: str, *, offset: int, limit: int
+    ) -> tuple[list[Adoption], int]: ...
+
+    def adoptions_of_job(self, job_id: str) -> list[Adoption]: ...
+
+    def audit_entries(
+        self, *, offset: int, limit: int, action: str | None = None
+    ) -> tuple[list[AuditEntry], int]: ...
+
+
+class Store(JobStore, KeyStore, ProvenanceStore, Protocol):
+    """Everything one deployment's database provides."""

@@ -1,4 +1,5 @@
-"""What the store hands back: jobs, scenario results and API keys, with their statuses.
+"""What the store hands back: jobs, scenario results, API keys, adoptions and audit
+entries, with their statuses.
 
 Plain frozen dataclasses, so the service and its in-memory test fakes need no database.
 """
@@ -20,6 +21,9 @@ FINAL_STATUSES = (SUCCEEDED, FAILED, CANCELLED)
 ALLOCATION = "allocation"
 COMPARISON = "comparison"
 FRONTIER = "frontier"  # stored like a comparison: one scenario row per budget point
+
+# Who acted when no key identifies them (authentication off).
+ANONYMOUS = "anonymous"
 
 
 def utcnow() -> datetime:
@@ -44,6 +48,9 @@ class Job:
     # A client's Idempotency-Key (scoped and hashed) and the hash of what it submitted.
     idempotency_key: str | None = None
     request_hash: str | None = None
+    # Who submitted it: an API key's name, "anonymous", or the CLI's user. None for jobs
+    # stored before submitters were recorded.
+    submitted_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -66,3 +73,37 @@ class ApiKey:
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+
+# Audit actions: what the audit log records.
+SUBMIT = "submit"
+CANCEL = "cancel"
+ADOPT = "adopt"
+KEY_CREATE = "key.create"
+KEY_REVOKE = "key.revoke"
+AUDIT_ACTIONS = (SUBMIT, CANCEL, ADOPT, KEY_CREATE, KEY_REVOKE)
+
+
+@dataclass(frozen=True)
+class Adoption:
+    """A plan made the adopted plan of a programme; `current` until another replaces it."""
+
+    id: int
+    programme: str
+    job_id: str
+    rank: int
+    adopted_by: str
+    adopted_at: datetime
+    current: bool
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """Who did what to which target, when; `details` says more (kind, names, ranks)."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    details: dict[str, Any]

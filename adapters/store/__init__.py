@@ -1,5 +1,6 @@
-"""The SQLAlchemy store: jobs, plans, comparisons and API keys in SQLite or PostgreSQL,
-migrated by Alembic (`adapters/store/migrations`) when a process opens it."""
+"""The SQLAlchemy store: jobs, plans, comparisons, API keys, adoptions and the audit log
+in SQLite or PostgreSQL, migrated by Alembic (`adapters/store/migrations`) when a process
+opens it."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ import threading
 from adapters.config import load_config
 from adapters.store.jobs import JobTables
 from adapters.store.keys import KeyTables
+from adapters.store.provenance import ProvenanceTables
 
 
-class Store(JobTables, KeyTables):
-    """The database behind one Windmaker deployment: `service.ports.JobStore` and
-    `service.ports.KeyStore` over one engine."""
+class Store(JobTables, KeyTables, ProvenanceTables):
+    """The database behind one Windmaker deployment: `service.ports.JobStore`,
+    `service.ports.KeyStore` and `service.ports.ProvenanceStore` over one engine."""
 
 
 _stores: dict[str, Store] = {}

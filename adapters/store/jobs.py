@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from adapters.store.database import Database
+from adapters.store.provenance import record_audit
 from adapters.store.tables import (
     comparison_scenarios_table,
     comparisons_table,
@@ -26,10 +27,13 @@ from adapters.store.tables import (
 from service.errors import DuplicateSubmission
 from service.records import (
     ACTIVE_STATUSES,
+    ANONYMOUS,
+    CANCEL,
     CANCELLED,
     FAILED,
     QUEUED,
     RUNNING,
+    SUBMIT,
     SUCCEEDED,
     Job,
     ScenarioResult,
@@ -59,8 +63,10 @@ class JobTables(Database):
         scenario_names: Sequence[str] = (),
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        submitted_by: str = ANONYMOUS,
     ) -> Job:
-        """Store a new queued job (with its request, or its comparison) in one transaction.
+        """Store a new queued job (with its request, or its comparison, and its audit
+        entry) in one transaction.
 
         The unique index on `idempotency_key` decides between concurrent retries: the
         loser's transaction rolls back whole and it hears DuplicateSubmission.
@@ -74,6 +80,7 @@ class JobTables(Database):
                 comparison=comparison,
                 scenario_names=scenario_names,
                 idempotency=(idempotency_key, request_hash),
+                submitted_by=submitted_by,
             )
         except sa.exc.IntegrityError:
             if idempotency_key is None or self.find_idempotent(idempotency_key) is None:
@@ -96,6 +103,7 @@ class JobTables(Database):
         comparison: dict[str, Any] | None,
         scenario_names: Sequence[str],
         idempotency: tuple[str | None, str | None],
+        submitted_by: str,
     ) -> Job:
         now = utcnow()
         job_id = str(uuid.uuid4())
@@ -116,8 +124,10 @@ class JobTables(Database):
                     attempts=0,
                     idempotency_key=idempotency[0],
                     request_hash=idempotency[1],
+                    submitted_by=submitted_by[:200],
                 )
             )
+            record_audit(conn, submitted_by, SUBMIT, job_id, {"kind": kind, "name": name[:200]})
             if comparison is not None:
                 conn.execute(comparisons_table.insert().values(job_id=job_id, **comparison))
                 for idx, scenario_name in enumerate(scenario_names):
@@ -170,17 +180,23 @@ class JobTables(Database):
             ).scalar_one()
         return body
 
-    def cancel_job(self, job_id: str) -> Job | None:
+    def cancel_job(self, job_id: str, *, by: str = ANONYMOUS) -> Job | None:
         """Cancel a queued or running job; returns the job afterwards (None: unknown).
 
-        A job already finished keeps its status; the caller tells the client so.
+        A job already finished keeps its status; the caller tells the client so. Only a
+        cancellation that happened is audited (under `by`).
         """
         with self.write() as conn:
-            conn.execute(
+            result = conn.execute(
                 jobs_table.update()
                 .where(jobs_table.c.id == job_id, jobs_table.c.status.in_(ACTIVE_STATUSES))
                 .values(status=CANCELLED, finished_at=utcnow())
             )
+            if result.rowcount == 1:
+                kind = conn.execute(
+                    sa.select(jobs_table.c.kind).where(jobs_table.c.id == job_id)
+                ).scalar_one()
+                record_audit(conn, by, CANCEL, job_id, {"kind": kind})
             row = conn.execute(sa.select(jobs_table).where(jobs_table.c.id == job_id)).one_or_none()
         return job_from_row(row) if row is not None else None
 

@@ -9,8 +9,9 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from adapters.store.database import Database
+from adapters.store.provenance import record_audit
 from adapters.store.tables import api_keys_table
-from service.records import ApiKey, utcnow
+from service.records import ANONYMOUS, KEY_CREATE, KEY_REVOKE, ApiKey, utcnow
 
 _KEY_COLUMNS = [
     api_keys_table.c[name]
@@ -25,7 +26,9 @@ def hash_token(token: str) -> str:
 class KeyTables(Database):
     """The API-key half of the store (`service.ports.KeyStore`)."""
 
-    def add_key(self, *, key_id: str, name: str, role: str, token: str) -> ApiKey:
+    def add_key(
+        self, *, key_id: str, name: str, role: str, token: str, by: str = ANONYMOUS
+    ) -> ApiKey:
         now = utcnow()
         with self.write() as conn:
             conn.execute(
@@ -37,6 +40,7 @@ class KeyTables(Database):
                     created_at=now,
                 )
             )
+            record_audit(conn, by, KEY_CREATE, key_id, {"name": name, "role": role})
         return ApiKey(key_id, name, role, now, None, None)
 
     def find_key(self, token: str) -> ApiKey | None:
@@ -69,13 +73,18 @@ class KeyTables(Database):
             ).all()
         return [ApiKey(*row) for row in rows]
 
-    def revoke_key(self, key_id: str) -> bool:
+    def revoke_key(self, key_id: str, *, by: str = ANONYMOUS) -> bool:
         with self.write() as conn:
             result = conn.execute(
                 api_keys_table.update()
                 .where(api_keys_table.c.id == key_id, api_keys_table.c.revoked_at.is_(None))
                 .values(revoked_at=utcnow())
             )
+            if result.rowcount == 1:
+                name = conn.execute(
+                    sa.select(api_keys_table.c.name).where(api_keys_table.c.id == key_id)
+                ).scalar_one()
+                record_audit(conn, by, KEY_REVOKE, key_id, {"name": name})
         return result.rowcount == 1
 
     def any_active_key(self) -> bool:

@@ -66,6 +66,7 @@ jobs_table = sa.Table(
     sa.Column("progress", JSONType, nullable=True),
     sa.Column("idempotency_key", sa.String(64), nullable=True),
     sa.Column("request_hash", sa.String(64), nullable=True),
+    sa.Column("submitted_by", sa.String(200), nullable=True),
     sa.Index("ix_jobs_idempotency_key", "idempotency_key", unique=True),
 )
 
@@ -118,4 +119,36 @@ api_keys_table = sa.Table(
     sa.Column("created_at", UTCDateTime(), nullable=False),
     sa.Column("revoked_at", UTCDateTime(), nullable=True),
     sa.Column("last_used_at", UTCDateTime(), nullable=True),
+)
+
+adoptions_table = sa.Table(
+    "adoptions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("programme", sa.String(200), nullable=False, index=True),
+    # No cascade: a job whose plan was ever adopted cannot be deleted under its history.
+    sa.Column("job_id", sa.String(36), sa.ForeignKey("jobs.id"), nullable=False, index=True),
+    sa.Column("rank", sa.Integer, nullable=False),
+    sa.Column("adopted_by", sa.String(200), nullable=False),
+    sa.Column("adopted_at", UTCDateTime(), nullable=False),
+    sa.Column("is_current", sa.Boolean, nullable=False, server_default=sa.false()),
+    # At most one current adoption per programme, whatever races the writers run.
+    sa.Index(
+        "uq_adoptions_current_programme",
+        "programme",
+        unique=True,
+        sqlite_where=sa.text("is_current"),
+        postgresql_where=sa.text("is_current"),
+    ),
+)
+
+audit_table = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime(), nullable=False),
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(32), nullable=False, index=True),
+    sa.Column("target", sa.String(200), nullable=False),
+    sa.Column("details", JSONType, nullable=False),
 )

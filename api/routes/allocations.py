@@ -10,10 +10,12 @@ from flask.views import MethodView
 from flask_smorest.pagination import PaginationParameters
 from werkzeug.datastructures import FileStorage
 
+from adapters import exports
 from api.bodies import ApiBlueprint, parse_json
 from api.errors import BadBody, UnsupportedMediaType
 from api.routes.common import (
     IDEMPOTENCY_PARAMETER,
+    actor,
     backends,
     documented_auth,
     handle_errors,
@@ -21,7 +23,13 @@ from api.routes.common import (
     require_api_key,
     retry_of,
 )
-from api.schemas import AllocationJobSchema, JobListQuerySchema, JobSchema, SubmittedSchema
+from api.schemas import (
+    AllocationJobSchema,
+    JobListQuerySchema,
+    JobSchema,
+    PlanDownloadQuerySchema,
+    SubmittedSchema,
+)
 from models.schemas import MAX_PLANS, RequestValidationError
 from service import jobs, solving
 from service.records import ALLOCATION, Job
@@ -85,7 +93,9 @@ class Allocations(MethodView):
         retry = retry_of()
         allocation = _read_allocation()
         ctx = backends()
-        job = jobs.submit_allocation(ctx.store, ctx.dispatcher.dispatch, allocation, retry)
+        job = jobs.submit_allocation(
+            ctx.store, ctx.dispatcher.dispatch, allocation, retry, submitted_by=actor()
+        )
         url = url_for("allocations.Allocation", job_id=job.id)
         return submitted(job, url), 202, {"Location": url}
 
@@ -117,29 +127,69 @@ class Allocation(MethodView):
     @handle_errors
     def delete(self, job_id: str) -> dict[str, Any]:
         """Cancel a queued or running job (a running solve stops at its next check)."""
-        return jobs.cancel_job(backends().store, job_id, ALLOCATION)
+        return jobs.cancel_job(backends().store, job_id, ALLOCATION, by=actor())
+
+
+PLAN_CSV_COLUMNS = (
+    "partner_id, name, one column per resource (named after it), package (when packages "
+    "are used), baseline_gmv, tier_before, projected_gmv, tier, incremental_gmv, p_reach "
+    "(when forecasts have a spread), then one column per partner attribute; amounts in "
+    "whole units (or steps), GMV rounded to the yuan, text cells spreadsheet-safe"
+)
+
+PLAN_XLSX_SHEETS = (
+    "An Excel workbook with sheets Summary (objective, solver, budgets), Plan (the plan "
+    "CSV's columns), Tiers (target, achieved, shortfall) and Binding (the explanation's "
+    "binding constraints with utilization and marginal values); frozen header rows, "
+    "filters, ¥ and count number formats"
+)
+
+
+def file_content(content_type: str, description: str) -> dict[str, Any]:
+    """The OpenAPI 200 answer of a file download (a body without a JSON schema)."""
+    return {
+        "description": description,
+        "content": {content_type: {"schema": {"type": "string", "format": "binary"}}},
+    }
+
+
+def download(body: bytes | str, mimetype: str, filename: str) -> Response:
+    return Response(
+        body,
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 @blp.route(f"/<job_id>/plans/<int(min=1, max={MAX_PLANS}):rank>.csv")
 class PlanCsv(MethodView):
-    @blp.response(
-        200,
-        content_type="text/csv",
-        description="partner_id, one column per resource, package, baseline_gmv, "
-        "projected_gmv, tier, incremental_gmv",
-    )
+    @blp.arguments(PlanDownloadQuerySchema, location="query")
+    @blp.response(200, content_type="text/csv", description=PLAN_CSV_COLUMNS)
+    @blp.doc(responses={"200": file_content("text/csv", PLAN_CSV_COLUMNS)})
     @blp.alt_response(404, response="NOT_FOUND")
     @blp.alt_response(409, response="CONFLICT")
     @documented_auth(blp, write=False)
     @handle_errors
-    def get(self, job_id: str, rank: int) -> Response:
-        """A plan's allocations as CSV."""
-        text = backends().plan_csv(job_id, rank)
-        return Response(
-            text,
-            mimetype="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{job_id}-plan-{rank}.csv"'},
-        )
+    def get(self, query: dict[str, Any], job_id: str, rank: int) -> Response:
+        """A plan's allocations as CSV (`?all=1`: every partner, unfunded ones too)."""
+        text = backends().plan_csv(job_id, rank, all_partners=query["all_partners"])
+        return download(text, "text/csv", f"{job_id}-plan-{rank}.csv")
+
+
+@blp.route(f"/<job_id>/plans/<int(min=1, max={MAX_PLANS}):rank>.xlsx")
+class PlanXlsx(MethodView):
+    @blp.arguments(PlanDownloadQuerySchema, location="query")
+    @blp.response(200, content_type=exports.CONTENT_TYPE, description=PLAN_XLSX_SHEETS)
+    @blp.doc(responses={"200": file_content(exports.CONTENT_TYPE, PLAN_XLSX_SHEETS)})
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
+    @documented_auth(blp, write=False)
+    @handle_errors
+    def get(self, query: dict[str, Any], job_id: str, rank: int) -> Response:
+        """A plan as an Excel workbook (`?all=1`: every partner on the Plan sheet)."""
+        plan, allocation = jobs.plan_and_request(backends().store, job_id, rank)
+        body = exports.plan_workbook(plan, allocation, all_partners=query["all_partners"])
+        return download(body, exports.CONTENT_TYPE, f"{job_id}-plan-{rank}.xlsx")
 
 
 def _read_allocation() -> Any:

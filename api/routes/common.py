@@ -21,7 +21,7 @@ from api.errors import ApiError, BadBody, http_status
 from models.schemas import RequestValidationError
 from service import jobs
 from service.errors import ServiceError, Unauthorized
-from service.keys import auth_required, authenticate, authorize
+from service.keys import actor_of, auth_required, authenticate, authorize
 from service.records import ApiKey
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -37,14 +37,15 @@ class Backends:
         self.dispatcher = dispatcher
         # Plan CSVs by (job id, rank): a succeeded job's plans never change, and making
         # one re-validates the whole stored request.
-        self.plan_csvs: OrderedDict[tuple[str, int], str] = OrderedDict()
+        self.plan_csvs: OrderedDict[tuple[str, int, bool], str] = OrderedDict()
         self._csv_lock = threading.Lock()
 
-    def plan_csv(self, job_id: str, rank: int) -> str:
-        key = (job_id, rank)
+    def plan_csv(self, job_id: str, rank: int, *, all_partners: bool = False) -> str:
+        key = (job_id, rank, all_partners)
         text = self.plan_csvs.get(key)
         if text is None:
-            text = jobs.plan_csv(self.store, job_id, rank)  # raises unless it exists
+            # raises unless it exists
+            text = jobs.plan_csv(self.store, job_id, rank, all_partners=all_partners)
             with self._csv_lock:
                 self.plan_csvs[key] = text
                 while len(self.plan_csvs) > _PLAN_CSV_CACHE:
@@ -113,6 +114,11 @@ def request_key() -> ApiKey | None:
             else None
         )
     return cast(ApiKey | None, g.api_key)
+
+
+def actor() -> str:
+    """Who this request acts as, for `submitted_by` and the audit log."""
+    return actor_of(request_key())
 
 
 def require_api_key() -> None:

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import url_for
+from flask import Response, url_for
 from flask.views import MethodView
 from flask_smorest.pagination import PaginationParameters
 
+from adapters import exports
 from api.bodies import ApiBlueprint
-from api.routes.allocations import LOCATION, submitted
+from api.routes.allocations import LOCATION, download, file_content, submitted
 from api.routes.common import (
     IDEMPOTENCY_PARAMETER,
+    actor,
     backends,
     documented_auth,
     handle_errors,
@@ -52,7 +54,9 @@ class Comparisons(MethodView):
     def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Submit a comparison; the base and every scenario are solved in the background."""
         ctx = backends()
-        job = jobs.submit_comparison(ctx.store, ctx.dispatcher.dispatch, body, retry_of())
+        job = jobs.submit_comparison(
+            ctx.store, ctx.dispatcher.dispatch, body, retry_of(), submitted_by=actor()
+        )
         url = url_for("comparisons.Comparison", job_id=job.id)
         return submitted(job, url), 202, {"Location": url}
 
@@ -65,6 +69,32 @@ class Comparisons(MethodView):
     def get(self, query: dict[str, Any], pagination_parameters: PaginationParameters) -> Any:
         """List comparisons, newest first (pagination metadata in `X-Pagination`)."""
         return list_page(COMPARISON, query, pagination_parameters)
+
+
+COMPARISON_XLSX_SHEETS = (
+    "An Excel workbook: Summary (a row per scenario, the base first: status, solver "
+    "status, gap and caveat, weighted shortfall, projected GMV, achieved per tier, spend "
+    "per resource), Differences (a row per changed partner and scenario) and one Plan "
+    "sheet per scenario's best plan"
+)
+
+
+@blp.route("/<job_id>.xlsx")
+class ComparisonXlsx(MethodView):
+    @blp.response(200, content_type=exports.CONTENT_TYPE, description=COMPARISON_XLSX_SHEETS)
+    @blp.doc(responses={"200": file_content(exports.CONTENT_TYPE, COMPARISON_XLSX_SHEETS)})
+    @blp.alt_response(404, response="NOT_FOUND")
+    @blp.alt_response(409, response="CONFLICT")
+    @documented_auth(blp, write=False)
+    @handle_errors
+    def get(self, job_id: str) -> Response:
+        """A finished comparison as an Excel workbook."""
+        view, base = jobs.finished_comparison(backends().store, job_id)
+        return download(
+            exports.comparison_workbook(view, base),
+            exports.CONTENT_TYPE,
+            f"{job_id}-comparison.xlsx",
+        )
 
 
 @blp.route("/<job_id>")
@@ -85,4 +115,4 @@ class Comparison(MethodView):
     @handle_errors
     def delete(self, job_id: str) -> dict[str, Any]:
         """Cancel a queued or running comparison."""
-        return jobs.cancel_job(backends().store, job_id, COMPARISON)
+        return jobs.cancel_job(backends().store, job_id, COMPARISON, by=actor())

@@ -11,6 +11,7 @@ from flask_smorest.pagination import PaginationParameters
 from api.bodies import ApiBlueprint
 from api.routes.allocations import LOCATION, submitted
 from api.routes.common import (
+    actor,
     backends,
     documented_auth,
     handle_errors,
@@ -49,7 +50,9 @@ class Frontiers(MethodView):
     def post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Submit a frontier; its points are solved in parallel in the background."""
         ctx = backends()
-        job = frontiers.submit_frontier(ctx.store, ctx.dispatcher.dispatch, body)
+        job = frontiers.submit_frontier(
+            ctx.store, ctx.dispatcher.dispatch, body, submitted_by=actor()
+        )
         url = url_for("frontiers.Frontier", job_id=job.id)
         return submitted(job, url), 202, {"Location": url}
 
@@ -82,4 +85,4 @@ class Frontier(MethodView):
     @handle_errors
     def delete(self, job_id: str) -> dict[str, Any]:
         """Cancel a queued or running frontier."""
-        return jobs.cancel_job(backends().store, job_id, FRONTIER)
+        return jobs.cancel_job(backends().store, job_id, FRONTIER, by=actor())

@@ -21,7 +21,7 @@ from models.csvio.cells import MAX_REPORTED, BoolArray, IntArray, Source
 from models.csvio.packages import PACKAGE_COLUMNS, read_packages_csv
 from models.csvio.partners import PARTNER_COLUMNS, RESOURCE_SUFFIXES, read_partners_csv
 from models.csvio.writers import (
-    plan_frame,
+    plan_csv_rows,
     plan_to_csv_text,
     write_packages_csv,
     write_partners_csv,
@@ -36,7 +36,7 @@ __all__ = [
     "BoolArray",
     "IntArray",
     "Source",
-    "plan_frame",
+    "plan_csv_rows",
     "plan_to_csv_text",
     "read_packages_csv",
     "read_partners_csv",

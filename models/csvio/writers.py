@@ -1,8 +1,13 @@
-"""CSV writers: the plan CSV, and partners / packages CSVs their readers read back exactly."""
+"""CSV writers: the plan CSV, and partners / packages CSVs their readers read back exactly.
+
+The plan CSV goes to people: its cells are spreadsheet-safe (models.spreadsheet). The
+partners and packages CSVs are inputs written for the readers to read back unchanged."""
 
 from __future__ import annotations
 
+import csv
 import io
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,8 +16,10 @@ import pandas as pd
 from models.csvio.cells import Source
 from models.curves import CURVE_PARAMETERS, CurveKind
 from models.plan import Plan
+from models.plan_table import plan_table
 from models.request import AllocationRequest, Partner
 from models.schemas import NUMERIC_CURVE_PARAMETERS
+from models.spreadsheet import cell_value, formula_safe
 
 
 def _write(frame: pd.DataFrame, dest: Source) -> None:
@@ -20,33 +27,38 @@ def _write(frame: pd.DataFrame, dest: Source) -> None:
     frame.to_csv(dest, index=False, lineterminator="\n")  # type: ignore[arg-type]
 
 
-def plan_frame(plan: Plan, request: AllocationRequest) -> pd.DataFrame:
-    """The plan CSV as a frame: partner_id, one column per resource (named after it),
-    package (when the request uses packages), baseline_gmv, projected_gmv, tier,
-    incremental_gmv, p_reach (when some forecast has a spread)."""
-    names = [resource.name for resource in request.resources]
-    rows = plan.allocations
-    data: dict[str, list[Any]] = {"partner_id": [a.partner_id for a in rows]}
-    for name in names:
-        data[name] = [float(a.amounts.get(name, 0.0)) for a in rows]
-    if request.uses_packages:
-        data["package"] = [a.package for a in rows]
-    data["baseline_gmv"] = [a.baseline_gmv for a in rows]
-    data["projected_gmv"] = [a.projected_gmv for a in rows]
-    data["tier"] = [a.tier for a in rows]
-    data["incremental_gmv"] = [a.incremental_gmv for a in rows]
-    if plan.uncertainty is not None:  # docs/uncertainty.md: reach probability of the reported tier
-        data["p_reach"] = [a.p_reach for a in rows]
-    return pd.DataFrame(data, columns=list(data))
+def plan_csv_rows(
+    plan: Plan, request: AllocationRequest, *, all_partners: bool = False
+) -> list[list[Any]]:
+    """The plan CSV's header and rows (models.plan_table), every cell spreadsheet-safe."""
+    table = plan_table(plan, request, all_partners=all_partners)
+    return [
+        [formula_safe(name) for name in table.header],
+        *([_csv_cell(value) for value in row] for row in table.rows),
+    ]
 
 
-def write_plan_csv(plan: Plan, request: AllocationRequest, dest: Source) -> None:
-    _write(plan_frame(plan, request), dest)
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return "" if value is None else cell_value(value)
 
 
-def plan_to_csv_text(plan: Plan, request: AllocationRequest) -> str:
+def write_plan_csv(
+    plan: Plan, request: AllocationRequest, dest: Source, *, all_partners: bool = False
+) -> None:
+    """The plan CSV (docs/exports.md) to a path or an open text file."""
+    rows = plan_csv_rows(plan, request, all_partners=all_partners)
+    if isinstance(dest, str | os.PathLike):
+        with open(dest, "w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle, lineterminator="\n").writerows(rows)
+    else:
+        csv.writer(dest, lineterminator="\n").writerows(rows)  # type: ignore[arg-type]
+
+
+def plan_to_csv_text(plan: Plan, request: AllocationRequest, *, all_partners: bool = False) -> str:
     buffer = io.StringIO()
-    write_plan_csv(plan, request, buffer)
+    write_plan_csv(plan, request, buffer, all_partners=all_partners)
     return buffer.getvalue()
 
 

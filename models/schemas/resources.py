@@ -12,8 +12,10 @@ from models.schemas.base import NAME, NON_NEGATIVE, POSITIVE, BaseSchema, Count,
 # Columns of the plan CSV; a resource of the same name would collide with them.
 PLAN_CSV_COLUMNS = (
     "partner_id",
+    "name",
     "package",
     "baseline_gmv",
+    "tier_before",
     "projected_gmv",
     "tier",
     "incremental_gmv",

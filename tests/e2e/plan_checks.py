@@ -10,7 +10,7 @@ from typing import Any
 
 from fixtures import load_partners, scenario
 from models.check import assert_plan_valid
-from models.plan import Allocation, Plan
+from models.plan import Plan
 from models.request import AllocationRequest
 from models.schemas import parse_request, plan_from_dict
 
@@ -39,28 +39,26 @@ def check_plans(request: AllocationRequest, plans: list[dict[str, Any]]) -> list
 
 def check_plan_csv(request: AllocationRequest, plan: Plan, text: str) -> None:
     """The CSV holds exactly the plan's allocations, and its figures are the exact ones:
-    the plan with its allocations replaced by the CSV rows still passes the checker,
-    which recomputes every GMV and tier from the amounts with the exact curves."""
+    the plan with its amounts replaced by the CSV's still passes the checker (which
+    recomputes every GMV and tier from the amounts with the exact curves), and the CSV's
+    GMV figures are the plan's to the yuan (docs/exports.md)."""
     reader = csv.DictReader(io.StringIO(text))
     resources = [resource.name for resource in request.resources]
     package = ["package"] if request.uses_packages else []
-    tail = ["baseline_gmv", "projected_gmv", "tier", "incremental_gmv"]
+    tail = ["baseline_gmv", "tier_before", "projected_gmv", "tier", "incremental_gmv"]
     if plan.uncertainty is not None:  # docs/uncertainty.md: forecasts with a spread add p_reach
         tail.append("p_reach")
-    assert reader.fieldnames == ["partner_id", *resources, *package, *tail]
+    columns = ["partner_id", "name", *resources, *package, *tail]
+    assert reader.fieldnames is not None
+    assert reader.fieldnames[: len(columns)] == columns
     rows = list(reader)
-    allocations = [
-        Allocation(
-            partner_id=row["partner_id"],
-            amounts={name: float(row[name]) for name in resources},
-            baseline_gmv=float(row["baseline_gmv"]),
-            projected_gmv=float(row["projected_gmv"]),
-            tier=row["tier"] or None,
-            incremental_gmv=float(row["incremental_gmv"]),
-            package=(row.get("package") or None) if package else None,
-            p_reach=float(row["p_reach"]) if "p_reach" in row else None,
-        )
-        for row in rows
-    ]
-    assert [a.partner_id for a in allocations] == [a.partner_id for a in plan.allocations]
+    assert [row["partner_id"] for row in rows] == [a.partner_id for a in plan.allocations]
+    allocations = []
+    for row, exact in zip(rows, plan.allocations, strict=True):
+        for name in ("baseline_gmv", "projected_gmv", "incremental_gmv"):
+            assert float(row[name]) == round(getattr(exact, name)), (row["partner_id"], name)
+        assert (row["tier"] or None) == exact.tier
+        assert (row.get("package") or None if package else None) == exact.package
+        amounts = {name: float(row[name]) for name in resources}
+        allocations.append(replace(exact, amounts=amounts))
     assert_plan_valid(request, replace(plan, allocations=allocations))

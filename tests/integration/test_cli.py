@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import openpyxl
 import pytest
 from click.testing import CliRunner, Result
 
@@ -27,7 +28,16 @@ p1,Alpha Live,95000000,north,saturating,30000000,10000000,
 p2,Beta Live,85000000,south,saturating,30000000,10000000,
 p3,Gamma Live,20000000,north,linear,,,1.0
 """
-PLAN_COLUMNS = ["partner_id", "subsidy", "baseline_gmv", "projected_gmv", "tier", "incremental_gmv"]
+PLAN_COLUMNS = [
+    "partner_id",
+    "name",
+    "subsidy",
+    "baseline_gmv",
+    "tier_before",
+    "projected_gmv",
+    "tier",
+    "incremental_gmv",
+]
 
 
 def scenario(**extra: Any) -> dict[str, Any]:
@@ -87,7 +97,7 @@ def test_solve_from_partners_csv_and_scenario_writes_the_plan_csv(
     result = run("solve", files["partners"], "--scenario", files["scenario"], "--out", str(out))
     assert result.exit_code == 0, result.output
     rows = read_csv(out)
-    assert list(rows[0]) == PLAN_COLUMNS
+    assert list(rows[0]) == [*PLAN_COLUMNS, "region"]
     assert sum(float(row["subsidy"]) for row in rows) <= 40_000_000 * (1 + 1e-9)
     assert sorted(row["partner_id"] for row in rows if row["tier"] == "100M") == ["p1", "p2"]
     for row in rows:
@@ -99,6 +109,54 @@ def test_solve_from_partners_csv_and_scenario_writes_the_plan_csv(
     assert "status optimal" in result.stdout
     assert "TARGETS NOT MET" not in result.stdout
     assert "solving" in result.stderr  # progress goes to stderr
+
+
+def test_solve_writes_whole_unit_plans_for_every_partner_and_a_workbook(
+    files: dict[str, str], tmp_path: Path
+) -> None:
+    out, book_path = tmp_path / "plan.csv", tmp_path / "books" / "plan.xlsx"
+    partners = tmp_path / "with_p4.csv"  # p4 has no curve: the plan cannot fund it
+    partners.write_text(PARTNERS_CSV + "p4,Delta Live,5000000,south,,,,\n", encoding="utf-8")
+    result = run(
+        "solve",
+        str(partners),
+        "--scenario",
+        files["scenario"],
+        "--out",
+        str(out),
+        "--xlsx",
+        str(book_path),
+        "--all-partners",
+        "-q",
+    )
+    assert result.exit_code == 0, result.output
+    assert f"wrote {book_path}" in result.stdout
+    rows = read_csv(out)
+    assert [row["partner_id"] for row in rows] == ["p1", "p2", "p3", "p4"]
+    assert rows[3]["subsidy"] == "0" and rows[3]["projected_gmv"] == "5000000"
+    assert rows[3]["tier"] == "" and rows[3]["name"] == "Delta Live"
+    assert all(row["subsidy"].isdigit() for row in rows)  # whole yuan, no float noise
+    assert [row["tier_before"] for row in rows] == ["", "", "", ""]
+    book = openpyxl.load_workbook(book_path)
+    assert book.sheetnames == ["Summary", "Plan", "Tiers", "Binding"]
+    sheet = list(book["Plan"].iter_rows(values_only=True))
+    assert [row[0] for row in sheet[1:]] == ["p1", "p2", "p3", "p4"]
+    assert [row[2] for row in sheet[1:]] == [int(row["subsidy"]) for row in rows]
+
+
+def test_compare_writes_a_workbook(files: dict[str, str], tmp_path: Path) -> None:
+    changes = write_json(
+        tmp_path / "changes.json", [{"name": "half", "changes": {"budgets": {"subsidy": "x0.5"}}}]
+    )
+    book_path = tmp_path / "comparison.xlsx"
+    result = run(
+        "compare", "--request", files["request"], "--changes", changes, "--xlsx", str(book_path)
+    )
+    assert result.exit_code == 0, result.output
+    book = openpyxl.load_workbook(book_path)
+    assert book.sheetnames == ["Summary", "Differences", "Plan base", "Plan half"]
+    names = [row[0] for row in book["Summary"].iter_rows(min_row=2, values_only=True)]
+    assert names == ["base", "half"]
 
 
 def test_output_folders_are_created_and_an_unwritable_path_is_a_clear_error(
@@ -253,7 +311,7 @@ def test_spread_forecasts_add_p_reach_and_a_line_per_tier(tmp_path: Path) -> Non
     out = tmp_path / "plan.csv"
     result = run("solve", str(tmp_path / "banded.csv"), "--scenario", spec, "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert list(read_csv(out)[0]) == [*PLAN_COLUMNS, "p_reach"]
+    assert list(read_csv(out)[0]) == [*PLAN_COLUMNS, "p_reach", "region"]
     assert "P(≥ target)" in result.stdout and "at 80%:" in result.stdout
 
 
@@ -320,6 +378,17 @@ def test_batch_prints_one_table_and_writes_the_summary_csv(
     assert rows["request.json"]["100M_achieved"] == "2"
     assert float(rows["short.json"]["weighted_shortfall"]) == 1.0
     assert float(rows["request.json"]["spend_subsidy"]) == pytest.approx(4e7)
+
+
+def test_the_batch_summary_csv_is_formula_safe(files: dict[str, str], tmp_path: Path) -> None:
+    hostile = tmp_path / "=HYPERLINK(1).json"
+    hostile.write_text(Path(files["request"]).read_text(encoding="utf-8"), encoding="utf-8")
+    summary = tmp_path / "summary.csv"
+    result = run("batch", "--request", str(hostile), "--csv", str(summary))
+    assert result.exit_code == 0, result.output
+    (row,) = read_csv(summary)
+    assert row["scenario"] == "'=HYPERLINK(1).json"
+    assert row["100M_achieved"] == "2"
 
 
 def test_batch_keeps_going_past_a_bad_run_and_fails_at_the_end(
@@ -437,10 +506,12 @@ def test_solve_from_a_fixture_uses_its_bundled_scenario(tmp_path: Path) -> None:
     targets = {tier["name"]: tier["target"] for tier in bundled["tiers"]}
     assert {tier["name"]: tier["target"] for tier in best["tiers"]} == targets
     resources = [resource["name"] for resource in bundled["resources"]]
-    assert list(read_csv(out)[0]) == [
+    assert list(read_csv(out)[0])[: len(resources) + 8] == [
         "partner_id",
+        "name",
         *resources,
         "baseline_gmv",
+        "tier_before",
         "projected_gmv",
         "tier",
         "incremental_gmv",

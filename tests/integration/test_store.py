@@ -26,13 +26,14 @@ def _tables(store: Store) -> set[str]:
 
 def test_migrations_create_every_table_and_rerun_harmlessly(store: Store) -> None:
     expected = {"requests", "jobs", "plans", "comparisons", "comparison_scenarios", "api_keys"}
+    expected |= {"adoptions", "audit"}
     assert expected <= _tables(store)
     job = store.create_job("allocation", request_body={"name": "kept"})
     again = Store(store.url)  # a second start migrates nothing and loses nothing
     assert again.get_job(job.id) == job
     with again.read() as conn:
         version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar_one()
-    assert version == "0002"
+    assert version == "0003"
     again.dispose()
 
 
@@ -48,7 +49,7 @@ def test_processes_starting_together_migrate_once(db_url: str) -> None:
     store = Store(db_url, migrate=False)
     with store.read() as conn:
         versions = conn.execute(sa.text("SELECT version_num FROM alembic_version")).all()
-    assert [row[0] for row in versions] == ["0002"]
+    assert [row[0] for row in versions] == ["0003"]
     store.dispose()
 
 

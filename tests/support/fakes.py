@@ -14,12 +14,20 @@ from typing import Any
 from service.errors import DuplicateSubmission
 from service.records import (
     ACTIVE_STATUSES,
+    ADOPT,
+    ANONYMOUS,
+    CANCEL,
     CANCELLED,
     FAILED,
+    KEY_CREATE,
+    KEY_REVOKE,
     QUEUED,
     RUNNING,
+    SUBMIT,
     SUCCEEDED,
+    Adoption,
     ApiKey,
+    AuditEntry,
     Job,
     ScenarioResult,
     utcnow,
@@ -27,7 +35,7 @@ from service.records import (
 
 
 class FakeStore:
-    """`service.ports.JobStore` and `KeyStore` over dicts."""
+    """`service.ports.JobStore`, `KeyStore` and `ProvenanceStore` over dicts."""
 
     def __init__(self) -> None:
         self.jobs: dict[str, Job] = {}
@@ -36,6 +44,12 @@ class FakeStore:
         self.comparisons: dict[str, dict[str, Any]] = {}
         self.scenarios: dict[str, list[ScenarioResult]] = {}
         self.keys: dict[str, tuple[ApiKey, str]] = {}  # id -> (key, token hash)
+        self.adoption_rows: list[Adoption] = []  # oldest first
+        self.audit: list[AuditEntry] = []  # oldest first
+
+    def _audit(self, actor: str, action: str, target: str, details: dict[str, Any]) -> None:
+        entry = AuditEntry(len(self.audit) + 1, utcnow(), actor, action, target, details)
+        self.audit.append(entry)
 
     # -- jobs -------------------------------------------------------------------------
 
@@ -50,6 +64,7 @@ class FakeStore:
         scenario_names: Sequence[str] = (),
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        submitted_by: str = ANONYMOUS,
     ) -> Job:
         if idempotency_key is not None and self.find_idempotent(idempotency_key) is not None:
             raise DuplicateSubmission("a job with this idempotency key exists")
@@ -58,9 +73,10 @@ class FakeStore:
             self.requests[request_id] = request_body
         job = Job(
             str(uuid.uuid4()), kind, QUEUED, name[:200], request_id, utcnow(),
-            None, None, None, None, 0, None, None, idempotency_key, request_hash,
+            None, None, None, None, 0, None, None, idempotency_key, request_hash, submitted_by,
         )  # fmt: skip
         self.jobs[job.id] = job
+        self._audit(submitted_by, SUBMIT, job.id, {"kind": kind, "name": name[:200]})
         if comparison is not None:
             self.comparisons[job.id] = {"job_id": job.id, "rows": None, **comparison}
             self.scenarios[job.id] = [
@@ -97,10 +113,11 @@ class FakeStore:
         job = self.jobs.get(job_id)
         return job is not None and job.status == RUNNING and worker in (None, job.worker)
 
-    def cancel_job(self, job_id: str) -> Job | None:
+    def cancel_job(self, job_id: str, *, by: str = ANONYMOUS) -> Job | None:
         job = self.jobs.get(job_id)
         if job is not None and job.status in ACTIVE_STATUSES:
             self._update(job_id, status=CANCELLED, finished_at=utcnow())
+            self._audit(by, CANCEL, job_id, {"kind": job.kind})
         return self.jobs.get(job_id)
 
     def claim_job(self, job_id: str, worker: str, *, stale_before: datetime | None = None) -> bool:
@@ -194,9 +211,12 @@ class FakeStore:
     def _hash(token: str) -> str:
         return hashlib.sha256(token.encode()).hexdigest()
 
-    def add_key(self, *, key_id: str, name: str, role: str, token: str) -> ApiKey:
+    def add_key(
+        self, *, key_id: str, name: str, role: str, token: str, by: str = ANONYMOUS
+    ) -> ApiKey:
         key = ApiKey(key_id, name, role, utcnow(), None, None)
         self.keys[key_id] = (key, self._hash(token))
+        self._audit(by, KEY_CREATE, key_id, {"name": name, "role": role})
         return key
 
     def find_key(self, token: str) -> ApiKey | None:
@@ -212,15 +232,54 @@ class FakeStore:
     def list_keys(self) -> list[ApiKey]:
         return [key for key, _ in self.keys.values()]
 
-    def revoke_key(self, key_id: str) -> bool:
+    def revoke_key(self, key_id: str, *, by: str = ANONYMOUS) -> bool:
         found = self.keys.get(key_id)
         if found is None or found[0].revoked_at is not None:
             return False
         self.keys[key_id] = (replace(found[0], revoked_at=utcnow()), found[1])
+        self._audit(by, KEY_REVOKE, key_id, {"name": found[0].name})
         return True
 
     def any_active_key(self) -> bool:
         return any(key.active for key, _ in self.keys.values())
+
+    # -- adoptions and audit ----------------------------------------------------------
+
+    def adopt_plan(
+        self, programme: str, job_id: str, rank: int, adopted_by: str
+    ) -> tuple[Adoption, bool]:
+        current = self.current_adoption(programme)
+        if current is not None and (current.job_id, current.rank) == (job_id, rank):
+            return current, False
+        previous = None
+        if current is not None:
+            index = self.adoption_rows.index(current)
+            self.adoption_rows[index] = replace(current, current=False)
+            previous = {"job_id": current.job_id, "rank": current.rank}
+        adoption = Adoption(
+            len(self.adoption_rows) + 1, programme, job_id, rank, adopted_by, utcnow(), True
+        )
+        self.adoption_rows.append(adoption)
+        self._audit(
+            adopted_by, ADOPT, programme, {"job_id": job_id, "rank": rank, "previous": previous}
+        )
+        return adoption, True
+
+    def current_adoption(self, programme: str) -> Adoption | None:
+        return next((a for a in self.adoption_rows if a.programme == programme and a.current), None)
+
+    def adoptions(self, programme: str, *, offset: int, limit: int) -> tuple[list[Adoption], int]:
+        found = [a for a in reversed(self.adoption_rows) if a.programme == programme]
+        return found[offset : offset + limit], len(found)
+
+    def adoptions_of_job(self, job_id: str) -> list[Adoption]:
+        return [a for a in reversed(self.adoption_rows) if a.job_id == job_id]
+
+    def audit_entries(
+        self, *, offset: int, limit: int, action: str | None = None
+    ) -> tuple[list[AuditEntry], int]:
+        found = [e for e in reversed(self.audit) if action in (None, e.action)]
+        return found[offset : offset + limit], len(found)
 
 
 class FakeQueue:

@@ -522,22 +522,27 @@ def test_plan_csv_columns_and_values() -> None:
     frame = pd.read_csv(
         io.StringIO(plan_to_csv_text(plan, request)), dtype={"partner_id": str, "tier": str}
     )
+    attributes = list(dict.fromkeys(k for p in request.partners for k in p.attributes))
     assert list(frame.columns) == [
         "partner_id",
+        "name",
         "subsidy",
         "traffic",
         "baseline_gmv",
+        "tier_before",
         "projected_gmv",
         "tier",
         "incremental_gmv",
+        *attributes,
     ]
     assert len(frame) == len(plan.allocations) > 0
     for row, allocation in zip(frame.itertuples(index=False), plan.allocations, strict=True):
         assert row.partner_id == allocation.partner_id
         assert row.subsidy == allocation.amounts["subsidy"]
         assert row.traffic == allocation.amounts["traffic"]
-        assert row.projected_gmv == allocation.projected_gmv  # written at full precision
-        assert row.incremental_gmv == allocation.incremental_gmv
+        # GMV to the yuan: whole amounts, no float noise (docs/exports.md)
+        assert row.projected_gmv == round(allocation.projected_gmv)
+        assert row.incremental_gmv == round(allocation.incremental_gmv)
         assert (row.tier if isinstance(row.tier, str) else None) == allocation.tier
 
 
@@ -548,11 +553,13 @@ def test_plan_csv_has_package_column_when_packages_are_used(tmp_path: Path) -> N
     path = tmp_path / "plan.csv"
     write_plan_csv(plan, request, path)
     frame = pd.read_csv(path, dtype={"partner_id": str, "package": str})
-    assert list(frame.columns) == [
+    assert list(frame.columns)[:9] == [
         "partner_id",
+        "name",
         "subsidy",
         "package",
         "baseline_gmv",
+        "tier_before",
         "projected_gmv",
         "tier",
         "incremental_gmv",

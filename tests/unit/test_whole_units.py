@@ -1,0 +1,229 @@
+"""Plans in whole units (optimizer/whole_units.py, docs/exports.md): every variable amount
+a multiple of its resource's step, else of 1, with budgets, bounds, shares, pins and tiers
+still holding when re-checked exactly."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from fixtures import load_partners, scenario
+from models.check import check_plan
+from models.plan import Plan, build_plan, curve_columns, projected_gmv
+from models.request import AllocationRequest, Objective
+from models.schemas import parse_request
+from optimizer import solve
+from optimizer.arrays import build_arrays
+from optimizer.whole_units import to_grid, whole_units
+from tests.support.instances import random_small_request
+
+
+def _request(partners: list[dict[str, Any]], budget: float, **extra: Any) -> AllocationRequest:
+    return parse_request(
+        {
+            "name": "whole-units",
+            "resources": [{"name": "subsidy", "unit": "CNY", "budget": budget}],
+            "tiers": [{"name": "100M", "min_gmv": 1e8, "target": len(partners)}],
+            "partners": partners,
+            **extra,
+        }
+    )
+
+
+def _linear(pid: str, baseline: float, roi: float = 3.0, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": pid,
+        "baseline_gmv": baseline,
+        "response": {"subsidy": {"curve": "linear", "roi": roi}},
+        **extra,
+    }
+
+
+def _rounded(request: AllocationRequest, amounts: list[float]) -> np.ndarray:
+    arrays = build_arrays(request)
+    column = np.array(amounts, dtype=np.float64).reshape(-1, 1)
+    return whole_units(arrays, column, None, curve_columns(request))[:, 0]
+
+
+def _gmv(request: AllocationRequest, amounts: np.ndarray) -> np.ndarray:
+    return projected_gmv(request, amounts.reshape(-1, 1))
+
+
+def test_to_grid_rounds_down_and_snaps_float_noise() -> None:
+    got = to_grid(np.array([2.9999999999999, 3.7, 5e9 + 0.4, 0.0, 7e6]), np.array(1.0))
+    assert got.tolist() == [3.0, 3.0, 5e9, 0.0, 7e6]
+    assert to_grid(np.array([2.5e6 - 1e-7, 3.3e6]), np.array(1e6)).tolist() == [2e6, 3e6]
+
+
+def test_a_partner_rounded_under_its_tier_gets_a_unit_back() -> None:
+    # P1 sits exactly on the 100M threshold with a fractional amount: rounding down alone
+    # would drop it out of the tier.
+    request = _request(
+        [_linear("P1", 1e8 - 3 * 1000.4), _linear("P2", 5e7)], budget=5000.0, objective="min_cost"
+    )
+    amounts = _rounded(request, [1000.4, 3999.6])
+    assert amounts.tolist() == [1001.0, 3999.0]
+    assert _gmv(request, amounts)[0] >= 1e8
+    assert amounts.sum() <= 5000.0
+
+
+def test_a_spent_budget_takes_the_unit_from_a_partner_no_tier_depends_on() -> None:
+    # The budget is exactly what the engine spent: P1's unit back must come from P2.
+    request = _request(
+        [_linear("P1", 1e8 - 3 * 1000.5), _linear("P2", 5e7), _linear("P3", 1e8 - 3 * 10.5)],
+        budget=1000.5 + 2000.5 + 10.5,
+    )
+    amounts = _rounded(request, [1000.5, 2000.5, 10.5])
+    gmv = _gmv(request, amounts)
+    assert gmv[0] >= 1e8 and gmv[2] >= 1e8
+    assert amounts.tolist() == [1001.0, 1999.0, 11.0]  # 1.5 units of slack: P2 gives one
+    assert amounts.sum() <= request.resources[0].budget  # type: ignore[operator]
+
+
+def test_leftover_units_are_spent_where_they_buy_most_but_not_under_min_cost() -> None:
+    partners = [_linear("P1", 1e7, roi=2.0), _linear("P2", 1e7, roi=5.0)]
+    request = _request(partners, budget=100.0)
+    assert _rounded(request, [49.5, 49.5]).tolist() == [49.0, 50.0]
+    cheap = replace(request, objective=Objective.MIN_COST)
+    assert _rounded(cheap, [49.5, 49.5]).tolist() == [49.0, 49.0]
+
+
+def test_a_fractional_minimum_ticket_rounds_up_to_the_grid_or_to_nothing() -> None:
+    partners = [
+        _linear("P1", 1e7, bounds={"subsidy": {"min": 2.5, "max": 10}}),
+        _linear("P2", 1e7, bounds={"subsidy": {"min": 2.5, "max": 2.9}}),
+    ]
+    request = _request(partners, budget=100.0, objective="min_cost")
+    assert _rounded(request, [2.7, 2.7]).tolist() == [3.0, 0.0]
+
+
+def test_a_group_budget_minimum_is_topped_up_in_whole_units() -> None:
+    partners = [
+        _linear("P1", 1e7, attributes={"region": "south"}),
+        _linear("P2", 1e7, attributes={"region": "north"}),
+    ]
+    rule = {"type": "group_budget", "resource": "subsidy", "where": {"region": "south"}}
+    request = _request(
+        partners,
+        budget=100.0,
+        objective="min_cost",
+        constraints=[{**rule, "min_share": 0.305, "max_share": 1.0}],
+    )
+    amounts = _rounded(request, [30.5, 0.0])
+    assert amounts.tolist() == [31.0, 0.0]
+
+
+@pytest.mark.parametrize("engine", ["highs", "cbc", "decomposition"])
+def test_every_engine_s_plans_are_whole_and_exactly_checked(engine: str) -> None:
+    data = scenario("tiny")
+    data["options"] = {**data.get("options", {}), "engine": engine, "time_limit_s": 5}
+    request = parse_request(data, partners=load_partners("tiny"))
+    for plan in solve(request):
+        assert plan.solver.engine == engine
+        _assert_whole(request, plan)
+        assert check_plan(request, plan) == []
+
+
+def _assert_whole(request: AllocationRequest, plan: Plan) -> None:
+    pins = request.pins()
+    for allocation in plan.allocations:
+        if allocation.package is not None:
+            continue
+        for resource in request.resources:
+            if (allocation.partner_id, resource.name) in pins:
+                continue
+            amount = allocation.amounts[resource.name]
+            units = amount / (resource.step or 1.0)
+            assert units == round(units), (allocation.partner_id, resource.name, amount)
+
+
+def _continuous(request: AllocationRequest, stretch: float) -> AllocationRequest:
+    """The request with its first resource's step dropped and its budget stretched off
+    the grid, so the engines' amounts come out fractional."""
+    first, *rest = request.resources
+    budget = None if first.budget is None else first.budget * stretch + 0.37
+    return replace(request, resources=(replace(first, step=None, budget=budget), *rest))
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+    derandomize=True,
+)
+@given(
+    seed=st.integers(0, 10_000),
+    stretch=st.floats(0.6, 1.3),
+    objective=st.sampled_from(list(Objective)),
+    n_resources=st.integers(1, 2),
+    flags=st.fixed_dictionaries(
+        {
+            "with_min": st.booleans(),
+            "with_pins": st.booleans(),
+            "with_max_share": st.booleans(),
+            "with_group_budget": st.booleans(),
+            "with_eligibility": st.booleans(),
+        }
+    ),
+)
+def test_every_plan_is_in_whole_units_and_passes_the_exact_check(
+    seed: int, stretch: float, objective: Objective, n_resources: int, flags: dict[str, bool]
+) -> None:
+    base = random_small_request(
+        seed,
+        n_partners=6,
+        n_resources=n_resources,
+        n_tiers=2,
+        objective=objective,
+        magnitude="realistic",
+        **flags,
+    )
+    request = _continuous(base, stretch)
+    request = replace(request, options=replace(request.options, time_limit_s=5.0, plans=2))
+    for plan in solve(request):
+        _assert_whole(request, plan)
+        assert check_plan(request, plan) == []
+        for resource in plan.resources:
+            if resource.budget is not None:
+                assert resource.allocated <= resource.budget + 1e-6
+
+
+def test_rounding_keeps_the_rounded_plan_no_worse_than_a_unit_per_partner() -> None:
+    # On a realistic request the rounded plan's GMV is the engine's to within a few
+    # units' worth of uplift per partner: rounding must not throw plans away.
+    request = _continuous(random_small_request(7, n_partners=8, magnitude="realistic"), 1.1)
+    arrays = build_arrays(request)
+    columns = curve_columns(request)
+    rng = np.random.default_rng(7)
+    amounts = np.zeros((arrays.n_partners, arrays.n_resources))
+    for i, r, high in zip(arrays.pair_partner, arrays.pair_resource, arrays.pair_max, strict=True):
+        amounts[i, r] = rng.uniform(0, min(high, 1e7))
+    budget = request.resources[0].budget
+    assert budget is not None
+    amounts *= min(1.0, budget / amounts.sum())
+    rounded = whole_units(arrays, amounts, None, columns)
+    assert np.all(rounded == np.floor(rounded))
+    before = build_plan(request, amounts, _report())
+    after = build_plan(request, rounded, _report())
+    assert after.objective.weighted_shortfall <= before.objective.weighted_shortfall
+    assert math.isclose(
+        after.objective.total_projected_gmv, before.objective.total_projected_gmv, rel_tol=1e-6
+    )
+
+
+def _report() -> Any:
+    from models.plan import SolverReport, SolveStatus
+
+    return SolverReport("test", SolveStatus.FEASIBLE)
+
+
+@pytest.mark.parametrize("unit", [1.0, 1e6])
+def test_to_grid_keeps_amounts_already_on_the_grid(unit: float) -> None:
+    on = np.arange(0, 50) * unit
+    assert to_grid(on, np.array(unit)).tolist() == on.tolist()
