@@ -25,7 +25,17 @@ blp = Blueprint(
 
 # The page's own scripts, in load order (classic scripts sharing the `WM` namespace, so the
 # static report can inline the very same files).
-SCRIPTS = ("i18n.js", "format.js", "client.js", "charts.js", "plan.js", "whatif.js", "app.js")
+SCRIPTS = (
+    "i18n.js",
+    "format.js",
+    "client.js",
+    "charts.js",
+    "plan.js",
+    "whatif.js",
+    "frontier.js",
+    "adopt.js",
+    "app.js",
+)
 
 
 def init_app(app: Flask) -> None:

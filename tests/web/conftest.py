@@ -143,3 +143,19 @@ def screenshot() -> Callable[..., None]:
             page.screenshot(path=path, full_page=True)
 
     return take
+
+
+UNLABELLED_JS = """() => [...document.querySelectorAll(
+    'input, select, button, a, textarea, summary')]
+  .filter(el => el.offsetParent !== null && el.type !== 'hidden')
+  .filter(el => {
+    const text = el.matches('button, a, summary') ? el.textContent.trim()
+      : [...(el.labels || [])].map(l => l.offsetParent ? l.textContent.trim() : '').join('');
+    return !text;
+  }).map(el => el.outerHTML.slice(0, 80))"""
+
+
+def unlabelled_controls(page: Any) -> list[str]:
+    """Visible controls without a visible label (the label text is their accessible name:
+    `<label for>` for fields, the text for buttons, links and disclosure summaries)."""
+    return list(page.evaluate(UNLABELLED_JS))

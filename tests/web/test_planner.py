@@ -8,7 +8,7 @@ from typing import Any
 import requests
 from playwright.sync_api import Page, expect
 
-from tests.web.conftest import LiveApp, Watch
+from tests.web.conftest import LiveApp, Watch, unlabelled_controls
 
 SOLVE_TIMEOUT_MS = 60_000
 
@@ -144,16 +144,7 @@ def test_controls_are_labelled_and_chinese_switch(
     page: Page, live_app: LiveApp, watched: Watch, screenshot: Any
 ) -> None:
     page.goto(live_app.url + "/")
-    unlabelled = page.evaluate(
-        """() => [...document.querySelectorAll('input, select, button, a, textarea')]
-          .filter(el => el.offsetParent !== null && el.type !== 'hidden')
-          .filter(el => {
-            const text = el.matches('button, a') ? el.textContent.trim()
-              : [...(el.labels || [])].map(l => l.offsetParent ? l.textContent.trim() : '')
-                  .join('');
-            return !text;
-          }).map(el => el.outerHTML.slice(0, 80))"""
-    )
+    unlabelled = unlabelled_controls(page)
     assert unlabelled == []
 
     page.get_by_role("button", name="中文").click()
@@ -162,6 +153,9 @@ def test_controls_are_labelled_and_chinese_switch(
     expect(page.get_by_label("数据集", exact=True)).to_be_visible()
     expect(page.get_by_role("button", name="求解")).to_be_visible()
     expect(page.get_by_label("预算：subsidy（CNY）")).to_be_visible()
+    expect(page.get_by_label("数据集", exact=True).locator("option:checked")).to_have_text(
+        "tiny — 8 个伙伴"
+    )
     screenshot(page, "6-request-chinese", "#request-section")
 
     # The choice survives a reload; the switch goes back.
@@ -204,82 +198,35 @@ def test_docs_render_offline(
     watched.assert_clean()
 
 
-FRONTIER_POINTS = [
-    {
-        "budget": budget,
-        "status": "optimal",
-        "achieved": {"1B": n, "100M": 6},
-        "weighted_shortfall": 2 - n,
-        "total_projected_gmv": 3.7e9 + n,
-        "mip_gap": 0.0,
-        "p_target": None,
-    }
-    for budget, n in ((6e6, 1), (12e6, 2), (18e6, 2))
-]
+OPTIONAL_PATHS = (
+    "/v1/frontiers",
+    "/v1/allocations/{job_id}/plans/{rank}.xlsx",
+    "/v1/allocations/{job_id}/plans/{rank}/adopt",
+    "/v1/comparisons/{job_id}.xlsx",
+)
 
 
-def stub_insight_api(page: Page, calls: dict[str, Any]) -> None:
-    """Answer the docs/insight.md endpoints (frontier, adopt, XLSX) the API does not have yet, so
-    the page's feature detection and controls are exercised against their contract."""
+def test_controls_follow_the_api(page: Page, live_app: LiveApp, watched: Watch) -> None:
+    """The page offers frontier, XLSX, all-partner CSV and adoption only when the API's
+    OpenAPI document has them (an older service behind the same page), so it never shows
+    a control that would answer 404."""
 
-    def openapi(route: Any) -> None:
+    def older_api(route: Any) -> None:
         spec = route.fetch().json()
-        for path in (
-            "/v1/frontiers",
-            "/v1/frontiers/{job_id}",
-            "/v1/allocations/{job_id}/plans/{rank}.xlsx",
-            "/v1/allocations/{job_id}/plans/{rank}/adopt",
-        ):
-            spec["paths"].setdefault(path, {})
+        for path in OPTIONAL_PATHS:
+            spec["paths"].pop(path, None)
+        csv = spec["paths"].get("/v1/allocations/{job_id}/plans/{rank}.csv", {}).get("get", {})
+        csv["parameters"] = [p for p in csv.get("parameters", []) if p.get("name") != "all"]
         route.fulfill(json=spec)
 
-    def frontiers(route: Any) -> None:
-        calls["frontier"] = route.request.post_data_json
-        route.fulfill(status=202, json={"id": "f1", "status": "queued"})
-
-    def frontier(route: Any) -> None:
-        route.fulfill(json={"id": "f1", "status": "succeeded", "points": FRONTIER_POINTS})
-
-    def adopt(route: Any) -> None:
-        calls["adopt"] = route.request.url
-        route.fulfill(json={"adopted_by": "anonymous", "adopted_at": "2026-11-30T12:00:00Z"})
-
-    page.route("**/openapi.json", openapi)
-    page.route("**/v1/frontiers", frontiers)
-    page.route("**/v1/frontiers/f1", frontier)
-    page.route("**/plans/1/adopt", adopt)
-    page.route("**/plans/1.xlsx", lambda route: route.fulfill(body=b"PK\x03\x04stub"))
-
-
-def test_frontier_adopt_and_xlsx_when_the_api_has_them(
-    page: Page, live_app: LiveApp, watched: Watch, tmp_path: Any
-) -> None:
-    calls: dict[str, Any] = {}
-    page.goto(live_app.url + "/")
+    page.route("**/openapi.json", older_api)
+    solve_fixture(page, live_app.url, time_limit=2)
+    expect(page.get_by_role("link", name="Download CSV", exact=True)).to_be_visible()
+    expect(page.locator("#download-xlsx")).to_be_hidden()
+    expect(page.locator("#download-csv-all")).to_be_hidden()
+    expect(page.locator("#adopt-row")).to_be_hidden()
+    expect(page.locator("#whatif-section")).to_be_visible()
     expect(page.locator("#frontier-section")).to_be_hidden()
-    stub_insight_api(page, calls)
-    job_id = solve_fixture(page, live_app.url, time_limit=2)
-
-    expect(page.get_by_role("link", name="Download XLSX")).to_be_visible()
-    with page.expect_download() as download:
-        page.get_by_role("link", name="Download XLSX").click()
-    download.value.save_as(tmp_path / "plan.xlsx")
-    assert (tmp_path / "plan.xlsx").read_bytes() == b"PK\x03\x04stub"
-
-    page.get_by_role("button", name="Adopt this plan").click()
-    expect(page.locator("#adopt-status")).to_contain_text("Adopted by anonymous")
-    assert calls["adopt"].endswith(f"/v1/allocations/{job_id}/plans/1/adopt")
-
-    page.get_by_label("Resource", exact=True).select_option("subsidy")
-    page.get_by_label("Budget multipliers").fill("0.5, 1, 1.5")
-    page.get_by_role("button", name="Draw frontier").click()
-    expect(page.locator("#frontier-table tbody tr")).to_have_count(len(FRONTIER_POINTS))
-    expect(page.locator('[data-chart="frontier"] svg')).to_have_count(1)
-    assert calls["frontier"] == {
-        "base": {"allocation_id": job_id},
-        "resource": "subsidy",
-        "multipliers": [0.5, 1, 1.5],
-    }
     watched.assert_clean()
 
 

@@ -29,6 +29,7 @@
   function loadTemplate(scenario) {
     state.template = JSON.parse(JSON.stringify(scenario || { resources: [], tiers: [] }));
     drawRequestFields();
+    $("request-name").value = state.template.name || "";
     $("objective").value = state.template.objective || "max_attainment";
     const options = state.template.options || {};
     $("time-limit").value = options.time_limit_s || 60;
@@ -78,6 +79,8 @@
       r.budget = v === "" ? null : Number(v);
     });
     request.tiers.forEach((tier, i) => { tier.target = Math.round(Number($("target-" + i).value)); });
+    // The name is the programme an adopted plan belongs to.
+    request.name = $("request-name").value.trim();
     request.objective = $("objective").value;
     request.options = Object.assign({}, request.options, {
       time_limit_s: Number($("time-limit").value) || 60,
@@ -210,15 +213,20 @@
     $("download-csv").dataset.filename = `${state.job.id}-plan-${plan.rank}.csv`;
     $("download-report").href = `/web/allocations/${state.job.id}/report.html`;
     $("download-report").dataset.filename = `${state.job.id}-report.html`;
+    $("download-csv-all").href = base + ".csv?all=1";
+    $("download-csv-all").dataset.filename = `${state.job.id}-plan-${plan.rank}-all.csv`;
     $("download-xlsx").href = base + ".xlsx";
     $("download-xlsx").dataset.filename = `${state.job.id}-plan-${plan.rank}.xlsx`;
-    $("adopt-status").textContent = "";
+    WM.adoption.refresh(state.job, plan.rank);
     WM.plan.render($("plan-view"), plan, { units: state.context.units, partners: state.partners });
   }
 
   async function showExtras() {
     $("download-xlsx").hidden = !(await api.has("/v1/allocations/{}/plans/{}.xlsx"));
-    $("adopt").hidden = !(await api.has("/v1/allocations/{}/plans/{}/adopt"));
+    $("download-csv-all").hidden = !(await api.hasParam("/v1/allocations/{}/plans/{}.csv", "all"));
+    const adoptable = await api.has("/v1/allocations/{}/plans/{}/adopt");
+    $("adopt-row").hidden = !adoptable;
+    if (adoptable) WM.adoption.refresh(state.job, selectedPlan().rank);
     $("whatif-section").hidden = false;
     if (!$("scenario-list").children.length) WM.whatif.addScenario($("scenario-list"), state.context);
     if (await api.has("/v1/frontiers")) {
@@ -234,12 +242,8 @@
   }
 
   async function adopt() {
-    const plan = selectedPlan();
-    try {
-      const result = await api.request("POST", `/v1/allocations/${state.job.id}/plans/${plan.rank}/adopt`);
-      $("adopt-status").textContent = t("adopted", {
-        who: (result && result.adopted_by) || "", when: (result && result.adopted_at) || "" });
-    } catch (error) { fail(error); }
+    notify("");
+    try { await WM.adoption.adopt(state.job, selectedPlan().rank); } catch (error) { fail(error); }
   }
 
   // -- what-if and frontier --------------------------------------------------------------
@@ -264,6 +268,10 @@
         link.href = `/web/comparisons/${result.id}/report.html`;
         link.dataset.filename = `${result.id}-comparison.html`;
         link.hidden = false;
+        const xlsx = $("download-comparison-xlsx");
+        xlsx.href = `/v1/comparisons/${result.id}.xlsx`;
+        xlsx.dataset.filename = `${result.id}-comparison.xlsx`;
+        xlsx.hidden = !(await api.has("/v1/comparisons/{}.xlsx"));
       }
     } catch (error) {
       fail(error);
@@ -280,8 +288,11 @@
     try {
       const submitted = await api.request("POST", "/v1/frontiers", { base: { allocation_id: state.job.id }, resource, multipliers });
       const result = await api.poll("/v1/frontiers/" + submitted.id, (job) => {
-        $("frontier-progress").textContent = t(job.status);
+        const p = job.progress || {};
+        $("frontier-progress").textContent = t(job.status) + (p.points_total
+          ? " — " + t("pointsDone", { done: p.points_done, total: p.points_total }) : "");
       });
+      $("frontier-progress").textContent = "";
       if (result.status !== "succeeded") notify(t(result.status) + (result.error ? ": " + result.error : ""));
       else { state.frontier = { points: result.points || [], resource }; renderFrontier(); }
     } catch (error) {
@@ -296,15 +307,8 @@
     const { points, resource } = state.frontier;
     const unit = state.context.units[resource];
     const chart = el("div", { class: "chart", "data-chart": "frontier" });
-    const tiers = Object.keys((points[0] || {}).achieved || {});
-    $("frontier-view").replaceChildren(chart, WM.table([
-      { label: t("budget"), value: (p) => fmt.amount(p.budget, unit), num: true },
-      { label: t("status"), value: (p) => t(p.status) },
-      ...tiers.map((tier) => ({ label: t("achieved") + " " + tier, value: (p) => p.achieved[tier], num: true })),
-      { label: t("weightedShortfall"), value: (p) => fmt.number(p.weighted_shortfall, 2), num: true },
-      { label: t("totalGmv"), value: (p) => fmt.money(p.total_projected_gmv), num: true },
-    ], points, { class: "data", id: "frontier-table" }));
-    WM.charts.frontier(chart, points, resource);
+    $("frontier-view").replaceChildren(chart, WM.frontierTable(points, unit, { class: "data", id: "frontier-table" }));
+    WM.charts.frontier(chart, points.filter((p) => p.achieved), resource, state.context.tiers);
   }
 
   // -- wiring ----------------------------------------------------------------------------
@@ -317,8 +321,13 @@
     document.querySelector('label[for="confidence"]').hidden = !supported;
   }
 
+  function relabelFixtures() {
+    [...$("fixture").options].forEach((o) => { o.textContent = t("fixtureOption", { name: o.value, count: o.dataset.partners }); });
+  }
+
   function relabel() {
     relabelRequestFields();
+    relabelFixtures();
     const f = currentFixture();
     $("fixture-description").textContent = f ? f.description : "";
     if (state.job && !$("plan-section").hidden) {
@@ -332,6 +341,7 @@
 
   function init() {
     WM.applyLabels();
+    relabelFixtures();
     $("api-key").value = api.key();
     $("api-key").addEventListener("input", () => api.setKey($("api-key").value.trim()));
     $("forget-key").addEventListener("click", () => { api.setKey(""); $("api-key").value = ""; });
@@ -360,6 +370,8 @@
     $("plan-rank").addEventListener("change", drawPlan);
     $("download-csv").addEventListener("click", downloadLink);
     $("download-xlsx").addEventListener("click", downloadLink);
+    $("download-csv-all").addEventListener("click", downloadLink);
+    $("download-comparison-xlsx").addEventListener("click", downloadLink);
     $("download-report").addEventListener("click", downloadLink);
     $("download-comparison-report").addEventListener("click", downloadLink);
     $("adopt").addEventListener("click", adopt);

@@ -12,6 +12,9 @@
     },
   };
 
+  // Partner counts are whole: no 0.5 ticks on a count axis.
+  const COUNT_AXIS = { tickMinStep: 1, format: "d" };
+
   function render(container, spec) {
     container.classList.add("chart");
     const full = Object.assign({}, BASE, spec);
@@ -31,7 +34,7 @@
       encoding: { y: { field: "tier", type: "nominal", title: t("tier"), sort: null } },
       layer: [
         { mark: { type: "bar", height: 22 },
-          encoding: { x: { field: "achieved", type: "quantitative", title: t("achievedVsTarget") },
+          encoding: { x: { field: "achieved", type: "quantitative", title: t("achievedVsTarget"), axis: COUNT_AXIS },
             color: { field: "met", type: "nominal", title: null,
               scale: { domain: [t("targetMet"), t("targetMissed")], range: ["#2b6cb0", "#dd6b20"] } },
             tooltip: [{ field: "tier", title: t("tier") }, { field: "achieved", title: t("achieved") },
@@ -113,7 +116,7 @@
         layer: [
           { mark: "bar", encoding: {
             x: { field: "scenario", type: "nominal", title: null, sort: null, axis: { labelAngle: -30 } },
-            y: { field: "achieved", type: "quantitative", title: t("achieved") },
+            y: { field: "achieved", type: "quantitative", title: t("achieved"), axis: COUNT_AXIS },
             color: { field: "scenario", type: "nominal", legend: null, sort: null },
             tooltip: [{ field: "scenario" }, { field: "achieved" }, { field: "target" }] } },
           { mark: { type: "tick", color: "#c53030", thickness: 3 }, encoding: {
@@ -125,22 +128,30 @@
     });
   }
 
-  // Frontier: tiers achieved as the resource's budget grows.
-  function frontier(container, points, resource) {
+  // Frontier: tiers achieved as the resource's budget grows, each tier's target as a
+  // dashed rule in its colour (where a line crosses its rule, that target is met).
+  function frontier(container, points, resource, tiers) {
     const values = [];
     points.forEach((p) => Object.entries(p.achieved || {}).forEach(([tier, n]) => {
       values.push({ budget: p.budget, tier, achieved: n });
     }));
+    const targets = (tiers || []).filter((tier) => values.some((v) => v.tier === tier.name))
+      .map((tier) => ({ tier: tier.name, target: tier.target }));
+    const color = { field: "tier", type: "nominal", title: t("tier") };
     return render(container, {
       description: t("frontier"), title: t("frontier") + ": " + resource, width: 420, height: 220,
-      data: { values },
-      mark: { type: "line", point: true },
-      encoding: {
-        x: { field: "budget", type: "quantitative", title: t("budget") + " " + resource, axis: { format: "~s" } },
-        y: { field: "achieved", type: "quantitative", title: t("achieved") },
-        color: { field: "tier", type: "nominal", title: t("tier") },
-        tooltip: [{ field: "tier" }, { field: "budget", format: ",.0f" }, { field: "achieved" }],
-      },
+      layer: [
+        { data: { values }, mark: { type: "line", point: true },
+          encoding: {
+            x: { field: "budget", type: "quantitative", title: t("budget") + " " + resource, axis: { format: "~s" } },
+            y: { field: "achieved", type: "quantitative", title: t("achievedVsTargetDashed"), axis: COUNT_AXIS },
+            color,
+            tooltip: [{ field: "tier" }, { field: "budget", format: ",.0f" }, { field: "achieved" }],
+          } },
+        { data: { values: targets }, mark: { type: "rule", strokeDash: [6, 4] },
+          encoding: { y: { field: "target", type: "quantitative" }, color,
+            tooltip: [{ field: "tier" }, { field: "target", title: t("target") }] } },
+      ],
     });
   }
 

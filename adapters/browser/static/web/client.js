@@ -76,6 +76,14 @@
     return (await features()).paths.has(path);
   }
 
+  // Whether the operation at `path` (parameters blanked) takes the query parameter `name`.
+  async function hasParam(path, name) {
+    const { spec } = await features();
+    const key = Object.keys(spec.paths || {}).find((p) => p.replace(/\{[^}]*\}/g, "{}") === path);
+    const op = key ? spec.paths[key].get || {} : {};
+    return (op.parameters || []).some((p) => p.name === name && p.in === "query");
+  }
+
   // Poll a job until it is final, calling onUpdate with every view of it.
   async function poll(path, onUpdate, intervalMs) {
     for (;;) {
@@ -103,5 +111,5 @@
     setTimeout(() => URL.revokeObjectURL(url), 10000);
   }
 
-  WM.api = { ApiError, key, setKey, request, features, has, poll, download, FINAL };
+  WM.api = { ApiError, key, setKey, request, features, has, hasParam, poll, download, FINAL };
 })(window.WM = window.WM || {});

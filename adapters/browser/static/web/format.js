@@ -38,6 +38,11 @@
         maximumFractionDigits: digits === undefined ? 4 : digits,
       }).format(value);
     },
+    // Three significant digits, for rates of any size (¥5.90 or 0.000012 per unit).
+    sig(value) {
+      if (value === null || value === undefined || Number.isNaN(value)) return "—";
+      return new Intl.NumberFormat(locale(), { maximumSignificantDigits: 3 }).format(value);
+    },
     seconds(value) {
       if (value === null || value === undefined) return "—";
       return WM.fmt.number(value, 1) + " s";

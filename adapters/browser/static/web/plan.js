@@ -77,15 +77,43 @@
       el("div", { class: "field-row" }, [el("label", { for: ctx.prefix + "group-by" }, t("groupBy")), select]), chart]);
   }
 
+  // {"supply_chain": {">=": 50}, "region": "East"} -> "supply_chain ≥ 50, region = East"
+  const OPS = { ">=": "≥", "<=": "≤", ">": ">", "<": "<", "==": "=", "!=": "≠", in: "∈", not_in: "∉" };
+  function where(rule) {
+    return Object.entries(rule || {}).map(([field, test]) => (test && typeof test === "object" && !Array.isArray(test)
+      ? Object.entries(test).map(([op, v]) => `${field} ${OPS[op] || op} ${Array.isArray(v) ? v.join(" / ") : v}`).join(", ")
+      : `${field} = ${Array.isArray(test) ? test.join(" / ") : test}`)).join(", ");
+  }
+
+  // What a binding constraint is about, in one cell: resource or tier, partner, group rule.
+  function bindingSubject(r) {
+    return [r.resource, r.tier, r.partner_id, r.side ? t("side_" + r.side) : null, where(r.where),
+      r.count ? t("partnersCount", { count: r.count }) : null].filter(Boolean).join(" · ");
+  }
+
+  // How far a marginal value can be trusted (docs/insight.md): priced or not, proven or not.
+  function marginalNote(r) {
+    const priced = r.kind === "budget" || r.kind === "group_budget";
+    const mv = r.marginal_value;
+    if (!priced) return "";
+    if (!mv) return t("notPriced");
+    return (mv.proven ? t("proven") : t("notProven")) + (mv.note ? " — " + mv.note : "");
+  }
+
   function explanation(plan, ctx) {
     const ex = plan.explanation;
     if (!ex) return null;
     const parts = [];
-    const amounts = (m) => Object.entries(m || {}).map(([r, v]) => r + " " + fmt.amount(v, (ctx.units || {})[r])).join(", ");
+    const units = ctx.units || {};
+    const amounts = (m) => Object.entries(m || {}).filter(([, v]) => v)
+      .map(([r, v]) => r + " " + fmt.amount(v, units[r])).join(", ");
+    const info = ctx.partners || new Map();
     if (ex.near_misses && ex.near_misses.length) {
-      parts.push(el("h4", {}, t("nearMisses")), WM.table([
+      const named = ex.near_misses.some((r) => info.has(r.partner_id));
+      parts.push(el("h4", {}, t("nearMisses")), el("p", { class: "hint" }, t("nearMissesHint")), WM.table([
         { label: t("partnerId"), value: (r) => r.partner_id },
-        { label: t("tier"), value: (r) => r.tier },
+        ...(named ? [{ label: t("name"), value: (r) => (info.get(r.partner_id) || {}).name || "" }] : []),
+        { label: t("nextTier"), value: (r) => r.tier },
         { label: t("gmvGap"), value: (r) => fmt.money(r.gmv_gap), num: true },
         { label: t("cheapestExtra"), value: (r) => amounts(r.cheapest_extra) },
         { label: t("extraCost"), value: (r) => fmt.money(r.extra_cost), num: true },
@@ -93,21 +121,24 @@
     }
     if (ex.binding && ex.binding.length) {
       const mv = (r) => r.marginal_value || {};
-      parts.push(el("h4", {}, t("binding")), WM.table([
-        { label: t("kind"), value: (r) => r.kind },
-        { label: t("resource") + " / " + t("tier"), value: (r) => r.resource || r.tier || "" },
+      parts.push(el("h4", {}, t("binding")), el("p", { class: "hint" }, t("bindingHint")), WM.table([
+        { label: t("kind"), value: (r) => t("kind_" + r.kind) },
+        { label: t("constraintOn"), value: bindingSubject },
         { label: t("utilization"), value: (r) => fmt.percent(r.utilization), num: true },
-        { label: t("gmvPerUnit"), value: (r) => fmt.number(mv(r).gmv, 4), num: true },
-        { label: t("shortfallPerUnit"), value: (r) => fmt.number(mv(r).weighted_shortfall, 8), num: true },
+        { label: t("gmvPerUnit"), value: (r) => fmt.sig(mv(r).gmv), num: true },
+        { label: t("shortfallPerUnit"), value: (r) => fmt.sig(mv(r).weighted_shortfall), num: true },
+        { label: t("marginalNote"), value: marginalNote },
       ], ex.binding, { class: "data", id: ctx.prefix + "binding-table" }));
     }
-    if (ex.to_targets) {
-      const tt = ex.to_targets;
-      // Not met: the budgets are empty and the reason says why (e.g. a tier out of reach).
-      const text = tt.met === false && tt.reason ? tt.reason : amounts(tt.budgets || tt);
-      parts.push(el("h4", {}, t("toTargets")), el("p", {}, text));
+    const tt = ex.to_targets;
+    if (tt) {
+      // Not met with a reason (e.g. a tier out of reach at any budget): say why.
+      const line = tt.met === false && tt.reason ? tt.reason
+        : tt.met === false ? t("toTargetsUnmet", { extra: amounts(tt.extra) || "—", shortfall: fmt.number(tt.weighted_shortfall, 2) })
+        : t("toTargetsMet", { extra: amounts(tt.extra) || "—", cost: fmt.money(tt.extra_cost) });
+      parts.push(el("h4", {}, t("toTargets")), el("p", { id: ctx.prefix + "to-targets" }, line));
     }
-    return parts.length ? section(t("nearMisses") + " · " + t("binding"), parts) : null;
+    return parts.length ? section(t("whyHeading"), parts) : null;
   }
 
   // The sortable, filterable partner table: exactly the plan's allocations.
@@ -186,7 +217,8 @@
     });
     container.replaceChildren(...[
       summary(plan),
-      el("div", { class: "two-up" }, [attainment(plan, ctx), spend(plan, ctx)]),
+      // With the uncertainty columns the tier table needs the full width.
+      el("div", { class: plan.uncertainty ? "stacked" : "two-up" }, [attainment(plan, ctx), spend(plan, ctx)]),
       info.size ? byAttribute(plan, ctx, rows) : null,
       explanation(plan, ctx),
       partnerTable(plan, ctx, rows),
