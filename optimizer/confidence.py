@@ -30,7 +30,15 @@ from scipy import stats
 from models.check import assert_plan_valid
 from models.forecast import partner_sigmas
 from models.plan import NO_PACKAGE, Plan, SolverReport, build_plan
-from models.request import AllocationRequest, Objective, UncertaintyOptions
+from models.request import (
+    AllocationRequest,
+    Constraint,
+    GroupBudget,
+    MaxShare,
+    Objective,
+    Resource,
+    UncertaintyOptions,
+)
 from models.scenario import scale_curve
 from optimizer.diagnosis import exhausted_resources
 
@@ -104,17 +112,37 @@ def initial_targets(request: AllocationRequest, q: float) -> dict[str, int]:
 
 
 @dataclass
-class Round:
+class Step:
     q: float
     targets: dict[str, int]
+    # `min_cost` spending (see `spend_step`): the inner solve is `max_attainment` with
+    # each resource's spend capped at this; None: the request's own objective.
+    caps: dict[str, float] | None = None
+
+
+@dataclass
+class Round:
+    step: Step
     plans: list[Plan]  # built on the real request
     inner_short: bool  # the inner plan missed its safe targets T' (budgets bind)
+
+    @property
+    def q(self) -> float:
+        return self.step.q
+
+    @property
+    def targets(self) -> dict[str, int]:
+        return self.step.targets
 
     @property
     def deficits(self) -> dict[str, int]:
         block = self.plans[0].uncertainty
         assert block is not None
         return {t.name: t.target - t.achieved_at_confidence for t in block.tiers}
+
+    @property
+    def spent(self) -> dict[str, float]:
+        return {r.name: r.allocated for r in self.plans[0].resources}
 
     def key(self, objective: Objective) -> tuple[float, float]:
         figures = self.plans[0].objective
@@ -129,28 +157,23 @@ def solve_at_confidence(request: AllocationRequest, inner: Solver) -> list[Plan]
     started = time.perf_counter()
     sigmas = partner_sigmas(request)
     q = first_q(request.options.confidence or 0.5)
-    step: tuple[float, dict[str, int]] | None = (q, initial_targets(request, q))
+    step: Step | None = Step(q, initial_targets(request, q))
     rounds: list[Round] = []
-    spend = False
     while step is not None and len(rounds) < MAX_ROUNDS:
-        q, targets = step
-        safe = safe_request(request, sigmas, q, targets, MAX_ROUNDS)
-        if spend:
-            safe = replace(safe, objective=Objective.MAX_ATTAINMENT)
+        safe = safe_request(request, sigmas, step.q, step.targets, MAX_ROUNDS)
+        if step.caps is not None:
+            safe = spending(safe, step.caps)
         inner_plans = inner(safe)
         short = inner_plans[0].objective.weighted_shortfall > 0
-        rounds.append(Round(q, targets, [rebuild(request, p) for p in inner_plans], short))
+        rounds.append(Round(step, [rebuild(request, p) for p in inner_plans], short))
         log.info(
-            "confidence round q=%.3f T'=%s%s: deficits %s",
-            q,
-            targets,
-            " (spending the budgets)" if spend else "",
+            "confidence round q=%.3f T'=%s caps=%s: deficits %s",
+            step.q,
+            step.targets,
+            step.caps,
             rounds[-1].deficits,
         )
-        if not spend and must_spend(request, rounds[-1]):
-            spend, step = True, (q, targets)
-        else:
-            step = next_step(request, rounds)
+        step = spend_step(request, rounds) or next_step(request, rounds)
     best = min(rounds, key=lambda r: r.key(request.objective))
     seconds = time.perf_counter() - started
     for plan in best.plans:
@@ -158,48 +181,115 @@ def solve_at_confidence(request: AllocationRequest, inner: Solver) -> list[Plan]
     return best.plans
 
 
-def must_spend(request: AllocationRequest, last: Round) -> bool:
-    """Must a `min_cost` plan go on with the money it saved? Yes when the budgets bind
-    and the targets still fail at α. The inner `min_cost` puts each lifted partner exactly
-    on its safe threshold and leaves the rest of the budgets unspent, where `max_attainment`
-    spends it lifting partners past their thresholds — and a partner further past its
-    threshold is likelier to reach it, so the count at α rises. Least shortfall comes
-    before least cost, so the later rounds solve the safe request as `max_attainment`
-    (issue 8: min_cost missed targets that max_attainment met with the same budgets)."""
-    return (
-        request.objective is Objective.MIN_COST
-        and last.inner_short
-        and any(d > 0 for d in last.deficits.values())
-        and all(r.budget is not None for r in request.resources)
+def spending(safe: AllocationRequest, caps: dict[str, float]) -> AllocationRequest:
+    """The safe request as `max_attainment` with each budget lowered to its cap. Shares
+    (`max_share`, `group_budget`) are of the budget, so they are scaled up to keep the
+    amounts they allow: only the total spend is capped."""
+    ratios = {
+        r.name: r.budget / cap
+        for r in safe.resources
+        if r.budget and 0 < (cap := _whole(caps[r.name], r)) < r.budget
+    }
+
+    def scaled(share: float, resource: str) -> float:
+        return min(1.0, share * ratios.get(resource, 1.0))
+
+    constraints: list[Constraint] = []
+    for rule in safe.constraints:
+        if isinstance(rule, MaxShare):
+            rule = replace(rule, max_share=scaled(rule.max_share, rule.resource))
+        elif isinstance(rule, GroupBudget):
+            rule = replace(
+                rule,
+                min_share=scaled(rule.min_share, rule.resource),
+                max_share=scaled(rule.max_share, rule.resource),
+            )
+        constraints.append(rule)
+    resources = tuple(
+        replace(r, budget=r.budget / ratios[r.name]) if r.name in ratios and r.budget else r
+        for r in safe.resources
+    )
+    return replace(
+        safe,
+        objective=Objective.MAX_ATTAINMENT,
+        resources=resources,
+        constraints=tuple(constraints),
     )
 
 
-def next_step(
-    request: AllocationRequest, rounds: list[Round]
-) -> tuple[float, dict[str, int]] | None:
+def _whole(amount: float, resource: Resource) -> float:
+    """`amount` down to whole units: a cap between two steps is out of every plan's reach
+    once whole-unit rounding has run."""
+    unit = resource.step or 1.0
+    return math.floor(amount / unit) * unit
+
+
+def spend_step(request: AllocationRequest, rounds: list[Round]) -> Step | None:
+    """`min_cost` rounds that spend the money the first round saved, or None.
+
+    When the budgets bind and the targets still fail at α, the inner `min_cost` has put
+    each lifted partner exactly on its safe threshold and left the rest of the budgets
+    unspent; `max_attainment` spends it lifting partners past their thresholds, and a
+    partner further past is likelier to reach it, so the count at α rises (issue 8:
+    `min_cost` missed targets that `max_attainment` met with the same budgets). Least
+    shortfall comes first, then least cost, so the spend is bisected: halfway between the
+    `min_cost` round's spend and the budgets, then lower if that meets the targets, or
+    the whole budgets if it does not.
+    """
+    budgets = {r.name: r.budget for r in request.resources}
+    if request.objective is not Objective.MIN_COST or any(b is None for b in budgets.values()):
+        return None
+    last = rounds[-1]
+    met = all(d <= 0 for d in last.deficits.values())
+    full = {name: float(b or 0.0) for name, b in budgets.items()}
+    if last.step.caps is None:
+        if met or not last.inner_short:
+            return None
+        return Step(last.q, last.targets, _halfway(last.spent, full))
+    floor = next(r.spent for r in reversed(rounds) if r.step.caps is None)
+    if met:
+        return Step(last.q, last.targets, _halfway(floor, last.step.caps))
+    if last.step.caps != full:
+        return Step(last.q, last.targets, full)
+    return None
+
+
+def _halfway(low: dict[str, float], high: dict[str, float]) -> dict[str, float]:
+    return {name: low[name] + (high[name] - low[name]) / 2 for name in high}
+
+
+def next_step(request: AllocationRequest, rounds: list[Round]) -> Step | None:
     """The next (q, T'), or None when the last round cannot be improved on."""
     last = rounds[-1]
+    caps = last.step.caps
     deficits = last.deficits
     if all(d <= 0 for d in deficits.values()):
         if request.objective is not Objective.MIN_COST or all(d == 0 for d in deficits.values()):
             return None
         # Every tier holds with room to spare: fewer safe partners cost less.
-        return last.q, {name: max(0, last.targets[name] + d) for name, d in deficits.items()}
+        return Step(
+            last.q, {name: max(0, last.targets[name] + d) for name, d in deficits.items()}, caps
+        )
     if not last.inner_short:  # the safe targets were met but are too few: raise them
-        return last.q, {
-            name: last.targets[name] + max(0, math.ceil(d / last.q)) for name, d in deficits.items()
-        }
+        return Step(
+            last.q,
+            {
+                name: last.targets[name] + max(0, math.ceil(d / last.q))
+                for name, d in deficits.items()
+            },
+            caps,
+        )
     # Budgets bind, so raising T' gains nothing: try more partners at a lower probability
-    # each, or fewer at a higher one, going on in the direction that helped.
-    # A lower q that no round has tried comes first; when there is none (α = 0.5, or
-    # the lower side was tried), a higher one.
+    # each, or fewer at a higher one, going on in the direction that helped. A lower q
+    # that no round has tried comes first; when there is none (the lower side was tried),
+    # a higher one.
     best = min(rounds, key=lambda r: r.key(request.objective))
     lower = 0.5 + (best.q - 0.5) / 2
     higher = best.q + (0.999 - best.q) / 2
     going_up = len(rounds) > 1 and best.q >= rounds[0].q and best is not rounds[0]
     for q in (higher, lower) if going_up else (lower, higher):
         if all(abs(q - r.q) >= 1e-3 for r in rounds):
-            return q, initial_targets(request, q)
+            return Step(q, initial_targets(request, q), caps)
     return None
 
 
