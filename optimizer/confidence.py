@@ -10,7 +10,8 @@ lifts partners to a safety margin; the outer loop then recomputes the exact
 `achieved_at_confidence` (and the real GMV, from the real curves) of each inner plan and
 moves T' by the exact deficit, or — when budgets bind and T' cannot be
 reached — tries a lower q (more partners, each less sure) or a higher one, keeping the best plan:
-least weighted shortfall at the confidence, then the objective. At most `MAX_ROUNDS` inner
+least weighted shortfall at the confidence, then the objective; `min_cost` whose budgets
+bind goes on spending what its cheapest round saved (`spend_step`). At most `MAX_ROUNDS` inner
 solves share the request's time limit, so a confidence solve takes about 2–3 deterministic
 ones. The returned plans are built from the final amounts on the real request, so every
 figure is exact.
@@ -43,6 +44,10 @@ from models.scenario import scale_curve
 from optimizer.diagnosis import exhausted_resources
 
 MAX_ROUNDS = 3
+# `min_cost` rounds that bisect the spend may go on past MAX_ROUNDS while the time limit
+# leaves room for a round, up to this many in all, until the bisection is this fine.
+MAX_SPEND_ROUNDS = 6
+MIN_SPEND_STEP = 1 / 16
 log = logging.getLogger(__name__)
 Solver = Callable[[AllocationRequest], list[Plan]]
 
@@ -118,6 +123,8 @@ class Step:
     # `min_cost` spending (see `spend_step`): the inner solve is `max_attainment` with
     # each resource's spend capped at this; None: the request's own objective.
     caps: dict[str, float] | None = None
+    # Where the caps sit between the `min_cost` round's spend (0) and the budgets (1).
+    share: float = 0.0
 
 
 @dataclass
@@ -141,6 +148,10 @@ class Round:
         return {t.name: t.target - t.achieved_at_confidence for t in block.tiers}
 
     @property
+    def met(self) -> bool:
+        return all(d <= 0 for d in self.deficits.values())
+
+    @property
     def spent(self) -> dict[str, float]:
         return {r.name: r.allocated for r in self.plans[0].resources}
 
@@ -159,7 +170,15 @@ def solve_at_confidence(request: AllocationRequest, inner: Solver) -> list[Plan]
     q = first_q(request.options.confidence or 0.5)
     step: Step | None = Step(q, initial_targets(request, q))
     rounds: list[Round] = []
-    while step is not None and len(rounds) < MAX_ROUNDS:
+    limit = request.options.time_limit_s
+    while step is not None and (
+        len(rounds) < MAX_ROUNDS
+        or (
+            step.caps is not None
+            and len(rounds) < MAX_SPEND_ROUNDS
+            and time.perf_counter() - started + limit / MAX_ROUNDS <= limit
+        )
+    ):
         safe = safe_request(request, sigmas, step.q, step.targets, MAX_ROUNDS)
         if step.caps is not None:
             safe = spending(safe, step.caps)
@@ -167,10 +186,10 @@ def solve_at_confidence(request: AllocationRequest, inner: Solver) -> list[Plan]
         short = inner_plans[0].objective.weighted_shortfall > 0
         rounds.append(Round(step, [rebuild(request, p) for p in inner_plans], short))
         log.info(
-            "confidence round q=%.3f T'=%s caps=%s: deficits %s",
+            "confidence round q=%.3f T'=%s spend share %s: deficits %s",
             step.q,
             step.targets,
-            step.caps,
+            None if step.caps is None else step.share,
             rounds[-1].deficits,
         )
         step = spend_step(request, rounds) or next_step(request, rounds)
@@ -232,43 +251,51 @@ def spend_step(request: AllocationRequest, rounds: list[Round]) -> Step | None:
     unspent; `max_attainment` spends it lifting partners past their thresholds, and a
     partner further past is likelier to reach it, so the count at α rises (issue 8:
     `min_cost` missed targets that `max_attainment` met with the same budgets). Least
-    shortfall comes first, then least cost, so the spend is bisected: halfway between the
-    `min_cost` round's spend and the budgets, then lower if that meets the targets, or
-    the whole budgets if it does not.
+    shortfall comes first, then least cost, so the spend is bisected between the
+    `min_cost` round's spend and the budgets: halfway first, the whole budgets when that
+    misses, then halfway between the dearest cap that missed and the cheapest that met.
     """
     budgets = {r.name: r.budget for r in request.resources}
     if request.objective is not Objective.MIN_COST or any(b is None for b in budgets.values()):
         return None
     last = rounds[-1]
-    met = all(d <= 0 for d in last.deficits.values())
     full = {name: float(b or 0.0) for name, b in budgets.items()}
     if last.step.caps is None:
-        if met or not last.inner_short:
+        if last.met or not last.inner_short:
             return None
-        return Step(last.q, last.targets, _halfway(last.spent, full))
-    floor = next(r.spent for r in reversed(rounds) if r.step.caps is None)
-    if met:
-        return Step(last.q, last.targets, _halfway(floor, last.step.caps))
-    if last.step.caps != full:
-        return Step(last.q, last.targets, full)
-    return None
+        return Step(last.q, last.targets, _between(last.spent, full, 0.5), 0.5)
+    first = max(n for n, r in enumerate(rounds) if r.step.caps is None)
+    spending_rounds = rounds[first + 1 :]
+    low = max((r.step.share for r in spending_rounds if not r.met), default=0.0)
+    high = min((r.step.share for r in spending_rounds if r.met), default=None)
+    if high is None:
+        share = 1.0 if low < 1.0 else None
+    else:
+        share = (low + high) / 2 if high - low > MIN_SPEND_STEP else None
+    if share is None:
+        return None
+    floor = rounds[first].spent
+    return Step(last.q, last.targets, _between(floor, full, share), share)
 
 
-def _halfway(low: dict[str, float], high: dict[str, float]) -> dict[str, float]:
-    return {name: low[name] + (high[name] - low[name]) / 2 for name in high}
+def _between(low: dict[str, float], high: dict[str, float], share: float) -> dict[str, float]:
+    return {name: low[name] + (high[name] - low[name]) * share for name in high}
 
 
 def next_step(request: AllocationRequest, rounds: list[Round]) -> Step | None:
     """The next (q, T'), or None when the last round cannot be improved on."""
     last = rounds[-1]
-    caps = last.step.caps
+    caps, share = last.step.caps, last.step.share
     deficits = last.deficits
     if all(d <= 0 for d in deficits.values()):
         if request.objective is not Objective.MIN_COST or all(d == 0 for d in deficits.values()):
             return None
         # Every tier holds with room to spare: fewer safe partners cost less.
         return Step(
-            last.q, {name: max(0, last.targets[name] + d) for name, d in deficits.items()}, caps
+            last.q,
+            {name: max(0, last.targets[name] + d) for name, d in deficits.items()},
+            caps,
+            share,
         )
     if not last.inner_short:  # the safe targets were met but are too few: raise them
         return Step(
@@ -278,6 +305,7 @@ def next_step(request: AllocationRequest, rounds: list[Round]) -> Step | None:
                 for name, d in deficits.items()
             },
             caps,
+            share,
         )
     # Budgets bind, so raising T' gains nothing: try more partners at a lower probability
     # each, or fewer at a higher one, going on in the direction that helped. A lower q
@@ -289,7 +317,7 @@ def next_step(request: AllocationRequest, rounds: list[Round]) -> Step | None:
     going_up = len(rounds) > 1 and best.q >= rounds[0].q and best is not rounds[0]
     for q in (higher, lower) if going_up else (lower, higher):
         if all(abs(q - r.q) >= 1e-3 for r in rounds):
-            return Step(q, initial_targets(request, q), caps)
+            return Step(q, initial_targets(request, q), caps, share)
     return None
 
 
