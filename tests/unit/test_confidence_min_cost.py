@@ -7,13 +7,15 @@ scaled programme's, so the cost is what the targets need."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import pytest
 
 from bench.instances import load
 from models.check import check_plan
 from models.plan import Plan
-from models.request import AllocationRequest, Objective
+from models.request import AllocationRequest, MaxShare, Objective
+from optimizer.confidence import spending
 from optimizer.solve import solve
 
 N_PARTNERS = 300
@@ -68,3 +70,26 @@ def test_min_cost_meets_affordable_targets_and_costs_more_at_higher_confidence()
         assert plan.objective.weighted_shortfall == 0
         costs.append(plan.objective.total_cost)
     assert costs == sorted(costs)
+
+
+def test_spending_caps_the_total_but_keeps_every_share_amount() -> None:
+    """The spending rounds lower budgets to their caps (in whole steps); a `max_share` of
+    the budget must still allow the same amount per partner."""
+    request = load(N_PARTNERS, seed=3)
+    budgets = {r.name: r.budget for r in request.resources}
+    caps = {name: 0.4 * float(b or 0.0) + 0.5 for name, b in budgets.items()}
+    capped = spending(request, caps)
+    assert capped.objective is Objective.MAX_ATTAINMENT
+    for resource in capped.resources:
+        unit = resource.step or 1.0
+        assert resource.budget == pytest.approx(math.floor(caps[resource.name] / unit) * unit)
+    for before, after in zip(request.constraints, capped.constraints, strict=True):
+        if isinstance(before, MaxShare):
+            assert isinstance(after, MaxShare)
+            old = before.max_share * float(budgets[before.resource] or 0.0)
+            new = after.max_share * float(capped.resource(after.resource).budget or 0.0)
+            assert new == pytest.approx(
+                min(old, float(capped.resource(after.resource).budget or 0.0))
+            )
+        else:
+            assert after == before
