@@ -183,8 +183,8 @@ def render(results: dict[str, Any], command: str) -> str:
         )
     lines += [
         "",
-        f"`min_cost` on the bundled programme, budgets ×{BUDGET_FACTOR} (all but subsidy's have",
-        "room to spare)"
+        f"`min_cost` on the bundled programme, budgets ×{BUDGET_FACTOR} (subsidy still binds,",
+        "so the spend beyond the cheapest plan is bisected: docs/uncertainty.md)"
         + (f", re-measured by `{again}`" if (again := results.get("min_cost_command")) else "")
         + ":",
         "",
