@@ -129,14 +129,6 @@ class Comparison(MethodView):
         return jobs.cancel_job(backends().store, job_id, COMPARISON, by=actor())
 
 
-def _csv(text: str, filename: str) -> Response:
-    return Response(
-        text,
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
-
-
 @blp.route(f"/<job_id>/scenarios/<path:name>/plans/<int(min=1, max={MAX_PLANS}):rank>.csv")
 class ScenarioPlanCsv(MethodView):
     @blp.response(
@@ -153,7 +145,7 @@ class ScenarioPlanCsv(MethodView):
         text = comparison_downloads.scenario_plan_csv(backends().store, job_id, name, rank)
         # Header values are Latin-1: a scenario named in Chinese must not break the download.
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "scenario"
-        return _csv(text, f"{job_id}-{safe}-plan-{rank}.csv")
+        return download(text, "text/csv", f"{job_id}-{safe}-plan-{rank}.csv")
 
 
 @blp.route("/<job_id>/diff.csv")
@@ -171,6 +163,5 @@ class DifferencesCsv(MethodView):
     @handle_errors
     def get(self, job_id: str) -> Response:
         """Every per-partner difference of a finished comparison as CSV."""
-        return _csv(
-            comparison_downloads.differences_csv(backends().store, job_id), f"{job_id}-diff.csv"
-        )
+        text = comparison_downloads.differences_csv(backends().store, job_id)
+        return download(text, "text/csv", f"{job_id}-diff.csv")
