@@ -18,6 +18,12 @@ from models.request import GroupBudget
 from optimizer.arrays import ProblemArrays
 
 
+def unit_slack(bound: float | FloatArray, unit: float | FloatArray) -> float | FloatArray:
+    """How far past `bound` a sum of whole units may sit and still be on it: float noise,
+    always well under one unit (a relative slack would let a 4e9 budget take 4 more)."""
+    return np.minimum(0.5 * unit, 1e-6 * unit + 1e-12 * np.abs(bound))
+
+
 class GroupLimits:
     """The group_budget rules, kept true while amounts move one step at a time. A move is
     checked only against the side it moves towards, so a move that repairs a broken share
@@ -52,8 +58,7 @@ class GroupLimits:
     def _slack(self, bound: float, r: int) -> float:
         if self.unit is None:
             return 1e-9 * max(abs(bound), 1.0)
-        unit = float(self.unit[r])
-        return float(min(0.5 * unit, 1e-6 * unit + 1e-12 * abs(bound)))
+        return float(unit_slack(bound, float(self.unit[r])))
 
     def allows(self, i: int, r: int, change: float) -> bool:
         for (rule_r, members, low, high), total in zip(self.rules, self.totals, strict=True):

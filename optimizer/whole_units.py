@@ -36,15 +36,9 @@ from models.curves import CurveColumn, FloatArray
 from models.plan import projected_gmv
 from models.request import Objective
 from optimizer.arrays import ProblemArrays
-from optimizer.rounding import GroupLimits, spent
+from optimizer.rounding import GroupLimits, spent, unit_slack
 
 _SNAP = 1e-9  # relative: an amount this close to a grid point is on it (float noise)
-
-
-def _slack(bound: float | FloatArray, unit: float | FloatArray) -> float | FloatArray:
-    """How far past `bound` a sum of whole units may sit and still be on it: float noise,
-    always well under one unit (a relative slack would let a 4e9 budget take 4 more)."""
-    return np.minimum(0.5 * unit, 1e-6 * unit + 1e-12 * np.abs(bound))
 
 
 def unit_sizes(arrays: ProblemArrays) -> FloatArray:
@@ -106,8 +100,8 @@ class _Rounder:
         down = to_grid(current, unit)
         # A semi-continuous minimum: the first grid point at or above it, if the max allows.
         low = np.ceil(a.pair_min / unit - _SNAP) * unit
-        below = (down > 0) & (down < a.pair_min - _slack(a.pair_min, unit))
-        fits = low <= a.pair_max + _slack(a.pair_max, unit)
+        below = (down > 0) & (down < a.pair_min - unit_slack(a.pair_min, unit))
+        fits = low <= a.pair_max + unit_slack(a.pair_max, unit)
         down = np.where(below, np.where(fits, low, 0.0), down)
         self.amounts[i, r] = np.maximum(down, 0.0)
 
@@ -137,9 +131,9 @@ class _Rounder:
         change = unit
         if x <= 0 and a.pair_min[k] > 0:
             change = math.ceil(float(a.pair_min[k]) / unit - _SNAP) * unit
-        if x + change > limit + _slack(limit, unit):
+        if x + change > limit + unit_slack(limit, unit):
             return None
-        if budget and self.total[r] + change > a.budget[r] + _slack(a.budget[r], unit):
+        if budget and self.total[r] + change > a.budget[r] + unit_slack(a.budget[r], unit):
             return None
         return change if self.groups.allows(i, r, change) else None
 
@@ -161,7 +155,7 @@ class _Rounder:
         """Free `needed` of resource r's budget by taking units from other partners, those
         no tier depends on first and, when `protect`, never dropping anyone below its tier."""
         budget = float(self.arrays.budget[r])
-        while self.total[r] + needed > budget + _slack(budget, float(self.unit[r])):
+        while self.total[r] + needed > budget + unit_slack(budget, float(self.unit[r])):
             if protect and r in self._dry:
                 return False
             donor = (self._queued_donor(r, skip) if protect else None) or self._donor(
@@ -187,7 +181,7 @@ class _Rounder:
         if x <= 0:
             return None
         minimum = float(a.pair_min[k])
-        change = min(unit if x - unit >= minimum - _slack(minimum, unit) else x, x)
+        change = min(unit if x - unit >= minimum - unit_slack(minimum, unit) else x, x)
         return change, -self.gain(k, -change)
 
     def _requeue(self, r: int, k: int) -> None:
@@ -242,7 +236,7 @@ class _Rounder:
         unit = float(self.unit[r])
         x = self.amounts[owners, r]
         mins = a.pair_min[pairs]
-        change = np.where(x - unit >= mins - _slack(mins, unit), unit, x)
+        change = np.where(x - unit >= mins - unit_slack(mins, unit), unit, x)
         change = np.minimum(change, x)
         after = self.amounts[:, r].copy()
         after[owners] = x - change
@@ -265,7 +259,7 @@ class _Rounder:
         a = self.arrays
         for n, (r, members, low, _) in enumerate(self.groups.rules):
             pairs = [int(k) for k in self.pairs_of(r) if members[a.pair_partner[k]]]
-            while self.groups.totals[n] < low - _slack(low, float(self.unit[r])):
+            while self.groups.totals[n] < low - unit_slack(low, float(self.unit[r])):
                 options = []
                 for k in pairs:
                     change = self.can_add(k, self.ceiling(k), budget=False)
@@ -325,7 +319,7 @@ class _Rounder:
                 if self.amounts[a.pair_partner[k], r] > 0 or a.pair_min[k] <= 0:
                     heap.append((-self.gain(k, unit), k))
             heapq.heapify(heap)
-            while heap and self.total[r] + unit <= limit + _slack(limit, unit):
+            while heap and self.total[r] + unit <= limit + unit_slack(limit, unit):
                 negative, k = heapq.heappop(heap)
                 if negative >= 0:
                     break
