@@ -8,6 +8,7 @@ and the database refuses to delete it under its adoptions.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from models.schemas import RequestValidationError
@@ -81,14 +82,7 @@ def history(
 
 
 def audit_view(entry: AuditEntry) -> dict[str, Any]:
-    return {
-        "id": entry.id,
-        "at": entry.at,
-        "actor": entry.actor,
-        "action": entry.action,
-        "target": entry.target,
-        "details": entry.details,
-    }
+    return asdict(entry)
 
 
 def audit_log(
