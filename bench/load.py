@@ -17,6 +17,7 @@ import argparse
 import http.client
 import json
 import os
+import random
 import signal
 import socket
 import statistics
@@ -34,10 +35,9 @@ from service.keys import PLANNER, create_key
 
 ROOT = Path(__file__).resolve().parents[1]
 # The bundled tiny programme by reference: what the planner page submits by default.
-POST_BODY = {
-    **json.loads((ROOT / "fixtures" / "data" / "tiny.scenario.json").read_text()),
-    "partners": {"fixture": "tiny"},
-}
+def post_body(fixture: str) -> dict[str, Any]:
+    scenario = json.loads((ROOT / "fixtures" / "data" / f"{fixture}.scenario.json").read_text())
+    return {**scenario, "partners": {"fixture": fixture}}
 
 
 @dataclass
@@ -45,6 +45,7 @@ class Tally:
     """What every client thread records (appends are atomic under the GIL)."""
 
     reads: list[float] = field(default_factory=list)
+    by_path: dict[str, list[float]] = field(default_factory=dict)
     posts: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     jobs: list[str] = field(default_factory=list)
@@ -111,6 +112,8 @@ def poll(client: Client, job_id: str, tally: Tally, stop: float, pause: float) -
     paths = ["/v1/health", "/v1/allocations?page_size=20", f"/v1/allocations/{job_id}"]
     paths.append(f"/v1/allocations/{job_id}/plans/1.csv")
     turn = 0
+    if pause:  # pages open at random moments, not in lockstep (see `measure`)
+        time.sleep(random.uniform(0.0, pause))
     while time.monotonic() < stop:
         path = paths[turn % len(paths)]
         turn += 1
@@ -122,15 +125,16 @@ def poll(client: Client, job_id: str, tally: Tally, stop: float, pause: float) -
         except (OSError, http.client.HTTPException) as error:
             tally.errors.append(f"GET {path}: {error}")
         tally.reads.append(time.perf_counter() - started)
+        tally.by_path.setdefault(path.split("?")[0], []).append(tally.reads[-1])
         if pause:
             time.sleep(max(0.0, pause - (time.perf_counter() - started)))
 
 
-def post(client: Client, tally: Tally, stop: float, every: float) -> None:
+def post(client: Client, body: dict[str, Any], tally: Tally, stop: float, every: float) -> None:
     while time.monotonic() < stop:
         started = time.perf_counter()
         try:
-            status, body = client.call("POST", "/v1/allocations", POST_BODY)
+            status, body = client.call("POST", "/v1/allocations", body)
             if status == 202:
                 tally.jobs.append(json.loads(body)["id"])
             else:
@@ -138,7 +142,8 @@ def post(client: Client, tally: Tally, stop: float, every: float) -> None:
         except (OSError, http.client.HTTPException) as error:
             tally.errors.append(f"POST: {error}")
         tally.posts.append(time.perf_counter() - started)
-        time.sleep(max(0.0, every - (time.perf_counter() - started)))
+        pause = min(every - (time.perf_counter() - started), stop - time.monotonic())
+        time.sleep(max(0.0, pause))
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -160,7 +165,8 @@ def measure(args: argparse.Namespace, directory: Path, port: int) -> dict[str, A
         headers["Authorization"] = "Bearer " + create_key(store, PLANNER, "load")[1]
         store.dispose()
     setup = Client(port, headers)
-    seed = json.loads(setup.call("POST", "/v1/allocations", POST_BODY)[1])["id"]
+    body = post_body(args.fixture)
+    seed = json.loads(setup.call("POST", "/v1/allocations", body)[1])["id"]
     if wait_for(setup, seed, 60) != "succeeded":
         raise RuntimeError("the job to poll did not succeed")
     tally = Tally()
@@ -171,7 +177,7 @@ def measure(args: argparse.Namespace, directory: Path, port: int) -> dict[str, A
         for _ in range(args.clients)
     ]
     threads.append(
-        threading.Thread(target=post, args=(Client(port, headers), tally, stop, args.post_every))
+        threading.Thread(target=post, args=(Client(port, headers), body, tally, stop, args.post_every))
     )
     started = time.monotonic()
     for thread in threads:
@@ -206,6 +212,7 @@ def summarise(
         "read_p50_ms": _ms(tally.reads, 50),
         "read_p99_ms": _ms(tally.reads, 99),
         "post_p50_ms": _ms(tally.posts, 50),
+        "read_p99_ms_by_path": {path: _ms(times, 99) for path, times in tally.by_path.items()},
         "jobs_submitted": len(tally.jobs),
         "jobs_succeeded": finished.count("succeeded"),
     }
@@ -216,6 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--post-every", type=float, default=2.0, help="seconds between POSTs")
+    parser.add_argument("--fixture", default="tiny", help="bundled fixture the POSTs submit")
     parser.add_argument("--threads", type=int, default=8, help="server request threads")
     parser.add_argument("--auth", action="store_true", help="send a planner key")
     parser.add_argument("--closed-loop", action="store_true", help="no pauses: throughput")

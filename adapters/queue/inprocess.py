@@ -8,10 +8,13 @@ silent (a crash, a SIGKILL) back in the queue, so a restarted service finishes t
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from adapters.store import Store
+from adapters.store import Store, store_for
 from service.execution import JobSettings, new_worker_id, run_job
 from service.records import Job
 
@@ -28,6 +31,7 @@ class JobRunner:
         *,
         workers: int = 2,
         poll_s: float = 1.0,
+        processes: bool = False,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -39,6 +43,8 @@ class JobRunner:
         self._threads: list[threading.Thread] = []
         self._current: dict[str, str] = {}  # worker id -> job id, jobs solving now
         self._lock = threading.Lock()
+        self.processes = processes and ":memory:" not in store.url
+        self._pool: ProcessPoolExecutor | None = None
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -115,7 +121,7 @@ class JobRunner:
             with self._lock:  # known before the claim, so `release` can hand it back
                 self._current[worker] = job_id
             try:
-                if run_job(self.store, job_id, self.settings, worker=worker, take_over_stale=False):
+                if self._run(job_id, worker):
                     return True
             except Exception:  # run_job records failures; this is the last guard
                 log.exception("job %s crashed its runner thread", job_id)
@@ -124,6 +130,23 @@ class JobRunner:
                 with self._lock:
                     self._current.pop(worker, None)
         return False
+
+    def _run(self, job_id: str, worker: str) -> bool:
+        if not self.processes:
+            return run_job(self.store, job_id, self.settings, worker=worker, take_over_stale=False)
+        with self._lock:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(
+                    self.workers, mp_context=multiprocessing.get_context("spawn")
+                )
+            pool = self._pool
+        try:
+            return bool(pool.submit(_run_in_child, self.store.url, job_id, self.settings, worker).result())
+        except BrokenProcessPool:
+            with self._lock:
+                if self._pool is pool:
+                    self._pool = None
+            raise
 
     def _sweep(self) -> None:
         # First pass right away: a restart should pick up a dead process's jobs as soon
@@ -167,3 +190,7 @@ class InProcessDispatcher:
 
     def health(self) -> dict[str, Any]:
         return self.runner.health()
+
+
+def _run_in_child(url: str, job_id: str, settings: JobSettings, worker: str) -> bool:
+    return run_job(store_for(url), job_id, settings, worker=worker, take_over_stale=False)
