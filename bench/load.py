@@ -3,12 +3,14 @@
 Starts `python -m api.server` on a free loopback port (SQLite in a temporary folder,
 in-process runner), submits one job to poll, then runs `--clients` threads for
 `--seconds`. Each client polls about twice a second in rotation: health, the job list,
-the job, its plan CSV. Across all clients one POST (the bundled `tiny` fixture) goes in
-every `--post-every` seconds. `--closed-loop` drops the pauses (throughput); `--auth`
-creates a planner key and sends it on every call. Traffic never leaves 127.0.0.1 and
-every loop is bounded by the duration.
+the job, its plan CSV, each client starting at a random moment of its first half second
+(pages are opened one by one; `--lockstep` starts them together, so 50 requests arrive at
+once every half second). Across all clients one POST (the bundled `--fixture`, `tiny` by
+default) goes in every `--post-every` seconds. `--closed-loop` drops the pauses
+(throughput); `--auth` creates a planner key and sends it on every call. Traffic never
+leaves 127.0.0.1 and every loop is bounded by the duration.
 
-    python -m bench.load --clients 50 --seconds 60 [--auth] [--closed-loop]
+    python -m bench.load --clients 50 --seconds 60 [--auth] [--closed-loop] [--lockstep]
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from adapters.store import Store
 from service.keys import PLANNER, create_key
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
 # The bundled tiny programme by reference: what the planner page submits by default.
 def post_body(fixture: str) -> dict[str, Any]:
     scenario = json.loads((ROOT / "fixtures" / "data" / f"{fixture}.scenario.json").read_text())
@@ -108,11 +112,13 @@ def wait_for(client: Client, job_id: str, timeout: float) -> str:
         time.sleep(0.2)
 
 
-def poll(client: Client, job_id: str, tally: Tally, stop: float, pause: float) -> None:
+def poll(
+    client: Client, job_id: str, tally: Tally, stop: float, pause: float, lockstep: bool
+) -> None:
     paths = ["/v1/health", "/v1/allocations?page_size=20", f"/v1/allocations/{job_id}"]
     paths.append(f"/v1/allocations/{job_id}/plans/1.csv")
     turn = 0
-    if pause:  # pages open at random moments, not in lockstep (see `measure`)
+    if pause and not lockstep:  # pages are opened at random moments, not all at once
         time.sleep(random.uniform(0.0, pause))
     while time.monotonic() < stop:
         path = paths[turn % len(paths)]
@@ -134,11 +140,11 @@ def post(client: Client, body: dict[str, Any], tally: Tally, stop: float, every:
     while time.monotonic() < stop:
         started = time.perf_counter()
         try:
-            status, body = client.call("POST", "/v1/allocations", body)
+            status, answer = client.call("POST", "/v1/allocations", body)
             if status == 202:
-                tally.jobs.append(json.loads(body)["id"])
+                tally.jobs.append(json.loads(answer)["id"])
             else:
-                tally.errors.append(f"POST: {status} {body[:200]!r}")
+                tally.errors.append(f"POST: {status} {answer[:200]!r}")
         except (OSError, http.client.HTTPException) as error:
             tally.errors.append(f"POST: {error}")
         tally.posts.append(time.perf_counter() - started)
@@ -173,11 +179,16 @@ def measure(args: argparse.Namespace, directory: Path, port: int) -> dict[str, A
     stop = time.monotonic() + args.seconds
     pause = 0.0 if args.closed_loop else 0.5
     threads = [
-        threading.Thread(target=poll, args=(Client(port, headers), seed, tally, stop, pause))
+        threading.Thread(
+            target=poll,
+            args=(Client(port, headers), seed, tally, stop, pause, args.lockstep),
+        )
         for _ in range(args.clients)
     ]
     threads.append(
-        threading.Thread(target=post, args=(Client(port, headers), body, tally, stop, args.post_every))
+        threading.Thread(
+            target=post, args=(Client(port, headers), body, tally, stop, args.post_every)
+        )
     )
     started = time.monotonic()
     for thread in threads:
@@ -227,6 +238,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=8, help="server request threads")
     parser.add_argument("--auth", action="store_true", help="send a planner key")
     parser.add_argument("--closed-loop", action="store_true", help="no pauses: throughput")
+    parser.add_argument(
+        "--lockstep",
+        action="store_true",
+        help="every client polls at the same instants (bursts of --clients requests)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.clients <= 500 or not 0 < args.seconds <= 600:
         parser.error("1-500 clients for at most 600 seconds")
