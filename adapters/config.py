@@ -36,7 +36,9 @@ DEFAULTS: dict[str, Any] = {
     "MAX_HEADER_KB": 64,  # request line plus headers
     "RATE_LIMIT": "",  # per API key or client address, e.g. "20/second;600/minute"; "" = off
     "RATE_LIMIT_STORAGE_URI": "memory://",  # or redis://host:6379/n, shared by every server
-    "JOB_WORKERS": 2,  # solver threads of the in-process runner
+    "JOB_WORKERS": 2,  # jobs the in-process runner solves at once
+    # "process": solve in child processes, so solves never slow requests; "thread": here
+    "JOB_ISOLATION": "process",
     "JOB_POLL_S": 1.0,
     "HEARTBEAT_S": 5.0,
     "STALE_AFTER_S": 30.0,  # a running job silent this long belonged to a dead worker
@@ -85,6 +87,9 @@ def load_config(
     # this Flask would refuse one over 500 kB with a 413 that names the wrong limit.
     config["MAX_FORM_MEMORY_SIZE"] = config["MAX_CONTENT_LENGTH"]
     config["MAX_CSV_COLUMNS"] = _positive_int("MAX_CSV_COLUMNS", config["MAX_CSV_COLUMNS"])
+    if config["JOB_ISOLATION"] not in ("process", "thread"):
+        isolation = config["JOB_ISOLATION"]
+        raise ValueError(f"JOB_ISOLATION must be process or thread, not {isolation!r}")
     return config
 
 

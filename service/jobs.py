@@ -19,7 +19,12 @@ from models.csvio import plan_to_csv_text
 from models.plan import Plan
 from models.request import AllocationRequest
 from models.scenario import parse_scenarios
-from models.schemas import RequestValidationError, parse_request, plan_from_dict, request_to_dict
+from models.schemas import (
+    RequestValidationError,
+    parse_stored_request,
+    plan_from_dict,
+    request_to_dict,
+)
 from service.differences import diff_pages, page_differences
 from service.errors import (
     Conflict,
@@ -151,7 +156,7 @@ def stored_request(store: JobStore, job: Job) -> AllocationRequest:
     """The request a job was submitted with (stored validated, partners inline)."""
     if job.request_id is None:
         raise RuntimeError(f"job {job.id} has no stored request")
-    return parse_request(store.request_body(job.request_id))
+    return parse_stored_request(store.request_body(job.request_id))
 
 
 def job_view(job: Job) -> dict[str, Any]:

@@ -35,7 +35,7 @@ def make_dispatcher(config: Mapping[str, Any], store: Store) -> Dispatcher:
         JobSettings.from_config(config),
         workers=int(config["JOB_WORKERS"]),
         poll_s=float(config["JOB_POLL_S"]),
-        processes=str(config.get("JOB_ISOLATION", "process")) == "process",
+        processes=str(config["JOB_ISOLATION"]) == "process",
     )
     return InProcessDispatcher(runner)
 

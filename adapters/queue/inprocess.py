@@ -1,8 +1,16 @@
-"""The embedded job queue: solver threads in the serving process.
+"""The embedded job queue: a few worker threads of the serving process.
 
-The runner is a few threads fed from the database: they claim queued jobs with
-the same atomic UPDATE the Celery worker uses, and a sweeper puts jobs whose worker went
-silent (a crash, a SIGKILL) back in the queue, so a restarted service finishes them.
+The runner's threads claim queued jobs from the database with the same atomic UPDATE the
+Celery worker uses, and a sweeper puts jobs whose worker went silent (a crash, a SIGKILL)
+back in the queue, so a restarted service finishes them.
+
+By default (`JOB_ISOLATION=process`) a claimed job is solved in a child process of a
+small pool, not in the thread that claimed it: a solve is mostly Python and numpy work
+holding the GIL, and in the serving process it made every request wait for it (read p99
+93 ms against 17 ms with a 200-partner job solving, `python -m bench.load --fixture
+pilot`). A child that dies takes only its job with it; the pool is rebuilt and the
+sweeper re-queues the job. `thread` keeps solves in the serving process (tests that spy
+on the solver in this process use it).
 """
 
 from __future__ import annotations
@@ -22,7 +30,8 @@ log = logging.getLogger(__name__)
 
 
 class JobRunner:
-    """Solver threads in this process, claiming queued jobs from the database."""
+    """Worker threads claiming queued jobs from the database and solving them, in child
+    processes when `processes` is true (see the module's docstring)."""
 
     def __init__(
         self,
@@ -43,7 +52,7 @@ class JobRunner:
         self._threads: list[threading.Thread] = []
         self._current: dict[str, str] = {}  # worker id -> job id, jobs solving now
         self._lock = threading.Lock()
-        self.processes = processes and ":memory:" not in store.url
+        self.processes = processes
         self._pool: ProcessPoolExecutor | None = None
 
     # -- lifecycle --------------------------------------------------------------------
@@ -72,6 +81,9 @@ class JobRunner:
             thread.join(timeout)
         with self._lock:
             self._threads = []
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
 
     def release(self) -> None:
         """Stop, and put the jobs still solving here back in the queue unfinished."""
@@ -136,17 +148,22 @@ class JobRunner:
             return run_job(self.store, job_id, self.settings, worker=worker, take_over_stale=False)
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(
-                    self.workers, mp_context=multiprocessing.get_context("spawn")
-                )
+                # spawn, not fork: this process has threads (and database connections)
+                # a forked child would inherit in whatever state they were in.
+                context = multiprocessing.get_context("spawn")
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
             pool = self._pool
         try:
-            return bool(pool.submit(_run_in_child, self.store.url, job_id, self.settings, worker).result())
+            future = pool.submit(_run_in_child, self.store.url, job_id, self.settings, worker)
+            return bool(future.result())
         except BrokenProcessPool:
+            # The child died mid-job (killed, out of memory): its heartbeat stops, so the
+            # sweeper re-queues the job; the next job gets a fresh pool.
             with self._lock:
                 if self._pool is pool:
                     self._pool = None
-            raise
+            log.error("the solver process running job %s died", job_id)
+            return True
 
     def _sweep(self) -> None:
         # First pass right away: a restart should pick up a dead process's jobs as soon
@@ -174,6 +191,7 @@ class JobRunner:
             "mode": "in-process",
             "ok": self.running,
             "workers": self.workers,
+            "isolation": "process" if self.processes else "thread",
             "busy": busy,
         }
 
@@ -193,4 +211,5 @@ class InProcessDispatcher:
 
 
 def _run_in_child(url: str, job_id: str, settings: JobSettings, worker: str) -> bool:
+    """A job in a pool process: its own store (engine and connections) per database."""
     return run_job(store_for(url), job_id, settings, worker=worker, take_over_stale=False)

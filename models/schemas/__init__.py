@@ -10,7 +10,8 @@ plain JSON), e.g. ``{"partners": {"3": {"response": {"subsidy": {"scale": ["must
 
 The package is split by subject: `errors`, `base` (fields), `curves`, `resources` (and
 tiers), `partners`, `constraints`, `options`, `references` (cross-checks), `ordered`
-(attributes compared by order must be numbers), `request` and `plan`. Everything other
+(attributes compared by order must be numbers), `request`, `stored` (requests read back
+from storage, partners rebuilt without re-validation) and `plan`. Everything other
 code uses is re-exported here, so `from models.schemas import X` is the import to use.
 The curve rules (`curve_parameter_errors`, `points_errors`) live in
 `models.schemas.curves` once and are shared with `models.csvio`.
@@ -73,6 +74,7 @@ from models.schemas.request import (
     request_to_dict,
 )
 from models.schemas.resources import PLAN_CSV_COLUMNS, ResourceSchema, TierSchema
+from models.schemas.stored import parse_stored_request
 
 __all__ = [
     "CONSTRAINT_SCHEMAS",
@@ -119,6 +121,7 @@ __all__ = [
     "nonfinite_messages",
     "ordered_attributes",
     "parse_request",
+    "parse_stored_request",
     "plan_from_dict",
     "plan_to_dict",
     "plans_to_list",

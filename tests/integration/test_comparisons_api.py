@@ -33,7 +33,10 @@ def make_app(db_url: str) -> Iterator[Callable[[], Flask]]:
     apps: list[Flask] = []
 
     def make() -> Flask:
-        app = create_app({"DATABASE_URL": db_url, "RUNNER_AUTOSTART": False})
+        # Threads: the spy on the solver lives in this process.
+        app = create_app(
+            {"DATABASE_URL": db_url, "RUNNER_AUTOSTART": False, "JOB_ISOLATION": "thread"}
+        )
         start_job_runner(app)
         apps.append(app)
         return app

@@ -91,7 +91,9 @@ def _through_api(app: Flask, path: str, body: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def inprocess_app(tmp_path: Path) -> Iterator[Flask]:
-    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'api.db'}", "JOB_POLL_S": 0.1})
+    # Threads: the solver is recorded by a spy in this process.
+    settings = {"DATABASE_URL": f"sqlite:///{tmp_path / 'api.db'}", "JOB_POLL_S": 0.1}
+    app = create_app({**settings, "JOB_ISOLATION": "thread"})
     yield app
     app.extensions["windmaker"].dispatcher.runner.stop()
     app.extensions["windmaker"].store.dispose()
