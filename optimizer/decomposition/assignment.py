@@ -160,6 +160,12 @@ def _model(
         inside = group.members[options.partner]
         row = b.add_rows(-np.inf, group.high - fixed[group.members, r].sum(), count=1)
         b.add_entries(np.full(int(inside.sum()), row[0]), y[inside], delta[inside, r])
+        if np.isfinite(problem.budget[r]) and group.low > 0:
+            # The group's floor is spent on members whatever they reach: outsiders share
+            # only the rest of the budget.
+            room = problem.budget[r] - max(group.low, fixed[group.members, r].sum())
+            row = b.add_rows(-np.inf, room - fixed[~group.members, r].sum(), count=1)
+            b.add_entries(np.full(int((~inside).sum()), row[0]), y[~inside], delta[~inside, r])
     # Counts: s_t >= target_t - (already there + lifted to t or above).
     s = b.add_columns(np.zeros(problem.n_tiers), np.maximum(targets, 0), integer=True)
     for t in range(1, problem.n_tiers + 1):
