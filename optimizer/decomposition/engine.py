@@ -29,6 +29,7 @@ from models.request import AllocationRequest, Objective
 from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.clock import Clock, StopCheck, relative_gap
 from optimizer.decomposition.assignment import assign_by_milp
+from optimizer.decomposition.certificate import shortfall_floor
 from optimizer.decomposition.lagrangian import Lagrangian, Stage, initial_point
 from optimizer.decomposition.primal import (
     ScoredAmounts,
@@ -65,6 +66,8 @@ STALE_ROUNDS = 2
 SEARCH_PROGRESS = 0.01  # of the remaining gap: less does not count as an improvement
 # The tier-option MILP is tried only with at least this many seconds left for it.
 MIN_ASSIGNMENT_S = 1.0
+# The stage-1 certificate (reduced-cost fixing and its MILP) may run up to this share.
+CERTIFICATE_SHARE = 0.6
 
 
 @dataclass
@@ -323,6 +326,13 @@ def _stage_one(
         if plan1 is not None and better(plan1, seed_plan, minimise):
             seed_plan = plan1
         floor = least(bound1)
+        if seed_plan.shortfall > floor + 1e-9 and prices1.size:
+            closer = shortfall_floor(
+                problem, prices1, seed_plan.shortfall, clock, CERTIFICATE_SHARE,
+                problem.request.options.seed,
+            )  # fmt: skip
+            if closer is not None:
+                floor = max(floor, closer.floor)
     proven = seed_plan.shortfall <= floor + 1e-9
     if progress is not None:
         progress(
