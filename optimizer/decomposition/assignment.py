@@ -168,13 +168,17 @@ def _model(
             b.add_entries(np.full(int((~inside).sum()), row[0]), y[~inside], delta[~inside, r])
     # Counts: s_t >= target_t - (already there + lifted to t or above).
     s = b.add_columns(np.zeros(problem.n_tiers), np.maximum(targets, 0), integer=True)
+    # An option counts for tier t only if it takes its partner there: a partner already at
+    # t (lifted to a higher tier) is among those counted as already there.
+    was = start[options.partner]
     for t in range(1, problem.n_tiers + 1):
-        lifted = options.level >= t
+        lifted = (options.level >= t) & (was < t)
         row = b.add_rows(float(targets[t - 1] - np.count_nonzero(start >= t)), np.inf, count=1)
         b.add_entries(np.full(int(lifted.sum()), row[0]), y[lifted], 1.0)
         b.add_entries(row, s[t - 1 : t], 1.0)
     for counted in problem.group_counts:
-        lifted = (options.level > counted.tier) & counted.members[options.partner]
+        lifted = (options.level > counted.tier) & (was <= counted.tier)
+        lifted &= counted.members[options.partner]
         already = np.count_nonzero((start > counted.tier) & counted.members)
         row = b.add_rows(float(counted.minimum - already), np.inf, count=1)
         b.add_entries(np.full(int(lifted.sum()), row[0]), y[lifted], 1.0)
