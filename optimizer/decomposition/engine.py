@@ -314,7 +314,8 @@ def _stage_one(
             problem, attain, clock, 0.4, settled, problem.targets, progress
         )
         if not settled(bound1, plan1) and not settled(bound1, seed_plan):
-            exact = _assigned_plan(problem, attain, prices1, clock, 0.5)
+            incumbent = plan1.amounts if plan1 is not None else None
+            exact = _assigned_plan(problem, attain, prices1, clock, 0.5, incumbent)
             if exact is not None and (plan1 is None or better(exact, plan1, minimise)):
                 plan1 = exact
         if plan1 is not None:
@@ -349,14 +350,19 @@ def _stage_one(
 
 
 def _assigned_plan(
-    problem: Problem, stage: Stage, z: FloatArray, clock: Clock, share: float
+    problem: Problem,
+    stage: Stage,
+    z: FloatArray,
+    clock: Clock,
+    share: float,
+    incumbent: FloatArray | None = None,
 ) -> ScoredAmounts | None:
     """The stage-1 plan of the tier-option MILP (`assignment`) at the prices `z`."""
     if clock.left(share) < MIN_ASSIGNMENT_S:
         return None
     prices = Lagrangian(problem, stage).evaluate(z).prices
     found = assign_by_milp(
-        problem, prices, problem.targets, clock, share, problem.request.options.seed
+        problem, prices, problem.targets, clock, share, problem.request.options.seed, incumbent
     )
     if found is None:
         return None
