@@ -309,9 +309,12 @@ def _stage_one(
         def settled(bound: float, plan: ScoredAmounts | None) -> bool:
             return plan is not None and plan.shortfall <= least(bound) + 1e-9
 
+        def hopeless(floor: float, plan: ScoredAmounts | None) -> bool:
+            return plan is not None and plan.shortfall > least(floor) + 1e-9
+
         attain = Stage("attain", problem.targets, True)
         bound1, plan1, prices1 = run_stage(
-            problem, attain, clock, 0.4, settled, problem.targets, progress
+            problem, attain, clock, 0.4, settled, problem.targets, progress, hopeless=hopeless
         )
         if not settled(bound1, plan1) and not settled(bound1, seed_plan):
             incumbent = plan1.amounts if plan1 is not None else None
