@@ -101,9 +101,9 @@ def run_stage(
             break
         # Near convergence, a dual that cannot fall far enough to prove anything more has
         # nothing left to give; the stage-1 certificate is the better use of the time.
-        if iteration >= MIN_DUAL_STEPS and bundle.model_gap < HOPELESS_GAP:
-            if hopeless is not None and hopeless(bundle.floor, best):
-                break
+        near = iteration >= MIN_DUAL_STEPS and bundle.model_gap < HOPELESS_GAP
+        if near and hopeless is not None and hopeless(bundle.floor, best):
+            break
     if refine_steps and not goal(bound, best):
         bound = min(bound, refine_bound(problem, stage, bundle.best, clock, share, refine_steps))
         if progress is not None:
