@@ -20,6 +20,7 @@ the least shortfall. Rows a plan need not meet (group floors) are simply left ou
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -86,8 +87,9 @@ def shortfall_floor(
     if clock.out(share):
         return None
     model = _relaxation(
-        problem, lagrangian, z, delta, possible, doubt, settled_level, evaluation.value, total
-    )
+        problem, lagrangian, z, delta, possible, doubt, settled_level, evaluation.value, total,
+        lambda: clock.out(share),
+    )  # fmt: skip
     if clock.out(share):
         return None
     result = milp_backend("highs").solve(
@@ -119,8 +121,10 @@ def _relaxation(
     settled_level: IntArray,
     dual_value: float,
     total: float,
+    out_of_time: Callable[[], bool],
 ) -> MilpModel:
-    """The MILP over the partners in doubt: minimise weighted shortfall."""
+    """The MILP over the partners in doubt: minimise weighted shortfall (surrogate rows
+    stop once `out_of_time`: fewer rows, a weaker but still valid relaxation)."""
     n_tiers = problem.n_tiers
     settled = np.ones(problem.n, dtype=bool)
     settled[doubt] = False
@@ -149,7 +153,7 @@ def _relaxation(
     row = b.add_rows(-np.inf, dual_value - total - fixed_delta, count=1)
     b.add_entries(np.full(owner.size, row[0]), y, delta[owner, level])
     b.add_entries(np.full(n_tiers, row[0]), s, -problem.weights)
-    _surrogate_rows(problem, lagrangian, z, b, y, owner, level, settled, settled_level)
+    _surrogate_rows(problem, lagrangian, z, b, y, owner, level, settled, settled_level, out_of_time)
     cost = np.zeros(b.n_cols)
     cost[s] = problem.weights
     return b.build(cost)
@@ -165,6 +169,7 @@ def _surrogate_rows(
     level: IntArray,
     settled: NDArray[np.bool_],
     settled_level: IntArray,
+    out_of_time: Callable[[], bool],
 ) -> None:
     """Budget rows priced by the Lagrangian's budget prices, each resource leaning
     heavier in turn, and each budgeted resource alone (which also bounds group caps)."""
@@ -196,6 +201,8 @@ def _surrogate_rows(
     lumpy = problem.lumpy_resources()
     alone_rows: dict[int, tuple[FloatArray, FloatArray]] = {}
     for k, price in enumerate(variants):
+        if out_of_time():
+            break
         prices = np.broadcast_to(price, (sub.n, problem.n_resources)).copy()
         values = respond(sub, prices, 0.0, exact_grid=lumpy[0] if lumpy else None).values
         least = -values  # a lower bound of the least priced cost reaching each level

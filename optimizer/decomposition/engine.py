@@ -4,7 +4,9 @@ Stage 1 bounds the best weighted attainment (tier prices in [0, weight]) and fin
 with the least shortfall it can; stage 2 keeps that attainment and bounds GMV (or cost).
 Each stage minimises its Lagrangian (`lagrangian`) with the level bundle method (`dual`),
 building exactly feasible plans (`primal`) at improving prices (`stages`). When stage 1's
-plan is not proven least, the tier-option MILP (`assignment`) tries for a better one.
+plan is not proven least, the tier-option MILP (`assignment`) tries for a better one and
+the certificate (`certificate`: reduced-cost fixing and a MILP relaxation over the
+partners in doubt) for a better bound.
 Stage 2 is anytime: it searches again from its best prices until the gap is certified or
 the time is up, or searches stop moving bound and plan; a plan then still short of the
 gap gets exact pairwise moves (`optimizer.polish`) with the time left. Large programmes
