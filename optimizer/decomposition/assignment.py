@@ -100,26 +100,33 @@ def assign_by_milp(
     clock: Clock,
     share: float,
     seed: int = 0,
+    incumbent: FloatArray | None = None,
 ) -> tuple[NDArray[np.int64], FloatArray] | None:
     """(levels, amounts) the MILP chooses, like `repair.assign_levels`, within `share` of
     the clock's limit; None when it has no solution in time (or the hard group rows
-    cannot be met with these options)."""
+    cannot be met with these options). `incumbent`: a plan's amounts (within budgets and
+    group rules) whose partners' tier mixes become options too, and its start: the MILP
+    then never does worse than it."""
     available = clock.left(share)
     # Price variants stop once half the time is gone: the MILP needs the other half.
     options = tier_options(
         problem, prices, targets, lambda: clock.out(share) or clock.left(share) < 0.5 * available
     )
+    fixed = fixed_amounts(problem)
+    start = _levels(problem, problem.values(fixed))
+    warm: FloatArray | None = None
+    if incumbent is not None:
+        options, warm = _with_incumbent(problem, options, incumbent, start, targets)
     if len(options) == 0 or clock.out(share):
         return None
     time_limit_s = clock.left(share)
-    fixed = fixed_amounts(problem)
-    start = _levels(problem, problem.values(fixed))
     model = _model(problem, options, fixed, start, targets)
     result = milp_backend("highs").solve(
         model,
         time_limit_s=max(time_limit_s, 0.05),
         mip_gap=1e-6,
         seed=seed,
+        warm_start=warm,
         should_stop=clock.should_stop,
     )
     if result.x is None:
@@ -160,15 +167,25 @@ def _model(
         inside = group.members[options.partner]
         row = b.add_rows(-np.inf, group.high - fixed[group.members, r].sum(), count=1)
         b.add_entries(np.full(int(inside.sum()), row[0]), y[inside], delta[inside, r])
+        if np.isfinite(problem.budget[r]) and group.low > 0:
+            # The group's floor is spent on members whatever they reach: outsiders share
+            # only the rest of the budget.
+            room = problem.budget[r] - max(group.low, fixed[group.members, r].sum())
+            row = b.add_rows(-np.inf, room - fixed[~group.members, r].sum(), count=1)
+            b.add_entries(np.full(int((~inside).sum()), row[0]), y[~inside], delta[~inside, r])
     # Counts: s_t >= target_t - (already there + lifted to t or above).
     s = b.add_columns(np.zeros(problem.n_tiers), np.maximum(targets, 0), integer=True)
+    # An option counts for tier t only if it takes its partner there: a partner already at
+    # t (lifted to a higher tier) is among those counted as already there.
+    was = start[options.partner]
     for t in range(1, problem.n_tiers + 1):
-        lifted = options.level >= t
+        lifted = (options.level >= t) & (was < t)
         row = b.add_rows(float(targets[t - 1] - np.count_nonzero(start >= t)), np.inf, count=1)
         b.add_entries(np.full(int(lifted.sum()), row[0]), y[lifted], 1.0)
         b.add_entries(row, s[t - 1 : t], 1.0)
     for counted in problem.group_counts:
-        lifted = (options.level > counted.tier) & counted.members[options.partner]
+        lifted = (options.level > counted.tier) & (was <= counted.tier)
+        lifted &= counted.members[options.partner]
         already = np.count_nonzero((start > counted.tier) & counted.members)
         row = b.add_rows(float(counted.minimum - already), np.inf, count=1)
         b.add_entries(np.full(int(lifted.sum()), row[0]), y[lifted], 1.0)
@@ -177,6 +194,37 @@ def _model(
     cost[y] = share / max(len(finite), 1)
     cost[s] = 2.0 * problem.weights / max(float(np.min(problem.weights)), 1e-12)
     return b.build(cost)
+
+
+def _with_incumbent(
+    problem: Problem,
+    options: Options,
+    incumbent: FloatArray,
+    start: IntArray,
+    targets: NDArray[np.int64],
+) -> tuple[Options, FloatArray]:
+    """The options with the incumbent's lifted partners' mixes added, and the incumbent
+    as a start for the MILP's columns (options, then the shortfall per tier)."""
+    reached = _levels(problem, problem.values(incumbent))
+    lifted = np.flatnonzero(reached > start)
+    merged = _unique(
+        Options(
+            np.concatenate([options.partner, lifted]),
+            np.concatenate([options.level, reached[lifted]]),
+            np.vstack([options.amounts, incumbent[lifted]]),
+        )
+    )
+    chosen = np.zeros(len(merged))
+    for i in lifted:
+        same = np.flatnonzero(
+            (merged.partner == i)
+            & (merged.level == reached[i])
+            & np.all(merged.amounts == incumbent[i], axis=1)
+        )
+        chosen[same[:1]] = 1.0
+    achieved = np.array([np.count_nonzero(reached >= t) for t in range(1, problem.n_tiers + 1)])
+    short = np.maximum(targets - achieved, 0).astype(float)
+    return merged, np.concatenate([chosen, short])
 
 
 def _levels(problem: Problem, gmv: FloatArray) -> IntArray:

@@ -4,7 +4,9 @@ Stage 1 bounds the best weighted attainment (tier prices in [0, weight]) and fin
 with the least shortfall it can; stage 2 keeps that attainment and bounds GMV (or cost).
 Each stage minimises its Lagrangian (`lagrangian`) with the level bundle method (`dual`),
 building exactly feasible plans (`primal`) at improving prices (`stages`). When stage 1's
-plan is not proven least, the tier-option MILP (`assignment`) tries for a better one.
+plan is not proven least, the tier-option MILP (`assignment`) tries for a better one and
+the certificate (`certificate`: reduced-cost fixing and a MILP relaxation over the
+partners in doubt) for a better bound.
 Stage 2 is anytime: it searches again from its best prices until the gap is certified or
 the time is up, or searches stop moving bound and plan; a plan then still short of the
 gap gets exact pairwise moves (`optimizer.polish`) with the time left. Large programmes
@@ -29,6 +31,7 @@ from models.request import AllocationRequest, Objective
 from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.clock import Clock, StopCheck, relative_gap
 from optimizer.decomposition.assignment import assign_by_milp
+from optimizer.decomposition.certificate import shortfall_floor
 from optimizer.decomposition.lagrangian import Lagrangian, Stage, initial_point
 from optimizer.decomposition.primal import (
     ScoredAmounts,
@@ -65,6 +68,8 @@ STALE_ROUNDS = 2
 SEARCH_PROGRESS = 0.01  # of the remaining gap: less does not count as an improvement
 # The tier-option MILP is tried only with at least this many seconds left for it.
 MIN_ASSIGNMENT_S = 1.0
+# The stage-1 certificate (reduced-cost fixing and its MILP) may run up to this share.
+CERTIFICATE_SHARE = 0.6
 
 
 @dataclass
@@ -306,12 +311,16 @@ def _stage_one(
         def settled(bound: float, plan: ScoredAmounts | None) -> bool:
             return plan is not None and plan.shortfall <= least(bound) + 1e-9
 
+        def hopeless(floor: float, plan: ScoredAmounts | None) -> bool:
+            return plan is not None and plan.shortfall > least(floor) + 1e-9
+
         attain = Stage("attain", problem.targets, True)
         bound1, plan1, prices1 = run_stage(
-            problem, attain, clock, 0.4, settled, problem.targets, progress
+            problem, attain, clock, 0.4, settled, problem.targets, progress, hopeless=hopeless
         )
         if not settled(bound1, plan1) and not settled(bound1, seed_plan):
-            exact = _assigned_plan(problem, attain, prices1, clock, 0.5)
+            incumbent = plan1.amounts if plan1 is not None else None
+            exact = _assigned_plan(problem, attain, prices1, clock, 0.5, incumbent)
             if exact is not None and (plan1 is None or better(exact, plan1, minimise)):
                 plan1 = exact
         if plan1 is not None:
@@ -323,6 +332,13 @@ def _stage_one(
         if plan1 is not None and better(plan1, seed_plan, minimise):
             seed_plan = plan1
         floor = least(bound1)
+        if seed_plan.shortfall > floor + 1e-9 and prices1.size:
+            closer = shortfall_floor(
+                problem, prices1, seed_plan.shortfall, clock, CERTIFICATE_SHARE,
+                problem.request.options.seed,
+            )  # fmt: skip
+            if closer is not None:
+                floor = max(floor, closer.floor)
     proven = seed_plan.shortfall <= floor + 1e-9
     if progress is not None:
         progress(
@@ -339,14 +355,19 @@ def _stage_one(
 
 
 def _assigned_plan(
-    problem: Problem, stage: Stage, z: FloatArray, clock: Clock, share: float
+    problem: Problem,
+    stage: Stage,
+    z: FloatArray,
+    clock: Clock,
+    share: float,
+    incumbent: FloatArray | None = None,
 ) -> ScoredAmounts | None:
     """The stage-1 plan of the tier-option MILP (`assignment`) at the prices `z`."""
     if clock.left(share) < MIN_ASSIGNMENT_S:
         return None
     prices = Lagrangian(problem, stage).evaluate(z).prices
     found = assign_by_milp(
-        problem, prices, problem.targets, clock, share, problem.request.options.seed
+        problem, prices, problem.targets, clock, share, problem.request.options.seed, incumbent
     )
     if found is None:
         return None

@@ -61,9 +61,10 @@ def better(a: ScoredAmounts, b: ScoredAmounts | None, minimise: bool) -> bool:
 def assign_only(
     problem: Problem, evaluation: Evaluation, stage: Stage, targets: NDArray[np.int64]
 ) -> ScoredAmounts:
-    """Who reaches which tier, with the least amounts: enough to judge a shortfall."""
-    _, amounts = assign_levels(problem, evaluation.response, evaluation.prices, targets)
-    return evaluate_plan(problem, amounts)
+    """Who reaches which tier, with the least amounts: enough to judge a shortfall once
+    the group shares hold (a floor on a group's share can take budget the tiers used)."""
+    levels, amounts = assign_levels(problem, evaluation.response, evaluation.prices, targets)
+    return within_groups(problem, evaluate_plan(problem, amounts), levels)
 
 
 def construct(

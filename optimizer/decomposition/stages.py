@@ -23,6 +23,9 @@ from optimizer.progress import Progress, ProgressEvent
 
 # The box model's predicted decrease means little before this many cuts.
 MIN_DUAL_STEPS = 12
+# A dual this close to converged (relative) stops once `hopeless` says its floor cannot
+# prove the best plan.
+HOPELESS_GAP = 1e-4
 # Jittered plans stop after this many in a row bring nothing better.
 POLISH_PATIENCE = 4
 
@@ -41,8 +44,12 @@ def run_stage(
     start: FloatArray | None = None,
     refine_steps: int = 0,
     attempt: int = 0,
+    hopeless: Callable[[float, ScoredAmounts | None], bool] | None = None,
 ) -> tuple[float, ScoredAmounts | None, FloatArray]:
     """Minimise the stage's dual, building plans on the way; (bound, best plan, best prices).
+
+    `hopeless(floor, plan)`: whether a dual that can fall no lower than `floor` (the
+    bundle model's estimate) could still settle the stage with `plan`.
 
     Plans are built at improving dual points while that costs no more time than the dual
     itself; once the dual has converged, the rest of the stage's time goes to plans built
@@ -91,6 +98,11 @@ def run_stage(
         if best is not None and best.shortfall == 0 and stage.kind != "attain":
             enough = max(enough, 0.05 * dual_gap(bound, best.objective, minimise))
         if iteration >= MIN_DUAL_STEPS and bundle.model_gap < enough:
+            break
+        # Near convergence, a dual that cannot fall far enough to prove anything more has
+        # nothing left to give; the stage-1 certificate is the better use of the time.
+        near = iteration >= MIN_DUAL_STEPS and bundle.model_gap < HOPELESS_GAP
+        if near and hopeless is not None and hopeless(bundle.floor, best):
             break
     if refine_steps and not goal(bound, best):
         bound = min(bound, refine_bound(problem, stage, bundle.best, clock, share, refine_steps))

@@ -77,7 +77,10 @@ def free_choice(
             x = family.argmax_slope(np.maximum(p, 0.0) / alpha)
             gain = alpha * family.envelope(x) - p * x + _slack(family, x, p, alpha)
         else:
-            x = family.lo.copy()
+            # Only cost counts: the least amount, unless a group floor's price is negative
+            # there; then the most. The amounts are the subgradient, so they must be the
+            # maximiser the value (with its slack) stands for, or the dual's cuts are wrong.
+            x = np.where(p < 0, family.hi, family.lo)
             gain = -p * x + _slack(family, x, p, 0.0)
         off = problem.optional[:, r] & (gain < 0)
         take = usable & ~off

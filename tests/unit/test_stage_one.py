@@ -14,10 +14,12 @@ from models.curves import CurveKind
 from models.schemas import PlanSchema, plan_to_dict
 from optimizer.arrays import build_arrays
 from optimizer.clock import Clock, relative_gap
-from optimizer.decomposition.assignment import assign_by_milp, tier_options
+from optimizer.decomposition.assignment import Options, _model, assign_by_milp, tier_options
 from optimizer.decomposition.primal import evaluate_plan
 from optimizer.decomposition.problem import build_problem
+from optimizer.decomposition.repair import fixed_amounts
 from optimizer.decomposition.subproblem import respond
+from optimizer.engines import milp_backend
 from tests.support.bruteforce import solve_reference
 from tests.support.instances import random_small_request
 
@@ -81,3 +83,22 @@ def test_the_gap_is_relative_to_the_bound_and_never_negative() -> None:
     assert relative_gap(101.0, 100.0, minimise=True) == pytest.approx(0.01)
     assert relative_gap(100.0 + 1e-7, 100.0, minimise=False) == 0.0
     assert relative_gap(5.0, None, minimise=False) is None
+
+
+def test_the_tier_option_milp_counts_a_partner_lifted_past_its_tier_once() -> None:
+    """A partner already at tier 1 lifted to tier 2 adds a tier-2 partner, not a tier-1 one."""
+    request = random_small_request(2, n_partners=4, n_resources=2, n_tiers=2, kinds=KINDS)
+    problem = build_problem(build_arrays(request))
+    start = np.array([1, 0, 0, 0], dtype=np.intp)
+    options = Options(
+        np.array([0, 1], dtype=np.intp),
+        np.array([2, 1], dtype=np.intp),
+        np.zeros((2, problem.n_resources)),
+    )
+    targets = np.array([3, 1], dtype=np.int64)  # tier 1 (the lower threshold) then tier 2
+    model = _model(problem, options, fixed_amounts(problem), start, targets)
+    result = milp_backend("highs").solve(model, time_limit_s=10.0, mip_gap=0.0)
+    assert result.x is not None
+    assert np.all(result.x[:2] > 0.5)
+    # Partners 0 and 1 reach tier 1: one short of 3; partner 0 meets tier 2's target.
+    assert result.x[2:4] == pytest.approx([1.0, 0.0])

@@ -1,0 +1,256 @@
+"""A stage-1 bound beyond the Lagrangian's: reduced-cost fixing and a small MILP relaxation.
+
+At any prices z the Lagrangian gives, for every exactly feasible plan with attainment A,
+
+    A <= L(z) - Σ_i δ_i(ℓ_i),   δ_i(ℓ) = φ_i(z) - (v_iℓ(z) + reward_ℓ(z)) >= 0,
+
+where ℓ_i is the level partner i really reaches and v_iℓ is an upper bound of its priced
+value at that level (`subproblem.respond`). A plan with less shortfall than the best one
+has attainment at least W − best + 1 (integral weights), so its partners' reduced costs
+add up to at most L(z) − (W − best + 1): every level whose δ alone exceeds that is
+impossible for such a plan (fixing). Partners left with one possible level are settled;
+the others ("in doubt") choose a level in a MILP that keeps the counts, group counts, the
+reduced-cost row above and surrogate budget rows: for price vectors P ≥ 0 on the budgeted
+resources, Σ_i c_i(ℓ_i) <= P·B, with c_iℓ a lower bound of the least P-cost of any mix
+reaching ℓ (the same relaxed per-partner problem at zero GMV weight). Every row holds for
+every plan with less shortfall, so the MILP's proven bound (or its infeasibility) bounds
+the least shortfall. Rows a plan need not meet (group floors) are simply left out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.curves import FloatArray
+from optimizer.clock import Clock
+from optimizer.decomposition.lagrangian import Lagrangian, Stage
+from optimizer.decomposition.problem import Problem
+from optimizer.decomposition.repair import fixed_amounts
+from optimizer.decomposition.subproblem import respond
+from optimizer.engines import milp_backend
+from optimizer.engines.base import MilpModel, Termination
+from optimizer.matrix import MatrixBuilder
+
+IntArray = NDArray[np.intp]
+LEAN_AWAY = 8.0  # a resource's price times this: a surrogate row that weighs it more
+# Float noise in the Lagrangian's sums: reduced costs within this (relative to L) are ties.
+NOISE = 1e-7
+# Surrogate rows are eased by this (relative): they are sums of bounds over many partners.
+ROW_EASE = 1e-9
+
+
+@dataclass
+class StageOneBound:
+    """The least weighted shortfall proven (`floor`) and what proving it took."""
+
+    floor: float
+    in_doubt: int  # partners with more than one possible level after fixing
+    settled: bool  # the MILP ran to the end (optimal or infeasible)
+
+
+def shortfall_floor(
+    problem: Problem,
+    z: FloatArray,
+    best_shortfall: float,
+    clock: Clock,
+    share: float,
+    seed: int = 0,
+) -> StageOneBound | None:
+    """A proven least shortfall from the stage-1 prices `z`, or None when no bound came
+    out in the time (`share` of the clock's limit) or weights are not integral."""
+    weights = problem.weights
+    if not np.all(weights == np.round(weights)) or best_shortfall <= 0:
+        return None
+    stage = Stage("attain", problem.targets, True)
+    lagrangian = Lagrangian(problem, stage)
+    lumpy = problem.lumpy_resources()
+    lagrangian.exact_grid = lumpy[0] if lumpy else None
+    evaluation = lagrangian.evaluate(z)
+    levels = evaluation.response.values + lagrangian.rewards(z, problem)
+    delta = evaluation.phi[:, None] - levels  # (n, T+1), inf where a level is out of reach
+    total = float((weights * problem.targets).sum())
+    slack = evaluation.value - (total - best_shortfall + 1.0)
+    if slack < 0:  # the Lagrangian alone proves the best plan
+        return StageOneBound(best_shortfall, 0, True)
+    possible = delta <= slack + NOISE * max(abs(evaluation.value), 1.0)
+    choices = possible.sum(axis=1)
+    if np.any(choices == 0):  # cannot be: the Lagrangian's own choice has δ = 0
+        return None
+    doubt = np.flatnonzero(choices > 1)
+    settled_level = np.argmax(possible, axis=1)  # the one level of settled partners
+    settled_level[doubt] = 0
+    if clock.out(share):
+        return None
+    model = _relaxation(
+        problem, lagrangian, z, delta, possible, doubt, settled_level, evaluation.value, total,
+        lambda: clock.out(share),
+    )  # fmt: skip
+    if clock.out(share):
+        return None
+    result = milp_backend("highs").solve(
+        model,
+        time_limit_s=max(clock.left(share), 0.05),
+        mip_gap=0.0,
+        seed=seed,
+        should_stop=clock.should_stop,
+    )
+    if result.termination is Termination.INFEASIBLE:
+        return StageOneBound(best_shortfall, doubt.size, True)
+    if result.bound is None or not math.isfinite(result.bound):
+        return None
+    proven = math.ceil(result.bound - 1e-6)
+    return StageOneBound(
+        float(min(max(proven, 0), best_shortfall)),
+        doubt.size,
+        result.termination is Termination.OPTIMAL,
+    )
+
+
+def _relaxation(
+    problem: Problem,
+    lagrangian: Lagrangian,
+    z: FloatArray,
+    delta: FloatArray,
+    possible: NDArray[np.bool_],
+    doubt: IntArray,
+    settled_level: IntArray,
+    dual_value: float,
+    total: float,
+    out_of_time: Callable[[], bool],
+) -> MilpModel:
+    """The MILP over the partners in doubt: minimise weighted shortfall (surrogate rows
+    stop once `out_of_time`: fewer rows, a weaker but still valid relaxation)."""
+    n_tiers = problem.n_tiers
+    settled = np.ones(problem.n, dtype=bool)
+    settled[doubt] = False
+    b = MatrixBuilder()
+    owner, level = np.nonzero(possible[doubt])
+    owner = doubt[owner]
+    y = b.add_columns(np.zeros(owner.size), np.ones(owner.size), integer=True)
+    # Exactly one level per partner in doubt.
+    _, row_of = np.unique(owner, return_inverse=True)
+    rows = b.add_rows(1.0, 1.0, count=doubt.size)
+    b.add_entries(rows[row_of], y, 1.0)
+    s = b.add_columns(np.zeros(n_tiers), problem.targets.astype(float), integer=True)
+    for t in range(1, n_tiers + 1):
+        already = int(np.count_nonzero(settled & (settled_level >= t)))
+        lifted = level >= t
+        row = b.add_rows(float(problem.targets[t - 1] - already), np.inf, count=1)
+        b.add_entries(np.full(int(lifted.sum()), row[0]), y[lifted], 1.0)
+        b.add_entries(row, s[t - 1 : t], 1.0)
+    for counted in problem.group_counts:
+        already = int(np.count_nonzero(settled & counted.members & (settled_level > counted.tier)))
+        lifted = (level > counted.tier) & counted.members[owner]
+        row = b.add_rows(float(counted.minimum - already), np.inf, count=1)
+        b.add_entries(np.full(int(lifted.sum()), row[0]), y[lifted], 1.0)
+    # The reduced-cost row: Σ δ <= L − A with A = W − Σ w·s.
+    fixed_delta = float(delta[settled, settled_level[settled]].sum())
+    row = b.add_rows(-np.inf, dual_value - total - fixed_delta, count=1)
+    b.add_entries(np.full(owner.size, row[0]), y, delta[owner, level])
+    b.add_entries(np.full(n_tiers, row[0]), s, -problem.weights)
+    _surrogate_rows(problem, lagrangian, z, b, y, owner, level, settled, settled_level, out_of_time)
+    cost = np.zeros(b.n_cols)
+    cost[s] = problem.weights
+    return b.build(cost)
+
+
+def _surrogate_rows(
+    problem: Problem,
+    lagrangian: Lagrangian,
+    z: FloatArray,
+    b: MatrixBuilder,
+    y: IntArray,
+    owner: IntArray,
+    level: IntArray,
+    settled: NDArray[np.bool_],
+    settled_level: IntArray,
+    out_of_time: Callable[[], bool],
+) -> None:
+    """Budget rows priced by the Lagrangian's budget prices, each resource leaning
+    heavier in turn, and each budgeted resource alone (which also bounds group caps)."""
+    budgeted = [r for r in range(problem.n_resources) if math.isfinite(problem.budget[r])]
+    if not budgeted:
+        return
+    lam = np.zeros(problem.n_resources)
+    lam[budgeted] = np.maximum(lagrangian.split(z)[0], 0.0)
+    variants: list[FloatArray] = []
+    for r in budgeted:
+        alone = np.zeros(problem.n_resources)
+        alone[r] = 1.0 / problem.budget[r]
+        variants.append(alone)
+    if np.any(lam > 0):
+        variants.append(lam)
+        for r in budgeted:
+            leaning = lam.copy()
+            leaning[r] = max(leaning[r], 1e-300) * LEAN_AWAY
+            variants.append(leaning)
+    # Partners settled at level 0 use at least their pins (and nothing less than zero).
+    lifted = np.flatnonzero(~settled | (settled_level > 0))
+    pins = fixed_amounts(problem)
+    idle = np.ones(problem.n, dtype=bool)
+    idle[lifted] = False
+    idle_use = pins[idle].sum(axis=0)
+    sub = problem.subset(lifted)
+    position = np.full(problem.n, -1, dtype=np.intp)
+    position[lifted] = np.arange(lifted.size)
+    lumpy = problem.lumpy_resources()
+    alone_rows: dict[int, tuple[FloatArray, FloatArray]] = {}
+    for k, price in enumerate(variants):
+        if out_of_time():
+            break
+        prices = np.broadcast_to(price, (sub.n, problem.n_resources)).copy()
+        values = respond(sub, prices, 0.0, exact_grid=lumpy[0] if lumpy else None).values
+        least = -values  # a lower bound of the least priced cost reaching each level
+        settled_rows = np.flatnonzero(settled[lifted])
+        constant = float(least[settled_rows, settled_level[lifted[settled_rows]]].sum())
+        constant += float(idle_use @ price)
+        cap = float(price[budgeted] @ problem.budget[budgeted])
+        row = b.add_rows(-np.inf, cap * (1 + ROW_EASE) - constant, count=1)
+        b.add_entries(np.full(owner.size, row[0]), y, least[position[owner], level])
+        if k < len(budgeted):
+            alone_rows[budgeted[k]] = (least, price)
+    for group in problem.group_budgets:
+        if group.resource not in alone_rows:
+            continue
+        least, price = alone_rows[group.resource]
+        unit = float(price[group.resource])
+        if group.low > 0:
+            # Members spend at least the floor: outsiders have the rest of the budget.
+            _cap_row(b, y, owner, level, least / unit, position, ~group.members, settled,
+                     settled_level, lifted, problem.budget[group.resource] - group.low,
+                     float(pins[idle & ~group.members, group.resource].sum()))  # fmt: skip
+        if math.isfinite(group.high):
+            _cap_row(b, y, owner, level, least / unit, position, group.members, settled,
+                     settled_level, lifted, group.high,
+                     float(pins[idle & group.members, group.resource].sum()))  # fmt: skip
+
+
+def _cap_row(
+    b: MatrixBuilder,
+    y: IntArray,
+    owner: IntArray,
+    level: IntArray,
+    least: FloatArray,
+    position: IntArray,
+    members: NDArray[np.bool_],
+    settled: NDArray[np.bool_],
+    settled_level: IntArray,
+    lifted: IntArray,
+    cap: float,
+    idle_use: float,
+) -> None:
+    """Σ over `members` of their least use (settled ones as a constant) <= cap."""
+    settled_rows = np.flatnonzero(settled[lifted] & members[lifted])
+    used = float(least[settled_rows, settled_level[lifted[settled_rows]]].sum()) + idle_use
+    inside = members[owner]
+    row = b.add_rows(-np.inf, cap * (1 + ROW_EASE) - used, count=1)
+    b.add_entries(
+        np.full(int(inside.sum()), row[0]),
+        y[inside],
+        least[position[owner[inside]], level[inside]],
+    )
