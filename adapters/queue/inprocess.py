@@ -151,7 +151,12 @@ class JobRunner:
                 # spawn, not fork: this process has threads (and database connections)
                 # a forked child would inherit in whatever state they were in.
                 context = multiprocessing.get_context("spawn")
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=context)
+                self._pool = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=context,
+                    initializer=_log_like_parent,
+                    initargs=_parent_logging(),
+                )
             pool = self._pool
         try:
             future = pool.submit(_run_in_child, self.store.url, job_id, self.settings, worker)
@@ -208,6 +213,20 @@ class InProcessDispatcher:
 
     def health(self) -> dict[str, Any]:
         return self.runner.health()
+
+
+def _parent_logging() -> tuple[int, str | None]:
+    root = logging.getLogger()
+    formatter = root.handlers[0].formatter if root.handlers else None
+    return root.level, formatter._fmt if formatter else None
+
+
+def _log_like_parent(level: int, format: str | None) -> None:
+    """A spawned child starts with no logging set up: its job lines would be lost."""
+    if format:
+        logging.basicConfig(level=level, format=format)
+    logging.getLogger().setLevel(level)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _run_in_child(url: str, job_id: str, settings: JobSettings, worker: str) -> bool:
