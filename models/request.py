@@ -11,6 +11,7 @@ import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from models.curves import Curve
@@ -208,7 +209,7 @@ class AllocationRequest:
                 return tier
         raise DomainError(f"unknown tier {name!r}")
 
-    @property
+    @cached_property  # read per plan row by the exports: once, not once per row
     def uses_packages(self) -> bool:
         return any(partner.packages for partner in self.partners)
 
