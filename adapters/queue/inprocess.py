@@ -9,8 +9,8 @@ small pool, not in the thread that claimed it: a solve is mostly Python and nump
 holding the GIL, and in the serving process it made every request wait for it (read p99
 93 ms against 17 ms with a 200-partner job solving, `python -m bench.load --fixture
 pilot`). A child that dies takes only its job with it; the pool is rebuilt and the
-sweeper re-queues the job. `thread` keeps solves in the serving process (tests that spy
-on the solver in this process use it).
+sweeper re-queues the job. Children idle for `POOL_IDLE_S` are ended. `thread` keeps
+solves in the serving process (tests that spy on the solver in this process use it).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
@@ -27,6 +28,9 @@ from service.execution import JobSettings, new_worker_id, run_job
 from service.records import Job
 
 log = logging.getLogger(__name__)
+
+# Solver processes left without a job this long are ended (the next job starts new ones).
+POOL_IDLE_S = 60.0
 
 
 class JobRunner:
@@ -54,6 +58,7 @@ class JobRunner:
         self._lock = threading.Lock()
         self.processes = processes
         self._pool: ProcessPoolExecutor | None = None
+        self._idle_since = time.monotonic()
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -141,6 +146,7 @@ class JobRunner:
             finally:
                 with self._lock:
                     self._current.pop(worker, None)
+                    self._idle_since = time.monotonic()
         return False
 
     def _run(self, job_id: str, worker: str) -> bool:
@@ -186,8 +192,19 @@ class JobRunner:
                     log.error("jobs given up after repeated worker deaths: %s", ", ".join(failed))
             except Exception:
                 log.exception("stale-job sweep failed")
+            self._close_idle_pool()
             if self._stopping.wait(interval):
                 return
+
+    def _close_idle_pool(self) -> None:
+        # Idle solver processes hold a few hundred MB each; a new job pays ~2 s to spawn.
+        with self._lock:
+            idle = not self._current and time.monotonic() - self._idle_since > POOL_IDLE_S
+            pool = self._pool if idle else None
+            if pool is not None:
+                self._pool = None
+        if pool is not None:
+            pool.shutdown(wait=False)
 
     def health(self) -> dict[str, Any]:
         with self._lock:

@@ -1,6 +1,7 @@
 """The in-process runner solving in child processes (`JOB_ISOLATION=process`, the default):
 jobs solve in a pool of spawned processes on the same database, a child killed mid-solve
-costs only a retry of its job, and stopping the runner leaves no process behind."""
+costs only a retry of its job, idle processes end, and stopping the runner leaves no
+process behind."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 
 from adapters.config import load_config
 from adapters.queue import make_dispatcher
+from adapters.queue import inprocess
 from adapters.queue.inprocess import JobRunner
 from adapters.store import Store
 from fixtures.families import family_request
@@ -104,3 +106,19 @@ def test_job_isolation_is_configured_and_checked(store: Store) -> None:
     assert load_config({"JOB_ISOLATION": "thread"})["JOB_ISOLATION"] == "thread"
     with pytest.raises(ValueError, match="JOB_ISOLATION"):
         load_config({"JOB_ISOLATION": "fork"})
+
+
+def test_idle_solver_processes_end_and_come_back_for_the_next_job(
+    store: Store, runner: JobRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(inprocess, "POOL_IDLE_S", 0.5)
+    first = _submit(store, small_request())
+    runner.wake()
+    assert _wait_for(store, first, FINAL_STATUSES, timeout=90) == SUCCEEDED
+    deadline = time.monotonic() + 30
+    while _children() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _children(), "idle solver processes are ended while the runner runs on"
+    second = _submit(store, small_request(partners=6))
+    runner.wake()
+    assert _wait_for(store, second, FINAL_STATUSES, timeout=90) == SUCCEEDED
