@@ -230,10 +230,13 @@ def never_worse(
     """The outcome, its best candidate replaced by the start when the start is better (less
     shortfall, then more GMV or less cost): an engine that ignored the start, or lost it
     on the way, must not answer with less. The bound still holds; the gap is recomputed."""
-    if outcome.status is SolveStatus.INFEASIBLE:
-        return outcome  # the start is valid, so the engine's verdict was about its search
     objective = arrays.request.objective
     mine = score(arrays, columns, start)
+    if outcome.status is SolveStatus.INFEASIBLE:
+        # The start passed the exact check, so the request is not: the engine's search
+        # failed to keep its rules, and the start is the answer.
+        outcome.status, outcome.binding_constraints = SolveStatus.FEASIBLE, []
+        outcome.candidates = []
     if outcome.candidates:
         theirs = score(arrays, columns, outcome.candidates[0])
         if not better_score(mine, theirs, objective):
