@@ -73,6 +73,13 @@ def _open_gap(plan: Plan, request: AllocationRequest, gap_text: str) -> str:
     )
     if not _shortfall(plan):
         return f"valid but not proven optimal ({gap_text}): {stopped}; figures may improve"
+    gap = plan.solver.mip_gap
+    if gap is not None and gap <= request.options.mip_gap:
+        # The GMV search is done; what is open is stage 1 (a smaller shortfall may exist).
+        return (
+            f"valid but not proven optimal ({gap_text}): the GMV is within the requested gap "
+            f"of its bound at this shortfall, but {_shortfall_text(plan)}"
+        )
     return (
         f"valid but not proven optimal ({gap_text}): {_shortfall_text(plan)}, and with the tier "
         "counts at the edge of what the budgets buy the GMV bound is loose (it prices tier "

@@ -171,6 +171,14 @@ def test_a_caveat_says_why_a_plan_ended_short_of_the_requested_gap() -> None:
     assert "GMV bound is loose" in unproven
     assert f"stopped after 40 s of its {options.time_limit_s:g} s" in unproven
 
+    close = caveat(
+        with_solver(mip_gap=options.mip_gap / 2, shortfall_proven=False, shortfall_bound=2.0),
+        request,
+    )
+    assert close is not None and "the GMV is within the requested gap" in close
+    assert "not proven least (at least 2 is proven unavoidable)" in close
+    assert "loose" not in close
+
     proven = caveat(with_solver(shortfall_proven=True, shortfall_bound=3.0), request)
     assert proven is not None and "targets are out of reach" in proven
     assert "shortfall of 3 is proven least" in proven
