@@ -80,6 +80,8 @@ def _open_gap(plan: Plan, request: AllocationRequest, gap_text: str) -> str:
             f"valid but not proven optimal ({gap_text}): the GMV is within the requested gap "
             f"of its bound at this shortfall, but {_shortfall_text(plan)}"
         )
+    if plan.solver.engine != "decomposition":
+        return f"valid but not proven optimal ({gap_text}): {_shortfall_text(plan)}; {stopped}"
     return (
         f"valid but not proven optimal ({gap_text}): {_shortfall_text(plan)}, and with the tier "
         "counts at the edge of what the budgets buy the GMV bound is loose (it prices tier "

@@ -159,7 +159,7 @@ def test_a_caveat_says_why_a_plan_ended_short_of_the_requested_gap() -> None:
     short = _plan(request, [0, 0, 0, 0])  # nobody over 1e8: weighted shortfall 3
 
     def with_solver(**fields: object) -> Plan:
-        report = SolverReport("t", SolveStatus.FEASIBLE, 0.119, seconds=40.0)
+        report = SolverReport("decomposition", SolveStatus.FEASIBLE, 0.119, seconds=40.0)
         return replace(short, solver=replace(report, **fields))  # type: ignore[arg-type]
 
     unproven = caveat(with_solver(shortfall_proven=False, shortfall_bound=1.0), request)
@@ -169,6 +169,8 @@ def test_a_caveat_says_why_a_plan_ended_short_of_the_requested_gap() -> None:
         unproven
     )
     assert "GMV bound is loose" in unproven
+    milp = caveat(with_solver(engine="cbc", shortfall_proven=False, shortfall_bound=1.0), request)
+    assert milp is not None and "loose" not in milp and "not proven least" in milp
     assert f"stopped after 40 s of its {options.time_limit_s:g} s" in unproven
 
     close = caveat(
