@@ -43,6 +43,9 @@ class SolverReport:
     # not known), and the lower bound on it the engine proved.
     shortfall_proven: bool | None = None
     shortfall_bound: float | None = None
+    # The engine's dual prices (decomposition), kept in memory only to warm-start a nearby
+    # request (a what-if scenario of this one); never stored or shown.
+    prices: tuple[float, ...] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass

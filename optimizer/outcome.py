@@ -40,3 +40,5 @@ class EngineOutcome:
     # least, and the lower bound on it (None when the engine has none).
     shortfall_proven: bool | None = None
     shortfall_bound: float | None = None
+    # The decomposition's last prices: a nearby request's warm start (`optimizer.warm_start`).
+    prices: tuple[float, ...] | None = None

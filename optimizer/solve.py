@@ -11,8 +11,9 @@ import numpy as np
 from models.check import assert_plan_valid, check_plan
 from models.curves import CurveColumn
 from models.plan import Plan, SolverReport, SolveStatus, build_plan, curve_columns
-from models.request import AllocationRequest
+from models.request import AllocationRequest, Objective
 from optimizer.arrays import ProblemArrays, build_arrays
+from optimizer.clock import relative_gap
 from optimizer.confidence import needs_confidence, solve_at_confidence
 from optimizer.diagnosis import diagnose_infeasible, exhausted_resources
 from optimizer.engines import DECOMPOSITION, available_engines, milp_backend
@@ -20,6 +21,8 @@ from optimizer.errors import EngineUnavailable, OptimizerError
 from optimizer.milp import solve_milp
 from optimizer.outcome import Candidate, EngineOutcome
 from optimizer.progress import Progress, ProgressEvent
+from optimizer.scoring import Score, score
+from optimizer.warm_start import WarmStart, start_candidate
 from optimizer.whole_units import whole_units
 
 log = logging.getLogger(__name__)
@@ -57,8 +60,9 @@ def run_engine(
     progress: Progress | None,
     should_stop: Callable[[], bool] | None,
     warm_start: Candidate | None = None,
+    prices: tuple[float, ...] | None = None,
 ) -> EngineOutcome:
-    if engine == DECOMPOSITION:  # takes no external start
+    if engine == DECOMPOSITION:
         from optimizer.decomposition import solve_decomposition
 
         return solve_decomposition(
@@ -68,15 +72,21 @@ def run_engine(
             progress=progress,
             should_stop=should_stop,
             arrays=arrays,
+            start=warm_start,
+            prices=None if prices is None else np.asarray(prices, dtype=float),
         )
     backend = milp_backend(engine)
     started = time.perf_counter()
     auto = request.options.engine == "auto"
     # A caller's start is the incumbent the decomposition's warm-up would otherwise supply
     # (and that warm-up overruns short time limits: explanation re-solves get a few seconds).
+    # A start with prices (a scenario from its base) still warms up: priced, that run can
+    # certify the gap on its own.
     first = None
-    if warm_start is None:
-        first = decomposition_first(request, arrays, progress, should_stop, WARM_START_SHARE)
+    if warm_start is None or prices is not None:
+        first = decomposition_first(
+            request, arrays, progress, should_stop, WARM_START_SHARE, warm_start, prices
+        )
         if first is not None and first.status is SolveStatus.INTERRUPTED:
             return first  # cancelled: its best plan so far is the answer
     if auto and first is not None and first.status is SolveStatus.OPTIMAL:
@@ -85,7 +95,7 @@ def run_engine(
     if first is not None and first.candidates and first.status is not SolveStatus.INFEASIBLE:
         warm = first.candidates[0]
     left = max(request.options.time_limit_s - (time.perf_counter() - started), 0.05)
-    return solve_milp(
+    outcome = solve_milp(
         arrays,
         backend,
         progress=progress,
@@ -94,6 +104,9 @@ def run_engine(
         time_limit_s=left,
         more_starts=[warm_start] if warm_start is not None else [],
     )
+    if first is not None:
+        outcome.prices = first.prices  # what a nearby request's warm-up can start from
+    return outcome
 
 
 def decomposition_first(
@@ -102,6 +115,8 @@ def decomposition_first(
     progress: Progress | None,
     should_stop: Callable[[], bool] | None,
     share: float,
+    start: Candidate | None = None,
+    prices: tuple[float, ...] | None = None,
 ) -> EngineOutcome | None:
     """On medium instances a decomposition run comes first: under `auto` its plan is the
     answer when it certifies the gap; otherwise it hands the MILP an incumbent and
@@ -120,6 +135,8 @@ def decomposition_first(
             progress=progress,
             should_stop=should_stop,
             arrays=arrays,
+            start=start,
+            prices=None if prices is None else np.asarray(prices, dtype=float),
         )
     except OptimizerError:  # a request the decomposition does not model (points curves)
         return None
@@ -130,13 +147,16 @@ def solve(
     *,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
-    warm_start: Candidate | None = None,
+    warm_start: Candidate | WarmStart | None = None,
 ) -> list[Plan]:
     """Ranked plans for `request`, best first; each passes the exact checker.
 
-    `warm_start`, a feasible allocation of this request (a plan of a nearby request, say),
-    is the MILP engines' first incumbent: the result is never worse than it. The
-    decomposition engine and confidence solves ignore it.
+    `warm_start`: a feasible allocation of this request (`Candidate`), or a nearby
+    request's answer (`WarmStart`: amounts by partner and resource, maybe prices), which is
+    first repaired into this request (`optimizer.warm_start`). Every engine takes the
+    allocation as its first incumbent, the decomposition also the prices as its first
+    price point; the best plan is never worse than the allocation. Confidence solves
+    ignore it.
 
     An infeasible request yields one plan with status `infeasible` naming the constraints
     that cannot hold together; it is not an exception.
@@ -156,7 +176,16 @@ def solve(
                 stage="start",
             )
         )
-    outcome = run_engine(request, arrays, engine, progress, should_stop, warm_start)
+    columns = curve_columns(request)
+    prices = warm_start.prices if isinstance(warm_start, WarmStart) else None
+    start = (
+        start_candidate(arrays, columns, warm_start)
+        if isinstance(warm_start, WarmStart)
+        else warm_start
+    )
+    outcome = run_engine(request, arrays, engine, progress, should_stop, start, prices)
+    if start is not None:
+        outcome = never_worse(arrays, columns, outcome, start)
     seconds = time.perf_counter() - started
 
     if not outcome.candidates:
@@ -176,7 +205,6 @@ def solve(
         ]
 
     plans = []
-    columns = curve_columns(request)
     for rank, candidate in enumerate(outcome.candidates, start=1):
         report = SolverReport(
             engine=outcome.engine,
@@ -186,6 +214,7 @@ def solve(
             seconds=seconds,
             shortfall_proven=outcome.shortfall_proven if rank == 1 else None,
             shortfall_bound=outcome.shortfall_bound,
+            prices=outcome.prices if rank == 1 else None,
         )
         plan = _planner_ready(request, arrays, candidate, report, rank, outcome, columns)
         if plan.objective.weighted_shortfall > 0 and not plan.binding_constraints:
@@ -193,6 +222,39 @@ def solve(
         assert_plan_valid(request, plan)
         plans.append(plan)
     return plans
+
+
+def never_worse(
+    arrays: ProblemArrays, columns: list[CurveColumn], outcome: EngineOutcome, start: Candidate
+) -> EngineOutcome:
+    """The outcome, its best candidate replaced by the start when the start is better (less
+    shortfall, then more GMV or less cost): an engine that ignored the start, or lost it
+    on the way, must not answer with less. The bound still holds; the gap is recomputed."""
+    objective = arrays.request.objective
+    mine = score(arrays, columns, start)
+    if outcome.status is SolveStatus.INFEASIBLE:
+        # The start passed the exact check, so the request is not: the engine's search
+        # failed to keep its rules, and the start is the answer.
+        outcome.status, outcome.binding_constraints = SolveStatus.FEASIBLE, []
+        outcome.candidates = []
+    if outcome.candidates:
+        theirs = score(arrays, columns, outcome.candidates[0])
+        if not better_score(mine, theirs, objective):
+            return outcome
+    outcome.candidates = [start, *outcome.candidates[1:]]
+    minimise = objective is Objective.MIN_COST
+    outcome.mip_gap = relative_gap(mine.final(objective), outcome.best_bound, minimise)
+    if outcome.shortfall_bound is not None:
+        outcome.shortfall_proven = mine.shortfall <= outcome.shortfall_bound + 1e-9
+    return outcome
+
+
+def better_score(new: Score, old: Score, objective: Objective) -> bool:
+    if abs(new.shortfall - old.shortfall) > 1e-9:
+        return new.shortfall < old.shortfall
+    if objective is Objective.MIN_COST:
+        return new.cost < old.cost
+    return new.gmv > old.gmv
 
 
 def _planner_ready(

@@ -20,19 +20,74 @@ from models.request import AllocationRequest, Objective
 GAP_TOLERANCE = 1e-4
 
 
-def caveat(plan: Plan) -> str | None:
-    """Why this plan's figures are not final, or None for a plan proven optimal."""
+def caveat(plan: Plan, request: AllocationRequest | None = None) -> str | None:
+    """Why this plan's figures are not final, or None for a plan proven optimal. With the
+    plan's `request`, a plan short of the requested gap also says what kept it open."""
     status, gap = plan.solver.status, plan.solver.mip_gap
     gap_text = f"a {percent(gap)} gap" if gap is not None else "no proven gap"
+    if request is not None and gap is not None:
+        gap_text += f", {percent(request.options.mip_gap)} requested"
     if status is SolveStatus.OPTIMAL:
         return None
     if status is SolveStatus.TIME_LIMIT:
-        return f"stopped at the time limit with {gap_text}: figures may improve with more time"
+        text = f"stopped at the time limit with {gap_text}: figures may improve with more time"
+        return _with_shortfall(text, plan)
     if status is SolveStatus.FEASIBLE:
-        return f"valid but not proven optimal ({gap_text}): figures may improve with more time"
+        if request is None or _shortfall(plan) is None:
+            return f"valid but not proven optimal ({gap_text}): figures may improve with more time"
+        return _open_gap(plan, request, gap_text)
     if status is SolveStatus.INFEASIBLE:
         return "infeasible: no allocation meets every hard rule; see the plan's binding constraints"
     return "the engine failed to produce a proven plan: treat these figures with care"
+
+
+def _shortfall(plan: Plan) -> float | None:
+    """The plan's weighted shortfall when the engine said whether it is proven least."""
+    if plan.solver.shortfall_proven is None:
+        return None
+    return plan.objective.weighted_shortfall
+
+
+def _shortfall_text(plan: Plan) -> str:
+    shortfall, floor = plan.objective.weighted_shortfall, plan.solver.shortfall_bound
+    if plan.solver.shortfall_proven:
+        return (
+            f"the targets are out of reach: a weighted shortfall of {shortfall:g} is proven least"
+        )
+    least = f" (at least {floor:g} is proven unavoidable)" if floor else ""
+    return f"its weighted shortfall of {shortfall:g} is not proven least{least}"
+
+
+def _with_shortfall(text: str, plan: Plan) -> str:
+    shortfall = _shortfall(plan)
+    return text if not shortfall else f"{text}; {_shortfall_text(plan)}"
+
+
+def _open_gap(plan: Plan, request: AllocationRequest, gap_text: str) -> str:
+    """A plan that ended before its time limit without the requested gap: whether the
+    targets are out of reach (proven or not), and where the gap comes from."""
+    limit, seconds = request.options.time_limit_s, plan.solver.seconds
+    stopped = (
+        f"the engine stopped after {seconds:.0f} s of its {limit:g} s when its searches no "
+        "longer improved"
+    )
+    if not _shortfall(plan):
+        return f"valid but not proven optimal ({gap_text}): {stopped}; figures may improve"
+    gap = plan.solver.mip_gap
+    if gap is not None and gap <= request.options.mip_gap:
+        # The GMV search is done; what is open is stage 1 (a smaller shortfall may exist).
+        return (
+            f"valid but not proven optimal ({gap_text}): the GMV is within the requested gap "
+            f"of its bound at this shortfall, but {_shortfall_text(plan)}"
+        )
+    if plan.solver.engine != "decomposition":
+        return f"valid but not proven optimal ({gap_text}): {_shortfall_text(plan)}; {stopped}"
+    return (
+        f"valid but not proven optimal ({gap_text}): {_shortfall_text(plan)}, and with the tier "
+        "counts at the edge of what the budgets buy the GMV bound is loose (it prices tier "
+        "places rather than counting them whole), so the gap may overstate how far the GMV is "
+        f"from the best; {stopped}"
+    )
 
 
 def _not_optimal(plan: Plan) -> bool:
@@ -218,4 +273,4 @@ def scenario_notes(
     why = None
     if base is not None and request is not None and base[1] is not plan:
         why = reason(base[0], base[1], request, plan)
-    return {"caveat": caveat(plan), "reason": why}
+    return {"caveat": caveat(plan, request), "reason": why}

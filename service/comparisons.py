@@ -11,6 +11,12 @@ turns the outcomes into the rows and differences every caller reports.
 A prepared scenario may already carry its plans (`PreparedScenario.plans`): the base of a
 comparison given by `allocation_id` is that job's stored plans, never a re-solve.
 
+A scenario starts from the base (`base_start`: the base's best plan, repaired by the
+optimizer into the scenario's budgets and rules, and its engine's prices) whenever the
+base's plan is known when the scenario starts: always with one worker (the base is solved
+first), with a base given by `allocation_id`, or once the base has finished; scenarios
+solved alongside the base start cold.
+
 A scenario whose changes cannot be applied, or whose solve fails, is reported as a failed
 row with its error; it never takes the other scenarios down with it.
 """
@@ -23,11 +29,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, NamedTuple
 
-from models.plan import Plan
+from models.plan import Plan, SolveStatus
 from models.request import AllocationRequest, DomainError
 from models.scenario import BASE, apply_changes
 from models.schemas import plan_to_dict
 from optimizer.progress import Progress, ProgressEvent
+from optimizer.warm_start import WarmStart
 from service import solving
 from service.comparison_notes import scenario_notes
 from service.differences import partner_differences
@@ -122,14 +129,31 @@ def build_scenario_requests(
     return pairs
 
 
+def base_start(plans: Sequence[Plan] | None) -> WarmStart | None:
+    """The base's best plan (and its engine's prices) as a scenario's warm start; None
+    when there is no usable plan (none, infeasible, or one choosing packages, a choice the
+    start does not carry)."""
+    if not plans:
+        return None
+    plan = plans[0]
+    if plan.solver.status in (SolveStatus.INFEASIBLE, SolveStatus.ERROR):
+        return None
+    if any(allocation.package is not None for allocation in plan.allocations):
+        return None
+    amounts = {a.partner_id: dict(a.amounts) for a in plan.allocations}
+    return WarmStart(amounts, plan.solver.prices)
+
+
 def solve_scenario(
     item: PreparedScenario,
     *,
     solve: SolveFunction | None = None,
     progress: Progress | None = None,
     should_stop: StopCheck | None = None,
+    warm_start: WarmStart | None = None,
 ) -> ScenarioOutcome:
-    """Solve one scenario; a failure is that scenario's outcome, not an exception."""
+    """Solve one scenario (from `warm_start` when given); a failure is that scenario's
+    outcome, not an exception."""
     if item.request is None:
         return ScenarioOutcome(item.name, None, None, item.error)
     if item.plans:
@@ -137,8 +161,11 @@ def solve_scenario(
     # Looked up now, so a patched one is seen. A scenario's row shows no marginal values:
     # its plans explain themselves without re-solves unless the request asks for them.
     solve = solve or partial(solving.solve_request, default_explain=BASIC)
+    start = {} if warm_start is None else {"warm_start": warm_start}
     try:
-        plans = solve(item.request, progress=prefixed(progress, item.name), should_stop=should_stop)
+        plans = solve(
+            item.request, progress=prefixed(progress, item.name), should_stop=should_stop, **start
+        )
     except Exception as error:  # isolate one scenario's failure
         return ScenarioOutcome(item.name, item.request, None, error_text(error))
     if not plans:
@@ -155,12 +182,23 @@ def solve_scenarios(
     skip: Collection[int] = (),
     on_outcome: Callable[[int, ScenarioOutcome], object] | None = None,
     workers: int = 1,
+    base_plans: Sequence[Plan] | None = None,
 ) -> list[ScenarioOutcome]:
     """Solve every prepared scenario not in `skip`, up to `workers` at once, stopping
     early once `should_stop` says so. `on_outcome(idx, outcome)` sees each as it finishes
-    (from the thread that solved it); the list returned is in scenario order."""
+    (from the thread that solved it); the list returned is in scenario order.
+
+    A scenario starts from the base's plan when that is known as it starts: the base's
+    own (solved here or reused), else `base_plans` (a resumed comparison's stored base)."""
     todo = [idx for idx in range(len(prepared)) if idx not in skip]
     found: dict[int, ScenarioOutcome] = {}
+    base_idx = next((i for i, item in enumerate(prepared) if item.name == BASE), None)
+
+    def start_for(idx: int) -> WarmStart | None:
+        if base_idx is None or idx == base_idx:
+            return None
+        base = found.get(base_idx)
+        return base_start(base.plans if base is not None and base.plans else base_plans)
 
     def run(idx: int) -> None:
         if should_stop is not None and should_stop():
@@ -168,7 +206,13 @@ def solve_scenarios(
         item = prepared[idx]
         if progress is not None and item.request is not None and not item.plans:
             progress(ProgressEvent(f"scenario {item.name!r} ({idx + 1}/{len(prepared)})"))
-        outcome = solve_scenario(item, solve=solve, progress=progress, should_stop=should_stop)
+        outcome = solve_scenario(
+            item,
+            solve=solve,
+            progress=progress,
+            should_stop=should_stop,
+            warm_start=start_for(idx),
+        )
         found[idx] = outcome
         if on_outcome is not None:
             on_outcome(idx, outcome)

@@ -245,6 +245,7 @@ def _run_comparison(store: JobStore, job: Job, context: JobContext) -> None:
         skip=done,
         on_outcome=keep,
         workers=context.settings.scenario_workers,
+        base_plans=stored_base_plans(store, job.id, prepared),
     )
     if not context.should_stop():
         finish_comparison(store, job.id, context.worker, prepared)
@@ -312,7 +313,8 @@ def run_scenario(store: JobStore, job_id: str, idx: int, settings: JobSettings) 
                 points, options = frontiers.job_points(store, job)
                 item = points[idx]
             else:
-                item = comparison_scenarios(store, job)[idx]
+                prepared = comparison_scenarios(store, job)
+                item = prepared[idx]
         except Exception as error:
             store.fail_job(job_id, None, error_text(error))
             return
@@ -320,9 +322,28 @@ def run_scenario(store: JobStore, job_id: str, idx: int, settings: JobSettings) 
             outcome = frontiers.solve_point(item, should_stop=context.should_stop, **options)
         else:
             outcome = comparisons.solve_scenario(
-                item, progress=context.progress, should_stop=context.should_stop
+                item,
+                progress=context.progress,
+                should_stop=context.should_stop,
+                warm_start=None
+                if idx == 0
+                else comparisons.base_start(stored_base_plans(store, job_id, prepared)),
             )
         save_outcome(store, job_id, idx, outcome, context)
+
+
+def stored_base_plans(
+    store: JobStore, job_id: str, prepared: list[PreparedScenario]
+) -> list[Plan] | None:
+    """The base's plans as far as they are known now: an allocation's (base by id), else
+    the base's stored outcome (a resumed comparison, or a fan-out task starting after the
+    base's finished); None while the base is still being solved."""
+    if prepared and prepared[0].plans:
+        return list(prepared[0].plans)
+    results = store.scenario_results(job_id)
+    if not any(r.idx == 0 and r.status == SUCCEEDED for r in results):
+        return None
+    return [plan_from_dict(p) for p in store.plans(job_id, 0)] or None
 
 
 def finish_comparison(

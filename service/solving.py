@@ -20,6 +20,7 @@ from models.schemas import RequestValidationError, ordered_attributes, parse_req
 from optimizer import solve
 from optimizer.engines import available_engines, known_engines
 from optimizer.progress import Progress, ProgressEvent
+from optimizer.warm_start import WarmStart
 from service.explain import FULL, NONE, explain_plans
 
 StopCheck = Callable[[], bool]
@@ -33,11 +34,13 @@ def solve_request(
     should_stop: StopCheck | None = None,
     explain: bool = True,
     default_explain: str = FULL,
+    warm_start: WarmStart | None = None,
 ) -> list[Plan]:
     """Ranked plans for `request`, best first, each exactly checked by the optimizer and,
     unless `explain` is false, carrying its `explanation` (`service.explain`) at the level
-    the request's `options.explain` names, else `default_explain`."""
-    plans = solve(request, progress=progress, should_stop=should_stop)
+    the request's `options.explain` names, else `default_explain`. `warm_start`: a nearby
+    request's plan to start from (a what-if scenario's base; `optimizer.warm_start`)."""
+    plans = solve(request, progress=progress, should_stop=should_stop, warm_start=warm_start)
     level = (request.options.explain or default_explain) if explain else NONE
     if level != NONE and plans and not (should_stop is not None and should_stop()):
         if progress is not None:

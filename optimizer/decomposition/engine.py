@@ -89,14 +89,20 @@ def solve_decomposition(
     progress: Progress | None = None,
     should_stop: StopCheck = None,
     arrays: ProblemArrays | None = None,
+    start: Candidate | None = None,
+    prices: FloatArray | None = None,
 ) -> EngineOutcome:
-    """`arrays`: the request's shared arrays when the caller has built them already."""
+    """`arrays`: the request's shared arrays when the caller has built them already.
+    `start`: an exactly valid allocation to begin from (stage 1's first plan, stage 2's
+    first incumbent); `prices`: stage-2 prices to begin the price search from (a nearby
+    request's; used when its rows match this one's, else ignored)."""
     clock = Clock(time_limit_s, should_stop)
     arrays = arrays if arrays is not None else build_arrays(request)
     problem = build_problem(arrays)
     minimise = request.objective is Objective.MIN_COST
-    warm: FloatArray | None = None
-    if problem.n > SAMPLE_ABOVE:
+    warm = prices if prices is not None and _prices_fit(problem, prices) else None
+    incumbent = None if start is None else evaluate_plan(problem, start.amounts.copy())
+    if warm is None and problem.n > SAMPLE_ABOVE:
         sample = problem.sample(SAMPLE_SIZE, request.options.seed)
         sample_clock = Clock(time_limit_s * 0.2, should_stop)
         if progress is not None:
@@ -108,7 +114,7 @@ def solve_decomposition(
                 )
             )
         warm = _solve(sample, sample_clock, mip_gap / 4, None, None).prices
-    result = _solve(problem, clock, mip_gap, progress, warm)
+    result = _solve(problem, clock, mip_gap, progress, warm, incumbent, trust_warm=prices is None)
     best, certified = result.plan, certified_bound(result.bound, minimise)
     if math.isfinite(certified) and dual_gap(result.bound, best.objective, minimise) > mip_gap:
         best = _polished(problem, arrays, best, clock)
@@ -161,10 +167,33 @@ def solve_decomposition(
             best_bound=certified if math.isfinite(certified) else None,
             mip_gap=gap,
             seconds=clock.elapsed(),
+            prices=tuple(map(float, result.prices)),
         ),
         result.shortfall_floor,
         best,
     )
+
+
+def _better_start(problem: Problem, stage: Stage, warm: FloatArray | None) -> FloatArray | None:
+    """`warm` when its dual value is no worse than the usual first point's, else None (the
+    usual start): a nearby request's prices can sit far off this one's (a budget grown by
+    10% leaves its base's prices too high), and the search would pay for that in time."""
+    lagrangian = Lagrangian(problem, stage)
+    if warm is None or warm.size != lagrangian.size:
+        return None
+    usual, _ = initial_point(problem, lagrangian, stage)
+    if lagrangian.evaluate(warm).value <= lagrangian.evaluate(usual).value:
+        return warm
+    return None
+
+
+def _prices_fit(problem: Problem, prices: FloatArray) -> bool:
+    """Could the prices start the probe or stage 2 (with or without the attainment row)?
+    Each takes them only at its own size: a stage with the attainment row (ρ) is not
+    started from prices without it (on `programme`, a scenario with a shortfall started
+    from its base's prices, ρ added at 0, reached a first bound 9% above a cold start's)."""
+    size = Lagrangian(problem, Stage("gmv", problem.targets, problem.n_tiers > 0)).size
+    return prices.size in (size, size + 1)
 
 
 def _polished(
@@ -201,15 +230,19 @@ def _solve(
     mip_gap: float,
     progress: Progress | None,
     warm: FloatArray | None,
+    incumbent: ScoredAmounts | None = None,
+    trust_warm: bool = True,
 ) -> _Result:
-    """Both stages on `problem`; `warm` (stage-2 prices) starts the probe and stage 2.
+    """Both stages on `problem`; `warm` (stage-2 prices) starts the probe and stage 2 (a
+    nearby request's, `trust_warm` false, only when no worse a start than the usual),
+    `incumbent` (an exactly valid plan) is stage 1's first plan and stage 2's first best.
 
     Anytime: once stage 2's first search ends short of the gap, further searches restart
     from its best prices (new jitter each time) until the gap is certified, the time is
     up, or STALE_ROUNDS searches in a row improve neither the bound nor the plan.
     """
     minimise = problem.request.objective is Objective.MIN_COST
-    one = _stage_one(problem, clock, progress, warm)
+    one = _stage_one(problem, clock, progress, warm, incumbent)
     attainment = None
     if one.plan is not None and one.plan.shortfall > 0:
         attainment = float((problem.weights * one.targets).sum())
@@ -230,11 +263,13 @@ def _solve(
         close_enough,
         one.targets,
         progress,
-        start=warm,
+        start=warm if trust_warm else _better_start(problem, stage, warm),
         refine_steps=REFINE_STEPS if problem.n <= REFINE_UP_TO else 0,
     )
     if one.plan is not None and (best is None or better(one.plan, best, minimise)):
         best = one.plan
+    if incumbent is not None and (best is None or better(incumbent, best, minimise)):
+        best = incumbent
     stale, attempt = 0, 0
     while stale < STALE_ROUNDS and not close_enough(bound, best):
         if not clock.room(LAST_SEARCH_SHARE):
@@ -286,7 +321,11 @@ class _StageOne:
 
 
 def _stage_one(
-    problem: Problem, clock: Clock, progress: Progress | None, warm: FloatArray | None
+    problem: Problem,
+    clock: Clock,
+    progress: Progress | None,
+    warm: FloatArray | None,
+    incumbent: ScoredAmounts | None = None,
 ) -> _StageOne:
     """The least weighted shortfall the prices find, and whether the bound proves it."""
     minimise = problem.request.objective is Objective.MIN_COST
@@ -299,6 +338,8 @@ def _stage_one(
     if warm is not None and warm.size == z.size:
         z = warm
     seed_plan = construct(problem, lag.evaluate(z), probe, problem.targets)
+    if incumbent is not None and better(incumbent, seed_plan, minimise):
+        seed_plan = incumbent  # a start meeting every target settles stage 1 as well
     floor = 0.0
     if seed_plan.shortfall > 0:
         weights_total = float((problem.weights * problem.targets).sum())

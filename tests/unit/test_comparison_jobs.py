@@ -274,3 +274,44 @@ def test_the_diff_csv_shows_formula_like_text_as_text() -> None:
     assert row["scenario"] == "'@more"
     assert row["partner_id"] == '\'=HYPERLINK("http://x","y")'
     assert row["projected_gmv_delta"] == "1.5" and row["subsidy_delta"] == "0"
+
+
+def _warm_spy(monkeypatch: pytest.MonkeyPatch) -> dict[float, Any]:
+    """Each solve's warm start, by the scenario's subsidy budget."""
+    starts: dict[float, Any] = {}
+    real = solving.solve_request
+
+    def spy(request: AllocationRequest, **kwargs: Any) -> list[Plan]:
+        starts[request.resource("subsidy").budget or 0.0] = kwargs.get("warm_start")
+        return real(request, **kwargs)
+
+    monkeypatch.setattr(solving, "solve_request", spy)
+    return starts
+
+
+def test_scenarios_on_a_stored_allocation_start_from_its_plan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = FakeStore()
+    base_id = _solved_allocation(store)
+    stored = plan_from_dict(store.plans(base_id)[0])
+    starts = _warm_spy(monkeypatch)
+    view = jobs.get_comparison(store, _on_allocation(store, base_id))
+    assert view["status"] == "succeeded", view["error"]
+    assert set(starts) == {1e8, 3e8}
+    for start in starts.values():
+        assert start is not None
+        assert start.amounts == {a.partner_id: a.amounts for a in stored.allocations}
+
+
+def test_a_fan_out_task_starts_from_the_stored_base_once_it_is_there(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = FakeStore()
+    base_id = _solved_allocation(store)
+    body = {"base": {"allocation_id": base_id}, "scenarios": SCENARIOS}
+    job_id = jobs.submit_comparison(store, FakeQueue(), body).id
+    assert store.claim_job(job_id, "w")  # running, as a Celery worker leaves it
+    starts = _warm_spy(monkeypatch)
+    execution.run_scenario(store, job_id, 2, FAST)  # "less": one task of the fan-out
+    assert starts[1e8] is not None

@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from models.curves import Curve, CurveKind
+from models.figures import percent
 from models.plan import Plan, SolverReport, SolveStatus, build_plan
 from models.request import AllocationRequest, Objective, Partner, Resource, Tier
 from models.scenario import apply_changes
@@ -149,4 +150,54 @@ def test_a_cut_below_what_the_base_spent_is_not_called_unconstraining() -> None:
     text = reason(base, _plan(base, [0, 1e7, 0, 0]), cut, risen)
     assert text == (
         "projected GMV rose although the subsidy budget fell: the plans' data does not explain it"
+    )
+
+
+def test_a_caveat_says_why_a_plan_ended_short_of_the_requested_gap() -> None:
+    request = _request(FOUR, ONE_TIER, 4e7)
+    options = request.options
+    short = _plan(request, [0, 0, 0, 0])  # nobody over 1e8: weighted shortfall 3
+
+    def with_solver(**fields: object) -> Plan:
+        report = SolverReport("decomposition", SolveStatus.FEASIBLE, 0.119, seconds=40.0)
+        return replace(short, solver=replace(report, **fields))  # type: ignore[arg-type]
+
+    unproven = caveat(with_solver(shortfall_proven=False, shortfall_bound=1.0), request)
+    assert unproven is not None
+    assert f"11.9% gap, {percent(options.mip_gap)} requested" in unproven
+    assert "weighted shortfall of 3 is not proven least (at least 1 is proven unavoidable)" in (
+        unproven
+    )
+    assert "GMV bound is loose" in unproven
+    milp = caveat(with_solver(engine="cbc", shortfall_proven=False, shortfall_bound=1.0), request)
+    assert milp is not None and "loose" not in milp and "not proven least" in milp
+    assert f"stopped after 40 s of its {options.time_limit_s:g} s" in unproven
+
+    close = caveat(
+        with_solver(mip_gap=options.mip_gap / 2, shortfall_proven=False, shortfall_bound=2.0),
+        request,
+    )
+    assert close is not None and "the GMV is within the requested gap" in close
+    assert "not proven least (at least 2 is proven unavoidable)" in close
+    assert "loose" not in close
+
+    proven = caveat(with_solver(shortfall_proven=True, shortfall_bound=3.0), request)
+    assert proven is not None and "targets are out of reach" in proven
+    assert "shortfall of 3 is proven least" in proven
+
+    met = _plan(request, [7e6, 1.5e7, 0, 0])  # p1 and p2 over 1e8, p3 short: shortfall 1
+    stopped = replace(
+        met,
+        solver=SolverReport(
+            "t", SolveStatus.TIME_LIMIT, 0.05, shortfall_proven=False, shortfall_bound=0.0
+        ),
+    )
+    assert caveat(stopped, request) == (
+        f"stopped at the time limit with a 5.0% gap, {percent(options.mip_gap)} requested: "
+        "figures may improve with more time; "
+        "its weighted shortfall of 1 is not proven least"
+    )
+    # Without its request a caveat reads as before.
+    assert caveat(with_solver(shortfall_proven=False, shortfall_bound=1.0)) == (
+        "valid but not proven optimal (a 11.9% gap): figures may improve with more time"
     )
