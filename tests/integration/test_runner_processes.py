@@ -14,8 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from adapters.config import load_config
-from adapters.queue import make_dispatcher
-from adapters.queue import inprocess
+from adapters.queue import inprocess, make_dispatcher
 from adapters.queue.inprocess import JobRunner
 from adapters.store import Store
 from fixtures.families import family_request
