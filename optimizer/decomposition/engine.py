@@ -360,8 +360,8 @@ def _stage_one(
             problem, attain, clock, 0.4, settled, problem.targets, progress, hopeless=hopeless
         )
         if not settled(bound1, plan1) and not settled(bound1, seed_plan):
-            incumbent = plan1.amounts if plan1 is not None else None
-            exact = _assigned_plan(problem, attain, prices1, clock, 0.5, incumbent)
+            start = plan1.amounts if plan1 is not None else None
+            exact = _assigned_plan(problem, attain, prices1, clock, 0.5, start)
             if exact is not None and (plan1 is None or better(exact, plan1, minimise)):
                 plan1 = exact
         if plan1 is not None:
