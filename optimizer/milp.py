@@ -28,7 +28,7 @@ from optimizer.model_builder import build
 from optimizer.outcome import Candidate, EngineOutcome
 from optimizer.progress import Progress, ProgressEvent
 from optimizer.pwl import domain, initial_points, refine, segments, tangent_point
-from optimizer.scoring import Incumbent, Score, better, exact_candidate, score
+from optimizer.scoring import Incumbent, Score, better, exact_candidate, score, valid_plan
 
 MAX_REFINEMENTS = 12
 # Stage-1 rounds in a row that move neither shortfall nor bound before stage 2 gets the
@@ -237,9 +237,12 @@ class MilpStrategy:
         outer_solution = None
         lower = 0.0
         if cap > 0:
-            _, outer = self._solve_outer(stage, clock, (form, result))
+            outer_form, outer = self._solve_outer(stage, clock, (form, result))
             lower = outer.bound if outer.bound is not None else 0.0
             outer_solution = outer.x
+            if outer.x is not None and outer_form is not form:
+                plan = self._better_outer(plan, outer_form, outer.x)
+                cap = plan[1].shortfall
         proven = cap <= lower + 1e-6 or (
             _integral(self.arrays.weights) and cap <= math.ceil(lower - 1e-6) + 1e-6
         )
@@ -273,6 +276,8 @@ class MilpStrategy:
             outer = inner
         else:
             outer = self._solve(stage, True, clock)
+        if outer is not inner and outer[1].x is not None:
+            plan = self._better_outer(plan, outer[0], outer[1].x)
         bound = None
         if outer[1].bound is not None:
             value = outer[1].bound * outer[0].objective_scale
@@ -344,6 +349,17 @@ class MilpStrategy:
     def _exact(self, form: Formulation, solution: FloatArray) -> Incumbent:
         candidate = self.candidate(form, solution)
         return candidate, self.score(candidate)
+
+    def _better_outer(self, plan: Incumbent, form: Formulation, solution: FloatArray) -> Incumbent:
+        """`plan`, or the outer model's solution repaired onto the exact curves when that is
+        better and passes the exact checker. The outer model claims tiers without headroom
+        and can spend what the inner one keeps in reserve, so near flat stretches of the
+        curves its repaired plan beats the inner one by far more than the gap (family
+        seed 2, 300 partners: 0.96% more GMV, where refining stalled)."""
+        other = self._exact(form, solution)
+        if better(plan, other, self.request.objective) is plan:
+            return plan
+        return other if valid_plan(self.arrays, self.columns, other[0]) else plan
 
     def seed(self, start: Candidate) -> None:
         """Warm start from another engine's plan: it is the incumbent to beat, and its
