@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 DECOMPOSITION_PAIRS = 3_000
 WARM_START_PAIRS = 100  # MILP requests this large start from a decomposition plan
 WARM_START_SHARE = 0.2  # of the time limit: the decomposition's share before the MILP
+# Backends that get that decomposition run first. Not CBC: it finds its own first plan in
+# about a second on medium programmes, while the run took 4–11 s of a 30–60 s limit and
+# never moved the answer by more than the gap (bundled pilot: 8.5 s → 2 s to optimal;
+# family seeds 1 and 3 at 300 partners: 18.6 s → 5.3 s and 15.5 s → 5.9 s; BENCHMARKS.md).
+WARM_STARTED_BACKENDS = frozenset({"highs", "cpsat"})
 # The label of the one plan returned when the engine found none (it allocates nothing).
 NO_PLAN_LABEL = "no feasible plan"
 
@@ -75,7 +80,7 @@ def run_engine(
     # A caller's start is the incumbent the decomposition's warm-up would otherwise supply
     # (and that warm-up overruns short time limits: explanation re-solves get a few seconds).
     first = None
-    if warm_start is None:
+    if warm_start is None and backend.name in WARM_STARTED_BACKENDS:
         first = decomposition_first(request, arrays, progress, should_stop, WARM_START_SHARE)
         if first is not None and first.status is SolveStatus.INTERRUPTED:
             return first  # cancelled: its best plan so far is the answer
