@@ -29,9 +29,8 @@ DECOMPOSITION_PAIRS = 3_000
 WARM_START_PAIRS = 100  # MILP requests this large start from a decomposition plan
 WARM_START_SHARE = 0.2  # of the time limit: the decomposition's share before the MILP
 # Backends that get that decomposition run first. Not CBC: it finds its own first plan in
-# about a second on medium programmes, while the run took 4–11 s of a 30–60 s limit and
-# never moved the answer by more than the gap (bundled pilot: 8.5 s → 2 s to optimal;
-# family seeds 1 and 3 at 300 partners: 18.6 s → 5.3 s and 15.5 s → 5.9 s; BENCHMARKS.md).
+# about a second on medium programmes, while the run took its 20% (4–11 s) and never moved
+# the answer by more than the gap (BENCHMARKS.md, "Small and medium programmes").
 WARM_STARTED_BACKENDS = frozenset({"highs", "cpsat"})
 # The label of the one plan returned when the engine found none (it allocates nothing).
 NO_PLAN_LABEL = "no feasible plan"
@@ -108,9 +107,10 @@ def decomposition_first(
     should_stop: Callable[[], bool] | None,
     share: float,
 ) -> EngineOutcome | None:
-    """On medium instances a decomposition run comes first: under `auto` its plan is the
-    answer when it certifies the gap; otherwise it hands the MILP an incumbent and
-    breakpoints at its amounts (small instances solve faster than that run would take)."""
+    """On medium instances (for `WARM_STARTED_BACKENDS`) a decomposition run comes first:
+    under `auto` its plan is the answer when it certifies the gap; otherwise it hands the
+    MILP an incumbent and breakpoints at its amounts (small instances solve faster than
+    that run would take)."""
     if arrays.n_pairs < WARM_START_PAIRS or arrays.packages:
         return None
     if DECOMPOSITION not in available_engines():
