@@ -199,6 +199,8 @@ class MilpStrategy:
                 search.shortfall_proven = shortfall.proven
                 search.shortfall_bound = shortfall.bound
                 figures = (shortfall.cap, shortfall.bound)
+                if search.last_stage1 is not None and search.last_stage1[0] != shortfall.cap:
+                    search.bound = None  # stage 2's bounds held the old shortfall
                 search.stalled = search.stalled + 1 if figures == search.last_stage1 else 0
                 search.last_stage1 = figures
                 if shortfall.proven:
@@ -217,7 +219,10 @@ class MilpStrategy:
                 break
             search.keep(gmv_round.plan, self.request.objective)
             if gmv_round.bound is not None:
-                search.bound = gmv_round.bound
+                # Every round's outer model relaxes the same held problem: the tightest bound
+                # stands (a round CBC stopped on time reports a loose one; family seed 2,
+                # 1,000 partners: 0.75% where the round before had proved 0.15%).
+                search.bound = _tighter(search.bound, gmv_round.bound, self.request.objective)
             gap = self._report_objective(search, round_number, clock)
             # A solver's bound can sit a rounding error above an optimum it proved.
             within = gap is not None and gap <= self.options.mip_gap + 1e-9
@@ -454,6 +459,13 @@ class MilpStrategy:
 def stopped_status(clock: Clock) -> SolveStatus:
     """Why a run that is out of time or cancelled ended: a cancel is not a time limit."""
     return SolveStatus.INTERRUPTED if clock.stopped else SolveStatus.TIME_LIMIT
+
+
+def _tighter(old: float | None, new: float, objective: Objective) -> float:
+    """The tighter of two bounds on stage 2's objective (upper on GMV, lower on cost)."""
+    if old is None:
+        return new
+    return max(old, new) if objective is Objective.MIN_COST else min(old, new)
 
 
 def _integral(weights: NDArray[np.float64]) -> bool:
