@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from models.check import check_plan
 from models.curves import CurveColumn, FloatArray
-from models.plan import projected_gmv
+from models.plan import SolverReport, SolveStatus, build_plan, projected_gmv
 from models.request import Objective
 from optimizer import rounding
 from optimizer.arrays import ProblemArrays
@@ -68,3 +69,13 @@ def better(best: Incumbent | None, new: Incumbent, objective: Objective) -> Incu
     if objective is Objective.MIN_COST:
         return new if cur.cost < old.cost else best
     return new if cur.gmv > old.gmv else best
+
+
+def valid_plan(arrays: ProblemArrays, columns: list[CurveColumn], cand: Candidate) -> bool:
+    """Does the candidate pass the exact checker? For plans repaired from a relaxation,
+    which may break a rule (a group count) the repairs do not watch."""
+    report = SolverReport("check", SolveStatus.FEASIBLE)
+    plan = build_plan(
+        arrays.request, cand.amounts, report, package_choice=cand.package_choice, columns=columns
+    )
+    return not check_plan(arrays.request, plan)

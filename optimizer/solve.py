@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 DECOMPOSITION_PAIRS = 3_000
 WARM_START_PAIRS = 100  # MILP requests this large start from a decomposition plan
 WARM_START_SHARE = 0.2  # of the time limit: the decomposition's share before the MILP
+# Backends that get that decomposition run first. Not CBC: it finds its own first plan in
+# about a second on medium programmes, while the run took its 20% (4–11 s) and never moved
+# the answer by more than the gap (BENCHMARKS.md, "Small and medium programmes").
+WARM_STARTED_BACKENDS = frozenset({"highs", "cpsat"})
 # The label of the one plan returned when the engine found none (it allocates nothing).
 NO_PLAN_LABEL = "no feasible plan"
 
@@ -83,7 +87,7 @@ def run_engine(
     # A start with prices (a scenario from its base) still warms up: priced, that run can
     # certify the gap on its own.
     first = None
-    if warm_start is None or prices is not None:
+    if (warm_start is None or prices is not None) and backend.name in WARM_STARTED_BACKENDS:
         first = decomposition_first(
             request, arrays, progress, should_stop, WARM_START_SHARE, warm_start, prices
         )
@@ -118,9 +122,10 @@ def decomposition_first(
     start: Candidate | None = None,
     prices: tuple[float, ...] | None = None,
 ) -> EngineOutcome | None:
-    """On medium instances a decomposition run comes first: under `auto` its plan is the
-    answer when it certifies the gap; otherwise it hands the MILP an incumbent and
-    breakpoints at its amounts (small instances solve faster than that run would take)."""
+    """On medium instances (for `WARM_STARTED_BACKENDS`) a decomposition run comes first:
+    under `auto` its plan is the answer when it certifies the gap; otherwise it hands the
+    MILP an incumbent and breakpoints at its amounts (small instances solve faster than
+    that run would take)."""
     if arrays.n_pairs < WARM_START_PAIRS or arrays.packages:
         return None
     if DECOMPOSITION not in available_engines():

@@ -77,3 +77,42 @@ def test_a_stop_interrupts_cbc_and_keeps_its_best_solution() -> None:
     assert result.termination is Termination.FEASIBLE and result.x is not None
     assert np.all(model.A @ result.x <= model.row_hi + 1e-6)
     assert np.allclose(result.x, np.round(result.x))
+
+
+WITHIN_GAP_LOG = """
+Result - Optimal solution found (within gap tolerance)
+Objective value:                -1330
+Lower bound:                    -1334.6
+Gap:                            0.00344673
+Enumerated nodes:               0
+"""
+CLOSED_LOG = """
+Result - Optimal solution found
+Objective value:                -1330
+Enumerated nodes:               0
+"""
+
+
+def test_the_bound_is_cbcs_own_shifted_by_the_models_constant() -> None:
+    from optimizer.engines.cbc import _bound, _summary
+
+    # The log's objective lacks a constant of +17: the bound moves with it.
+    assert _bound(_summary(WITHIN_GAP_LOG), -1313.0, True, 0.01) == pytest.approx(-1317.6)
+    # Closed completely: CBC prints no bound, the optimum is its own.
+    assert _bound(_summary(CLOSED_LOG), -1330.0, True, 0.01) == -1330.0
+    # No log figures: a proven optimum within the requested gap, nothing otherwise.
+    assert _bound(_summary(""), -1000.0, True, 0.01) == pytest.approx(-1010.0)
+    assert _bound(_summary(""), -1000.0, False, 0.01) is None
+
+
+def test_a_run_stopped_on_time_reports_a_valid_bound() -> None:
+    from scipy.optimize import linprog
+
+    model = _hard_knapsack()
+    model.offset = 17.0
+    result = CbcBackend().solve(model, time_limit_s=2, mip_gap=0.0)
+    assert result.termination is Termination.FEASIBLE and result.x is not None
+    assert result.bound is not None and result.objective is not None
+    relaxation = linprog(model.c, A_ub=model.A.toarray(), b_ub=model.row_hi, bounds=(0, 1))
+    # Between the LP relaxation's bound and the plan found: valid, and no looser than the LP.
+    assert relaxation.fun + model.offset - 1e-6 <= result.bound <= result.objective + 1e-6
