@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -24,6 +23,13 @@ from optimizer.arrays import ProblemArrays, UnsupportedRequest
 from optimizer.clock import Clock, relative_gap
 from optimizer.engines.base import MilpBackend, MilpResult, Termination
 from optimizer.formulation import Formulation, StageSpec
+from optimizer.milp_rounds import (
+    ObjectiveRound,
+    Search,
+    ShortfallRound,
+    held_shortfall,
+    tighter,
+)
 from optimizer.model_builder import build
 from optimizer.outcome import Candidate, EngineOutcome
 from optimizer.polish import polish
@@ -45,63 +51,6 @@ MIN_CALL_S = 0.25  # (once stage 2 has a plan: see `MilpStrategy.found`)
 STAGE2_STALL = 3
 STAGE2_PROGRESS = 0.01
 POLISH_SHARE = 0.97  # of the time limit: exact pairwise moves on a plan short of the gap
-
-
-@dataclass
-class ShortfallRound:
-    """Stage 1 solved on the current approximations."""
-
-    inner: tuple[Formulation, MilpResult]
-    outer_solution: FloatArray | None
-    plan: Incumbent
-    cap: float  # the inner plan's exact weighted shortfall: stage 2 holds it
-    inner_cap: float  # what stage 2's inner model can be held to
-    bound: float  # the outer model's bound on the least shortfall
-    proven: bool  # no plan has less shortfall than `cap`
-
-
-@dataclass
-class ObjectiveRound:
-    """Stage 2 solved on the current approximations, the shortfall held."""
-
-    inner: tuple[Formulation, MilpResult]
-    outer: tuple[Formulation, MilpResult]
-    plan: Incumbent
-    bound: float | None  # on GMV (or cost), request units
-
-
-@dataclass
-class _Search:
-    """What the rounds of one run have found so far."""
-
-    best: Incumbent | None
-    shortfall_proven: bool
-    shortfall_bound: float | None = None
-    proven_caps: tuple[float, float] | None = None  # (cap, inner_cap) once proven
-    # Stage 1 rounds that moved neither the shortfall nor its bound, in a row; at
-    # STAGE1_STALL the caps are held unproven and the time goes to stage 2.
-    stalled: int = 0
-    held_caps: tuple[float, float] | None = None
-    retried_stage1: bool = False  # stage 1 had its one more round after stage 2 certified
-    stage2_stalled: int = 0  # stage-2 rounds in a row that closed next to nothing
-    last_room: float | None = None  # bound minus plan (plan minus bound: cost) after a round
-    last_stage1: tuple[float, float] | None = None  # (shortfall, bound) of the last round
-    bound: float | None = None
-    status: SolveStatus = SolveStatus.FEASIBLE
-
-    def keep(self, plan: Incumbent, objective: Objective) -> None:
-        self.best = better(self.best, plan, objective)
-
-
-def _held_shortfall(
-    caps: tuple[float, float] | None, exclude: list[set[tuple[int, int]]]
-) -> tuple[StageSpec, StageSpec]:
-    """Stage 2 for the outer and the inner model, each held at its shortfall cap."""
-    cap, inner_cap = caps if caps is not None else (None, None)
-    return (
-        StageSpec(False, shortfall_cap=cap, exclude_sets=exclude),
-        StageSpec(False, shortfall_cap=inner_cap, exclude_sets=exclude),
-    )
 
 
 class MilpStrategy:
@@ -179,7 +128,7 @@ class MilpStrategy:
         until the best plan is certified within the gap or time runs out. None: no
         alternative outside `exclude` exists."""
         staged = self.request.objective is not Objective.MAX_GMV and len(self.arrays.thresholds)
-        search = _Search(best=None if exclude else self.warm, shortfall_proven=not staged)
+        search = Search(best=None if exclude else self.warm, shortfall_proven=not staged)
         for round_number in range(1, MAX_REFINEMENTS + 1):
             approximations = self._state()
             caps: tuple[float, float] | None = None
@@ -211,7 +160,7 @@ class MilpStrategy:
                     self._sharpen_round(shortfall.inner, shortfall.outer_solution)
                     if self._state() > approximations:
                         continue
-            held = _held_shortfall(caps, exclude)
+            held = held_shortfall(caps, exclude)
             gmv_round = self._objective_round(held, clock)
             if gmv_round is Termination.INFEASIBLE and not staged:
                 return None if exclude else self._outcome(SolveStatus.INFEASIBLE)
@@ -222,7 +171,7 @@ class MilpStrategy:
                 # Every round's outer model relaxes the same held problem: the tightest bound
                 # stands (a round CBC stopped on time reports a loose one; family seed 2,
                 # 1,000 partners: 0.75% where the round before had proved 0.15%).
-                search.bound = _tighter(search.bound, gmv_round.bound, self.request.objective)
+                search.bound = tighter(search.bound, gmv_round.bound, self.request.objective)
             gap = self._report_objective(search, round_number, clock)
             # A solver's bound can sit a rounding error above an optimum it proved.
             within = gap is not None and gap <= self.options.mip_gap + 1e-9
@@ -311,7 +260,7 @@ class MilpStrategy:
             bound = value if self.request.objective is Objective.MIN_COST else -value
         return ObjectiveRound(inner, outer, plan, bound)
 
-    def _report_objective(self, search: _Search, round_number: int, clock: Clock) -> float | None:
+    def _report_objective(self, search: Search, round_number: int, clock: Clock) -> float | None:
         assert search.best is not None
         minimise = self.request.objective is Objective.MIN_COST
         exact = search.best[1].final(self.request.objective)
@@ -348,7 +297,7 @@ class MilpStrategy:
         return True
 
     def _finish(
-        self, search: _Search, exclude: list[set[tuple[int, int]]], clock: Clock
+        self, search: Search, exclude: list[set[tuple[int, int]]], clock: Clock
     ) -> EngineOutcome | None:
         if search.best is None:
             if clock.out():
@@ -379,7 +328,7 @@ class MilpStrategy:
         candidate = self.candidate(form, solution)
         return candidate, self.score(candidate)
 
-    def _stage2_stalled(self, search: _Search) -> bool:
+    def _stage2_stalled(self, search: Search) -> bool:
         """Has the remaining gap shrunk by less than STAGE2_PROGRESS in STAGE2_STALL
         rounds in a row?"""
         if search.best is None or search.bound is None:
@@ -459,13 +408,6 @@ class MilpStrategy:
 def stopped_status(clock: Clock) -> SolveStatus:
     """Why a run that is out of time or cancelled ended: a cancel is not a time limit."""
     return SolveStatus.INTERRUPTED if clock.stopped else SolveStatus.TIME_LIMIT
-
-
-def _tighter(old: float | None, new: float, objective: Objective) -> float:
-    """The tighter of two bounds on stage 2's objective (upper on GMV, lower on cost)."""
-    if old is None:
-        return new
-    return max(old, new) if objective is Objective.MIN_COST else min(old, new)
 
 
 def _integral(weights: NDArray[np.float64]) -> bool:

@@ -10,7 +10,8 @@ from models.plan import SolverReport, SolveStatus, build_plan
 from optimizer.arrays import build_arrays
 from optimizer.clock import Clock
 from optimizer.engines import milp_backend
-from optimizer.milp import STAGE2_STALL, MilpStrategy, _Search
+from optimizer.milp import STAGE2_STALL, MilpStrategy
+from optimizer.milp_rounds import Search
 from optimizer.outcome import Candidate
 from optimizer.scoring import score
 from tests.support.instances import random_small_request
@@ -30,7 +31,7 @@ def test_stage_two_stops_after_rounds_that_close_next_to_nothing() -> None:
     strategy = _strategy()
     arrays = strategy.arrays
     plan = _incumbent(strategy, np.zeros((arrays.n_partners, arrays.n_resources)))
-    search = _Search(best=plan, shortfall_proven=True)
+    search = Search(best=plan, shortfall_proven=True)
     gmv = plan[1].gmv
     # The gap halves: progress.
     for room in (100.0, 50.0, 25.0):

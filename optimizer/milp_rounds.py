@@ -1,0 +1,78 @@
+"""What one run of the MILP strategy (`optimizer.milp`) has found: the record of a stage-1
+and a stage-2 round, the search state carried between rounds, and the small rules on
+bounds and caps they share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from models.curves import FloatArray
+from models.plan import SolveStatus
+from models.request import Objective
+from optimizer.engines.base import MilpResult
+from optimizer.formulation import Formulation, StageSpec
+from optimizer.scoring import Incumbent, better
+
+
+@dataclass
+class ShortfallRound:
+    """Stage 1 solved on the current approximations."""
+
+    inner: tuple[Formulation, MilpResult]
+    outer_solution: FloatArray | None
+    plan: Incumbent
+    cap: float  # the inner plan's exact weighted shortfall: stage 2 holds it
+    inner_cap: float  # what stage 2's inner model can be held to
+    bound: float  # the outer model's bound on the least shortfall
+    proven: bool  # no plan has less shortfall than `cap`
+
+
+@dataclass
+class ObjectiveRound:
+    """Stage 2 solved on the current approximations, the shortfall held."""
+
+    inner: tuple[Formulation, MilpResult]
+    outer: tuple[Formulation, MilpResult]
+    plan: Incumbent
+    bound: float | None  # on GMV (or cost), request units
+
+
+@dataclass
+class Search:
+    """What the rounds of one run have found so far."""
+
+    best: Incumbent | None
+    shortfall_proven: bool
+    shortfall_bound: float | None = None
+    proven_caps: tuple[float, float] | None = None  # (cap, inner_cap) once proven
+    # Stage 1 rounds that moved neither the shortfall nor its bound, in a row; at
+    # STAGE1_STALL the caps are held unproven and the time goes to stage 2.
+    stalled: int = 0
+    held_caps: tuple[float, float] | None = None
+    retried_stage1: bool = False  # stage 1 had its one more round after stage 2 certified
+    stage2_stalled: int = 0  # stage-2 rounds in a row that closed next to nothing
+    last_room: float | None = None  # bound minus plan (plan minus bound: cost) after a round
+    last_stage1: tuple[float, float] | None = None  # (shortfall, bound) of the last round
+    bound: float | None = None
+    status: SolveStatus = SolveStatus.FEASIBLE
+
+    def keep(self, plan: Incumbent, objective: Objective) -> None:
+        self.best = better(self.best, plan, objective)
+
+
+def held_shortfall(
+    caps: tuple[float, float] | None, exclude: list[set[tuple[int, int]]]
+) -> tuple[StageSpec, StageSpec]:
+    """Stage 2 for the outer and the inner model, each held at its shortfall cap."""
+    cap, inner_cap = caps if caps is not None else (None, None)
+    return (
+        StageSpec(False, shortfall_cap=cap, exclude_sets=exclude),
+        StageSpec(False, shortfall_cap=inner_cap, exclude_sets=exclude),
+    )
+
+
+def tighter(old: float | None, new: float, objective: Objective) -> float:
+    """The tighter of two bounds on stage 2's objective (upper on GMV, lower on cost)."""
+    if old is None:
+        return new
+    return max(old, new) if objective is Objective.MIN_COST else min(old, new)
