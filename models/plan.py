@@ -150,10 +150,7 @@ def projected_gmv(
 
 
 def curve_columns(request: AllocationRequest) -> list[CurveColumn]:
-    return [
-        CurveColumn([partner.curves.get(resource.name) for partner in request.partners])
-        for resource in request.resources
-    ]
+    return list(request.curve_columns)
 
 
 def total_amounts(

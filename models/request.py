@@ -14,7 +14,7 @@ from enum import StrEnum
 from functools import cached_property
 from typing import Any
 
-from models.curves import Curve
+from models.curves import Curve, CurveColumn
 
 
 class DomainError(Exception):
@@ -212,6 +212,17 @@ class AllocationRequest:
     @cached_property  # read per plan row by the exports: once, not once per row
     def uses_packages(self) -> bool:
         return any(partner.packages for partner in self.partners)
+
+    @cached_property
+    def curve_columns(self) -> tuple[CurveColumn, ...]:
+        """Every resource's curves over all partners, vectorised (`models.plan`). Built
+        once per request: an explanation evaluates dozens of plans of one request, and
+        building them costs far more than evaluating them (about 0.7 s per 200,000
+        partners)."""
+        return tuple(
+            CurveColumn([partner.curves.get(resource.name) for partner in self.partners])
+            for resource in self.resources
+        )
 
     def sorted_tiers(self) -> tuple[Tier, ...]:
         """Tiers from the lowest threshold to the highest (cumulative counting order)."""

@@ -142,6 +142,10 @@ class _Resolver:
         self.skipped = 0
         self.pending = 0  # re-solves expected and not yet started
         self.threads = 1
+        # Seconds a re-solve took beyond the time it was given (building its arrays,
+        # checking and rounding its plans: tens of seconds on 200,000+ partners). A
+        # re-solve is started only with that much more than MIN_SLICE_S left.
+        self.overhead = 0.0
 
     def run(self) -> None:
         assert self.plan.explanation is not None
@@ -193,7 +197,7 @@ class _Resolver:
         once as there are threads); None to skip it."""
         with self.lock:
             now = time.monotonic()
-            left = min(self.deadline, until or self.deadline) - now
+            left = min(self.deadline, until or self.deadline) - now - self.overhead
             if left < MIN_SLICE_S or _stopped(self.should_stop):
                 self.skipped += 1
                 return None
@@ -209,6 +213,7 @@ class _Resolver:
         if seconds is None:
             return None
         options = replace(request.options, plans=1, time_limit_s=seconds)
+        began = time.monotonic()
         try:
             plans = self.solve(
                 replace(request, options=options),
@@ -220,6 +225,9 @@ class _Resolver:
         except Exception:  # an explanation must never fail the solve it explains
             log.exception("an explanation re-solve failed")
             return None
+        finally:
+            with self.lock:
+                self.overhead = max(self.overhead, time.monotonic() - began - seconds)
         return plans[0] if plans and plans[0].solver.status not in _NO_FAILURE else None
 
     def _to_targets(self) -> dict[str, Any] | None:
@@ -243,8 +251,8 @@ class _Resolver:
         if delta <= 0:
             return None
         found = resolved = self._resolve(relaxed, self._slice())
-        if resolved is None and _stopped(self.should_stop):
-            return None
+        if resolved is None and (_stopped(self.should_stop) or time.monotonic() > self.deadline):
+            return None  # no time left for the greedy extension either
         method, note = "resolve", None
         if entry["kind"] == "budget":
             extended = extend(relaxed, self.plan, entry["resource"], delta)

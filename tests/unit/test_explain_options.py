@@ -202,3 +202,29 @@ def test_resolves_in_threads_give_the_same_explanation(monkeypatch: pytest.Monke
     assert threaded.explanation["scope"]["threads"] == 2  # to_targets beside the budget's
     for key in ("binding", "to_targets", "near_misses"):
         assert threaded.explanation[key] == alone.explanation[key]
+
+
+def test_a_re_solve_that_overruns_its_slice_stops_further_re_solves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On very large programmes a re-solve's fixed costs (arrays, checks, rounding) come on
+    top of the time it is given; once one has overrun, the next ones are given that much
+    less, and none starts that cannot fit."""
+    request = generated_request(40, 2, targets=(8, 30), time_limit_s=20)
+    plans = solve(request)
+    calls: list[float] = []
+
+    def heavy(relaxed: AllocationRequest, **kwargs: Any) -> list[Plan]:
+        calls.append(relaxed.options.time_limit_s)
+        time.sleep(relaxed.options.time_limit_s + 6.0)  # its limit, then 6 s of checks
+        return plans
+
+    monkeypatch.setattr("service.explain._Resolver._threads", lambda self, tasks: 1)
+    explain_plans(request, plans, solve=heavy)
+    assert plans[0].explanation is not None
+    scope = plans[0].explanation["scope"]
+    assert scope["resolves"] == len(calls) >= 1
+    # The first re-solve took its slice and 6 s more; the rest of the 10 s share could not
+    # hold another slice and 6 s of checks, so none started (before: one did, ending 5 s
+    # past the share).
+    assert scope["seconds"] <= TIME_SHARE * 20 + 1.0, calls
