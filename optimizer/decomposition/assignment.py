@@ -21,6 +21,8 @@ restriction of stage 1: its plans are exactly feasible, its value is no bound.
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -43,6 +45,7 @@ POOL_MARGIN = 100
 LEAN_AWAY = 8.0  # a resource's price times this: mixes that use less of it
 # (partner, ticket amount) rows per tier beyond which the ticket grid's mixes are skipped.
 GRID_OPTION_ROWS = 200_000
+VECTOR_ROWS = 1_000
 
 
 @dataclass
@@ -61,10 +64,10 @@ def tier_options(
     problem: Problem,
     prices: FloatArray,
     targets: NDArray[np.int64],
-    out_of_time: Callable[[], bool] = lambda: False,
+    seconds_left: Callable[[], float] = lambda: math.inf,
 ) -> Options:
     """Each tier's pool and every partner's exact options to reach it (fewer price
-    variants once `out_of_time`)."""
+    variants, and no ticket grid, once they would take more than `seconds_left()`)."""
     fixed = fixed_amounts(problem)
     start = _levels(problem, problem.values(fixed))
     partners: list[IntArray] = []
@@ -77,21 +80,27 @@ def tier_options(
         pool = np.flatnonzero((start < t) & (problem.baseline + problem.reach >= threshold))
         if pool.size == 0:
             continue
+        began = time.perf_counter()
         x, ok = mandatory(problem, pool, t, prices)
+        # Vectorised: below some thousand rows a call costs about the same whatever its size.
+        per_row = (time.perf_counter() - began) / max(pool.size, VECTOR_ROWS)
         cost = np.where(ok, (x * prices[pool]).sum(axis=1), np.inf)
         keep = int(POOL_PER_TARGET * targets[t - 1] + POOL_MARGIN)
         chosen = np.argsort(cost, kind="stable")[:keep]
         pool, x, ok = pool[chosen], x[chosen], ok[chosen]
         variants = [(x, ok)]
         for r in range(problem.n_resources):
-            if out_of_time():
+            if seconds_left() <= 0:
                 break
             leaning = prices.copy()
             leaning[:, r] *= LEAN_AWAY
             variants.append(mandatory(problem, pool, t, leaning))
         owners = [pool] * len(variants)
-        if not out_of_time():
-            grid_rows, xg, okg = ticket_grid_mixes(problem, pool, t, prices)
+        # The grid's rows cost about what the pool's did each (a rough guess, which is
+        # why only half of what is left is given to it).
+        room = 0.5 * seconds_left() / max(per_row, 1e-9)
+        if room >= pool.size:
+            grid_rows, xg, okg = ticket_grid_mixes(problem, pool, t, prices, int(room))
             variants.append((xg, okg))
             owners.append(grid_rows)
         for rows, (xv, okv) in zip(owners, variants, strict=True):
@@ -106,10 +115,14 @@ def tier_options(
 
 
 def ticket_grid_mixes(
-    problem: Problem, pool: IntArray, level: int, prices: FloatArray
+    problem: Problem,
+    pool: IntArray,
+    level: int,
+    prices: FloatArray,
+    max_rows: int = GRID_OPTION_ROWS,
 ) -> tuple[IntArray, FloatArray, NDArray[np.bool_]]:
     """(partner, amounts, ok) per partner and ticket amount on its grid: the least mix at
-    the prices reaching `level` with the ticket pinned there."""
+    the prices reaching `level` with the ticket pinned there (none beyond `max_rows`)."""
     lumpy = problem.lumpy_resources()
     if not lumpy or pool.size == 0:
         return pool[:0], np.zeros((0, problem.n_resources)), np.zeros(0, dtype=bool)
@@ -122,7 +135,7 @@ def ticket_grid_mixes(
     high = np.where(free, np.floor(hi / step + 1e-9), -1).astype(np.int64)
     # Partners who cannot choose their ticket keep their own domain (one row).
     counts = np.where(free, high - low + 2, 1)
-    if int(counts.sum()) > GRID_OPTION_ROWS:
+    if int(counts.sum()) > min(max_rows, GRID_OPTION_ROWS):
         return pool[:0], np.zeros((0, problem.n_resources)), np.zeros(0, dtype=bool)
     owner = np.repeat(np.arange(pool.size), counts)
     first = np.cumsum(counts) - counts
@@ -162,7 +175,10 @@ def assign_by_milp(
     available = clock.left(share)
     # Price variants stop once half the time is gone: the MILP needs the other half.
     options = tier_options(
-        problem, prices, targets, lambda: clock.out(share) or clock.left(share) < 0.5 * available
+        problem,
+        prices,
+        targets,
+        lambda: -1.0 if clock.out(share) else clock.left(share) - 0.5 * available,
     )
     fixed = fixed_amounts(problem)
     start = _levels(problem, problem.values(fixed))
