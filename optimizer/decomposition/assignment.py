@@ -65,6 +65,7 @@ def tier_options(
     prices: FloatArray,
     targets: NDArray[np.int64],
     seconds_left: Callable[[], float] = lambda: math.inf,
+    grid: bool = True,
 ) -> Options:
     """Each tier's pool and every partner's exact options to reach it (fewer price
     variants, and no ticket grid, once they would take more than `seconds_left()`)."""
@@ -99,7 +100,7 @@ def tier_options(
         # The grid's rows cost about what the pool's did each (a rough guess, which is
         # why only half of what is left is given to it).
         room = 0.5 * seconds_left() / max(per_row, 1e-9)
-        if room >= pool.size:
+        if grid and room >= pool.size:
             grid_rows, xg, okg = ticket_grid_mixes(problem, pool, t, prices, int(room))
             variants.append((xg, okg))
             owners.append(grid_rows)
@@ -166,12 +167,14 @@ def assign_by_milp(
     share: float,
     seed: int = 0,
     incumbent: FloatArray | None = None,
+    grid: bool = True,
 ) -> tuple[NDArray[np.int64], FloatArray] | None:
     """(levels, amounts) the MILP chooses, like `repair.assign_levels`, within `share` of
     the clock's limit; None when it has no solution in time (or the hard group rows
     cannot be met with these options). `incumbent`: a plan's amounts (within budgets and
     group rules) whose partners' tier mixes become options too, and its start: the MILP
-    then never does worse than it."""
+    then never does worse than it. `grid`: with the ticket grid's options (a larger
+    MILP, slower to prove its budget use least)."""
     available = clock.left(share)
     # Price variants stop once half the time is gone: the MILP needs the other half.
     options = tier_options(
@@ -179,6 +182,7 @@ def assign_by_milp(
         prices,
         targets,
         lambda: -1.0 if clock.out(share) else clock.left(share) - 0.5 * available,
+        grid,
     )
     fixed = fixed_amounts(problem)
     start = _levels(problem, problem.values(fixed))
