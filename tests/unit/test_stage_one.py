@@ -22,7 +22,8 @@ from optimizer.decomposition.assignment import (
     ticket_grid_mixes,
     tier_options,
 )
-from optimizer.decomposition.primal import evaluate_plan
+from optimizer.decomposition.engine import _stage_one
+from optimizer.decomposition.primal import breaks_hard_rows, evaluate_plan
 from optimizer.decomposition.problem import build_problem
 from optimizer.decomposition.repair import fixed_amounts, mandatory
 from optimizer.decomposition.subproblem import respond
@@ -138,3 +139,19 @@ def test_ticket_grid_mixes_reach_their_tier_exactly_on_the_grid(seed: int) -> No
         assert np.all(x[:, s] <= hi * (1 + 1e-12))
         assert np.all((x[:, s] == 0) | (x[:, s] >= lo * (1 - 1e-12)))
         assert np.all((x[:, s] == 0) | problem.can_use[rows, s])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("seed", "ambition"), [(2, 0.9), (4, 0.95), (2, 0.98)])
+def test_stage_one_reaches_the_proven_least_shortfall_on_family_programmes(
+    seed: int, ambition: float
+) -> None:
+    """Programmes where the price-variant options alone left the plan 1 short of the
+    certificate's floor (the ticket budget binds: one partner must take many tickets)."""
+    request, _ = family_request(seed, 300, ambition, resources=3)
+    problem = build_problem(build_arrays(request))
+    one = _stage_one(problem, Clock(60.0), None, None)
+    assert one.plan is not None
+    assert one.proven and one.plan.shortfall <= one.floor + 1e-9
+    assert breaks_hard_rows(problem, one.plan.amounts) == []
+    assert np.all(one.plan.amounts.sum(axis=0) <= problem.budget * (1 + 1e-9))
