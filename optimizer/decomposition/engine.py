@@ -72,6 +72,7 @@ MIN_ASSIGNMENT_S = 1.0
 CERTIFICATE_SHARE = 0.6
 # The tier-option MILP with the ticket grid's options, when the certificate leaves room.
 GRID_ASSIGNMENT_SHARE = 0.75
+GRID_EXTRA_SHARE = 0.1  # of the limit, at most: stage 2 needs the rest of its time
 
 
 @dataclass
@@ -339,8 +340,9 @@ def _stage_one(
         if seed_plan.shortfall > floor + 1e-9 and prices1.size:
             # The certificate leaves room: the ticket grid's mixes too (a larger MILP, so
             # only where a plan with less shortfall may exist).
-            exact = _assigned_plan(problem, attain, prices1, clock, GRID_ASSIGNMENT_SHARE, lean)
-            seed_plan = _better_stage_one(problem, exact, seed_plan)
+            share = min(GRID_ASSIGNMENT_SHARE, clock.elapsed() / clock.limit + GRID_EXTRA_SHARE)
+            exact = _assigned_plan(problem, attain, prices1, clock, share, lean)
+            seed_plan = _better_stage_one(problem, exact, seed_plan, keep_counts=True)
     proven = seed_plan.shortfall <= floor + 1e-9
     if progress is not None:
         progress(
@@ -357,10 +359,10 @@ def _stage_one(
 
 
 def _better_stage_one(
-    problem: Problem, plan: ScoredAmounts | None, best: ScoredAmounts
+    problem: Problem, plan: ScoredAmounts | None, best: ScoredAmounts, keep_counts: bool = False
 ) -> ScoredAmounts:
     """`plan` (with the rest of the budgets spent on GMV, group rules enforced) if it is
-    better than `best`."""
+    better than `best` (and, with `keep_counts`, misses no group count)."""
     if plan is None:
         return best
     minimise = problem.request.objective is Objective.MIN_COST
@@ -369,6 +371,8 @@ def _better_stage_one(
         plan = evaluate_plan(problem, fill(problem, plan.amounts))
     reached = (problem.values(plan.amounts)[:, None] >= problem.thresholds).sum(1)
     plan = within_groups(problem, plan, reached.astype(np.int64))
+    if keep_counts and missed_group_counts(problem, plan.amounts):
+        return best  # less shortfall is no gain when a hard group count is missed
     return plan if better(plan, best, minimise) else best
 
 
