@@ -72,7 +72,7 @@ MIN_ASSIGNMENT_S = 1.0
 CERTIFICATE_SHARE = 0.6
 # The tier-option MILP with the ticket grid's options, when the certificate leaves room.
 GRID_ASSIGNMENT_SHARE = 0.75
-GRID_EXTRA_SHARE = 0.1  # of the limit, at most: stage 2 needs the rest of its time
+GRID_EXTRA_SHARE = 0.2  # of the limit, at most: stage 2 needs the rest of its time
 
 
 @dataclass
