@@ -70,6 +70,9 @@ SEARCH_PROGRESS = 0.01  # of the remaining gap: less does not count as an improv
 MIN_ASSIGNMENT_S = 1.0
 # The stage-1 certificate (reduced-cost fixing and its MILP) may run up to this share.
 CERTIFICATE_SHARE = 0.6
+# The tier-option MILP with the ticket grid's options, when the certificate leaves room.
+GRID_ASSIGNMENT_SHARE = 0.75
+GRID_EXTRA_SHARE = 0.2  # of the limit, at most: stage 2 needs the rest of its time
 
 
 @dataclass
@@ -359,19 +362,14 @@ def _stage_one(
         bound1, plan1, prices1 = run_stage(
             problem, attain, clock, 0.4, settled, problem.targets, progress, hopeless=hopeless
         )
+        # The dual's plan: tier mixes only (the MILP's come back with the rest spent on GMV),
+        # lean options for the MILPs.
+        lean = plan1.amounts if plan1 is not None else None
         if not settled(bound1, plan1) and not settled(bound1, seed_plan):
-            start = plan1.amounts if plan1 is not None else None
-            exact = _assigned_plan(problem, attain, prices1, clock, 0.5, start)
+            exact = _assigned_plan(problem, attain, prices1, clock, 0.5, lean, grid=False)
             if exact is not None and (plan1 is None or better(exact, plan1, minimise)):
                 plan1 = exact
-        if plan1 is not None:
-            # Stage 1 plans carry only what the tiers need; spend the rest on GMV.
-            if not minimise:
-                plan1 = evaluate_plan(problem, fill(problem, plan1.amounts))
-            reached = (problem.values(plan1.amounts)[:, None] >= problem.thresholds).sum(1)
-            plan1 = within_groups(problem, plan1, reached.astype(np.int64))
-        if plan1 is not None and better(plan1, seed_plan, minimise):
-            seed_plan = plan1
+        seed_plan = _better_stage_one(problem, plan1, seed_plan)
         floor = least(bound1)
         if seed_plan.shortfall > floor + 1e-9 and prices1.size:
             closer = shortfall_floor(
@@ -380,6 +378,12 @@ def _stage_one(
             )  # fmt: skip
             if closer is not None:
                 floor = max(floor, closer.floor)
+        if seed_plan.shortfall > floor + 1e-9 and prices1.size:
+            # The certificate leaves room: the ticket grid's mixes too (a larger MILP, so
+            # only where a plan with less shortfall may exist).
+            share = min(GRID_ASSIGNMENT_SHARE, clock.elapsed() / clock.limit + GRID_EXTRA_SHARE)
+            exact = _assigned_plan(problem, attain, prices1, clock, share, lean)
+            seed_plan = _better_stage_one(problem, exact, seed_plan, keep_counts=True)
     proven = seed_plan.shortfall <= floor + 1e-9
     if progress is not None:
         progress(
@@ -395,6 +399,24 @@ def _stage_one(
     return _StageOne(seed_plan, proven, floor, targets)
 
 
+def _better_stage_one(
+    problem: Problem, plan: ScoredAmounts | None, best: ScoredAmounts, keep_counts: bool = False
+) -> ScoredAmounts:
+    """`plan` (with the rest of the budgets spent on GMV, group rules enforced) if it is
+    better than `best` (and, with `keep_counts`, misses no group count)."""
+    if plan is None:
+        return best
+    minimise = problem.request.objective is Objective.MIN_COST
+    # Stage 1 plans carry only what the tiers need; spend the rest on GMV.
+    if not minimise:
+        plan = evaluate_plan(problem, fill(problem, plan.amounts))
+    reached = (problem.values(plan.amounts)[:, None] >= problem.thresholds).sum(1)
+    plan = within_groups(problem, plan, reached.astype(np.int64))
+    if keep_counts and missed_group_counts(problem, plan.amounts):
+        return best  # less shortfall is no gain when a hard group count is missed
+    return plan if better(plan, best, minimise) else best
+
+
 def _assigned_plan(
     problem: Problem,
     stage: Stage,
@@ -402,13 +424,21 @@ def _assigned_plan(
     clock: Clock,
     share: float,
     incumbent: FloatArray | None = None,
+    grid: bool = True,
 ) -> ScoredAmounts | None:
     """The stage-1 plan of the tier-option MILP (`assignment`) at the prices `z`."""
     if clock.left(share) < MIN_ASSIGNMENT_S:
         return None
     prices = Lagrangian(problem, stage).evaluate(z).prices
     found = assign_by_milp(
-        problem, prices, problem.targets, clock, share, problem.request.options.seed, incumbent
+        problem,
+        prices,
+        problem.targets,
+        clock,
+        share,
+        problem.request.options.seed,
+        incumbent,
+        grid,
     )
     if found is None:
         return None

@@ -9,15 +9,23 @@ import numpy as np
 import pytest
 
 import optimizer
+from fixtures.families import family_request
 from models.check import check_plan
 from models.curves import CurveKind
 from models.schemas import PlanSchema, plan_to_dict
 from optimizer.arrays import build_arrays
 from optimizer.clock import Clock, relative_gap
-from optimizer.decomposition.assignment import Options, _model, assign_by_milp, tier_options
-from optimizer.decomposition.primal import evaluate_plan
+from optimizer.decomposition.assignment import (
+    Options,
+    _model,
+    assign_by_milp,
+    ticket_grid_mixes,
+    tier_options,
+)
+from optimizer.decomposition.engine import _stage_one
+from optimizer.decomposition.primal import breaks_hard_rows, evaluate_plan
 from optimizer.decomposition.problem import build_problem
-from optimizer.decomposition.repair import fixed_amounts
+from optimizer.decomposition.repair import fixed_amounts, mandatory
 from optimizer.decomposition.subproblem import respond
 from optimizer.engines import milp_backend
 from tests.support.bruteforce import solve_reference
@@ -102,3 +110,48 @@ def test_the_tier_option_milp_counts_a_partner_lifted_past_its_tier_once() -> No
     assert np.all(result.x[:2] > 0.5)
     # Partners 0 and 1 reach tier 1: one short of 3; partner 0 meets tier 2's target.
     assert result.x[2:4] == pytest.approx([1.0, 0.0])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_ticket_grid_mixes_reach_their_tier_exactly_on_the_grid(seed: int) -> None:
+    """Every mix kept as an option reaches its tier on the exact curves, with the ticket on
+    its grid and every amount within the partner's own domain."""
+    request, _ = family_request(seed, 60, 0.95, resources=3)
+    problem = build_problem(build_arrays(request))
+    (r,) = problem.lumpy_resources()[:1]
+    prices = np.ones((problem.n, problem.n_resources)) / np.maximum(problem.budget, 1.0)
+    threshold = problem.thresholds[0]
+    below = problem.baseline < threshold
+    pool = np.flatnonzero(below & (problem.baseline + problem.reach >= threshold))
+    rows, x, ok = ticket_grid_mixes(problem, pool, 1, prices)
+    assert ok.any() or not mandatory(problem, pool, 1, prices)[1].any()
+    # Every ticket amount of a partner who may take the ticket: the grid, not one best mix.
+    eligible = problem.can_use[pool, r]
+    assert np.count_nonzero(problem.can_use[rows, r]) > np.count_nonzero(eligible) or not any(
+        eligible
+    )
+    rows, x = rows[ok], x[ok]
+    assert np.all(problem.subset(rows).values(x) >= problem.thresholds[0])
+    step = problem.step[r]
+    assert np.allclose(x[:, r] / step, np.round(x[:, r] / step))
+    for s, family in enumerate(problem.families):
+        hi, lo = family.hi[rows], family.lo[rows]
+        assert np.all(x[:, s] <= hi * (1 + 1e-12))
+        assert np.all((x[:, s] == 0) | (x[:, s] >= lo * (1 - 1e-12)))
+        assert np.all((x[:, s] == 0) | problem.can_use[rows, s])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("seed", "ambition"), [(2, 0.9), (4, 0.95), (2, 0.98)])
+def test_stage_one_reaches_the_proven_least_shortfall_on_family_programmes(
+    seed: int, ambition: float
+) -> None:
+    """Programmes where the price-variant options alone left the plan 1 short of the
+    certificate's floor (the ticket budget binds: one partner must take many tickets)."""
+    request, _ = family_request(seed, 300, ambition, resources=3)
+    problem = build_problem(build_arrays(request))
+    one = _stage_one(problem, Clock(60.0), None, None)
+    assert one.plan is not None
+    assert one.proven and one.plan.shortfall <= one.floor + 1e-9
+    assert breaks_hard_rows(problem, one.plan.amounts) == []
+    assert np.all(one.plan.amounts.sum(axis=0) <= problem.budget * (1 + 1e-9))
