@@ -53,7 +53,12 @@ class LevelBundle:
     def propose(self) -> FloatArray:
         k = self.best.size
         ref = max(max(float(np.abs(g).sum()) for _, _, g in self.cuts), 1e-300)
-        a, b = self._rows(ref)
+        with np.errstate(over="ignore", invalid="ignore"):
+            a, b = self._rows(ref)
+        if not (np.isfinite(ref) and np.isfinite(a).all() and np.isfinite(b).all()):
+            # A cut past float range (a value or slope overflowed at an extreme point) says
+            # nothing a cutting-plane model can use: stay at the best point.
+            return self.best.copy()
         # 1. The model's minimum over the box: a lower bound of the dual (in the box). The
         # box only grows when the best point itself nears its edge: growing it whenever
         # the model's minimiser touches it (it always does with few cuts) runs away.
