@@ -114,7 +114,9 @@ def _bound(summary: _Summary, objective: float, proven: bool, mip_gap: float) ->
     partners). The log's objective may lack the model's constant: the bound is shifted by
     the difference. Without a log: a proven optimum with the requested relative gap."""
     if summary.objective is not None and summary.lower is not None:
-        return summary.lower + (objective - summary.objective)
+        # Never above the incumbent: CBC's bound carries its tolerances (a menu programme
+        # printed one 1e-6 above its own optimum), and a bound past the plan is no bound.
+        return min(summary.lower + (objective - summary.objective), objective)
     if proven and summary.objective is not None and summary.result == "Optimal solution found":
         return objective  # closed completely: CBC prints no bound then
     return objective - abs(objective) * mip_gap if proven else None

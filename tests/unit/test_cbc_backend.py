@@ -103,6 +103,9 @@ def test_the_bound_is_cbcs_own_shifted_by_the_models_constant() -> None:
     # No log figures: a proven optimum within the requested gap, nothing otherwise.
     assert _bound(_summary(""), -1000.0, True, 0.01) == pytest.approx(-1010.0)
     assert _bound(_summary(""), -1000.0, False, 0.01) is None
+    # A printed bound past the incumbent (CBC's tolerances) is cut back to the incumbent.
+    above = WITHIN_GAP_LOG.replace("-1334.6", "-1329.99")
+    assert _bound(_summary(above), -1330.0 + 17, True, 0.01) == -1313.0
 
 
 def test_a_run_stopped_on_time_reports_a_valid_bound() -> None:
