@@ -7,30 +7,16 @@ import numpy as np
 
 from models.check import check_plan
 from models.plan import SolverReport, SolveStatus, build_plan
-from optimizer.arrays import build_arrays
 from optimizer.clock import Clock
-from optimizer.engines import milp_backend
-from optimizer.milp import STAGE2_STALL, MilpStrategy
+from optimizer.milp import STAGE2_STALL
 from optimizer.milp_rounds import Search
-from optimizer.outcome import Candidate
-from optimizer.scoring import score
-from tests.support.instances import random_small_request
-
-
-def _strategy() -> MilpStrategy:
-    request = random_small_request(3, n_partners=6, n_resources=2)
-    return MilpStrategy(build_arrays(request), milp_backend("highs"), None)
-
-
-def _incumbent(strategy: MilpStrategy, amounts: np.ndarray):  # type: ignore[no-untyped-def]
-    candidate = Candidate(amounts)
-    return candidate, score(strategy.arrays, strategy.columns, candidate)
+from tests.support.milp import incumbent, small_strategy
 
 
 def test_stage_two_stops_after_rounds_that_close_next_to_nothing() -> None:
-    strategy = _strategy()
+    strategy = small_strategy()
     arrays = strategy.arrays
-    plan = _incumbent(strategy, np.zeros((arrays.n_partners, arrays.n_resources)))
+    plan = incumbent(strategy, np.zeros((arrays.n_partners, arrays.n_resources)))
     search = Search(best=plan, shortfall_proven=True)
     gmv = plan[1].gmv
     # The gap halves: progress.
@@ -46,7 +32,7 @@ def test_stage_two_stops_after_rounds_that_close_next_to_nothing() -> None:
 
 
 def test_a_plan_short_of_the_gap_is_polished_without_breaking_a_rule() -> None:
-    strategy = _strategy()
+    strategy = small_strategy()
     arrays = strategy.arrays
     # Each budget spent on the first partners that may take it, up to their max: a valid
     # plan that ignores the curves.
@@ -56,7 +42,7 @@ def test_a_plan_short_of_the_gap_is_polished_without_breaking_a_rule() -> None:
         i, r = arrays.pair_partner[k], arrays.pair_resource[k]
         amounts[i, r] = min(arrays.pair_max[k], left[r])
         left[r] -= amounts[i, r]
-    best = _incumbent(strategy, amounts)
+    best = incumbent(strategy, amounts)
     polished = strategy._polished(best, Clock(10.0))
     assert polished[1].shortfall <= best[1].shortfall
     assert polished[1].gmv > best[1].gmv  # the moves found GMV the curves offer
