@@ -55,7 +55,7 @@ class GroupLimits:
                 self.rules.append((r, members, rule.min_share * budget, rule.max_share * budget))
                 self.totals.append(float((amounts + package_use)[members, r].sum()))
 
-    def _slack(self, bound: float, r: int) -> float:
+    def slack(self, bound: float, r: int) -> float:
         if self.unit is None:
             return 1e-9 * max(abs(bound), 1.0)
         return float(unit_slack(bound, float(self.unit[r])))
@@ -64,9 +64,9 @@ class GroupLimits:
         for (rule_r, members, low, high), total in zip(self.rules, self.totals, strict=True):
             if rule_r != r or not members[i]:
                 continue
-            if change > 0 and total + change > high + self._slack(high, r):
+            if change > 0 and total + change > high + self.slack(high, r):
                 return False
-            if change < 0 and total + change < low - self._slack(low, r):
+            if change < 0 and total + change < low - self.slack(low, r):
                 return False
         return True
 

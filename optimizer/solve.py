@@ -272,7 +272,8 @@ def _planner_ready(
     columns: list[CurveColumn],
 ) -> Plan:
     """The candidate's plan in whole units (docs/exports.md). Should the rounded plan
-    fail the exact check — a bug, not an expected case — the engine's amounts are kept."""
+    fail the exact check or miss a tier the engine's amounts reach — a bug, not an
+    expected case — the engine's amounts are kept."""
 
     def plan_of(amounts: np.ndarray) -> Plan:
         return build_plan(
@@ -288,6 +289,12 @@ def _planner_ready(
 
     rounded = plan_of(whole_units(arrays, candidate.amounts, candidate.package_choice, columns))
     violations = check_plan(request, rounded)
+    engine_shortfall = score(arrays, columns, candidate).shortfall
+    if rounded.objective.weighted_shortfall > engine_shortfall + 1e-9:
+        violations.append(
+            f"weighted shortfall {rounded.objective.weighted_shortfall:g} where the engine's"
+            f" amounts reach {engine_shortfall:g}"
+        )
     if not violations:
         return rounded
     log.warning("whole-unit rounding broke the plan, keeping the engine's amounts: %s", violations)

@@ -121,9 +121,11 @@ class _Rounder:
         x = float(self.amounts[i, r])
         return float(curve.value(x + change) - curve.value(x))
 
-    def can_add(self, k: int, limit: float, *, budget: bool = True) -> float | None:
+    def can_add(
+        self, k: int, limit: float, *, budget: bool = True, groups: bool = True
+    ) -> float | None:
         """The smallest whole addition to pair k (one unit, or up to its minimum from 0)
-        within `limit`, the group shares and (unless told otherwise) the budget."""
+        within `limit` and, unless told otherwise, the group shares and the budget."""
         a = self.arrays
         i, r = int(a.pair_partner[k]), int(a.pair_resource[k])
         unit = float(self.unit[r])
@@ -135,7 +137,7 @@ class _Rounder:
             return None
         if budget and self.total[r] + change > a.budget[r] + unit_slack(a.budget[r], unit):
             return None
-        return change if self.groups.allows(i, r, change) else None
+        return change if not groups or self.groups.allows(i, r, change) else None
 
     def move(self, k: int, change: float) -> None:
         a = self.arrays
@@ -170,6 +172,23 @@ class _Rounder:
             self.move(*donor)
             if protect:
                 self._requeue(r, donor[0])
+        return True
+
+    def make_room(self, i: int, r: int, change: float) -> bool:
+        """Free `change` under every group_budget cap that blocks adding it to partner i's
+        resource r, taking units from the capped group's other members, those no tier
+        depends on first and never dropping anyone below its tier. (Rounding down frees
+        room under a cap, but giving tiers back can use it all: 18 tiers of a generated
+        5,000-partner programme were lost that way.)"""
+        for n, (rule_r, members, _, high) in enumerate(self.groups.rules):
+            if rule_r != r or not members[i]:
+                continue
+            slack = self.groups.slack(high, r)
+            while self.groups.totals[n] + change > high + slack:
+                donor = self._donor(r, skip=i, protect=True, among=members)
+                if donor is None:
+                    return False
+                self.move(*donor)
         return True
 
     def _removal(self, k: int) -> tuple[float, float] | None:
@@ -227,9 +246,11 @@ class _Rounder:
             heapq.heappush(queue, entry)
         return found
 
-    def _donor(self, r: int, skip: int, protect: bool) -> tuple[int, float] | None:
-        """The pair of resource r losing least GMV by giving one unit back (or all of it,
-        at its minimum), vectorised over the resource's pairs."""
+    def _donor(
+        self, r: int, skip: int, protect: bool, among: NDArray[np.bool_] | None = None
+    ) -> tuple[int, float] | None:
+        """The pair of resource r (of a partner `among`, if given) losing least GMV by
+        giving one unit back (or all of it, at its minimum), vectorised over its pairs."""
         a = self.arrays
         pairs = self.by_resource[r]
         owners = a.pair_partner[pairs]
@@ -243,6 +264,8 @@ class _Rounder:
         column = self.columns[r]
         loss = (column.value(self.amounts[:, r]) - column.value(after))[owners]
         ok = (x > 0) & (owners != skip)
+        if among is not None:
+            ok &= among[owners]
         claimed = self.claimed[owners]
         if protect:
             ok &= (claimed <= 0) | (self.gmv[owners] - loss >= claimed)
@@ -282,12 +305,13 @@ class _Rounder:
             while self.gmv[i] < self.claimed[i]:
                 options = []
                 for k in pairs:
-                    change = self.can_add(k, self.ceiling(k), budget=False)
+                    change = self.can_add(k, self.ceiling(k), budget=False, groups=False)
                     if change is not None:
                         options.append((-self.gain(k, change) / change, k, change))
                 options.sort()
                 for _, k, change in options:
-                    if self.donate(int(a.pair_resource[k]), change, skip=int(i)):
+                    r = int(a.pair_resource[k])
+                    if self.make_room(i, r, change) and self.donate(r, change, skip=i):
                         self.move(k, change)
                         break
                 else:

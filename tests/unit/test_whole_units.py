@@ -4,6 +4,7 @@ still holding when re-checked exactly."""
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import replace
 from typing import Any
@@ -117,6 +118,44 @@ def test_a_group_budget_minimum_is_topped_up_in_whole_units() -> None:
     )
     amounts = _rounded(request, [30.5, 0.0])
     assert amounts.tolist() == [31.0, 0.0]
+
+
+def test_a_full_group_cap_makes_room_for_tiers_from_members_no_tier_depends_on() -> None:
+    # The south group's cap is what the engine spent there. Rounding down frees 0.9 of it,
+    # but P1 and P3 each need a unit back to stay in their tier: P2 (no tier) gives one.
+    south = {"attributes": {"region": "south"}}
+    partners = [
+        _linear("P1", 1e8 - 3 * 1000.4, **south),
+        _linear("P2", 5e7, **south),
+        _linear("P3", 1e8 - 3 * 10.5, **south),
+        _linear("P4", 5e7, attributes={"region": "north"}),
+    ]
+    rule = {"type": "group_budget", "resource": "subsidy", "where": {"region": "south"}}
+    engine = [1000.4, 2000.0, 10.5, 989.1]
+    request = _request(
+        partners,
+        budget=4000.0,
+        constraints=[{**rule, "min_share": 0.0, "max_share": 3010.9 / 4000.0}],
+    )
+    amounts = _rounded(request, engine)
+    gmv = _gmv(request, amounts)
+    assert gmv[0] >= 1e8 and gmv[2] >= 1e8
+    assert amounts[:3].sum() <= 3010.9 and amounts.sum() <= 4000.0
+    assert amounts[:3].tolist() == [1001.0, 1998.0, 11.0]
+
+
+def test_a_rounding_that_loses_a_tier_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A rounding that passes the exact check but reaches fewer tiers than the engine's
+    # amounts is a bug; the plan keeps the engine's amounts.
+    request = _request([_linear("P1", 1e8 - 3 * 1000.4), _linear("P2", 5e7)], budget=5000.0)
+
+    def lose_every_tier(arrays: Any, amounts: np.ndarray, *_: Any) -> np.ndarray:
+        return np.zeros_like(amounts)
+
+    monkeypatch.setattr(importlib.import_module("optimizer.solve"), "whole_units", lose_every_tier)
+    plan = solve(request)[0]
+    assert plan.objective.weighted_shortfall == 1  # P2 cannot reach 100M; P1 can
+    assert not check_plan(request, plan)
 
 
 @pytest.mark.parametrize("engine", ["highs", "cbc", "decomposition"])
