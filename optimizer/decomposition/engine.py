@@ -63,6 +63,9 @@ SAMPLE_SIZE = 50_000
 # (anytime) up to the second, leaving the rest for checking and reporting the plan.
 FIRST_SEARCH_SHARE = 0.95
 LAST_SEARCH_SHARE = 0.97
+# The exact pairwise moves on the final plan may use the time up to this share (they
+# stop within one move; 5,000 family partners: 0.03 s for 0.02% more GMV).
+POLISH_SHARE = 0.99
 # Anytime searches stop after this many in a row improve neither bound nor plan.
 STALE_ROUNDS = 2
 SEARCH_PROGRESS = 0.01  # of the remaining gap: less does not count as an improvement
@@ -205,9 +208,9 @@ def _polished(
     """The searches ended short of the gap with time left: exact pairwise moves
     (`optimizer.polish`) try for more GMV; the plan is kept only if it is better and
     breaks no row the original kept."""
-    if problem.request.objective is Objective.MIN_COST or not clock.room(LAST_SEARCH_SHARE):
+    if problem.request.objective is Objective.MIN_COST or not clock.room(POLISH_SHARE):
         return plan
-    moved = polish(arrays, curve_columns(problem.request), plan.amounts, clock, LAST_SEARCH_SHARE)
+    moved = polish(arrays, curve_columns(problem.request), plan.amounts, clock, POLISH_SHARE)
     polished = evaluate_plan(problem, moved)
     if not better(polished, plan, False) or breaks_hard_rows(problem, moved):
         return plan
@@ -268,6 +271,7 @@ def _solve(
         progress,
         start=warm if trust_warm else _better_start(problem, stage, warm),
         refine_steps=REFINE_STEPS if problem.n <= REFINE_UP_TO else 0,
+        incumbent=_stage_two_start(one.plan, incumbent, minimise),
     )
     if one.plan is not None and (best is None or better(one.plan, best, minimise)):
         best = one.plan
@@ -281,7 +285,7 @@ def _solve(
         goal = _with_best(close_enough, bound, best, minimise)
         more_bound, plan, more_prices = run_stage(
             problem, stage, clock, LAST_SEARCH_SHARE, goal, one.targets, progress,
-            start=prices, attempt=attempt,
+            start=prices, attempt=attempt, incumbent=best,
         )  # fmt: skip
         # A search counts when it closes a real part of the gap: the restarted dual creeps
         # down by tiny steps for ever, which would keep small requests to their limit.
@@ -297,6 +301,18 @@ def _solve(
     if best is None:
         best = evaluate_plan(problem, fixed_amounts(problem))
     return _Result(best, bound, one.proven, prices, one.floor if has_tiers else None)
+
+
+def _stage_two_start(
+    plan: ScoredAmounts | None, incumbent: ScoredAmounts | None, minimise: bool
+) -> ScoredAmounts | None:
+    """Stage 2's first best plan: stage 1's (it reaches the tier counts stage 2 keeps,
+    which the price search's own plans often miss by one), or the start if better. With
+    it the dual stops once it cannot move the gap that plan leaves (5,000 family
+    partners: about 80 dual steps became about 45)."""
+    if plan is None:
+        return incumbent
+    return incumbent if incumbent is not None and better(incumbent, plan, minimise) else plan
 
 
 def _with_best(
