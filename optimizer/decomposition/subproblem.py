@@ -156,22 +156,31 @@ def reach_level(
     best_blend = np.zeros((rows.size, n_res))
     best_q = np.full(rows.size, np.nan)
     families = [family.take(rows) for family in problem.families]
+    # Every (partner, combo) pair in one search: a search step costs about the same for a
+    # few thousand rows as for a few, so one stacked search beats one per combo.
+    members: list[IntArray] = []
+    combos: list[NDArray[np.bool_]] = []
     for combo in range(1 << n_res):
         on = np.array([(combo >> r) & 1 == 1 for r in range(n_res)])
         # A partner takes part in a combo when it only switches off optional resources.
         member = np.all(np.where(on, can_use, ~can_use | optional), axis=1)
         member &= _reachable(families, on, need)
         sub = np.flatnonzero(member)
-        if sub.size == 0:
-            continue
-        fam = [f.take(sub) for f in families]
-        value, x, blend, q = _bisect(fam, on, prices[sub], alpha, need[sub])
-        better = value > best[sub]
-        idx = sub[better]
-        best[idx] = value[better]
-        best_x[idx] = x[better]
-        best_blend[idx] = blend[better]
-        best_q[idx] = q[better]
+        members.append(sub)
+        combos.append(np.broadcast_to(on, (sub.size, n_res)))
+    owner = np.concatenate(members)
+    if owner.size == 0:
+        return best, best_x, best_blend, best_q
+    fam = [f.take(owner) for f in families]
+    value, x, blend, q = _bisect(fam, np.vstack(combos), prices[owner], alpha, need[owner])
+    # Each partner's best combo; on equal values the first combo (stable order).
+    order = np.lexsort((-value, owner))
+    first = order[np.r_[True, owner[order][1:] != owner[order][:-1]]]
+    idx = owner[first]
+    best[idx] = value[first]
+    best_x[idx] = x[first]
+    best_blend[idx] = blend[first]
+    best_q[idx] = q[first]
     return best, best_x, best_blend, best_q
 
 
@@ -239,23 +248,25 @@ def _reachable(
 def _amounts(
     fam: list[Family], on: NDArray[np.bool_], prices: FloatArray, q: FloatArray
 ) -> FloatArray:
+    """Each row's maximisers at q; `on` (rows × resources) says which resources it uses."""
     x = np.zeros((q.size, len(fam)))
     for r, family in enumerate(fam):
-        if on[r]:
-            price = np.maximum(prices[:, r], 0.0)
-            # At q = 0 a free resource takes its limit from q > 0 (everything: hi); the
-            # amounts must reach the need there, or the subgradient hides their use.
-            with np.errstate(divide="ignore", invalid="ignore"):
-                ratio = np.where(q > 0, price / q, np.where(price > 0, np.inf, 0.0))
-            x[:, r] = family.argmax_slope(ratio)
+        if not on[:, r].any():
+            continue
+        price = np.maximum(prices[:, r], 0.0)
+        # At q = 0 a free resource takes its limit from q > 0 (everything: hi); the
+        # amounts must reach the need there, or the subgradient hides their use.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(q > 0, price / q, np.where(price > 0, np.inf, 0.0))
+        x[:, r] = np.where(on[:, r], family.argmax_slope(ratio), 0.0)
     return x
 
 
 def _uplift(fam: list[Family], on: NDArray[np.bool_], x: FloatArray) -> FloatArray:
     total = np.zeros(x.shape[0])
     for r, family in enumerate(fam):
-        if on[r]:
-            total += family.envelope(x[:, r])
+        if on[:, r].any():
+            total += np.where(on[:, r], family.envelope(x[:, r]), 0.0)
     return total
 
 
@@ -267,14 +278,15 @@ def _bisect(
     q_lo = np.full(m, np.inf)
     q_hi = np.zeros(m)
     for r, family in enumerate(fam):
-        if not on[r]:
+        used = on[:, r]
+        if not used.any():
             continue
         p = np.maximum(prices[:, r], 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             low = np.where(family.st > 0, p / family.st, np.inf)
             high = np.where(p > 0, p / np.maximum(family.derivative(family.hi), 1e-300), 0.0)
-        q_lo = np.minimum(q_lo, low)
-        q_hi = np.maximum(q_hi, high)
+        q_lo = np.where(used, np.minimum(q_lo, low), q_lo)
+        q_hi = np.where(used, np.maximum(q_hi, high), q_hi)
     q_lo = np.where(np.isfinite(q_lo), q_lo * (1 - 1e-9), 1e-300)
     q_lo = np.maximum(q_lo, max(alpha, 1e-300))
     q_hi = np.maximum(q_hi * (1 + 1e-9), q_lo * (1 + 1e-9))
@@ -291,7 +303,8 @@ def _bisect(
         if active.size < 0.5 * cut.size:
             sub, cut = [f.take(active) for f in fam], active
         mid = 0.5 * (lo[cut] + hi[cut])
-        ok = _uplift(sub, on, _amounts(sub, on, prices[cut], np.exp(mid))) >= need[cut]
+        on_cut = on[cut]
+        ok = _uplift(sub, on_cut, _amounts(sub, on_cut, prices[cut], np.exp(mid))) >= need[cut]
         moving = hi[cut] - lo[cut] > _LOG_TOLERANCE
         hi[cut] = np.where(ok & moving, mid, hi[cut])
         lo[cut] = np.where(~ok & moving, mid, lo[cut])
@@ -301,9 +314,10 @@ def _bisect(
     x = _amounts(fam, on, prices, q)
     value = -(q - alpha) * need
     for r, family in enumerate(fam):
-        if on[r]:
+        if on[:, r].any():
             xr, p = x[:, r], prices[:, r]
-            value += q * family.envelope(xr) - p * xr + _slack(family, xr, p, q)
+            gain = q * family.envelope(xr) - p * xr + _slack(family, xr, p, q)
+            value += np.where(on[:, r], gain, 0.0)
     # At the minimising q the amounts may jump (linear curves, chords): the subgradient is
     # the mix of the maximisers either side of q whose uplift equals the need exactly, and
     # it is also the least-overshoot mix the primal starts from.
