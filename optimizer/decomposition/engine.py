@@ -271,7 +271,6 @@ def _solve(
         progress,
         start=warm if trust_warm else _better_start(problem, stage, warm),
         refine_steps=REFINE_STEPS if problem.n <= REFINE_UP_TO else 0,
-        incumbent=_stage_two_start(one.plan, incumbent, minimise),
     )
     if one.plan is not None and (best is None or better(one.plan, best, minimise)):
         best = one.plan
@@ -285,7 +284,7 @@ def _solve(
         goal = _with_best(close_enough, bound, best, minimise)
         more_bound, plan, more_prices = run_stage(
             problem, stage, clock, LAST_SEARCH_SHARE, goal, one.targets, progress,
-            start=prices, attempt=attempt, incumbent=best,
+            start=prices, attempt=attempt,
         )  # fmt: skip
         # A search counts when it closes a real part of the gap: the restarted dual creeps
         # down by tiny steps for ever, which would keep small requests to their limit.
@@ -301,18 +300,6 @@ def _solve(
     if best is None:
         best = evaluate_plan(problem, fixed_amounts(problem))
     return _Result(best, bound, one.proven, prices, one.floor if has_tiers else None)
-
-
-def _stage_two_start(
-    plan: ScoredAmounts | None, incumbent: ScoredAmounts | None, minimise: bool
-) -> ScoredAmounts | None:
-    """Stage 2's first best plan: stage 1's (it reaches the tier counts stage 2 keeps,
-    which the price search's own plans often miss by one), or the start if better. With
-    it the dual stops once it cannot move the gap that plan leaves (5,000 family
-    partners: about 80 dual steps became about 45)."""
-    if plan is None:
-        return incumbent
-    return incumbent if incumbent is not None and better(incumbent, plan, minimise) else plan
 
 
 def _with_best(

@@ -45,12 +45,8 @@ def run_stage(
     refine_steps: int = 0,
     attempt: int = 0,
     hopeless: Callable[[float, ScoredAmounts | None], bool] | None = None,
-    incumbent: ScoredAmounts | None = None,
 ) -> tuple[float, ScoredAmounts | None, FloatArray]:
     """Minimise the stage's dual, building plans on the way; (bound, best plan, best prices).
-
-    `incumbent`: a plan found before (stage 2: stage 1's), the best plan until a better
-    one is built; the stop rules judge the dual against it.
 
     `hopeless(floor, plan)`: whether a dual that can fall no lower than `floor` (the
     bundle model's estimate) could still settle the stage with `plan`.
@@ -67,7 +63,7 @@ def run_stage(
     minimise = stage.kind == "cost"
     bundle = LevelBundle(z, scale, lagrangian.upper())
     bound = math.inf
-    best: ScoredAmounts | None = incumbent
+    best: ScoredAmounts | None = None
     build = assign_only if stage.kind == "attain" else construct
 
     def consider(evaluation: Evaluation) -> None:
