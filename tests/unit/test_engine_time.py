@@ -1,0 +1,52 @@
+"""The engine's share of a request's time limit (`optimizer.solve.engine_time`): the time
+already spent building the arrays and a reserve for rounding and checking the plans come
+off it, so a request answers within its limit rather than a limit plus overheads."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from fixtures.families import family_request
+from optimizer import solve
+from optimizer.solve import FINISH_S_PER_PARTNER, engine_time
+
+solve_module = importlib.import_module("optimizer.solve")
+
+
+def _request(limit: float) -> Any:
+    request, _ = family_request(1, 150, 0.9, time_limit_s=limit)
+    return request
+
+
+def test_the_engine_gets_the_limit_less_what_was_spent_and_the_reserve() -> None:
+    request = _request(60.0)
+    assert engine_time(request, 150, 0.0) == pytest.approx(60.0 - 150 * FINISH_S_PER_PARTNER)
+    assert engine_time(request, 150, 2.5) == pytest.approx(57.5 - 150 * FINISH_S_PER_PARTNER)
+
+
+def test_the_reserve_is_capped_and_the_engine_keeps_half_the_limit() -> None:
+    request = _request(10.0)
+    # 1,000,000 partners would reserve 100 s: capped at 20% of the limit.
+    assert engine_time(request, 1_000_000, 0.0) == pytest.approx(8.0)
+    # Arrays that took longer than the limit still leave the engine half of it.
+    assert engine_time(request, 1_000, 30.0) == pytest.approx(5.0)
+
+
+def test_solve_hands_the_engine_its_share(monkeypatch: pytest.MonkeyPatch) -> None:
+    request = replace(_request(7.0), options=replace(_request(7.0).options, engine="highs"))
+    seen: list[float | None] = []
+    real = solve_module.run_engine
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        seen.append(args[7] if len(args) > 7 else kwargs.get("time_limit_s"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(solve_module, "run_engine", spy)
+    plan = solve(request)[0]
+    assert plan.solver.status is not None
+    assert len(seen) == 1 and seen[0] is not None
+    assert 7.0 * 0.5 <= seen[0] < 7.0
