@@ -25,11 +25,19 @@ _BOX = 50.0  # the model is minimised within [0, _BOX · scale] (grown when touc
 
 
 class LevelBundle:
-    def __init__(self, start: FloatArray, scale: FloatArray, upper: FloatArray | None = None):
+    def __init__(
+        self,
+        start: FloatArray,
+        scale: FloatArray,
+        upper: FloatArray | None = None,
+        box: float = _BOX,
+    ):
+        """`box`: how far (in scales) the first model minimum may go; a start known to be
+        near the optimum takes a small one, so the first few cuts do not fling it away."""
         self.scale = np.maximum(scale, 1e-300)
         self.hard_upper = upper if upper is not None else np.full(start.size, np.inf)
         self.box = np.minimum(
-            np.maximum(start / self.scale, 1.0) * _BOX, self.hard_upper / self.scale
+            np.maximum(start / self.scale, 1.0) * box, self.hard_upper / self.scale
         )
         self.best = np.clip(start, 0.0, self.hard_upper)
         self.best_value = np.inf

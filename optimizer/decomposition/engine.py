@@ -32,7 +32,7 @@ from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.clock import Clock, StopCheck, relative_gap
 from optimizer.decomposition.assignment import assign_by_milp
 from optimizer.decomposition.certificate import shortfall_floor
-from optimizer.decomposition.lagrangian import Lagrangian, Stage, initial_point
+from optimizer.decomposition.lagrangian import Lagrangian, Stage, initial_point, scaled_start
 from optimizer.decomposition.primal import (
     ScoredAmounts,
     better,
@@ -193,6 +193,22 @@ def _better_start(problem: Problem, stage: Stage, warm: FloatArray | None) -> Fl
     return None
 
 
+def _stage_two_start(
+    problem: Problem,
+    stage: Stage,
+    warm: FloatArray | None,
+    trust_warm: bool,
+    attain_prices: FloatArray | None,
+) -> FloatArray | None:
+    """Stage 2's first prices: a nearby request's (`warm`), else a multiple of stage 1's
+    when that beats the usual start, else None (the usual start)."""
+    if warm is not None:
+        return warm if trust_warm else _better_start(problem, stage, warm)
+    if attain_prices is None:
+        return None
+    return scaled_start(problem, stage, attain_prices)
+
+
 def _prices_fit(problem: Problem, prices: FloatArray) -> bool:
     """Could the prices start the probe or stage 2 (with or without the attainment row)?
     Each takes them only at its own size: a stage with the attainment row (ρ) is not
@@ -269,7 +285,7 @@ def _solve(
         close_enough,
         one.targets,
         progress,
-        start=warm if trust_warm else _better_start(problem, stage, warm),
+        start=_stage_two_start(problem, stage, warm, trust_warm, one.prices),
         refine_steps=REFINE_STEPS if problem.n <= REFINE_UP_TO else 0,
     )
     if one.plan is not None and (best is None or better(one.plan, best, minimise)):
@@ -324,6 +340,7 @@ class _StageOne:
     proven: bool
     floor: float  # proven least weighted shortfall
     targets: NDArray[np.int64]  # the tier counts stage 2 keeps
+    prices: FloatArray | None = None  # the attainment dual's best prices, when it ran
 
 
 def _stage_one(
@@ -347,6 +364,7 @@ def _stage_one(
     if incumbent is not None and better(incumbent, seed_plan, minimise):
         seed_plan = incumbent  # a start meeting every target settles stage 1 as well
     floor = 0.0
+    attain_prices = None
     if seed_plan.shortfall > 0:
         weights_total = float((problem.weights * problem.targets).sum())
         integral = bool(np.all(problem.weights == np.round(problem.weights)))
@@ -365,6 +383,7 @@ def _stage_one(
         bound1, plan1, prices1 = run_stage(
             problem, attain, clock, 0.4, settled, problem.targets, progress, hopeless=hopeless
         )
+        attain_prices = prices1 if prices1.size else None
         # The dual's plan: tier mixes only (the MILP's come back with the rest spent on GMV),
         # lean options for the MILPs.
         lean = plan1.amounts if plan1 is not None else None
@@ -399,7 +418,7 @@ def _stage_one(
             )
         )
     targets = np.minimum(seed_plan.achieved, problem.targets)
-    return _StageOne(seed_plan, proven, floor, targets)
+    return _StageOne(seed_plan, proven, floor, targets, attain_prices)
 
 
 def _better_stage_one(

@@ -26,6 +26,8 @@ MIN_DUAL_STEPS = 12
 # A dual this close to converged (relative) stops once `hopeless` says its floor cannot
 # prove the best plan.
 HOPELESS_GAP = 1e-4
+# The bundle's first box around a given start, in multiples of it (see LevelBundle).
+WARM_BOX = 4.0
 # Jittered plans stop after this many in a row bring nothing better.
 POLISH_PATIENCE = 4
 
@@ -58,10 +60,12 @@ def run_stage(
     """
     lagrangian = Lagrangian(problem, stage)
     z, scale = initial_point(problem, lagrangian, stage)
+    box = None
     if start is not None and start.size == z.size:
         z, scale = start.copy(), np.maximum(np.abs(start), 1e-3 * scale)
+        box = WARM_BOX
     minimise = stage.kind == "cost"
-    bundle = LevelBundle(z, scale, lagrangian.upper())
+    bundle = LevelBundle(z, scale, lagrangian.upper(), **({} if box is None else {"box": box}))
     bound = math.inf
     best: ScoredAmounts | None = None
     build = assign_only if stage.kind == "attain" else construct
