@@ -18,9 +18,9 @@ from optimizer.decomposition.problem import build_problem
 
 
 def _after_stage_one(seed: int, size: int, ambition: float):  # type: ignore[no-untyped-def]
-    request, _ = family_request(seed, size, ambition, time_limit_s=20.0)
+    request, _ = family_request(seed, size, ambition, time_limit_s=60.0)
     problem = build_problem(build_arrays(request))
-    one = _stage_one(problem, Clock(20.0), None, None)
+    one = _stage_one(problem, Clock(60.0), None, None)
     attainment = None
     if one.plan is not None and one.plan.shortfall > 0:
         attainment = float((problem.weights * one.targets).sum())
