@@ -296,7 +296,9 @@ def _solve(
         best = incumbent
     stale, attempt = 0, 0
     while stale < STALE_ROUNDS and not close_enough(bound, best):
-        if not clock.room(LAST_SEARCH_SHARE):
+        # A search's first step (a dual step and a plan) is about the longest there is,
+        # and it overran the clock by 1.5 s at 50,000 partners: room for two, or stop.
+        if not clock.room(LAST_SEARCH_SHARE) or clock.left(LAST_SEARCH_SHARE) < 2 * clock.step_s:
             break
         attempt += 1
         goal = _with_best(close_enough, bound, best, minimise)
