@@ -279,6 +279,9 @@ def _solve(
             return False
         return dual_gap(bound, plan.objective, minimise) <= mip_gap
 
+    known = one.plan
+    if incumbent is not None and (known is None or better(incumbent, known, minimise)):
+        known = incumbent
     bound, best, prices = run_stage(
         problem,
         stage,
@@ -289,11 +292,10 @@ def _solve(
         progress,
         start=_stage_two_start(problem, stage, warm, trust_warm, one.prices),
         refine_steps=REFINE_STEPS if problem.n <= REFINE_UP_TO else 0,
+        incumbent=known,
     )
-    if one.plan is not None and (best is None or better(one.plan, best, minimise)):
-        best = one.plan
-    if incumbent is not None and (best is None or better(incumbent, best, minimise)):
-        best = incumbent
+    if known is not None and (best is None or better(known, best, minimise)):
+        best = known
     stale, attempt = 0, 0
     while stale < STALE_ROUNDS and not close_enough(bound, best):
         # A search's first step (a dual step and a plan) is about the longest there is,
@@ -304,7 +306,7 @@ def _solve(
         goal = _with_best(close_enough, bound, best, minimise)
         more_bound, plan, more_prices = run_stage(
             problem, stage, clock, LAST_SEARCH_SHARE, goal, one.targets, progress,
-            start=prices, attempt=attempt,
+            start=prices, attempt=attempt, incumbent=best,
         )  # fmt: skip
         # A search counts when it closes a real part of the gap: the restarted dual creeps
         # down by tiny steps for ever, which would keep small requests to their limit.

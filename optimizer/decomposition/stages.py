@@ -52,11 +52,15 @@ def run_stage(
     refine_steps: int = 0,
     attempt: int = 0,
     hopeless: Callable[[float, ScoredAmounts | None], bool] | None = None,
+    incumbent: ScoredAmounts | None = None,
 ) -> tuple[float, ScoredAmounts | None, FloatArray]:
     """Minimise the stage's dual, building plans on the way; (bound, best plan, best prices).
 
     `hopeless(floor, plan)`: whether a dual that can fall no lower than `floor` (the
     bundle model's estimate) could still settle the stage with `plan`.
+    `incumbent`: the caller's best plan before this search. Progress reports it while it
+    beats the search's own, so a job shows the plan a cancel would keep (a stage-2 plan
+    with more GMV but a partner short of a tier is not that plan).
 
     Plans are built at improving dual points while that costs no more time than the dual
     itself; once the dual has converged, the rest of the stage's time goes to plans built
@@ -74,6 +78,12 @@ def run_stage(
     bound = math.inf
     best: ScoredAmounts | None = None
     build = assign_only if stage.kind == "attain" else construct
+
+    def report(label: str) -> None:
+        if progress is None:
+            return
+        shown = incumbent if incumbent is not None and better(incumbent, best, minimise) else best
+        progress(_iteration_event(label, stage, bound, shown, clock))
 
     def consider(evaluation: Evaluation) -> None:
         nonlocal best
@@ -106,8 +116,7 @@ def run_stage(
                 next_plan = iteration + max(2, iteration // 4)
                 last_plan_s = time.perf_counter() - evaluated
                 plan_s += last_plan_s
-        if progress is not None:
-            progress(_iteration_event(f"{stage.kind} {iteration}", stage, bound, best, clock))
+        report(f"{stage.kind} {iteration}")
         if goal(bound, best):
             return bound, best, bundle.best
         z = bundle.propose()
@@ -125,8 +134,7 @@ def run_stage(
             break
     if refine_steps and not goal(bound, best):
         bound = min(bound, refine_bound(problem, stage, bundle.best, clock, share, refine_steps))
-        if progress is not None:
-            progress(_iteration_event(f"{stage.kind} exact tickets", stage, bound, best, clock))
+        report(f"{stage.kind} exact tickets")
     rng = np.random.default_rng([problem.request.options.seed, attempt])
     stale = 0
     for tried in range(polish_tries):
@@ -140,8 +148,8 @@ def run_stage(
             bound = min(bound, evaluation.value)
             consider(evaluation)
         stale = stale + 1 if best is before else 0
-        if progress is not None and best is not None:
-            progress(_iteration_event(f"{stage.kind} polish {tried}", stage, bound, best, clock))
+        if best is not None:
+            report(f"{stage.kind} polish {tried}")
     return bound, best, bundle.best
 
 

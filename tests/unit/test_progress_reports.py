@@ -1,0 +1,52 @@
+"""A running decomposition reports the plan a cancel would keep (issue 12).
+
+Progress shows the best plan by the request's own order (less weighted shortfall first,
+then GMV): a stage-2 plan with more GMV but a partner short of a tier is not that plan.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from fixtures.families import family_request
+from optimizer.arrays import build_arrays
+from optimizer.clock import Clock
+from optimizer.decomposition.engine import _stage_one, solve_decomposition
+from optimizer.decomposition.lagrangian import Stage
+from optimizer.decomposition.primal import evaluate_plan
+from optimizer.decomposition.problem import build_problem
+from optimizer.decomposition.stages import run_stage
+from optimizer.progress import ProgressEvent
+
+
+def _rank(shortfall: float, gmv: float) -> tuple[float, float]:
+    return (shortfall, -gmv)
+
+
+@pytest.mark.parametrize(("seed", "size"), [(7, 300), (2, 250)])
+def test_a_search_never_shows_less_than_the_plan_it_was_given(seed: int, size: int) -> None:
+    request, _ = family_request(seed, size, 0.95, resources=3, mip_gap=0.0, time_limit_s=5.0)
+    problem = build_problem(build_arrays(request))
+    best = solve_decomposition(request, time_limit_s=5.0, mip_gap=0.0).candidates[0]
+    known = evaluate_plan(problem, best.amounts)
+    one = _stage_one(problem, Clock(5.0), None, None)
+    stage = Stage("gmv", one.targets, True, None)
+    events: list[ProgressEvent] = []
+    _, found, _ = run_stage(
+        problem, stage, Clock(2.0), 1.0, lambda bound, plan: False, one.targets,
+        events.append, incumbent=known,
+    )  # fmt: skip
+    shown = [event for event in events if event.best_objective is not None]
+    assert shown, "the search reports its plans"
+    for event in shown:
+        assert event.shortfall is not None and event.best_objective is not None
+        assert _rank(event.shortfall, event.best_objective) <= _rank(
+            known.shortfall, known.objective
+        )
+    # What it shows is a plan it has: the incumbent, or one of its own that beats it.
+    last = shown[-1]
+    assert found is not None
+    assert (last.shortfall, last.best_objective) in {
+        (known.shortfall, known.objective),
+        (found.shortfall, found.objective),
+    }
