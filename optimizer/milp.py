@@ -45,11 +45,6 @@ STAGE1_STALL = 2
 # No backend call starts with less time than this left: it could not find anything, and
 # its start-up alone would run past the limit (CBC, through files and a subprocess).
 MIN_CALL_S = 0.25  # (once stage 2 has a plan: see `MilpStrategy.found`)
-# Stage-2 rounds in a row that close less than STAGE2_PROGRESS of the remaining gap (bound
-# and plan together) before the search ends: refining on only nudges the bound (family
-# seed 4, 300 partners, ambition 0.98: seven rounds, 15 s, 0.002% of the gap between them).
-STAGE2_STALL = 3
-STAGE2_PROGRESS = 0.01
 POLISH_SHARE = 0.97  # of the time limit: exact pairwise moves on a plan short of the gap
 
 
@@ -78,6 +73,8 @@ class MilpStrategy:
         )
         self.integral_grid = False  # last resort: integer grid indices on fine grids too
         self.warm: Incumbent | None = None
+        # The least weighted shortfall another engine has proven (`hold_proven`).
+        self.proven_floor: float | None = None
         # A stage-2 (GMV or cost) round has produced a plan. Until then a call is made
         # however little time is left: that round is worth a short overrun (measured on
         # family seed 4, 300 partners, 10 s: 5.4% more GMV than the stage-1 plan).
@@ -129,6 +126,12 @@ class MilpStrategy:
         alternative outside `exclude` exists."""
         staged = self.request.objective is not Objective.MAX_GMV and len(self.arrays.thresholds)
         search = Search(best=None if exclude else self.warm, shortfall_proven=not staged)
+        handed = staged and not exclude and self._start_proven()
+        if handed:
+            assert self.warm is not None and self.proven_floor is not None
+            cap = self.warm[1].shortfall
+            search.proven_caps = (cap, cap)
+            search.shortfall_proven, search.shortfall_bound = True, self.proven_floor
         for round_number in range(1, MAX_REFINEMENTS + 1):
             approximations = self._state()
             caps: tuple[float, float] | None = None
@@ -164,23 +167,39 @@ class MilpStrategy:
             gmv_round = self._objective_round(held, clock)
             if gmv_round is Termination.INFEASIBLE and not staged:
                 return None if exclude else self._outcome(SolveStatus.INFEASIBLE)
+            if not isinstance(gmv_round, ObjectiveRound) and handed:
+                # The inner model's secants can leave a partner the start lifts exactly to
+                # a tier just below it, so the start's cap may not hold there: stage 1
+                # finds the inner model's own.
+                handed, search.proven_caps = False, None
+                continue
             if not isinstance(gmv_round, ObjectiveRound):
                 break
+            handed = False
             search.keep(gmv_round.plan, self.request.objective)
             if gmv_round.bound is not None:
                 # Every round's outer model relaxes the same held problem: the tightest bound
                 # stands (a round CBC stopped on time reports a loose one; family seed 2,
                 # 1,000 partners: 0.75% where the round before had proved 0.15%).
                 search.bound = tighter(search.bound, gmv_round.bound, self.request.objective)
+            assert search.best is not None  # it holds this round's plan at least
+            if (
+                not exclude
+                and not search.certified(self.request.objective, self.options.mip_gap)
+                and clock.room(POLISH_SHARE)
+            ):
+                # Exact pairwise moves take milliseconds and often close what the rounds
+                # leave (family seed 2, 1,000 partners: 0.145% to 0.094% after the fourth
+                # round, where five more rounds and 30 s had moved nothing).
+                search.best = self._polished(search.best, clock)
             gap = self._report_objective(search, round_number, clock)
-            # A solver's bound can sit a rounding error above an optimum it proved.
-            within = gap is not None and gap <= self.options.mip_gap + 1e-9
+            within = search.certified(self.request.objective, self.options.mip_gap)
             if within and search.shortfall_proven:
                 search.status = SolveStatus.OPTIMAL
                 break
             if clock.out():
                 break
-            if self._stage2_stalled(search):
+            if search.stalled_in_stage_two(self.request.objective):
                 break
             if within and search.held_caps is not None:
                 # Stage 2 is certified at the held shortfall: more rounds of it only refine
@@ -306,6 +325,14 @@ class MilpStrategy:
         status = search.status
         if status is not SolveStatus.OPTIMAL and clock.room(POLISH_SHARE):
             search.best = self._polished(search.best, clock)
+        # The last polish may have closed the gap.
+        closed = (
+            search.shortfall_proven
+            and not clock.stopped
+            and search.certified(self.request.objective, self.options.mip_gap)
+        )
+        if status is not SolveStatus.OPTIMAL and closed:
+            status = SolveStatus.OPTIMAL
         if clock.out() and status is not SolveStatus.OPTIMAL:
             status = stopped_status(clock)
         minimise = self.request.objective is Objective.MIN_COST
@@ -327,21 +354,6 @@ class MilpStrategy:
     def _exact(self, form: Formulation, solution: FloatArray) -> Incumbent:
         candidate = self.candidate(form, solution)
         return candidate, self.score(candidate)
-
-    def _stage2_stalled(self, search: Search) -> bool:
-        """Has the remaining gap shrunk by less than STAGE2_PROGRESS in STAGE2_STALL
-        rounds in a row?"""
-        if search.best is None or search.bound is None:
-            return False
-        exact = search.best[1].final(self.request.objective)
-        minimise = self.request.objective is Objective.MIN_COST
-        room = exact - search.bound if minimise else search.bound - exact
-        last, search.last_room = search.last_room, room
-        if last is None or room < last - STAGE2_PROGRESS * abs(last):
-            search.stage2_stalled = 0
-            return False
-        search.stage2_stalled += 1
-        return search.stage2_stalled >= STAGE2_STALL
 
     def _polished(self, best: Incumbent, clock: Clock) -> Incumbent:
         """A plan short of the gap with time left gets exact pairwise moves
@@ -372,7 +384,34 @@ class MilpStrategy:
         # Of several starts (a decomposition's, a caller's) the better one is the incumbent.
         self.warm = better(self.warm, (start, self.score(start)), self.request.objective)
         arrays = self.arrays
-        refine(self.points, arrays, start.amounts[arrays.pair_partner, arrays.pair_resource])
+        amounts = start.amounts[arrays.pair_partner, arrays.pair_resource]
+        refine(self.points, arrays, amounts)
+        self._exact_below_tangents(amounts)
+
+    def _exact_below_tangents(self, amounts: FloatArray) -> None:
+        """Relaxed S-curve pairs with an amount on their convex stretch go exact: the
+        relaxation keeps amounts at 0 or past the tangent point, so without this the inner
+        model could not represent those amounts (nor hold the tiers they reach)."""
+        below = set()
+        for k in self.relaxed:
+            low, high, _ = domain(self.arrays, k)
+            touch = tangent_point(self.arrays.pair_curve[k], low, high)
+            if touch is not None and 0 < amounts[k] < touch * (1 - 1e-9):
+                below.add(k)
+        self.relaxed = self.relaxed - below
+
+    def hold_proven(self, floor: float) -> None:
+        """Another engine (the decomposition) proved that no plan falls short by less than
+        `floor`: a start reaching it needs no stage-1 rounds here, stage 2 holds its
+        shortfall from the first round (family seed 2, 2,000 partners: CBC's stage 1 took
+        45 s to find what the decomposition had proven in 3 s)."""
+        self.proven_floor = floor
+        self.found = self.found or self.warm is not None  # its start is a plan: no overrun
+
+    def _start_proven(self) -> bool:
+        if self.warm is None or self.proven_floor is None:
+            return False
+        return self.warm[1].shortfall <= self.proven_floor + 1e-9
 
     def _state(self) -> int:
         """Grows whenever the approximations change (points added, pairs made exact)."""
@@ -395,14 +434,8 @@ class MilpStrategy:
     def _sharpen(self, form: Formulation, solution: FloatArray, outer: bool) -> None:
         amounts = form.raw_amounts(self.arrays, solution)
         refine(self.points, self.arrays, amounts)
-        if outer and self.relaxed:
-            below = set()
-            for k in self.relaxed:
-                low, high, _ = domain(self.arrays, k)
-                touch = tangent_point(self.arrays.pair_curve[k], low, high)
-                if touch is not None and 0 < amounts[k] < touch * (1 - 1e-9):
-                    below.add(k)
-            self.relaxed = self.relaxed - below
+        if outer:
+            self._exact_below_tangents(amounts)
 
 
 def stopped_status(clock: Clock) -> SolveStatus:
@@ -427,13 +460,18 @@ def solve_milp(
     warm_start: Candidate | None = None,
     time_limit_s: float | None = None,
     more_starts: Sequence[Candidate] = (),
+    proven_shortfall: float | None = None,
 ) -> EngineOutcome:
+    """`proven_shortfall`: the least weighted shortfall another engine has proven; with a
+    start that reaches it, stage 1 is settled before the first round."""
     options = arrays.request.options
     limit = options.time_limit_s if time_limit_s is None else time_limit_s
     clock = Clock(limit, should_stop)
     strategy = MilpStrategy(arrays, backend, progress)
     for start in (*([warm_start] if warm_start is not None else []), *more_starts):
         strategy.seed(start)
+    if proven_shortfall is not None:
+        strategy.hold_proven(proven_shortfall)
     first = strategy.run([], clock)
     assert first is not None
     if not first.candidates:

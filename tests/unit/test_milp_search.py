@@ -8,8 +8,7 @@ import numpy as np
 from models.check import check_plan
 from models.plan import SolverReport, SolveStatus, build_plan
 from optimizer.clock import Clock
-from optimizer.milp import STAGE2_STALL
-from optimizer.milp_rounds import Search
+from optimizer.milp_rounds import STAGE2_STALL, Search
 from tests.support.milp import incumbent, small_strategy
 
 
@@ -22,12 +21,12 @@ def test_stage_two_stops_after_rounds_that_close_next_to_nothing() -> None:
     # The gap halves: progress.
     for room in (100.0, 50.0, 25.0):
         search.bound = gmv + room
-        assert not strategy._stage2_stalled(search)
+        assert not search.stalled_in_stage_two(arrays.request.objective)
     # Then it barely moves: the search ends on the STAGE2_STALL-th such round.
     verdicts = []
     for k in range(STAGE2_STALL):
         search.bound = gmv + 25.0 - 0.01 * k
-        verdicts.append(strategy._stage2_stalled(search))
+        verdicts.append(search.stalled_in_stage_two(arrays.request.objective))
     assert verdicts == [False] * (STAGE2_STALL - 1) + [True]
 
 
