@@ -158,7 +158,10 @@ def solve_decomposition(
             result.shortfall_floor,
             best,
         )
-    gap = relative_gap(best.objective, certified, minimise) if math.isfinite(certified) else None
+    gap = None
+    if math.isfinite(certified):
+        certified = noise_free(certified, best.objective, minimise)
+        gap = relative_gap(best.objective, certified, minimise)
     if clock.stopped:
         status = SolveStatus.INTERRUPTED
     elif gap is not None and gap > mip_gap and clock.out():
@@ -476,10 +479,22 @@ def _assigned_plan(
     return within_groups(problem, evaluate_plan(problem, amounts), levels)
 
 
+# Below this (request units: CNY, or GMV) a plan and a bound differ by float noise only: a
+# request whose targets cost nothing had a cost bound of 1.2e-7 against a plan costing 0
+# (hypothesis example).
+BOUND_NOISE = 1e-6
+
+
 def better_than_bound(objective: float, bound: float, minimise: bool) -> bool:
     """Would the plan beat the bound (beyond float noise)? Only an infeasible plan can."""
-    slack = 1e-9 * max(abs(bound), 1.0)
+    slack = max(1e-9 * abs(bound), BOUND_NOISE)
     return objective < bound - slack if minimise else objective > bound + slack
+
+
+def noise_free(bound: float, objective: float, minimise: bool) -> float:
+    """The bound, moved onto the plan's objective when float noise put it on the wrong
+    side (the caller has checked that the plan does not beat it by more)."""
+    return min(bound, objective) if minimise else max(bound, objective)
 
 
 __all__ = ["ENGINE", "solve_decomposition"]
