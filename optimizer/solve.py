@@ -180,9 +180,8 @@ def finish_by_milp(
     outcome.prices = first.prices  # what a nearby request's warm-up can start from
     if first.shortfall_proven and first.shortfall_bound is not None:
         # The decomposition's proof stands whatever the MILP's own stage 1 managed.
-        best = score(arrays, columns, outcome.candidates[0]).shortfall
         outcome.shortfall_bound = first.shortfall_bound
-        outcome.shortfall_proven = best <= first.shortfall_bound + 1e-9
+        outcome.shortfall_proven = theirs.shortfall <= first.shortfall_bound + 1e-9
     return outcome
 
 
