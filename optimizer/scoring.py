@@ -71,6 +71,15 @@ def better(best: Incumbent | None, new: Incumbent, objective: Objective) -> Incu
     return new if cur.gmv > old.gmv else best
 
 
+def better_score(new: Score, old: Score, objective: Objective) -> bool:
+    """Less shortfall (beyond float noise), then more GMV (less cost)."""
+    if abs(new.shortfall - old.shortfall) > 1e-9:
+        return new.shortfall < old.shortfall
+    if objective is Objective.MIN_COST:
+        return new.cost < old.cost
+    return new.gmv > old.gmv
+
+
 def valid_plan(arrays: ProblemArrays, columns: list[CurveColumn], cand: Candidate) -> bool:
     """Does the candidate pass the exact checker? For plans repaired from a relaxation,
     which may break a rule (a group count) the repairs do not watch."""

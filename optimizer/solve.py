@@ -19,9 +19,10 @@ from optimizer.diagnosis import diagnose_infeasible, exhausted_resources
 from optimizer.engines import DECOMPOSITION, available_engines, milp_backend
 from optimizer.errors import EngineUnavailable, OptimizerError
 from optimizer.milp import solve_milp
+from optimizer.neighbourhood import improver
 from optimizer.outcome import Candidate, EngineOutcome
 from optimizer.progress import Progress, ProgressEvent
-from optimizer.scoring import Score, score
+from optimizer.scoring import Score, better_score, score
 from optimizer.warm_start import WarmStart, start_candidate
 from optimizer.whole_units import whole_units
 
@@ -87,6 +88,7 @@ def run_engine(
     """The engine's outcome within `time_limit_s` (default: the request's limit)."""
     limit = request.options.time_limit_s if time_limit_s is None else time_limit_s
     started = time.perf_counter()
+    auto = request.options.engine == "auto"
     if engine == DECOMPOSITION:
         from optimizer.decomposition import solve_decomposition
 
@@ -99,11 +101,11 @@ def run_engine(
             arrays=arrays,
             start=warm_start,
             prices=None if prices is None else np.asarray(prices, dtype=float),
+            improve=improver(arrays, progress, should_stop) if auto else None,
         )
         left = limit - (time.perf_counter() - started)
         return finish_by_milp(arrays, outcome, progress, should_stop, left, limit)
     backend = milp_backend(engine)
-    auto = request.options.engine == "auto"
     # A caller's start is the incumbent the decomposition's warm-up would otherwise supply
     # (and that warm-up overruns short time limits: explanation re-solves get a few seconds).
     # A start with prices (a scenario from its base) still warms up: priced, that run can
@@ -168,21 +170,43 @@ def finish_by_milp(
         time_limit_s=left_s - FINISH_BY_MILP_MARGIN * limit_s,
         proven_shortfall=first.shortfall_bound if first.shortfall_proven else None,
     )
-    if outcome.best_bound is None or not outcome.candidates:
-        return first  # no bound of its own: the decomposition's certificate stands
+    if not outcome.candidates:
+        return first
     columns = curve_columns(request)
     theirs, mine = (score(arrays, columns, o.candidates[0]) for o in (outcome, first))
     looser = first.mip_gap is not None and (
         outcome.mip_gap is None or outcome.mip_gap > first.mip_gap
     )
     if looser and not better_score(theirs, mine, request.objective):
-        return first  # the same plan, and the MILP's rounds ended with a looser bound
+        return first  # no better plan, and the MILP's rounds ended with a looser bound
     outcome.prices = first.prices  # what a nearby request's warm-up can start from
     if first.shortfall_proven and first.shortfall_bound is not None:
         # The decomposition's proof stands whatever the MILP's own stage 1 managed.
         outcome.shortfall_bound = first.shortfall_bound
         outcome.shortfall_proven = theirs.shortfall <= first.shortfall_bound + 1e-9
+    _tightest_bound(outcome, first, theirs, request)
     return outcome
+
+
+def _tightest_bound(
+    outcome: EngineOutcome, first: EngineOutcome, plan: Score, request: AllocationRequest
+) -> None:
+    """Both engines' bounds hold for the request: the MILP's outcome keeps the tighter,
+    the decomposition's when the MILP has none (3,000 family partners: the MILP's plan
+    0.03% better, its bound 0.28% looser), and its gap and status follow."""
+    if first.best_bound is None:
+        return
+    minimise = request.objective is Objective.MIN_COST
+    pick = max if minimise else min
+    if outcome.best_bound is not None and (
+        pick(first.best_bound, outcome.best_bound) == outcome.best_bound
+    ):
+        return
+    outcome.best_bound = first.best_bound
+    outcome.mip_gap = relative_gap(plan.final(request.objective), first.best_bound, minimise)
+    within = outcome.mip_gap is not None and outcome.mip_gap <= request.options.mip_gap
+    if within and outcome.status is not SolveStatus.INTERRUPTED and outcome.shortfall_proven:
+        outcome.status = SolveStatus.OPTIMAL
 
 
 def decomposition_first(
@@ -337,14 +361,6 @@ def never_worse(
     if outcome.shortfall_bound is not None:
         outcome.shortfall_proven = mine.shortfall <= outcome.shortfall_bound + 1e-9
     return outcome
-
-
-def better_score(new: Score, old: Score, objective: Objective) -> bool:
-    if abs(new.shortfall - old.shortfall) > 1e-9:
-        return new.shortfall < old.shortfall
-    if objective is Objective.MIN_COST:
-        return new.cost < old.cost
-    return new.gmv > old.gmv
 
 
 def _planner_ready(

@@ -9,8 +9,9 @@ concave envelopes and slope inverses), `subproblem` (every partner's answer to p
 `lagrangian` (value and subgradient of a stage), `dual` (level bundle method), `stages`
 (one stage's price search), `repair`, `tickets` and `primal` (exactly feasible plans),
 `assignment` (stage 1's tier choices as a small HiGHS MILP over exact per-partner
-options, when the prices do not prove the greedy plan), `engine` (stage 1, anytime stage
-2, sampling, the outcome with both certificates).
+options, when the prices do not prove the greedy plan), `certificate` (stage 1's bound
+beyond the Lagrangian's), `stage_one` (stage 1), `engine` (anytime stage 2, the caller's
+improver, sampling, the outcome with both certificates).
 
 Relaxations behind the bound (each only raises it, so the certificate stays valid):
 S-shaped (hill) curves are replaced by their concave envelope over each partner's
@@ -21,6 +22,6 @@ and bounds. group_budget and group_count rows are priced in the dual and enforce
 plans. Not handled (UnsupportedRequest): packages, one_package and `points` curves.
 """
 
-from optimizer.decomposition.engine import ENGINE, solve_decomposition
+from optimizer.decomposition.engine import ENGINE, Improver, solve_decomposition
 
-__all__ = ["ENGINE", "solve_decomposition"]
+__all__ = ["ENGINE", "Improver", "solve_decomposition"]

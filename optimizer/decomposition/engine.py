@@ -3,11 +3,10 @@
 Stage 1 bounds the best weighted attainment (tier prices in [0, weight]) and finds a plan
 with the least shortfall it can; stage 2 keeps that attainment and bounds GMV (or cost).
 Each stage minimises its Lagrangian (`lagrangian`) with the level bundle method (`dual`),
-building exactly feasible plans (`primal`) at improving prices (`stages`). When stage 1's
-plan is not proven least, the tier-option MILP (`assignment`) tries for a better one and
-the certificate (`certificate`: reduced-cost fixing and a MILP relaxation over the
-partners in doubt) for a better bound.
-Stage 2 is anytime: it searches again from its best prices until the gap is certified or
+building exactly feasible plans (`primal`) at improving prices (`stages`); stage 1 lives
+in `stage_one`.
+A caller's improver (`Improver`) may re-solve stage 2's first plan; stage 2 is then
+anytime: it searches again from its best prices until the gap is certified or
 the time is up, or searches stop moving bound and plan; a plan then still short of the
 gap gets exact pairwise moves (`optimizer.polish`) with the time left. Large programmes
 are first priced on a random sample; small enough ones get their bound refined with exact
@@ -23,29 +22,31 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from numpy.typing import NDArray
 
 from models.curves import FloatArray
 from models.plan import SolveStatus, curve_columns
 from models.request import AllocationRequest, Objective
 from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.clock import Clock, StopCheck, relative_gap
-from optimizer.decomposition.assignment import assign_by_milp
-from optimizer.decomposition.certificate import shortfall_floor
 from optimizer.decomposition.lagrangian import Lagrangian, Stage, initial_point, scaled_start
 from optimizer.decomposition.primal import (
     ScoredAmounts,
     better,
     breaks_hard_rows,
     broken_rows,
-    construct,
     evaluate_plan,
     missed_group_counts,
-    within_groups,
 )
 from optimizer.decomposition.problem import Problem, build_problem
-from optimizer.decomposition.repair import enforce_group_budgets, fill, fixed_amounts
-from optimizer.decomposition.stages import certified_bound, dual_gap, run_stage
+from optimizer.decomposition.repair import enforce_group_budgets, fixed_amounts
+from optimizer.decomposition.stage_one import stage_one
+from optimizer.decomposition.stages import (
+    better_than_bound,
+    certified_bound,
+    dual_gap,
+    noise_free,
+    run_stage,
+)
 from optimizer.outcome import Candidate, EngineOutcome
 from optimizer.polish import polish
 from optimizer.progress import Progress, ProgressEvent
@@ -69,15 +70,14 @@ POLISH_SHARE = 0.99
 # Anytime searches stop after this many in a row improve neither bound nor plan.
 STALE_ROUNDS = 2
 SEARCH_PROGRESS = 0.01  # of the remaining gap: less does not count as an improvement
-# The tier-option MILP is tried only with at least this many seconds left for it.
-MIN_ASSIGNMENT_S = 1.0
-# The stage-1 certificate (reduced-cost fixing and its MILP) may run up to this share.
-CERTIFICATE_SHARE = 0.55
-# The tier-option MILP with the ticket grid's options, when the certificate leaves room.
-# Stage 2 keeps the rest: at 50,000 family partners the two ran to 80% of the limit
-# (for no fewer targets missed) and left stage 2 one price step (gap 40–90%).
-GRID_ASSIGNMENT_SHARE = 0.6
-GRID_EXTRA_SHARE = 0.2  # of the limit, at most: stage 2 needs the rest of its time
+
+
+# A caller's plan improver (under `auto`, `optimizer.neighbourhood`): from a plan's amounts,
+# its proven least shortfall (None: unproven, or tiers do not count), the stage-2 bound
+# (request units), the seconds it may take and the seconds already spent, better amounts
+# or None. It runs once, after stage 2's first search, where the anytime searches add
+# little (2,000 family partners: 3 s of further searches for no better plan).
+Improver = Callable[[FloatArray, float | None, float, float, float], FloatArray | None]
 
 
 @dataclass
@@ -99,11 +99,12 @@ def solve_decomposition(
     arrays: ProblemArrays | None = None,
     start: Candidate | None = None,
     prices: FloatArray | None = None,
+    improve: Improver | None = None,
 ) -> EngineOutcome:
     """`arrays`: the request's shared arrays when the caller has built them already.
     `start`: an exactly valid allocation to begin from (stage 1's first plan, stage 2's
     first incumbent); `prices`: stage-2 prices to begin the price search from (a nearby
-    request's; used when its rows match this one's, else ignored)."""
+    request's; used when its rows match this one's, else ignored); `improve`: see Improver."""
     clock = Clock(time_limit_s, should_stop)
     arrays = arrays if arrays is not None else build_arrays(request)
     problem = build_problem(arrays)
@@ -122,7 +123,9 @@ def solve_decomposition(
                 )
             )
         warm = _solve(sample, sample_clock, mip_gap / 4, None, None).prices
-    result = _solve(problem, clock, mip_gap, progress, warm, incumbent, trust_warm=prices is None)
+    result = _solve(
+        problem, clock, mip_gap, progress, warm, incumbent, prices is None, improve
+    )  # fmt: skip
     best, certified = result.plan, certified_bound(result.bound, minimise)
     if math.isfinite(certified) and dual_gap(result.bound, best.objective, minimise) > mip_gap:
         best = _polished(problem, arrays, best, clock)
@@ -259,6 +262,7 @@ def _solve(
     warm: FloatArray | None,
     incumbent: ScoredAmounts | None = None,
     trust_warm: bool = True,
+    improve: Improver | None = None,
 ) -> _Result:
     """Both stages on `problem`; `warm` (stage-2 prices) starts the probe and stage 2 (a
     nearby request's, `trust_warm` false, only when no worse a start than the usual),
@@ -269,7 +273,7 @@ def _solve(
     up, or STALE_ROUNDS searches in a row improve neither the bound nor the plan.
     """
     minimise = problem.request.objective is Objective.MIN_COST
-    one = _stage_one(problem, clock, progress, warm, incumbent)
+    one = stage_one(problem, clock, progress, warm, incumbent)
     attainment = None
     if one.plan is not None and one.plan.shortfall > 0:
         attainment = float((problem.weights * one.targets).sum())
@@ -299,6 +303,9 @@ def _solve(
     )
     if known is not None and (best is None or better(known, best, minimise)):
         best = known
+    if improve is not None and best is not None and not close_enough(bound, best):
+        floor = one.floor if one.plan is not None and one.proven else None
+        best = _improved(problem, improve, best, floor, certified_bound(bound, minimise), clock)
     stale, attempt = 0, 0
     while stale < STALE_ROUNDS and not close_enough(bound, best):
         # A search's first step (a dual step and a plan) is about the longest there is,
@@ -327,6 +334,31 @@ def _solve(
     return _Result(best, bound, one.proven, prices, one.floor if has_tiers else None)
 
 
+def _improved(
+    problem: Problem,
+    improve: Improver,
+    plan: ScoredAmounts,
+    floor: float | None,
+    bound: float,
+    clock: Clock,
+) -> ScoredAmounts:
+    """The improver's plan when it is better and keeps every hard row the plan kept."""
+    seconds = clock.left(LAST_SEARCH_SHARE)
+    if seconds <= 0:
+        return plan
+    amounts = improve(plan.amounts, floor, bound, seconds, clock.elapsed())
+    if amounts is None or breaks_hard_rows(problem, amounts):
+        return plan
+    if missed_group_counts(problem, amounts) and not missed_group_counts(problem, plan.amounts):
+        return plan
+    improved = evaluate_plan(problem, amounts)
+    return (
+        improved
+        if better(improved, plan, problem.request.objective is Objective.MIN_COST)
+        else plan
+    )
+
+
 def _with_best(
     close_enough: Callable[[float, ScoredAmounts | None], bool],
     bound: float,
@@ -343,158 +375,4 @@ def _with_best(
     return goal
 
 
-@dataclass
-class _StageOne:
-    plan: ScoredAmounts | None  # None: no tiers count (max_gmv, or no tiers)
-    proven: bool
-    floor: float  # proven least weighted shortfall
-    targets: NDArray[np.int64]  # the tier counts stage 2 keeps
-    prices: FloatArray | None = None  # the attainment dual's best prices, when it ran
-
-
-def _stage_one(
-    problem: Problem,
-    clock: Clock,
-    progress: Progress | None,
-    warm: FloatArray | None,
-    incumbent: ScoredAmounts | None = None,
-) -> _StageOne:
-    """The least weighted shortfall the prices find, and whether the bound proves it."""
-    minimise = problem.request.objective is Objective.MIN_COST
-    if problem.n_tiers == 0 or problem.request.objective is Objective.MAX_GMV:
-        return _StageOne(None, True, 0.0, problem.targets.copy())
-    # Try the targets outright first: a plan meeting them settles stage 1 for free.
-    probe = Stage("cost" if minimise else "gmv", problem.targets, True)
-    lag = Lagrangian(problem, probe)
-    z, _ = initial_point(problem, lag, probe)
-    if warm is not None and warm.size == z.size:
-        z = warm
-    seed_plan = construct(problem, lag.evaluate(z), probe, problem.targets)
-    if incumbent is not None and better(incumbent, seed_plan, minimise):
-        seed_plan = incumbent  # a start meeting every target settles stage 1 as well
-    floor = 0.0
-    attain_prices = None
-    if seed_plan.shortfall > 0:
-        weights_total = float((problem.weights * problem.targets).sum())
-        integral = bool(np.all(problem.weights == np.round(problem.weights)))
-
-        def least(bound: float) -> float:
-            floor = max(weights_total - bound, 0.0)
-            return float(math.ceil(floor - 1e-6)) if integral else floor
-
-        def settled(bound: float, plan: ScoredAmounts | None) -> bool:
-            return plan is not None and plan.shortfall <= least(bound) + 1e-9
-
-        def hopeless(floor: float, plan: ScoredAmounts | None) -> bool:
-            return plan is not None and plan.shortfall > least(floor) + 1e-9
-
-        attain = Stage("attain", problem.targets, True)
-        bound1, plan1, prices1 = run_stage(
-            problem, attain, clock, 0.4, settled, problem.targets, progress, hopeless=hopeless
-        )
-        attain_prices = prices1 if prices1.size else None
-        # The dual's plan: tier mixes only (the MILP's come back with the rest spent on GMV),
-        # lean options for the MILPs.
-        lean = plan1.amounts if plan1 is not None else None
-        if not settled(bound1, plan1) and not settled(bound1, seed_plan):
-            exact = _assigned_plan(problem, attain, prices1, clock, 0.5, lean, grid=False)
-            if exact is not None and (plan1 is None or better(exact, plan1, minimise)):
-                plan1 = exact
-        seed_plan = _better_stage_one(problem, plan1, seed_plan)
-        floor = least(bound1)
-        if seed_plan.shortfall > floor + 1e-9 and prices1.size:
-            closer = shortfall_floor(
-                problem, prices1, seed_plan.shortfall, clock, CERTIFICATE_SHARE,
-                problem.request.options.seed,
-            )  # fmt: skip
-            if closer is not None:
-                floor = max(floor, closer.floor)
-        if seed_plan.shortfall > floor + 1e-9 and prices1.size:
-            # The certificate leaves room: the ticket grid's mixes too (a larger MILP, so
-            # only where a plan with less shortfall may exist).
-            share = min(GRID_ASSIGNMENT_SHARE, clock.elapsed() / clock.limit + GRID_EXTRA_SHARE)
-            exact = _assigned_plan(problem, attain, prices1, clock, share, lean)
-            seed_plan = _better_stage_one(problem, exact, seed_plan, keep_counts=True)
-    proven = seed_plan.shortfall <= floor + 1e-9
-    if progress is not None:
-        progress(
-            ProgressEvent(
-                f"stage 1: shortfall {seed_plan.shortfall:g} (proven: {proven}, bound {floor:g})",
-                elapsed_s=clock.elapsed(),
-                stage="shortfall",
-                shortfall=seed_plan.shortfall,
-                shortfall_proven=proven,
-            )
-        )
-    targets = np.minimum(seed_plan.achieved, problem.targets)
-    return _StageOne(seed_plan, proven, floor, targets, attain_prices)
-
-
-def _better_stage_one(
-    problem: Problem, plan: ScoredAmounts | None, best: ScoredAmounts, keep_counts: bool = False
-) -> ScoredAmounts:
-    """`plan` (with the rest of the budgets spent on GMV, group rules enforced) if it is
-    better than `best` (and, with `keep_counts`, misses no group count)."""
-    if plan is None:
-        return best
-    minimise = problem.request.objective is Objective.MIN_COST
-    # Stage 1 plans carry only what the tiers need; spend the rest on GMV.
-    if not minimise:
-        plan = evaluate_plan(problem, fill(problem, plan.amounts))
-    reached = (problem.values(plan.amounts)[:, None] >= problem.thresholds).sum(1)
-    plan = within_groups(problem, plan, reached.astype(np.int64))
-    if keep_counts and missed_group_counts(problem, plan.amounts):
-        return best  # less shortfall is no gain when a hard group count is missed
-    return plan if better(plan, best, minimise) else best
-
-
-def _assigned_plan(
-    problem: Problem,
-    stage: Stage,
-    z: FloatArray,
-    clock: Clock,
-    share: float,
-    incumbent: FloatArray | None = None,
-    grid: bool = True,
-) -> ScoredAmounts | None:
-    """The stage-1 plan of the tier-option MILP (`assignment`) at the prices `z`."""
-    if clock.left(share) < MIN_ASSIGNMENT_S:
-        return None
-    prices = Lagrangian(problem, stage).evaluate(z).prices
-    found = assign_by_milp(
-        problem,
-        prices,
-        problem.targets,
-        clock,
-        share,
-        problem.request.options.seed,
-        incumbent,
-        grid,
-    )
-    if found is None:
-        return None
-    levels, amounts = found
-    if problem.request.objective is not Objective.MIN_COST:
-        amounts = fill(problem, amounts)
-    return within_groups(problem, evaluate_plan(problem, amounts), levels)
-
-
-# Below this (request units: CNY, or GMV) a plan and a bound differ by float noise only: a
-# request whose targets cost nothing had a cost bound of 1.2e-7 against a plan costing 0
-# (hypothesis example).
-BOUND_NOISE = 1e-6
-
-
-def better_than_bound(objective: float, bound: float, minimise: bool) -> bool:
-    """Would the plan beat the bound (beyond float noise)? Only an infeasible plan can."""
-    slack = max(1e-9 * abs(bound), BOUND_NOISE)
-    return objective < bound - slack if minimise else objective > bound + slack
-
-
-def noise_free(bound: float, objective: float, minimise: bool) -> float:
-    """The bound, moved onto the plan's objective when float noise put it on the wrong
-    side (the caller has checked that the plan does not beat it by more)."""
-    return min(bound, objective) if minimise else max(bound, objective)
-
-
-__all__ = ["ENGINE", "solve_decomposition"]
+__all__ = ["ENGINE", "Improver", "solve_decomposition"]

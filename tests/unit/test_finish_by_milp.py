@@ -24,7 +24,8 @@ from optimizer.outcome import Candidate
 from optimizer.progress import ProgressEvent
 from optimizer.pwl import domain, tangent_point
 from optimizer.scoring import score
-from optimizer.solve import better_score, finish_by_milp
+from optimizer.scoring import better_score
+from optimizer.solve import finish_by_milp
 
 pytestmark = pytest.mark.skipif("cbc" not in available_engines(), reason="CBC not installed")
 

@@ -11,10 +11,11 @@ import pytest
 from fixtures.families import family_request
 from optimizer.arrays import build_arrays
 from optimizer.clock import Clock
-from optimizer.decomposition.engine import _stage_one, solve_decomposition
+from optimizer.decomposition.engine import solve_decomposition
 from optimizer.decomposition.lagrangian import Stage
 from optimizer.decomposition.primal import evaluate_plan
 from optimizer.decomposition.problem import build_problem
+from optimizer.decomposition.stage_one import stage_one
 from optimizer.decomposition.stages import run_stage
 from optimizer.progress import ProgressEvent
 
@@ -29,7 +30,7 @@ def test_a_search_never_shows_less_than_the_plan_it_was_given(seed: int, size: i
     problem = build_problem(build_arrays(request))
     best = solve_decomposition(request, time_limit_s=5.0, mip_gap=0.0).candidates[0]
     known = evaluate_plan(problem, best.amounts)
-    one = _stage_one(problem, Clock(5.0), None, None)
+    one = stage_one(problem, Clock(5.0), None, None)
     stage = Stage("gmv", one.targets, True, None)
     events: list[ProgressEvent] = []
     _, found, _ = run_stage(

@@ -22,10 +22,10 @@ from optimizer.decomposition.assignment import (
     ticket_grid_mixes,
     tier_options,
 )
-from optimizer.decomposition.engine import _stage_one
 from optimizer.decomposition.primal import breaks_hard_rows, evaluate_plan
 from optimizer.decomposition.problem import build_problem
 from optimizer.decomposition.repair import fixed_amounts, mandatory
+from optimizer.decomposition.stage_one import stage_one
 from optimizer.decomposition.subproblem import respond
 from optimizer.engines import milp_backend
 from tests.support.bruteforce import solve_reference
@@ -150,7 +150,7 @@ def test_stage_one_reaches_the_proven_least_shortfall_on_family_programmes(
     certificate's floor (the ticket budget binds: one partner must take many tickets)."""
     request, _ = family_request(seed, 300, ambition, resources=3)
     problem = build_problem(build_arrays(request))
-    one = _stage_one(problem, Clock(60.0), None, None)
+    one = stage_one(problem, Clock(60.0), None, None)
     assert one.plan is not None
     assert one.proven and one.plan.shortfall <= one.floor + 1e-9
     assert breaks_hard_rows(problem, one.plan.amounts) == []

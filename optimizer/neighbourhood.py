@@ -1,0 +1,318 @@
+"""Large-neighbourhood search: re-solve a plan's busiest partners exactly, the rest held.
+
+The decomposition's plans reach the right tiers but split the budgets among the partners
+that matter a little worse than an exact MILP would (family programmes of 2,000 partners:
+0.3% of GMV, all of it among partners whose tiers did not change: a partner at a tier
+threshold taking one more fund ticket frees traffic for a partner it earns more with).
+Pairwise moves (`optimizer.polish`) cannot find such three-way trades. Here the partners
+holding variable amounts and the best takers of one more quantum form a neighbourhood;
+everyone else keeps their amounts, and the neighbourhood's sub-request (the budgets and
+group rows less what the others hold, tier and group counts less what they reach) goes
+to the CBC MILP from the plan itself. The sub-request's shortfall equals the whole plan's,
+its GMV differs by a constant, so its MILP optimum is the best plan of the neighbourhood.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import replace
+
+import numpy as np
+from numpy.typing import NDArray
+
+from models.curves import CurveColumn, FloatArray
+from models.plan import curve_columns, projected_gmv
+from models.request import (
+    AllocationRequest,
+    Bounds,
+    Constraint,
+    GroupBudget,
+    GroupCount,
+    MaxShare,
+    Objective,
+    Pin,
+    Resource,
+    Tier,
+)
+from optimizer.arrays import ProblemArrays, build_arrays
+from optimizer.clock import Clock, relative_gap
+from optimizer.engines import available_engines, milp_backend
+from optimizer.milp import solve_milp
+from optimizer.outcome import Candidate
+from optimizer.progress import Progress, ProgressEvent
+from optimizer.scoring import Score, better_score, score, valid_plan
+
+# Per resource, the partners gaining most from one more quantum join the neighbourhood.
+TAKERS_PER_RESOURCE = 40
+TAKER_QUANTUM = 1e-3  # of the resource's budget (or its step, if larger)
+# Per tier, the partners below it that reach it for the least share of the budgets join
+# too: the MILP may swap who reaches a tier (2,000 family partners: a partner at half the
+# ¥100M threshold, in the MILP's plan instead of one the decomposition lifted).
+CHEAPEST_PER_TIER = 60
+# The MILP's sub-request stays this small (its rounds take a second or two at 150 family
+# partners).
+MAX_PARTNERS = 400
+BISECTIONS = 30
+# A round's time: this share of the request's limit, at least MIN_ROUND_S.
+ROUND_SHARE = 0.05
+MIN_ROUND_S = 1.0
+ROUND_PROGRESS = 1e-5  # of GMV: a round gaining less ends the search
+
+
+def neighbourhood(
+    arrays: ProblemArrays, columns: list[CurveColumn], amounts: FloatArray, limit: int
+) -> NDArray[np.intp]:
+    """Up to `limit` partners, sorted: those holding variable amounts (largest holdings of
+    the scarcest resource first when there are too many), the best takers of one more
+    quantum of each resource, and the partners closest below a tier."""
+    request = arrays.request
+    held = np.zeros(arrays.n_partners)
+    variable = amounts[arrays.pair_partner, arrays.pair_resource]
+    budget = np.where(np.isfinite(arrays.budget), arrays.budget, 0.0)
+    share = np.divide(variable, budget[arrays.pair_resource], out=np.zeros_like(variable),
+                      where=budget[arrays.pair_resource] > 0)  # fmt: skip
+    np.maximum.at(held, arrays.pair_partner, share)
+    holders = np.flatnonzero(held > 0)
+    holders = holders[np.argsort(-held[holders], kind="stable")]
+    chosen: list[int] = list(holders[:limit])
+    gmv = projected_gmv(request, amounts, None, columns)
+    extra: list[int] = []
+    for r in range(arrays.n_resources):
+        pairs = np.flatnonzero(arrays.pair_resource == r)
+        if pairs.size == 0:
+            continue
+        quantum = max(TAKER_QUANTUM * budget[r], float(arrays.step[r]))
+        owners = arrays.pair_partner[pairs]
+        more = amounts[:, r].copy()
+        more[owners] = np.minimum(amounts[owners, r] + quantum, arrays.pair_max[pairs])
+        more[owners] = np.maximum(more[owners], arrays.pair_min[pairs])
+        gain = columns[r].value(more)[owners] - columns[r].value(amounts[:, r])[owners]
+        extra += list(owners[np.argsort(-gain, kind="stable")[:TAKERS_PER_RESOURCE]])
+    for threshold in arrays.thresholds:
+        below = np.flatnonzero(gmv < threshold)
+        cost = _share_to_reach(arrays, columns, below, threshold)
+        reachable = np.isfinite(cost)
+        below, cost = below[reachable], cost[reachable]
+        extra += list(below[np.argsort(cost, kind="stable")[:CHEAPEST_PER_TIER]])
+    seen = set(chosen)
+    for i in extra:
+        if len(chosen) >= limit:
+            break
+        if int(i) not in seen:
+            seen.add(int(i))
+            chosen.append(int(i))
+    return np.array(sorted(chosen), dtype=np.intp)
+
+
+def _share_to_reach(
+    arrays: ProblemArrays, columns: list[CurveColumn], rows: NDArray[np.intp], threshold: float
+) -> FloatArray:
+    """Per partner in `rows`, the least share s of every budget that lifts it to
+    `threshold` when it gets s of each budget it may use (inf: not even at its maxima)."""
+    amounts = np.zeros((arrays.n_partners, arrays.n_resources))
+    mask = np.zeros(arrays.n_partners, dtype=bool)
+    mask[rows] = True
+    pairs = np.flatnonzero(mask[arrays.pair_partner])
+    partner, resource = arrays.pair_partner[pairs], arrays.pair_resource[pairs]
+    budget = arrays.budget[resource]
+    budget = np.where(np.isfinite(budget), budget, arrays.pair_max[pairs])
+
+    def reached(share: FloatArray) -> FloatArray:
+        amount = np.minimum(share[partner] * budget, arrays.pair_max[pairs])
+        amounts[partner, resource] = np.where(amount >= arrays.pair_min[pairs], amount, 0.0)
+        return projected_gmv(arrays.request, amounts, None, columns)
+
+    low, high = np.zeros(arrays.n_partners), np.ones(arrays.n_partners)
+    top = reached(high) >= threshold
+    for _ in range(BISECTIONS):
+        middle = 0.5 * (low + high)
+        ok = reached(middle) >= threshold
+        high, low = np.where(ok, middle, high), np.where(ok, low, middle)
+    return np.where(top, high, np.inf)[rows]
+
+
+def sub_request(
+    arrays: ProblemArrays,
+    columns: list[CurveColumn],
+    amounts: FloatArray,
+    inside: NDArray[np.intp],
+    time_limit_s: float,
+    mip_gap: float,
+) -> AllocationRequest | None:
+    """The request over the partners `inside`, the others holding `amounts`: None when a
+    budget the others hold leaves nothing to share (its group shares would be undefined)."""
+    request = arrays.request
+    if request.objective is Objective.MIN_COST or arrays.packages:
+        return None
+    mask = np.zeros(arrays.n_partners, dtype=bool)
+    mask[inside] = True
+    gmv = projected_gmv(request, amounts, None, columns)
+    outside_spend = amounts[~mask].sum(axis=0)
+    resources: list[Resource] = []
+    left = np.full(arrays.n_resources, math.inf)
+    for r, resource in enumerate(request.resources):
+        if resource.budget is None:
+            resources.append(resource)
+            continue
+        left[r] = resource.budget - float(outside_spend[r])
+        if left[r] <= 1e-9 * max(resource.budget, 1.0):
+            return None
+        resources.append(replace(resource, budget=left[r]))
+    names = [resource.name for resource in request.resources]
+    inside_ids = {request.partners[int(i)].id for i in inside}
+    partners = []
+    for i in inside:
+        partner = request.partners[int(i)]
+        bounds = dict(partner.bounds)
+        for name in names:
+            _, upper = request.amount_range(partner, name)
+            if math.isfinite(upper):
+                old = bounds.get(name, Bounds())
+                bounds[name] = Bounds(min=old.min, max=upper)
+        partners.append(replace(partner, bounds=bounds))
+    outside_reach = [int(np.count_nonzero(gmv[~mask] >= t.min_gmv)) for t in request.tiers]
+    tiers = tuple(
+        Tier(t.name, t.min_gmv, max(t.target - reached, 0), t.weight)
+        for t, reached in zip(request.tiers, outside_reach, strict=True)
+    )
+    constraints: list[Constraint] = []
+    for rule in request.constraints:
+        if isinstance(rule, MaxShare):
+            continue  # carried by the partners' bounds
+        if isinstance(rule, Pin):
+            if rule.partner_id in inside_ids:
+                constraints.append(rule)
+            continue
+        if isinstance(rule, GroupBudget):
+            r = names.index(rule.resource)
+            budget = float(request.resources[r].budget or 0.0)
+            members = np.array([rule.where.matches(p) for p in request.partners])
+            held = float(amounts[members & ~mask, r].sum())
+            low = max(rule.min_share * budget - held, 0.0) / left[r]
+            high = max(rule.max_share * budget - held, 0.0) / left[r]
+            constraints.append(replace(rule, min_share=min(low, 1.0), max_share=min(high, 1.0)))
+            continue
+        if isinstance(rule, GroupCount):
+            threshold = request.tier(rule.tier).min_gmv
+            members = np.array([rule.where.matches(p) for p in request.partners])
+            reached = int(np.count_nonzero(members & ~mask & (gmv >= threshold)))
+            constraints.append(replace(rule, min=max(rule.min - reached, 0)))
+            continue
+        constraints.append(rule)
+    options = replace(
+        request.options,
+        time_limit_s=time_limit_s,
+        mip_gap=mip_gap,
+        plans=1,
+        engine="cbc",
+        confidence=None,
+        explain=None,
+    )
+    return replace(
+        request,
+        resources=tuple(resources),
+        tiers=tiers,
+        partners=tuple(partners),
+        constraints=tuple(constraints),
+        options=options,
+    )
+
+
+def improver(
+    arrays: ProblemArrays,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Callable[[FloatArray, float | None, float, float, float], FloatArray | None] | None:
+    """The decomposition's `Improver` for this request, None where it does not apply
+    (min_cost, package menus, no CBC)."""
+    request = arrays.request
+    if request.objective is Objective.MIN_COST or arrays.packages:
+        return None
+    if "cbc" not in available_engines():
+        return None
+
+    def improve(
+        amounts: FloatArray, floor: float | None, bound: float, seconds: float, spent: float
+    ) -> FloatArray | None:
+        return improve_in_neighbourhoods(
+            arrays, amounts, floor, bound, Clock(seconds, should_stop), progress, spent
+        )
+
+    return improve
+
+
+def improve_in_neighbourhoods(
+    arrays: ProblemArrays,
+    amounts: FloatArray,
+    floor: float | None,
+    bound: float,
+    clock: Clock,
+    progress: Progress | None = None,
+    spent_s: float = 0.0,
+) -> FloatArray | None:
+    """Better amounts than `amounts` (an exactly valid plan), re-solved in neighbourhoods
+    by the CBC MILP until a round gains too little, the plan is within the request's gap
+    of `bound` (GMV), or the clock runs out; None when no round gains. `floor`: the proven
+    least weighted shortfall, which the plan reaches (settles each MILP's stage 1);
+    `spent_s`: the caller's seconds so far, for progress reports."""
+    request = arrays.request
+    columns = curve_columns(request)
+    best = Candidate(amounts)
+    best_score = score(arrays, columns, best)
+    round_s = max(MIN_ROUND_S, ROUND_SHARE * request.options.time_limit_s)
+    rounds = 0
+    while clock.left() >= MIN_ROUND_S and not _within_gap(best_score, bound, request):
+        inside = neighbourhood(arrays, columns, best.amounts, MAX_PARTNERS)
+        sub = sub_request(arrays, columns, best.amounts, inside, round_s, request.options.mip_gap)
+        if sub is None:
+            break
+        outcome = solve_milp(
+            build_arrays(sub),
+            milp_backend("cbc"),
+            should_stop=clock.should_stop,
+            warm_start=Candidate(best.amounts[inside]),
+            time_limit_s=min(round_s, clock.left()),
+            proven_shortfall=floor,
+        )
+        rounds += 1
+        if not outcome.candidates:
+            break
+        moved = best.amounts.copy()
+        moved[inside] = outcome.candidates[0].amounts
+        candidate = Candidate(moved)
+        new_score = score(arrays, columns, candidate)
+        if not better_score(new_score, best_score, request.objective):
+            break
+        gained = new_score.shortfall < best_score.shortfall - 1e-9 or (
+            new_score.gmv - best_score.gmv >= ROUND_PROGRESS * best_score.gmv
+        )
+        best, best_score = candidate, new_score
+        if progress is not None:
+            progress(
+                _round_event(rounds, inside.size, best_score, bound, spent_s + clock.elapsed())
+            )
+        if not gained:
+            break
+    if rounds == 0 or best.amounts is amounts or not valid_plan(arrays, columns, best):
+        return None
+    return best.amounts
+
+
+def _within_gap(plan: Score, bound: float, request: AllocationRequest) -> bool:
+    gap = relative_gap(plan.gmv, bound, minimise=False)
+    return gap is not None and gap <= request.options.mip_gap
+
+
+def _round_event(
+    rounds: int, size: int, plan: Score, bound: float, elapsed_s: float
+) -> ProgressEvent:
+    return ProgressEvent(
+        f"neighbourhood {rounds} ({size} partners): best plan {plan.gmv:.9g}",
+        elapsed_s=elapsed_s,
+        stage="gmv",
+        best_objective=plan.gmv,
+        best_bound=bound,
+        gap=relative_gap(plan.gmv, bound, minimise=False),
+        shortfall=plan.shortfall,
+    )
