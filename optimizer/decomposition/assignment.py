@@ -12,7 +12,7 @@ all lean the same way on the ticket; when the ticket budget binds, lifting one m
 partner can take a mix with many tickets for it and fewer for another partner (family
 seed 4, 300 partners, ambition 0.98: 1 short with price variants, 0 with the grid). The grid
 makes the MILP several times larger, so its options go into a second MILP that runs only
-when the certificate leaves room for less shortfall (`engine._stage_one`). The MILP
+when the certificate leaves room for less shortfall (`stage_one.stage_one`). The MILP
 picks at most one option per partner, within the budgets and group caps, and minimises
 weighted shortfall first, then the share of the budgets the options use (what is left
 goes to GMV).

@@ -111,6 +111,116 @@ def shortfall_floor(
     )
 
 
+def gmv_ceiling(
+    problem: Problem,
+    stage: Stage,
+    z: FloatArray,
+    best_gmv: float,
+    clock: Clock,
+    share: float,
+    seed: int = 0,
+) -> float | None:
+    """A stage-2 GMV bound beyond the Lagrangian's at the prices `z`, or None (no time, an
+    attainment row, or nothing gained). The same argument as stage 1's: every plan that
+    keeps the stage's rows has GMV <= L(z) − Σ δ_i(ℓ_i); a plan better than `best_gmv`
+    has Σ δ <= L(z) − best_gmv, which fixes the levels whose δ alone exceeds that. The
+    partners left in doubt choose levels in a MILP minimising Σ δ under the tier and group
+    counts and the surrogate budget rows; L(z) minus its proven least Σ δ bounds GMV (and
+    when no level choice is left, no better plan exists: `best_gmv` is the bound)."""
+    if stage.kind != "gmv" or not stage.price_tiers or stage.attainment is not None:
+        return None
+    lagrangian = Lagrangian(problem, stage)
+    lumpy = problem.lumpy_resources()
+    lagrangian.exact_grid = lumpy[0] if lumpy else None
+    evaluation = lagrangian.evaluate(z)
+    levels = evaluation.response.values + lagrangian.rewards(z, problem)
+    delta = evaluation.phi[:, None] - levels
+    slack = evaluation.value - best_gmv
+    if slack < 0:  # the Lagrangian alone proves the best plan optimal
+        return best_gmv
+    possible = delta <= slack + NOISE * max(abs(evaluation.value), 1.0)
+    choices = possible.sum(axis=1)
+    if np.any(choices == 0):
+        return None
+    doubt = np.flatnonzero(choices > 1)
+    settled_level = np.argmax(possible, axis=1)
+    settled_level[doubt] = 0
+    if doubt.size == 0:  # one level choice left: it keeps the counts, or no plan is better
+        keeps = _counts_hold(problem, settled_level, stage.targets)
+        return evaluation.value if keeps else best_gmv
+    if clock.out(share):
+        return None
+    model = _level_choice(
+        problem, lagrangian, z, delta, possible, doubt, settled_level, stage.targets,
+        lambda: clock.out(share),
+    )  # fmt: skip
+    if clock.out(share):
+        return None
+    result = milp_backend("highs").solve(
+        model,
+        time_limit_s=max(clock.left(share), 0.05),
+        mip_gap=0.0,
+        seed=seed,
+        should_stop=clock.should_stop,
+    )
+    if result.termination is Termination.INFEASIBLE:
+        return best_gmv
+    if result.bound is None or not math.isfinite(result.bound):
+        return None
+    fixed_delta = float(delta[np.arange(problem.n), settled_level][choices == 1].sum())
+    least = max(result.bound + fixed_delta, 0.0)
+    return max(evaluation.value - least * (1 - ROW_EASE), best_gmv)
+
+
+def _counts_hold(problem: Problem, level: IntArray, targets: NDArray[np.int64]) -> bool:
+    """Do partners at these levels meet the tier and group counts?"""
+    for t in range(1, problem.n_tiers + 1):
+        if np.count_nonzero(level >= t) < targets[t - 1]:
+            return False
+    return all(
+        np.count_nonzero(row.members & (level > row.tier)) >= row.minimum
+        for row in problem.group_counts
+    )
+
+
+def _level_choice(
+    problem: Problem,
+    lagrangian: Lagrangian,
+    z: FloatArray,
+    delta: FloatArray,
+    possible: NDArray[np.bool_],
+    doubt: IntArray,
+    settled_level: IntArray,
+    targets: NDArray[np.int64],
+    out_of_time: Callable[[], bool],
+) -> MilpModel:
+    """The MILP over the partners in doubt: minimise Σ δ keeping the tier counts, group
+    counts and surrogate budget rows."""
+    settled = np.ones(problem.n, dtype=bool)
+    settled[doubt] = False
+    b = MatrixBuilder()
+    owner, level = np.nonzero(possible[doubt])
+    owner = doubt[owner]
+    y = b.add_columns(np.zeros(owner.size), np.ones(owner.size), integer=True)
+    _, row_of = np.unique(owner, return_inverse=True)
+    rows = b.add_rows(1.0, 1.0, count=doubt.size)
+    b.add_entries(rows[row_of], y, 1.0)
+    for t in range(1, problem.n_tiers + 1):
+        already = int(np.count_nonzero(settled & (settled_level >= t)))
+        lifted = level >= t
+        row = b.add_rows(float(targets[t - 1] - already), np.inf, count=1)
+        b.add_entries(np.full(int(lifted.sum()), row[0]), y[lifted], 1.0)
+    for counted in problem.group_counts:
+        already = int(np.count_nonzero(settled & counted.members & (settled_level > counted.tier)))
+        lifted = (level > counted.tier) & counted.members[owner]
+        row = b.add_rows(float(counted.minimum - already), np.inf, count=1)
+        b.add_entries(np.full(int(lifted.sum()), row[0]), y[lifted], 1.0)
+    _surrogate_rows(problem, lagrangian, z, b, y, owner, level, settled, settled_level, out_of_time)
+    cost = np.zeros(b.n_cols)
+    cost[y] = delta[owner, level]
+    return b.build(cost)
+
+
 def _relaxation(
     problem: Problem,
     lagrangian: Lagrangian,

@@ -28,6 +28,7 @@ from models.plan import SolveStatus, curve_columns
 from models.request import AllocationRequest, Objective
 from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.clock import Clock, StopCheck, relative_gap
+from optimizer.decomposition.certificate import gmv_ceiling
 from optimizer.decomposition.lagrangian import Lagrangian, Stage, initial_point, scaled_start
 from optimizer.decomposition.primal import (
     ScoredAmounts,
@@ -70,6 +71,8 @@ POLISH_SHARE = 0.99
 # Anytime searches stop after this many in a row improve neither bound nor plan.
 STALE_ROUNDS = 2
 SEARCH_PROGRESS = 0.01  # of the remaining gap: less does not count as an improvement
+# The level-choice MILP tightening stage 2's bound may run up to this share of the limit.
+CEILING_SHARE = 0.9
 
 
 # A caller's plan improver (under `auto`, `optimizer.neighbourhood`): from a plan's amounts,
@@ -303,9 +306,14 @@ def _solve(
     )
     if known is not None and (best is None or better(known, best, minimise)):
         best = known
+    if not close_enough(bound, best):
+        bound = _ceiling(problem, stage, prices, bound, best, clock)
     if improve is not None and best is not None and not close_enough(bound, best):
         floor = one.floor if one.plan is not None and one.proven else None
+        before = best
         best = _improved(problem, improve, best, floor, certified_bound(bound, minimise), clock)
+        if best is not before and not close_enough(bound, best):
+            bound = _ceiling(problem, stage, prices, bound, best, clock)  # fewer in doubt
     stale, attempt = 0, 0
     while stale < STALE_ROUNDS and not close_enough(bound, best):
         # A search's first step (a dual step and a plan) is about the longest there is,
@@ -329,9 +337,33 @@ def _solve(
         if more_bound < bound:
             bound, prices = more_bound, more_prices
         stale = 0 if improved else stale + 1
+    if attempt:
+        bound = _ceiling(problem, stage, prices, bound, best, clock)
     if best is None:
         best = evaluate_plan(problem, fixed_amounts(problem))
     return _Result(best, bound, one.proven, prices, one.floor if has_tiers else None)
+
+
+def _ceiling(
+    problem: Problem,
+    stage: Stage,
+    prices: FloatArray,
+    bound: float,
+    best: ScoredAmounts | None,
+    clock: Clock,
+) -> float:
+    """The GMV bound, tightened by the level-choice MILP (`certificate.gmv_ceiling`) when
+    the best plan keeps every row of the stage and is short of the bound (3,000 family
+    partners: 0.075% where the Lagrangian certified 0.10%, in 0.3 s)."""
+    if best is None or stage.kind != "gmv" or not clock.room(CEILING_SHARE):
+        return bound
+    if np.any(best.achieved < stage.targets) or missed_group_counts(problem, best.amounts):
+        return bound  # the "no better plan" conclusion needs a plan the stage admits
+    ceiling = gmv_ceiling(
+        problem, stage, prices, best.objective, clock, CEILING_SHARE,
+        problem.request.options.seed,
+    )  # fmt: skip
+    return bound if ceiling is None else min(bound, ceiling)
 
 
 def _improved(

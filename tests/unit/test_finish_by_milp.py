@@ -23,8 +23,7 @@ from optimizer.milp import MilpStrategy, solve_milp
 from optimizer.outcome import Candidate
 from optimizer.progress import ProgressEvent
 from optimizer.pwl import domain, tangent_point
-from optimizer.scoring import score
-from optimizer.scoring import better_score
+from optimizer.scoring import better_score, score
 from optimizer.solve import finish_by_milp
 
 pytestmark = pytest.mark.skipif("cbc" not in available_engines(), reason="CBC not installed")

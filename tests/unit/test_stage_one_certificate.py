@@ -16,8 +16,8 @@ from models.plan import SolveStatus
 from models.request import AllocationRequest, Objective
 from optimizer.arrays import build_arrays
 from optimizer.clock import Clock
-from optimizer.decomposition.certificate import shortfall_floor
-from optimizer.decomposition.lagrangian import Stage
+from optimizer.decomposition.certificate import gmv_ceiling, shortfall_floor
+from optimizer.decomposition.lagrangian import Lagrangian, Stage
 from optimizer.decomposition.problem import Problem, build_problem
 from optimizer.decomposition.stages import run_stage
 from optimizer.decomposition.subproblem import free_choice
@@ -106,3 +106,53 @@ def test_a_proven_shortfall_equals_the_milp_reference_on_generated_programmes(se
     found = shortfall_floor(problem, _stage_one_prices(problem), reference + 1.0, Clock(20.0), 1.0)
     if found is not None:
         assert found.floor <= reference + 1e-9
+
+
+def _gmv_prices(problem: Problem, stage: Stage, seconds: float = 5.0) -> np.ndarray:
+    _, _, prices = run_stage(
+        problem, stage, Clock(seconds), 1.0, lambda bound, plan: False, stage.targets, None
+    )
+    return prices
+
+
+def _ceilings(seed: int) -> tuple[float, float, list[float]]:
+    """(brute-force best GMV, plain Lagrangian value, ceilings told of plans at 100%,
+    99.9% and 95% of the best) on a small instance whose targets the best plan meets."""
+    request = _small(seed)
+    first = solve_reference(request)
+    assert first.feasible and first.achieved is not None
+    tiers = tuple(replace(t, target=min(t.target, first.achieved[t.name])) for t in request.tiers)
+    request = replace(request, tiers=tiers)
+    reference = solve_reference(request)
+    assert reference.weighted_shortfall == 0
+    problem = build_problem(build_arrays(request))
+    stage = Stage("gmv", problem.targets, True)
+    prices = _gmv_prices(problem, stage)
+    lagrangian = Lagrangian(problem, stage)
+    lumpy = problem.lumpy_resources()
+    lagrangian.exact_grid = lumpy[0] if lumpy else None  # as the ceiling evaluates it
+    plain = lagrangian.evaluate(prices).value
+    ceilings = []
+    for share in (1.0, 0.999, 0.95):
+        ceiling = gmv_ceiling(problem, stage, prices, reference.total_gmv * share, Clock(10.0), 1.0)
+        assert ceiling is not None, "small instances always finish in time"
+        ceilings.append(ceiling)
+    return reference.total_gmv, plain, ceilings
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_the_stage_two_ceiling_never_falls_below_the_brute_force_best_gmv(seed: int) -> None:
+    best, plain, ceilings = _ceilings(seed)
+    for ceiling in ceilings:
+        assert ceiling >= best * (1 - 1e-9), "a bound below the optimum"
+        assert ceiling <= plain * (1 + 1e-9), "never looser than the Lagrangian"
+
+
+def test_the_stage_two_ceiling_tightens_the_lagrangian_somewhere() -> None:
+    """The level-choice MILP comes out below the plain Lagrangian on some of the small
+    instances (a valid bound that never moved would be no use)."""
+    tightened = 0
+    for seed in range(16):
+        _, plain, ceilings = _ceilings(seed)
+        tightened += sum(ceiling < plain * (1 - 1e-9) for ceiling in ceilings)
+    assert tightened > 0

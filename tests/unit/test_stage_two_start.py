@@ -12,15 +12,15 @@ import pytest
 from fixtures.families import family_request
 from optimizer.arrays import build_arrays
 from optimizer.clock import Clock
-from optimizer.decomposition.engine import _stage_one
 from optimizer.decomposition.lagrangian import Lagrangian, Stage, initial_point, scaled_start
 from optimizer.decomposition.problem import build_problem
+from optimizer.decomposition.stage_one import stage_one
 
 
-def _after_stage_one(seed: int, size: int, ambition: float):  # type: ignore[no-untyped-def]
+def _afterstage_one(seed: int, size: int, ambition: float):  # type: ignore[no-untyped-def]
     request, _ = family_request(seed, size, ambition, time_limit_s=60.0)
     problem = build_problem(build_arrays(request))
-    one = _stage_one(problem, Clock(60.0), None, None)
+    one = stage_one(problem, Clock(60.0), None, None)
     attainment = None
     if one.plan is not None and one.plan.shortfall > 0:
         attainment = float((problem.weights * one.targets).sum())
@@ -29,7 +29,7 @@ def _after_stage_one(seed: int, size: int, ambition: float):  # type: ignore[no-
 
 @pytest.mark.parametrize(("seed", "size"), [(1, 400), (2, 600), (3, 300)])
 def test_the_scaled_start_beats_the_usual_one_and_is_least_on_its_ray(seed: int, size: int) -> None:
-    problem, one, stage = _after_stage_one(seed, size, 0.95)
+    problem, one, stage = _afterstage_one(seed, size, 0.95)
     assert one.prices is not None, "hard targets: stage 1 runs its dual"
     start = scaled_start(problem, stage, one.prices)
     assert start is not None
@@ -46,7 +46,7 @@ def test_the_scaled_start_beats_the_usual_one_and_is_least_on_its_ray(seed: int,
 
 
 def test_no_scaled_start_without_usable_stage_one_prices() -> None:
-    problem, _, stage = _after_stage_one(1, 200, 0.95)
+    problem, _, stage = _afterstage_one(1, 200, 0.95)
     size = Lagrangian(problem, stage).size
     assert scaled_start(problem, stage, np.zeros(size - int(stage.attainment is not None))) is None
     assert scaled_start(problem, stage, np.ones(size + 3)) is None
