@@ -57,7 +57,8 @@ BISECTIONS = 30
 # A round's time: this share of the request's limit, at least MIN_ROUND_S.
 ROUND_SHARE = 0.05
 MIN_ROUND_S = 1.0
-ROUND_PROGRESS = 1e-5  # of GMV: a round gaining less ends the search
+ROUND_PROGRESS = 1e-5  # of GMV: a round gaining less does not count as a gain
+STALE_HALVES = 3  # random halves in a row without a gain end the search
 
 
 def neighbourhood(
@@ -252,51 +253,76 @@ def improve_in_neighbourhoods(
     spent_s: float = 0.0,
 ) -> FloatArray | None:
     """Better amounts than `amounts` (an exactly valid plan), re-solved in neighbourhoods
-    by the CBC MILP until a round gains too little, the plan is within the request's gap
-    of `bound` (GMV), or the clock runs out; None when no round gains. `floor`: the proven
-    least weighted shortfall, which the plan reaches (settles each MILP's stage 1);
-    `spent_s`: the caller's seconds so far, for progress reports."""
+    by the CBC MILP until the plan is within the request's gap of `bound` (GMV), the
+    clock runs out, or STALE_HALVES random halves in a row gain too little; None when no
+    round gains. Whole neighbourhoods come first; once one gains too little, random
+    halves of it follow (the MILP settles a smaller one better in its round: 5,000 family
+    partners, 0.138% → 0.101% of the bound). `floor`: the proven least weighted
+    shortfall, which the plan reaches (settles each MILP's stage 1); `spent_s`: the
+    caller's seconds so far, for progress reports."""
     request = arrays.request
     columns = curve_columns(request)
     best = Candidate(amounts)
     best_score = score(arrays, columns, best)
     round_s = max(MIN_ROUND_S, ROUND_SHARE * request.options.time_limit_s)
-    rounds = 0
+    rng = np.random.default_rng([request.options.seed, arrays.n_partners])
+    rounds, halves, stale = 0, False, 0
     while clock.left() >= MIN_ROUND_S and not _within_gap(best_score, bound, request):
         inside = neighbourhood(arrays, columns, best.amounts, MAX_PARTNERS)
-        sub = sub_request(arrays, columns, best.amounts, inside, round_s, request.options.mip_gap)
-        if sub is None:
-            break
-        outcome = solve_milp(
-            build_arrays(sub),
-            milp_backend("cbc"),
-            should_stop=clock.should_stop,
-            warm_start=Candidate(best.amounts[inside]),
-            time_limit_s=min(round_s, clock.left()),
-            proven_shortfall=floor,
-        )
+        if halves:
+            inside = np.sort(rng.choice(inside, size=max(inside.size // 2, 1), replace=False))
+        moved = _round(arrays, best.amounts, inside, floor, min(round_s, clock.left()), clock)
         rounds += 1
-        if not outcome.candidates:
+        if moved is None:
             break
-        moved = best.amounts.copy()
-        moved[inside] = outcome.candidates[0].amounts
         candidate = Candidate(moved)
         new_score = score(arrays, columns, candidate)
-        if not better_score(new_score, best_score, request.objective):
-            break
         gained = new_score.shortfall < best_score.shortfall - 1e-9 or (
             new_score.gmv - best_score.gmv >= ROUND_PROGRESS * best_score.gmv
         )
-        best, best_score = candidate, new_score
-        if progress is not None:
-            progress(
-                _round_event(rounds, inside.size, best_score, bound, spent_s + clock.elapsed())
-            )
-        if not gained:
+        if better_score(new_score, best_score, request.objective):
+            best, best_score = candidate, new_score
+            if progress is not None:
+                elapsed = spent_s + clock.elapsed()
+                progress(_round_event(rounds, inside.size, best_score, bound, elapsed))
+        stale = 0 if gained else stale + 1
+        if not gained and not halves:
+            halves, stale = True, 0
+        elif stale >= STALE_HALVES:
             break
     if rounds == 0 or best.amounts is amounts or not valid_plan(arrays, columns, best):
         return None
     return best.amounts
+
+
+def _round(
+    arrays: ProblemArrays,
+    amounts: FloatArray,
+    inside: NDArray[np.intp],
+    floor: float | None,
+    seconds: float,
+    clock: Clock,
+) -> FloatArray | None:
+    """The amounts with the partners `inside` re-solved by the CBC MILP (never worse for
+    them: the MILP starts from theirs); None when no sub-request or plan came out."""
+    request = arrays.request
+    columns = curve_columns(request)
+    sub = sub_request(arrays, columns, amounts, inside, seconds, request.options.mip_gap)
+    if sub is None:
+        return None
+    outcome = solve_milp(
+        build_arrays(sub),
+        milp_backend("cbc"),
+        should_stop=clock.should_stop,
+        warm_start=Candidate(amounts[inside]),
+        time_limit_s=seconds,
+        proven_shortfall=floor,
+    )
+    if not outcome.candidates:
+        return None
+    moved = amounts.copy()
+    moved[inside] = outcome.candidates[0].amounts
+    return moved
 
 
 def _within_gap(plan: Score, bound: float, request: AllocationRequest) -> bool:
