@@ -267,7 +267,9 @@ def improve_in_neighbourhoods(
     round_s = max(MIN_ROUND_S, ROUND_SHARE * request.options.time_limit_s)
     rng = np.random.default_rng([request.options.seed, arrays.n_partners])
     rounds, halves, stale = 0, False, 0
-    while clock.left() >= MIN_ROUND_S and not _within_gap(best_score, bound, request):
+    while not clock.out() and clock.left() >= MIN_ROUND_S:
+        if _within_gap(best_score, bound, request):
+            break
         inside = neighbourhood(arrays, columns, best.amounts, MAX_PARTNERS)
         if halves:
             inside = np.sort(rng.choice(inside, size=max(inside.size // 2, 1), replace=False))
