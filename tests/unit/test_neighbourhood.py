@@ -212,3 +212,17 @@ def test_only_auto_hands_the_decomposition_an_improver(monkeypatch: pytest.Monke
     assert not handed
     solve(request)
     assert handed == ["improver"]
+
+
+def test_a_cancelled_search_stops_before_its_first_round() -> None:
+    request, _ = family_request(1, 300, 0.95, time_limit_s=20.0)
+    arrays, amounts = _plan(request, 2.0)
+    asked: list[bool] = []
+
+    def cancelled() -> bool:
+        asked.append(True)
+        return True
+
+    clock = Clock(20.0, cancelled)
+    assert improve_in_neighbourhoods(arrays, amounts, None, 1e30, clock) is None
+    assert asked and clock.elapsed() < 1.0, "no MILP round ran"
