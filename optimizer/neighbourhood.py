@@ -33,7 +33,6 @@ from models.request import (
     Objective,
     Pin,
     Resource,
-    Tier,
 )
 from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.clock import Clock, relative_gap
@@ -66,7 +65,7 @@ def neighbourhood(
 ) -> NDArray[np.intp]:
     """Up to `limit` partners, sorted: those holding variable amounts (largest holdings of
     the scarcest resource first when there are too many), the best takers of one more
-    quantum of each resource, and the partners closest below a tier."""
+    quantum of each resource, and the partners cheapest to lift over each tier."""
     request = arrays.request
     held = np.zeros(arrays.n_partners)
     variable = amounts[arrays.pair_partner, arrays.pair_resource]
@@ -74,7 +73,9 @@ def neighbourhood(
     share = np.divide(variable, budget[arrays.pair_resource], out=np.zeros_like(variable),
                       where=budget[arrays.pair_resource] > 0)  # fmt: skip
     np.maximum.at(held, arrays.pair_partner, share)
-    holders = np.flatnonzero(held > 0)
+    holding = np.zeros(arrays.n_partners, dtype=bool)
+    holding[arrays.pair_partner[variable > 0]] = True  # unbudgeted resources count too
+    holders = np.flatnonzero(holding)
     holders = holders[np.argsort(-held[holders], kind="stable")]
     chosen: list[int] = list(holders[:limit])
     gmv = projected_gmv(request, amounts, None, columns)
@@ -111,7 +112,7 @@ def _share_to_reach(
 ) -> FloatArray:
     """Per partner in `rows`, the least share s of every budget that lifts it to
     `threshold` when it gets s of each budget it may use (inf: not even at its maxima)."""
-    amounts = np.zeros((arrays.n_partners, arrays.n_resources))
+    amounts = arrays.pinned.copy()
     mask = np.zeros(arrays.n_partners, dtype=bool)
     mask[rows] = True
     pairs = np.flatnonzero(mask[arrays.pair_partner])
@@ -174,7 +175,7 @@ def sub_request(
         partners.append(replace(partner, bounds=bounds))
     outside_reach = [int(np.count_nonzero(gmv[~mask] >= t.min_gmv)) for t in request.tiers]
     tiers = tuple(
-        Tier(t.name, t.min_gmv, max(t.target - reached, 0), t.weight)
+        replace(t, target=max(t.target - reached, 0))
         for t, reached in zip(request.tiers, outside_reach, strict=True)
     )
     constraints: list[Constraint] = []
