@@ -19,7 +19,7 @@ from optimizer.diagnosis import diagnose_infeasible, exhausted_resources
 from optimizer.engines import DECOMPOSITION, available_engines, milp_backend
 from optimizer.errors import EngineUnavailable, OptimizerError
 from optimizer.milp import solve_milp
-from optimizer.neighbourhood import improver
+from optimizer.neighbourhood import finish_by_neighbourhoods, improver
 from optimizer.outcome import Candidate, EngineOutcome
 from optimizer.progress import Progress, ProgressEvent
 from optimizer.scoring import Score, better_score, score
@@ -135,6 +135,11 @@ def run_engine(
     )
     if first is not None:
         outcome.prices = first.prices  # what a nearby request's warm-up can start from
+    if auto:
+        spent = time.perf_counter() - started
+        outcome = finish_by_neighbourhoods(
+            arrays, outcome, progress, should_stop, limit - spent, spent
+        )
     return outcome
 
 
