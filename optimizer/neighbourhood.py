@@ -251,13 +251,16 @@ def finish_by_neighbourhoods(
     should_stop: Callable[[], bool] | None,
     left_s: float,
     spent_s: float = 0.0,
+    attempt: int = 0,
 ) -> EngineOutcome:
     """A MILP outcome that stopped short of its gap with time left (its stall rule), its
     plan improved in neighbourhoods with that time; its bound stands, its gap and status
     follow the plan. Family seed 4, 300 partners, ambition 0.98: CBC's rounds stall 0.49%
     below their bound after 10 s; random halves of the plan's 92 busiest partners then
-    gain 0.46% in 4 s (0.03% from the bound). One plan only: alternatives are told apart
-    by their achievers, which a changed first plan could repeat."""
+    gain 0.46% in 4 s (0.03% from the bound). A decomposition outcome with time left after
+    its own searches gets it too (`attempt` 1: other halves than its improver drew). One
+    plan only: alternatives are told apart by their achievers, which a changed first plan
+    could repeat."""
     request = arrays.request
     if (
         outcome.status is not SolveStatus.FEASIBLE
@@ -272,7 +275,7 @@ def finish_by_neighbourhoods(
     clock = Clock(left_s, should_stop)
     start = outcome.candidates[0].amounts
     moved = improve_in_neighbourhoods(
-        arrays, start, floor, outcome.best_bound, clock, progress, spent_s
+        arrays, start, floor, outcome.best_bound, clock, progress, spent_s, attempt
     )  # fmt: skip
     if moved is None:
         return outcome
@@ -297,6 +300,7 @@ def improve_in_neighbourhoods(
     clock: Clock,
     progress: Progress | None = None,
     spent_s: float = 0.0,
+    attempt: int = 0,
 ) -> FloatArray | None:
     """Better amounts than `amounts` (an exactly valid plan), re-solved in neighbourhoods
     by the CBC MILP until the plan is within the request's gap of `bound` (GMV), the
@@ -305,13 +309,14 @@ def improve_in_neighbourhoods(
     halves of it follow (the MILP settles a smaller one better in its round: 5,000 family
     partners, 0.138% → 0.101% of the bound). `floor`: the proven least weighted
     shortfall, which the plan reaches (settles each MILP's stage 1); `spent_s`: the
-    caller's seconds so far, for progress reports."""
+    caller's seconds so far, for progress reports; `attempt`: a later search on the same
+    request draws other halves."""
     request = arrays.request
     columns = curve_columns(request)
     best = Candidate(amounts)
     best_score = score(arrays, columns, best)
     round_s = max(MIN_ROUND_S, ROUND_SHARE * request.options.time_limit_s)
-    rng = np.random.default_rng([request.options.seed, arrays.n_partners])
+    rng = np.random.default_rng([request.options.seed, arrays.n_partners, attempt])
     rounds, halves, stale = 0, False, 0
     while not clock.out() and clock.left() >= MIN_ROUND_S:
         if _within_gap(best_score, bound, request):

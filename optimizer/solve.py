@@ -103,6 +103,13 @@ def run_engine(
             prices=None if prices is None else np.asarray(prices, dtype=float),
             improve=improver(arrays, progress, should_stop) if auto else None,
         )
+        if auto:
+            spent = time.perf_counter() - started
+            left = limit - spent - FINISH_BY_MILP_MARGIN * limit
+            if arrays.n_pairs > FINISH_BY_MILP_PAIRS:  # else the whole MILP finishes it
+                outcome = finish_by_neighbourhoods(
+                    arrays, outcome, progress, should_stop, left, spent, attempt=1
+                )
         left = limit - (time.perf_counter() - started)
         return finish_by_milp(arrays, outcome, progress, should_stop, left, limit)
     backend = milp_backend(engine)
