@@ -33,7 +33,7 @@ from optimizer.decomposition.problem import Problem
 from optimizer.decomposition.repair import fixed_amounts
 from optimizer.decomposition.subproblem import respond
 from optimizer.engines import milp_backend
-from optimizer.engines.base import MilpModel, Termination
+from optimizer.engines.base import MilpModel, MilpResult, Termination
 from optimizer.matrix import MatrixBuilder
 
 IntArray = NDArray[np.intp]
@@ -66,39 +66,22 @@ def shortfall_floor(
     weights = problem.weights
     if not np.all(weights == np.round(weights)) or best_shortfall <= 0:
         return None
-    stage = Stage("attain", problem.targets, True)
-    lagrangian = Lagrangian(problem, stage)
-    lumpy = problem.lumpy_resources()
-    lagrangian.exact_grid = lumpy[0] if lumpy else None
-    evaluation = lagrangian.evaluate(z)
-    levels = evaluation.response.values + lagrangian.rewards(z, problem)
-    delta = evaluation.phi[:, None] - levels  # (n, T+1), inf where a level is out of reach
+    lagrangian, value, delta = _reduced_costs(problem, Stage("attain", problem.targets, True), z)
     total = float((weights * problem.targets).sum())
-    slack = evaluation.value - (total - best_shortfall + 1.0)
+    slack = value - (total - best_shortfall + 1.0)
     if slack < 0:  # the Lagrangian alone proves the best plan
         return StageOneBound(best_shortfall, 0, True)
-    possible = delta <= slack + NOISE * max(abs(evaluation.value), 1.0)
-    choices = possible.sum(axis=1)
-    if np.any(choices == 0):  # cannot be: the Lagrangian's own choice has δ = 0
+    fixed = _fixed_levels(delta, slack, value)
+    if fixed is None or clock.out(share):
         return None
-    doubt = np.flatnonzero(choices > 1)
-    settled_level = np.argmax(possible, axis=1)  # the one level of settled partners
-    settled_level[doubt] = 0
-    if clock.out(share):
-        return None
+    possible, doubt, settled_level = fixed
     model = _relaxation(
-        problem, lagrangian, z, delta, possible, doubt, settled_level, evaluation.value, total,
+        problem, lagrangian, z, delta, possible, doubt, settled_level, value, total,
         lambda: clock.out(share),
     )  # fmt: skip
     if clock.out(share):
         return None
-    result = milp_backend("highs").solve(
-        model,
-        time_limit_s=max(clock.left(share), 0.05),
-        mip_gap=0.0,
-        seed=seed,
-        should_stop=clock.should_stop,
-    )
+    result = _solved(model, clock, share, seed)
     if result.termination is Termination.INFEASIBLE:
         return StageOneBound(best_shortfall, doubt.size, True)
     if result.bound is None or not math.isfinite(result.bound):
@@ -129,25 +112,17 @@ def gmv_ceiling(
     when no level choice is left, no better plan exists: `best_gmv` is the bound)."""
     if stage.kind != "gmv" or not stage.price_tiers or stage.attainment is not None:
         return None
-    lagrangian = Lagrangian(problem, stage)
-    lumpy = problem.lumpy_resources()
-    lagrangian.exact_grid = lumpy[0] if lumpy else None
-    evaluation = lagrangian.evaluate(z)
-    levels = evaluation.response.values + lagrangian.rewards(z, problem)
-    delta = evaluation.phi[:, None] - levels
-    slack = evaluation.value - best_gmv
+    lagrangian, value, delta = _reduced_costs(problem, stage, z)
+    slack = value - best_gmv
     if slack < 0:  # the Lagrangian alone proves the best plan optimal
         return best_gmv
-    possible = delta <= slack + NOISE * max(abs(evaluation.value), 1.0)
-    choices = possible.sum(axis=1)
-    if np.any(choices == 0):
+    fixed = _fixed_levels(delta, slack, value)
+    if fixed is None:
         return None
-    doubt = np.flatnonzero(choices > 1)
-    settled_level = np.argmax(possible, axis=1)
-    settled_level[doubt] = 0
+    possible, doubt, settled_level = fixed
     if doubt.size == 0:  # one level choice left: it keeps the counts, or no plan is better
         keeps = _counts_hold(problem, settled_level, stage.targets)
-        return evaluation.value if keeps else best_gmv
+        return value if keeps else best_gmv
     if clock.out(share):
         return None
     model = _level_choice(
@@ -156,20 +131,56 @@ def gmv_ceiling(
     )  # fmt: skip
     if clock.out(share):
         return None
-    result = milp_backend("highs").solve(
+    result = _solved(model, clock, share, seed)
+    if result.termination is Termination.INFEASIBLE:
+        return best_gmv
+    if result.bound is None or not math.isfinite(result.bound):
+        return None
+    settled = np.ones(problem.n, dtype=bool)
+    settled[doubt] = False
+    fixed_delta = float(delta[settled, settled_level[settled]].sum())
+    least = max(result.bound + fixed_delta, 0.0)
+    return max(value - least * (1 - ROW_EASE), best_gmv)
+
+
+def _reduced_costs(
+    problem: Problem, stage: Stage, z: FloatArray
+) -> tuple[Lagrangian, float, FloatArray]:
+    """The stage's Lagrangian at `z` (the ticket grid exact), its value, and each
+    partner's reduced cost δ of each level: (n, T+1), inf where a level is out of reach."""
+    lagrangian = Lagrangian(problem, stage)
+    lumpy = problem.lumpy_resources()
+    lagrangian.exact_grid = lumpy[0] if lumpy else None
+    evaluation = lagrangian.evaluate(z)
+    levels = evaluation.response.values + lagrangian.rewards(z, problem)
+    return lagrangian, evaluation.value, evaluation.phi[:, None] - levels
+
+
+def _fixed_levels(
+    delta: FloatArray, slack: float, value: float
+) -> tuple[NDArray[np.bool_], IntArray, IntArray] | None:
+    """Reduced-cost fixing: the levels each partner may still take (δ within `slack`),
+    the partners left with more than one, and the one level of the others (0 for those in
+    doubt). None if a partner has none (cannot be: the Lagrangian's own choice has δ = 0)."""
+    possible = delta <= slack + NOISE * max(abs(value), 1.0)
+    choices = possible.sum(axis=1)
+    if np.any(choices == 0):
+        return None
+    doubt = np.flatnonzero(choices > 1)
+    settled_level = np.argmax(possible, axis=1)
+    settled_level[doubt] = 0
+    return possible, doubt, settled_level
+
+
+def _solved(model: MilpModel, clock: Clock, share: float, seed: int) -> MilpResult:
+    """The model solved by HiGHS to optimality, or as far as `share` of the clock allows."""
+    return milp_backend("highs").solve(
         model,
         time_limit_s=max(clock.left(share), 0.05),
         mip_gap=0.0,
         seed=seed,
         should_stop=clock.should_stop,
     )
-    if result.termination is Termination.INFEASIBLE:
-        return best_gmv
-    if result.bound is None or not math.isfinite(result.bound):
-        return None
-    fixed_delta = float(delta[np.arange(problem.n), settled_level][choices == 1].sum())
-    least = max(result.bound + fixed_delta, 0.0)
-    return max(evaluation.value - least * (1 - ROW_EASE), best_gmv)
 
 
 def _counts_hold(problem: Problem, level: IntArray, targets: NDArray[np.int64]) -> bool:
@@ -196,29 +207,56 @@ def _level_choice(
 ) -> MilpModel:
     """The MILP over the partners in doubt: minimise Σ δ keeping the tier counts, group
     counts and surrogate budget rows."""
+    b = MatrixBuilder()
+    rows = _level_rows(problem, b, possible, doubt, settled_level, targets)
+    y, owner, level, settled = rows.y, rows.owner, rows.level, rows.settled
+    _surrogate_rows(problem, lagrangian, z, b, y, owner, level, settled, settled_level, out_of_time)
+    cost = np.zeros(b.n_cols)
+    cost[y] = delta[owner, level]
+    return b.build(cost)
+
+
+@dataclass
+class _LevelRows:
+    y: IntArray  # one binary per (partner in doubt, possible level)
+    owner: IntArray  # its partner
+    level: IntArray  # its level
+    settled: NDArray[np.bool_]  # partners not in doubt
+    tier_rows: IntArray  # the tier-count rows, in tier order
+
+
+def _level_rows(
+    problem: Problem,
+    b: MatrixBuilder,
+    possible: NDArray[np.bool_],
+    doubt: IntArray,
+    settled_level: IntArray,
+    targets: NDArray[np.int64],
+) -> _LevelRows:
+    """The level binaries of the partners in doubt with their rows: exactly one level
+    each, the tier counts (at least `targets`, settled partners counted as constants)
+    and the group counts."""
     settled = np.ones(problem.n, dtype=bool)
     settled[doubt] = False
-    b = MatrixBuilder()
     owner, level = np.nonzero(possible[doubt])
     owner = doubt[owner]
     y = b.add_columns(np.zeros(owner.size), np.ones(owner.size), integer=True)
     _, row_of = np.unique(owner, return_inverse=True)
     rows = b.add_rows(1.0, 1.0, count=doubt.size)
     b.add_entries(rows[row_of], y, 1.0)
+    tier_rows = []
     for t in range(1, problem.n_tiers + 1):
         already = int(np.count_nonzero(settled & (settled_level >= t)))
         lifted = level >= t
         row = b.add_rows(float(targets[t - 1] - already), np.inf, count=1)
         b.add_entries(np.full(int(lifted.sum()), row[0]), y[lifted], 1.0)
+        tier_rows.append(int(row[0]))
     for counted in problem.group_counts:
         already = int(np.count_nonzero(settled & counted.members & (settled_level > counted.tier)))
         lifted = (level > counted.tier) & counted.members[owner]
         row = b.add_rows(float(counted.minimum - already), np.inf, count=1)
         b.add_entries(np.full(int(lifted.sum()), row[0]), y[lifted], 1.0)
-    _surrogate_rows(problem, lagrangian, z, b, y, owner, level, settled, settled_level, out_of_time)
-    cost = np.zeros(b.n_cols)
-    cost[y] = delta[owner, level]
-    return b.build(cost)
+    return _LevelRows(y, owner, level, settled, np.array(tier_rows, dtype=np.intp))
 
 
 def _relaxation(
@@ -236,28 +274,12 @@ def _relaxation(
     """The MILP over the partners in doubt: minimise weighted shortfall (surrogate rows
     stop once `out_of_time`: fewer rows, a weaker but still valid relaxation)."""
     n_tiers = problem.n_tiers
-    settled = np.ones(problem.n, dtype=bool)
-    settled[doubt] = False
     b = MatrixBuilder()
-    owner, level = np.nonzero(possible[doubt])
-    owner = doubt[owner]
-    y = b.add_columns(np.zeros(owner.size), np.ones(owner.size), integer=True)
-    # Exactly one level per partner in doubt.
-    _, row_of = np.unique(owner, return_inverse=True)
-    rows = b.add_rows(1.0, 1.0, count=doubt.size)
-    b.add_entries(rows[row_of], y, 1.0)
+    rows = _level_rows(problem, b, possible, doubt, settled_level, problem.targets)
+    y, owner, level, settled = rows.y, rows.owner, rows.level, rows.settled
+    # Each tier's shortfall s_t makes up what its count misses.
     s = b.add_columns(np.zeros(n_tiers), problem.targets.astype(float), integer=True)
-    for t in range(1, n_tiers + 1):
-        already = int(np.count_nonzero(settled & (settled_level >= t)))
-        lifted = level >= t
-        row = b.add_rows(float(problem.targets[t - 1] - already), np.inf, count=1)
-        b.add_entries(np.full(int(lifted.sum()), row[0]), y[lifted], 1.0)
-        b.add_entries(row, s[t - 1 : t], 1.0)
-    for counted in problem.group_counts:
-        already = int(np.count_nonzero(settled & counted.members & (settled_level > counted.tier)))
-        lifted = (level > counted.tier) & counted.members[owner]
-        row = b.add_rows(float(counted.minimum - already), np.inf, count=1)
-        b.add_entries(np.full(int(lifted.sum()), row[0]), y[lifted], 1.0)
+    b.add_entries(rows.tier_rows, s, 1.0)
     # The reduced-cost row: Σ δ <= L − A with A = W − Σ w·s.
     fixed_delta = float(delta[settled, settled_level[settled]].sum())
     row = b.add_rows(-np.inf, dual_value - total - fixed_delta, count=1)
