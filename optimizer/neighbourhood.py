@@ -226,12 +226,8 @@ def improver(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
 ) -> Callable[[FloatArray, float | None, float, float, float], FloatArray | None] | None:
-    """The decomposition's `Improver` for this request, None where it does not apply
-    (min_cost, package menus, no CBC)."""
-    request = arrays.request
-    if request.objective is Objective.MIN_COST or arrays.packages:
-        return None
-    if "cbc" not in available_engines():
+    """The decomposition's `Improver` for this request, None where it does not apply."""
+    if not _applies(arrays):
         return None
 
     def improve(
@@ -242,6 +238,13 @@ def improver(
         )
 
     return improve
+
+
+def _applies(arrays: ProblemArrays) -> bool:
+    """Not for min_cost, package menus, or without CBC."""
+    if arrays.request.objective is Objective.MIN_COST or arrays.packages:
+        return False
+    return "cbc" in available_engines()
 
 
 def finish_by_neighbourhoods(
@@ -268,7 +271,7 @@ def finish_by_neighbourhoods(
         or outcome.best_bound is None
         or request.options.plans != 1
         or left_s < 2 * MIN_ROUND_S
-        or improver(arrays) is None
+        or not _applies(arrays)
     ):
         return outcome
     floor = outcome.shortfall_bound if outcome.shortfall_proven else None
@@ -324,7 +327,8 @@ def improve_in_neighbourhoods(
         inside = neighbourhood(arrays, columns, best.amounts, MAX_PARTNERS)
         if halves:
             inside = np.sort(rng.choice(inside, size=max(inside.size // 2, 1), replace=False))
-        moved = _round(arrays, best.amounts, inside, floor, min(round_s, clock.left()), clock)
+        seconds = min(round_s, clock.left())
+        moved = _round(arrays, columns, best.amounts, inside, floor, seconds, clock)
         rounds += 1
         if moved is None:
             break
@@ -350,6 +354,7 @@ def improve_in_neighbourhoods(
 
 def _round(
     arrays: ProblemArrays,
+    columns: list[CurveColumn],
     amounts: FloatArray,
     inside: NDArray[np.intp],
     floor: float | None,
@@ -359,7 +364,6 @@ def _round(
     """The amounts with the partners `inside` re-solved by the CBC MILP (never worse for
     them: the MILP starts from theirs); None when no sub-request or plan came out."""
     request = arrays.request
-    columns = curve_columns(request)
     sub = sub_request(arrays, columns, amounts, inside, seconds, request.options.mip_gap)
     if sub is None:
         return None

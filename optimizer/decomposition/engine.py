@@ -238,12 +238,21 @@ def _polished(
     if problem.request.objective is Objective.MIN_COST or not clock.room(POLISH_SHARE):
         return plan
     moved = polish(arrays, curve_columns(problem.request), plan.amounts, clock, POLISH_SHARE)
-    polished = evaluate_plan(problem, moved)
-    if not better(polished, plan, False) or breaks_hard_rows(problem, moved):
+    return _better_keeping_rows(problem, plan, moved)
+
+
+def _better_keeping_rows(
+    problem: Problem, plan: ScoredAmounts, amounts: FloatArray | None
+) -> ScoredAmounts:
+    """`amounts` scored, when better than `plan` and breaking no hard row (budgets, group
+    shares, and any group count the plan met); else `plan`."""
+    if amounts is None or breaks_hard_rows(problem, amounts):
         return plan
-    if missed_group_counts(problem, moved) and not missed_group_counts(problem, plan.amounts):
+    if missed_group_counts(problem, amounts) and not missed_group_counts(problem, plan.amounts):
         return plan
-    return polished
+    scored = evaluate_plan(problem, amounts)
+    minimise = problem.request.objective is Objective.MIN_COST
+    return scored if better(scored, plan, minimise) else plan
 
 
 def _with_stage_one(
@@ -379,16 +388,7 @@ def _improved(
     if seconds <= 0:
         return plan
     amounts = improve(plan.amounts, floor, bound, seconds, clock.elapsed())
-    if amounts is None or breaks_hard_rows(problem, amounts):
-        return plan
-    if missed_group_counts(problem, amounts) and not missed_group_counts(problem, plan.amounts):
-        return plan
-    improved = evaluate_plan(problem, amounts)
-    return (
-        improved
-        if better(improved, plan, problem.request.objective is Objective.MIN_COST)
-        else plan
-    )
+    return _better_keeping_rows(problem, plan, amounts)
 
 
 def _with_best(
