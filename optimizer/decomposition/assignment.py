@@ -170,13 +170,17 @@ def assign_by_milp(
     seed: int = 0,
     incumbent: FloatArray | None = None,
     grid: bool = True,
+    floor: float | None = None,
 ) -> tuple[NDArray[np.int64], FloatArray] | None:
     """(levels, amounts) the MILP chooses, like `repair.assign_levels`, within `share` of
     the clock's limit; None when it has no solution in time (or the hard group rows
     cannot be met with these options). `incumbent`: a plan's amounts (within budgets and
     group rules) whose partners' tier mixes become options too, and its start: the MILP
     then never does worse than it. `grid`: with the ticket grid's options (a larger
-    MILP, slower to prove its budget use least)."""
+    MILP, slower to prove its budget use least). `floor`: a proven least weighted
+    shortfall; the MILP stops at the first choice reaching it, whatever its budget use
+    (at 50,000 family partners it had that choice in 0.3 s and spent 12 s more on 0.4%
+    of the budgets, which stage 2 reallocates anyway)."""
     available = clock.left(share)
     # Price variants stop once half the time is gone: the MILP needs the other half.
     options = tier_options(
@@ -202,6 +206,7 @@ def assign_by_milp(
         seed=seed,
         warm_start=warm,
         should_stop=clock.should_stop,
+        target=None if floor is None else _objective_at(problem, floor),
     )
     if result.x is None:
         return None
@@ -266,8 +271,19 @@ def _model(
     # One unit of the smallest weight outweighs any use of the budgets (share <= 1).
     cost = np.zeros(b.n_cols)
     cost[y] = share / max(len(finite), 1)
-    cost[s] = 2.0 * problem.weights / max(float(np.min(problem.weights)), 1e-12)
+    cost[s] = _shortfall_cost(problem) * problem.weights
     return b.build(cost)
+
+
+def _shortfall_cost(problem: Problem) -> float:
+    """The model's cost of one unit of weighted shortfall."""
+    return 2.0 / max(float(np.min(problem.weights)), 1e-12)
+
+
+def _objective_at(problem: Problem, floor: float) -> float:
+    """The highest objective of a choice at weighted shortfall `floor` (its budget use,
+    the rest of the objective, is at most 1)."""
+    return _shortfall_cost(problem) * floor + 1.0
 
 
 def _with_incumbent(

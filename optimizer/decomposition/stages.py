@@ -128,10 +128,11 @@ def run_stage(
         if iteration >= MIN_DUAL_STEPS and bundle.model_gap < enough:
             break
         # Near convergence, a dual that cannot fall far enough to prove anything more has
-        # nothing left to give; the stage-1 certificate is the better use of the time.
+        # nothing left to give: the tier-option MILP and the stage-1 certificate are the
+        # better use of the time, and so are they than plans at jittered prices.
         near = iteration >= MIN_DUAL_STEPS and bundle.model_gap < HOPELESS_GAP
         if near and hopeless is not None and hopeless(bundle.floor, best):
-            break
+            return bound, best, bundle.best
     if refine_steps and not goal(bound, best):
         bound = min(bound, refine_bound(problem, stage, bundle.best, clock, share, refine_steps))
         report(f"{stage.kind} exact tickets")

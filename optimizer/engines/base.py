@@ -80,7 +80,10 @@ class MilpBackend(Protocol):
         seed: int = 0,
         warm_start: FloatArray | None = None,
         should_stop: Callable[[], bool] | None = None,
+        target: float | None = None,
     ) -> MilpResult:
         """`should_stop` is polled (throttled) by backends that can interrupt a solve;
-        the others stop at `time_limit_s`."""
+        the others stop at `time_limit_s`. `target`: a solution with objective at or below
+        it is good enough (the caller knows a bound the solver would take long to prove);
+        HiGHS stops there, CBC and CP-SAT take it as no more than a hint and run on."""
         ...

@@ -153,6 +153,7 @@ class CbcBackend:
         seed: int = 0,
         warm_start: FloatArray | None = None,
         should_stop: Callable[[], bool] | None = None,
+        target: float | None = None,
     ) -> MilpResult:
         import pulp
 

@@ -70,6 +70,7 @@ class CpSatBackend:
         seed: int = 0,
         warm_start: FloatArray | None = None,
         should_stop: Callable[[], bool] | None = None,
+        target: float | None = None,
     ) -> MilpResult:
         from ortools.sat.python import cp_model
 

@@ -77,6 +77,7 @@ class HighsBackend:
         seed: int = 0,
         warm_start: FloatArray | None = None,
         should_stop: Callable[[], bool] | None = None,
+        target: float | None = None,
     ) -> MilpResult:
         import highspy
 
@@ -87,6 +88,8 @@ class HighsBackend:
         h.setOptionValue("mip_rel_gap", float(mip_gap))
         h.setOptionValue("random_seed", int(seed))
         h.setOptionValue("threads", 1)
+        if target is not None:
+            h.setOptionValue("objective_target", float(target))
 
         lp = highspy.HighsLp()
         lp.num_col_ = model.n_cols

@@ -1,0 +1,82 @@
+"""A solve with a `target` objective stops at the first solution that good: the tier-option
+MILP knows the least shortfall from the certificate and need not prove it again."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.optimize import linprog
+
+from fixtures.families import family_request
+from optimizer.arrays import build_arrays
+from optimizer.clock import Clock
+from optimizer.decomposition.assignment import assign_by_milp
+from optimizer.decomposition.lagrangian import Lagrangian, Stage
+from optimizer.decomposition.primal import breaks_hard_rows, evaluate_plan
+from optimizer.decomposition.problem import build_problem
+from optimizer.decomposition.stages import run_stage
+from optimizer.engines import available_engines, milp_backend
+from optimizer.engines.base import MilpModel, Termination
+
+pytestmark = pytest.mark.skipif("highs" not in available_engines(), reason="HiGHS missing")
+
+
+def _hard_knapsack() -> MilpModel:
+    """A 400-item, 30-constraint 0-1 knapsack no solver closes in a few seconds."""
+    rng = np.random.default_rng(0)
+    weights = rng.integers(10, 100, (30, 400)).astype(float)
+    return MilpModel(
+        c=-rng.integers(10, 100, 400).astype(float),
+        A=sp.csr_matrix(weights),
+        row_lo=np.full(30, -np.inf),
+        row_hi=weights.sum(axis=1) / 3,
+        col_lo=np.zeros(400),
+        col_hi=np.ones(400),
+        integer=np.ones(400, dtype=bool),
+    )
+
+
+def test_highs_stops_at_the_first_solution_reaching_the_target() -> None:
+    model = _hard_knapsack()
+    relaxed = linprog(
+        model.c, A_ub=model.A.toarray(), b_ub=model.row_hi, bounds=(0, 1), method="highs"
+    )
+    # 3% short of the LP optimum: HiGHS's first heuristic solutions get there, its proof
+    # would take far longer (within 0.4% of the bound after 5 s, still short of optimal).
+    target = 0.97 * float(relaxed.fun)
+    result = milp_backend("highs").solve(model, time_limit_s=30, mip_gap=1e-9, target=target)
+    assert result.termination is Termination.FEASIBLE
+    assert result.x is not None and result.objective is not None
+    assert result.objective <= target
+    assert np.all(model.A @ result.x <= model.row_hi + 1e-9)
+    # It stopped there: a run to the time limit would end within 0.4% of its bound.
+    assert result.bound is not None
+    assert result.objective - result.bound > 0.01 * abs(result.bound)
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_the_tier_option_milp_stopped_at_the_floor_reaches_it(seed: int) -> None:
+    """Given the least shortfall the full MILP reaches as its floor, the MILP stops on a
+    plan with that shortfall, within the budgets and every hard group row."""
+    request, _ = family_request(seed, 300, 0.98, resources=3)
+    problem = build_problem(build_arrays(request))
+    attain = Stage("attain", problem.targets, True)
+    _, _, z = run_stage(
+        problem, attain, Clock(30.0), 1.0, lambda b, p: False, problem.targets, None
+    )
+    prices = Lagrangian(problem, attain).evaluate(z).prices
+    full = assign_by_milp(problem, prices, problem.targets, Clock(30.0), 1.0, grid=False)
+    assert full is not None
+    least = evaluate_plan(problem, full[1]).shortfall
+    found = assign_by_milp(
+        problem, prices, problem.targets, Clock(30.0), 1.0, grid=False, floor=least
+    )
+    assert found is not None
+    levels, amounts = found
+    plan = evaluate_plan(problem, amounts)
+    assert plan.shortfall == least
+    assert np.all(amounts.sum(axis=0) <= problem.budget * (1 + 1e-9))
+    reached = (problem.values(amounts)[:, None] >= problem.thresholds[None, :]).sum(axis=1)
+    assert np.all(reached >= levels)
+    assert breaks_hard_rows(problem, amounts) == []
