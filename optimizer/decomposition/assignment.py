@@ -171,6 +171,7 @@ def assign_by_milp(
     incumbent: FloatArray | None = None,
     grid: bool = True,
     floor: float | None = None,
+    solve_s: float = math.inf,
 ) -> tuple[NDArray[np.int64], FloatArray] | None:
     """(levels, amounts) the MILP chooses, like `repair.assign_levels`, within `share` of
     the clock's limit; None when it has no solution in time (or the hard group rows
@@ -180,7 +181,8 @@ def assign_by_milp(
     MILP, slower to prove its budget use least). `floor`: a proven least weighted
     shortfall; the MILP stops at the first choice reaching it, whatever its budget use
     (at 50,000 family partners it had that choice in 0.3 s and spent 12 s more on 0.4%
-    of the budgets, which stage 2 reallocates anyway)."""
+    of the budgets, which stage 2 reallocates anyway). `solve_s`: at most this long for
+    the MILP itself (building the options is not capped by it)."""
     available = clock.left(share)
     # Price variants stop once half the time is gone: the MILP needs the other half.
     options = tier_options(
@@ -197,7 +199,7 @@ def assign_by_milp(
         options, warm = _with_incumbent(problem, options, incumbent, start, targets)
     if len(options) == 0 or clock.out(share):
         return None
-    time_limit_s = clock.left(share)
+    time_limit_s = min(clock.left(share), solve_s)
     model = _model(problem, options, fixed, start, targets)
     result = milp_backend("highs").solve(
         model,

@@ -35,10 +35,9 @@ from optimizer.progress import Progress, ProgressEvent
 
 # The tier-option MILP is tried only with at least this many seconds left for it.
 MIN_ASSIGNMENT_S = 1.0
-# The first tier-option MILP (price variants only) runs up to this share of the limit, and
-# for no more than the extra share beyond what is spent already.
-FIRST_ASSIGNMENT_SHARE = 0.5
-FIRST_EXTRA_SHARE = 0.1
+# The first tier-option MILP (price variants only) solves for at most this share of the
+# limit.
+FIRST_SOLVE_SHARE = 0.05
 # The stage-1 certificate (reduced-cost fixing and its MILP) may run up to this share.
 CERTIFICATE_SHARE = 0.55
 # The tier-option MILP with the ticket grid's options, when the certificate leaves room.
@@ -103,13 +102,13 @@ def stage_one(
         lean = plan1.amounts if plan1 is not None else None
         floor = least(bound1)
         if not settled(bound1, plan1) and not settled(bound1, seed_plan):
-            # On a short leash: it finds its plan early (0.3 s of 12 at 50,000 family
-            # partners) and spends the rest proving it, which the certificate does in
-            # well under a second once it has that plan.
-            share = min(FIRST_ASSIGNMENT_SHARE, clock.elapsed() / clock.limit + FIRST_EXTRA_SHARE)
+            # The MILP on a short leash: it finds its plan early (0.3 s of 12 at 50,000
+            # family partners) and spends the rest proving it, which the certificate does
+            # in well under a second once it has that plan.
             exact = _assigned_plan(
-                problem, attain, prices1, clock, share, lean, grid=False, floor=floor
-            )
+                problem, attain, prices1, clock, 0.5, lean, grid=False, floor=floor,
+                solve_s=FIRST_SOLVE_SHARE * clock.limit,
+            )  # fmt: skip
             if exact is not None and (plan1 is None or better(exact, plan1, minimise)):
                 plan1 = exact
         seed_plan = _better_stage_one(problem, plan1, seed_plan)
@@ -175,6 +174,7 @@ def _assigned_plan(
     incumbent: FloatArray | None = None,
     grid: bool = True,
     floor: float | None = None,
+    solve_s: float = math.inf,
 ) -> ScoredAmounts | None:
     """The stage-1 plan of the tier-option MILP (`assignment`) at the prices `z`; it stops
     at the first plan reaching the proven `floor`."""
@@ -191,6 +191,7 @@ def _assigned_plan(
         incumbent,
         grid,
         floor,
+        solve_s,
     )
     if found is None:
         return None
