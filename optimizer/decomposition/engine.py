@@ -90,6 +90,7 @@ class _Result:
     stage1_proven: bool
     prices: FloatArray  # the best stage-2 prices
     shortfall_floor: float | None  # proven least weighted shortfall (None: tiers do not count)
+    attain_prices: FloatArray | None = None  # stage 1's attainment prices, when it ran
 
 
 def solve_decomposition(
@@ -114,6 +115,7 @@ def solve_decomposition(
     minimise = request.objective is Objective.MIN_COST
     warm = prices if prices is not None and _prices_fit(problem, prices) else None
     incumbent = None if start is None else evaluate_plan(problem, start.amounts.copy())
+    attain_warm = None
     if warm is None and problem.n > SAMPLE_ABOVE:
         sample = problem.sample(SAMPLE_SIZE, request.options.seed)
         sample_clock = Clock(time_limit_s * 0.2, should_stop)
@@ -125,9 +127,10 @@ def solve_decomposition(
                     stage="sample",
                 )
             )
-        warm = _solve(sample, sample_clock, mip_gap / 4, None, None).prices
+        priced = _solve(sample, sample_clock, mip_gap / 4, None, None)
+        warm, attain_warm = priced.prices, priced.attain_prices
     result = _solve(
-        problem, clock, mip_gap, progress, warm, incumbent, prices is None, improve
+        problem, clock, mip_gap, progress, warm, incumbent, prices is None, improve, attain_warm
     )  # fmt: skip
     best, certified = result.plan, certified_bound(result.bound, minimise)
     if math.isfinite(certified) and dual_gap(result.bound, best.objective, minimise) > mip_gap:
@@ -275,17 +278,19 @@ def _solve(
     incumbent: ScoredAmounts | None = None,
     trust_warm: bool = True,
     improve: Improver | None = None,
+    attain_warm: FloatArray | None = None,
 ) -> _Result:
     """Both stages on `problem`; `warm` (stage-2 prices) starts the probe and stage 2 (a
     nearby request's, `trust_warm` false, only when no worse a start than the usual),
-    `incumbent` (an exactly valid plan) is stage 1's first plan and stage 2's first best.
+    `incumbent` (an exactly valid plan) is stage 1's first plan and stage 2's first best;
+    `attain_warm` starts stage 1's attainment dual (a sample's prices).
 
     Anytime: once stage 2's first search ends short of the gap, further searches restart
     from its best prices (new jitter each time) until the gap is certified, the time is
     up, or STALE_ROUNDS searches in a row improve neither the bound nor the plan.
     """
     minimise = problem.request.objective is Objective.MIN_COST
-    one = stage_one(problem, clock, progress, warm, incumbent)
+    one = stage_one(problem, clock, progress, warm, incumbent, attain_warm)
     attainment = None
     if one.plan is not None and one.plan.shortfall > 0:
         attainment = float((problem.weights * one.targets).sum())
@@ -350,7 +355,8 @@ def _solve(
         bound = _ceiling(problem, stage, prices, bound, best, clock)
     if best is None:
         best = evaluate_plan(problem, fixed_amounts(problem))
-    return _Result(best, bound, one.proven, prices, one.floor if has_tiers else None)
+    floor = one.floor if has_tiers else None
+    return _Result(best, bound, one.proven, prices, floor, one.prices)
 
 
 def _ceiling(

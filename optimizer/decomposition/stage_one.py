@@ -62,8 +62,11 @@ def stage_one(
     progress: Progress | None,
     warm: FloatArray | None,
     incumbent: ScoredAmounts | None = None,
+    attain_warm: FloatArray | None = None,
 ) -> StageOne:
-    """The least weighted shortfall the prices find, and whether the bound proves it."""
+    """The least weighted shortfall the prices find, and whether the bound proves it.
+    `attain_warm`: where the attainment dual starts (a sample's prices: at 1,000,000
+    partners the dual has time for a dozen steps)."""
     minimise = problem.request.objective is Objective.MIN_COST
     if problem.n_tiers == 0 or problem.request.objective is Objective.MAX_GMV:
         return StageOne(None, True, 0.0, problem.targets.copy())
@@ -94,8 +97,9 @@ def stage_one(
 
         attain = Stage("attain", problem.targets, True)
         bound1, plan1, prices1 = run_stage(
-            problem, attain, clock, 0.4, settled, problem.targets, progress, hopeless=hopeless
-        )
+            problem, attain, clock, 0.4, settled, problem.targets, progress,
+            start=attain_warm, hopeless=hopeless,
+        )  # fmt: skip
         attain_prices = prices1 if prices1.size else None
         # The dual's plan: tier mixes only (the MILP's come back with the rest spent on GMV),
         # lean options for the MILPs.

@@ -173,3 +173,33 @@ def test_a_hopeless_stage_one_dual_hands_over_without_jittered_plans() -> None:
     )  # fmt: skip
     assert math.isfinite(bound)
     assert labels and not any("polish" in label for label in labels)
+
+
+def _first_attainment_bound(monkeypatch: pytest.MonkeyPatch, sample_above: int) -> float:
+    from optimizer.decomposition import engine
+
+    monkeypatch.setattr(engine, "SAMPLE_ABOVE", sample_above)
+    monkeypatch.setattr(engine, "SAMPLE_SIZE", 600)
+    request, _ = family_request(1, 2000, 0.98, resources=3)
+    request = replace(request, options=replace(request.options, time_limit_s=20.0))
+    bounds: list[float] = []
+
+    def progress(event: object) -> None:
+        message = getattr(event, "message", "")
+        if message.startswith("attain 0:"):
+            bounds.append(float(message.split("bound ")[1].split(",")[0]))
+
+    engine.solve_decomposition(request, time_limit_s=20.0, mip_gap=1e-3, progress=progress)
+    assert bounds, "stage 1's attainment dual did not run"
+    return bounds[0]
+
+
+@pytest.mark.slow
+def test_a_sample_starts_the_attainment_dual_closer_to_its_minimum(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Above SAMPLE_ABOVE partners the sample's stage-1 prices start the full dual (at
+    1,000,000 family partners its first bound was below where a dozen cold steps end)."""
+    cold = _first_attainment_bound(monkeypatch, 10**9)
+    warm = _first_attainment_bound(monkeypatch, 1_000)
+    assert warm < cold
