@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from optimizer.engines.base import MilpModel, Termination
 from optimizer.engines.cbc import CbcBackend
+from tests.support.milp import hard_knapsack
 
 pytestmark = pytest.mark.skipif(not CbcBackend().is_available(), reason="CBC missing")
 
@@ -49,23 +50,8 @@ def test_stopped_without_an_integer_solution_is_no_solution(
     assert result.termination is Termination.NO_SOLUTION and result.x is None
 
 
-def _hard_knapsack() -> MilpModel:
-    """A 400-item, 30-constraint 0-1 knapsack CBC does not close in a minute."""
-    rng = np.random.default_rng(0)
-    weights = rng.integers(10, 100, (30, 400)).astype(float)
-    return MilpModel(
-        c=-rng.integers(10, 100, 400).astype(float),
-        A=sp.csr_matrix(weights),
-        row_lo=np.full(30, -np.inf),
-        row_hi=weights.sum(axis=1) / 3,
-        col_lo=np.zeros(400),
-        col_hi=np.ones(400),
-        integer=np.ones(400, dtype=bool),
-    )
-
-
 def test_a_stop_interrupts_cbc_and_keeps_its_best_solution() -> None:
-    model = _hard_knapsack()
+    model = hard_knapsack()
     started = time.perf_counter()
     result = CbcBackend().solve(
         model,
@@ -111,7 +97,7 @@ def test_the_bound_is_cbcs_own_shifted_by_the_models_constant() -> None:
 def test_a_run_stopped_on_time_reports_a_valid_bound() -> None:
     from scipy.optimize import linprog
 
-    model = _hard_knapsack()
+    model = hard_knapsack()
     model.offset = 17.0
     result = CbcBackend().solve(model, time_limit_s=2, mip_gap=0.0)
     assert result.termination is Termination.FEASIBLE and result.x is not None

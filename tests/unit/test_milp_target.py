@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import scipy.sparse as sp
 from scipy.optimize import linprog
 
 from fixtures.families import family_request
@@ -17,28 +16,14 @@ from optimizer.decomposition.primal import breaks_hard_rows, evaluate_plan
 from optimizer.decomposition.problem import build_problem
 from optimizer.decomposition.stages import run_stage
 from optimizer.engines import available_engines, milp_backend
-from optimizer.engines.base import MilpModel, Termination
+from optimizer.engines.base import Termination
+from tests.support.milp import hard_knapsack
 
 pytestmark = pytest.mark.skipif("highs" not in available_engines(), reason="HiGHS missing")
 
 
-def _hard_knapsack() -> MilpModel:
-    """A 400-item, 30-constraint 0-1 knapsack no solver closes in a few seconds."""
-    rng = np.random.default_rng(0)
-    weights = rng.integers(10, 100, (30, 400)).astype(float)
-    return MilpModel(
-        c=-rng.integers(10, 100, 400).astype(float),
-        A=sp.csr_matrix(weights),
-        row_lo=np.full(30, -np.inf),
-        row_hi=weights.sum(axis=1) / 3,
-        col_lo=np.zeros(400),
-        col_hi=np.ones(400),
-        integer=np.ones(400, dtype=bool),
-    )
-
-
 def test_highs_stops_at_the_first_solution_reaching_the_target() -> None:
-    model = _hard_knapsack()
+    model = hard_knapsack()
     relaxed = linprog(
         model.c, A_ub=model.A.toarray(), b_ub=model.row_hi, bounds=(0, 1), method="highs"
     )
