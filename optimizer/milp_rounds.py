@@ -9,9 +9,10 @@ from dataclasses import dataclass
 from models.curves import FloatArray
 from models.plan import SolveStatus
 from models.request import Objective
-from optimizer.clock import relative_gap
+from optimizer.clock import Clock, relative_gap
 from optimizer.engines.base import MilpResult
 from optimizer.formulation import Formulation, StageSpec
+from optimizer.progress import ProgressEvent
 from optimizer.scoring import Incumbent, better
 
 # Stage-2 rounds in a row that close less than STAGE2_PROGRESS of the remaining gap (bound
@@ -107,3 +108,26 @@ def tighter(old: float | None, new: float, objective: Objective) -> float:
     if old is None:
         return new
     return max(old, new) if objective is Objective.MIN_COST else min(old, new)
+
+
+def objective_event(
+    search: Search, round_number: int, objective: Objective, clock: Clock
+) -> ProgressEvent:
+    """A stage-2 round's progress: the best plan's figures, the bound and the gap."""
+    assert search.best is not None
+    minimise = objective is Objective.MIN_COST
+    exact = search.best[1].final(objective)
+    gap = relative_gap(exact, search.bound, minimise)
+    bound = search.bound
+    shown = "n/a" if gap is None else f"{100 * gap:.3f}%"
+    return ProgressEvent(
+        f"stage 2 (round {round_number}): {'cost' if minimise else 'GMV'} {exact:,.0f}, "
+        f"bound {bound if bound is None else f'{bound:,.0f}'}, gap {shown}",
+        elapsed_s=clock.elapsed(),
+        stage="cost" if minimise else "gmv",
+        best_objective=exact,
+        best_bound=bound,
+        gap=gap,
+        shortfall=search.best[1].shortfall,
+        shortfall_proven=search.shortfall_proven,
+    )

@@ -1,0 +1,141 @@
+"""The MILP strategy solves a round's inner and outer models at the same time, and stops
+the outer solve when the inner plan leaves its bound unwanted (`optimizer.parallel`)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from optimizer.clock import Clock
+from optimizer.engines import milp_backend
+from optimizer.engines.base import MilpModel, MilpResult
+from optimizer.milp_rounds import ObjectiveRound, ShortfallRound, held_shortfall
+from optimizer.parallel import either, side_by_side
+from tests.support.milp import small_strategy
+
+MEET_S = 20.0  # a call left waiting this long for the other was not run beside it
+
+
+def test_both_calls_run_at_once_and_both_results_come_back() -> None:
+    meeting = threading.Barrier(2, timeout=MEET_S)
+
+    def here() -> str:
+        meeting.wait()  # broken (and raising) unless `there` runs meanwhile
+        return "inner"
+
+    def there(stop: Callable[[], bool]) -> str:
+        meeting.wait()
+        return "outer"
+
+    assert side_by_side(here, there) == ("inner", "outer")
+
+
+def test_an_unwanted_second_call_is_stopped_and_ended_before_the_return() -> None:
+    seen: list[str] = []
+
+    def there(stop: Callable[[], bool]) -> str:
+        deadline = time.monotonic() + MEET_S
+        while not stop() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append("stopped" if stop() else "ran out")
+        return "outer"
+
+    first, second = side_by_side(lambda: 0, there, needed=lambda first: first > 0)
+    assert (first, second) == (0, None)
+    assert seen == ["stopped"]  # it had ended by the time side_by_side returned
+
+
+def test_a_failing_first_call_stops_the_second_and_raises() -> None:
+    seen: list[bool] = []
+
+    def here() -> int:
+        raise ValueError("no model")
+
+    def there(stop: Callable[[], bool]) -> int:
+        deadline = time.monotonic() + MEET_S
+        while not stop() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append(stop())
+        return 1
+
+    with pytest.raises(ValueError, match="no model"):
+        side_by_side(here, there)
+    assert seen == [True]
+
+
+def test_either_stop_check() -> None:
+    assert either(None, None) is None
+    yes, no = (lambda: True), (lambda: False)
+    assert either(yes, None) is yes and either(None, no) is no
+    combined = either(no, yes)
+    assert combined is not None and combined()
+    neither = either(no, no)
+    assert neither is not None and not neither()
+
+
+class _MeetingBackend:
+    """HiGHS, except that every solve first waits for a second solve to start."""
+
+    def __init__(self) -> None:
+        self.inner = milp_backend("highs")
+        self.name = self.inner.name
+        self.meeting = threading.Barrier(2, timeout=MEET_S)
+
+    def is_available(self) -> bool:
+        return True
+
+    def supports(self, model: MilpModel) -> bool:
+        return True
+
+    def solve(self, model: MilpModel, **options: object) -> MilpResult:
+        self.meeting.wait()
+        return self.inner.solve(model, **options)  # type: ignore[arg-type]
+
+
+def test_a_stage_two_round_solves_inner_and_outer_models_at_once() -> None:
+    strategy = small_strategy()
+    assert not strategy.exact  # S-curves: the outer model differs from the inner one
+    strategy.backend = _MeetingBackend()
+    found = strategy._objective_round(held_shortfall(None, []), Clock(60.0))
+    assert isinstance(found, ObjectiveRound)
+    assert found.outer is not found.inner and found.bound is not None
+
+
+class _HoldingBackend:
+    """HiGHS, after which a solve given a stop check holds its result until stopped (or
+    MEET_S): only a solve someone stops returns early."""
+
+    def __init__(self) -> None:
+        self.inner = milp_backend("highs")
+        self.name = self.inner.name
+        self.endings: list[str] = []
+
+    def is_available(self) -> bool:
+        return True
+
+    def supports(self, model: MilpModel) -> bool:
+        return True
+
+    def solve(
+        self, model: MilpModel, *, should_stop: Callable[[], bool] | None = None, **options: object
+    ) -> MilpResult:
+        result = self.inner.solve(model, **options)  # type: ignore[arg-type]
+        if should_stop is not None:
+            deadline = time.monotonic() + MEET_S
+            while not should_stop() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            self.endings.append("stopped" if should_stop() else "held")
+        return result
+
+
+def test_a_stage_one_plan_reaching_every_target_stops_the_outer_solve() -> None:
+    strategy = small_strategy()
+    backend = _HoldingBackend()
+    strategy.backend = backend
+    found = strategy._shortfall_round([], Clock(60.0), 1)
+    assert isinstance(found, ShortfallRound)
+    assert found.cap == 0 and found.proven  # two partners reach ¥100 on the inner model
+    assert backend.endings == ["stopped"]  # the outer solve, no longer wanted
