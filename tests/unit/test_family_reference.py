@@ -68,14 +68,14 @@ MID: list[tuple[int, int, float, int, tuple[pytest.MarkDecorator, ...]]] = [
         3,
         (
             _issue12_clock(
-                "auto takes CBC; its stage 1 now reaches 0, proven (round 4, about 4 s), "
-                "the reference's shortfall, but stage 2's plan then stays at 25.6775 B for "
-                "five rounds (bound 25.803 B) and the stall rule ends the search at 9.9 s, "
-                "0.21% below the CBC reference's 25.7315 B (31 s, optimal on its secant "
-                "model). Earlier, on loaded machines, stage 1 stayed at 1 short (bound 0); "
-                "HiGHS alone reached 0 with the same 0.21% GMV shortfall. At a 60 s limit the "
-                "neighbourhood search after the stall closes it (0.026%, 25.796 B); at this "
-                "test's 10 s limit it gets no time"
+                "auto takes CBC; its stage 1 reaches 0, proven (round 4, about 3 s), the "
+                "reference's shortfall, but stage 2's plan then stays at 25.6775 B for five "
+                "rounds (bound 25.803 B) and the stall rule ends the search at 7.6 s, 0.21% "
+                "below the CBC reference's 25.7304 B (30 s). The neighbourhood search gets "
+                "the last 1.4 s: in two of four test runs (2026-12-01, rounds solving their two "
+                "models side by side) it reached 25.7114 B, 0.078% below, within the gap; "
+                "in the others it gained nothing before the limit. At a 60 s limit it closes "
+                "the gap (0.026%, 25.796 B)"
             ),
         ),
     ),
