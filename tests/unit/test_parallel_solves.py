@@ -139,3 +139,17 @@ def test_a_stage_one_plan_reaching_every_target_stops_the_outer_solve() -> None:
     assert isinstance(found, ShortfallRound)
     assert found.cap == 0 and found.proven  # two partners reach ¥100 on the inner model
     assert backend.endings == ["stopped"]  # the outer solve, no longer wanted
+
+
+def test_a_cancelled_job_stops_both_solves_of_a_round() -> None:
+    strategy = small_strategy()
+    backend = _HoldingBackend()
+    strategy.backend = backend
+    cancelled = threading.Event()
+    timer = threading.Timer(0.2, cancelled.set)
+    timer.start()
+    try:
+        strategy._objective_round(held_shortfall(None, []), Clock(60.0, cancelled.is_set))
+    finally:
+        timer.cancel()
+    assert backend.endings == ["stopped", "stopped"]  # the inner solve's and the outer's
