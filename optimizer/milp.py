@@ -44,6 +44,12 @@ MAX_REFINEMENTS = 12
 # time: refining on would starve it (family seed 4, 300 partners, 10 s: ten stage-1
 # rounds at shortfall 1, bound 0, and stage 2 only after the limit).
 STAGE1_STALL = 2
+# A stage-1 solve stops after this share of the limit and its plan is scored exactly:
+# an inner model short of a target by its own count (headroom kept at every tier) can
+# take every second proving it, where its plan met every target and stage 2 got nothing
+# (a 1,200-partner family scenario, 10 s limit: the inner solve ran 9.4 s at model
+# shortfall 1, its plan exactly 0 short, the outer bound 0 after 1.2 s).
+STAGE1_CALL_SHARE = 0.25
 # No backend call starts with less time than this left: it could not find anything, and
 # its start-up alone would run past the limit (CBC, through files and a subprocess).
 MIN_CALL_S = 0.25  # (once stage 2 has a plan: see `MilpStrategy.found`)
@@ -94,10 +100,15 @@ class MilpStrategy:
 
     # -- solving ----------------------------------------------------------------------
     def _solve(
-        self, stage: StageSpec, outer: bool, clock: Clock, stop: StopFlag | None = None
+        self,
+        stage: StageSpec,
+        outer: bool,
+        clock: Clock,
+        stop: StopFlag | None = None,
+        cap_s: float = math.inf,
     ) -> tuple[Formulation, MilpResult]:
-        """One backend call; `stop` (the other model's solve no longer needs this one)
-        ends it early as a cancelled job does."""
+        """One backend call of at most `cap_s`; `stop` (the other model's solve no longer
+        needs this one) ends it early as a cancelled job does."""
         segs = segments(self.arrays, self.points, outer=outer, relaxed=self.relaxed)
         form = build(
             self.arrays, segs, stage, tier_margin=not outer, integral_grid=self.integral_grid
@@ -116,7 +127,7 @@ class MilpStrategy:
             return form, MilpResult(Termination.NO_SOLUTION)  # the plan found stands
         result = self.backend.solve(
             form.model,
-            time_limit_s=max(clock.left(), 0.05),
+            time_limit_s=max(min(clock.left(), cap_s), 0.05),
             mip_gap=self.backend_gap,
             seed=self.options.seed,
             should_stop=either(clock.should_stop, stop),
@@ -129,6 +140,7 @@ class MilpStrategy:
         outer_stage: StageSpec,
         clock: Clock,
         needed: Callable[[Solved], bool],
+        cap_s: float = math.inf,
     ) -> tuple[Solved, tuple[Formulation, MilpResult] | None]:
         """The inner model's solve with its plan scored exactly, and the outer model's
         solve, side by side (two cores: a round takes as long as the slower of the two;
@@ -137,12 +149,14 @@ class MilpStrategy:
         `needed` says the inner solve leaves its bound unwanted."""
 
         def inner() -> Solved:
-            form, result = self._solve(inner_stage, False, clock)
+            form, result = self._solve(inner_stage, False, clock, cap_s=cap_s)
             return form, result, None if result.x is None else self._exact(form, result.x)
 
         if self.exact and inner_stage.shortfall_cap == outer_stage.shortfall_cap:
             return inner(), None
-        return side_by_side(inner, lambda stop: self._solve(outer_stage, True, clock, stop), needed)
+        return side_by_side(
+            inner, lambda stop: self._solve(outer_stage, True, clock, stop, cap_s), needed
+        )
 
     def run(self, exclude: list[set[tuple[int, int]]], clock: Clock) -> EngineOutcome | None:
         """Alternate stage-1 and stage-2 rounds, refining the approximations after each,
@@ -248,8 +262,16 @@ class MilpStrategy:
         stage = StageSpec(True, exclude_sets=exclude)
         # The outer bound matters only when the inner plan falls short of a target.
         (form, result, found), outer_solved = self._solve_pair(
-            stage, stage, clock, lambda got: got[2] is not None and got[2][1].shortfall > 0
+            stage,
+            stage,
+            clock,
+            lambda got: got[2] is not None and got[2][1].shortfall > 0,
+            STAGE1_CALL_SHARE * clock.limit,
         )
+        if found is None and result.termination is Termination.NO_SOLUTION and not clock.out():
+            # Capped before its first plan: without one there is nothing to hold.
+            form, result = self._solve(stage, False, clock)
+            found = None if result.x is None else self._exact(form, result.x)
         if found is None:
             return result.termination
         plan = found

@@ -1,5 +1,6 @@
 """The MILP strategy solves a round's inner and outer models at the same time, and stops
-the outer solve when the inner plan leaves its bound unwanted (`optimizer.parallel`)."""
+the outer solve when the inner plan leaves its bound unwanted (`optimizer.parallel`);
+stage-1 solves are capped so stage 2 keeps its time."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 
 from optimizer.clock import Clock
 from optimizer.engines import milp_backend
-from optimizer.engines.base import MilpModel, MilpResult
+from optimizer.engines.base import MilpModel, MilpResult, Termination
+from optimizer.milp import STAGE1_CALL_SHARE
 from optimizer.milp_rounds import ObjectiveRound, ShortfallRound, held_shortfall
 from optimizer.parallel import either, side_by_side
 from tests.support.milp import small_strategy
@@ -153,3 +155,50 @@ def test_a_cancelled_job_stops_both_solves_of_a_round() -> None:
     finally:
         timer.cancel()
     assert backend.endings == ["stopped", "stopped"]  # the inner solve's and the outer's
+
+
+class _RecordingBackend:
+    """HiGHS, recording each solve's time limit; with `fail_capped`, a solve given less
+    than the whole time left ends as if out of time before its first plan."""
+
+    def __init__(self, clock: Clock, fail_capped: bool = False) -> None:
+        self.inner = milp_backend("highs")
+        self.name = self.inner.name
+        self.clock = clock
+        self.fail_capped = fail_capped
+        self.limits: list[float] = []
+        self.lock = threading.Lock()
+
+    def is_available(self) -> bool:
+        return True
+
+    def supports(self, model: MilpModel) -> bool:
+        return True
+
+    def solve(self, model: MilpModel, *, time_limit_s: float, **options: object) -> MilpResult:
+        with self.lock:
+            self.limits.append(time_limit_s)
+        if self.fail_capped and time_limit_s < self.clock.left() - 1.0:
+            return MilpResult(Termination.NO_SOLUTION)
+        return self.inner.solve(model, time_limit_s=time_limit_s, **options)  # type: ignore[arg-type]
+
+
+def test_a_stage_one_solve_is_capped_to_leave_stage_two_its_time() -> None:
+    strategy = small_strategy()
+    clock = Clock(40.0)
+    backend = _RecordingBackend(clock)
+    strategy.backend = backend
+    assert isinstance(strategy._shortfall_round([], clock, 1), ShortfallRound)
+    assert backend.limits and max(backend.limits) <= STAGE1_CALL_SHARE * 40.0
+    strategy._objective_round(held_shortfall(None, []), clock)  # stage 2 is not capped
+    assert max(backend.limits) > STAGE1_CALL_SHARE * 40.0
+
+
+def test_a_stage_one_solve_capped_before_its_first_plan_runs_again_uncapped() -> None:
+    strategy = small_strategy()
+    clock = Clock(40.0)
+    backend = _RecordingBackend(clock, fail_capped=True)
+    strategy.backend = backend
+    found = strategy._shortfall_round([], clock, 1)
+    assert isinstance(found, ShortfallRound)  # a plan, from the second, uncapped solve
+    assert backend.limits[-1] > STAGE1_CALL_SHARE * 40.0
