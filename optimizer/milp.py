@@ -14,7 +14,6 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from numpy.typing import NDArray
 
 from models.curves import FloatArray
 from models.plan import SolveStatus, curve_columns
@@ -28,7 +27,9 @@ from optimizer.milp_rounds import (
     Search,
     ShortfallRound,
     held_shortfall,
+    integral,
     objective_event,
+    stopped_status,
     tighter,
 )
 from optimizer.model_builder import build
@@ -44,17 +45,15 @@ MAX_REFINEMENTS = 12
 # time: refining on would starve it (family seed 4, 300 partners, 10 s: ten stage-1
 # rounds at shortfall 1, bound 0, and stage 2 only after the limit).
 STAGE1_STALL = 2
-# A stage-1 solve stops after this share of the limit and its plan is scored exactly:
-# an inner model short of a target by its own count (headroom kept at every tier) can
-# take every second proving it, where its plan met every target and stage 2 got nothing
-# (a 1,200-partner family scenario, 10 s limit: the inner solve ran 9.4 s at model
-# shortfall 1, its plan exactly 0 short, the outer bound 0 after 1.2 s).
+# A stage-1 solve stops after this share of the limit: an inner model (headroom at every
+# tier) can spend it all on its own count while its plan meets every target (1,200 family
+# partners, 10 s: 9.4 s at model shortfall 1, plan 0 short, and no time for stage 2).
 STAGE1_CALL_SHARE = 0.25
 # No backend call starts with less time than this left: it could not find anything, and
 # its start-up alone would run past the limit (CBC, through files and a subprocess).
 MIN_CALL_S = 0.25  # (once stage 2 has a plan: see `MilpStrategy.found`)
 POLISH_SHARE = 0.97  # of the time limit: exact pairwise moves on a plan short of the gap
-# A stage-1 inner solve: its model and result, and its plan scored exactly (None: no plan).
+# An inner solve: its model and result, and its plan scored exactly (None: no plan).
 Solved = tuple[Formulation, MilpResult, Incumbent | None]
 
 
@@ -107,8 +106,7 @@ class MilpStrategy:
         stop: StopFlag | None = None,
         cap_s: float = math.inf,
     ) -> tuple[Formulation, MilpResult]:
-        """One backend call of at most `cap_s`; `stop` (the other model's solve no longer
-        needs this one) ends it early as a cancelled job does."""
+        """One backend call of at most `cap_s`; `stop` ends it early, as a cancel does."""
         segs = segments(self.arrays, self.points, outer=outer, relaxed=self.relaxed)
         form = build(
             self.arrays, segs, stage, tier_margin=not outer, integral_grid=self.integral_grid
@@ -142,11 +140,9 @@ class MilpStrategy:
         needed: Callable[[Solved], bool],
         cap_s: float = math.inf,
     ) -> tuple[Solved, tuple[Formulation, MilpResult] | None]:
-        """The inner model's solve with its plan scored exactly, and the outer model's
-        solve, side by side (two cores: a round takes as long as the slower of the two;
-        1,000 family partners under CBC: 21 s to 16.5 s). No outer solve where the inner
-        model is exact and held alike (it is its own outer); it is stopped, and None, when
-        `needed` says the inner solve leaves its bound unwanted."""
+        """The inner solve (plan scored exactly) and the outer one side by side: a round
+        takes as long as the slower (1,000 family partners, CBC: 21 s to 16.5 s). No outer
+        solve for an exact inner model held alike; stopped, and None, unless `needed`."""
 
         def inner() -> Solved:
             form, result = self._solve(inner_stage, False, clock, cap_s=cap_s)
@@ -289,7 +285,7 @@ class MilpStrategy:
                 plan = self._better_outer(plan, outer_form, outer.x)
                 cap = plan[1].shortfall
         proven = cap <= lower + 1e-6 or (
-            _integral(self.arrays.weights) and cap <= math.ceil(lower - 1e-6) + 1e-6
+            integral(self.arrays.weights) and cap <= math.ceil(lower - 1e-6) + 1e-6
         )
         self.progress(
             ProgressEvent(
@@ -301,7 +297,7 @@ class MilpStrategy:
                 shortfall_proven=proven,
             )
         )
-        if _integral(self.arrays.weights):
+        if integral(self.arrays.weights):
             lower = float(math.ceil(lower - 1e-6))
         floor = cap if proven else max(lower, 0.0)
         return ShortfallRound((form, result), outer_solution, plan, cap, inner_cap, floor, proven)
@@ -464,15 +460,6 @@ class MilpStrategy:
         refine(self.points, self.arrays, amounts)
         if outer:
             self._exact_below_tangents(amounts)
-
-
-def stopped_status(clock: Clock) -> SolveStatus:
-    """Why a run that is out of time or cancelled ended: a cancel is not a time limit."""
-    return SolveStatus.INTERRUPTED if clock.stopped else SolveStatus.TIME_LIMIT
-
-
-def _integral(weights: NDArray[np.float64]) -> bool:
-    return bool(np.all(np.abs(weights - np.round(weights)) < 1e-12))
 
 
 def solve_milp(

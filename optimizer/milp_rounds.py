@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+from numpy.typing import NDArray
+
 from models.curves import FloatArray
 from models.plan import SolveStatus
 from models.request import Objective
@@ -108,6 +111,16 @@ def tighter(old: float | None, new: float, objective: Objective) -> float:
     if old is None:
         return new
     return max(old, new) if objective is Objective.MIN_COST else min(old, new)
+
+
+def stopped_status(clock: Clock) -> SolveStatus:
+    """Why a run that is out of time or cancelled ended: a cancel is not a time limit."""
+    return SolveStatus.INTERRUPTED if clock.stopped else SolveStatus.TIME_LIMIT
+
+
+def integral(weights: NDArray[np.float64]) -> bool:
+    """Whole tier weights: a shortfall bound rounds up to the next whole number."""
+    return bool(np.all(np.abs(weights - np.round(weights)) < 1e-12))
 
 
 def objective_event(
