@@ -256,21 +256,18 @@ class MilpStrategy:
         """Stage 1 on the current approximations: the inner plan's exact shortfall, and
         whether the outer bound proves no plan has less."""
         stage = StageSpec(True, exclude_sets=exclude)
-        # The outer bound matters only when the inner plan falls short of a target.
-        (form, result, found), outer_solved = self._solve_pair(
-            stage,
-            stage,
-            clock,
-            lambda got: got[2] is not None and got[2][1].shortfall > 0,
-            STAGE1_CALL_SHARE * clock.limit,
-        )
-        if found is None and result.termination is Termination.NO_SOLUTION and not clock.out():
-            # Capped before its first plan: without one there is nothing to hold.
-            form, result = self._solve(stage, False, clock)
-            found = None if result.x is None else self._exact(form, result.x)
-        if found is None:
+
+        def short(got: Solved) -> bool:  # only then is the outer bound wanted
+            return got[2] is not None and got[2][1].shortfall > 0
+
+        cap_s = STAGE1_CALL_SHARE * clock.limit
+        (form, result, plan), outer_solved = self._solve_pair(stage, stage, clock, short, cap_s)
+        if plan is None and result.termination is Termination.NO_SOLUTION and not clock.out():
+            # Capped before its first plan: without one there is nothing to hold. Both
+            # models again, uncapped: the capped outer solve went with the capped pair.
+            (form, result, plan), outer_solved = self._solve_pair(stage, stage, clock, short)
+        if plan is None:
             return result.termination
-        plan = found
         cap = plan[1].shortfall
         # The exact evaluation can beat the inner model's own count (tiers it did not
         # claim); stage 2's inner model must be held where it can be.
