@@ -78,19 +78,26 @@ def test_either_stop_check() -> None:
     assert neither is not None and not neither()
 
 
-class _MeetingBackend:
-    """HiGHS, except that every solve first waits for a second solve to start."""
+class _Highs:
+    """HiGHS behind the backend interface, for wrappers that change how a solve runs."""
 
     def __init__(self) -> None:
         self.inner = milp_backend("highs")
         self.name = self.inner.name
-        self.meeting = threading.Barrier(2, timeout=MEET_S)
 
     def is_available(self) -> bool:
         return True
 
     def supports(self, model: MilpModel) -> bool:
         return True
+
+
+class _MeetingBackend(_Highs):
+    """HiGHS, except that every solve first waits for a second solve to start."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.meeting = threading.Barrier(2, timeout=MEET_S)
 
     def solve(self, model: MilpModel, **options: object) -> MilpResult:
         self.meeting.wait()
@@ -106,20 +113,13 @@ def test_a_stage_two_round_solves_inner_and_outer_models_at_once() -> None:
     assert found.outer is not found.inner and found.bound is not None
 
 
-class _HoldingBackend:
+class _HoldingBackend(_Highs):
     """HiGHS, after which a solve given a stop check holds its result until stopped (or
     MEET_S): only a solve someone stops returns early."""
 
     def __init__(self) -> None:
-        self.inner = milp_backend("highs")
-        self.name = self.inner.name
+        super().__init__()
         self.endings: list[str] = []
-
-    def is_available(self) -> bool:
-        return True
-
-    def supports(self, model: MilpModel) -> bool:
-        return True
 
     def solve(
         self, model: MilpModel, *, should_stop: Callable[[], bool] | None = None, **options: object
@@ -157,23 +157,16 @@ def test_a_cancelled_job_stops_both_solves_of_a_round() -> None:
     assert backend.endings == ["stopped", "stopped"]  # the inner solve's and the outer's
 
 
-class _RecordingBackend:
+class _RecordingBackend(_Highs):
     """HiGHS, recording each solve's time limit; with `fail_capped`, a solve given less
     than the whole time left ends as if out of time before its first plan."""
 
     def __init__(self, clock: Clock, fail_capped: bool = False) -> None:
-        self.inner = milp_backend("highs")
-        self.name = self.inner.name
+        super().__init__()
         self.clock = clock
         self.fail_capped = fail_capped
         self.limits: list[float] = []
         self.lock = threading.Lock()
-
-    def is_available(self) -> bool:
-        return True
-
-    def supports(self, model: MilpModel) -> bool:
-        return True
 
     def solve(self, model: MilpModel, *, time_limit_s: float, **options: object) -> MilpResult:
         with self.lock:
