@@ -299,7 +299,7 @@ def _with_incumbent(
     as a start for the MILP's columns (options, then the shortfall per tier)."""
     reached = _levels(problem, problem.values(incumbent))
     lifted = np.flatnonzero(reached > start)
-    merged = _unique(
+    merged, position = _unique_with_positions(
         Options(
             np.concatenate([options.partner, lifted]),
             np.concatenate([options.level, reached[lifted]]),
@@ -307,13 +307,9 @@ def _with_incumbent(
         )
     )
     chosen = np.zeros(len(merged))
-    for i in lifted:
-        same = np.flatnonzero(
-            (merged.partner == i)
-            & (merged.level == reached[i])
-            & np.all(merged.amounts == incumbent[i], axis=1)
-        )
-        chosen[same[:1]] = 1.0
+    # By position, not by a search per lifted partner: that search was quadratic (about
+    # 100 s at 1,000,000 family partners, more than the MILP it fed had).
+    chosen[position[len(options) :]] = 1.0
     achieved = np.array([np.count_nonzero(reached >= t) for t in range(1, problem.n_tiers + 1)])
     short = np.maximum(targets - achieved, 0).astype(float)
     return merged, np.concatenate([chosen, short])
@@ -325,7 +321,17 @@ def _levels(problem: Problem, gmv: FloatArray) -> IntArray:
 
 def _unique(options: Options) -> Options:
     """One copy of each (partner, level, amounts) option."""
+    return _unique_with_positions(options)[0]
+
+
+def _unique_with_positions(options: Options) -> tuple[Options, IntArray]:
+    """One copy of each (partner, level, amounts) option, in first-seen order, and where
+    each given option's copy is in it."""
     key = np.column_stack([options.partner, options.level, options.amounts])
-    _, first = np.unique(key, axis=0, return_index=True)
-    first.sort()
-    return Options(options.partner[first], options.level[first], options.amounts[first])
+    _, first, inverse = np.unique(key, axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first, kind="stable")
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)
+    first = first[order]
+    kept = Options(options.partner[first], options.level[first], options.amounts[first])
+    return kept, rank[inverse.ravel()]

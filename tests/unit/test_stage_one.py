@@ -18,7 +18,9 @@ from optimizer.arrays import build_arrays
 from optimizer.clock import Clock, relative_gap
 from optimizer.decomposition.assignment import (
     Options,
+    _levels,
     _model,
+    _with_incumbent,
     assign_by_milp,
     ticket_grid_mixes,
     tier_options,
@@ -113,6 +115,36 @@ def test_the_tier_option_milp_counts_a_partner_lifted_past_its_tier_once() -> No
     assert np.all(result.x[:2] > 0.5)
     # Partners 0 and 1 reach tier 1: one short of 3; partner 0 meets tier 2's target.
     assert result.x[2:4] == pytest.approx([1.0, 0.0])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_milp_starts_from_exactly_the_incumbents_tier_mixes(seed: int) -> None:
+    """The start marks, for each partner the incumbent lifts, the one option holding its
+    own mix and level, and nothing else; its shortfall columns are the incumbent's."""
+    request, _ = family_request(seed, 300, 0.95)
+    problem = build_problem(build_arrays(request))
+    prices = np.ones((problem.n, problem.n_resources)) / np.maximum(problem.budget, 1.0)
+    options = tier_options(problem, prices, problem.targets, grid=False)
+    fixed = fixed_amounts(problem)
+    start = _levels(problem, problem.values(fixed))
+    # An incumbent lifting some partners with options' mixes and some with mixes of its own.
+    rng = np.random.default_rng(seed)
+    incumbent = fixed.copy()
+    picked = rng.choice(len(options), size=min(40, len(options)), replace=False)
+    incumbent[options.partner[picked]] = options.amounts[picked]
+    incumbent[options.partner[picked[::3]]] *= 1.5
+    merged, warm = _with_incumbent(problem, options, incumbent, start, problem.targets)
+    reached = _levels(problem, problem.values(incumbent))
+    lifted = np.flatnonzero(reached > start)
+    assert lifted.size > 0
+    chosen = np.flatnonzero(warm[: len(merged)] == 1.0)
+    assert np.all(np.isin(warm[: len(merged)], (0.0, 1.0)))
+    assert sorted(merged.partner[chosen]) == sorted(lifted)
+    assert np.array_equal(merged.level[chosen], reached[merged.partner[chosen]])
+    assert np.array_equal(merged.amounts[chosen], incumbent[merged.partner[chosen]])
+    achieved = [np.count_nonzero(reached >= t) for t in range(1, problem.n_tiers + 1)]
+    short = np.maximum(problem.targets - np.array(achieved), 0)
+    assert warm[len(merged) :] == pytest.approx(short)
 
 
 @pytest.mark.parametrize("seed", range(3))
