@@ -16,6 +16,7 @@ from models.curves import CurveKind
 from models.schemas import PlanSchema, plan_to_dict
 from optimizer.arrays import build_arrays
 from optimizer.clock import Clock, relative_gap
+from optimizer.decomposition import assignment
 from optimizer.decomposition.assignment import (
     Options,
     _levels,
@@ -235,3 +236,32 @@ def test_a_sample_starts_the_attainment_dual_closer_to_its_minimum(
     cold = _first_attainment_bound(monkeypatch, 10**9)
     warm = _first_attainment_bound(monkeypatch, 1_000)
     assert warm < cold
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_large_tier_option_model_is_solved_by_its_rounded_lp(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Above LP_ROUNDING_OPTIONS the MILP is its LP relaxation rounded: one option per
+    partner at most, every budget and group row held exactly, every level it counts
+    reached on the exact curves, and at most a few partners fewer than the MILP lifts."""
+    request, _ = family_request(seed, 1000, 0.98)
+    problem = build_problem(build_arrays(request))
+    prices = np.ones((problem.n, problem.n_resources)) / np.maximum(problem.budget, 1.0)
+    exact = assign_by_milp(problem, prices, problem.targets, Clock(30.0), 1.0, grid=False)
+    monkeypatch.setattr(assignment, "LP_ROUNDING_OPTIONS", 0)
+    rounded = assign_by_milp(problem, prices, problem.targets, Clock(30.0), 1.0, grid=False)
+    assert exact is not None and rounded is not None
+    levels, amounts = rounded
+    assert np.all(amounts.sum(axis=0) <= problem.budget * (1 + 1e-12))
+    for row in problem.group_budgets:  # floors are filled afterwards (`within_groups`)
+        assert amounts[row.members, row.resource].sum() <= row.high * (1 + 1e-12)
+    reached = _levels(problem, problem.values(amounts))
+    assert np.all(reached >= levels)
+    short_exact = evaluate_plan(problem, exact[1]).shortfall
+    short_rounded = evaluate_plan(problem, rounded[1]).shortfall
+    # k coupling rows (budgets, group rows, tier counts): at most 2k fractional options.
+    coupling = problem.n_resources + len(problem.group_budgets) * 2 + problem.n_tiers
+    coupling += len(problem.group_counts)
+    weight = float(problem.weights.max())
+    assert short_exact - 1e-9 <= short_rounded <= short_exact + 2 * coupling * weight
