@@ -41,8 +41,8 @@ def _new_highs():  # type: ignore[no-untyped-def]
 
 
 def _interrupter(should_stop: Callable[[], bool]):  # type: ignore[no-untyped-def]
-    """A MIP-interrupt callback asking `should_stop` at most twice a second (it may read
-    a database)."""
+    """An interrupt callback (MIP, simplex or interior point) asking `should_stop` at most
+    twice a second (it may read a database)."""
     last = [0.0]
 
     def callback(event) -> None:  # type: ignore[no-untyped-def]
@@ -113,6 +113,11 @@ class HighsBackend:
         h.passModel(lp)
         if should_stop is not None:
             h.cbMipInterrupt.subscribe(_interrupter(should_stop))
+            if not model.integer.any():
+                # An LP never reaches the MIP callback: a cancel must stop its simplex or
+                # interior-point iterations (the tier-option LP at 1,000,000 partners: 7-12 s).
+                h.cbSimplexInterrupt.subscribe(_interrupter(should_stop))
+                h.cbIpmInterrupt.subscribe(_interrupter(should_stop))
         if warm_start is not None:
             solution = highspy.HighsSolution()
             solution.col_value = list(map(float, warm_start))
