@@ -112,12 +112,13 @@ class HighsBackend:
             ]
         h.passModel(lp)
         if should_stop is not None:
-            h.cbMipInterrupt.subscribe(_interrupter(should_stop))
+            interrupt = _interrupter(should_stop)  # one throttle for every callback
+            h.cbMipInterrupt.subscribe(interrupt)
             if not model.integer.any():
                 # An LP never reaches the MIP callback: a cancel must stop its simplex or
                 # interior-point iterations (the tier-option LP at 1,000,000 partners: 7-12 s).
-                h.cbSimplexInterrupt.subscribe(_interrupter(should_stop))
-                h.cbIpmInterrupt.subscribe(_interrupter(should_stop))
+                h.cbSimplexInterrupt.subscribe(interrupt)
+                h.cbIpmInterrupt.subscribe(interrupt)
         if warm_start is not None:
             solution = highspy.HighsSolution()
             solution.col_value = list(map(float, warm_start))
