@@ -5,8 +5,11 @@ probabilities as `0.0%`; text cells are spreadsheet-safe (models.spreadsheet).""
 
 from __future__ import annotations
 
+import datetime
 import io
 import json
+import re
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -28,6 +31,11 @@ DECIMAL = "#,##0.00"
 SHARE = "0.0%"
 _MONEY_UNITS = frozenset({"cny", "rmb", "yuan", "¥", "元"})
 _MAX_WIDTH = 60
+# The creation and modification time of every workbook (see `_save`); zip dates start in 1980.
+SAVED_AT = datetime.datetime(1980, 1, 1)
+_STAMP = SAVED_AT.strftime("%Y-%m-%dT%H:%M:%SZ").encode()
+_CORE_PROPERTIES = "docProps/core.xml"
+_MODIFIED = re.compile(rb"(<dcterms:modified[^>]*>)[^<]*(</dcterms:modified>)")
 
 
 def amount_format(unit: str) -> str:
@@ -89,9 +97,28 @@ def _shown_width(value: Any, fmt: str | None) -> int:
 
 
 def _save(book: Workbook) -> bytes:
+    """The workbook's bytes, the same for the same content whenever it is saved: openpyxl
+    stamps the save time into docProps/core.xml and every zip entry, so two downloads of
+    one plan differed (caches, checksums and diffs saw a new file each time). Both stamps
+    are set to `SAVED_AT`."""
+    book.properties.created = SAVED_AT
     buffer = io.BytesIO()
     book.save(buffer)
-    return buffer.getvalue()
+    return _restamped(buffer.getvalue())
+
+
+def _restamped(data: bytes) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w") as target:
+        for entry in source.infolist():
+            content = source.read(entry)
+            if entry.filename == _CORE_PROPERTIES:
+                content = _MODIFIED.sub(rb"\g<1>" + _STAMP + rb"\g<2>", content)
+            stamped = zipfile.ZipInfo(entry.filename, date_time=SAVED_AT.timetuple()[:6])
+            stamped.compress_type = zipfile.ZIP_DEFLATED
+            stamped.external_attr = entry.external_attr
+            target.writestr(stamped, content)
+    return out.getvalue()
 
 
 def _new_book() -> Workbook:

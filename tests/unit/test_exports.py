@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import csv
 import io
+import time
+import zipfile
 from typing import Any
 
 import openpyxl
 import pytest
 
 from adapters.exports import comparison_workbook, plan_workbook
-from adapters.exports.xlsx import CNY, COUNT, SHARE
+from adapters.exports.xlsx import CNY, COUNT, SAVED_AT, SHARE
 from models.csvio import plan_to_csv_text
 from models.plan import Plan
 from models.request import AllocationRequest
@@ -279,3 +281,21 @@ def test_the_comparison_workbook(solved: tuple[AllocationRequest, Plan]) -> None
     assert row[:3] == ["'=cut/half", "'" + HOSTILE[1], "lost"]
     assert row[7] == -3e7 and row[-1] == -3e6  # negative numbers stay numbers
     assert book["Differences"].cell(row=2, column=8).number_format == CNY
+
+
+def test_a_workbook_saved_later_is_the_same_file(
+    solved: tuple[AllocationRequest, Plan], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Downloads of one plan are byte-identical (checksums, caches and diffs see one
+    file): openpyxl's save time, in the document properties and every zip entry, does not
+    leak into the bytes."""
+    request, plan = solved
+    first = plan_workbook(plan, request)
+    later = time.time() + 3 * 24 * 3600  # a save three days on: other zip dates
+    monkeypatch.setattr(time, "time", lambda: later)
+    assert plan_workbook(plan, request) == first
+    book = _open(first)
+    assert book.properties.created == SAVED_AT and book.properties.modified == SAVED_AT
+    with zipfile.ZipFile(io.BytesIO(first)) as archive:
+        assert {entry.date_time for entry in archive.infolist()} == {(1980, 1, 1, 0, 0, 0)}
+        assert archive.testzip() is None
