@@ -6,6 +6,8 @@
   const $ = (id) => document.getElementById(id);
   const fixtures = JSON.parse($("fixture-data").textContent);
   const state = { template: null, job: null, context: null, partners: null, comparison: null, frontier: null };
+  // How long a cancelled job's kept plan may take to be stored (the API's own test allows 15 s).
+  const KEPT_PLAN_WAIT_MS = 20000;
 
   function notify(message) {
     const box = $("notice");
@@ -169,14 +171,27 @@
     } finally {
       clearInterval(ticker);
     }
+    if (job.status === "cancelled" && (job.progress || {}).best_objective !== undefined) {
+      job = await keptPlans(id, job);
+    }
     state.job = job;
-    if (job.status !== "succeeded") {
+    const kept = job.status === "cancelled" && job.plans && job.plans.length > 0;
+    if (job.status !== "succeeded" && !kept) {
       notify(t(job.status) + (job.error ? ": " + job.error : ""));
       return;
     }
     state.partners = await partnerInfo(state.context);
     showPlans(job);
-    await showExtras();
+    if (kept) {
+      // The best plan found before the cancel: readable and downloadable, but not a
+      // finished result to adopt or to start what-ifs from (the API refuses both).
+      const gap = (job.plans[0].solver || {}).mip_gap;
+      notify(t("cancelledKept", { gap: gap === undefined || gap === null ? "—" : fmt.percent(gap, 3) }));
+      $("adopt-row").hidden = true;
+      await showDownloads();
+    } else {
+      await showExtras();
+    }
     $("plan-heading").scrollIntoView({ block: "start" });
     $("plan-heading").focus({ preventScroll: true });
   }
@@ -221,9 +236,24 @@
     WM.plan.render($("plan-view"), plan, { units: state.context.units, partners: state.partners });
   }
 
-  async function showExtras() {
+  // A cancelled job stores the plan its engine had when it stopped, moments after the
+  // cancel itself: wait for it (as long as a stopping solve may take), else go on without.
+  async function keptPlans(id, job) {
+    const deadline = Date.now() + KEPT_PLAN_WAIT_MS;
+    while (!(job.plans && job.plans.length) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      job = await api.request("GET", "/v1/allocations/" + id);
+    }
+    return job;
+  }
+
+  async function showDownloads() {
     $("download-xlsx").hidden = !(await api.has("/v1/allocations/{}/plans/{}.xlsx"));
     $("download-csv-all").hidden = !(await api.hasParam("/v1/allocations/{}/plans/{}.csv", "all"));
+  }
+
+  async function showExtras() {
+    await showDownloads();
     const adoptable = await api.has("/v1/allocations/{}/plans/{}/adopt");
     $("adopt-row").hidden = !adoptable;
     if (adoptable) WM.adoption.refresh(state.job, selectedPlan().rank);
