@@ -4,13 +4,14 @@ its LP relaxation's values, which must not pass as a plan."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
 from optimizer.engines.base import MilpModel, Termination
-from optimizer.engines.cbc import CbcBackend
+from optimizer.engines.cbc import CbcBackend, _in_pulps_layout, _read_solution, write_mps
 from tests.support.milp import hard_knapsack
 
 pytestmark = pytest.mark.skipif(not CbcBackend().is_available(), reason="CBC missing")
@@ -36,18 +37,57 @@ def test_cbc_solves_the_knapsack() -> None:
     assert result.x is not None and np.allclose(result.x, [1, 0, 1])
 
 
-def test_stopped_without_an_integer_solution_is_no_solution(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("head", "status", "solution"),
+    [
+        ("Optimal - objective value -8.00000000", "Optimal", True),
+        ("Stopped on time - objective value -8.00000000", "Stopped", True),
+        ("Stopped on time (no integer solution - continuous used) - objective value -8.5",
+         "Stopped", False),
+        ("Integer infeasible - objective value 0.00000000", "Integer", False),
+        ("Infeasible - objective value 0.00000000", "Infeasible", False),
+    ],
+)  # fmt: skip
+def test_only_an_integer_solution_is_read_back(
+    tmp_path: Path, head: str, status: str, solution: bool
 ) -> None:
-    import pulp
+    """CBC stopped on time without an integer solution writes its LP relaxation's values
+    ("continuous used"): they must not pass as a solution."""
+    path = tmp_path / "cbc.sol"
+    rows = ["      0 r0                     4                    -1.5"]
+    columns = ["      0 X0000000               1                       0",
+               "**    1 X0000001             0.5                       0",
+               "      2 X0000002               1                       0"]  # fmt: skip
+    path.write_text("\n".join([head, *rows, *columns]) + "\n", encoding="utf-8")
+    found, x = _read_solution(str(path), 3)
+    assert found == status
+    if solution:
+        assert x is not None and x.tolist() == [1.0, 0.5, 1.0]
+    else:
+        assert x is None
 
-    def stopped(self: object, filename: str) -> tuple[int, int]:
-        # What PuLP reads from "Stopped on time (no integer solution - continuous used)".
-        return pulp.LpStatusNotSolved, pulp.LpSolutionNoSolutionFound
 
-    monkeypatch.setattr(pulp.COIN_CMD, "get_status", stopped)
-    result = CbcBackend().solve(_knapsack(), time_limit_s=10, mip_gap=0.0)
-    assert result.termination is Termination.NO_SOLUTION and result.x is None
+def test_the_mps_file_is_the_model_at_full_precision(tmp_path: Path) -> None:
+    """CBC solves the model HiGHS wrote, numbers to the last digit: a knapsack that takes
+    both items if its weight were written to six digits (1.00001 + 1 fits 2.00001) and
+    one with the weight as it is."""
+    weight = 1.0000123
+    model = MilpModel(
+        c=np.array([-1.0, -1.0]),
+        A=sp.csr_matrix(np.array([[weight, 1.0]])),
+        row_lo=np.array([-np.inf]),
+        row_hi=np.array([2.00001]),
+        col_lo=np.zeros(2),
+        col_hi=np.ones(2),
+        integer=np.ones(2, dtype=bool),
+        offset=3.0,
+    )
+    path = tmp_path / "model.mps"
+    write_mps(model, str(path))
+    text = path.read_text(encoding="utf-8")
+    assert repr(weight) in text and "INTORG" in text
+    result = CbcBackend().solve(model, time_limit_s=10, mip_gap=0.0)
+    assert result.termination is Termination.OPTIMAL and result.objective == pytest.approx(2.0)
 
 
 def test_a_stop_interrupts_cbc_and_keeps_its_best_solution() -> None:
@@ -105,3 +145,85 @@ def test_a_run_stopped_on_time_reports_a_valid_bound() -> None:
     relaxation = linprog(model.c, A_ub=model.A.toarray(), b_ub=model.row_hi, bounds=(0, 1))
     # Between the LP relaxation's bound and the plan found: valid, and no looser than the LP.
     assert relaxation.fun + model.offset - 1e-6 <= result.bound <= result.objective + 1e-6
+
+
+def _pulps_file(model: MilpModel, path: Path) -> str:
+    """The MPS file PuLP wrote for `model` when the backend built it through PuLP (the
+    construction the backend used until it wrote the file itself)."""
+    import pulp
+
+    problem = pulp.LpProblem("windmaker", pulp.LpMinimize)
+
+    def bound(value: float) -> float | None:
+        return float(value) if np.isfinite(value) else None
+
+    columns = [
+        problem.add_variable(
+            f"x{j}",
+            lowBound=bound(model.col_lo[j]),
+            upBound=bound(model.col_hi[j]),
+            cat=pulp.LpInteger if model.integer[j] else pulp.LpContinuous,
+        )
+        for j in range(model.n_cols)
+    ]
+    nonzero = np.nonzero(model.c)[0]
+    problem += pulp.lpSum(float(model.c[j]) * columns[j] for j in nonzero) + float(model.offset)
+    csr = model.A.tocsr()
+    for i in range(model.n_rows):
+        start, end = csr.indptr[i], csr.indptr[i + 1]
+        expr = pulp.LpAffineExpression(
+            [
+                (columns[j], float(v))
+                for j, v in zip(csr.indices[start:end], csr.data[start:end], strict=True)
+            ]
+        )
+        lo, hi = model.row_lo[i], model.row_hi[i]
+        if np.isfinite(lo) and np.isfinite(hi) and lo == hi:
+            problem += expr == float(lo)
+            continue
+        if np.isfinite(lo):
+            problem += expr >= float(lo)
+        if np.isfinite(hi):
+            problem += expr <= float(hi)
+    problem.writeMPS(str(path), rename=1)
+    return path.read_text(encoding="utf-8")
+
+
+def _random_model(rng: np.random.Generator) -> MilpModel:
+    """Columns of every kind (binary, general integer, continuous; fixed, free, one- and
+    two-sided bounds) and rows of every kind (equal, ranged, one-sided, free), over 12+
+    columns so that PuLP's name order (x0, x1, x10, x11, x2, …) differs from theirs."""
+    n, m = int(rng.integers(12, 40)), int(rng.integers(3, 15))
+    dense = np.where(rng.random((m, n)) < 0.4, rng.normal(0, 1e3, (m, n)), 0.0)
+    dense[np.arange(m), rng.integers(0, n, m)] = 1.5  # no empty row
+    # No empty column either, counting free rows (which no file has) as empty: PuLP left
+    # out a column in no row and not in the objective, the backend keeps every column.
+    dense[0] = np.where(dense[0] == 0, -0.75, dense[0])
+    col_lo = rng.choice([0.0, -np.inf, -2.5, 3.0], n)
+    col_hi = np.where(rng.random(n) < 0.3, np.inf, col_lo + rng.choice([0.0, 1.0, 7.25], n))
+    col_hi = np.where(np.isfinite(col_lo), col_hi, rng.choice([np.inf, 4.0], n))
+    row_lo = rng.choice([-np.inf, -1e4, 0.0, 123.456789012345], m)
+    row_lo[0] = -1e4  # never a free row (see above)
+    row_hi = np.where(rng.random(m) < 0.3, row_lo, rng.choice([np.inf, 1e6, 2e13], m))
+    return MilpModel(
+        c=np.where(rng.random(n) < 0.7, rng.normal(0, 1, n) / 3, 0.0),
+        A=sp.csr_matrix(dense),
+        row_lo=row_lo,
+        row_hi=np.maximum(row_hi, row_lo),
+        col_lo=col_lo,
+        col_hi=col_hi,
+        integer=rng.random(n) < 0.5,
+        offset=float(rng.normal()),
+    )
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_the_file_is_pulps_byte_for_byte(seed: int, tmp_path: Path) -> None:
+    """CBC's search depends on the file (column order, digits): the backend writes the
+    very file PuLP wrote, so CBC searches as it did under PuLP, without PuLP's time."""
+    model = _random_model(np.random.default_rng(seed))
+    laid_out, order = _in_pulps_layout(model)
+    mine = tmp_path / "mine.mps"
+    write_mps(laid_out, str(mine))
+    assert mine.read_text(encoding="utf-8") == _pulps_file(model, tmp_path / "pulp.mps")
+    assert sorted(order.tolist()) == list(range(model.n_cols))
