@@ -13,7 +13,6 @@ own temporary folder in its command line), after which CBC writes its best solut
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import shutil
@@ -144,60 +143,87 @@ def write_mps(model: MilpModel, path: str, name: str = "MODEL") -> None:
     (tests/unit/test_cbc_backend.py), without a Python object per variable and term. One
     difference: a column in no row and not in the objective stays (PuLP left it out of the
     file and then read no value back for it, which the old backend took for no solution)."""
-    n = model.n_cols
-    columns = [f"X{j:07d}" for j in range(n)]
-    rows = [f"C{i:07d}" for i in range(model.n_rows)]
+    n, m = model.n_cols, model.n_rows
     lo, hi = model.row_lo, model.row_hi
     kinds = np.where(np.isfinite(lo) & (lo == hi), "E", np.where(np.isfinite(lo), "G", "L"))
     rhs = np.where(np.isfinite(lo), lo, hi)
-    matrix = model.A.tocsc()
+    matrix = model.A.tocsc(copy=True)
     matrix.sort_indices()
-    out = ["*SENSE:Minimize\n", f"NAME          {name}\n", "ROWS\n", " N  OBJ\n"]
-    out += [f" {kind}  {row}\n" for kind, row in zip(kinds.tolist(), rows, strict=True)]
-    out.append("COLUMNS\n")
-    starts, indices, values = matrix.indptr.tolist(), matrix.indices.tolist(), matrix.data.tolist()
-    cost, integer = model.c.tolist(), model.integer.tolist()
-    for j in range(n):
-        if integer[j]:
-            out.append("    MARK      'MARKER'                 'INTORG'\n")
-        out += [
-            f"    {columns[j]:<8}  {rows[indices[k]]:<8}  {values[k]: .12e}\n"
-            for k in range(starts[j], starts[j + 1])
-        ]
-        if cost[j] != 0:
-            out.append(f"    {columns[j]:<8}  {'OBJ':<8}  {cost[j]: .12e}\n")
-        if integer[j]:
-            out.append("    MARK      'MARKER'                 'INTEND'\n")
-    out.append("RHS\n")
-    out += [
-        f"    RHS       {row:<8}  {value: .12e}\n"
-        for row, value in zip(rows, rhs.tolist(), strict=True)
-    ]
-    out.append("BOUNDS\n")
-    for j, (low, high) in enumerate(zip(model.col_lo.tolist(), model.col_hi.tolist(), strict=True)):
-        out += _bound_lines(columns[j], low, high, integer[j])
-    out.append("ENDATA\n")
+    counts = np.diff(matrix.indptr)
+    integer = model.integer.astype(bool)
+    costed = model.c != 0
+    # Each column's lines, in order: INTORG marker, its entries, its objective, INTEND.
+    sizes = counts + costed + 2 * integer
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+    lines = np.empty(int(sizes.sum()), dtype=object)
+    lines[first[integer]] = _INTORG
+    entry_at = np.repeat(first + integer, counts) + (
+        np.arange(matrix.nnz) - np.repeat(matrix.indptr[:-1], counts)
+    )
+    owner = np.repeat(np.arange(n), counts)
+    lines[entry_at] = _lines("    X%07d  C%07d  % .12e\n", owner, matrix.indices, matrix.data)
+    where = np.flatnonzero(costed)
+    lines[first[where] + integer[where] + counts[where]] = _lines(
+        "    X%07d  OBJ       % .12e\n", where, model.c[where]
+    )
+    lines[first[integer] + sizes[integer] - 1] = _INTEND
+    head = f"*SENSE:Minimize\nNAME          {name}\nROWS\n N  OBJ\n"
+    rows = "".join(f" {kind}  C{i:07d}\n" for i, kind in enumerate(kinds.tolist()))
+    right = "".join(_lines("    RHS       C%07d  % .12e\n", np.arange(m), rhs))
     with open(path, "w", encoding="utf-8") as handle:
-        handle.writelines(out)
+        handle.write(head + rows + "COLUMNS\n")
+        handle.write("".join(lines.tolist()))
+        handle.write("RHS\n" + right + "BOUNDS\n")
+        handle.write(_bounds(model.col_lo, model.col_hi, integer) + "ENDATA\n")
 
 
-def _bound_lines(column: str, low: float, high: float, integer: bool) -> list[str]:
-    """One column's BOUNDS lines, as PuLP's `writeMPSBoundLines` wrote them."""
-    low_set, high_set = math.isfinite(low), math.isfinite(high)
-    if low_set and low == high:
-        return [f" FX BND       {column:<8}  {low: .12e}\n"]
-    if low == 0 and high == 1 and integer:
-        return [f" BV BND       {column:<8}\n"]
-    lines = []
-    if low_set:
-        # Without bounds COIN takes an integer column for a binary: its 0 is written.
-        if low != 0 or (integer and not high_set):
-            lines.append(f" LO BND       {column:<8}  {low: .12e}\n")
-    else:
-        lines.append(f" {'MI' if high_set else 'FR'} BND       {column:<8}\n")
-    if high_set:
-        lines.append(f" UP BND       {column:<8}  {high: .12e}\n")
-    return lines
+_INTORG = "    MARK      'MARKER'                 'INTORG'\n"
+_INTEND = "    MARK      'MARKER'                 'INTEND'\n"
+
+
+def _lines(template: str, *fields: NDArray[np.generic]) -> list[str]:
+    """`template` (one line) filled in with each row of `fields`, in one formatting call."""
+    count = len(fields[0])
+    if count == 0:
+        return []
+    values = np.empty(count * len(fields), dtype=object)
+    for k, field in enumerate(fields):
+        values[k :: len(fields)] = field.tolist()
+    return (template * count % tuple(values.tolist())).splitlines(keepends=True)
+
+
+def _bounds(low: FloatArray, high: FloatArray, integer: NDArray[np.bool_]) -> str:
+    """The BOUNDS lines as PuLP's `writeMPSBoundLines` wrote them, column by column: FX
+    (fixed), BV (a 0–1 integer), else LO where the lower bound is not 0 (or an integer
+    column has no upper one: COIN takes an unbounded integer for a binary), MI / FR without
+    a lower bound, and UP with an upper one."""
+    low_set, high_set = np.isfinite(low), np.isfinite(high)
+    fixed = low_set & (low == high)
+    binary = ~fixed & (low == 0) & (high == 1) & integer
+    rest = ~fixed & ~binary
+    first_lines = {
+        "FX": (fixed, " FX BND       X%07d  % .12e\n", True),
+        "BV": (binary, " BV BND       X%07d\n", False),
+        "LO": (
+            rest & low_set & ((low != 0) | (integer & ~high_set)),
+            " LO BND       X%07d  % .12e\n",
+            True,
+        ),
+        "MI": (rest & ~low_set & high_set, " MI BND       X%07d\n", False),
+        "FR": (rest & ~low_set & ~high_set, " FR BND       X%07d\n", False),
+    }
+    up = rest & high_set
+    sizes = fixed | binary | first_lines["LO"][0] | ~low_set & rest
+    counts = sizes.astype(np.intp) + up
+    start = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.intp)
+    lines = np.empty(int(counts.sum()), dtype=object)
+    for mask, template, with_value in first_lines.values():
+        where = np.flatnonzero(mask)
+        fields = (where, low[where]) if with_value else (where,)
+        lines[start[where]] = _lines(template, *fields)
+    where = np.flatnonzero(up)
+    lines[start[where] + sizes[where]] = _lines(" UP BND       X%07d  % .12e\n", where, high[where])
+    return "".join(lines.tolist())
 
 
 def _in_pulps_layout(model: MilpModel) -> tuple[MilpModel, NDArray[np.intp]]:
