@@ -150,7 +150,10 @@ def test_a_scenario_is_never_worse_than_its_base_plan_where_that_plan_holds(
 def test_a_small_change_started_from_the_base_is_at_least_as_good_as_a_cold_start(
     seed: int, size: int, engine: str
 ) -> None:
-    base = _family(seed, size, engine=engine, time_limit_s=10.0)
+    # 20 s: under a second test worker on a slow 2-core machine, 10 s once left the warm
+    # 300-partner scenario 1 short where the cold one reached every target (it passes
+    # alone at 10 s); a search that certifies its gap ends early anyway.
+    base = _family(seed, size, engine=engine, time_limit_s=20.0)
     base_plans = solve(base)
     last = base.tiers[-1]
     for changes in (
