@@ -154,7 +154,7 @@ def write_mps(model: MilpModel, path: str, name: str = "MODEL") -> None:
     costed = model.c != 0
     # Each column's lines, in order: INTORG marker, its entries, its objective, INTEND.
     sizes = counts + costed + 2 * integer
-    first = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+    first = _offsets(sizes)
     lines = np.empty(int(sizes.sum()), dtype=object)
     lines[first[integer]] = _INTORG
     entry_at = np.repeat(first + integer, counts) + (
@@ -181,6 +181,11 @@ _INTORG = "    MARK      'MARKER'                 'INTORG'\n"
 _INTEND = "    MARK      'MARKER'                 'INTEND'\n"
 
 
+def _offsets(sizes: NDArray[np.integer]) -> NDArray[np.intp]:
+    """Where each block of `sizes` lines starts when the blocks are laid end to end."""
+    return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
+
+
 def _lines(template: str, *fields: NDArray[np.generic]) -> list[str]:
     """`template` (one line) filled in with each row of `fields`, in one formatting call."""
     count = len(fields[0])
@@ -201,28 +206,29 @@ def _bounds(low: FloatArray, high: FloatArray, integer: NDArray[np.bool_]) -> st
     fixed = low_set & (low == high)
     binary = ~fixed & (low == 0) & (high == 1) & integer
     rest = ~fixed & ~binary
-    first_lines = {
-        "FX": (fixed, " FX BND       X%07d  % .12e\n", True),
-        "BV": (binary, " BV BND       X%07d\n", False),
-        "LO": (
+    first_lines = [  # at most one of these per column, then UP
+        (fixed, " FX BND       X%07d  % .12e\n", True),
+        (binary, " BV BND       X%07d\n", False),
+        (
             rest & low_set & ((low != 0) | (integer & ~high_set)),
             " LO BND       X%07d  % .12e\n",
             True,
         ),
-        "MI": (rest & ~low_set & high_set, " MI BND       X%07d\n", False),
-        "FR": (rest & ~low_set & ~high_set, " FR BND       X%07d\n", False),
-    }
+        (rest & ~low_set & high_set, " MI BND       X%07d\n", False),
+        (rest & ~low_set & ~high_set, " FR BND       X%07d\n", False),
+    ]
     up = rest & high_set
-    sizes = fixed | binary | first_lines["LO"][0] | ~low_set & rest
-    counts = sizes.astype(np.intp) + up
-    start = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.intp)
-    lines = np.empty(int(counts.sum()), dtype=object)
-    for mask, template, with_value in first_lines.values():
+    has_first = np.logical_or.reduce([mask for mask, _, _ in first_lines])
+    start = _offsets(has_first.astype(np.intp) + up)
+    lines = np.empty(int(has_first.sum() + up.sum()), dtype=object)
+    for mask, template, with_value in first_lines:
         where = np.flatnonzero(mask)
         fields = (where, low[where]) if with_value else (where,)
         lines[start[where]] = _lines(template, *fields)
     where = np.flatnonzero(up)
-    lines[start[where] + sizes[where]] = _lines(" UP BND       X%07d  % .12e\n", where, high[where])
+    lines[start[where] + has_first[where]] = _lines(
+        " UP BND       X%07d  % .12e\n", where, high[where]
+    )
     return "".join(lines.tolist())
 
 
@@ -234,12 +240,12 @@ def _in_pulps_layout(model: MilpModel) -> tuple[MilpModel, NDArray[np.intp]]:
     order = np.array(sorted(range(model.n_cols), key=lambda j: f"x{j}"), dtype=np.intp)
     lo, hi = model.row_lo, model.row_hi
     low_side = np.isfinite(lo)
-    high_side = np.isfinite(hi) & ~(low_side & (lo == hi))
+    equal = low_side & (lo == hi)
+    high_side = np.isfinite(hi) & ~equal
     # Row i becomes its `>=` (or `==`) row, then its `<=` row, in the original row order.
     sides = np.stack([low_side, high_side], axis=1).ravel()
     source = np.repeat(np.arange(model.n_rows), 2)[sides]
     is_low = np.tile([True, False], model.n_rows)[sides]
-    equal = low_side & (lo == hi)
     row_lo = np.where(is_low, lo[source], -np.inf)
     row_hi = np.where(is_low, np.where(equal[source], lo[source], np.inf), hi[source])
     laid_out = MilpModel(
@@ -353,8 +359,6 @@ class CbcBackend:
         if laid_out_x is not None:
             x = np.empty(model.n_cols)
             x[order] = laid_out_x
-        with open(log_path, encoding="utf-8", errors="replace") as handle:
-            summary = _summary(handle.read())
         if status in ("Infeasible", "Integer"):
             return MilpResult(Termination.INFEASIBLE, seconds=seconds)
         if status == "Unbounded":
@@ -363,6 +367,8 @@ class CbcBackend:
             return MilpResult(Termination.NO_SOLUTION, seconds=seconds)
         objective = float(model.c @ x + model.offset)
         proven = status == "Optimal"
+        with open(log_path, encoding="utf-8", errors="replace") as handle:
+            summary = _summary(handle.read())  # only a solution needs its bound
         lower = _bound(summary, objective, proven, mip_gap)
         return MilpResult(
             Termination.OPTIMAL if proven else Termination.FEASIBLE, x, objective, lower, seconds
