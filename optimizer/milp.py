@@ -89,6 +89,8 @@ class MilpStrategy:
         # family seed 4, 300 partners, 10 s: 5.4% more GMV than the stage-1 plan).
         self.found = False
         self.exact = all(c.kind in ("points", "linear") for c in arrays.pair_curve)
+        # The caller wants a plan, not a bound (see `solve_milp`).
+        self.plan_only = False
 
     # -- exact evaluation -------------------------------------------------------------
     def candidate(self, form: Formulation, solution: FloatArray) -> Candidate:
@@ -149,6 +151,8 @@ class MilpStrategy:
             return form, result, None if result.x is None else self._exact(form, result.x)
 
         if self.exact and inner_stage.shortfall_cap == outer_stage.shortfall_cap:
+            return inner(), None
+        if self.plan_only and not outer_stage.minimise_shortfall:
             return inner(), None
         return side_by_side(
             inner, lambda stop: self._solve(outer_stage, True, clock, stop, cap_s), needed
@@ -357,6 +361,11 @@ class MilpStrategy:
         if clock.out() and status is not SolveStatus.OPTIMAL:
             status = stopped_status(clock)
         minimise = self.request.objective is Objective.MIN_COST
+        if self.plan_only and not self.exact:
+            # Its stage-2 "bound" was the inner model's own, which the exact curves beat.
+            search.bound = None
+            if status is SolveStatus.OPTIMAL:
+                status = SolveStatus.FEASIBLE
         outcome = self._outcome(status, [search.best[0]])
         outcome.best_bound = search.bound
         outcome.mip_gap = relative_gap(
@@ -469,13 +478,18 @@ def solve_milp(
     time_limit_s: float | None = None,
     more_starts: Sequence[Candidate] = (),
     proven_shortfall: float | None = None,
+    plan_only: bool = False,
 ) -> EngineOutcome:
     """`proven_shortfall`: the least weighted shortfall another engine has proven; with a
-    start that reaches it, stage 1 is settled before the first round."""
+    start that reaches it, stage 1 is settled before the first round. `plan_only`: the
+    caller wants the plan, not a bound (a neighbourhood's round): stage 2 solves no outer
+    model, so it takes one core instead of two, and its rounds end once the inner model is
+    solved within the gap; the outcome then reports no bound and is at best `feasible`."""
     options = arrays.request.options
     limit = options.time_limit_s if time_limit_s is None else time_limit_s
     clock = Clock(limit, should_stop)
     strategy = MilpStrategy(arrays, backend, progress)
+    strategy.plan_only = plan_only
     for start in (*([warm_start] if warm_start is not None else []), *more_starts):
         strategy.seed(start)
     if proven_shortfall is not None:

@@ -374,6 +374,7 @@ def _round(
         warm_start=Candidate(amounts[inside]),
         time_limit_s=seconds,
         proven_shortfall=floor,
+        plan_only=True,
     )
     if not outcome.candidates:
         return None
