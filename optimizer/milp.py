@@ -37,7 +37,7 @@ from optimizer.outcome import Candidate, EngineOutcome
 from optimizer.parallel import StopFlag, either, side_by_side
 from optimizer.polish import polish
 from optimizer.progress import Progress, ProgressEvent
-from optimizer.pwl import domain, initial_points, refine, segments, tangent_point
+from optimizer.pwl import below_tangents, initial_points, refine, segments, tangent_point
 from optimizer.scoring import Incumbent, Score, better, exact_candidate, score, valid_plan
 
 MAX_REFINEMENTS = 12
@@ -416,19 +416,7 @@ class MilpStrategy:
         arrays = self.arrays
         amounts = start.amounts[arrays.pair_partner, arrays.pair_resource]
         refine(self.points, arrays, amounts)
-        self._exact_below_tangents(amounts)
-
-    def _exact_below_tangents(self, amounts: FloatArray) -> None:
-        """Relaxed S-curve pairs with an amount on their convex stretch go exact: the
-        relaxation keeps amounts at 0 or past the tangent point, so without this the inner
-        model could not represent those amounts (nor hold the tiers they reach)."""
-        below = set()
-        for k in self.relaxed:
-            low, high, _ = domain(self.arrays, k)
-            touch = tangent_point(self.arrays.pair_curve[k], low, high)
-            if touch is not None and 0 < amounts[k] < touch * (1 - 1e-9):
-                below.add(k)
-        self.relaxed = self.relaxed - below
+        self.relaxed = self.relaxed - below_tangents(self.arrays, self.relaxed, amounts)
 
     def hold_proven(self, floor: float) -> None:
         """Another engine (the decomposition) proved that no plan falls short by less than
@@ -465,7 +453,7 @@ class MilpStrategy:
         amounts = form.raw_amounts(self.arrays, solution)
         refine(self.points, self.arrays, amounts)
         if outer:
-            self._exact_below_tangents(amounts)
+            self.relaxed = self.relaxed - below_tangents(self.arrays, self.relaxed, amounts)
 
 
 def solve_milp(

@@ -279,3 +279,16 @@ def _envelope(curve: Curve, anchors: FloatArray, upper: bool) -> tuple[FloatArra
     xs = np.unique(np.concatenate([anchors, cross]))
     lines = v[None, :] + g[None, :] * (xs[:, None] - a[None, :])
     return xs, (lines.min(axis=1) if upper else lines.max(axis=1))
+
+
+def below_tangents(arrays: ProblemArrays, relaxed: frozenset[int], amounts: FloatArray) -> set[int]:
+    """The relaxed S-curve pairs whose amount is on the convex stretch: they must go exact,
+    since the relaxation keeps amounts at 0 or past the tangent point, and without that the
+    inner model could not represent those amounts (nor hold the tiers they reach)."""
+    below = set()
+    for k in relaxed:
+        low, high, _ = domain(arrays, k)
+        touch = tangent_point(arrays.pair_curve[k], low, high)
+        if touch is not None and 0 < amounts[k] < touch * (1 - 1e-9):
+            below.add(k)
+    return below
