@@ -147,28 +147,28 @@ def test_the_engine_keeps_an_improvers_plan_only_when_better_and_valid() -> None
     handed: list[np.ndarray] = []
     offered: list[np.ndarray] = []
 
-    def offering(make: Callable[[np.ndarray, float], np.ndarray]) -> Improver:
+    def offering(make: Callable[[np.ndarray], np.ndarray]) -> Improver:
         def improve(
             plan: np.ndarray, floor: float | None, bound: float, seconds: float, spent: float
         ) -> np.ndarray:
             assert seconds > 0
             assert bound >= score(arrays, columns, Candidate(plan)).gmv
             handed.append(plan.copy())
-            offered.append(make(plan, bound))
+            offered.append(make(plan))
             return offered[-1]
 
         return improve
 
     kept = solve_decomposition(
         request, time_limit_s=SEARCH_S, mip_gap=0.0, arrays=arrays,
-        improve=offering(lambda plan, bound: plan * 3.0),
+        improve=offering(lambda plan: plan * 3.0),
     )  # fmt: skip
     assert handed, "the engine hands its plan over"
     assert not np.array_equal(kept.candidates[0].amounts, offered[0])
     assert valid_plan(arrays, columns, kept.candidates[0])
 
-    def searched(plan: np.ndarray, bound: float) -> np.ndarray:
-        # No bound to stop at: the plan may already be within the request's gap of it.
+    def searched(plan: np.ndarray) -> np.ndarray:
+        # No bound to stop at: the plan may already be within the request's gap of the engine's.
         moved = improve_in_neighbourhoods(arrays, plan, None, 1e30, Clock(5.0))
         assert moved is not None, "CBC improves the decomposition's plan in its neighbourhoods"
         return moved
