@@ -37,7 +37,7 @@ from optimizer.outcome import Candidate, EngineOutcome
 from optimizer.parallel import StopFlag, either, side_by_side
 from optimizer.polish import polish
 from optimizer.progress import Progress, ProgressEvent
-from optimizer.pwl import below_tangents, initial_points, refine, segments, tangent_point
+from optimizer.pwl import Approximation
 from optimizer.scoring import Incumbent, Score, better, exact_candidate, score, valid_plan
 
 MAX_REFINEMENTS = 12
@@ -66,21 +66,15 @@ class MilpStrategy:
         self.progress: Progress = progress or (lambda event: None)
         self.request = arrays.request
         self.options = arrays.request.options
-        self.points = initial_points(arrays)
         self.columns = curve_columns(arrays.request)
         # Early rounds are dominated by approximation error: solving them to a tight MIP
         # gap is wasted work. The backend gap follows the certified gap down to a quarter
         # of the requested one, which leaves room for the approximation's share.
         self.finest_gap = self.options.mip_gap / 4
         self.backend_gap = self.options.mip_gap
-        # Piecewise-linear and linear curves (and packages) are modelled exactly: the
-        # inner model is then its own relaxation and its bound needs no outer solve.
         # S-curves start relaxed (tangent-point restriction / concave envelope: tight LPs);
         # a pair goes exact once an outer solution takes an amount below its tangent point.
-        self.relaxed = frozenset(
-            k for k, c in enumerate(arrays.pair_curve) if tangent_point(c, 0.0, 1.0) is not None
-        )
-        self.integral_grid = False  # last resort: integer grid indices on fine grids too
+        self.approximation = Approximation(arrays)
         self.warm: Incumbent | None = None
         # The least weighted shortfall another engine has proven (`hold_proven`).
         self.proven_floor: float | None = None
@@ -88,6 +82,8 @@ class MilpStrategy:
         # however little time is left: that round is worth a short overrun (measured on
         # family seed 4, 300 partners, 10 s: 5.4% more GMV than the stage-1 plan).
         self.found = False
+        # Piecewise-linear and linear curves (and packages) are modelled exactly: the
+        # inner model is then its own relaxation and its bound needs no outer solve.
         self.exact = all(c.kind in ("points", "linear") for c in arrays.pair_curve)
         # The caller wants a plan, not a bound (see `solve_milp`).
         self.plan_only = False
@@ -109,9 +105,13 @@ class MilpStrategy:
         cap_s: float = math.inf,
     ) -> tuple[Formulation, MilpResult]:
         """One backend call of at most `cap_s`; `stop` ends it early, as a cancel does."""
-        segs = segments(self.arrays, self.points, outer=outer, relaxed=self.relaxed)
+        approximation = self.approximation
         form = build(
-            self.arrays, segs, stage, tier_margin=not outer, integral_grid=self.integral_grid
+            self.arrays,
+            approximation.segments(outer),
+            stage,
+            tier_margin=not outer,
+            integral_grid=approximation.integral_grid,
         )
         if form.model.n_cols == 0:  # nothing to decide: the empty allocation, if it fits
             model = form.model
@@ -171,7 +171,7 @@ class MilpStrategy:
             search.proven_caps = (cap, cap)
             search.shortfall_proven, search.shortfall_bound = True, self.proven_floor
         for round_number in range(1, MAX_REFINEMENTS + 1):
-            approximations = self._state()
+            approximations = self.approximation.state()
             caps: tuple[float, float] | None = None
             if staged and search.proven_caps is not None:
                 caps = search.proven_caps  # refining only improves the inner model
@@ -199,7 +199,7 @@ class MilpStrategy:
                     search.held_caps = caps
                 elif not clock.out():
                     self._sharpen_round(shortfall.inner, shortfall.outer_solution)
-                    if self._state() > approximations:
+                    if self.approximation.state() > approximations:
                         continue
             held = held_shortfall(caps, exclude)
             gmv_round = self._objective_round(held, clock)
@@ -330,11 +330,11 @@ class MilpStrategy:
         no breakpoint was added, the next lever (the solver's own gap, then integral fine
         grids). False when no lever is left."""
         finer = min(max(gap / 8, self.finest_gap), self.backend_gap) if gap else None
-        if self._state() == approximations:
+        if self.approximation.state() == approximations:
             if self.backend_gap > self.finest_gap:
                 finer = self.finest_gap  # the remaining gap is the solver's own
-            elif not self.integral_grid and np.any(self.arrays.step > 0):
-                self.integral_grid = True  # or the rounding of fine grids
+            elif not self.approximation.integral_grid and np.any(self.arrays.step > 0):
+                self.approximation.integral_grid = True  # or the rounding of fine grids
             else:
                 return False
         self.backend_gap = finer if finer is not None else self.finest_gap
@@ -414,9 +414,7 @@ class MilpStrategy:
         # Of several starts (a decomposition's, a caller's) the better one is the incumbent.
         self.warm = better(self.warm, (start, self.score(start)), self.request.objective)
         arrays = self.arrays
-        amounts = start.amounts[arrays.pair_partner, arrays.pair_resource]
-        refine(self.points, arrays, amounts)
-        self.relaxed = self.relaxed - below_tangents(self.arrays, self.relaxed, amounts)
+        self.approximation.add(start.amounts[arrays.pair_partner, arrays.pair_resource], True)
 
     def hold_proven(self, floor: float) -> None:
         """Another engine (the decomposition) proved that no plan falls short by less than
@@ -430,11 +428,6 @@ class MilpStrategy:
         if self.warm is None or self.proven_floor is None:
             return False
         return self.warm[1].shortfall <= self.proven_floor + 1e-9
-
-    def _state(self) -> int:
-        """Grows whenever the approximations change (points added, pairs made exact)."""
-        pairs = self.arrays.n_pairs
-        return sum(len(p) for p in self.points) + pairs - len(self.relaxed) + self.integral_grid
 
     def _sharpen_round(
         self,
@@ -450,10 +443,7 @@ class MilpStrategy:
             self._sharpen(outer_form or form, outer_solution, outer=True)
 
     def _sharpen(self, form: Formulation, solution: FloatArray, outer: bool) -> None:
-        amounts = form.raw_amounts(self.arrays, solution)
-        refine(self.points, self.arrays, amounts)
-        if outer:
-            self.relaxed = self.relaxed - below_tangents(self.arrays, self.relaxed, amounts)
+        self.approximation.add(form.raw_amounts(self.arrays, solution), outer)
 
 
 def solve_milp(

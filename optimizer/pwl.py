@@ -292,3 +292,32 @@ def below_tangents(arrays: ProblemArrays, relaxed: frozenset[int], amounts: Floa
         if touch is not None and 0 < amounts[k] < touch * (1 - 1e-9):
             below.add(k)
     return below
+
+
+class Approximation:
+    """What the MILP's rounds refine: each pair's points, the S-curve pairs still relaxed
+    (modelled on {0} ∪ [tangent point, max], see `tangent_point`), and whether fine grids
+    are solved on integer indices (the last resort when nothing else is left to refine)."""
+
+    def __init__(self, arrays: ProblemArrays) -> None:
+        self.arrays = arrays
+        self.points = initial_points(arrays)
+        self.relaxed = frozenset(
+            k for k, c in enumerate(arrays.pair_curve) if tangent_point(c, 0.0, 1.0) is not None
+        )
+        self.integral_grid = False
+
+    def segments(self, outer: bool) -> Segments:
+        return segments(self.arrays, self.points, outer=outer, relaxed=self.relaxed)
+
+    def state(self) -> int:
+        """Grows whenever the approximations change (points added, pairs made exact)."""
+        exact = self.arrays.n_pairs - len(self.relaxed)
+        return sum(len(p) for p in self.points) + exact + self.integral_grid
+
+    def add(self, amounts: FloatArray, outer: bool) -> None:
+        """Exact at these per-pair amounts; an outer solution's (or a start's) amount on a
+        relaxed pair's convex stretch makes that pair exact (`below_tangents`)."""
+        refine(self.points, self.arrays, amounts)
+        if outer:
+            self.relaxed = self.relaxed - below_tangents(self.arrays, self.relaxed, amounts)

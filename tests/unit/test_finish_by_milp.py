@@ -33,7 +33,7 @@ def test_a_start_on_an_s_curves_convex_stretch_makes_that_pair_exact() -> None:
     request, _ = family_request(3, 60, 0.9, time_limit_s=10.0)
     arrays = build_arrays(request)
     strategy = MilpStrategy(arrays, milp_backend("cbc"), None)
-    relaxed = sorted(strategy.relaxed)
+    relaxed = sorted(strategy.approximation.relaxed)
     assert relaxed, "the family's S-curves start relaxed"
     k = relaxed[0]
     low, high, _ = domain(arrays, k)
@@ -43,8 +43,8 @@ def test_a_start_on_an_s_curves_convex_stretch_makes_that_pair_exact() -> None:
     i, r = int(arrays.pair_partner[k]), int(arrays.pair_resource[k])
     amounts[i, r] = touch / 2
     strategy.seed(Candidate(amounts))
-    assert k not in strategy.relaxed
-    assert set(strategy.relaxed) == set(relaxed) - {k}, "pairs at 0 stay relaxed"
+    assert k not in strategy.approximation.relaxed
+    assert set(strategy.approximation.relaxed) == set(relaxed) - {k}, "pairs at 0 stay relaxed"
 
 
 def test_a_proven_shortfall_settles_stage_one_and_the_start_is_never_lost() -> None:
