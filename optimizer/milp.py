@@ -103,8 +103,10 @@ class MilpStrategy:
         clock: Clock,
         stop: StopFlag | None = None,
         cap_s: float = math.inf,
+        cutoff: float | None = None,
     ) -> tuple[Formulation, MilpResult]:
-        """One backend call of at most `cap_s`; `stop` ends it early, as a cancel does."""
+        """One backend call of at most `cap_s`; `stop` ends it early, as a cancel does.
+        `cutoff`: stage 2's bound in request units that would do (see `Search.cutoff`)."""
         approximation = self.approximation
         form = build(
             self.arrays,
@@ -125,8 +127,12 @@ class MilpStrategy:
             )
         if self.found and (clock.left() < MIN_CALL_S or clock.out()):
             return form, MilpResult(Termination.NO_SOLUTION)  # the plan found stands
+        if cutoff is not None:  # model units: the objective is -GMV (or cost), scaled
+            cutoff /= form.objective_scale
+            cutoff = cutoff if self.request.objective is Objective.MIN_COST else -cutoff
         result = self.backend.solve(
             form.model,
+            cutoff=cutoff,
             time_limit_s=max(min(clock.left(), cap_s), 0.05),
             mip_gap=self.backend_gap,
             seed=self.options.seed,
@@ -141,10 +147,12 @@ class MilpStrategy:
         clock: Clock,
         needed: Callable[[Solved], bool],
         cap_s: float = math.inf,
+        cutoff: float | None = None,
     ) -> tuple[Solved, tuple[Formulation, MilpResult] | None]:
         """The inner solve (plan scored exactly) and the outer one side by side: a round
         takes as long as the slower (1,000 family partners, CBC: 21 s to 16.5 s). No outer
-        solve for an exact inner model held alike; stopped, and None, unless `needed`."""
+        solve for an exact inner model held alike; stopped, and None, unless `needed`.
+        `cutoff` goes to the outer solve."""
 
         def inner() -> Solved:
             form, result = self._solve(inner_stage, False, clock, cap_s=cap_s)
@@ -155,7 +163,7 @@ class MilpStrategy:
         if self.plan_only and not outer_stage.minimise_shortfall:
             return inner(), None
         return side_by_side(
-            inner, lambda stop: self._solve(outer_stage, True, clock, stop, cap_s), needed
+            inner, lambda stop: self._solve(outer_stage, True, clock, stop, cap_s, cutoff), needed
         )
 
     def run(self, exclude: list[set[tuple[int, int]]], clock: Clock) -> EngineOutcome | None:
@@ -202,7 +210,8 @@ class MilpStrategy:
                     if self.approximation.state() > approximations:
                         continue
             held = held_shortfall(caps, exclude)
-            gmv_round = self._objective_round(held, clock)
+            cutoff = search.cutoff(self.request.objective, self.options.mip_gap)
+            gmv_round = self._objective_round(held, clock, cutoff)
             if gmv_round is Termination.INFEASIBLE and not staged:
                 return None if exclude else self._outcome(SolveStatus.INFEASIBLE)
             if not isinstance(gmv_round, ObjectiveRound) and handed:
@@ -304,13 +313,13 @@ class MilpStrategy:
         return ShortfallRound((form, result), outer_solution, plan, cap, inner_cap, floor, proven)
 
     def _objective_round(
-        self, held: tuple[StageSpec, StageSpec], clock: Clock
+        self, held: tuple[StageSpec, StageSpec], clock: Clock, cutoff: float | None = None
     ) -> ObjectiveRound | Termination:
         """Stage 2 (GMV or cost) with the shortfall held: the inner plan, and the outer
-        model's bound in request units."""
+        model's bound in request units (`cutoff`, when the outer solve proves that one)."""
         stage, inner_stage = held
         (form, result, found), outer_solved = self._solve_pair(
-            inner_stage, stage, clock, lambda got: got[2] is not None
+            inner_stage, stage, clock, lambda got: got[2] is not None, cutoff=cutoff
         )
         if found is None:
             return result.termination

@@ -23,6 +23,9 @@ from optimizer.scoring import Incumbent, better
 # seed 4, 300 partners, ambition 0.98: seven rounds, 15 s, 0.002% of the gap between them).
 STAGE2_STALL = 3
 STAGE2_PROGRESS = 0.01
+# Stage 2's outer solve is cut off this far inside the requested gap from the best plan:
+# just inside, so that a cut-off solve certifies the plan despite solver tolerances.
+CUTOFF_SHARE = 0.99
 
 
 @dataclass
@@ -78,6 +81,18 @@ class Search:
         gap = relative_gap(self.best[1].final(objective), self.bound, minimise)
         # A solver's bound can sit a rounding error above an optimum it proved.
         return gap is not None and gap <= mip_gap + 1e-9
+
+    def cutoff(self, objective: Objective, mip_gap: float) -> float | None:
+        """The stage-2 bound (request units) that would certify the best plan within
+        `mip_gap`. An outer solve told that only solutions beyond it matter proves there are
+        none far sooner than it closes its own gap (3,000 family partners, CBC: 6.7 s where
+        the round before took 10 s), and that proof is the certificate."""
+        if self.best is None:
+            return None
+        value, room = self.best[1].final(objective), CUTOFF_SHARE * mip_gap
+        if objective is Objective.MIN_COST:
+            return value / (1 + room)
+        return value / (1 - room) if value > 0 else None
 
     def stalled_in_stage_two(self, objective: Objective) -> bool:
         """Has the remaining gap shrunk by less than STAGE2_PROGRESS in STAGE2_STALL

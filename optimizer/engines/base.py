@@ -27,6 +27,7 @@ class Termination(StrEnum):
     NO_SOLUTION = "no_solution"  # stopped early (time) without a solution
     UNBOUNDED = "unbounded"
     ERROR = "error"
+    CUT_OFF = "cut_off"  # proven: no solution below the cutoff (the bound is the cutoff)
 
 
 @dataclass
@@ -81,9 +82,14 @@ class MilpBackend(Protocol):
         warm_start: FloatArray | None = None,
         should_stop: Callable[[], bool] | None = None,
         target: float | None = None,
+        cutoff: float | None = None,
     ) -> MilpResult:
         """`should_stop` is polled (throttled) by backends that can interrupt a solve;
         the others stop at `time_limit_s`. `target`: a solution with objective at or below
         it is good enough (the caller knows a bound the solver would take long to prove);
-        HiGHS stops there, CBC and CP-SAT take it as no more than a hint and run on."""
+        HiGHS stops there, CBC and CP-SAT take it as no more than a hint and run on.
+        `cutoff`: only solutions with objective below it are wanted (the caller needs to
+        know whether any exists, not how good the best is); a MILP backend that proves none
+        does returns CUT_OFF with the cutoff as its bound. HiGHS and CP-SAT, and every
+        backend on a model without integer columns, solve as without it."""
         ...

@@ -311,13 +311,15 @@ class CbcBackend:
         warm_start: FloatArray | None = None,
         should_stop: Callable[[], bool] | None = None,
         target: float | None = None,
+        cutoff: float | None = None,
     ) -> MilpResult:
         started = time.perf_counter()
         folder = tempfile.mkdtemp(prefix="windmaker-cbc-")
         try:
             return self._solve(
-                model, folder, started, time_limit_s, mip_gap, seed, warm_start, should_stop
-            )
+                model, folder, started, time_limit_s, mip_gap, seed, warm_start, should_stop,
+                cutoff if model.integer.any() else None,
+            )  # fmt: skip
         finally:
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -331,6 +333,7 @@ class CbcBackend:
         seed: int,
         warm_start: FloatArray | None,
         should_stop: Callable[[], bool] | None,
+        cutoff: float | None,
     ) -> MilpResult:
         mps, start, solution, log_path = (
             os.path.join(folder, name) for name in ("model.mps", "start.mst", "cbc.sol", "cbc.log")
@@ -345,6 +348,8 @@ class CbcBackend:
         # second too.
         limit = max(float(time_limit_s) - (time.perf_counter() - started), MIN_LIMIT_S)
         args += ["-sec", f"{round(limit, 2)}", "-randomSeed", str(int(seed) + 1)]
+        if cutoff is not None:  # in the file's units: the objective's constant is left out
+            args += ["-cutoff", repr(float(cutoff - model.offset))]
         args += ["-ratio", str(float(mip_gap)), "-solve", "-printingOptions", "all"]
         args += ["-solution", solution]
         with open(log_path, "w", encoding="utf-8") as log, _interruptible(folder, should_stop):
@@ -360,6 +365,8 @@ class CbcBackend:
             x = np.empty(model.n_cols)
             x[order] = laid_out_x
         if status in ("Infeasible", "Integer"):
+            if cutoff is not None:  # a model without solutions has none below it either
+                return MilpResult(Termination.CUT_OFF, bound=cutoff, seconds=seconds)
             return MilpResult(Termination.INFEASIBLE, seconds=seconds)
         if status == "Unbounded":
             return MilpResult(Termination.UNBOUNDED, seconds=seconds)

@@ -71,6 +71,7 @@ class CpSatBackend:
         warm_start: FloatArray | None = None,
         should_stop: Callable[[], bool] | None = None,
         target: float | None = None,
+        cutoff: float | None = None,
     ) -> MilpResult:
         from ortools.sat.python import cp_model
 

@@ -78,6 +78,7 @@ class HighsBackend:
         warm_start: FloatArray | None = None,
         should_stop: Callable[[], bool] | None = None,
         target: float | None = None,
+        cutoff: float | None = None,  # not used: see below
     ) -> MilpResult:
         import highspy
 
@@ -90,6 +91,8 @@ class HighsBackend:
         h.setOptionValue("threads", 1)
         if target is not None:
             h.setOptionValue("objective_target", float(target))
+        # No cutoff: under `objective_bound` HiGHS 1.16 reported `optimal` with a dual bound
+        # worse than solutions the model has (on `programme`, a GMV bound below the plan).
 
         lp = highspy.HighsLp()
         lp.num_col_ = model.n_cols

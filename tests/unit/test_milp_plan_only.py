@@ -24,9 +24,9 @@ def test_a_plan_only_solve_models_stage_two_once_and_reports_no_bound(
     calls: list[tuple[bool, bool]] = []  # (stage 1, outer model) per backend call
     original = MilpStrategy._solve
 
-    def recording(self, stage, outer, clock, stop=None, cap_s=math.inf):  # type: ignore[no-untyped-def]
+    def recording(self, stage, outer, clock, stop=None, cap_s=math.inf, cutoff=None):  # type: ignore[no-untyped-def]
         calls.append((stage.minimise_shortfall, outer))
-        return original(self, stage, outer, clock, stop, cap_s)
+        return original(self, stage, outer, clock, stop, cap_s, cutoff)
 
     monkeypatch.setattr(MilpStrategy, "_solve", recording)
     plan_only = solve_milp(arrays, milp_backend("highs"), plan_only=True)

@@ -1,0 +1,146 @@
+"""A cutoff tells a MILP backend that only solutions below it matter: a backend that proves
+there are none says so (CUT_OFF, with the cutoff as its bound). The MILP strategy cuts its
+stage-2 outer solves off at the bound that would certify its best plan."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from fixtures.families import family_request
+from models.plan import SolveStatus, curve_columns
+from models.request import Objective
+from optimizer.arrays import build_arrays
+from optimizer.clock import relative_gap
+from optimizer.engines import available_engines, milp_backend
+from optimizer.engines.base import MilpBackend, MilpModel, MilpResult, Termination
+from optimizer.milp import solve_milp
+from optimizer.milp_rounds import CUTOFF_SHARE, Search
+from optimizer.scoring import score, valid_plan
+from tests.support.milp import incumbent, small_strategy
+
+BACKENDS = [name for name in ("cbc", "highs") if name in available_engines()]
+
+
+def _knapsack(offset: float) -> tuple[MilpModel, float]:
+    """A 12-item 0-1 knapsack (minimise −value) and its optimum, offset included, found by
+    trying every subset."""
+    rng = np.random.default_rng(7)
+    value = rng.integers(5, 40, 12).astype(float)
+    weight = rng.integers(3, 20, 12).astype(float)
+    capacity = weight.sum() / 3
+    best = max(
+        float(value @ bits)
+        for bits in map(np.array, itertools.product((0, 1), repeat=12))
+        if weight @ bits <= capacity
+    )
+    model = MilpModel(
+        c=-value,
+        A=sp.csr_matrix(weight[None, :]),
+        row_lo=np.array([-np.inf]),
+        row_hi=np.array([capacity]),
+        col_lo=np.zeros(12),
+        col_hi=np.ones(12),
+        integer=np.ones(12, dtype=bool),
+        offset=offset,
+    )
+    return model, offset - best
+
+
+@pytest.mark.skipif("cbc" not in available_engines(), reason="CBC not installed")
+def test_cbc_proves_a_cutoff_past_the_optimum_and_one_short_of_it_changes_nothing() -> None:
+    model, optimum = _knapsack(offset=250.0)  # the constant must count in the cutoff
+    backend = milp_backend("cbc")
+    cut = backend.solve(model, time_limit_s=30, mip_gap=1e-9, cutoff=optimum - 0.5)
+    assert cut.termination is Termination.CUT_OFF
+    assert cut.x is None and cut.bound == optimum - 0.5
+    kept = backend.solve(model, time_limit_s=30, mip_gap=1e-9, cutoff=optimum + 0.5)
+    assert kept.termination is Termination.OPTIMAL
+    assert kept.objective == pytest.approx(optimum)
+
+
+# HiGHS ignores cutoffs; no backend applies one to a model without integer columns.
+UNCUT = [(e, i) for e in BACKENDS for i in (True, False) if e == "highs" or not i]
+
+
+@pytest.mark.parametrize(("engine", "integral"), UNCUT)
+def test_highs_and_any_backend_on_an_lp_solve_as_without_a_cutoff(
+    engine: str, integral: bool
+) -> None:
+    model, _ = _knapsack(offset=250.0)
+    model = replace(model, integer=np.full(12, integral))
+    backend = milp_backend(engine)
+    plain = backend.solve(model, time_limit_s=30, mip_gap=1e-9)
+    assert plain.objective is not None and plain.bound is not None
+    cut = backend.solve(model, time_limit_s=30, mip_gap=1e-9, cutoff=plain.objective - 1)
+    assert cut.termination is Termination.OPTIMAL
+    assert cut.objective == pytest.approx(plain.objective)
+    assert cut.bound == pytest.approx(plain.bound)
+
+
+@pytest.mark.parametrize("objective", [Objective.MAX_ATTAINMENT, Objective.MIN_COST])
+def test_the_cutoff_is_the_bound_that_certifies_the_best_plan_just_inside_the_gap(
+    objective: Objective,
+) -> None:
+    strategy = small_strategy()
+    amounts = np.zeros((strategy.arrays.n_partners, strategy.arrays.n_resources))
+    amounts[:, 0] = 1.0
+    search = Search(best=incumbent(strategy, amounts), shortfall_proven=True)
+    assert search.best is not None
+    plan = search.best[1].final(objective)
+    cutoff = search.cutoff(objective, 1e-3)
+    assert cutoff is not None
+    minimise = objective is Objective.MIN_COST
+    assert relative_gap(plan, cutoff, minimise) == pytest.approx(CUTOFF_SHARE * 1e-3)
+    assert (cutoff < plan) if minimise else (cutoff > plan)
+    assert Search(best=None, shortfall_proven=True).cutoff(objective, 1e-3) is None
+
+
+@dataclass
+class _Recording:
+    """A backend that keeps every model it was given, with the cutoff and the result."""
+
+    inner: MilpBackend
+    calls: list[tuple[MilpModel, float | None, MilpResult]] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    def is_available(self) -> bool:
+        return self.inner.is_available()
+
+    def supports(self, model: MilpModel) -> bool:
+        return self.inner.supports(model)
+
+    def solve(self, model: MilpModel, **options: object) -> MilpResult:
+        result = self.inner.solve(model, **options)  # type: ignore[arg-type]
+        cutoff = options.get("cutoff")
+        self.calls.append((model, cutoff if isinstance(cutoff, float) else None, result))
+        return result
+
+
+@pytest.mark.skipif("cbc" not in available_engines(), reason="CBC not installed")
+def test_a_cut_off_outer_solve_certifies_a_bound_its_full_solve_confirms() -> None:
+    request, _ = family_request(2, 120, 0.9, time_limit_s=30.0)
+    arrays = build_arrays(request)
+    backend = _Recording(milp_backend("cbc"))
+    outcome = solve_milp(arrays, backend)
+    cut_off = [(m, c) for m, c, r in backend.calls if r.termination is Termination.CUT_OFF]
+    assert cut_off, "an outer solve on this programme is cut off"
+    for model, cutoff in cut_off:
+        assert cutoff is not None
+        full = milp_backend("cbc").solve(model, time_limit_s=60, mip_gap=1e-7)
+        assert full.bound is not None
+        # Cut off means no solution below the cutoff: the full solve's proof agrees.
+        assert full.bound >= cutoff - 1e-6 * abs(cutoff)
+    assert outcome.status is SolveStatus.OPTIMAL
+    plan = outcome.candidates[0]
+    assert valid_plan(arrays, curve_columns(request), plan)
+    gmv = score(arrays, curve_columns(request), plan).final(request.objective)
+    assert outcome.best_bound is not None and outcome.best_bound >= gmv
+    assert outcome.mip_gap is not None and outcome.mip_gap <= request.options.mip_gap
