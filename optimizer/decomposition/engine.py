@@ -104,11 +104,14 @@ def solve_decomposition(
     start: Candidate | None = None,
     prices: FloatArray | None = None,
     improve: Improver | None = None,
+    anytime: bool = True,
 ) -> EngineOutcome:
     """`arrays`: the request's shared arrays when the caller has built them already.
     `start`: an exactly valid allocation to begin from (stage 1's first plan, stage 2's
     first incumbent); `prices`: stage-2 prices to begin the price search from (a nearby
-    request's; used when its rows match this one's, else ignored); `improve`: see Improver."""
+    request's; used when its rows match this one's, else ignored); `improve`: see Improver.
+    `anytime`: false when the caller goes on from the plan itself (the MILP finish under
+    `auto`): stage 2 then ends after its first search and the improver."""
     clock = Clock(time_limit_s, should_stop)
     arrays = arrays if arrays is not None else build_arrays(request)
     problem = build_problem(arrays)
@@ -130,7 +133,8 @@ def solve_decomposition(
         priced = _solve(sample, sample_clock, mip_gap / 4, None, None)
         warm, attain_warm = priced.prices, priced.attain_prices
     result = _solve(
-        problem, clock, mip_gap, progress, warm, incumbent, prices is None, improve, attain_warm
+        problem, clock, mip_gap, progress, warm, incumbent, prices is None, improve, attain_warm,
+        anytime,
     )  # fmt: skip
     best, certified = result.plan, certified_bound(result.bound, minimise)
     if math.isfinite(certified) and dual_gap(result.bound, best.objective, minimise) > mip_gap:
@@ -279,6 +283,7 @@ def _solve(
     trust_warm: bool = True,
     improve: Improver | None = None,
     attain_warm: FloatArray | None = None,
+    anytime: bool = True,
 ) -> _Result:
     """Both stages on `problem`; `warm` (stage-2 prices) starts the probe and stage 2 (a
     nearby request's, `trust_warm` false, only when no worse a start than the usual),
@@ -329,7 +334,7 @@ def _solve(
         if best is not before and not close_enough(bound, best):
             bound = _ceiling(problem, stage, prices, bound, best, clock)  # fewer in doubt
     stale, attempt = 0, 0
-    while stale < STALE_ROUNDS and not close_enough(bound, best):
+    while anytime and stale < STALE_ROUNDS and not close_enough(bound, best):
         # A search's first step (a dual step and a plan) is about the longest there is,
         # and it overran the clock by 1.5 s at 50,000 partners: room for two, or stop.
         if not clock.room(LAST_SEARCH_SHARE) or clock.left(LAST_SEARCH_SHARE) < 2 * clock.step_s:

@@ -24,7 +24,7 @@ from optimizer.outcome import Candidate
 from optimizer.progress import ProgressEvent
 from optimizer.pwl import domain, tangent_point
 from optimizer.scoring import better_score, score
-from optimizer.solve import finish_by_milp
+from optimizer.solve import finish_by_milp, milp_can_finish, run_engine
 
 pytestmark = pytest.mark.skipif("cbc" not in available_engines(), reason="CBC not installed")
 
@@ -98,3 +98,58 @@ def test_only_auto_requests_and_unfinished_decompositions_go_on_to_the_milp() ->
     assert finish_by_milp(build_arrays(named), first, None, None, 7.0, 10.0) is first
     first.status = SolveStatus.OPTIMAL
     assert finish_by_milp(arrays, first, None, None, left_s=7.0, limit_s=10.0) is first
+
+
+def _stage_two_searches(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts the decomposition's stage-2 price searches (stage 1 has its own module)."""
+    from optimizer.decomposition import engine
+
+    searches: list[int] = []
+    original = engine.run_stage
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        searches.append(int(kwargs.get("attempt", 0)))
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "run_stage", counting)
+    return searches
+
+
+def test_a_decomposition_the_milp_will_finish_stops_after_its_first_search(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    request, _ = family_request(1, 300, 0.95, time_limit_s=10.0)
+    arrays = build_arrays(request)
+    searches = _stage_two_searches(monkeypatch)
+    # A gap no search reaches: an anytime run searches on.
+    anytime = solve_decomposition(request, time_limit_s=8.0, mip_gap=1e-7, arrays=arrays)
+    assert len(searches) >= 2 and anytime.candidates
+    searches.clear()
+    once = solve_decomposition(
+        request, time_limit_s=8.0, mip_gap=1e-7, arrays=arrays, anytime=False
+    )
+    assert searches == [0], "the first search only"
+    assert once.candidates and once.status is SolveStatus.FEASIBLE
+    assert once.seconds < anytime.seconds
+
+
+def test_auto_asks_for_one_search_only_where_the_milp_can_finish(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import optimizer.decomposition as decomposition
+
+    asked: list[bool] = []
+    original = decomposition.solve_decomposition
+
+    def recording(*args, **kwargs):  # type: ignore[no-untyped-def]
+        asked.append(kwargs["anytime"])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(decomposition, "solve_decomposition", recording)
+    request, _ = family_request(1, 120, 0.95, time_limit_s=6.0)
+    arrays = build_arrays(request)
+    run_engine(request, arrays, "decomposition", None, None)
+    assert milp_can_finish(arrays) and asked == [False]
+    named = replace(request, options=replace(request.options, engine="decomposition"))
+    run_engine(named, build_arrays(named), "decomposition", None, None)
+    assert asked == [False, True], "a request naming the engine gets its anytime search"
