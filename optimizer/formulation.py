@@ -38,7 +38,9 @@ class Formulation:
     x_cols: NDArray[np.intp]
     v_cols: NDArray[np.intp]
     z_cols: dict[tuple[int, int], int]
-    objective_scale: float  # model objective × this = request units (CNY)
+    # Model objective × this = the stage's objective in request units: weighted shortfall,
+    # cost, or GMV (which the model minimises as −GMV, so the scale is negative there).
+    objective_scale: float
 
     def claims(self, arrays: ProblemArrays, solution: FloatArray) -> FloatArray:
         """Per partner: the highest tier threshold the model counts it towards (0: none)."""

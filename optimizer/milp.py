@@ -127,9 +127,8 @@ class MilpStrategy:
             )
         if self.found and (clock.left() < MIN_CALL_S or clock.out()):
             return form, MilpResult(Termination.NO_SOLUTION)  # the plan found stands
-        if cutoff is not None:  # model units: the objective is -GMV (or cost), scaled
-            cutoff /= form.objective_scale
-            cutoff = cutoff if self.request.objective is Objective.MIN_COST else -cutoff
+        if cutoff is not None:
+            cutoff /= form.objective_scale  # to model units
         result = self.backend.solve(
             form.model,
             cutoff=cutoff,
@@ -330,8 +329,7 @@ class MilpStrategy:
             plan = self._better_outer(plan, outer[0], outer[1].x)
         bound = None
         if outer[1].bound is not None:
-            value = outer[1].bound * outer[0].objective_scale
-            bound = value if self.request.objective is Objective.MIN_COST else -value
+            bound = outer[1].bound * outer[0].objective_scale
         return ObjectiveRound(inner, outer, plan, bound)
 
     def _tighten(self, gap: float | None, approximations: int) -> bool:
@@ -423,7 +421,7 @@ class MilpStrategy:
         # Of several starts (a decomposition's, a caller's) the better one is the incumbent.
         self.warm = better(self.warm, (start, self.score(start)), self.request.objective)
         arrays = self.arrays
-        self.approximation.add(start.amounts[arrays.pair_partner, arrays.pair_resource], True)
+        self.approximation.add(start.amounts[arrays.pair_partner, arrays.pair_resource], outer=True)
 
     def hold_proven(self, floor: float) -> None:
         """Another engine (the decomposition) proved that no plan falls short by less than

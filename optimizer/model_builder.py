@@ -383,5 +383,6 @@ class _ModelBuilder:
             np.add.at(cost, gmv_col, -gmv_val)
             base = arrays.baseline + self.const_gain
             offset = -float(base.sum()) / arrays.money_scale
+            objective_scale = -arrays.money_scale  # minimises −GMV
         model = self.b.build(cost, offset)
         return Formulation(model, self.x, self.v, self.z_cols, objective_scale)
