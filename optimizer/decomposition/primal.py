@@ -2,8 +2,9 @@
 
 `construct` builds two plans at one price point and keeps the better: A, the least-priced
 amounts reaching the tiers with the budgets water-filled on top; B, the Lagrangian's own
-amounts for the same tier levels, trimmed to the budgets and topped up. Both then get
-their ticket resources re-split exactly and their group shares enforced.
+amounts for the same tier levels, trimmed to the budgets and topped up. Both get their
+ticket resources re-split exactly and their group shares enforced before they are
+compared, and both are built on each of the level choices of `level_choices`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from optimizer.decomposition.repair import (
     fill,
     fixed_amounts,
     grid_down,
+    overdraws_caps,
 )
 from optimizer.decomposition.subproblem import Response
 from optimizer.decomposition.tickets import rebalance
@@ -63,24 +65,72 @@ def assign_only(
 ) -> ScoredAmounts:
     """Who reaches which tier, with the least amounts: enough to judge a shortfall once
     the group shares hold (a floor on a group's share can take budget the tiers used)."""
-    levels, amounts = assign_levels(problem, evaluation.response, evaluation.prices, targets)
-    return within_groups(problem, evaluate_plan(problem, amounts), levels)
+    best = None
+    for levels, amounts in level_choices(problem, evaluation, targets):
+        plan = within_groups(problem, evaluate_plan(problem, amounts), levels)
+        if better(plan, best, problem.request.objective is Objective.MIN_COST):
+            best = plan
+    assert best is not None
+    return best
+
+
+def level_choices(
+    problem: Problem, evaluation: Evaluation, targets: NDArray[np.int64]
+) -> list[tuple[NDArray[np.int64], FloatArray]]:
+    """Tier levels with their mandatory amounts (`repair.assign_levels`): the greedy's,
+    and where its tier mixes overdraw a group cap, the greedy's within the caps too.
+
+    Enforcing a cap on overdrawn mixes takes tier amounts back and drops tiers (5,000
+    family partners: stage-2 plans 2-20 short); lifting only partners whose mixes fit
+    the cap can miss a count the overdrawn mixes keep once the budgets are spent on
+    top (2,000 family partners: 1 short). Neither is always the better plan.
+    """
+    prices = evaluation.prices
+    if not problem.n_tiers or not np.any(targets > 0):
+        return [(np.zeros(problem.n, dtype=np.int64), fixed_amounts(problem))]
+    choices = [assign_levels(problem, evaluation.response, prices, targets)]
+    if overdraws_caps(problem, choices[0][1]):
+        choices.append(
+            assign_levels(problem, evaluation.response, prices, targets, within_caps=True)
+        )
+    return choices
 
 
 def construct(
     problem: Problem, evaluation: Evaluation, stage: Stage, targets: NDArray[np.int64]
 ) -> ScoredAmounts:
     """The best of a few exactly feasible plans built from one set of prices."""
+    minimise = stage.kind == "cost" or problem.request.objective is Objective.MIN_COST
+    best = None
+    for levels, mandatory in level_choices(problem, evaluation, targets):
+        plan = _spent(problem, evaluation, stage, levels, mandatory)
+        if better(plan, best, minimise):
+            best = plan
+    assert best is not None
+    return best
+
+
+def _spent(
+    problem: Problem,
+    evaluation: Evaluation,
+    stage: Stage,
+    levels: NDArray[np.int64],
+    mandatory: FloatArray,
+) -> ScoredAmounts:
+    """The better of plans A and B (module doc) on the `mandatory` tier amounts."""
     prices = evaluation.prices
-    if problem.n_tiers and np.any(targets > 0):
-        levels, mandatory = assign_levels(problem, evaluation.response, prices, targets)
-    else:
-        levels, mandatory = np.zeros(problem.n, dtype=np.int64), fixed_amounts(problem)
     if stage.kind == "cost" or problem.request.objective is Objective.MIN_COST:
         return within_groups(problem, evaluate_plan(problem, mandatory), levels)
     hint = prices.mean(axis=0)
+
+    def finished(amounts: FloatArray) -> ScoredAmounts:
+        # Plans are compared finished, group shares enforced: B's amounts can crowd a
+        # group cap with tier amounts that A's leave room for, and enforcing it drops tiers.
+        plan = polish_lumpy(problem, evaluate_plan(problem, amounts), levels)
+        return within_groups(problem, plan, levels)
+
     # A: least-priced amounts that reach the tiers, then budgets water-filled on top.
-    best = evaluate_plan(problem, fill(problem, mandatory, hint=hint))
+    best = finished(fill(problem, mandatory, hint=hint))
     # B: the Lagrangian's own amounts for those levels (they balance resources within
     # each achiever at the prices), made exact, trimmed to the budgets (achievers down to
     # what keeps their tier), then topped up.
@@ -88,10 +138,10 @@ def construct(
         own = lagrangian_amounts(problem, evaluation.response, levels, mandatory, prices)
         trimmed = fit_to_budgets(problem, own, levels, hint)
         if trimmed is not None:
-            candidate = evaluate_plan(problem, fill(problem, trimmed, hint=hint))
+            candidate = finished(fill(problem, trimmed, hint=hint))
             if better(candidate, best, minimise=False):
                 best = candidate
-    return within_groups(problem, polish_lumpy(problem, best, levels), levels)
+    return best
 
 
 def within_groups(
@@ -105,10 +155,39 @@ def within_groups(
     for r in range(problem.n_resources):
         keep[:, r] = np.maximum(keep[:, r], minimum_keeping_tier(problem, plan.amounts, levels, r))
     amounts = enforce_group_budgets(problem, plan.amounts, keep)
-    if not _groups_hold(problem, amounts):
-        # Group shares are hard, tiers are not: give up tier amounts where they collide.
-        amounts = enforce_group_budgets(problem, amounts, fixed)
-    return evaluate_plan(problem, amounts)
+    if _groups_hold(problem, amounts):
+        return evaluate_plan(problem, amounts)
+    # Group shares are hard, tiers are not. Giving up every tier amount where they collide
+    # and water-filling the group by GMV can keep more tiers than giving up the fewest
+    # that let each cap hold (2,000 family partners), or fewer (a group of seven holders
+    # over its cap by 1.5 holdings: five lost against two), so both are tried.
+    dropped = evaluate_plan(problem, enforce_group_budgets(problem, amounts, fixed))
+    fewest = enforce_group_budgets(problem, plan.amounts, _released(problem, keep, levels))
+    if not _groups_hold(problem, fewest):
+        return dropped
+    released = evaluate_plan(problem, fewest)
+    minimise = problem.request.objective is Objective.MIN_COST
+    return released if better(released, dropped, minimise) else dropped
+
+
+def _released(problem: Problem, keep: FloatArray, levels: NDArray[np.int64]) -> FloatArray:
+    """`keep` with the tier amounts of a few members of each over-kept group cap given
+    up: those freeing the most of the capped resource per weight of tiers lost first."""
+    keep = keep.copy()
+    fixed = fixed_amounts(problem)
+    lost = np.concatenate([[0.0], np.cumsum(problem.weights)])[levels]
+    for row in problem.group_budgets:
+        r = row.resource
+        excess = float(keep[row.members, r].sum()) - row.high
+        if excess <= 0:
+            continue
+        rows = np.flatnonzero(row.members & (keep[:, r] > fixed[:, r]))
+        freed = keep[rows, r] - fixed[rows, r]
+        order = np.argsort(-freed / np.maximum(lost[rows], 1e-12), kind="stable")
+        enough = np.searchsorted(np.cumsum(freed[order]), excess) + 1
+        given_up = rows[order[:enough]]
+        keep[given_up, r] = fixed[given_up, r]
+    return keep
 
 
 def broken_rows(problem: Problem) -> list[str]:

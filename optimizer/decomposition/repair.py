@@ -3,7 +3,8 @@
 1. Levels: which partners reach which tier. Each partner's price of reaching level ℓ is
    its drop in priced value (from the subproblem); targets are met top tier first with the
    cheapest partners whose *mandatory* amounts (least priced mix reaching the tier,
-   rounded up to the step grid, checked on the exact curve) still fit the budgets.
+   rounded up to the step grid, checked on the exact curve) still fit the budgets and
+   the group caps.
 2. Fill (GMV objectives): each resource is separable once the mandatory amounts are lower
    bounds, so its leftover is water-filled: a bisection on its price, each partner taking
    the exact best grid amount at that price, then leftovers spent greedily by exact
@@ -13,12 +14,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import NDArray
 
 from models.curves import FloatArray
 from optimizer.decomposition.family import Family
-from optimizer.decomposition.problem import Problem
+from optimizer.decomposition.problem import GroupBudgetRow, Problem
 from optimizer.decomposition.subproblem import Response, reach_level, reach_on_grid
 
 IntArray = NDArray[np.intp]
@@ -130,15 +133,22 @@ def assign_levels(
     response: Response,
     prices: FloatArray,
     targets: NDArray[np.int64],
+    within_caps: bool = False,
 ) -> tuple[NDArray[np.int64], FloatArray]:
-    """Tier levels meeting `targets` (as far as budgets allow) and mandatory amounts."""
+    """Tier levels meeting `targets` (as far as budgets allow) and mandatory amounts;
+    `within_caps`: the group caps bind the mandatory amounts as the budgets do."""
     n, n_tiers = problem.n, problem.n_tiers
     amounts = fixed_amounts(problem)
     level = np.zeros(n, dtype=np.int64)
     gmv_fixed = problem.values(amounts)
     for t in range(n_tiers):
         level[gmv_fixed >= problem.thresholds[t]] = t + 1
-    remaining = problem.budget - amounts.sum(axis=0)
+    rows = list(problem.group_budgets) if within_caps else []
+    room = _Room(
+        problem.budget - amounts.sum(axis=0),
+        rows,
+        np.array([row.high - float(amounts[row.members, row.resource].sum()) for row in rows]),
+    )
     values = response.values
     for t in range(n_tiers, 0, -1):
         orders: list[tuple[NDArray[np.bool_] | None, int]] = [
@@ -163,15 +173,26 @@ def assign_levels(
             mix_prices = prices
             for _ in range(4):
                 x, ok = mandatory(problem, pool, t, mix_prices)
-                added, blocked = _admit(pool, x, ok, t, missing, amounts, level, remaining)
+                added, blocked, capped = _admit(pool, x, ok, t, missing, amounts, level, room)
                 missing -= added
-                if missing <= 0 or not np.any(blocked):
+                if missing <= 0 or not (np.any(blocked) or np.any(capped)):
                     break
                 # A resource ran out: price it up so the rest of the pool leans on others.
                 pool = pool[level[pool] < t]
                 mix_prices = mix_prices.copy()
                 mix_prices[:, blocked] *= 10.0
+                for row in (row for row, hit in zip(rows, capped, strict=True) if hit):
+                    mix_prices[row.members, row.resource] *= 10.0
     return level, amounts
+
+
+@dataclass
+class _Room:
+    """What is left of each budget, and of each group cap (`rows`) on its resource."""
+
+    budgets: FloatArray
+    rows: list[GroupBudgetRow]
+    groups: FloatArray
 
 
 def _admit(
@@ -182,30 +203,46 @@ def _admit(
     missing: int,
     amounts: FloatArray,
     level: NDArray[np.int64],
-    remaining: FloatArray,
-) -> tuple[int, NDArray[np.bool_]]:
+    room: _Room,
+) -> tuple[int, NDArray[np.bool_], NDArray[np.bool_]]:
     """Lift pool partners (in order) to `tier` while their amounts fit; updates in place.
 
-    Returns how many were lifted and which resources turned candidates away.
+    Returns how many were lifted, and which resources and which group caps turned
+    candidates away.
     """
     added = 0
+    remaining = room.budgets
     blocked = np.zeros(remaining.size, dtype=bool)
+    capped = np.zeros(room.groups.size, dtype=bool)
     slack = 1e-9 * np.maximum(np.abs(remaining), 1.0)
+    group_slack = 1e-9 * np.maximum(np.abs(room.groups), 1.0)
     for k, i in enumerate(pool):
         if not ok[k]:
             continue
         delta = x[k] - amounts[i]
         short = delta > remaining + slack
-        if np.any(short):
+        draws = np.array([delta[row.resource] if row.members[i] else 0.0 for row in room.rows])
+        over = (draws > 0) & (draws > room.groups + group_slack)
+        if np.any(short) or np.any(over):
             blocked |= short
+            capped |= over
             continue
         remaining -= delta
+        room.groups -= draws
         amounts[i] = x[k]
         level[i] = tier
         added += 1
         if added >= missing:
             break
-    return added, blocked
+    return added, blocked, capped
+
+
+def overdraws_caps(problem: Problem, amounts: FloatArray) -> bool:
+    """Do `amounts` spend more than some group cap allows?"""
+    return any(
+        float(amounts[row.members, row.resource].sum()) > row.high * (1 + 1e-12)
+        for row in problem.group_budgets
+    )
 
 
 def fill(

@@ -124,7 +124,7 @@ def run_stage(
         # best plan leaves (a plan, not the dual, is then what is missing).
         enough = dual_tolerance
         if best is not None and best.shortfall == 0 and stage.kind != "attain":
-            enough = max(enough, 0.05 * dual_gap(bound, best.objective, minimise))
+            enough = max(enough, 0.01 * dual_gap(bound, best.objective, minimise))
         if iteration >= MIN_DUAL_STEPS and bundle.model_gap < enough:
             break
         # Near convergence, a dual that cannot fall far enough to prove anything more has

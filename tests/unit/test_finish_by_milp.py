@@ -121,8 +121,9 @@ def test_a_decomposition_the_milp_will_finish_stops_after_its_first_search(
     request, _ = family_request(1, 300, 0.95, time_limit_s=10.0)
     arrays = build_arrays(request)
     searches = _stage_two_searches(monkeypatch)
-    # A gap no search reaches: an anytime run searches on.
-    anytime = solve_decomposition(request, time_limit_s=8.0, mip_gap=1e-7, arrays=arrays)
+    # A gap no search reaches: an anytime run searches on (its first search alone took
+    # 4.5 s of 8 on a loaded machine, leaving no room for a second).
+    anytime = solve_decomposition(request, time_limit_s=14.0, mip_gap=1e-7, arrays=arrays)
     assert len(searches) >= 2 and anytime.candidates
     searches.clear()
     once = solve_decomposition(
