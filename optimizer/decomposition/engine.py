@@ -134,7 +134,7 @@ def solve_decomposition(
         warm, attain_warm = priced.prices, priced.attain_prices
     result = _solve(
         problem, clock, mip_gap, progress, warm, incumbent, prices is None, improve, attain_warm,
-        anytime,
+        anytime, lambda plan: _polished(problem, arrays, plan, clock),
     )  # fmt: skip
     best, certified = result.plan, certified_bound(result.bound, minimise)
     if math.isfinite(certified) and dual_gap(result.bound, best.objective, minimise) > mip_gap:
@@ -284,6 +284,7 @@ def _solve(
     improve: Improver | None = None,
     attain_warm: FloatArray | None = None,
     anytime: bool = True,
+    polish_plan: Callable[[ScoredAmounts], ScoredAmounts] | None = None,
 ) -> _Result:
     """Both stages on `problem`; `warm` (stage-2 prices) starts the probe and stage 2 (a
     nearby request's, `trust_warm` false, only when no worse a start than the usual),
@@ -325,12 +326,16 @@ def _solve(
     )
     if known is not None and (best is None or better(known, best, minimise)):
         best = known
+    if polish_plan is not None and best is not None and not close_enough(bound, best):
+        best = polish_plan(best)
     if not close_enough(bound, best):
         bound = _ceiling(problem, stage, prices, bound, best, clock)
     if improve is not None and best is not None and not close_enough(bound, best):
         floor = one.floor if one.plan is not None and one.proven else None
         before = best
         best = _improved(problem, improve, best, floor, certified_bound(bound, minimise), clock)
+        if best is not before and polish_plan is not None and not close_enough(bound, best):
+            best = polish_plan(best)
         if best is not before and not close_enough(bound, best):
             bound = _ceiling(problem, stage, prices, bound, best, clock)  # fewer in doubt
     stale, attempt = 0, 0
