@@ -122,15 +122,12 @@ def _spent(
     if stage.kind == "cost" or problem.request.objective is Objective.MIN_COST:
         return within_groups(problem, evaluate_plan(problem, mandatory), levels)
     hint = prices.mean(axis=0)
-
-    def finished(amounts: FloatArray) -> ScoredAmounts:
-        # Plans are compared finished, group shares enforced: B's amounts can crowd a
-        # group cap with tier amounts that A's leave room for, and enforcing it drops tiers.
-        plan = polish_lumpy(problem, evaluate_plan(problem, amounts), levels)
-        return within_groups(problem, plan, levels)
-
+    # Each plan is compared with its group shares enforced: B's amounts can crowd a group
+    # cap with tier amounts that A's leave room for, and enforcing it then drops tiers.
     # A: least-priced amounts that reach the tiers, then budgets water-filled on top.
-    best = finished(fill(problem, mandatory, hint=hint))
+    best = within_groups(
+        problem, evaluate_plan(problem, fill(problem, mandatory, hint=hint)), levels
+    )
     # B: the Lagrangian's own amounts for those levels (they balance resources within
     # each achiever at the prices), made exact, trimmed to the budgets (achievers down to
     # what keeps their tier), then topped up.
@@ -138,10 +135,12 @@ def _spent(
         own = lagrangian_amounts(problem, evaluation.response, levels, mandatory, prices)
         trimmed = fit_to_budgets(problem, own, levels, hint)
         if trimmed is not None:
-            candidate = finished(fill(problem, trimmed, hint=hint))
+            candidate = within_groups(
+                problem, evaluate_plan(problem, fill(problem, trimmed, hint=hint)), levels
+            )
             if better(candidate, best, minimise=False):
                 best = candidate
-    return best
+    return within_groups(problem, polish_lumpy(problem, best, levels), levels)
 
 
 def within_groups(
