@@ -55,3 +55,16 @@ def relative_gap(objective: float, bound: float | None, minimise: bool) -> float
         return None
     room = (objective - bound) if minimise else (bound - objective)
     return max(room, 0.0) / max(abs(bound), 1e-12)
+
+
+# Below this (request units: CNY, or GMV) a plan and a bound differ by float noise only: a
+# request whose targets cost nothing had a cost bound of 1.2e-7 against a plan costing 0
+# (hypothesis example).
+BOUND_NOISE = 1e-6
+
+
+def better_than_bound(objective: float, bound: float, minimise: bool) -> bool:
+    """Would the plan beat the bound (beyond float noise)? Then the bound is no
+    certificate: only an infeasible plan, or a wrong bound, can."""
+    slack = max(1e-9 * abs(bound), BOUND_NOISE)
+    return objective < bound - slack if minimise else objective > bound + slack

@@ -14,7 +14,7 @@ from models.curves import CurveColumn
 from models.plan import Plan, SolverReport, SolveStatus, build_plan, curve_columns
 from models.request import AllocationRequest, Objective
 from optimizer.arrays import ProblemArrays, build_arrays
-from optimizer.clock import relative_gap
+from optimizer.clock import better_than_bound, relative_gap
 from optimizer.confidence import needs_confidence, solve_at_confidence
 from optimizer.diagnosis import diagnose_infeasible, exhausted_resources
 from optimizer.engines import DECOMPOSITION, available_engines, milp_backend
@@ -371,26 +371,19 @@ def best_first(request: AllocationRequest, plans: list[Plan]) -> list[Plan]:
     ):
         return plans
     first, better = plans[0], plans[top]
-    objective = better.objective.total_cost if minimise else better.objective.total_projected_gmv
-    bound = first.solver.best_bound
-    slack = 0.0 if bound is None else 1e-9 * max(abs(bound), 1.0)
-    beaten = bound is not None and (
-        objective < bound - slack if minimise else objective > bound + slack
-    )
-    if beaten:
-        # The alternative beats the engine's bound: it certified nothing (the request
-        # above: the bound was the engine's own plan's GMV).
-        report = replace(first.solver, status=SolveStatus.FEASIBLE, mip_gap=None, best_bound=None)
-    else:
-        report = replace(first.solver, mip_gap=relative_gap(objective, bound, minimise))
+    objective = top_key[1] if minimise else -top_key[1]
+    bound, floor = first.solver.best_bound, first.solver.shortfall_bound
     report = replace(
-        report,
+        first.solver,
+        mip_gap=relative_gap(objective, bound, minimise),
         shortfall_proven=(
-            None
-            if first.solver.shortfall_bound is None
-            else better.objective.weighted_shortfall <= first.solver.shortfall_bound + 1e-9
+            None if floor is None else better.objective.weighted_shortfall <= floor + 1e-9
         ),
     )
+    if bound is not None and better_than_bound(objective, bound, minimise):
+        # The alternative beats the engine's bound: it certified nothing (the request
+        # above: the bound was the engine's own plan's GMV).
+        report = replace(report, status=SolveStatus.FEASIBLE, mip_gap=None, best_bound=None)
     reordered = list(plans)
     reordered[0] = replace(better, rank=1, label=first.label, solver=report)
     reordered[top] = replace(first, rank=top + 1, label=better.label, solver=better.solver)

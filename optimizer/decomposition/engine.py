@@ -27,7 +27,7 @@ from models.curves import FloatArray
 from models.plan import SolveStatus, curve_columns
 from models.request import AllocationRequest, Objective
 from optimizer.arrays import ProblemArrays, build_arrays
-from optimizer.clock import Clock, StopCheck, relative_gap
+from optimizer.clock import Clock, StopCheck, better_than_bound, relative_gap
 from optimizer.decomposition.certificate import gmv_ceiling
 from optimizer.decomposition.lagrangian import Lagrangian, Stage, initial_point, scaled_start
 from optimizer.decomposition.primal import (
@@ -41,13 +41,7 @@ from optimizer.decomposition.primal import (
 from optimizer.decomposition.problem import Problem, build_problem
 from optimizer.decomposition.repair import enforce_group_budgets, fixed_amounts
 from optimizer.decomposition.stage_one import stage_one
-from optimizer.decomposition.stages import (
-    better_than_bound,
-    certified_bound,
-    dual_gap,
-    noise_free,
-    run_stage,
-)
+from optimizer.decomposition.stages import certified_bound, dual_gap, noise_free, run_stage
 from optimizer.outcome import Candidate, EngineOutcome
 from optimizer.polish import polish
 from optimizer.progress import Progress, ProgressEvent

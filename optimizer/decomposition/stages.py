@@ -196,18 +196,6 @@ def dual_gap(dual_value: float, objective: float, minimise: bool) -> float:
     return math.inf if gap is None else gap
 
 
-# Below this (request units: CNY, or GMV) a plan and a bound differ by float noise only: a
-# request whose targets cost nothing had a cost bound of 1.2e-7 against a plan costing 0
-# (hypothesis example).
-BOUND_NOISE = 1e-6
-
-
-def better_than_bound(objective: float, bound: float, minimise: bool) -> bool:
-    """Would the plan beat the bound (beyond float noise)? Only an infeasible plan can."""
-    slack = max(1e-9 * abs(bound), BOUND_NOISE)
-    return objective < bound - slack if minimise else objective > bound + slack
-
-
 def noise_free(bound: float, objective: float, minimise: bool) -> float:
     """The bound, moved onto the plan's objective when float noise put it on the wrong
     side (the caller has checked that the plan does not beat it by more)."""
