@@ -56,7 +56,7 @@ def initial_points(arrays: ProblemArrays, count: int = INITIAL_POINTS) -> list[F
         low, high, step = domain(arrays, k)
         base = [0.0, high] + ([low] if low > 0 else [])
         if curve.kind is CurveKind.POINTS:
-            base += [x for x in curve.xs if low < x < high]
+            base += _grid_neighbours([x for x in curve.xs if low < x < high], step)
         elif curve.kind is not CurveKind.LINEAR:
             grid = np.unique(
                 np.concatenate(
@@ -70,6 +70,17 @@ def initial_points(arrays: ProblemArrays, count: int = INITIAL_POINTS) -> list[F
                 base.append(min(max(curve.inflection, low), high))
         points.append(_clean(np.array(base), low, high, step))
     return points
+
+
+def _grid_neighbours(kinks: list[float], step: float) -> list[float]:
+    """The amounts to keep around a points curve's kinks. Off a step grid, the kinks
+    themselves. On one, the grid amounts either side of each kink: a kink between two
+    grid amounts rounded onto one of them would make the line through the kept points
+    cut below the curve at the other, and the model built on it would no longer bound the
+    plans the grid allows (it did: a plan 0.36% above the reported bound)."""
+    if step <= 0:
+        return kinks
+    return [edge(x / step) * step for x in kinks for edge in (np.floor, np.ceil)]
 
 
 def domain(arrays: ProblemArrays, k: int) -> tuple[float, float, float]:
