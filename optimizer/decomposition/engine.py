@@ -212,10 +212,25 @@ def _stage_two_start(
     trust_warm: bool,
     attain_prices: FloatArray | None,
 ) -> FloatArray | None:
-    """Stage 2's first prices: a nearby request's (`warm`), else a multiple of stage 1's
-    when that beats the usual start, else None (the usual start)."""
+    """Stage 2's first prices: a nearby request's or a sample's (`warm`), else a multiple
+    of stage 1's when that beats the usual start, else None (the usual start).
+
+    `warm` may lack the attainment price ρ this stage has (its stage 1 met every target,
+    this one's did not) or have one this stage lacks: it then starts with ρ added
+    (`Lagrangian.with_rho`) or dropped, when no worse than the usual start. At 1,000,000
+    family partners the sample met every target and the full stage 1 did not: the
+    mismatched prices were dropped and stage 2 started from clearing prices, its first
+    bound 5.8× the plan's (1.04× from the sample's prices)."""
     if warm is not None:
-        return warm if trust_warm else _better_start(problem, stage, warm)
+        lagrangian = Lagrangian(problem, stage)
+        size = lagrangian.size
+        if warm.size == size:
+            return warm if trust_warm else _better_start(problem, stage, warm)
+        if warm.size == size - 1 and lagrangian.rho:
+            return _better_start(problem, stage, lagrangian.with_rho(warm))
+        if warm.size == size + 1:
+            return _better_start(problem, stage, warm[:-1])
+        return None
     if attain_prices is None:
         return None
     return scaled_start(problem, stage, attain_prices)

@@ -76,6 +76,16 @@ class Lagrangian:
     def rho_price(self, z: FloatArray) -> float:
         return float(z[-1]) if self.rho else 0.0
 
+    def with_rho(self, prices: FloatArray) -> FloatArray:
+        """Prices of this stage without ρ (the attainment price), with the least ρ that
+        charges every tier's target at its price (ρ·weight ≥ μ): the dual value is then
+        the value without ρ plus ρ times the weighted shortfall, where ρ = 0 would add
+        every target times its price."""
+        _, _, mu, _ = self.split(np.append(prices, 0.0))
+        weights = self.problem.weights[: self.n_tier]
+        rho = float(np.max(mu / np.maximum(weights, 1e-12), initial=0.0))
+        return np.append(prices, rho)
+
     def upper(self) -> FloatArray:
         up = np.full(self.size, np.inf)
         if self.stage.kind == "attain":

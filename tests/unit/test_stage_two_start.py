@@ -12,9 +12,11 @@ import pytest
 from fixtures.families import family_request
 from optimizer.arrays import build_arrays
 from optimizer.clock import Clock
+from optimizer.decomposition.engine import _stage_two_start
 from optimizer.decomposition.lagrangian import Lagrangian, Stage, initial_point, scaled_start
 from optimizer.decomposition.problem import build_problem
 from optimizer.decomposition.stage_one import stage_one
+from optimizer.decomposition.stages import run_stage
 
 
 def _afterstage_one(seed: int, size: int, ambition: float):  # type: ignore[no-untyped-def]
@@ -51,3 +53,29 @@ def test_no_scaled_start_without_usable_stage_one_prices() -> None:
     assert scaled_start(problem, stage, np.zeros(size - int(stage.attainment is not None))) is None
     assert scaled_start(problem, stage, np.ones(size + 3)) is None
     assert scaled_start(problem, Stage("cost", stage.targets, True), np.ones(size)) is None
+
+
+def test_prices_without_the_attainment_price_start_a_stage_that_has_it() -> None:
+    """A sample (or a base request) that met every target prices stage 2 without ρ; a
+    stage 1 left short gives stage 2 a ρ. Those prices were dropped for clearing prices:
+    at 1,000,000 family partners stage 2's first bound went from 1.04× to 5.8× the plan's."""
+    problem, one, stage = _afterstage_one(1, 400, 0.95)
+    assert stage.attainment is not None, "this programme is one partner short"
+    assert one.plan is not None
+    without = Stage("gmv", one.targets, True)
+    _, _, warm = run_stage(
+        problem, without, Clock(60.0), 0.9, lambda bound, plan: False, one.targets, None,
+        max_iterations=30,
+    )  # fmt: skip
+    lagrangian = Lagrangian(problem, stage)
+    assert warm.size == lagrangian.size - 1
+    start = _stage_two_start(problem, stage, warm, True, None)
+    assert start is not None and start.size == lagrangian.size
+    usual, _ = initial_point(problem, lagrangian, stage)
+    value = lagrangian.evaluate(start).value
+    assert value <= lagrangian.evaluate(usual).value
+    assert value <= lagrangian.evaluate(np.append(warm, 0.0)).value  # ρ = 0 charges no target
+    assert value >= one.plan.objective * (1 - 1e-9)  # still a bound
+    # The other way round: prices with ρ start a stage without it, ρ dropped.
+    with_rho = _stage_two_start(problem, without, start, True, None)
+    assert with_rho is None or np.array_equal(with_rho, start[:-1])
