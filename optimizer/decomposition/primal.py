@@ -44,7 +44,9 @@ class ScoredAmounts:
 def evaluate_plan(problem: Problem, amounts: FloatArray) -> ScoredAmounts:
     gmv = problem.values(amounts)
     achieved = np.array([np.count_nonzero(gmv >= t) for t in problem.thresholds], dtype=np.int64)
-    shortfall = float(np.sum(problem.weights * np.maximum(problem.targets - achieved, 0)))
+    shortfall = 0.0
+    if problem.request.objective is not Objective.MAX_GMV:  # see optimizer.scoring.score
+        shortfall = float(np.sum(problem.weights * np.maximum(problem.targets - achieved, 0)))
     if problem.request.objective is Objective.MIN_COST:
         objective = float((amounts.sum(axis=0) * problem.unit_cost).sum())
     else:

@@ -14,6 +14,7 @@ import random
 from dataclasses import replace
 
 import pytest
+from hypothesis import HealthCheck, given, settings
 
 from models.check import check_plan
 from models.curves import Curve, CurveKind
@@ -33,7 +34,7 @@ from optimizer.arrays import UnsupportedRequest
 from optimizer.engines import available_engines
 from optimizer.errors import EngineUnavailable
 from tests.support.bruteforce import Reference, solve_by_enumeration, solve_reference
-from tests.support.instances import random_small_request
+from tests.support.instances import random_small_request, small_requests
 
 SEEDS = range(40)
 MIP_GAP = 1e-4
@@ -43,6 +44,8 @@ NEVER_BETTER_RTOL = 1e-6
 SHORTFALL_ATOL = 1e-9
 # Engines other than HiGHS (the `auto` choice for small requests) run only in the slow tier.
 FAST_ENGINES = {"highs"}
+# Solves take tens of milliseconds each: no per-example deadline.
+SLOW_OK = [HealthCheck.too_slow, HealthCheck.data_too_large]
 
 
 def instance(seed: int, objective: Objective) -> AllocationRequest:
@@ -138,7 +141,7 @@ def disagreements(request: AllocationRequest, plan: Plan, reference: Reference) 
         best, gmv = reference.total_gmv, found.total_projected_gmv
         if gmv > best * (1 + NEVER_BETTER_RTOL):
             problems.append(f"GMV {gmv!r} beats the exact optimum {best!r}")
-        if gmv < best - allowed * best:
+        if gmv < best * (1 - allowed - NEVER_BETTER_RTOL):
             problems.append(f"GMV {gmv!r} is more than its gap below the optimum {best!r}")
         if bound is not None and bound < best * (1 - NEVER_BETTER_RTOL):
             problems.append(f"best_bound {bound!r} is below the optimum GMV {best!r}")
@@ -315,3 +318,20 @@ def test_reference_on_a_hand_solved_request(
         pytest.approx(gmv),
         pytest.approx(cost),
     )
+
+
+# Hypothesis draws beyond the seeded instances: a 4-partner request with `points` curves
+# whose kinks sat off the step grid had HiGHS report `optimal` 0.36% below the optimum.
+@settings(max_examples=300, deadline=None, suppress_health_check=SLOW_OK)
+@given(request=small_requests())
+def test_drawn_requests_match_brute_force(request: AllocationRequest) -> None:
+    check_against_reference(request)
+
+
+def check_against_reference(request: AllocationRequest) -> None:
+    options = replace(request.options, mip_gap=MIP_GAP, time_limit_s=30.0, plans=1)
+    request = replace(request, options=options)
+    reference = solve_reference(request)
+    plan = solve(request)[0]
+    problems = disagreements(request, plan, reference)
+    assert not problems, f"{'; '.join(problems)} ({describe(plan, reference)})"
