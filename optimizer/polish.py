@@ -4,8 +4,8 @@ unused.
 A move shifts one quantum of a resource from the partner whose exact GMV loses least to
 the partner whose exact GMV gains most, when the gain is larger. Totals per resource do
 not change, so budgets hold; a partner never drops below the highest tier it reaches
-(shortfall and group counts cannot get worse; under max_gmv only where a group count
-needs them); amounts stay within their bounds, minimum tickets (0 or at least the
+(shortfall and group counts cannot get worse; under max_gmv, where both are only
+reported, it may); amounts stay within their bounds, minimum tickets (0 or at least the
 minimum) and steps; group budgets are checked per move. The Lagrangian prices equalise
 marginal values only approximately (one price per resource, curves' tiers and tickets in
 between), and these moves collect what that leaves.
@@ -17,7 +17,7 @@ import numpy as np
 
 from models.curves import CurveColumn, FloatArray
 from models.plan import projected_gmv
-from models.request import GroupCount, Objective
+from models.request import Objective
 from optimizer.arrays import ProblemArrays
 from optimizer.clock import Clock
 from optimizer.rounding import GroupLimits
@@ -44,10 +44,8 @@ def polish(
         return moved
     gmv = projected_gmv(request, moved, None, columns)
     thresholds = np.sort(np.asarray(arrays.thresholds, dtype=np.float64))
-    if request.objective is Objective.MAX_GMV and not any(
-        isinstance(rule, GroupCount) for rule in request.constraints
-    ):
-        thresholds = thresholds[:0]  # tiers are only reported: a move may cost one
+    if request.objective is Objective.MAX_GMV:
+        thresholds = thresholds[:0]  # tiers and group counts are only reported
     groups = GroupLimits(arrays, moved, None)
     for r in map(int, np.nonzero(np.isfinite(arrays.budget))[0]):
         pairs = np.flatnonzero(arrays.pair_resource == r)

@@ -232,7 +232,12 @@ def breaks_hard_rows(problem: Problem, amounts: FloatArray) -> list[str]:
 
 
 def missed_group_counts(problem: Problem, amounts: FloatArray) -> list[str]:
-    """group_count rows the plan misses (whether or not some plan could meet them)."""
+    """group_count rows the plan misses (whether or not some plan could meet them). None
+    under max_gmv: like the tiers, the counts are then only reported, and the dual does not
+    price them, so its bound covers plans that miss them (a 5,000-partner max_gmv plan
+    came back with no bound at all)."""
+    if problem.request.objective is Objective.MAX_GMV:
+        return []
     gmv = problem.values(amounts)
     return [
         row.label

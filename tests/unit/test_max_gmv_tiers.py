@@ -11,10 +11,20 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from fixtures.families import family_programme
 from models.check import check_plan
 from models.curves import Curve, CurveKind
 from models.plan import SolveStatus, curve_columns
-from models.request import AllocationRequest, Bounds, Objective, Options, Partner, Resource, Tier
+from models.request import (
+    AllocationRequest,
+    Bounds,
+    GroupCount,
+    Objective,
+    Options,
+    Partner,
+    Resource,
+    Tier,
+)
 from optimizer import solve
 from optimizer.arrays import UnsupportedRequest, build_arrays
 from optimizer.clock import Clock
@@ -93,3 +103,36 @@ def test_the_decomposition_under_max_gmv_gives_up_an_achiever_for_more_gmv() -> 
     assert check_plan(request, plan) == []
     assert plan.objective.total_projected_gmv == pytest.approx(reference.total_gmv, rel=1e-9)
     assert plan.objective.weighted_shortfall == 1
+
+
+@pytest.mark.skipif("decomposition" not in available_engines(), reason="no decomposition")
+def test_a_max_gmv_plan_missing_a_group_count_keeps_its_bound() -> None:
+    # group_count minimums are reported like tiers and the max_gmv dual does not price
+    # them, so its bound covers plans that miss them: a 5,000-partner plan had come back
+    # `feasible` with no bound at all.
+    programme = family_programme(1, 2000, 0.95, time_limit_s=30.0, mip_gap=1e-3)
+    request = programme.request()
+    request = replace(
+        request,
+        objective=Objective.MAX_GMV,
+        options=replace(request.options, engine="decomposition"),
+    )
+    assert any(isinstance(rule, GroupCount) for rule in request.constraints)
+    plan = solve(request)[0]
+    assert check_plan(request, plan) == []
+    assert plan.solver.best_bound is not None and plan.solver.mip_gap is not None
+    assert plan.solver.mip_gap <= 1e-3
+    assert plan.solver.best_bound >= plan.objective.total_projected_gmv * (1 - 1e-9)
+    gmv = {allocation.partner_id: allocation.projected_gmv for allocation in plan.allocations}
+    missed = [
+        rule
+        for rule in request.constraints
+        if isinstance(rule, GroupCount)
+        and sum(
+            gmv.get(p.id, p.baseline_gmv) >= request.tier(rule.tier).min_gmv
+            for p in request.partners
+            if rule.where.matches(p)
+        )
+        < rule.min
+    ]
+    assert missed, "the plan should miss a group count for this test to bite"
