@@ -452,13 +452,13 @@ def _planner_ready(
 
     rounded = plan_of(whole_units(arrays, candidate.amounts, candidate.package_choice, columns))
     violations = check_plan(request, rounded)
-    engine_shortfall = score(arrays, columns, candidate).shortfall  # 0 under max_gmv
-    tiers_count = request.objective is not Objective.MAX_GMV
-    if tiers_count and rounded.objective.weighted_shortfall > engine_shortfall + 1e-9:
-        violations.append(
-            f"weighted shortfall {rounded.objective.weighted_shortfall:g} where the engine's"
-            f" amounts reach {engine_shortfall:g}"
-        )
+    if request.objective is not Objective.MAX_GMV:  # tiers are only reported there
+        engine_shortfall = score(arrays, columns, candidate).shortfall
+        if rounded.objective.weighted_shortfall > engine_shortfall + 1e-9:
+            violations.append(
+                f"weighted shortfall {rounded.objective.weighted_shortfall:g} where the"
+                f" engine's amounts reach {engine_shortfall:g}"
+            )
     if not violations:
         return rounded
     log.warning("whole-unit rounding broke the plan, keeping the engine's amounts: %s", violations)

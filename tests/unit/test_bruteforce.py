@@ -87,6 +87,13 @@ def solve_with(request: AllocationRequest, engine: str) -> Plan:
     return plans[0]
 
 
+def assert_matches_reference(request: AllocationRequest, engine: str) -> None:
+    reference = solve_reference(request)
+    plan = solve_with(request, engine)
+    problems = disagreements(request, plan, reference)
+    assert not problems, f"{'; '.join(problems)} ({describe(plan, reference)})"
+
+
 def describe(plan: Plan, reference: Reference) -> str:
     return (
         f"plan: status={plan.solver.status} bound={plan.solver.best_bound!r} "
@@ -153,10 +160,7 @@ def disagreements(request: AllocationRequest, plan: Plan, reference: Reference) 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_optimizer_matches_brute_force(seed: int, objective: Objective, engine: str) -> None:
     request = instance(seed, objective)
-    reference = solve_reference(request)
-    plan = solve_with(request, engine)
-    problems = disagreements(request, plan, reference)
-    assert not problems, f"{'; '.join(problems)} ({describe(plan, reference)})"
+    assert_matches_reference(request, engine)
 
 
 @pytest.mark.parametrize("engine", engine_params())
@@ -175,10 +179,7 @@ def test_package_menus_match_brute_force(seed: int, objective: Objective, engine
         packages_only=True,
     )
     request = replace(request, options=replace(request.options, mip_gap=MIP_GAP))
-    reference = solve_reference(request)
-    plan = solve_with(request, engine)
-    problems = disagreements(request, plan, reference)
-    assert not problems, f"{'; '.join(problems)} ({describe(plan, reference)})"
+    assert_matches_reference(request, engine)
 
 
 @pytest.mark.parametrize("engine", engine_params())
@@ -330,8 +331,4 @@ def test_drawn_requests_match_brute_force(request: AllocationRequest) -> None:
 
 def check_against_reference(request: AllocationRequest) -> None:
     options = replace(request.options, mip_gap=MIP_GAP, time_limit_s=30.0, plans=1)
-    request = replace(request, options=options)
-    reference = solve_reference(request)
-    plan = solve(request)[0]
-    problems = disagreements(request, plan, reference)
-    assert not problems, f"{'; '.join(problems)} ({describe(plan, reference)})"
+    assert_matches_reference(replace(request, options=options), "auto")
