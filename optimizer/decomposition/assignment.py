@@ -15,7 +15,8 @@ makes the MILP several times larger, so its options go into a second MILP that r
 when the certificate leaves room for less shortfall (`stage_one.stage_one`). The MILP
 picks at most one option per partner, within the budgets and group caps, and minimises
 weighted shortfall first, then the share of the budgets the options use (what is left
-goes to GMV).
+goes to GMV); stage 2 (`option_plan`) gives it GMV prices instead, and it then minimises
+the options' cost at those prices less the GMV they add.
 
 Partners outside the pool stay at the level their pins give them. The MILP is a
 restriction of stage 1: its plans are exactly feasible, its value is no bound.
@@ -109,7 +110,9 @@ def tier_options(
         # why only half of what is left is given to it).
         room = 0.5 * seconds_left() / max(per_row, 1e-9)
         if grid and room >= pool.size:
-            grid_rows, xg, okg = ticket_grid_mixes(problem, pool, t, prices, int(room))
+            grid_rows, xg, okg = ticket_grid_mixes(
+                problem, pool, t, prices, int(min(room, GRID_OPTION_ROWS))
+            )
             variants.append((xg, okg))
             owners.append(grid_rows)
         for rows, (xv, okv) in zip(owners, variants, strict=True):
@@ -178,6 +181,7 @@ def assign_by_milp(
     grid: bool = True,
     floor: float | None = None,
     solve_s: float = math.inf,
+    worth: FloatArray | None = None,
 ) -> tuple[NDArray[np.int64], FloatArray] | None:
     """(levels, amounts) the MILP chooses, like `repair.assign_levels`, within `share` of
     the clock's limit; None when it has no solution in time (or the hard group rows
@@ -188,7 +192,9 @@ def assign_by_milp(
     shortfall; the MILP stops at the first choice reaching it, whatever its budget use
     (at 50,000 family partners it had that choice in 0.3 s and spent 12 s more on 0.4%
     of the budgets, which stage 2 reallocates anyway). `solve_s`: at most this long for
-    the MILP itself (building the options is not capped by it)."""
+    the MILP itself (building the options is not capped by it). `worth`: GMV per unit
+    (per partner and resource); the options' cost at it less their GMV replaces their
+    budget share in the objective."""
     available = clock.left(share)
     # Price variants stop once half the time is gone: the MILP needs the other half.
     options = tier_options(
@@ -205,7 +211,7 @@ def assign_by_milp(
         options, warm = _with_incumbent(problem, options, incumbent, start, targets)
     if len(options) == 0 or clock.out(share):
         return None
-    model = _model(problem, options, fixed, start, targets)
+    model = _model(problem, options, fixed, start, targets, worth)
     if len(options) > LP_ROUNDING_OPTIONS:
         chosen = _rounded_relaxation(model, options, clock.left(share), clock)
         if chosen is None:
@@ -237,6 +243,7 @@ def _model(
     fixed: FloatArray,
     start: IntArray,
     targets: NDArray[np.int64],
+    worth: FloatArray | None = None,
 ) -> MilpModel:
     b = MatrixBuilder()
     count = len(options)
@@ -291,6 +298,8 @@ def _model(
     # One unit of the smallest weight outweighs any use of the budgets (share <= 1).
     cost = np.zeros(b.n_cols)
     cost[y] = share / max(len(finite), 1)
+    if worth is not None:
+        cost[y] = _priced_cost(problem, options, fixed, worth)
     cost[s] = _shortfall_cost(problem) * problem.weights
     return b.build(cost)
 
@@ -337,6 +346,25 @@ def _rounded_relaxation(
     if np.any(~slack & (used < model.row_lo - 1e-9)):
         return None
     return chosen
+
+
+def _priced_cost(
+    problem: Problem, options: Options, fixed: FloatArray, worth: FloatArray
+) -> FloatArray:
+    """Each option's cost at stage-2 prices `worth` (GMV per unit, per partner and
+    resource) less the GMV it adds, in a scale where any choice's total is below 1."""
+    delta = options.amounts - fixed[options.partner]
+    spent = (delta * worth[options.partner]).sum(axis=1)
+    gained = (
+        problem.subset(options.partner).values(options.amounts)
+        - problem.values(fixed)[options.partner]
+    )
+    net = spent - gained
+    budget = np.where(np.isfinite(problem.budget), problem.budget, 0.0)
+    most_gained = np.zeros(problem.n)
+    np.maximum.at(most_gained, options.partner, np.maximum(gained, 0.0))
+    scale = float((worth.max(axis=0) * budget).sum() + most_gained.sum())
+    return net / max(scale, 1e-300)
 
 
 def _shortfall_cost(problem: Problem) -> float:

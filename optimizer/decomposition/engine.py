@@ -30,6 +30,7 @@ from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.clock import Clock, StopCheck, better_than_bound, relative_gap
 from optimizer.decomposition.certificate import gmv_ceiling
 from optimizer.decomposition.lagrangian import Lagrangian, Stage, initial_point, scaled_start
+from optimizer.decomposition.option_plan import option_plan, option_plan_applies
 from optimizer.decomposition.primal import (
     ScoredAmounts,
     better,
@@ -62,6 +63,8 @@ LAST_SEARCH_SHARE = 0.97
 # The exact pairwise moves on the final plan may use the time up to this share (they
 # stop within one move; 5,000 family partners: 0.03 s for 0.02% more GMV).
 POLISH_SHARE = 0.99
+# Plans at jittered prices after the first search's dual (stages.run_stage).
+POLISH_TRIES = 40
 # Anytime searches stop after this many in a row improve neither bound nor plan.
 STALE_ROUNDS = 2
 SEARCH_PROGRESS = 0.01  # of the remaining gap: less does not count as an improvement
@@ -332,9 +335,15 @@ def _solve(
         start=_stage_two_start(problem, stage, warm, trust_warm, one.prices),
         refine_steps=REFINE_STEPS if problem.n <= REFINE_UP_TO else 0,
         incumbent=known,
+        # Plans at jittered prices rarely beat the option MILP's, which comes next.
+        polish_tries=0 if option_plan_applies(problem, stage) else POLISH_TRIES,
     )
     if known is not None and (best is None or better(known, best, minimise)):
         best = known
+    if not close_enough(bound, best):
+        chosen = option_plan(problem, stage, prices, clock)
+        if chosen is not None and (best is None or better(chosen, best, minimise)):
+            best = chosen
     if polish_plan is not None and best is not None and not close_enough(bound, best):
         best = polish_plan(best)
     if not close_enough(bound, best):

@@ -103,14 +103,14 @@ def construct(
     minimise = stage.kind == "cost" or problem.request.objective is Objective.MIN_COST
     best = None
     for levels, mandatory in level_choices(problem, evaluation, targets):
-        plan = _spent(problem, evaluation, stage, levels, mandatory)
+        plan = spend(problem, evaluation, stage, levels, mandatory)
         if better(plan, best, minimise):
             best = plan
     assert best is not None
     return best
 
 
-def _spent(
+def spend(
     problem: Problem,
     evaluation: Evaluation,
     stage: Stage,
