@@ -4,7 +4,8 @@ Stage 1 bounds the best weighted attainment (tier prices in [0, weight]) and fin
 with the least shortfall it can; stage 2 keeps that attainment and bounds GMV (or cost).
 Each stage minimises its Lagrangian (`lagrangian`) with the level bundle method (`dual`),
 building exactly feasible plans (`primal`) at improving prices (`stages`); stage 1 lives
-in `stage_one`.
+in `stage_one`. Where stage 2 keeps tier counts, its plan also comes from the tier-option
+MILP at its prices (`option_plan`).
 A caller's improver (`Improver`) may re-solve stage 2's first plan; stage 2 is then
 anytime: it searches again from its best prices until the gap is certified or
 the time is up, or searches stop moving bound and plan; a plan then still short of the
@@ -341,7 +342,7 @@ def _solve(
     if known is not None and (best is None or better(known, best, minimise)):
         best = known
     if not close_enough(bound, best):
-        chosen = option_plan(problem, stage, prices, clock)
+        chosen = option_plan(problem, stage, prices, clock, lambda plan: close_enough(bound, plan))
         if chosen is not None and (best is None or better(chosen, best, minimise)):
             best = chosen
     if polish_plan is not None and best is not None and not close_enough(bound, best):

@@ -86,6 +86,23 @@ class Lagrangian:
         rho = float(np.max(mu / np.maximum(weights, 1e-12), initial=0.0))
         return np.append(prices, rho)
 
+    def coupling(self, z: FloatArray, amounts: FloatArray) -> tuple[float, list[float]]:
+        """The budget and group-budget rows' part of the dual value at `z`, and their
+        subgradient, when the partners answer with `amounts`."""
+        problem = self.problem
+        lam, grp, _, _ = self.split(z)
+        usage = amounts.sum(axis=0)
+        value = 0.0
+        grads: list[float] = []
+        for k, r in enumerate(self.budget_rows):
+            value += lam[k] * problem.budget[r]
+            grads.append(problem.budget[r] - usage[r])
+        for g, group in enumerate(problem.group_budgets):
+            spent = float(amounts[group.members, group.resource].sum())
+            value += grp[2 * g] * group.high - grp[2 * g + 1] * group.low
+            grads += [group.high - spent, spent - group.low]
+        return value, grads
+
     def upper(self) -> FloatArray:
         up = np.full(self.size, np.inf)
         if self.stage.kind == "attain":
@@ -119,7 +136,7 @@ class Lagrangian:
 
     def evaluate(self, z: FloatArray) -> Evaluation:
         problem, stage = self.problem, self.stage
-        lam, grp, mu, kappa = self.split(z)
+        _, _, mu, kappa = self.split(z)
         prices = self.resource_prices(z)
         response = respond(
             problem, prices, stage.alpha, levels=stage.price_tiers, exact_grid=self.exact_grid
@@ -132,22 +149,9 @@ class Lagrangian:
         else:
             choice = np.zeros(problem.n, dtype=np.intp)
             phi = values[:, 0]
-        amounts = response.x0.copy()
-        for level, reach in enumerate(response.reach, start=1):
-            if reach is None:
-                continue
-            chosen = choice[reach.rows] == level
-            amounts[reach.rows[chosen]] = reach.amounts[chosen]
-        usage = amounts.sum(axis=0)
-        value = float(phi.sum())
-        grads: list[float] = []
-        for k, r in enumerate(self.budget_rows):
-            value += lam[k] * problem.budget[r]
-            grads.append(problem.budget[r] - usage[r])
-        for g, group in enumerate(problem.group_budgets):
-            spent = float(amounts[group.members, group.resource].sum())
-            value += grp[2 * g] * group.high - grp[2 * g + 1] * group.low
-            grads += [group.high - spent, spent - group.low]
+        amounts = chosen_amounts(response, choice)
+        value, grads = self.coupling(z, amounts)
+        value += float(phi.sum())
         if stage.kind == "gmv":
             value += float(problem.baseline.sum())
         if stage.price_tiers:
@@ -173,6 +177,16 @@ class Lagrangian:
                 value -= rho * attainment
                 grads.append(-attainment + float((problem.targets * problem.weights)[active].sum()))
         return Evaluation(value, np.array(grads), response, prices, phi, amounts)
+
+
+def chosen_amounts(response: Response, choice: NDArray[np.intp]) -> FloatArray:
+    """Each partner's amounts at its level in `choice` (its free amounts at level 0)."""
+    amounts = response.x0.copy()
+    for level, reach in enumerate(response.reach, start=1):
+        if reach is not None:
+            chosen = choice[reach.rows] == level
+            amounts[reach.rows[chosen]] = reach.amounts[chosen]
+    return amounts
 
 
 def clearing_prices(problem: Problem, alpha: float) -> FloatArray:

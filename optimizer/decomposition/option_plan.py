@@ -14,18 +14,32 @@ price point (0.18% under the bound on that programme, in 2 s).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
+from numpy.typing import NDArray
 
 from models.curves import FloatArray
 from optimizer.clock import Clock
 from optimizer.decomposition.assignment import assign_by_milp
-from optimizer.decomposition.lagrangian import Lagrangian, Stage
-from optimizer.decomposition.primal import ScoredAmounts, spend
+from optimizer.decomposition.dual import LevelBundle
+from optimizer.decomposition.lagrangian import (
+    Evaluation,
+    Lagrangian,
+    Stage,
+    chosen_amounts,
+    initial_point,
+)
+from optimizer.decomposition.primal import ScoredAmounts, better, spend
 from optimizer.decomposition.problem import Problem
+from optimizer.decomposition.subproblem import respond
 
-# The options and their MILP may use this share of the limit, the MILP itself half of it.
+# Each pass (options and their MILP) may use this share of the limit, its MILP half of it.
 OPTION_SHARE = 0.15
 MIN_OPTION_S = 0.5
+# The held-level dual of the second pass: at most this many steps, from stage 2's prices.
+HELD_STEPS = 40
+HELD_TOLERANCE = 1e-5  # relative model gap at which it has converged
 
 
 def option_plan_applies(problem: Problem, stage: Stage) -> bool:
@@ -34,10 +48,22 @@ def option_plan_applies(problem: Problem, stage: Stage) -> bool:
 
 
 def option_plan(
-    problem: Problem, stage: Stage, prices: FloatArray, clock: Clock
+    problem: Problem,
+    stage: Stage,
+    prices: FloatArray,
+    clock: Clock,
+    enough: Callable[[ScoredAmounts], bool] = lambda _: False,
 ) -> ScoredAmounts | None:
     """The MILP's plan at stage-2 `prices` (dual point), or None (no tiers to choose, no
     time, or no MILP solution in time).
+
+    Two passes unless the first plan is `enough`. The stage's prices charge the tiers too,
+    so the mixes they make cheapest are not those that share the budgets best among the
+    partners the first pass lifts. The second pass holds those partners' levels, finds
+    the budget and group prices of that restricted problem (a small dual, `held_prices`),
+    and builds its options at them (5,000 family partners, seed 1: first pass 0.175%
+    under the bound, second 0.088%, 2.6 s for both, where the neighbourhood search took
+    17 s to 0.1%).
 
     No warm start from the best plan: given one, HiGHS 1.x stopped on it reporting
     `optimal` with its own dual bound 1.6% below (5,000 family partners), where without it
@@ -45,10 +71,24 @@ def option_plan(
     """
     if not option_plan_applies(problem, stage):
         return None
+    lagrangian = Lagrangian(problem, stage)
+    first = _planned(problem, stage, lagrangian.evaluate(prices), clock)
+    if first is None or enough(first):
+        return first
+    levels = (problem.values(first.amounts)[:, None] >= problem.thresholds[None, :]).sum(axis=1)
+    held = held_prices(problem, levels, prices, clock)
+    if held is None:
+        return first
+    second = _planned(problem, stage, lagrangian.evaluate(held), clock)
+    return second if second is not None and better(second, first, minimise=False) else first
+
+
+def _planned(
+    problem: Problem, stage: Stage, evaluation: Evaluation, clock: Clock
+) -> ScoredAmounts | None:
     share = min(clock.elapsed() / max(clock.limit, 1e-9) + OPTION_SHARE, 0.9)
     if clock.left(share) < MIN_OPTION_S:
         return None
-    evaluation = Lagrangian(problem, stage).evaluate(prices)
     worth = evaluation.prices
     found = assign_by_milp(
         problem, worth, stage.targets, clock, share, problem.request.options.seed,
@@ -58,3 +98,48 @@ def option_plan(
         return None
     levels, mandatory = found
     return spend(problem, evaluation, stage, levels, mandatory)
+
+
+def held_prices(
+    problem: Problem, levels: NDArray[np.intp], prices: FloatArray, clock: Clock
+) -> FloatArray | None:
+    """Stage-2 `prices` with their budget and group-budget prices replaced by those of the
+    problem where every partner keeps its tier level in `levels` (None: no time).
+
+    That problem's dual is small (one price per budget and group row, the tier prices
+    gone) and partners answer at their held level only; it is a restriction, so its
+    value bounds nothing here: only its prices are used.
+    """
+    held_stage = Stage("gmv", np.zeros(problem.n_tiers, dtype=np.int64), False)
+    held = Lagrangian(problem, held_stage)
+    size = held.size  # budget and group rows come first in both layouts
+    z = np.asarray(prices[:size], dtype=float).copy()
+    _, scale = initial_point(problem, held, held_stage)
+    bundle = LevelBundle(z, np.maximum(np.abs(z), 1e-3 * scale), held.upper(), box=4.0)
+    rows = np.arange(problem.n)
+    for step in range(HELD_STEPS):
+        if clock.left(0.9) < MIN_OPTION_S:
+            return None
+        with clock.timed():
+            value, grad = held_value(problem, held, z, levels, rows)
+            bundle.report(z, value, grad)
+        if step >= 2 and bundle.model_gap < HELD_TOLERANCE:
+            break
+        z = bundle.propose()
+    out = np.asarray(prices, dtype=float).copy()
+    out[:size] = bundle.best
+    return out
+
+
+def held_value(
+    problem: Problem,
+    held: Lagrangian,
+    z: FloatArray,
+    levels: NDArray[np.intp],
+    rows: NDArray[np.intp],
+) -> tuple[float, FloatArray]:
+    """The held-level dual's value and gradient at `z` (budget rows, then group rows)."""
+    response = respond(problem, held.resource_prices(z), 1.0)
+    value, grads = held.coupling(z, chosen_amounts(response, levels))
+    value += float(response.values[rows, levels].sum())
+    return value, np.array(grads)

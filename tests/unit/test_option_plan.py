@@ -18,7 +18,12 @@ from optimizer.arrays import build_arrays
 from optimizer.clock import Clock
 from optimizer.decomposition.assignment import _priced_cost, tier_options
 from optimizer.decomposition.lagrangian import Lagrangian, Stage
-from optimizer.decomposition.option_plan import option_plan, option_plan_applies
+from optimizer.decomposition.option_plan import (
+    held_prices,
+    held_value,
+    option_plan,
+    option_plan_applies,
+)
 from optimizer.decomposition.primal import evaluate_plan
 from optimizer.decomposition.problem import build_problem
 from optimizer.decomposition.repair import fixed_amounts
@@ -112,3 +117,44 @@ def _with_row(fixed: np.ndarray, i: int, amounts: np.ndarray) -> np.ndarray:
     out = fixed.copy()
     out[i] = amounts
     return out
+
+
+def _levels(problem, amounts):  # type: ignore[no-untyped-def]
+    return (problem.values(amounts)[:, None] >= problem.thresholds[None, :]).sum(axis=1)
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_the_held_level_dual_bounds_every_plan_holding_those_levels(seed: int) -> None:
+    """Weak duality of the second pass's small dual: at any prices its value (plus the
+    baselines) is at least the GMV of a plan that keeps those tier levels, and at the
+    prices it returns the held partners' answers use the budgets about fully."""
+    _, problem, _, stage, _, prices, clock = _stage_two(seed, 1_000, 0.95)
+    plan = option_plan(problem, stage, prices, clock, enough=lambda _: True)
+    assert plan is not None
+    levels = _levels(problem, plan.amounts)
+    held_stage = Stage("gmv", np.zeros(problem.n_tiers, dtype=np.int64), False)
+    held = Lagrangian(problem, held_stage)
+    rows = np.arange(problem.n)
+    found = held_prices(problem, levels, prices, Clock(60.0))
+    assert found is not None
+    assert np.array_equal(found[held.size :], prices[held.size :]), "tier prices untouched"
+    rng = np.random.default_rng(seed)
+    best_value = held_value(problem, held, found[: held.size], levels, rows)[0]
+    for z in [found[: held.size]] + [
+        found[: held.size] * np.exp(rng.normal(0, 0.5, held.size)) for _ in range(10)
+    ]:
+        value, _ = held_value(problem, held, z, levels, rows)
+        assert value + problem.baseline.sum() >= plan.objective * (1 - 1e-9)
+        assert value >= best_value * (1 - 1e-3), "the search ends near the dual's least"
+
+
+def test_enough_after_the_first_pass_skips_the_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    _, problem, _, stage, _, prices, clock = _stage_two(2, 300, 0.95)
+
+    def no_second_pass(*_: object) -> None:
+        raise AssertionError("the first plan was enough")
+
+    monkeypatch.setattr("optimizer.decomposition.option_plan.held_prices", no_second_pass)
+    assert option_plan(problem, stage, prices, clock, enough=lambda _: True) is not None
+    with pytest.raises(AssertionError, match="enough"):
+        option_plan(problem, stage, prices, clock, enough=lambda _: False)
