@@ -5,7 +5,7 @@ multiple-choice knapsack, and the plans built at stage-2 prices (`primal.constru
 it: their greedy lifts in price order until a budget runs out, and the Lagrangian's own
 mixes round a fractional fund ticket up. On 5,000 family partners every stage-2 plan was
 one or two partners short of a tier count, the best plan stayed stage 1's (0.47% under the
-bound) and the neighbourhood search spent 15 s closing it. The stage-1 MILP
+bound) and the neighbourhood search spent 17 s closing it. The stage-1 MILP
 (`assignment`) chooses among exact options per partner; here it weighs each option by its
 cost at stage-2 prices less the GMV it adds (what the budgets it leaves would earn at
 those prices), keeps the counts stage 1 reached, and the plan is spent on top as at any
@@ -43,8 +43,14 @@ HELD_TOLERANCE = 1e-5  # relative model gap at which it has converged
 
 
 def option_plan_applies(problem: Problem, stage: Stage) -> bool:
-    """Whether stage 2 has tier counts to choose who reaches (GMV objective)."""
-    return stage.kind == "gmv" and problem.n_tiers > 0 and bool(np.any(stage.targets > 0))
+    """Whether stage 2 keeps tier counts (GMV objective; under max_gmv the tiers are not
+    priced, only reported, and there is nothing to choose)."""
+    return (
+        stage.kind == "gmv"
+        and stage.price_tiers
+        and problem.n_tiers > 0
+        and bool(np.any(stage.targets > 0))
+    )
 
 
 def option_plan(
@@ -116,12 +122,11 @@ def held_prices(
     z = np.asarray(prices[:size], dtype=float).copy()
     _, scale = initial_point(problem, held, held_stage)
     bundle = LevelBundle(z, np.maximum(np.abs(z), 1e-3 * scale), held.upper(), box=4.0)
-    rows = np.arange(problem.n)
     for step in range(HELD_STEPS):
         if clock.left(0.9) < MIN_OPTION_S:
             return None
         with clock.timed():
-            value, grad = held_value(problem, held, z, levels, rows)
+            value, grad = held_value(problem, held, z, levels)
             bundle.report(z, value, grad)
         if step >= 2 and bundle.model_gap < HELD_TOLERANCE:
             break
@@ -136,10 +141,9 @@ def held_value(
     held: Lagrangian,
     z: FloatArray,
     levels: NDArray[np.intp],
-    rows: NDArray[np.intp],
 ) -> tuple[float, FloatArray]:
     """The held-level dual's value and gradient at `z` (budget rows, then group rows)."""
     response = respond(problem, held.resource_prices(z), 1.0)
     value, grads = held.coupling(z, chosen_amounts(response, levels))
-    value += float(response.values[rows, levels].sum())
+    value += float(response.values[np.arange(problem.n), levels].sum())
     return value, np.array(grads)

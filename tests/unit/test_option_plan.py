@@ -70,6 +70,7 @@ def test_it_applies_only_where_stage_two_chooses_who_reaches_a_tier() -> None:
     for other in (
         Stage("cost", stage.targets, True),
         Stage("gmv", np.zeros_like(stage.targets), True),
+        Stage("gmv", stage.targets, False),  # max_gmv: tiers reported, not priced
     ):
         assert not option_plan_applies(problem, other)
         assert option_plan(problem, other, prices, clock) is None
@@ -134,16 +135,15 @@ def test_the_held_level_dual_bounds_every_plan_holding_those_levels(seed: int) -
     levels = _levels(problem, plan.amounts)
     held_stage = Stage("gmv", np.zeros(problem.n_tiers, dtype=np.int64), False)
     held = Lagrangian(problem, held_stage)
-    rows = np.arange(problem.n)
     found = held_prices(problem, levels, prices, Clock(60.0))
     assert found is not None
     assert np.array_equal(found[held.size :], prices[held.size :]), "tier prices untouched"
     rng = np.random.default_rng(seed)
-    best_value = held_value(problem, held, found[: held.size], levels, rows)[0]
+    best_value = held_value(problem, held, found[: held.size], levels)[0]
     for z in [found[: held.size]] + [
         found[: held.size] * np.exp(rng.normal(0, 0.5, held.size)) for _ in range(10)
     ]:
-        value, _ = held_value(problem, held, z, levels, rows)
+        value, _ = held_value(problem, held, z, levels)
         assert value + problem.baseline.sum() >= plan.objective * (1 - 1e-9)
         assert value >= best_value * (1 - 1e-3), "the search ends near the dual's least"
 
