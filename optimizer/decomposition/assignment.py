@@ -79,7 +79,7 @@ def tier_options(
     """Each tier's pool and every partner's exact options to reach it (fewer price
     variants, and no ticket grid, once they would take more than `seconds_left()`)."""
     fixed = fixed_amounts(problem)
-    start = _levels(problem, problem.values(fixed))
+    start = problem.levels(fixed)
     partners: list[IntArray] = []
     levels: list[IntArray] = []
     amounts: list[FloatArray] = []
@@ -205,7 +205,7 @@ def assign_by_milp(
         grid,
     )
     fixed = fixed_amounts(problem)
-    start = _levels(problem, problem.values(fixed))
+    start = problem.levels(fixed)
     warm: FloatArray | None = None
     if incumbent is not None:
         options, warm = _with_incumbent(problem, options, incumbent, start, targets)
@@ -297,8 +297,9 @@ def _model(
         b.add_entries(np.full(int(lifted.sum()), row[0]), y[lifted], 1.0)
     # One unit of the smallest weight outweighs any use of the budgets (share <= 1).
     cost = np.zeros(b.n_cols)
-    cost[y] = share / max(len(finite), 1)
-    if worth is not None:
+    if worth is None:
+        cost[y] = share / max(len(finite), 1)
+    else:
         cost[y] = _priced_cost(problem, options, fixed, worth)
     cost[s] = _shortfall_cost(problem) * problem.weights
     return b.build(cost)
@@ -387,7 +388,7 @@ def _with_incumbent(
 ) -> tuple[Options, FloatArray]:
     """The options with the incumbent's lifted partners' mixes added, and the incumbent
     as a start for the MILP's columns (options, then the shortfall per tier)."""
-    reached = _levels(problem, problem.values(incumbent))
+    reached = problem.levels(incumbent)
     lifted = np.flatnonzero(reached > start)
     merged, position = _unique_with_positions(
         Options(
@@ -403,10 +404,6 @@ def _with_incumbent(
     achieved = np.array([np.count_nonzero(reached >= t) for t in range(1, problem.n_tiers + 1)])
     short = np.maximum(targets - achieved, 0).astype(float)
     return merged, np.concatenate([chosen, short])
-
-
-def _levels(problem: Problem, gmv: FloatArray) -> IntArray:
-    return (gmv[:, None] >= problem.thresholds[None, :]).sum(axis=1).astype(np.intp)
 
 
 def _unique(options: Options) -> Options:

@@ -37,6 +37,7 @@ from optimizer.decomposition.subproblem import respond
 # Each pass (options and their MILP) may use this share of the limit, its MILP half of it.
 OPTION_SHARE = 0.15
 MIN_OPTION_S = 0.5
+LAST_SHARE = 0.9  # of the limit: no pass or held-dual step starts past it
 # The held-level dual of the second pass: at most this many steps, from stage 2's prices.
 HELD_STEPS = 40
 HELD_TOLERANCE = 1e-5  # relative model gap at which it has converged
@@ -81,8 +82,7 @@ def option_plan(
     first = _planned(problem, stage, lagrangian.evaluate(prices), clock)
     if first is None or enough(first):
         return first
-    levels = (problem.values(first.amounts)[:, None] >= problem.thresholds[None, :]).sum(axis=1)
-    held = held_prices(problem, levels, prices, clock)
+    held = held_prices(problem, problem.levels(first.amounts), prices, clock)
     if held is None:
         return first
     second = _planned(problem, stage, lagrangian.evaluate(held), clock)
@@ -92,7 +92,7 @@ def option_plan(
 def _planned(
     problem: Problem, stage: Stage, evaluation: Evaluation, clock: Clock
 ) -> ScoredAmounts | None:
-    share = min(clock.elapsed() / max(clock.limit, 1e-9) + OPTION_SHARE, 0.9)
+    share = min(clock.elapsed() / max(clock.limit, 1e-9) + OPTION_SHARE, LAST_SHARE)
     if clock.left(share) < MIN_OPTION_S:
         return None
     worth = evaluation.prices
@@ -123,7 +123,7 @@ def held_prices(
     _, scale = initial_point(problem, held, held_stage)
     bundle = LevelBundle(z, np.maximum(np.abs(z), 1e-3 * scale), held.upper(), box=4.0)
     for step in range(HELD_STEPS):
-        if clock.left(0.9) < MIN_OPTION_S:
+        if clock.left(LAST_SHARE) < MIN_OPTION_S:
             return None
         with clock.timed():
             value, grad = held_value(problem, held, z, levels)

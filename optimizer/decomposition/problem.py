@@ -122,6 +122,11 @@ class Problem:
         rows = np.sort(rng.choice(self.n, size=size, replace=False))
         return self.subset(rows, size / self.n)
 
+    def levels(self, amounts: FloatArray) -> NDArray[np.intp]:
+        """The tier level (0: none) each partner's exact GMV reaches under `amounts`."""
+        gmv = self.values(amounts)
+        return (gmv[:, None] >= self.thresholds[None, :]).sum(axis=1).astype(np.intp)
+
     def values(self, amounts: FloatArray) -> FloatArray:
         """Exact projected GMV of every partner for an (n, R) amount matrix."""
         gmv = self.baseline.copy()

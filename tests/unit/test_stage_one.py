@@ -19,7 +19,6 @@ from optimizer.clock import Clock, relative_gap
 from optimizer.decomposition import assignment
 from optimizer.decomposition.assignment import (
     Options,
-    _levels,
     _model,
     _with_incumbent,
     assign_by_milp,
@@ -127,7 +126,7 @@ def test_the_milp_starts_from_exactly_the_incumbents_tier_mixes(seed: int) -> No
     prices = np.ones((problem.n, problem.n_resources)) / np.maximum(problem.budget, 1.0)
     options = tier_options(problem, prices, problem.targets, grid=False)
     fixed = fixed_amounts(problem)
-    start = _levels(problem, problem.values(fixed))
+    start = problem.levels(fixed)
     # An incumbent lifting some partners with options' mixes and some with mixes of its own.
     rng = np.random.default_rng(seed)
     incumbent = fixed.copy()
@@ -135,7 +134,7 @@ def test_the_milp_starts_from_exactly_the_incumbents_tier_mixes(seed: int) -> No
     incumbent[options.partner[picked]] = options.amounts[picked]
     incumbent[options.partner[picked[::3]]] *= 1.5
     merged, warm = _with_incumbent(problem, options, incumbent, start, problem.targets)
-    reached = _levels(problem, problem.values(incumbent))
+    reached = problem.levels(incumbent)
     lifted = np.flatnonzero(reached > start)
     assert lifted.size > 0
     chosen = np.flatnonzero(warm[: len(merged)] == 1.0)
@@ -256,7 +255,7 @@ def test_a_large_tier_option_model_is_solved_by_its_rounded_lp(
     assert np.all(amounts.sum(axis=0) <= problem.budget * (1 + 1e-12))
     for row in problem.group_budgets:  # floors are filled afterwards (`within_groups`)
         assert amounts[row.members, row.resource].sum() <= row.high * (1 + 1e-12)
-    reached = _levels(problem, problem.values(amounts))
+    reached = problem.levels(amounts)
     assert np.all(reached >= levels)
     short_exact = evaluate_plan(problem, exact[1]).shortfall
     short_rounded = evaluate_plan(problem, rounded[1]).shortfall
