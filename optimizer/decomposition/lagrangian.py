@@ -86,13 +86,16 @@ class Lagrangian:
         rho = float(np.max(mu / np.maximum(weights, 1e-12), initial=0.0))
         return np.append(prices, rho)
 
-    def coupling(self, z: FloatArray, amounts: FloatArray) -> tuple[float, list[float]]:
-        """The budget and group-budget rows' part of the dual value at `z`, and their
-        subgradient, when the partners answer with `amounts`."""
+    def coupling(
+        self, z: FloatArray, amounts: FloatArray, value: float
+    ) -> tuple[float, list[float]]:
+        """`value` plus the budget and group-budget rows' part of the dual value at `z`, and
+        their subgradient, when the partners answer with `amounts`. Added to `value` in
+        this order: summed the other way round, the value moves in its last bits and the
+        price search takes another path (5,000 family partners, seed 2: 11.1 s, not 8.6)."""
         problem = self.problem
         lam, grp, _, _ = self.split(z)
         usage = amounts.sum(axis=0)
-        value = 0.0
         grads: list[float] = []
         for k, r in enumerate(self.budget_rows):
             value += lam[k] * problem.budget[r]
@@ -150,8 +153,7 @@ class Lagrangian:
             choice = np.zeros(problem.n, dtype=np.intp)
             phi = values[:, 0]
         amounts = chosen_amounts(response, choice)
-        value, grads = self.coupling(z, amounts)
-        value += float(phi.sum())
+        value, grads = self.coupling(z, amounts, float(phi.sum()))
         if stage.kind == "gmv":
             value += float(problem.baseline.sum())
         if stage.price_tiers:

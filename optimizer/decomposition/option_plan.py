@@ -144,6 +144,6 @@ def held_value(
 ) -> tuple[float, FloatArray]:
     """The held-level dual's value and gradient at `z` (budget rows, then group rows)."""
     response = respond(problem, held.resource_prices(z), 1.0)
-    value, grads = held.coupling(z, chosen_amounts(response, levels))
-    value += float(response.values[np.arange(problem.n), levels].sum())
+    own = float(response.values[np.arange(problem.n), levels].sum())
+    value, grads = held.coupling(z, chosen_amounts(response, levels), own)
     return value, np.array(grads)
