@@ -57,6 +57,8 @@ class Family:
         self.xt = np.zeros(len(kind))
         self.st = np.zeros(len(kind))
         self.f_lo = np.zeros(len(kind))
+        # The curve's slope at the tangent point: argmax_slope's test of every call.
+        self.s_xt = np.zeros(len(kind))
 
     def __len__(self) -> int:
         return len(self.kind)
@@ -64,7 +66,7 @@ class Family:
     def take(self, rows: NDArray[np.intp]) -> Family:
         out = Family(self.kind[rows], self.a[rows], self.s[rows], self.n[rows])
         out.lo, out.hi, out.xt = self.lo[rows], self.hi[rows], self.xt[rows]
-        out.st, out.f_lo = self.st[rows], self.f_lo[rows]
+        out.st, out.f_lo, out.s_xt = self.st[rows], self.f_lo[rows], self.s_xt[rows]
         return out
 
     # -- exact curve (models.curves formulas) ---------------------------------------
@@ -126,6 +128,7 @@ class Family:
             slope = (sub.value(tangent) - sub.f_lo) / width
             self.xt[todo] = tangent
             self.st[todo] = slope
+        self.s_xt = self.derivative(self.xt)
 
     def envelope(self, x: FloatArray) -> FloatArray:
         on_chord = x < self.xt
@@ -152,7 +155,7 @@ class Family:
         returned (the side that reaches tiers).
         """
         x = np.full(len(self.kind), np.nan)
-        on_chord = p >= self.derivative(self.xt)
+        on_chord = p >= self.s_xt
         x = np.where(p > self.st, self.lo, np.where(on_chord, self.xt, x))
         inner = np.flatnonzero(np.isnan(x))
         if inner.size:

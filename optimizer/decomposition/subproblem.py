@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.curves import FloatArray
-from optimizer.decomposition.family import Family
+from optimizer.decomposition.family import LINEAR, Family
 from optimizer.decomposition.problem import Problem
 
 IntArray = NDArray[np.intp]
@@ -35,6 +35,10 @@ IntArray = NDArray[np.intp]
 # relative error in q moves a partner's bound by ~1e-9 of its uplift (and it stays valid).
 _LOG_TOLERANCE = 1e-9
 _MAX_BISECTIONS = 80
+_VALUE_TOLERANCE = 1e-8
+# Either side of a leap in a resource's amount, relative: the bracket around a row whose
+# need falls in the leap is then narrower than _LOG_TOLERANCE.
+_JUMP_SIDE = 0.4 * _LOG_TOLERANCE
 
 
 @dataclass
@@ -262,6 +266,48 @@ def _amounts(
     return x
 
 
+def _settled(
+    lo: FloatArray, hi: FloatArray, g_lo: FloatArray, g_hi: FloatArray, need: FloatArray
+) -> NDArray[np.bool_]:
+    """Rows whose bracket [lo, hi] (log q, uplift minus need g_lo < 0 <= g_hi) is closed:
+    narrower than _LOG_TOLERANCE, or with D(q) at one end within that tolerance (relative
+    to q·need) of its minimum. D is convex with slope g, so an end is within |g| times
+    the bracket's width in q of the minimum."""
+    q_lo, q_hi = np.exp(lo), np.exp(hi)
+    off_minimum = np.minimum(g_hi, -g_lo) * (q_hi - q_lo)
+    close = off_minimum <= _VALUE_TOLERANCE * q_hi * np.maximum(need, 1e-300)
+    return (hi - lo <= _LOG_TOLERANCE) | close
+
+
+def _dual_value(
+    fam: list[Family],
+    on: NDArray[np.bool_],
+    prices: FloatArray,
+    alpha: float,
+    need: FloatArray,
+    q: FloatArray,
+    x: FloatArray,
+) -> FloatArray:
+    """D(q) at the maximisers x (with the tangent slack, so valid for inexact x)."""
+    value = -(q - alpha) * need
+    for r, family in enumerate(fam):
+        if on[:, r].any():
+            xr, p = x[:, r], prices[:, r]
+            gain = q * family.envelope(xr) - p * xr + _slack(family, xr, p, q)
+            value += np.where(on[:, r], gain, 0.0)
+    return value
+
+
+def _leaps(family: Family, on: NDArray[np.bool_], prices: FloatArray) -> FloatArray:
+    """Per row, the q where the resource's amount leaps (from lo over its chord, or from
+    lo to hi on a linear curve): P / chord slope; 0 where it does not leap."""
+    price = np.maximum(prices, 0.0)
+    leaps = on & (price > 0) & (family.st > 0) & np.isfinite(family.st)
+    leaps &= (family.xt > family.lo) | ((family.kind == LINEAR) & (family.hi > family.lo))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(leaps, price / family.st, 0.0)
+
+
 def _uplift(fam: list[Family], on: NDArray[np.bool_], x: FloatArray) -> FloatArray:
     total = np.zeros(x.shape[0])
     for r, family in enumerate(fam):
@@ -273,6 +319,18 @@ def _uplift(fam: list[Family], on: NDArray[np.bool_], x: FloatArray) -> FloatArr
 def _bisect(
     fam: list[Family], on: NDArray[np.bool_], prices: FloatArray, alpha: float, need: FloatArray
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """The smallest q (log scale) whose maximisers reach `need`, for every row at once.
+
+    The uplift at q only grows with q, and jumps only where a resource's amount leaps
+    across a chord or a linear curve (q = P_r / chord slope). Those points are tried
+    first (either side), which leaves each row a bracket the uplift crosses continuously;
+    there false position (Illinois: an end kept twice has its value halved) closes it in
+    a few steps, with bisection whenever two steps did not halve it. A row is done when
+    its bracket is `_LOG_TOLERANCE` wide or when D(q), which grows by at most the
+    overshoot times the bracket, is within that tolerance of its minimum. Every call is
+    one evaluation per row of all its resources, about the same cost for a few rows as
+    for thousands, so the number of steps is what counts: ~35 in plain bisection.
+    """
     m = need.size
     # Bracket: below q_lo every on-resource sits at lo, above q_hi at hi.
     q_lo = np.full(m, np.inf)
@@ -290,38 +348,83 @@ def _bisect(
     q_lo = np.where(np.isfinite(q_lo), q_lo * (1 - 1e-9), 1e-300)
     q_lo = np.maximum(q_lo, max(alpha, 1e-300))
     q_hi = np.maximum(q_hi * (1 + 1e-9), q_lo * (1 + 1e-9))
-    start_ok = _uplift(fam, on, _amounts(fam, on, prices, q_lo)) >= need
+
+    def shortfall(rows: IntArray, log_q: FloatArray, sub: list[Family] | None = None) -> FloatArray:
+        """Uplift minus need at q (negative: q is too small)."""
+        sub = sub if sub is not None else [f.take(rows) for f in fam]
+        x = _amounts(sub, on[rows], prices[rows], np.exp(log_q))
+        return _uplift(sub, on[rows], x) - need[rows]
+
+    everyone = np.arange(m)
     lo, hi = np.log(q_lo), np.log(q_hi)
+    g_lo = shortfall(everyone, lo, fam)
+    start_ok = g_lo >= 0
+    active = np.flatnonzero(~start_ok)
+    g_hi = np.zeros(m)
+    if active.size:
+        g_hi[active] = shortfall(active, hi[active])
+    for r, family in enumerate(fam):
+        active = active[hi[active] - lo[active] > _LOG_TOLERANCE]
+        leaps = _leaps(family, on[:, r], prices[:, r])[active]
+        for side in (1.0 - _JUMP_SIDE, 1.0 + _JUMP_SIDE):
+            rows = active[leaps > 0]
+            with np.errstate(divide="ignore"):
+                at = np.log(leaps[leaps > 0] * side)
+            inside = (at > lo[rows]) & (at < hi[rows])
+            rows, at = rows[inside], at[inside]
+            if rows.size == 0:
+                continue
+            g = shortfall(rows, at)
+            ok = g >= 0
+            hi[rows[ok]], g_hi[rows[ok]] = at[ok], g[ok]
+            lo[rows[~ok]], g_lo[rows[~ok]] = at[~ok], g[~ok]
     # Rows drop out as their bracket closes; the families are re-cut only when the active
     # set has halved (cutting costs more than it saves on small arrays).
-    active = np.flatnonzero(~start_ok)
+    last_kept = np.zeros(m, dtype=np.int8)  # +1: lo kept by the last step, -1: hi kept
+    width_before = np.full((2, m), np.inf)  # the bracket one and two steps ago
     sub, cut = fam, np.arange(m)
+    active = np.flatnonzero(~start_ok)
     for _ in range(_MAX_BISECTIONS):
-        active = active[hi[active] - lo[active] > _LOG_TOLERANCE]
+        active = active[~_settled(lo[active], hi[active], g_lo[active], g_hi[active], need[active])]
         if active.size == 0:
             break
         if active.size < 0.5 * cut.size:
             sub, cut = [f.take(active) for f in fam], active
-        mid = 0.5 * (lo[cut] + hi[cut])
-        on_cut = on[cut]
-        ok = _uplift(sub, on_cut, _amounts(sub, on_cut, prices[cut], np.exp(mid))) >= need[cut]
-        moving = hi[cut] - lo[cut] > _LOG_TOLERANCE
-        hi[cut] = np.where(ok & moving, mid, hi[cut])
-        lo[cut] = np.where(~ok & moving, mid, lo[cut])
+        a_lo, a_hi, width = lo[cut], hi[cut], hi[cut] - lo[cut]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            guess = a_hi - g_hi[cut] * width / (g_hi[cut] - g_lo[cut])
+        halve = ~np.isfinite(guess) | (width > 0.5 * width_before[1, cut])
+        margin = 0.25 * _LOG_TOLERANCE
+        mid = np.where(halve, 0.5 * (a_lo + a_hi), np.clip(guess, a_lo + margin, a_hi - margin))
+        g = shortfall(cut, mid, sub)
+        ok = g >= 0
+        moving = ~_settled(a_lo, a_hi, g_lo[cut], g_hi[cut], need[cut])
+        raise_lo, lower_hi = moving & ~ok, moving & ok
+        g_lo[cut] = np.where(
+            raise_lo, g, np.where(lower_hi & (last_kept[cut] > 0), 0.5, 1.0) * g_lo[cut]
+        )
+        g_hi[cut] = np.where(
+            lower_hi, g, np.where(raise_lo & (last_kept[cut] < 0), 0.5, 1.0) * g_hi[cut]
+        )
+        lo[cut] = np.where(raise_lo, mid, a_lo)
+        hi[cut] = np.where(lower_hi, mid, a_hi)
+        last_kept[cut] = np.where(lower_hi, 1, np.where(raise_lo, -1, last_kept[cut]))
+        width_before[1, cut] = np.where(moving, width_before[0, cut], width_before[1, cut])
+        width_before[0, cut] = np.where(moving, width, width_before[0, cut])
     # Already reaching at q_lo means reaching on all of [alpha, q_lo], where D only grows
     # with q: the minimum is at q = alpha (with alpha = 0, the cheapest on-amounts).
     q = np.where(start_ok, alpha, np.exp(hi))
     x = _amounts(fam, on, prices, q)
-    value = -(q - alpha) * need
-    for r, family in enumerate(fam):
-        if on[:, r].any():
-            xr, p = x[:, r], prices[:, r]
-            gain = q * family.envelope(xr) - p * xr + _slack(family, xr, p, q)
-            value += np.where(on[:, r], gain, 0.0)
+    value = _dual_value(fam, on, prices, alpha, need, q, x)
     # At the minimising q the amounts may jump (linear curves, chords): the subgradient is
     # the mix of the maximisers either side of q whose uplift equals the need exactly, and
     # it is also the least-overshoot mix the primal starts from.
-    x_low = _amounts(fam, on, prices, np.where(start_ok, alpha, np.exp(lo)))
+    q_low = np.where(start_ok, alpha, np.exp(lo))
+    x_low = _amounts(fam, on, prices, q_low)
+    # Either end bounds the level's optimum; the search may have closed on either.
+    low_value = _dual_value(fam, on, prices, alpha, need, q_low, x_low)
+    q = np.where(low_value < value, q_low, q)
+    value = np.minimum(value, low_value)
     f_low, f_high = _uplift(fam, on, x_low), _uplift(fam, on, x)
     with np.errstate(divide="ignore", invalid="ignore"):
         theta = np.where(f_high > f_low, (need - f_low) / (f_high - f_low), 1.0)

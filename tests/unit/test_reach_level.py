@@ -9,8 +9,16 @@ import pytest
 
 from fixtures.families import family_request
 from optimizer.arrays import build_arrays
+from optimizer.decomposition import subproblem
 from optimizer.decomposition.problem import Problem, build_problem
-from optimizer.decomposition.subproblem import _bisect, _reachable, reach_level
+from optimizer.decomposition.subproblem import (
+    _amounts,
+    _bisect,
+    _dual_value,
+    _reachable,
+    _uplift,
+    reach_level,
+)
 
 
 def _problem(seed: int, size: int) -> Problem:
@@ -55,3 +63,44 @@ def test_the_stacked_search_equals_one_search_per_combo(seed: int, size: int, le
     np.testing.assert_array_equal(np.isfinite(value), reachable)
     np.testing.assert_allclose(value[reachable], expected_value[reachable], rtol=1e-12)
     np.testing.assert_allclose(q[reachable], expected_q[reachable], rtol=1e-12)
+
+
+@pytest.mark.parametrize(("seed", "size"), [(1, 1200), (4, 2000), (5, 3000)])
+@pytest.mark.parametrize("alpha", [0.0, 1.0])
+def test_the_search_ends_at_the_least_dual_value_and_its_mix_reaches_the_need(
+    seed: int, size: int, alpha: float, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The value is D(q) at the q returned (so a valid bound), no more than the value
+    tolerance above D's least value on a dense grid of q, and the mix reaches the need
+    (the envelope is concave, so the blend of the two ends' mixes does)."""
+    problem = _problem(seed, size)
+    rng = np.random.default_rng(seed)
+    scale = np.array([1.0 / max(float(b), 1.0) for b in problem.budget]) * 1e8
+    prices = scale[None, :] * rng.uniform(0.2, 5.0, size=(problem.n, problem.n_resources))
+    need = problem.thresholds[0] - problem.baseline
+    searched: list[tuple] = []  # reach_level's stacked (partner, combo) search
+    monkeypatch.setattr(
+        subproblem, "_bisect", lambda *args: searched.append(args) or _bisect(*args)
+    )
+    rows = np.flatnonzero(need > 0)
+    reach_level(problem, rows, prices[rows], alpha, need[rows])
+    ((fam, on, row_prices, _, row_need),) = searched
+    assert row_need.size > 50
+    value, x, _, q = _bisect(fam, on, row_prices, alpha, row_need)
+    at_q = _dual_value(fam, on, row_prices, alpha, row_need, q, _amounts(fam, on, row_prices, q))
+    np.testing.assert_allclose(value, at_q, rtol=1e-12)
+    reached = _uplift(fam, on, x)
+    assert np.all(reached >= row_need * (1 - 1e-9))
+    least = np.full(row_need.size, np.inf)
+    for log_q in np.linspace(np.log(max(alpha, 1e-6)), np.log(1e4), 4001):
+        grid_q = np.full(row_need.size, np.exp(log_q))
+        if alpha > 0:
+            grid_q = np.maximum(grid_q, alpha)
+        amounts = _amounts(fam, on, row_prices, grid_q)
+        least = np.minimum(
+            least, _dual_value(fam, on, row_prices, alpha, row_need, grid_q, amounts)
+        )
+    tolerance = 1e-7 * np.maximum(q, 1.0) * row_need
+    assert np.all(value <= least + tolerance)
+    # The grid is coarse: somewhere the search must beat it, or it is not searching.
+    assert np.any(value < least - tolerance)
