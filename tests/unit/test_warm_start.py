@@ -132,19 +132,7 @@ def test_a_scenario_is_never_worse_than_its_base_plan_where_that_plan_holds(
     [
         (3, 300, "decomposition"),
         (2, 300, "auto"),
-        pytest.param(
-            8,
-            1200,
-            "auto",
-            marks=pytest.mark.xfail(
-                strict=False,
-                reason="issue 12 (open): both runs race the 20 s limit in stage 1. With the "
-                "last tier's target +2, the cold run (CBC) finds every target in its fourth "
-                "stage-1 round at 18 s, the warm one is still one short at 20 s; the "
-                "decomposition alone takes 17 s (gap 0.5%). Stage 1 on 1,200 partners is "
-                "the 300-3,000 partners in 10 s must-show.",
-            ),
-        ),
+        (8, 1200, "auto"),
     ],
 )
 def test_a_small_change_started_from_the_base_is_at_least_as_good_as_a_cold_start(
