@@ -8,8 +8,8 @@ With prices `P[i, r]` on resources and a GMV weight `alpha` (1 when GMV is the o
 over x_r ∈ {0} ∪ [lo_r, hi_r]. Each choice of which min-ticket resources are "on" (a
 *combo*) leaves a concave problem on the envelope, whose dual in the tier multiplier ν is
 one-dimensional: with q = alpha + ν, x_r(q) = argmax envelope_r(x) − (P_r/q)·x and
-F(x(q)) grows with q. Vectorised bisection on log q finds the smallest q reaching the
-need. The value reported is the dual function at that q,
+F(x(q)) grows with q. A vectorised search on log q (leaps first, then false position)
+finds the smallest q reaching the need. The value reported is the dual function at that q,
 
     D(q) = Σ_r [q·env_r(x_r) − P_r·x_r + tangent slack_r] − (q − alpha)·need,
 
@@ -34,7 +34,10 @@ IntArray = NDArray[np.intp]
 # Bisection on log q stops at this bracket width: D(q) is flat at its minimum, so a 1e-9
 # relative error in q moves a partner's bound by ~1e-9 of its uplift (and it stays valid).
 _LOG_TOLERANCE = 1e-9
-_MAX_BISECTIONS = 80
+_MAX_STEPS = 80
+# A row also stops once D(q) at an end of its bracket is this close (relative to q·need)
+# to its minimum: false position closes one end fast and the other slowly, and the
+# value, not q, is what the bound needs.
 _VALUE_TOLERANCE = 1e-8
 # Either side of a leap in a resource's amount, relative: the bracket around a row whose
 # need falls in the leap is then narrower than _LOG_TOLERANCE.
@@ -176,7 +179,9 @@ def reach_level(
     if owner.size == 0:
         return best, best_x, best_blend, best_q
     fam = [f.take(owner) for f in families]
-    value, x, blend, q = _bisect(fam, np.vstack(combos), prices[owner], alpha, need[owner])
+    value, x, blend, q = _smallest_reaching_q(
+        fam, np.vstack(combos), prices[owner], alpha, need[owner]
+    )
     # Each partner's best combo; on equal values the first combo (stable order).
     order = np.lexsort((-value, owner))
     first = order[np.r_[True, owner[order][1:] != owner[order][:-1]]]
@@ -270,9 +275,9 @@ def _settled(
     lo: FloatArray, hi: FloatArray, g_lo: FloatArray, g_hi: FloatArray, need: FloatArray
 ) -> NDArray[np.bool_]:
     """Rows whose bracket [lo, hi] (log q, uplift minus need g_lo < 0 <= g_hi) is closed:
-    narrower than _LOG_TOLERANCE, or with D(q) at one end within that tolerance (relative
-    to q·need) of its minimum. D is convex with slope g, so an end is within |g| times
-    the bracket's width in q of the minimum."""
+    narrower than _LOG_TOLERANCE, or with D(q) at one end within _VALUE_TOLERANCE
+    (relative to q·need) of its minimum. D is convex with slope g, so an end is within
+    |g| times the bracket's width in q of the minimum."""
     q_lo, q_hi = np.exp(lo), np.exp(hi)
     off_minimum = np.minimum(g_hi, -g_lo) * (q_hi - q_lo)
     close = off_minimum <= _VALUE_TOLERANCE * q_hi * np.maximum(need, 1e-300)
@@ -316,7 +321,7 @@ def _uplift(fam: list[Family], on: NDArray[np.bool_], x: FloatArray) -> FloatArr
     return total
 
 
-def _bisect(
+def _smallest_reaching_q(
     fam: list[Family], on: NDArray[np.bool_], prices: FloatArray, alpha: float, need: FloatArray
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """The smallest q (log scale) whose maximisers reach `need`, for every row at once.
@@ -326,8 +331,8 @@ def _bisect(
     first (either side), which leaves each row a bracket the uplift crosses continuously;
     there false position (Illinois: an end kept twice has its value halved) closes it in
     a few steps, with bisection whenever two steps did not halve it. A row is done when
-    its bracket is `_LOG_TOLERANCE` wide or when D(q), which grows by at most the
-    overshoot times the bracket, is within that tolerance of its minimum. Every call is
+    its bracket is `_LOG_TOLERANCE` wide or D(q) at one end is within `_VALUE_TOLERANCE`
+    of its minimum (`_settled`); the lower end value is reported. Every call is
     one evaluation per row of all its resources, about the same cost for a few rows as
     for thousands, so the number of steps is what counts: ~35 in plain bisection.
     """
@@ -384,7 +389,7 @@ def _bisect(
     width_before = np.full((2, m), np.inf)  # the bracket one and two steps ago
     sub, cut = fam, np.arange(m)
     active = np.flatnonzero(~start_ok)
-    for _ in range(_MAX_BISECTIONS):
+    for _ in range(_MAX_STEPS):
         active = active[~_settled(lo[active], hi[active], g_lo[active], g_hi[active], need[active])]
         if active.size == 0:
             break

@@ -13,9 +13,9 @@ from optimizer.decomposition import subproblem
 from optimizer.decomposition.problem import Problem, build_problem
 from optimizer.decomposition.subproblem import (
     _amounts,
-    _bisect,
     _dual_value,
     _reachable,
+    _smallest_reaching_q,
     _uplift,
     reach_level,
 )
@@ -42,7 +42,7 @@ def _one_combo_at_a_time(
             continue
         fam = [f.take(sub) for f in families]
         mask = np.broadcast_to(on, (sub.size, problem.n_resources))
-        value, _, _, q = _bisect(fam, mask, prices[sub], 0.0, need[sub])
+        value, _, _, q = _smallest_reaching_q(fam, mask, prices[sub], 0.0, need[sub])
         better = value > best[sub]
         best[sub[better]], best_q[sub[better]] = value[better], q[better]
     return best, best_q
@@ -80,13 +80,15 @@ def test_the_search_ends_at_the_least_dual_value_and_its_mix_reaches_the_need(
     need = problem.thresholds[0] - problem.baseline
     searched: list[tuple] = []  # reach_level's stacked (partner, combo) search
     monkeypatch.setattr(
-        subproblem, "_bisect", lambda *args: searched.append(args) or _bisect(*args)
+        subproblem,
+        "_smallest_reaching_q",
+        lambda *args: searched.append(args) or _smallest_reaching_q(*args),
     )
     rows = np.flatnonzero(need > 0)
     reach_level(problem, rows, prices[rows], alpha, need[rows])
     ((fam, on, row_prices, _, row_need),) = searched
     assert row_need.size > 50
-    value, x, _, q = _bisect(fam, on, row_prices, alpha, row_need)
+    value, x, _, q = _smallest_reaching_q(fam, on, row_prices, alpha, row_need)
     at_q = _dual_value(fam, on, row_prices, alpha, row_need, q, _amounts(fam, on, row_prices, q))
     np.testing.assert_allclose(value, at_q, rtol=1e-12)
     reached = _uplift(fam, on, x)
