@@ -383,18 +383,20 @@ def _smallest_reaching_q(
             ok = g >= 0
             hi[rows[ok]], g_hi[rows[ok]] = at[ok], g[ok]
             lo[rows[~ok]], g_lo[rows[~ok]] = at[~ok], g[~ok]
-    # Rows drop out as their bracket closes; the families are re-cut only when the active
-    # set has halved (cutting costs more than it saves on small arrays).
+    # Rows drop out as their bracket closes; the families are re-cut only when the open
+    # rows are fewer than half the cut ones (cutting costs more than it saves on small
+    # arrays).
     last_kept = np.zeros(m, dtype=np.int8)  # +1: lo kept by the last step, -1: hi kept
     width_before = np.full((2, m), np.inf)  # the bracket one and two steps ago
     sub, cut = fam, np.arange(m)
-    active = np.flatnonzero(~start_ok)
     for _ in range(_MAX_STEPS):
-        active = active[~_settled(lo[active], hi[active], g_lo[active], g_hi[active], need[active])]
-        if active.size == 0:
+        moving = ~_settled(lo[cut], hi[cut], g_lo[cut], g_hi[cut], need[cut])
+        opened = int(np.count_nonzero(moving))
+        if opened == 0:
             break
-        if active.size < 0.5 * cut.size:
-            sub, cut = [f.take(active) for f in fam], active
+        if opened < 0.5 * cut.size:
+            cut = cut[moving]
+            sub, moving = [f.take(cut) for f in fam], np.ones(cut.size, dtype=bool)
         a_lo, a_hi, width = lo[cut], hi[cut], hi[cut] - lo[cut]
         with np.errstate(divide="ignore", invalid="ignore"):
             guess = a_hi - g_hi[cut] * width / (g_hi[cut] - g_lo[cut])
@@ -403,7 +405,6 @@ def _smallest_reaching_q(
         mid = np.where(halve, 0.5 * (a_lo + a_hi), np.clip(guess, a_lo + margin, a_hi - margin))
         g = shortfall(cut, mid, sub)
         ok = g >= 0
-        moving = ~_settled(a_lo, a_hi, g_lo[cut], g_hi[cut], need[cut])
         raise_lo, lower_hi = moving & ~ok, moving & ok
         g_lo[cut] = np.where(
             raise_lo, g, np.where(lower_hi & (last_kept[cut] > 0), 0.5, 1.0) * g_lo[cut]
