@@ -32,8 +32,9 @@ log = logging.getLogger(__name__)
 # Above this many variable (partner, resource) pairs `auto` prefers the decomposition (and
 # the CBC MILP finishes it when it stops short of the gap). Family programmes at 0.95
 # ambition, 60 s: at 900-1,200 partners (1,900-2,500 amounts) the decomposition first took
-# 4-15 s where CBC alone took 10-34 s (twice not reaching the gap); at 300-600 partners
-# (600-1,300 amounts) CBC alone was faster (2-15 s against 4-18 s).
+# 3.7-25 s (median 5.4) where CBC alone took 10-59 s (median 19; three times not reaching
+# the gap); at 300-600 partners (600-1,300 amounts) CBC alone was faster (1.7-15 s
+# against 3.7-18 s). BENCHMARKS.md has the runs.
 DECOMPOSITION_PAIRS = 1_500
 WARM_START_PAIRS = 100  # MILP requests this large start from a decomposition plan
 WARM_START_SHARE = 0.2  # of the time limit: the decomposition's share before the MILP
