@@ -132,13 +132,20 @@ def run_engine(
         first = decomposition_first(
             request, arrays, progress, should_stop, share, warm_start, prices
         )
-        if first is not None and first.status is SolveStatus.INTERRUPTED:
-            return first  # cancelled: its best plan so far is the answer
+    elif auto and warm_start is None:
+        # On the engine's whole clock: stage 1's own shares of it stop it by 60% of the
+        # limit, and a shorter one starves its tier-option MILP (family seed 4, 300
+        # partners, ambition 0.98, 10 s: with a quarter of the clock, shortfall 1 and
+        # unproven; with all of it, shortfall 0 proven after 1.5 s).
+        first = stage_one_first(arrays, progress, should_stop, limit)
+    if first is not None and first.status is SolveStatus.INTERRUPTED:
+        return first  # cancelled: its best plan so far is the answer
     if auto and first is not None and first.status is SolveStatus.OPTIMAL:
         return first  # certified within the gap: the MILP has nothing to add
-    warm = None
+    warm, proven = None, None
     if first is not None and first.candidates and first.status is not SolveStatus.INFEASIBLE:
         warm = first.candidates[0]
+        proven = first.shortfall_bound if first.shortfall_proven else None
     left = max(limit - (time.perf_counter() - started), 0.05)
     outcome = solve_milp(
         arrays,
@@ -148,6 +155,7 @@ def run_engine(
         warm_start=warm,
         time_limit_s=left,
         more_starts=[warm_start] if warm_start is not None else [],
+        proven_shortfall=proven,
     )
     if first is not None:
         outcome.prices = first.prices  # what a nearby request's warm-up can start from
@@ -267,6 +275,29 @@ def decomposition_first(
         )
     except OptimizerError:  # a request the decomposition does not model (points curves)
         return None
+
+
+def stage_one_first(
+    arrays: ProblemArrays,
+    progress: Progress | None,
+    should_stop: Callable[[], bool] | None,
+    time_limit_s: float,
+) -> EngineOutcome | None:
+    """Under `auto`, before a MILP without the decomposition's warm-up: the decomposition's
+    stage 1 alone, a plan at the least shortfall its prices find and, when proven, the
+    floor that lets the MILP go straight to stage 2. None where it does not apply (no
+    tiers, packages, `points` curves) or its plan misses a group count."""
+    if arrays.packages or DECOMPOSITION not in available_engines():
+        return None
+    from optimizer.decomposition import solve_stage_one
+
+    try:
+        first = solve_stage_one(
+            arrays, time_limit_s=time_limit_s, progress=progress, should_stop=should_stop
+        )
+    except OptimizerError:  # a request the decomposition does not model (points curves)
+        return None
+    return None if first is None or first.binding_constraints else first
 
 
 def solve(

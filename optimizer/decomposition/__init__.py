@@ -22,6 +22,6 @@ and bounds. group_budget and group_count rows are priced in the dual and enforce
 plans. Not handled (UnsupportedRequest): packages, one_package and `points` curves.
 """
 
-from optimizer.decomposition.engine import ENGINE, Improver, solve_decomposition
+from optimizer.decomposition.engine import ENGINE, Improver, solve_decomposition, solve_stage_one
 
-__all__ = ["ENGINE", "Improver", "solve_decomposition"]
+__all__ = ["ENGINE", "Improver", "solve_decomposition", "solve_stage_one"]

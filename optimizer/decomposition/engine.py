@@ -196,6 +196,31 @@ def solve_decomposition(
     )
 
 
+def solve_stage_one(
+    arrays: ProblemArrays,
+    *,
+    time_limit_s: float,
+    progress: Progress | None = None,
+    should_stop: StopCheck = None,
+) -> EngineOutcome | None:
+    """Stage 1 alone: a plan with the least weighted shortfall the prices find (tier mixes,
+    the rest of the budgets unspent) and the proven floor under it, for a MILP to start
+    stage 2 from. None when tiers do not count."""
+    clock = Clock(time_limit_s, should_stop)
+    problem = build_problem(arrays)
+    one = stage_one(problem, clock, progress, None)
+    if one.plan is None:
+        return None
+    outcome = EngineOutcome(
+        engine=ENGINE,
+        status=SolveStatus.INTERRUPTED if clock.stopped else SolveStatus.FEASIBLE,
+        candidates=[Candidate(amounts=np.maximum(one.plan.amounts, 0.0))],
+        seconds=clock.elapsed(),
+        binding_constraints=missed_group_counts(problem, one.plan.amounts),
+    )
+    return _with_stage_one(outcome, one.floor, one.plan)
+
+
 def _better_start(problem: Problem, stage: Stage, warm: FloatArray | None) -> FloatArray | None:
     """`warm` when its dual value is no worse than the usual first point's, else None (the
     usual start): a nearby request's prices can sit far off this one's (a budget grown by
