@@ -133,10 +133,6 @@ def run_engine(
             request, arrays, progress, should_stop, share, warm_start, prices
         )
     elif auto and warm_start is None:
-        # On the engine's whole clock: stage 1's own shares of it stop it by 60% of the
-        # limit, and a shorter one starves its tier-option MILP (family seed 4, 300
-        # partners, ambition 0.98, 10 s: with a quarter of the clock, shortfall 1 and
-        # unproven; with all of it, shortfall 0 proven after 1.5 s).
         first = stage_one_first(arrays, progress, should_stop, limit)
     if first is not None and first.status is SolveStatus.INTERRUPTED:
         return first  # cancelled: its best plan so far is the answer
@@ -286,7 +282,9 @@ def stage_one_first(
     """Under `auto`, before a MILP without the decomposition's warm-up: the decomposition's
     stage 1 alone, a plan at the least shortfall its prices find and, when proven, the
     floor that lets the MILP go straight to stage 2. None where it does not apply (no
-    tiers, packages, `points` curves) or its plan misses a group count."""
+    tiers, packages, `points` curves) or its plan misses a group count. It gets the whole
+    clock, as its shares of it stop it by 60%: a quarter starved its tier-option MILP
+    (family seed 4, 300 partners, 0.98, 10 s: shortfall 1 unproven, against 0 in 1.5 s)."""
     if arrays.packages or DECOMPOSITION not in available_engines():
         return None
     from optimizer.decomposition import solve_stage_one

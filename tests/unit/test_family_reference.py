@@ -7,14 +7,14 @@ by the plain PuLP + CBC model of bench/baseline_pulp.py (its plan rebuilt with t
 curves and checked like any plan): Windmaker's shortfall must be no worse and, at equal
 shortfall, its GMV within the requested gap. Every plan must be exactly valid.
 
-No instance is marked xfail today. Seeds 2, 3, 6 and 8 failed when `auto` took the HiGHS
-MILP; since it takes CBC from 100 variable amounts they pass (measured at the 10 s limit,
-GMV +0.01 to +0.06% of the reference's at equal shortfall). Seed 4 (300 partners, 0.98)
-failed on CBC alone: its stage 1 stalled at shortfall 1 (bound 0) or its stage 2 stayed
-0.21% below the reference, depending on where the limit cut it. Since the MILP starts from
-the decomposition's proven stage 1 (`optimizer.solve.stage_one_first`) it ends `optimal`
-at shortfall 0 in 7-8 s, 0.23% above the reference's GMV. A failure that depends on the
-clock gets a non-strict xfail with the measured figures; one that does not, a strict one.
+Instances today's engine fails are marked xfail with the measured figures. Every failure
+measured so far depended on where the 10 s time limit cut the engine (the same instance
+failed on some runs and passed on others), so the marks are not strict: a strict one
+would fail at random on a loaded machine. Un-mark them once the engine stops before its
+limit; a failure that does not depend on the clock gets `xfail(strict=True)`. Seeds 2, 3,
+6 and 8 failed when `auto` took the HiGHS MILP; since it takes CBC from 100 variable
+amounts they pass (measured at the 10 s limit, GMV +0.01 to +0.06% of the reference's at
+equal shortfall), so they are un-marked.
 
 CI cost: measured 4.5 min for the mid members and ~1 min for the brute-force ones on 2
 cores shared with three other test runs (each mid member takes up to MID_TIME_LIMIT_S for
@@ -44,6 +44,13 @@ MID_TIME_LIMIT_S = 10.0
 BASELINE_CAP_S = 30.0
 
 
+def _issue12_clock(reason: str) -> pytest.MarkDecorator:
+    """A shortfall that depends on where the time limit cuts the engine: measured failing
+    on some runs and passing on others on the shared 2-core machine, so a strict mark
+    would fail at random. Not strict; un-mark once the engine stops before its limit."""
+    return pytest.mark.xfail(strict=False, reason=f"issue 12 (clock-dependent): {reason}")
+
+
 # (seed, partners, ambition, resources): sizes 4–8, every ambition band, 2–4 resources.
 SMALL = [
     (seed, 4 + seed % 5, (0.5, 0.7, 0.85, 0.95, 0.98)[seed % 5], 2 + seed % 3) for seed in range(20)
@@ -54,7 +61,22 @@ MID: list[tuple[int, int, float, int, tuple[pytest.MarkDecorator, ...]]] = [
     (1, 50, 0.6, 2, ()),
     (2, 100, 0.9, 3, ()),
     (3, 150, 0.95, 4, ()),
-    (4, 300, 0.98, 3, ()),
+    (
+        4,
+        300,
+        0.98,
+        3,
+        (
+            _issue12_clock(
+                "auto takes CBC, which now starts from the decomposition's stage 1. Alone on "
+                "the machine that proves shortfall 0 in 1.5 s and the run ends `optimal` in "
+                "7-8 s at 25.790 B, 0.23% above the CBC reference's 25.7304 B. Under the "
+                "full suite on 2 cores (2026-12-02) stage 1 took 5.3 s and stopped at "
+                "shortfall 1 unproven (the reference's is 0), or proved 0 and CBC's stage-2 "
+                "rounds took the rest of the 10 s at 25.676 B, 0.2% below the reference"
+            ),
+        ),
+    ),
     (5, 500, 0.8, 2, ()),
     (6, 80, 0.5, 4, ()),
     (7, 200, 0.7, 2, ()),
