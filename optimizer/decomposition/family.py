@@ -27,6 +27,7 @@ _KIND_CODE = {
 }
 _KIND_OF_CODE = {code: kind for kind, code in _KIND_CODE.items()}
 _TINY = 1e-300
+_HUGE = 1e300
 
 
 def kind_code(curve: Curve | None) -> int:
@@ -194,10 +195,16 @@ def _hill_inverse_slope(
     started to the right of the root (the asymptote f' ~ a·n/h·(h/x)^(n+1) overshoots)
     moves monotonically onto it without bracketing.
     """
-    target = np.log(p * h / a)  # ln H'(z) with H(z) = z^n / (1 + z^n)
-    u = np.log(np.maximum(shape / np.maximum(p * h / a, _TINY), 1.0)) / (shape + 1)
+    with np.errstate(over="ignore"):
+        ratio = p * h / a
+    # A price beyond any float slope (a dual probing q near 0) is steeper than the curve
+    # anywhere on its concave side: the floor. Newton on it would subtract inf from inf.
+    steep = ~(ratio < _HUGE)
+    ratio = np.where(steep, 1.0, ratio)
+    target = np.log(ratio)  # ln H'(z) with H(z) = z^n / (1 + z^n)
+    u = np.log(np.maximum(shape / np.maximum(ratio, _TINY), 1.0)) / (shape + 1)
     u = np.maximum(u, np.log(np.maximum(floor / h, _TINY)))
-    todo = np.arange(p.size)
+    todo = np.flatnonzero(~steep)
     log_shape = np.log(shape)
     for _ in range(60):
         uu, nn = u[todo], shape[todo]
@@ -209,4 +216,4 @@ def _hill_inverse_slope(
         todo = todo[np.abs(step) > 1e-12]
         if todo.size == 0:
             break
-    return np.maximum(h * np.exp(u), floor)
+    return np.where(steep, floor, np.maximum(h * np.exp(u), floor))

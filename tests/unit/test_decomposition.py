@@ -9,6 +9,7 @@ true optimum (that would be a false certificate).
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import replace
 
 import numpy as np
@@ -322,6 +323,25 @@ def test_family_envelope_dominates_and_slope_inverse_is_optimal(curve: Curve, lo
         best_on_grid = float(np.max(envelope - price * grid))
         found = float(family.envelope(np.array([x]))[0] - price * x)
         assert found >= best_on_grid - 1e-7 * max(abs(best_on_grid), 1.0)
+
+
+@pytest.mark.parametrize("price", [1e300, 1e308, np.inf])
+def test_a_price_beyond_every_slope_takes_nothing_without_float_trouble(price: float) -> None:
+    # A hill with shape < 1 is infinitely steep at 0, so no price sends it to its chord
+    # end first: the slope inverse sees the price itself. A hypothesis run of the bound
+    # property met overflow there (and inf - inf inside the Newton steps).
+    curve = Curve(CurveKind.HILL, max_uplift=8e7, shape=0.7, half_saturation=3e7)
+    family = Family(
+        np.array([kind_code(curve)], dtype=np.int8),
+        np.array([curve.max_uplift]),
+        np.array([curve.half_saturation]),
+        np.array([curve.shape]),
+    )
+    family.set_domain(np.array([0.0]), np.array([2e8]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        steep, steeper = (family.argmax_slope(np.array([p]))[0] for p in (1e10, price))
+    assert 0.0 <= steeper <= steep < 1e-20, "steeper prices take less, and next to nothing"
 
 
 @pytest.mark.slow
