@@ -41,16 +41,13 @@ from optimizer.pwl import Approximation
 from optimizer.scoring import Incumbent, Score, better, exact_candidate, score, valid_plan
 
 MAX_REFINEMENTS = 12
-# Stage-1 rounds in a row that move neither shortfall nor bound before stage 2 gets the
-# time: refining on would starve it (family seed 4, 300 partners, 10 s: ten stage-1
-# rounds at shortfall 1, bound 0, and stage 2 only after the limit).
+# Stage-1 rounds in a row that move neither shortfall nor bound before stage 2 gets the time
+# (family seed 4, 300 partners, 10 s: ten rounds at shortfall 1, bound 0, stage 2 too late).
 STAGE1_STALL = 2
-# A stage-1 solve stops after this share of the limit: an inner model (headroom at every
-# tier) can spend it all on its own count while its plan meets every target (1,200 family
-# partners, 10 s: 9.4 s at model shortfall 1, plan 0 short, and no time for stage 2).
+# A stage-1 solve stops after this share of the limit: an inner model (tier headroom) can
+# spend it all on its own count (1,200 family partners, 10 s: 9.4 s, plan 0 short already).
 STAGE1_CALL_SHARE = 0.25
-# No backend call starts with less time than this left: it could not find anything, and
-# its start-up alone would run past the limit (CBC, through files and a subprocess).
+# No backend call starts with less time left: CBC's start-up alone would run past the limit.
 MIN_CALL_S = 0.25  # (once stage 2 has a plan: see `MilpStrategy.found`)
 POLISH_SHARE = 0.97  # of the time limit: exact pairwise moves on a plan short of the gap
 # An inner solve: its model and result, and its plan scored exactly (None: no plan).
@@ -78,15 +75,13 @@ class MilpStrategy:
         self.warm: Incumbent | None = None
         # The least weighted shortfall another engine has proven (`hold_proven`).
         self.proven_floor: float | None = None
-        # A stage-2 (GMV or cost) round has produced a plan. Until then a call is made
-        # however little time is left: that round is worth a short overrun (measured on
-        # family seed 4, 300 partners, 10 s: 5.4% more GMV than the stage-1 plan).
+        # A stage-2 round has produced a plan. Until then a call is made however little time
+        # is left (family seed 4, 300 partners, 10 s: 5.4% more GMV than the stage-1 plan).
         self.found = False
         # Piecewise-linear and linear curves (and packages) are modelled exactly: the
         # inner model is then its own relaxation and its bound needs no outer solve.
         self.exact = all(c.kind in ("points", "linear") for c in arrays.pair_curve)
-        # The caller wants a plan, not a bound (see `solve_milp`).
-        self.plan_only = False
+        self.plan_only = self.whole_steps_retry = False  # see `solve_milp`
 
     # -- exact evaluation -------------------------------------------------------------
     def candidate(self, form: Formulation, solution: FloatArray) -> Candidate:
@@ -214,9 +209,8 @@ class MilpStrategy:
             if gmv_round is Termination.INFEASIBLE and not staged:
                 return None if exclude else self._outcome(SolveStatus.INFEASIBLE)
             if not isinstance(gmv_round, ObjectiveRound) and handed:
-                # The inner model's secants can leave a partner the start lifts exactly to
-                # a tier just below it, so the start's cap may not hold there: stage 1
-                # finds the inner model's own.
+                # The inner model's secants can leave a partner the start lifts exactly to a
+                # tier just below it: stage 1 finds the inner model's own cap.
                 handed, search.proven_caps = False, None
                 continue
             if not isinstance(gmv_round, ObjectiveRound):
@@ -225,8 +219,7 @@ class MilpStrategy:
             search.keep(gmv_round.plan, self.request.objective)
             if gmv_round.bound is not None:
                 # Every round's outer model relaxes the same held problem: the tightest bound
-                # stands (a round CBC stopped on time reports a loose one; family seed 2,
-                # 1,000 partners: 0.75% where the round before had proved 0.15%).
+                # stands (a round stopped on time reports a loose one: family seed 2, 1,000).
                 search.bound = tighter(search.bound, gmv_round.bound, self.request.objective)
             assert search.best is not None  # it holds this round's plan at least
             if (
@@ -242,6 +235,8 @@ class MilpStrategy:
             self.progress(event)
             gap = event.gap
             within = search.certified(self.request.objective, self.options.mip_gap)
+            if within and self._on_whole_steps(search):
+                continue
             if within and search.shortfall_proven:
                 search.status = SolveStatus.OPTIMAL
                 break
@@ -261,6 +256,16 @@ class MilpStrategy:
             if not self._tighten(gap, approximations):
                 break  # nothing left to refine or tighten
         return self._finish(search, exclude, clock)
+
+    def _on_whole_steps(self, search: Search) -> bool:
+        """See `solve_milp`'s `whole_steps_retry`."""
+        grid = self.approximation
+        if grid.integral_grid or not self.whole_steps_retry:
+            return False
+        if not search.undervalues_start(self.warm, self.request.objective):
+            return False  # the inner model values the start: its rounding hid nothing
+        grid.integral_grid = bool(np.any(self.arrays.step > 0))
+        return grid.integral_grid
 
     def _shortfall_round(
         self, exclude: list[set[tuple[int, int]]], clock: Clock, round_number: int
@@ -393,10 +398,8 @@ class MilpStrategy:
         return candidate, self.score(candidate)
 
     def _polished(self, best: Incumbent, clock: Clock) -> Incumbent:
-        """A plan short of the gap with time left gets exact pairwise moves
-        (`optimizer.polish`): they keep every tier and rule, and collect what the inner
-        model's headroom left (family seed 4, 300 partners, ambition 0.98: the plan reaching
-        every target came from stage 1 and stage 2's inner model could not hold it)."""
+        """Exact pairwise moves (`optimizer.polish`) keep every tier and rule and collect what
+        the inner model's headroom left (family seed 4, 300 partners, ambition 0.98)."""
         moved = polish(self.arrays, self.columns, best[0].amounts, clock, POLISH_SHARE)
         candidate = Candidate(moved, best[0].package_choice, best[0].label)
         scored = (candidate, self.score(candidate))
@@ -405,11 +408,9 @@ class MilpStrategy:
         return scored if valid_plan(self.arrays, self.columns, scored[0]) else best
 
     def _better_outer(self, plan: Incumbent, form: Formulation, solution: FloatArray) -> Incumbent:
-        """`plan`, or the outer model's solution repaired onto the exact curves when that is
-        better and passes the exact checker. The outer model claims tiers without headroom
-        and can spend what the inner one keeps in reserve, so near flat stretches of the
-        curves its repaired plan beats the inner one by far more than the gap (family
-        seed 2, 300 partners: 0.96% more GMV, where refining stalled)."""
+        """`plan`, or the outer solution repaired onto the exact curves when better and valid:
+        without the inner model's headroom it can beat it by far more than the gap near flat
+        stretches (family seed 2, 300 partners: 0.96% more GMV, where refining stalled)."""
         other = self._exact(form, solution)
         if better(plan, other, self.request.objective) is plan:
             return plan
@@ -424,10 +425,8 @@ class MilpStrategy:
         self.approximation.add(start.amounts[arrays.pair_partner, arrays.pair_resource], outer=True)
 
     def hold_proven(self, floor: float) -> None:
-        """Another engine (the decomposition) proved that no plan falls short by less than
-        `floor`: a start reaching it needs no stage-1 rounds here, stage 2 holds its
-        shortfall from the first round (family seed 2, 2,000 partners: CBC's stage 1 took
-        45 s to find what the decomposition had proven in 3 s)."""
+        """The decomposition proved no plan falls short by less than `floor`: a start reaching
+        it skips stage 1 (family seed 2, 2,000 partners: CBC's stage 1 took 45 s for it)."""
         self.proven_floor = floor
         self.found = self.found or self.warm is not None  # its start is a plan: no overrun
 
@@ -464,17 +463,21 @@ def solve_milp(
     more_starts: Sequence[Candidate] = (),
     proven_shortfall: float | None = None,
     plan_only: bool = False,
+    whole_steps_retry: bool = False,
 ) -> EngineOutcome:
     """`proven_shortfall`: the least weighted shortfall another engine has proven; with a
     start that reaches it, stage 1 is settled before the first round. `plan_only`: the
     caller wants the plan, not a bound (a neighbourhood's round): stage 2 solves no outer
     model, so it takes one core instead of two, and its rounds end once the inner model is
-    solved within the gap; the outcome then reports no bound and is at best `feasible`."""
+    solved within the gap; the outcome then reports no bound and is at best `feasible`.
+    `whole_steps_retry` (plan-only): when the inner model's bound falls short of the start,
+    one more round with fine grids on whole steps, whose rounding hid the gains (family
+    seed 2, 600 partners: a 109-partner neighbourhood gained 0%, and 0.1% in 2 s on them)."""
     options = arrays.request.options
     limit = options.time_limit_s if time_limit_s is None else time_limit_s
     clock = Clock(limit, should_stop)
     strategy = MilpStrategy(arrays, backend, progress)
-    strategy.plan_only = plan_only
+    strategy.plan_only, strategy.whole_steps_retry = plan_only, plan_only and whole_steps_retry
     for start in (*([warm_start] if warm_start is not None else []), *more_starts):
         strategy.seed(start)
     if proven_shortfall is not None:

@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from models.curves import FloatArray
 from models.plan import SolveStatus
 from models.request import Objective
-from optimizer.clock import Clock, relative_gap
+from optimizer.clock import Clock, better_than_bound, relative_gap
 from optimizer.engines.base import MilpResult
 from optimizer.formulation import Formulation, StageSpec
 from optimizer.progress import ProgressEvent
@@ -84,6 +84,14 @@ class Search:
         gap = relative_gap(self.best[1].final(objective), self.bound, minimise)
         # A solver's bound can sit a rounding error above an optimum it proved.
         return gap is not None and gap <= mip_gap + 1e-9
+
+    def undervalues_start(self, start: Incumbent | None, objective: Objective) -> bool:
+        """Is `start` still the best plan, and better than the bound? Then the model behind
+        the bound cannot even represent the start."""
+        if start is None or self.best is not start or self.bound is None:
+            return False
+        minimise = objective is Objective.MIN_COST
+        return better_than_bound(start[1].final(objective), self.bound, minimise)
 
     def cutoff(self, objective: Objective, mip_gap: float) -> float | None:
         """The stage-2 bound (request units) that would certify the best plan within
