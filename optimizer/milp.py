@@ -41,9 +41,9 @@ from optimizer.pwl import Approximation
 from optimizer.scoring import Incumbent, Score, better, exact_candidate, score, valid_plan
 
 MAX_REFINEMENTS = 12
-# Stage-1 rounds in a row that move neither shortfall nor bound before stage 2 gets the time
-# (family seed 4, 300 partners, 10 s: ten rounds at shortfall 1, bound 0, stage 2 too late).
-STAGE1_STALL = 2
+# Stage-1 rounds in a row at one shortfall and bound before stage 2 gets the time: refining
+# proves in the third (family seed 3, 600 partners: 1, bound 0, 0, then 1), never in ten.
+STAGE1_STALL = 3
 # A stage-1 solve stops after this share of the limit: an inner model (tier headroom) can
 # spend it all on its own count (1,200 family partners, 10 s: 9.4 s, plan 0 short already).
 STAGE1_CALL_SHARE = 0.25
