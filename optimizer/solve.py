@@ -20,10 +20,16 @@ from optimizer.diagnosis import diagnose_infeasible, exhausted_resources
 from optimizer.engines import DECOMPOSITION, available_engines, milp_backend
 from optimizer.errors import EngineUnavailable, OptimizerError
 from optimizer.milp import solve_milp
+from optimizer.milp_finish import (
+    FINISH_BY_MILP_MARGIN,
+    finish_by_milp,
+    milp_can_finish,
+    milp_finishes,
+)
 from optimizer.neighbourhood import finish_by_neighbourhoods, improver
 from optimizer.outcome import Candidate, EngineOutcome
 from optimizer.progress import Progress, ProgressEvent
-from optimizer.scoring import Score, better_score, score
+from optimizer.scoring import better_score, score
 from optimizer.warm_start import WarmStart, start_candidate
 from optimizer.whole_units import whole_units
 
@@ -42,16 +48,6 @@ WARM_START_SHARE = 0.2  # of the time limit: the decomposition's share before th
 # about a second on medium programmes, while the run took its 20% (4–11 s) and never moved
 # the answer by more than the gap (BENCHMARKS.md, "Small and medium programmes").
 WARM_STARTED_BACKENDS = frozenset({"highs", "cpsat"})
-# Up to this many variable amounts, a decomposition run under `auto` that ends short of the
-# gap with FINISH_BY_MILP_SHARE of its time left hands its plan and proven shortfall to
-# the CBC MILP: the Lagrangian's duality gap (0.3-0.7% on family programmes of 2,000-3,000
-# partners) is what the MILP's bound closes (to about 0.1% there, with 0.2-0.4% more GMV).
-# At 5,000 partners (10,000 amounts) the MILP's rounds brought nothing in 30 s.
-FINISH_BY_MILP_PAIRS = 7_000
-FINISH_BY_MILP_SHARE = 0.3
-# Kept back from the MILP's time, as a share of the limit: its last CBC call can return a
-# second or two late at 3,000 partners.
-FINISH_BY_MILP_MARGIN = 0.05
 # Set aside from the time limit for rounding and checking the plans: per partner (about
 # 2.6 s for rounding and 1.4 s for checks at 50,000 partners on a quiet machine; 6.8 s in
 # all seen on a busier one), at most this share; the engine always keeps at least the
@@ -115,7 +111,10 @@ def run_engine(
         if auto:
             spent = time.perf_counter() - started
             left = limit - spent - FINISH_BY_MILP_MARGIN * limit
-            if arrays.n_pairs > FINISH_BY_MILP_PAIRS:  # else the whole MILP finishes it
+            # The neighbourhoods get the time the MILP finish will not take: beyond its
+            # size, or too little left for it (family seed 10, 600 partners, 4 resources,
+            # 20 s: the decomposition stopped at 15 s, 1.9% short, with 5 s unused).
+            if not milp_finishes(arrays, limit - spent, limit):
                 outcome = finish_by_neighbourhoods(
                     arrays, outcome, progress, should_stop, left, spent, attempt=1
                 )
@@ -161,82 +160,6 @@ def run_engine(
             arrays, outcome, progress, should_stop, limit - spent, spent
         )
     return outcome
-
-
-def finish_by_milp(
-    arrays: ProblemArrays,
-    first: EngineOutcome,
-    progress: Progress | None,
-    should_stop: Callable[[], bool] | None,
-    left_s: float,
-    limit_s: float,
-) -> EngineOutcome:
-    """`first` (a decomposition outcome), or under `auto` the CBC MILP's outcome started
-    from its plan when the decomposition stopped short of the gap on a programme small
-    enough for the MILP's rounds (see FINISH_BY_MILP_PAIRS). The MILP keeps that plan as
-    its incumbent, so its answer is never worse; its bound replaces the Lagrangian's."""
-    request = arrays.request
-    if (
-        request.options.engine != "auto"
-        or first.status is not SolveStatus.FEASIBLE
-        or not first.candidates
-        or not milp_can_finish(arrays)
-        or left_s < FINISH_BY_MILP_SHARE * limit_s
-    ):
-        return first
-    outcome = solve_milp(
-        arrays,
-        milp_backend("cbc"),
-        progress=progress,
-        should_stop=should_stop,
-        warm_start=first.candidates[0],
-        time_limit_s=left_s - FINISH_BY_MILP_MARGIN * limit_s,
-        proven_shortfall=first.shortfall_bound if first.shortfall_proven else None,
-    )
-    if not outcome.candidates:
-        return first
-    columns = curve_columns(request)
-    theirs, mine = (score(arrays, columns, o.candidates[0]) for o in (outcome, first))
-    looser = first.mip_gap is not None and (
-        outcome.mip_gap is None or outcome.mip_gap > first.mip_gap
-    )
-    if looser and not better_score(theirs, mine, request.objective):
-        return first  # no better plan, and the MILP's rounds ended with a looser bound
-    outcome.prices = first.prices  # what a nearby request's warm-up can start from
-    if first.shortfall_proven and first.shortfall_bound is not None:
-        # The decomposition's proof stands whatever the MILP's own stage 1 managed.
-        outcome.shortfall_bound = first.shortfall_bound
-        outcome.shortfall_proven = theirs.shortfall <= first.shortfall_bound + 1e-9
-    _tightest_bound(outcome, first, theirs, request)
-    return outcome
-
-
-def milp_can_finish(arrays: ProblemArrays) -> bool:
-    """Is the programme one whose decomposition plan the CBC MILP may finish (with time
-    left, under `auto`)?"""
-    small = arrays.n_pairs <= FINISH_BY_MILP_PAIRS
-    return small and not arrays.packages and "cbc" in available_engines()
-
-
-def _tightest_bound(
-    outcome: EngineOutcome, first: EngineOutcome, plan: Score, request: AllocationRequest
-) -> None:
-    """Both engines' bounds hold for the request: the MILP's outcome keeps the tighter,
-    the decomposition's when the MILP has none (3,000 family partners: the MILP's plan
-    0.03% better, its bound 0.28% looser), and its gap and status follow."""
-    if first.best_bound is None:
-        return
-    minimise = request.objective is Objective.MIN_COST
-    pick = max if minimise else min
-    if outcome.best_bound is not None and (
-        pick(first.best_bound, outcome.best_bound) == outcome.best_bound
-    ):
-        return
-    outcome.best_bound = first.best_bound
-    outcome.mip_gap = relative_gap(plan.final(request.objective), first.best_bound, minimise)
-    within = outcome.mip_gap is not None and outcome.mip_gap <= request.options.mip_gap
-    if within and outcome.status is not SolveStatus.INTERRUPTED and outcome.shortfall_proven:
-        outcome.status = SolveStatus.OPTIMAL
 
 
 def decomposition_first(

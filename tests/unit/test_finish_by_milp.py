@@ -9,6 +9,7 @@ worse than the decomposition's.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import replace
 
 import numpy as np
@@ -20,11 +21,17 @@ from optimizer.arrays import build_arrays
 from optimizer.decomposition import solve_decomposition
 from optimizer.engines import available_engines, milp_backend
 from optimizer.milp import MilpStrategy, solve_milp
+from optimizer.milp_finish import (
+    FINISH_BY_MILP_SHARE,
+    finish_by_milp,
+    milp_can_finish,
+    milp_finishes,
+)
 from optimizer.outcome import Candidate
 from optimizer.progress import ProgressEvent
 from optimizer.pwl import domain, tangent_point
 from optimizer.scoring import better_score, score
-from optimizer.solve import finish_by_milp, milp_can_finish, run_engine
+from optimizer.solve import run_engine
 
 pytestmark = pytest.mark.skipif("cbc" not in available_engines(), reason="CBC not installed")
 
@@ -159,3 +166,34 @@ def test_auto_asks_for_one_search_only_where_the_milp_can_finish(
     named = replace(request, options=replace(request.options, engine="decomposition"))
     run_engine(named, build_arrays(named), "decomposition", None, None)
     assert asked == [False, True], "a request naming the engine gets its anytime search"
+
+
+def test_the_milp_finish_needs_its_share_of_the_limit() -> None:
+    request, _ = family_request(1, 120, 0.95, time_limit_s=10.0)
+    arrays = build_arrays(request)
+    assert milp_can_finish(arrays)
+    assert milp_finishes(arrays, left_s=FINISH_BY_MILP_SHARE * 10.0, limit_s=10.0)
+    assert not milp_finishes(arrays, left_s=FINISH_BY_MILP_SHARE * 10.0 - 0.01, limit_s=10.0)
+
+
+@pytest.mark.parametrize("milp_next", [True, False])
+def test_the_neighbourhoods_get_the_time_the_milp_finish_will_not_take(
+    monkeypatch: pytest.MonkeyPatch, milp_next: bool
+) -> None:
+    # Family seed 10, 600 partners, 4 resources, 20 s: the decomposition stopped 1.9% short
+    # at 15 s, too late for the MILP finish, and the 5 s left went unused.
+    solve_module = importlib.import_module("optimizer.solve")
+    handed: list[float] = []
+
+    def recording(arrays, outcome, progress, should_stop, left_s, *rest, **kw):  # type: ignore[no-untyped-def]
+        handed.append(left_s)
+        return outcome
+
+    monkeypatch.setattr(solve_module, "finish_by_neighbourhoods", recording)
+    monkeypatch.setattr(solve_module, "milp_finishes", lambda *_: milp_next)
+    request, _ = family_request(1, 120, 0.95, time_limit_s=6.0)
+    run_engine(request, build_arrays(request), "decomposition", None, None)
+    if milp_next:
+        assert handed == []
+    else:
+        assert len(handed) == 1 and 0.0 < handed[0] < 6.0

@@ -23,6 +23,7 @@ from optimizer.clock import Clock
 from optimizer.decomposition import Improver, solve_decomposition
 from optimizer.engines import available_engines, milp_backend
 from optimizer.milp import solve_milp
+from optimizer.milp_finish import _tightest_bound
 from optimizer.neighbourhood import (
     finish_by_neighbourhoods,
     improve_in_neighbourhoods,
@@ -31,7 +32,7 @@ from optimizer.neighbourhood import (
 )
 from optimizer.outcome import Candidate, EngineOutcome
 from optimizer.scoring import Score, better_score, score, valid_plan
-from optimizer.solve import _tightest_bound, solve
+from optimizer.solve import solve
 
 pytestmark = pytest.mark.skipif("cbc" not in available_engines(), reason="CBC not installed")
 # Limits with room for a slow machine (2 cores, a third of the CPU stolen, a second test
