@@ -208,7 +208,7 @@ class MilpStrategy:
             gmv_round = self._objective_round(held, clock, cutoff)
             if gmv_round is Termination.INFEASIBLE and not staged:
                 return None if exclude else self._outcome(SolveStatus.INFEASIBLE)
-            if not isinstance(gmv_round, ObjectiveRound) and handed:
+            if not isinstance(gmv_round, ObjectiveRound) and handed and not self.plan_only:
                 # The inner model's secants can leave a partner the start lifts exactly to a
                 # tier just below it: stage 1 finds the inner model's own cap.
                 handed, search.proven_caps = False, None
