@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from bench.family_run import main
 from bench.hard_targets import SECTION, write_section
 from bench.run import write_report
 from bench.sections import replace_section
@@ -38,3 +41,15 @@ def test_text_outside_every_section_is_kept(tmp_path: Path) -> None:
     assert text.startswith("# Title\n\nhand-written notes\n")
     assert "alpha 2" in text and "alpha 1" not in text and "beta 1" in text
     assert text.index("alpha 2") < text.index("beta 1")
+
+
+def test_a_family_run_reports_the_plan_it_solved(capsys: pytest.CaptureFixture[str]) -> None:
+    line = main(["1", "50", "0.6", "10", "2", "--progress"])
+    out = capsys.readouterr().out
+    assert out.rstrip().endswith(line)
+    assert "stage" in out, "progress events were printed"
+    seconds, engine, status = line.split("  ")[:3]
+    assert float(seconds.removesuffix(" s")) > 0
+    assert engine in {"cbc", "highs", "decomposition", "cpsat"}
+    assert status in {"optimal", "feasible", "time_limit"}
+    assert "shortfall" in line and "GMV" in line

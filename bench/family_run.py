@@ -1,0 +1,60 @@
+"""One family programme through `auto`, for A/B timings (issue 12; BENCHMARKS.md's
+"before and after" tables):
+
+    python -m bench.family_run SEED PARTNERS AMBITION LIMIT_S [RESOURCES] [--progress]
+
+Builds `fixtures.families.family_programme(seed, partners, ambition, resources=...,
+time_limit_s=LIMIT_S)` (gap 0.1%), solves it with `optimizer.solve`, and prints one line:
+wall time of the solve, engine, status, certified gap, weighted shortfall (proven, bound)
+and total projected GMV. `--progress` prints the engine's progress events as they come.
+Run it with PYTHONPATH pointing at another checkout to time that one on the same input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections.abc import Sequence
+
+from fixtures.families import family_programme
+from models.plan import Plan
+from optimizer import solve
+from optimizer.progress import ProgressEvent
+
+
+def _progress(event: ProgressEvent) -> None:
+    print(f"  {event.elapsed_s or 0.0:7.1f} s  {event}", flush=True)
+
+
+def summary(plan: Plan, seconds: float) -> str:
+    solver = plan.solver
+    gap = "none" if solver.mip_gap is None else f"{solver.mip_gap:.4%}"
+    return (
+        f"{seconds:.2f} s  {solver.engine}  {solver.status}  gap {gap}  "
+        f"shortfall {plan.objective.weighted_shortfall:g} (proven {solver.shortfall_proven}, "
+        f"bound {solver.shortfall_bound})  GMV {plan.objective.total_projected_gmv:,.0f}"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("seed", type=int)
+    parser.add_argument("partners", type=int)
+    parser.add_argument("ambition", type=float)
+    parser.add_argument("limit_s", type=float)
+    parser.add_argument("resources", type=int, nargs="?", default=3)
+    parser.add_argument("--progress", action="store_true")
+    args = parser.parse_args(argv)
+    request = family_programme(
+        args.seed, args.partners, args.ambition, resources=args.resources,
+        time_limit_s=args.limit_s,
+    ).request()  # fmt: skip
+    started = time.perf_counter()
+    plan = solve(request, progress=_progress if args.progress else None)[0]
+    line = summary(plan, time.perf_counter() - started)
+    print(line, flush=True)
+    return line
+
+
+if __name__ == "__main__":
+    main()
