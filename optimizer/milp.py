@@ -23,6 +23,7 @@ from optimizer.clock import Clock, relative_gap
 from optimizer.engines.base import MilpBackend, MilpResult, Termination
 from optimizer.formulation import Formulation, StageSpec
 from optimizer.milp_rounds import (
+    STAGE1_STALL,
     ObjectiveRound,
     Search,
     ShortfallRound,
@@ -41,9 +42,6 @@ from optimizer.pwl import Approximation
 from optimizer.scoring import Incumbent, Score, better, exact_candidate, score, valid_plan
 
 MAX_REFINEMENTS = 12
-# Stage-1 rounds in a row at one shortfall and bound before stage 2 gets the time: refining
-# proves in the third (family seed 3, 600 partners: 1, bound 0, 0, then 1), never in ten.
-STAGE1_STALL = 3
 # A stage-1 solve stops after this share of the limit: an inner model (tier headroom) can
 # spend it all on its own count (1,200 family partners, 10 s: 9.4 s, plan 0 short already).
 STAGE1_CALL_SHARE = 0.25
@@ -75,9 +73,7 @@ class MilpStrategy:
         self.warm: Incumbent | None = None
         # The least weighted shortfall another engine has proven (`hold_proven`).
         self.proven_floor: float | None = None
-        # A stage-2 round has produced a plan. Until then a call is made however little time
-        # is left (family seed 4, 300 partners, 10 s: 5.4% more GMV than the stage-1 plan).
-        self.found = False
+        self.found = False  # a stage-2 plan exists; until then calls run however late (+5.4%)
         # Piecewise-linear and linear curves (and packages) are modelled exactly: the
         # inner model is then its own relaxation and its bound needs no outer solve.
         self.exact = all(c.kind in ("points", "linear") for c in arrays.pair_curve)
@@ -143,13 +139,13 @@ class MilpStrategy:
         cap_s: float = math.inf,
         cutoff: float | None = None,
     ) -> tuple[Solved, tuple[Formulation, MilpResult] | None]:
-        """The inner solve (plan scored exactly) and the outer one side by side: a round
-        takes as long as the slower (1,000 family partners, CBC: 21 s to 16.5 s). No outer
-        solve for an exact inner model held alike; stopped, and None, unless `needed`.
-        `cutoff` goes to the outer solve."""
+        """The inner solve (plan scored exactly) and the outer one side by side (1,000 family
+        partners, CBC: 21 s to 16.5 s); no outer solve for an exact inner model held alike;
+        the outer stopped, and None, unless `needed`. Once the outer solve proves `cutoff` the
+        inner one stops (family seed 2, 1,200 partners: it ran 2.2 s on for nothing)."""
 
-        def inner() -> Solved:
-            form, result = self._solve(inner_stage, False, clock, cap_s=cap_s)
+        def inner(stop: StopFlag | None = None) -> Solved:
+            form, result = self._solve(inner_stage, False, clock, stop, cap_s)
             return form, result, None if result.x is None else self._exact(form, result.x)
 
         if self.exact and inner_stage.shortfall_cap == outer_stage.shortfall_cap:
@@ -157,7 +153,10 @@ class MilpStrategy:
         if self.plan_only and not outer_stage.minimise_shortfall:
             return inner(), None
         return side_by_side(
-            inner, lambda stop: self._solve(outer_stage, True, clock, stop, cap_s, cutoff), needed
+            inner,
+            lambda stop: self._solve(outer_stage, True, clock, stop, cap_s, cutoff),
+            needed,
+            settles=lambda got: got[1].termination is Termination.CUT_OFF,
         )
 
     def run(self, exclude: list[set[tuple[int, int]]], clock: Clock) -> EngineOutcome | None:
@@ -204,8 +203,7 @@ class MilpStrategy:
                     if self.approximation.state() > approximations:
                         continue
             held = held_shortfall(caps, exclude)
-            cutoff = search.cutoff(self.request.objective, self.options.mip_gap)
-            gmv_round = self._objective_round(held, clock, cutoff)
+            gmv_round = self._objective_round(held, clock, search)
             if gmv_round is Termination.INFEASIBLE and not staged:
                 return None if exclude else self._outcome(SolveStatus.INFEASIBLE)
             if not isinstance(gmv_round, ObjectiveRound) and handed and not self.plan_only:
@@ -317,14 +315,17 @@ class MilpStrategy:
         return ShortfallRound((form, result), outer_solution, plan, cap, inner_cap, floor, proven)
 
     def _objective_round(
-        self, held: tuple[StageSpec, StageSpec], clock: Clock, cutoff: float | None = None
+        self, held: tuple[StageSpec, StageSpec], clock: Clock, search: Search | None = None
     ) -> ObjectiveRound | Termination:
-        """Stage 2 (GMV or cost) with the shortfall held: the inner plan, and the outer
-        model's bound in request units (`cutoff`, when the outer solve proves that one)."""
+        """Stage 2 (GMV or cost) with the shortfall held: the inner plan (the best one if the
+        outer solve proved `Search.cutoff` first) and the outer bound in request units."""
         stage, inner_stage = held
+        cutoff = search.cutoff(self.request.objective, self.options.mip_gap) if search else None
         (form, result, found), outer_solved = self._solve_pair(
             inner_stage, stage, clock, lambda got: got[2] is not None, cutoff=cutoff
         )
+        if found is None and outer_solved and outer_solved[1].termination is Termination.CUT_OFF:
+            found = search.best if search else None  # the outer proof certifies it
         if found is None:
             return result.termination
         plan, inner = found, (form, result)
@@ -338,9 +339,8 @@ class MilpStrategy:
         return ObjectiveRound(inner, outer, plan, bound)
 
     def _tighten(self, gap: float | None, approximations: int) -> bool:
-        """After a round that missed the gap: the backend gap for the next round, or, when
-        no breakpoint was added, the next lever (the solver's own gap, then integral fine
-        grids). False when no lever is left."""
+        """After a round that missed the gap: the next backend gap or, with no breakpoint
+        added, the next lever (the solver's gap, integral fine grids); False: none left."""
         finer = min(max(gap / 8, self.finest_gap), self.backend_gap) if gap else None
         if self.approximation.state() == approximations:
             if self.backend_gap > self.finest_gap:
@@ -443,8 +443,8 @@ class MilpStrategy:
     ) -> None:
         """Breakpoints at both models' amounts (the outer one also makes pairs exact)."""
         form, result = inner
-        assert result.x is not None
-        self._sharpen(form, result.x, outer=False)
+        if result.x is not None:  # None: stopped once the outer solve had proved its cutoff
+            self._sharpen(form, result.x, outer=False)
         if outer_solution is not None:
             self._sharpen(outer_form or form, outer_solution, outer=True)
 

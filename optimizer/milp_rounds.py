@@ -18,6 +18,9 @@ from optimizer.formulation import Formulation, StageSpec
 from optimizer.progress import ProgressEvent
 from optimizer.scoring import Incumbent, better
 
+# Stage-1 rounds in a row at one shortfall and bound before stage 2 gets the time: refining
+# proves in the third (family seed 3, 600 partners: 1, bound 0, 0, then 1), never in ten.
+STAGE1_STALL = 3
 # Stage-2 rounds in a row that close less than STAGE2_PROGRESS of the remaining gap (bound
 # and plan together) before the search ends: refining on only nudges the bound (family
 # seed 4, 300 partners, ambition 0.98: seven rounds, 15 s, 0.002% of the gap between them;

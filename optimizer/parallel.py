@@ -18,23 +18,33 @@ StopFlag = Callable[[], bool]
 
 
 def side_by_side(
-    here: Callable[[], First],
+    here: Callable[[StopFlag], First],
     there: Callable[[StopFlag], Second],
     needed: Callable[[First], bool] = lambda first: True,
+    settles: Callable[[Second], bool] = lambda second: False,
 ) -> tuple[First, Second | None]:
-    """`here()` on this thread while `there(stop)` runs on another. When `needed(first)`
-    says the second result is not wanted, `stop()` turns true (a backend polling it ends
-    its solve early) and the second result is None; the call returns only once both have
+    """`here(stop)` on this thread while `there(stop)` runs on another. When `needed(first)`
+    says the second result is not wanted, `there`'s stop turns true (a backend polling it
+    ends its solve early) and the second result is None. When `settles(second)` says the
+    second result makes the first unwanted (an outer bound proving the best plan), `here`'s
+    stop turns true and the second result is kept. The call returns only once both have
     ended, so no solve outlives it."""
-    cancel = threading.Event()
+    cancel, settled = threading.Event(), threading.Event()
+
+    def second(stop: StopFlag) -> Second:
+        result = there(stop)
+        if settles(result):
+            settled.set()
+        return result
+
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="milp-pair") as pool:
-        future = pool.submit(there, cancel.is_set)
+        future = pool.submit(second, cancel.is_set)
         try:
-            first = here()
+            first = here(settled.is_set)
         except BaseException:
             cancel.set()
             raise
-        if not needed(first):
+        if not needed(first) and not settled.is_set():
             cancel.set()
             future.result()
             return first, None

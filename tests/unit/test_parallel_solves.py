@@ -4,6 +4,7 @@ stage-1 solves are capped so stage 2 keeps its time."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -13,10 +14,10 @@ import pytest
 from optimizer.clock import Clock
 from optimizer.engines import milp_backend
 from optimizer.engines.base import MilpModel, MilpResult, Termination
-from optimizer.milp import STAGE1_CALL_SHARE
-from optimizer.milp_rounds import ObjectiveRound, ShortfallRound, held_shortfall
+from optimizer.milp import STAGE1_CALL_SHARE, solve_milp
+from optimizer.milp_rounds import ObjectiveRound, Search, ShortfallRound, held_shortfall
 from optimizer.parallel import either, side_by_side
-from tests.support.milp import small_strategy
+from tests.support.milp import incumbent, small_strategy
 
 MEET_S = 20.0  # a call left waiting this long for the other was not run beside it
 
@@ -24,7 +25,7 @@ MEET_S = 20.0  # a call left waiting this long for the other was not run beside 
 def test_both_calls_run_at_once_and_both_results_come_back() -> None:
     meeting = threading.Barrier(2, timeout=MEET_S)
 
-    def here() -> str:
+    def here(stop: Callable[[], bool]) -> str:
         meeting.wait()  # broken (and raising) unless `there` runs meanwhile
         return "inner"
 
@@ -45,7 +46,7 @@ def test_an_unwanted_second_call_is_stopped_and_ended_before_the_return() -> Non
         seen.append("stopped" if stop() else "ran out")
         return "outer"
 
-    first, second = side_by_side(lambda: 0, there, needed=lambda first: first > 0)
+    first, second = side_by_side(lambda stop: 0, there, needed=lambda first: first > 0)
     assert (first, second) == (0, None)
     assert seen == ["stopped"]  # it had ended by the time side_by_side returned
 
@@ -53,7 +54,7 @@ def test_an_unwanted_second_call_is_stopped_and_ended_before_the_return() -> Non
 def test_a_failing_first_call_stops_the_second_and_raises() -> None:
     seen: list[bool] = []
 
-    def here() -> int:
+    def here(stop: Callable[[], bool]) -> int:
         raise ValueError("no model")
 
     def there(stop: Callable[[], bool]) -> int:
@@ -66,6 +67,39 @@ def test_a_failing_first_call_stops_the_second_and_raises() -> None:
     with pytest.raises(ValueError, match="no model"):
         side_by_side(here, there)
     assert seen == [True]
+
+
+def test_a_second_result_that_settles_the_pair_stops_the_first_call_and_is_kept() -> None:
+    # The outer solve proving its cut-off certifies the best plan: the inner solve has
+    # nothing to add and stops, and the proof is kept even though the inner found nothing.
+    seen: list[str] = []
+
+    def here(stop: Callable[[], bool]) -> int | None:
+        deadline = time.monotonic() + MEET_S
+        while not stop() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append("stopped" if stop() else "ran out")
+        return None
+
+    first, second = side_by_side(
+        here,
+        lambda stop: "cut_off",
+        needed=lambda first: first is not None,
+        settles=lambda second: second == "cut_off",
+    )
+    assert (first, second) == (None, "cut_off")
+    assert seen == ["stopped"]
+
+
+def test_a_second_result_that_does_not_settle_leaves_the_first_call_alone() -> None:
+    def here(stop: Callable[[], bool]) -> str:
+        time.sleep(0.3)  # the second call has ended by now
+        return "stopped" if stop() else "ran"
+
+    assert side_by_side(here, lambda stop: "optimal", settles=lambda s: s == "cut_off") == (
+        "ran",
+        "optimal",
+    )
 
 
 def test_either_stop_check() -> None:
@@ -114,18 +148,22 @@ def test_a_stage_two_round_solves_inner_and_outer_models_at_once() -> None:
 
 
 class _HoldingBackend(_Highs):
-    """HiGHS, after which a solve given a stop check holds its result until stopped (or
-    MEET_S): only a solve someone stops returns early."""
+    """HiGHS, after which a solve holds its result until stopped (or MEET_S): it returns
+    early only if someone stops it. Every solve of a pair has a stop check; with
+    `outer_only`, only the round's second solve (the outer one, on the pair's worker
+    thread) holds."""
 
-    def __init__(self) -> None:
+    def __init__(self, outer_only: bool = False) -> None:
         super().__init__()
         self.endings: list[str] = []
+        self.outer_only = outer_only
 
     def solve(
         self, model: MilpModel, *, should_stop: Callable[[], bool] | None = None, **options: object
     ) -> MilpResult:
         result = self.inner.solve(model, **options)  # type: ignore[arg-type]
-        if should_stop is not None:
+        outer = threading.current_thread().name.startswith("milp-pair")
+        if should_stop is not None and (outer or not self.outer_only):
             deadline = time.monotonic() + MEET_S
             while not should_stop() and time.monotonic() < deadline:
                 time.sleep(0.01)
@@ -135,7 +173,7 @@ class _HoldingBackend(_Highs):
 
 def test_a_stage_one_plan_reaching_every_target_stops_the_outer_solve() -> None:
     strategy = small_strategy()
-    backend = _HoldingBackend()
+    backend = _HoldingBackend(outer_only=True)
     strategy.backend = backend
     found = strategy._shortfall_round([], Clock(60.0), 1)
     assert isinstance(found, ShortfallRound)
@@ -197,3 +235,46 @@ def test_a_stage_one_solve_capped_before_its_first_plan_runs_again_uncapped() ->
     # Both models again: a bound from the inner model alone would prove nothing.
     uncapped = [limit for limit in backend.limits if limit > STAGE1_CALL_SHARE * 40.0]
     assert len(uncapped) == 2
+
+
+class _ProvingBackend(_Highs):
+    """A solve given a cut-off (the outer one) proves it at once; any other solve with a
+    stop check holds until stopped (or MEET_S) and then has found no plan."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.endings: list[str] = []
+
+    def solve(
+        self,
+        model: MilpModel,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+        cutoff: float | None = None,
+        **options: object,
+    ) -> MilpResult:
+        if cutoff is not None:
+            return MilpResult(Termination.CUT_OFF, bound=cutoff)
+        deadline = time.monotonic() + MEET_S
+        while should_stop is not None and not should_stop() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.endings.append("stopped" if should_stop is not None and should_stop() else "ran")
+        return MilpResult(Termination.NO_SOLUTION)
+
+
+def test_an_outer_proof_of_the_cut_off_stops_the_inner_solve_and_certifies_the_best_plan() -> None:
+    strategy = small_strategy()
+    planned = solve_milp(strategy.arrays, milp_backend("highs"), time_limit_s=20.0)
+    best = incumbent(strategy, planned.candidates[0].amounts)
+    search = Search(best=best, shortfall_proven=True)
+    cutoff = search.cutoff(strategy.request.objective, strategy.options.mip_gap)
+    assert cutoff is not None
+    backend = _ProvingBackend()
+    strategy.backend = backend
+    started = time.monotonic()
+    found = strategy._objective_round(held_shortfall(None, []), Clock(60.0), search)
+    assert backend.endings == ["stopped"], "the inner solve was stopped, not left to run"
+    assert time.monotonic() - started < MEET_S / 2
+    assert isinstance(found, ObjectiveRound)
+    assert found.plan is best
+    assert found.bound is not None and math.isclose(found.bound, cutoff, rel_tol=1e-9)
