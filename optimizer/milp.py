@@ -256,14 +256,16 @@ class MilpStrategy:
         return self._finish(search, exclude, clock)
 
     def _on_whole_steps(self, search: Search) -> bool:
-        """See `solve_milp`'s `whole_steps_retry`."""
-        grid = self.approximation
-        if grid.integral_grid or not self.whole_steps_retry:
+        """See `solve_milp`'s `whole_steps_retry`: none where the inner model values the start."""
+        undervalued = search.undervalues_start(self.warm, self.request.objective)
+        return self.whole_steps_retry and undervalued and self._onto_whole_steps()
+
+    def _onto_whole_steps(self) -> bool:
+        """Fine grids on whole steps from here on; False if already, or nothing has steps."""
+        if self.approximation.integral_grid or not np.any(self.arrays.step > 0):
             return False
-        if not search.undervalues_start(self.warm, self.request.objective):
-            return False  # the inner model values the start: its rounding hid nothing
-        grid.integral_grid = bool(np.any(self.arrays.step > 0))
-        return grid.integral_grid
+        self.approximation.integral_grid = True
+        return True
 
     def _shortfall_round(
         self, exclude: list[set[tuple[int, int]]], clock: Clock, round_number: int
@@ -345,9 +347,7 @@ class MilpStrategy:
         if self.approximation.state() == approximations:
             if self.backend_gap > self.finest_gap:
                 finer = self.finest_gap  # the remaining gap is the solver's own
-            elif not self.approximation.integral_grid and np.any(self.arrays.step > 0):
-                self.approximation.integral_grid = True  # or the rounding of fine grids
-            else:
+            elif not self._onto_whole_steps():  # or the rounding of fine grids
                 return False
         self.backend_gap = finer if finer is not None else self.finest_gap
         return True

@@ -328,7 +328,10 @@ def improve_in_neighbourhoods(
         if halves:
             inside = np.sort(rng.choice(inside, size=max(inside.size // 2, 1), replace=False))
         seconds = min(round_s, clock.left())
-        moved = _round(arrays, columns, best.amounts, inside, floor, seconds, clock, not halves)
+        moved = _round(
+            arrays, columns, best.amounts, inside, floor, seconds, clock,
+            whole_steps_retry=not halves,
+        )  # fmt: skip
         rounds += 1
         if moved is None:
             break

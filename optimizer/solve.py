@@ -108,17 +108,18 @@ def run_engine(
             # 3,000 family partners: 5-6 s of them for nothing before the MILP's turn).
             anytime=not (auto and milp_can_finish(arrays)),
         )
-        if auto:
-            spent = time.perf_counter() - started
-            left = limit - spent - FINISH_BY_MILP_MARGIN * limit
-            # The neighbourhoods get the time the MILP finish will not take: beyond its
-            # size, or too little left for it (family seed 10, 600 partners, 4 resources,
-            # 20 s: the decomposition stopped at 15 s, 1.9% short, with 5 s unused).
-            if not milp_finishes(arrays, limit - spent, limit):
-                outcome = finish_by_neighbourhoods(
-                    arrays, outcome, progress, should_stop, left, spent, attempt=1
-                )
+        if not auto:
+            return outcome
         left = limit - (time.perf_counter() - started)
+        # The neighbourhoods get the time the MILP finish will not take: beyond its size, or
+        # too little left for it (family seed 10, 600 partners, 4 resources, 20 s: the
+        # decomposition stopped at 15 s, 1.9% short, with 5 s unused). Decided once, on
+        # one reading of the clock, so that one of the two always has the time.
+        if not milp_finishes(arrays, left, limit):
+            return finish_by_neighbourhoods(
+                arrays, outcome, progress, should_stop, left - FINISH_BY_MILP_MARGIN * limit,
+                limit - left, attempt=1,
+            )  # fmt: skip
         return finish_by_milp(arrays, outcome, progress, should_stop, left, limit)
     backend = milp_backend(engine)
     # A caller's start is the incumbent the decomposition's warm-up would otherwise supply
