@@ -73,7 +73,9 @@ class MilpStrategy:
         self.warm: Incumbent | None = None
         # The least weighted shortfall another engine has proven (`hold_proven`).
         self.proven_floor: float | None = None
-        self.found = False  # a stage-2 plan exists; until then calls run however late (+5.4%)
+        # A stage-2 plan exists. Until then calls run however late (family seed 4, 300
+        # partners, 10 s: that round's plan had 5.4% more GMV than the stage-1 plan).
+        self.found = False
         # Piecewise-linear and linear curves (and packages) are modelled exactly: the
         # inner model is then its own relaxation and its bound needs no outer solve.
         self.exact = all(c.kind in ("points", "linear") for c in arrays.pair_curve)
