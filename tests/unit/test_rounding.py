@@ -1,17 +1,22 @@
 """The exact repairs after rounding (`optimizer.rounding`) keep minimum tickets whole: an
-amount is 0 or at least its minimum, whichever way a repair moves it."""
+amount is 0 or at least its minimum, whichever way a repair moves it; the leftover goes
+where one more step gains most, valued once per step."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
+import pytest
 
+from models.curves import FloatArray
 from models.plan import curve_columns
 from models.request import AllocationRequest
 from models.schemas import parse_request
-from optimizer.arrays import build_arrays
-from optimizer.rounding import restore_tiers, trim_to_budgets
+from optimizer import rounding
+from optimizer.arrays import ProblemArrays, build_arrays
+from optimizer.rounding import GroupLimits, restore_tiers, spend_leftover, trim_to_budgets
+from tests.support.instances import random_small_request
 
 STEP = 1e6
 MINIMUM = 17e6
@@ -53,3 +58,70 @@ def test_a_tier_restored_from_nothing_gets_at_least_the_minimum_ticket() -> None
     restore_tiers(arrays, amounts, None, claimed, curve_columns(request))
     assert amounts[1, 0] >= MINIMUM and amounts[1, 0] % STEP == 0
     assert amounts[0, 0] == 0.0
+
+
+def _rescanned_leftover(arrays: ProblemArrays, amounts: FloatArray) -> None:
+    """The greedy `spend_leftover` makes, by rescanning every pair for every step."""
+    total = amounts.sum(axis=0)
+    groups = GroupLimits(arrays, amounts, None)
+    for r in np.nonzero((arrays.step > 0) & np.isfinite(arrays.budget))[0]:
+        step = float(arrays.step[r])
+        pairs = np.nonzero(arrays.pair_resource == r)[0]
+        steps_left = int(np.floor((arrays.budget[r] - total[r]) / step + 1e-9))
+        for _ in range(min(steps_left, len(pairs))):
+            best, best_gain = None, 0.0
+            for k in pairs:
+                i, x = arrays.pair_partner[k], amounts[arrays.pair_partner[k], r]
+                if (x <= 0 and arrays.pair_min[k] > 0) or x + step > arrays.pair_max[k] + 1e-9:
+                    continue
+                if not groups.allows(int(i), int(r), step):
+                    continue
+                gain = float(arrays.pair_curve[k].value(x + step) - arrays.pair_curve[k].value(x))
+                if gain > best_gain:
+                    best, best_gain = k, gain
+            if best is None:
+                break
+            i = arrays.pair_partner[best]
+            amounts[i, r] += step
+            groups.apply(int(i), int(r), step)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_spending_the_leftover_is_the_greedy_rescan(seed: int) -> None:
+    request = random_small_request(
+        seed, n_partners=12, n_resources=2, with_min=True, with_group_budget=True
+    )
+    arrays = build_arrays(request)
+    rng = np.random.default_rng(seed)
+    amounts = np.zeros((arrays.n_partners, arrays.n_resources))
+    for k in range(arrays.n_pairs):  # a random start on the grid within the bounds
+        i, r = arrays.pair_partner[k], arrays.pair_resource[k]
+        units = int(rng.integers(0, 2)) * int(np.ceil(arrays.pair_min[k] / arrays.step[r]))
+        amounts[i, r] = units * arrays.step[r]
+    expected = amounts.copy()
+    _rescanned_leftover(arrays, expected)
+    spend_leftover(arrays, amounts, None)
+    np.testing.assert_array_equal(amounts, expected)
+
+
+def test_spending_the_leftover_values_each_step_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A step changes only its own pair's next gain: here 400 steps go to 400 partners,
+    and rescanning every pair for every step valued 138,534 steps."""
+    request = random_small_request(3, n_partners=400, n_resources=1, max_units=5)
+    arrays = build_arrays(request)
+    amounts = np.zeros((arrays.n_partners, 1))
+    budget_steps = int(arrays.budget[0] / arrays.step[0])
+    assert budget_steps >= 200
+    calls = 0
+    step_gain = rounding._step_gain
+
+    def counted(*args: Any) -> float:
+        nonlocal calls
+        calls += 1
+        return step_gain(*args)
+
+    monkeypatch.setattr(rounding, "_step_gain", counted)
+    spend_leftover(arrays, amounts, None)
+    given = round(float(amounts.sum() / arrays.step[0]))
+    assert given >= 200
+    assert calls <= arrays.n_pairs + given
