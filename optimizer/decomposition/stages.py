@@ -121,9 +121,11 @@ def run_stage(
             return bound, best, bundle.best
         z = bundle.propose()
         # Stop when the dual cannot fall much further, absolutely or next to the gap the
-        # best plan leaves (a plan, not the dual, is then what is missing).
+        # best plan leaves (a plan, not the dual, is then what is missing). The plan need
+        # only reach the stage's own counts: after a proven shortfall, 5,000 family
+        # partners (seed 2) ran 0.7 s of steps to 1e-6 that moved the bound 0.0003%.
         enough = dual_tolerance
-        if best is not None and best.shortfall == 0 and stage.kind != "attain":
+        if best is not None and stage.kind != "attain" and _reaches(best, stage):
             enough = max(enough, 0.01 * dual_gap(bound, best.objective, minimise))
         if iteration >= MIN_DUAL_STEPS and bundle.model_gap < enough:
             break
@@ -152,6 +154,11 @@ def run_stage(
         if best is not None:
             report(f"{stage.kind} polish {tried}")
     return bound, best, bundle.best
+
+
+def _reaches(plan: ScoredAmounts, stage: Stage) -> bool:
+    """Does the plan reach every tier count the stage holds?"""
+    return bool(np.all(plan.achieved >= stage.targets))
 
 
 def refine_bound(
