@@ -4,8 +4,10 @@ The decomposition's plans reach the right tiers but split the budgets among the 
 that matter a little worse than an exact MILP would (family programmes of 2,000 partners:
 0.3% of GMV, all of it among partners whose tiers did not change: a partner at a tier
 threshold taking one more fund ticket frees traffic for a partner it earns more with).
-Pairwise moves (`optimizer.polish`) cannot find such three-way trades. Here the partners
-holding variable amounts and the best takers of one more quantum form a neighbourhood;
+Pairwise moves (`optimizer.polish`) cannot find such three-way trades (they follow every
+round that gains, for the trades between the neighbourhood and the rest). Here the
+partners holding variable amounts and the best takers of one more quantum form a
+neighbourhood;
 everyone else keeps their amounts, and the neighbourhood's sub-request (the budgets and
 group rows less what the others hold, tier and group counts less what they reach) goes
 to the CBC MILP from the plan itself. The sub-request's shortfall equals the whole plan's,
@@ -39,6 +41,7 @@ from optimizer.clock import Clock, relative_gap
 from optimizer.engines import available_engines, milp_backend
 from optimizer.milp import solve_milp
 from optimizer.outcome import Candidate, EngineOutcome
+from optimizer.polish import polish
 from optimizer.progress import Progress, ProgressEvent
 from optimizer.scoring import Score, better_score, score, valid_plan
 
@@ -335,8 +338,7 @@ def improve_in_neighbourhoods(
         rounds += 1
         if moved is None:
             break
-        candidate = Candidate(moved)
-        new_score = score(arrays, columns, candidate)
+        candidate, new_score = _polished(arrays, columns, Candidate(moved), clock)
         gained = new_score.shortfall < best_score.shortfall - 1e-9 or (
             new_score.gmv - best_score.gmv >= ROUND_PROGRESS * best_score.gmv
         )
@@ -389,6 +391,23 @@ def _round(
     moved = amounts.copy()
     moved[inside] = outcome.candidates[0].amounts
     return moved
+
+
+def _polished(
+    arrays: ProblemArrays, columns: list[CurveColumn], moved: Candidate, clock: Clock
+) -> tuple[Candidate, Score]:
+    """A round's plan, then exact pairwise moves on the whole of it (`optimizer.polish`):
+    the round settles its neighbourhood, the moves trade between it and everyone else
+    (5,000 family partners, seed 5: 15 s to 12 s with 0.03% more GMV; seed 8: 14-22 s to
+    12 s). Those moves keep every tier and rule; the plan is checked all the same."""
+    plain = score(arrays, columns, moved)
+    polished = Candidate(polish(arrays, columns, moved.amounts, clock))
+    figures = score(arrays, columns, polished)
+    if better_score(figures, plain, arrays.request.objective) and valid_plan(
+        arrays, columns, polished
+    ):
+        return polished, figures
+    return moved, plain
 
 
 def _within_gap(plan: Score, bound: float, request: AllocationRequest) -> bool:
