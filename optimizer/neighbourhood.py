@@ -338,7 +338,7 @@ def improve_in_neighbourhoods(
         rounds += 1
         if moved is None:
             break
-        candidate, new_score = _polished(arrays, columns, Candidate(moved), clock)
+        candidate, new_score = _polished(arrays, columns, Candidate(moved), clock, round_s)
         gained = new_score.shortfall < best_score.shortfall - 1e-9 or (
             new_score.gmv - best_score.gmv >= ROUND_PROGRESS * best_score.gmv
         )
@@ -394,14 +394,21 @@ def _round(
 
 
 def _polished(
-    arrays: ProblemArrays, columns: list[CurveColumn], moved: Candidate, clock: Clock
+    arrays: ProblemArrays,
+    columns: list[CurveColumn],
+    moved: Candidate,
+    clock: Clock,
+    seconds: float,
 ) -> tuple[Candidate, Score]:
-    """A round's plan, then exact pairwise moves on the whole of it (`optimizer.polish`):
-    the round settles its neighbourhood, the moves trade between it and everyone else
-    (5,000 family partners, seed 5: 15 s to 12 s with 0.03% more GMV; seed 8: 14-22 s to
-    12 s). Those moves keep every tier and rule; the plan is checked all the same."""
+    """A round's plan, then exact pairwise moves on the whole of it (`optimizer.polish`),
+    for at most `seconds` (a round's time: each move scans every partner, so at 50,000
+    partners the moves alone could take the search's time): the round settles its
+    neighbourhood, the moves trade between it and everyone else (5,000 family partners,
+    seed 5: 15 s to 12 s with 0.03% more GMV; seed 8: 14-22 s to 12 s). Those moves
+    keep every tier and rule; the plan is checked all the same."""
     plain = score(arrays, columns, moved)
-    polished = Candidate(polish(arrays, columns, moved.amounts, clock))
+    budget = Clock(min(seconds, max(clock.left(), 0.0)), clock.should_stop)
+    polished = Candidate(polish(arrays, columns, moved.amounts, budget))
     figures = score(arrays, columns, polished)
     if better_score(figures, plain, arrays.request.objective) and valid_plan(
         arrays, columns, polished
