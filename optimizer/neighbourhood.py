@@ -1,17 +1,17 @@
 """Large-neighbourhood search: re-solve a plan's busiest partners exactly, the rest held.
 
 The decomposition's plans reach the right tiers but split the budgets among the partners
-that matter a little worse than an exact MILP would (family programmes of 2,000 partners:
-0.3% of GMV, all of it among partners whose tiers did not change: a partner at a tier
-threshold taking one more fund ticket frees traffic for a partner it earns more with).
-Pairwise moves (`optimizer.polish`) cannot find such three-way trades (they follow every
-round that gains, for the trades between the neighbourhood and the rest). Here the
-partners holding variable amounts and the best takers of one more quantum form a
-neighbourhood;
-everyone else keeps their amounts, and the neighbourhood's sub-request (the budgets and
-group rows less what the others hold, tier and group counts less what they reach) goes
-to the CBC MILP from the plan itself. The sub-request's shortfall equals the whole plan's,
-its GMV differs by a constant, so its MILP optimum is the best plan of the neighbourhood.
+that matter a little worse than an exact MILP would (family programmes of 2,000
+partners: 0.3% of GMV, all of it among partners whose tiers did not change: a partner at
+a tier threshold taking one more fund ticket frees traffic for a partner it earns more
+with). Pairwise moves (`optimizer.polish`) cannot find such three-way trades (they
+follow every round that gains, for the trades between the neighbourhood and the rest).
+Here the partners holding variable amounts and the best takers of one more quantum form
+a neighbourhood; everyone else keeps their amounts, and the neighbourhood's sub-request
+(the budgets and group rows less what the others hold, tier and group counts less what
+they reach) goes to the CBC MILP from the plan itself. The sub-request's shortfall
+equals the whole plan's, its GMV differs by a constant, so its MILP optimum is the best
+plan of the neighbourhood.
 """
 
 from __future__ import annotations
