@@ -123,7 +123,7 @@ def run_stage(
         # Stop when the dual cannot fall much further, absolutely or next to the gap the
         # best plan leaves (a plan, not the dual, is then what is missing). The plan need
         # only reach the stage's own counts: after a proven shortfall, 5,000 family
-        # partners (seed 2) ran 0.7 s of steps to 1e-6 that moved the bound 0.0003%.
+        # partners (seed 2) ran 0.7 s of steps to 1e-6 that moved the bound 0.003%.
         enough = dual_tolerance
         if best is not None and stage.kind != "attain" and _reaches(best, stage):
             enough = max(enough, 0.01 * dual_gap(bound, best.objective, minimise))

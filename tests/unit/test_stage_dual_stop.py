@@ -2,7 +2,7 @@
 gap its best plan leaves, the plan, not the dual, is what is missing. That holds after a
 proven shortfall too: the plan need only reach the counts the stage holds. Before, such
 a stage ran its dual to a 1e-6 model gap (5,000 family partners, seed 2: 0.7 s of steps
-that moved the bound 0.0003%)."""
+that moved the bound 0.003%)."""
 
 from __future__ import annotations
 
