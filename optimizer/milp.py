@@ -36,7 +36,7 @@ from optimizer.milp_rounds import (
 from optimizer.model_builder import build
 from optimizer.outcome import Candidate, EngineOutcome
 from optimizer.parallel import StopFlag, either, side_by_side
-from optimizer.polish import polish
+from optimizer.polish import polished
 from optimizer.progress import Progress, ProgressEvent
 from optimizer.pwl import Approximation
 from optimizer.scoring import Incumbent, Score, better, exact_candidate, score, valid_plan
@@ -401,12 +401,7 @@ class MilpStrategy:
     def _polished(self, best: Incumbent, clock: Clock) -> Incumbent:
         """Exact pairwise moves (`optimizer.polish`) keep every tier and rule and collect what
         the inner model's headroom left (family seed 4, 300 partners, ambition 0.98)."""
-        moved = polish(self.arrays, self.columns, best[0].amounts, clock, POLISH_SHARE)
-        candidate = Candidate(moved, best[0].package_choice, best[0].label)
-        scored = (candidate, self.score(candidate))
-        if better(best, scored, self.request.objective) is best:
-            return best
-        return scored if valid_plan(self.arrays, self.columns, scored[0]) else best
+        return polished(self.arrays, self.columns, best, clock, POLISH_SHARE)
 
     def _better_outer(self, plan: Incumbent, form: Formulation, solution: FloatArray) -> Incumbent:
         """`plan`, or the outer solution repaired onto the exact curves when better and valid:

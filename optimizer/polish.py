@@ -20,7 +20,9 @@ from models.plan import projected_gmv
 from models.request import Objective
 from optimizer.arrays import ProblemArrays
 from optimizer.clock import Clock
+from optimizer.outcome import Candidate
 from optimizer.rounding import GroupLimits
+from optimizer.scoring import Incumbent, better, score, valid_plan
 
 # Quanta of a continuous resource, as shares of its budget, coarse first.
 CONTINUOUS_QUANTA = (1e-3, 1e-4, 1e-5)
@@ -67,6 +69,24 @@ def polish(
                                  quantum, thresholds):  # fmt: skip
                         break
     return moved
+
+
+def polished(
+    arrays: ProblemArrays,
+    columns: list[CurveColumn],
+    plan: Incumbent,
+    clock: Clock,
+    share: float = 1.0,
+) -> Incumbent:
+    """`plan` (a candidate and its exact score), or the same after `polish` when the moves
+    gain and the moved plan passes the exact checker."""
+    start = plan[0]
+    amounts = polish(arrays, columns, start.amounts, clock, share)
+    moved = Candidate(amounts, start.package_choice, start.label)
+    scored = (moved, score(arrays, columns, moved))
+    if better(plan, scored, arrays.request.objective) is plan:
+        return plan
+    return scored if valid_plan(arrays, columns, moved) else plan
 
 
 def _move(
