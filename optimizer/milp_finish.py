@@ -56,6 +56,11 @@ def finish_by_milp(
         warm_start=first.candidates[0],
         time_limit_s=left_s - FINISH_BY_MILP_MARGIN * limit_s,
         proven_shortfall=first.shortfall_bound if first.shortfall_proven else None,
+        # Its bound must beat the Lagrangian's, which prices tiers on exact S-curves: on
+        # their concave envelopes a partner reaches a tier too cheaply (family seed 8,
+        # 1,000 partners: a first bound 3.96% above the plan, the Lagrangian's 1.09%;
+        # 0.28% with S-curves exact, on 57 of 2,111 amounts).
+        exact_s_curves=True,
     )
     if not outcome.candidates:
         return first

@@ -305,17 +305,35 @@ def below_tangents(arrays: ProblemArrays, relaxed: frozenset[int], amounts: Floa
     return below
 
 
+def tier_pairs(arrays: ProblemArrays) -> NDArray[np.bool_]:
+    """Per pair: does its partner's GMV range (nothing to every maximum) span a tier
+    threshold it does not reach on its own?"""
+    uplift = np.array(
+        [float(c.value(arrays.pair_max[k]) - c.value(0.0)) for k, c in enumerate(arrays.pair_curve)]
+    )
+    top = arrays.baseline + np.bincount(
+        arrays.pair_partner, weights=uplift, minlength=arrays.n_partners
+    )
+    spans = np.zeros(arrays.n_partners, dtype=bool)
+    for threshold in arrays.thresholds:
+        spans |= (arrays.baseline < threshold) & (top >= threshold)
+    return spans[arrays.pair_partner]
+
+
 class Approximation:
     """What the MILP's rounds refine: each pair's points, the S-curve pairs still relaxed
     (modelled on {0} ∪ [tangent point, max], see `tangent_point`), and whether fine grids
     are solved on integer indices (the last resort when nothing else is left to refine)."""
 
-    def __init__(self, arrays: ProblemArrays) -> None:
+    def __init__(self, arrays: ProblemArrays, relax_s_curves: bool = True) -> None:
+        """`relax_s_curves` false: every S-curve exact from the start (see `solve_milp`)."""
         self.arrays = arrays
         self.points = initial_points(arrays)
         self.relaxed = frozenset(
             k for k, c in enumerate(arrays.pair_curve) if tangent_point(c, 0.0, 1.0) is not None
         )
+        if not relax_s_curves:
+            self.relaxed = self.relaxed - set(np.flatnonzero(tier_pairs(arrays)).tolist())
         self.integral_grid = False
 
     def segments(self, outer: bool) -> Segments:

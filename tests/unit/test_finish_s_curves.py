@@ -1,0 +1,75 @@
+"""The MILP finish models exactly the S-curves a tier can hinge on (issue 12).
+
+Its outer model is there to beat the Lagrangian's bound, which prices every tier on the
+exact curves. On an S-curve's concave envelope a partner reaches a tier for less than it
+really costs, and the finish's first bound came out far looser than the Lagrangian's
+(family seed 8, 1,000 partners: 3.96% against 1.09%); the finish then ran into its
+limit. Only partners whose GMV can cross a threshold need this: the envelope's other
+pairs cost binaries and time for nothing (family seed 2, 3,000 partners).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from fixtures.families import family_request
+from models.curves import Curve, CurveKind
+from models.plan import SolveStatus
+from models.request import AllocationRequest, Bounds, Partner, Resource, Tier
+from optimizer.arrays import build_arrays
+from optimizer.engines import available_engines
+from optimizer.outcome import Candidate, EngineOutcome
+from optimizer.pwl import Approximation, tier_pairs
+
+S_CURVE = Curve(CurveKind.HILL, max_uplift=50.0, half_saturation=10.0, shape=3.0)
+
+
+def _request() -> AllocationRequest:
+    def partner(name: str, baseline: float) -> Partner:
+        return Partner(
+            name, baseline, curves={"subsidy": S_CURVE}, bounds={"subsidy": Bounds(max=40.0)}
+        )
+
+    return AllocationRequest(
+        resources=(Resource("subsidy", budget=100.0),),
+        tiers=(Tier("100", 100.0, 1),),
+        # At most 80 + 47 = 127; already past 100; at most 20 + 47 = 67.
+        partners=(partner("climber", 80.0), partner("above", 150.0), partner("short", 20.0)),
+    )
+
+
+def test_only_partners_who_can_cross_a_threshold_count() -> None:
+    arrays = build_arrays(_request())
+    spans = dict(zip(arrays.pair_partner.tolist(), tier_pairs(arrays).tolist(), strict=True))
+    assert spans == {0: True, 1: False, 2: False}
+
+
+def test_their_s_curves_start_exact_and_the_others_stay_relaxed() -> None:
+    arrays = build_arrays(_request())
+    assert Approximation(arrays).relaxed == {0, 1, 2}, "the engines' default: all relaxed"
+    assert Approximation(arrays, relax_s_curves=False).relaxed == {1, 2}
+
+
+@pytest.mark.skipif("cbc" not in available_engines(), reason="CBC not installed")
+def test_the_finish_asks_for_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    finish = importlib.import_module("optimizer.milp_finish")
+    asked: list[bool] = []
+
+    def recording(arrays, backend, **kwargs):  # type: ignore[no-untyped-def]
+        asked.append(kwargs["exact_s_curves"])
+        return EngineOutcome("cbc", SolveStatus.TIME_LIMIT, [])
+
+    monkeypatch.setattr(finish, "solve_milp", recording)
+    request, _ = family_request(1, 60, 0.95, time_limit_s=10.0)
+    arrays = build_arrays(request)
+    first = EngineOutcome(
+        "decomposition",
+        SolveStatus.FEASIBLE,
+        [Candidate(arrays.pinned.copy())],
+        best_bound=1.0,
+        mip_gap=0.5,
+    )
+    assert finish.finish_by_milp(arrays, first, None, None, 9.0, 10.0) is first
+    assert asked == [True]
