@@ -94,6 +94,8 @@ def run_engine(
     if engine == DECOMPOSITION:
         from optimizer.decomposition import solve_decomposition
 
+        finishing = auto and milp_can_finish(arrays)  # the MILP finish may follow
+
         outcome = solve_decomposition(
             request,
             time_limit_s=limit,
@@ -103,10 +105,10 @@ def run_engine(
             arrays=arrays,
             start=warm_start,
             prices=None if prices is None else np.asarray(prices, dtype=float),
-            improve=improver(arrays, progress, should_stop) if auto else None,
+            improve=improver(arrays, progress, should_stop, halves=not finishing) if auto else None,
             # Its later searches rarely move the plan; the MILP's rounds do (2,000 and
             # 3,000 family partners: 5-6 s of them for nothing before the MILP's turn).
-            anytime=not (auto and milp_can_finish(arrays)),
+            anytime=not finishing,
         )
         if not auto:
             return outcome
