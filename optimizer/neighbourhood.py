@@ -41,6 +41,7 @@ from optimizer.clock import Clock, relative_gap
 from optimizer.engines import available_engines, milp_backend
 from optimizer.milp import solve_milp
 from optimizer.outcome import Candidate, EngineOutcome
+from optimizer.parallel import either
 from optimizer.polish import polished
 from optimizer.progress import Progress, ProgressEvent
 from optimizer.scoring import Score, better_score, score, valid_plan
@@ -229,19 +230,24 @@ def improver(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     halves: bool = True,
-) -> Callable[[FloatArray, float | None, float, float, float], FloatArray | None] | None:
+) -> Callable[..., FloatArray | None] | None:
     """The decomposition's `Improver` for this request, None where it does not apply.
     `halves`: see `improve_in_neighbourhoods`."""
     if not _applies(arrays):
         return None
 
     def improve(
-        amounts: FloatArray, floor: float | None, bound: float, seconds: float, spent: float
+        amounts: FloatArray,
+        floor: float | None,
+        bound: float,
+        seconds: float,
+        spent: float,
+        stop: Callable[[], bool] | None = None,
     ) -> FloatArray | None:
+        clock = Clock(seconds, either(should_stop, stop))
         return improve_in_neighbourhoods(
-            arrays, amounts, floor, bound, Clock(seconds, should_stop), progress, spent,
-            halves=halves,
-        )  # fmt: skip
+            arrays, amounts, floor, bound, clock, progress, spent, halves=halves
+        )
 
     return improve
 

@@ -76,17 +76,31 @@ def option_plan(
     `optimal` with its own dual bound 1.6% below (5,000 family partners), where without it
     the MILP found a choice 0.2% better; the caller keeps the better plan anyway.
     """
-    if not option_plan_applies(problem, stage):
-        return None
-    lagrangian = Lagrangian(problem, stage)
-    first = _planned(problem, stage, lagrangian.evaluate(prices), clock)
+    first = first_pass(problem, stage, prices, clock)
     if first is None or enough(first):
         return first
+    second = second_pass(problem, stage, prices, first, clock)
+    return second if second is not None and better(second, first, minimise=False) else first
+
+
+def first_pass(
+    problem: Problem, stage: Stage, prices: FloatArray, clock: Clock
+) -> ScoredAmounts | None:
+    """The MILP's plan at stage-2 `prices` (see `option_plan`)."""
+    if not option_plan_applies(problem, stage):
+        return None
+    return _planned(problem, stage, Lagrangian(problem, stage).evaluate(prices), clock)
+
+
+def second_pass(
+    problem: Problem, stage: Stage, prices: FloatArray, first: ScoredAmounts, clock: Clock
+) -> ScoredAmounts | None:
+    """The MILP's plan at the prices of the problem holding `first`'s tier levels (see
+    `option_plan`), or None (no time, or no MILP solution in time)."""
     held = held_prices(problem, problem.levels(first.amounts), prices, clock)
     if held is None:
-        return first
-    second = _planned(problem, stage, lagrangian.evaluate(held), clock)
-    return second if second is not None and better(second, first, minimise=False) else first
+        return None
+    return _planned(problem, stage, Lagrangian(problem, stage).evaluate(held), clock)
 
 
 def _planned(

@@ -85,7 +85,7 @@ def test_the_milp_closes_the_decompositions_gap_without_losing_its_plan(
     arrays = build_arrays(request)
     # Stage 2's option plan certifies this programme on its own now (0.08%); without it
     # the decomposition leaves the gap the MILP is to close here.
-    monkeypatch.setattr("optimizer.decomposition.engine.option_plan", lambda *_: None)
+    monkeypatch.setattr("optimizer.decomposition.engine.first_pass", lambda *_: None)
     first = solve_decomposition(request, time_limit_s=15.0, mip_gap=1e-3, arrays=arrays)
     assert first.status is SolveStatus.FEASIBLE and first.mip_gap is not None
     assert first.mip_gap > 1e-3, "the Lagrangian alone does not certify this one"

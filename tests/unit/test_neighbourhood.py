@@ -151,7 +151,12 @@ def test_the_engine_keeps_an_improvers_plan_only_when_better_and_valid() -> None
 
     def offering(make: Callable[[np.ndarray], np.ndarray]) -> Improver:
         def improve(
-            plan: np.ndarray, floor: float | None, bound: float, seconds: float, spent: float
+            plan: np.ndarray,
+            floor: float | None,
+            bound: float,
+            seconds: float,
+            spent: float,
+            stop: Callable[[], bool] | None,
         ) -> np.ndarray:
             assert seconds > 0
             assert bound >= score(arrays, columns, Candidate(plan)).gmv
