@@ -380,34 +380,26 @@ def _solve(
         best = polish_plan(best)
     if not close_enough(bound, best):
         bound = _ceiling(problem, stage, prices, bound, best, clock)
-    if option is not None and not close_enough(bound, best):
-        # Its second pass on the other core while the improver runs on this one (5,000
-        # family partners: 1.1-1.9 s for it, and it beat the first on some seeds only).
-        def second(_: StopFlag) -> ScoredAmounts | None:
-            assert option is not None
-            return second_pass(problem, stage, prices, option, clock)
+    more = improve is not None or option is not None  # an improver, or a second pass
+    if more and best is not None and not close_enough(bound, best):
+        floor = one.floor if one.plan is not None and one.proven else None
+        cap, before = certified_bound(bound, minimise), best
 
         def improving(stop: StopFlag) -> ScoredAmounts:
-            assert best is not None
-            if improve is None:
-                return best
-            floor = one.floor if one.plan is not None and one.proven else None
-            cap = certified_bound(bound, minimise)
-            return _improved(problem, improve, best, floor, cap, clock, stop)
+            return before if improve is None else _improved(
+                problem, improve, before, floor, cap, clock, stop
+            )  # fmt: skip
 
-        before = best
+        def second(_: StopFlag) -> ScoredAmounts | None:
+            return None if option is None else second_pass(problem, stage, prices, option, clock)
+
+        # The option plan's second pass on the other core while the improver runs on this
+        # one (5,000 family partners: 1.1-1.9 s for it, and it beat the first on some seeds
+        # only); one within the gap stops the improver.
         found, other = side_by_side(
             improving, second, settles=lambda plan: plan is not None and close_enough(bound, plan)
         )
         best = other if other is not None and better(other, found, minimise) else found
-        if best is not before and polish_plan is not None and not close_enough(bound, best):
-            best = polish_plan(best)
-        if best is not before and not close_enough(bound, best):
-            bound = _ceiling(problem, stage, prices, bound, best, clock)  # fewer in doubt
-    elif improve is not None and best is not None and not close_enough(bound, best):
-        floor = one.floor if one.plan is not None and one.proven else None
-        before = best
-        best = _improved(problem, improve, best, floor, certified_bound(bound, minimise), clock)
         if best is not before and polish_plan is not None and not close_enough(bound, best):
             best = polish_plan(best)
         if best is not before and not close_enough(bound, best):
