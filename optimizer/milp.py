@@ -55,7 +55,7 @@ Solved = tuple[Formulation, MilpResult, Incumbent | None]
 class MilpStrategy:
     def __init__(
         self, arrays: ProblemArrays, backend: MilpBackend, progress: Progress | None,
-        relax_s_curves: bool = True,
+        exact_tier_curves: bool = False,
     ) -> None:  # fmt: skip
         self.arrays = arrays
         self.backend = backend
@@ -70,7 +70,7 @@ class MilpStrategy:
         self.backend_gap = self.options.mip_gap
         # S-curves start relaxed (tangent-point restriction / concave envelope: tight LPs);
         # a pair goes exact once an outer solution takes an amount below its tangent point.
-        self.approximation = Approximation(arrays, relax_s_curves)
+        self.approximation = Approximation(arrays, exact_tier_curves)
         self.warm: Incumbent | None = None
         # The least weighted shortfall another engine has proven (`hold_proven`).
         self.proven_floor: float | None = None
@@ -461,7 +461,7 @@ def solve_milp(
     proven_shortfall: float | None = None,
     plan_only: bool = False,
     whole_steps_retry: bool = False,
-    exact_s_curves: bool = False,
+    exact_tier_curves: bool = False,
 ) -> EngineOutcome:
     """`proven_shortfall`: the least weighted shortfall another engine has proven; with a
     start that reaches it, stage 1 is settled before the first round. `plan_only`: the
@@ -471,12 +471,12 @@ def solve_milp(
     `whole_steps_retry` (plan-only): when the inner model's bound falls short of the start,
     one more round with fine grids on whole steps, whose rounding hid the gains (family
     seed 2, 600 partners: a 109-partner neighbourhood gained 0%, and 0.1% in 2 s on them).
-    `exact_s_curves`: no S-curve starts relaxed, for a bound tighter than a Lagrangian's
-    (`optimizer.milp_finish`)."""
+    `exact_tier_curves`: the S-curves of partners who can cross a tier threshold start
+    exact, for a bound tighter than a Lagrangian's (`optimizer.milp_finish`)."""
     options = arrays.request.options
     limit = options.time_limit_s if time_limit_s is None else time_limit_s
     clock = Clock(limit, should_stop)
-    strategy = MilpStrategy(arrays, backend, progress, relax_s_curves=not exact_s_curves)
+    strategy = MilpStrategy(arrays, backend, progress, exact_tier_curves=exact_tier_curves)
     strategy.plan_only, strategy.whole_steps_retry = plan_only, plan_only and whole_steps_retry
     for start in (*([warm_start] if warm_start is not None else []), *more_starts):
         strategy.seed(start)

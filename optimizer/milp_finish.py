@@ -60,7 +60,7 @@ def finish_by_milp(
         # their concave envelopes a partner reaches a tier too cheaply (family seed 8,
         # 1,000 partners: a first bound 3.96% above the plan, the Lagrangian's 1.09%;
         # 0.28% with S-curves exact, on 57 of 2,111 amounts).
-        exact_s_curves=True,
+        exact_tier_curves=True,
     )
     if not outcome.candidates:
         return first

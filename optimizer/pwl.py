@@ -24,6 +24,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.curves import Curve, CurveKind, FloatArray
+from models.plan import projected_gmv
 from optimizer.arrays import ProblemArrays
 
 INITIAL_POINTS = 8
@@ -308,12 +309,9 @@ def below_tangents(arrays: ProblemArrays, relaxed: frozenset[int], amounts: Floa
 def tier_pairs(arrays: ProblemArrays) -> NDArray[np.bool_]:
     """Per pair: does its partner's GMV range (nothing to every maximum) span a tier
     threshold it does not reach on its own?"""
-    uplift = np.array(
-        [float(c.value(arrays.pair_max[k]) - c.value(0.0)) for k, c in enumerate(arrays.pair_curve)]
-    )
-    top = arrays.baseline + np.bincount(
-        arrays.pair_partner, weights=uplift, minlength=arrays.n_partners
-    )
+    at_max = arrays.pinned.copy()
+    at_max[arrays.pair_partner, arrays.pair_resource] = arrays.pair_max
+    top = projected_gmv(arrays.request, at_max)
     spans = np.zeros(arrays.n_partners, dtype=bool)
     for threshold in arrays.thresholds:
         spans |= (arrays.baseline < threshold) & (top >= threshold)
@@ -325,14 +323,14 @@ class Approximation:
     (modelled on {0} ∪ [tangent point, max], see `tangent_point`), and whether fine grids
     are solved on integer indices (the last resort when nothing else is left to refine)."""
 
-    def __init__(self, arrays: ProblemArrays, relax_s_curves: bool = True) -> None:
-        """`relax_s_curves` false: every S-curve exact from the start (see `solve_milp`)."""
+    def __init__(self, arrays: ProblemArrays, exact_tier_curves: bool = False) -> None:
+        """`exact_tier_curves`: the S-curves of `tier_pairs` start exact (see `solve_milp`)."""
         self.arrays = arrays
         self.points = initial_points(arrays)
         self.relaxed = frozenset(
             k for k, c in enumerate(arrays.pair_curve) if tangent_point(c, 0.0, 1.0) is not None
         )
-        if not relax_s_curves:
+        if exact_tier_curves:
             self.relaxed = self.relaxed - set(np.flatnonzero(tier_pairs(arrays)).tolist())
         self.integral_grid = False
 

@@ -52,7 +52,7 @@ def test_only_partners_who_can_cross_a_threshold_count() -> None:
 def test_their_s_curves_start_exact_and_the_others_stay_relaxed() -> None:
     arrays = build_arrays(_request())
     assert Approximation(arrays).relaxed == {0, 1, 2}, "the engines' default: all relaxed"
-    assert Approximation(arrays, relax_s_curves=False).relaxed == {1, 2}
+    assert Approximation(arrays, exact_tier_curves=True).relaxed == {1, 2}
 
 
 @pytest.mark.skipif("cbc" not in available_engines(), reason="CBC not installed")
@@ -61,7 +61,7 @@ def test_the_finish_asks_for_them(monkeypatch: pytest.MonkeyPatch) -> None:
     asked: list[bool] = []
 
     def recording(arrays, backend, **kwargs):  # type: ignore[no-untyped-def]
-        asked.append(kwargs["exact_s_curves"])
+        asked.append(kwargs["exact_tier_curves"])
         return EngineOutcome("cbc", SolveStatus.TIME_LIMIT, [])
 
     monkeypatch.setattr(finish, "solve_milp", recording)
@@ -93,7 +93,7 @@ def test_the_finishs_first_bound_is_tighter_with_them_exact(seed: int) -> None:
         solve_milp(
             arrays, milp_backend("cbc"), progress=events.append, time_limit_s=10.0,
             warm_start=Candidate(first.candidates[0].amounts.copy()),
-            proven_shortfall=first.shortfall_bound, exact_s_curves=exact,
+            proven_shortfall=first.shortfall_bound, exact_tier_curves=exact,
         )  # fmt: skip
         gaps = [e.gap for e in events if e.message.startswith("stage 2") and e.gap is not None]
         assert gaps, "a stage-2 round reported its bound"
