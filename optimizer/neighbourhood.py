@@ -230,7 +230,13 @@ def improver(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     halves: bool = True,
-) -> Callable[..., FloatArray | None] | None:
+) -> (
+    Callable[
+        [FloatArray, float | None, float, float, float, Callable[[], bool] | None],
+        FloatArray | None,
+    ]
+    | None
+):
     """The decomposition's `Improver` for this request, None where it does not apply.
     `halves`: see `improve_in_neighbourhoods`."""
     if not _applies(arrays):
