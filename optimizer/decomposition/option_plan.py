@@ -14,8 +14,6 @@ price point (0.18% under the bound on that programme, in 2 s).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 from numpy.typing import NDArray
 
@@ -30,7 +28,7 @@ from optimizer.decomposition.lagrangian import (
     chosen_amounts,
     initial_point,
 )
-from optimizer.decomposition.primal import ScoredAmounts, better, spend
+from optimizer.decomposition.primal import ScoredAmounts, spend
 from optimizer.decomposition.problem import Problem
 from optimizer.decomposition.subproblem import respond
 
@@ -54,39 +52,16 @@ def option_plan_applies(problem: Problem, stage: Stage) -> bool:
     )
 
 
-def option_plan(
-    problem: Problem,
-    stage: Stage,
-    prices: FloatArray,
-    clock: Clock,
-    enough: Callable[[ScoredAmounts], bool] = lambda _: False,
+def first_pass(
+    problem: Problem, stage: Stage, prices: FloatArray, clock: Clock
 ) -> ScoredAmounts | None:
     """The MILP's plan at stage-2 `prices` (dual point), or None (no tiers to choose, no
     time, or no MILP solution in time).
-
-    Two passes unless the first plan is `enough`. The stage's prices charge the tiers too,
-    so the mixes they make cheapest are not those that share the budgets best among the
-    partners the first pass lifts. The second pass holds those partners' levels, finds
-    the budget and group prices of that restricted problem (a small dual, `held_prices`),
-    and builds its options at them (5,000 family partners, seed 1: first pass 0.175%
-    under the bound, second 0.088%, 2.6 s for both, where the neighbourhood search took
-    17 s to 0.1%).
 
     No warm start from the best plan: given one, HiGHS 1.x stopped on it reporting
     `optimal` with its own dual bound 1.6% below (5,000 family partners), where without it
     the MILP found a choice 0.2% better; the caller keeps the better plan anyway.
     """
-    first = first_pass(problem, stage, prices, clock)
-    if first is None or enough(first):
-        return first
-    second = second_pass(problem, stage, prices, first, clock)
-    return second if second is not None and better(second, first, minimise=False) else first
-
-
-def first_pass(
-    problem: Problem, stage: Stage, prices: FloatArray, clock: Clock
-) -> ScoredAmounts | None:
-    """The MILP's plan at stage-2 `prices` (see `option_plan`)."""
     if not option_plan_applies(problem, stage):
         return None
     return _planned(problem, stage, Lagrangian(problem, stage).evaluate(prices), clock)
@@ -95,8 +70,15 @@ def first_pass(
 def second_pass(
     problem: Problem, stage: Stage, prices: FloatArray, first: ScoredAmounts, clock: Clock
 ) -> ScoredAmounts | None:
-    """The MILP's plan at the prices of the problem holding `first`'s tier levels (see
-    `option_plan`), or None (no time, or no MILP solution in time)."""
+    """The MILP's plan at the prices of the problem holding `first`'s tier levels, or None
+    (no time, or no MILP solution in time); the caller keeps the better of the two.
+
+    The stage's prices charge the tiers too, so the mixes they make cheapest are not those
+    that share the budgets best among the partners the first pass lifts. This pass holds
+    those partners' levels, finds the budget and group prices of that restricted problem
+    (a small dual, `held_prices`), and builds its options at them (5,000 family partners,
+    seed 1: first pass 0.175% under the bound, second 0.088%, 2.6 s for both, where the
+    neighbourhood search took 17 s to 0.1%)."""
     held = held_prices(problem, problem.levels(first.amounts), prices, clock)
     if held is None:
         return None

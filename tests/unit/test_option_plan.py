@@ -23,12 +23,13 @@ from optimizer.decomposition import solve_decomposition
 from optimizer.decomposition.assignment import _priced_cost, tier_options
 from optimizer.decomposition.lagrangian import Lagrangian, Stage
 from optimizer.decomposition.option_plan import (
+    first_pass,
     held_prices,
     held_value,
-    option_plan,
     option_plan_applies,
+    second_pass,
 )
-from optimizer.decomposition.primal import evaluate_plan
+from optimizer.decomposition.primal import better, evaluate_plan
 from optimizer.decomposition.problem import build_problem
 from optimizer.decomposition.repair import fixed_amounts
 from optimizer.decomposition.stage_one import stage_one
@@ -56,8 +57,11 @@ def _stage_two(seed: int, size: int, ambition: float):  # type: ignore[no-untype
 @pytest.mark.parametrize("size", [300, 1_000])
 def test_the_option_plan_is_exact_and_keeps_stage_one_counts(seed: int, size: int) -> None:
     request, problem, one, stage, bound, prices, clock = _stage_two(seed, size, 0.95)
-    plan = option_plan(problem, stage, prices, clock)
-    assert plan is not None
+    first = first_pass(problem, stage, prices, clock)
+    assert first is not None
+    second = second_pass(problem, stage, prices, first, clock)
+    assert second is not None
+    plan = second if better(second, first, minimise=False) else first
     # The exact checker: budgets, bounds, steps, tickets, eligibility, pins, group rows.
     report = SolverReport("decomposition", SolveStatus.FEASIBLE)
     assert check_plan(request, build_plan(request, plan.amounts, report)) == []
@@ -77,8 +81,8 @@ def test_it_applies_only_where_stage_two_chooses_who_reaches_a_tier() -> None:
         Stage("gmv", stage.targets, False),  # max_gmv: tiers reported, not priced
     ):
         assert not option_plan_applies(problem, other)
-        assert option_plan(problem, other, prices, clock) is None
-    assert option_plan(problem, stage, prices, Clock(0.0)) is None, "no time left"
+        assert first_pass(problem, other, prices, clock) is None
+    assert first_pass(problem, stage, prices, Clock(0.0)) is None, "no time left"
 
 
 def test_options_are_priced_at_their_cost_less_the_gmv_they_add() -> None:
@@ -130,7 +134,7 @@ def test_the_held_level_dual_bounds_every_plan_holding_those_levels(seed: int) -
     baselines) is at least the GMV of a plan that keeps those tier levels, and the prices
     it returns are near the dual's least (no random perturbation is much lower)."""
     _, problem, _, stage, _, prices, clock = _stage_two(seed, 1_000, 0.95)
-    plan = option_plan(problem, stage, prices, clock, enough=lambda _: True)
+    plan = first_pass(problem, stage, prices, clock)
     assert plan is not None
     levels = problem.levels(plan.amounts)
     held_stage = Stage("gmv", np.zeros(problem.n_tiers, dtype=np.int64), False)
@@ -148,16 +152,26 @@ def test_the_held_level_dual_bounds_every_plan_holding_those_levels(seed: int) -
         assert value >= best_value * (1 - 1e-3), "the search ends near the dual's least"
 
 
-def test_enough_after_the_first_pass_skips_the_second(monkeypatch: pytest.MonkeyPatch) -> None:
-    _, problem, _, stage, _, prices, clock = _stage_two(2, 300, 0.95)
+def test_a_first_pass_within_the_gap_skips_the_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    from optimizer.decomposition import engine
+
+    passes: list[str] = []
+    original = engine.first_pass
+
+    def within_gap(*args, **kwargs):  # type: ignore[no-untyped-def]
+        plan = original(*args, **kwargs)
+        assert plan is not None
+        passes.append("first")
+        return replace(plan, objective=1e30)  # beyond any bound: within every gap
 
     def no_second_pass(*_: object) -> None:
         raise AssertionError("the first plan was enough")
 
+    monkeypatch.setattr(engine, "first_pass", within_gap)
     monkeypatch.setattr("optimizer.decomposition.option_plan.held_prices", no_second_pass)
-    assert option_plan(problem, stage, prices, clock, enough=lambda _: True) is not None
-    with pytest.raises(AssertionError, match="enough"):
-        option_plan(problem, stage, prices, clock, enough=lambda _: False)
+    request, _ = family_request(2, 300, 0.95, time_limit_s=60.0)
+    solve_decomposition(request, time_limit_s=60.0, mip_gap=1e-7)
+    assert passes == ["first"]
 
 
 def _timed_second_pass(monkeypatch: pytest.MonkeyPatch, spans: dict[str, tuple[float, float]]):  # type: ignore[no-untyped-def]
