@@ -300,11 +300,12 @@ class CurveColumn:
     def __init__(self, curves: Sequence[Curve | None]):
         self.curves = list(curves)
         self._present = {i: curve for i, curve in enumerate(self.curves) if curve is not None}
-        self._groups: dict[CurveKind, NDArray[np.intp]] = {}
-        for kind in CurveKind:
-            index = [i for i, curve in self._present.items() if curve.kind is kind]
-            if index:
-                self._groups[kind] = np.array(index, dtype=np.intp)
+        by_kind: dict[CurveKind, list[int]] = {}
+        for i, curve in self._present.items():
+            by_kind.setdefault(curve.kind, []).append(i)
+        self._groups: dict[CurveKind, NDArray[np.intp]] = {
+            kind: np.array(by_kind[kind], dtype=np.intp) for kind in CurveKind if kind in by_kind
+        }
         self._packed: dict[CurveKind, FloatArray] = {
             kind: np.array([self._present[i].packed for i in index], dtype=np.float64).T
             for kind, index in self._groups.items()

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from models.curves import Curve, FloatArray
+from models.curves import Curve, CurveColumn, FloatArray
 from models.request import AllocationRequest, GroupBudget, GroupCount, Objective, OnePackage
 from optimizer.errors import OptimizerError
 
@@ -99,6 +99,12 @@ def build_arrays(request: AllocationRequest) -> ProblemArrays:
     pair_min: list[float] = []
     pair_max: list[float] = []
     pair_curve: list[Curve] = []
+    # Each curve's constant part (its value at the pin, or at 0 where a `points` curve
+    # starts above it) goes into the baseline, evaluated in bulk after the loop: one call
+    # per pair took half of this function's time (1,000,000 partners: 26 s).
+    constant_partner: list[int] = []
+    constant_curve: list[Curve] = []
+    constant_amount: list[float] = []
     for i, partner in enumerate(partners):
         for r, resource in enumerate(resources):
             curve = partner.curves.get(resource.name)
@@ -106,11 +112,15 @@ def build_arrays(request: AllocationRequest) -> ProblemArrays:
                 amount = pins[(partner.id, resource.name)]
                 pinned[i, r] = amount
                 if curve is not None:
-                    baseline[i] += float(curve.value(amount))
+                    constant_partner.append(i)
+                    constant_curve.append(curve)
+                    constant_amount.append(amount)
                 continue
             if curve is None:
                 continue
-            baseline[i] += float(curve.value(0.0))  # points curves may start above 0
+            constant_partner.append(i)
+            constant_curve.append(curve)
+            constant_amount.append(0.0)
             if not request.eligible(partner, resource.name):
                 continue
             low, high = request.amount_range(partner, resource.name)
@@ -164,7 +174,10 @@ def build_arrays(request: AllocationRequest) -> ProblemArrays:
         typical = max(amounts) if amounts else (max(finite_max) if finite_max else 1.0)
         scale[r] = _resource_scale(typical)
 
-    uplifts = [float(c.value(hi)) for c, hi in zip(pair_curve, pair_max, strict=True)]
+    # In the loop's order, so each partner's sum adds up as it did term by term.
+    constants = CurveColumn(constant_curve).value(constant_amount)
+    np.add.at(baseline, np.array(constant_partner, dtype=np.intp), constants)
+    uplifts = list(CurveColumn(pair_curve).value(pair_max))
     uplifts += [o.uplift for o in packages] + [t.min_gmv for t in tiers]
     money_scale = _resource_scale(max(uplifts, default=1.0))
 
