@@ -338,10 +338,7 @@ class _Rounder:
             unit = float(self.unit[r])
             # Only what rounding freed: units the engine chose not to spend stay unspent.
             limit = min(float(a.budget[r]), float(engine_spend[r]))
-            heap = []
-            for k in map(int, self.pairs_of(r)):
-                if self.amounts[a.pair_partner[k], r] > 0 or a.pair_min[k] <= 0:
-                    heap.append((-self.gain(k, unit), k))
+            heap = self._unit_gains(r, unit)
             heapq.heapify(heap)
             while heap and self.total[r] + unit <= limit + unit_slack(limit, unit):
                 negative, k = heapq.heappop(heap)
@@ -352,6 +349,19 @@ class _Rounder:
                     continue
                 self.move(k, unit)
                 heapq.heappush(heap, (-self.gain(k, unit), k))
+
+    def _unit_gains(self, r: int, unit: float) -> list[tuple[float, int]]:
+        """(−GMV one more unit buys, pair) for resource r's pairs that may take one (those
+        holding some, or without a minimum), evaluated in bulk over the resource's column:
+        one curve call per pair took 10 of the 12 s of rounding 200,000 family partners."""
+        a = self.arrays
+        pairs = self.pairs_of(r)
+        owners = a.pair_partner[pairs]
+        now = self.amounts[:, r]
+        column = self.columns[r]
+        gains = (column.value(now + unit) - column.value(now))[owners]
+        may_take = (now[owners] > 0) | (a.pair_min[pairs] <= 0)
+        return list(zip((-gains[may_take]).tolist(), pairs[may_take].tolist(), strict=True))
 
 
 def whole_units(
