@@ -304,7 +304,6 @@ def solve(
         plan = _planner_ready(request, arrays, candidate, report, rank, outcome, columns)
         if plan.objective.weighted_shortfall > 0 and not plan.binding_constraints:
             plan.binding_constraints = exhausted_resources(plan)
-        assert_plan_valid(request, plan)
         plans.append(plan)
     return best_first(request, plans)
 
@@ -396,7 +395,9 @@ def _planner_ready(
 ) -> Plan:
     """The candidate's plan in whole units (docs/exports.md). Should the rounded plan
     fail the exact check or miss a tier the engine's amounts reach — a bug, not an
-    expected case — the engine's amounts are kept."""
+    expected case — the engine's amounts are kept. Either way the plan returned has passed
+    the exact check, once: a second check of the same plan took 17 s at 1,000,000
+    partners."""
 
     def plan_of(amounts: np.ndarray) -> Plan:
         return build_plan(
@@ -422,4 +423,6 @@ def _planner_ready(
     if not violations:
         return rounded
     log.warning("whole-unit rounding broke the plan, keeping the engine's amounts: %s", violations)
-    return plan_of(candidate.amounts)
+    kept = plan_of(candidate.amounts)
+    assert_plan_valid(request, kept)
+    return kept

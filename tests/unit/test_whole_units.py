@@ -158,6 +158,48 @@ def test_a_rounding_that_loses_a_tier_is_refused(monkeypatch: pytest.MonkeyPatch
     assert not check_plan(request, plan)
 
 
+def _checked_plans(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The ids of the plans the exact checker runs on, one entry per run (the engines
+    check plans of their own on the way)."""
+    checker = importlib.import_module("models.check")._Checker
+    checked: list[int] = []
+    run = checker.run
+
+    def recorded(self: Any) -> list[str]:
+        checked.append(id(self.plan))
+        return run(self)
+
+    monkeypatch.setattr(checker, "run", recorded)
+    return checked
+
+
+def test_each_plan_is_checked_exactly_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = scenario("tiny")
+    data["options"] = {**data.get("options", {}), "plans": 2, "time_limit_s": 5}
+    request = parse_request(data, partners=load_partners("tiny"))
+    checked = _checked_plans(monkeypatch)
+    plans = solve(request)
+    assert len(plans) == 2
+    # A second check of the same plan cost 17 s at 1,000,000 partners.
+    assert [checked.count(id(plan)) for plan in plans] == [1, 1]
+
+
+def test_the_engine_s_amounts_kept_after_a_bad_rounding_are_checked_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    request = _request([_linear("P1", 1e8 - 3 * 1000.4), _linear("P2", 5e7)], budget=5000.0)
+
+    def overspend(arrays: Any, amounts: np.ndarray, *_: Any) -> np.ndarray:
+        return amounts + 10_000.0  # breaks the budget: the exact check refuses it
+
+    monkeypatch.setattr(importlib.import_module("optimizer.solve"), "whole_units", overspend)
+    checked = _checked_plans(monkeypatch)
+    plan = solve(request)[0]
+    assert checked.count(id(plan)) == 1  # the engine's amounts, after the refused rounding
+    assert plan.allocations[0].amounts["subsidy"] < 10_000.0
+    assert not check_plan(request, plan)
+
+
 @pytest.mark.parametrize("engine", ["highs", "cbc", "decomposition"])
 def test_every_engine_s_plans_are_whole_and_exactly_checked(engine: str) -> None:
     data = scenario("tiny")
