@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from operator import attrgetter
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -290,6 +291,26 @@ class Curve:
         return 0.0
 
 
+# Which Curve field fills each packed slot (a, s, n) of `FORMULAS`, per kind: what
+# `Curve.packed` gives one curve at a time (None: the slot is 1).
+PACKED_FIELDS: dict[CurveKind, tuple[str | None, str | None, str | None]] = {
+    CurveKind.SATURATING: ("max_uplift", "scale", None),
+    CurveKind.LOG: ("coef", "scale", None),
+    CurveKind.LINEAR: ("roi", None, None),
+    CurveKind.HILL: ("max_uplift", "half_saturation", "shape"),
+}
+
+
+def packed_columns(kind: CurveKind, curves: Sequence[Curve]) -> list[FloatArray]:
+    """The (a, s, n) parameters of many curves of one (non-points) kind, as three arrays."""
+    return [
+        np.ones(len(curves))
+        if name is None
+        else np.fromiter(map(attrgetter(name), curves), np.float64, len(curves))
+        for name in PACKED_FIELDS[kind]
+    ]
+
+
 class CurveColumn:
     """One resource's curves for many partners, evaluated together.
 
@@ -299,15 +320,16 @@ class CurveColumn:
 
     def __init__(self, curves: Sequence[Curve | None]):
         self.curves = list(curves)
-        self._present = {i: curve for i, curve in enumerate(self.curves) if curve is not None}
         by_kind: dict[CurveKind, list[int]] = {}
-        for i, curve in self._present.items():
-            by_kind.setdefault(curve.kind, []).append(i)
+        for i, curve in enumerate(self.curves):
+            if curve is not None:
+                by_kind.setdefault(curve.kind, []).append(i)
         self._groups: dict[CurveKind, NDArray[np.intp]] = {
             kind: np.array(by_kind[kind], dtype=np.intp) for kind in CurveKind if kind in by_kind
         }
+        # Column by column: 1,000,000 partners' columns took 7.4 s through `Curve.packed`.
         self._packed: dict[CurveKind, FloatArray] = {
-            kind: np.array([self._present[i].packed for i in index], dtype=np.float64).T
+            kind: np.array(packed_columns(kind, [self.curves[i] for i in index]))
             for kind, index in self._groups.items()
             if kind is not CurveKind.POINTS
         }
@@ -321,7 +343,7 @@ class CurveColumn:
         for kind, index in self._groups.items():
             xi = x[index]
             if kind is CurveKind.POINTS:
-                out[index] = [self._present[i].value(xi[k]) for k, i in enumerate(index)]
+                out[index] = [self.curves[i].value(xi[k]) for k, i in enumerate(index)]  # type: ignore[union-attr]
             else:
                 out[index] = FORMULAS[kind].value(xi, *self._packed[kind])
         return out

@@ -19,12 +19,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from operator import attrgetter
 from typing import cast
 
 import numpy as np
 
-from models.curves import CURVE_PARAMETERS, FORMULAS, Curve, CurveKind, hill_inflection
+from models.curves import (
+    CURVE_PARAMETERS,
+    FORMULAS,
+    Curve,
+    CurveKind,
+    hill_inflection,
+    packed_columns,
+)
 from models.request import AllocationRequest, MaxShare
 
 MAX_LISTED = 50  # problems reported; one bad forecast multiplier breaks every partner
@@ -142,7 +148,7 @@ def _curve_problems(
                 ]
             )
         else:
-            a, s, n = _packed(kind, group)
+            a, s, n = packed_columns(kind, group)
             bounded = np.isfinite(upper)
             at_upper = FORMULAS[kind].value(np.where(bounded, upper, 0.0), a, s, n)
             value = np.where(bounded, at_upper, 0.0)
@@ -175,25 +181,6 @@ def _steepest(
     # shape < 1: inf at 0 is the curve's nature; the optimizer starts it past 0.
     past_zero = np.where(np.isfinite(upper), upper, s)
     return np.where((n < 1) & (at == 0), slope(past_zero, a, s, n), steep)
-
-
-# Which Curve field fills each packed slot (a, s, n) of `FORMULAS`, per kind.
-_SLOTS: dict[CurveKind, tuple[str | None, str | None, str | None]] = {
-    CurveKind.SATURATING: ("max_uplift", "scale", None),
-    CurveKind.LOG: ("coef", "scale", None),
-    CurveKind.LINEAR: ("roi", None, None),
-    CurveKind.HILL: ("max_uplift", "half_saturation", "shape"),
-}
-
-
-def _packed(kind: CurveKind, group: list[Curve]) -> list[np.ndarray]:
-    # Column by column (floats only), not `Curve.packed` tuples: see `_curve_problems`.
-    return [
-        np.ones(len(group))
-        if name is None
-        else np.fromiter(map(attrgetter(name), group), np.float64, len(group))
-        for name in _SLOTS[kind]
-    ]
 
 
 def _points_steepest(curve: Curve) -> float:
