@@ -9,7 +9,16 @@ import numpy as np
 from hypothesis import given, settings
 
 from models.curves import Curve, CurveKind, points_curve
-from models.request import AllocationRequest, Partner, Pin, Resource, Tier
+from models.request import (
+    AllocationRequest,
+    Bounds,
+    Eligibility,
+    MaxShare,
+    Partner,
+    Pin,
+    Resource,
+    Tier,
+)
 from optimizer.arrays import build_arrays
 from tests.support.instances import small_requests
 
@@ -66,3 +75,30 @@ def test_points_curves_starting_above_zero_and_pins_count_in_the_baseline() -> N
     assert arrays.baseline[2] > 2.0e7  # the pin's value counted, not the curve's at 0
     # Pinned pairs are constants, not variables: only a's two pairs remain.
     assert list(arrays.pair_partner) == [0, 0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(small_requests())
+def test_eligibility_and_amount_ranges_follow_every_rule(request: AllocationRequest) -> None:
+    # `eligible` and `amount_range` read the rules from per-resource caches (asked once
+    # per pair); each answer must be what reading every rule gives.
+    for partner in request.partners:
+        for resource in request.resources:
+            name = resource.name
+            has_use = name in partner.curves or any(
+                package.amounts.get(name, 0.0) > 0 for package in partner.packages
+            )
+            selected = all(
+                rule.where.matches(partner)
+                for rule in request.constraints
+                if isinstance(rule, Eligibility) and rule.resource == name
+            )
+            assert request.eligible(partner, name) == (has_use and selected)
+            bounds = partner.bounds.get(name, Bounds())
+            upper = math.inf if bounds.max is None else bounds.max
+            if resource.budget is not None:
+                upper = min(upper, resource.budget)
+                for rule in request.constraints:
+                    if isinstance(rule, MaxShare) and rule.resource == name:
+                        upper = min(upper, rule.max_share * resource.budget)
+            assert request.amount_range(partner, name) == (bounds.min, upper)
