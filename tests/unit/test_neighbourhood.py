@@ -340,3 +340,33 @@ def test_auto_drops_the_halves_only_where_the_milp_finish_may_follow(
     request, _ = family_request(1, 120, 0.95, time_limit_s=4.0)
     solve_module.run_engine(request, build_arrays(request), "decomposition", None, None)
     assert asked == [not finishing]
+
+
+@pytest.mark.parametrize(
+    ("per_partner", "rounds_s"),
+    # 300 partners, 20 s on the clock, rounds of 5 s: checks of 0 s, 18 s and 24 s.
+    [(0.0, [5.0]), (0.03, [2.0]), (0.04, [])],
+)
+def test_a_round_leaves_time_for_the_exact_checks_after_it(
+    monkeypatch: pytest.MonkeyPatch, per_partner: float, rounds_s: list[float]
+) -> None:
+    """Each gaining round and the search's end check the whole plan exactly (28 s at
+    1,000,000 family partners): a round starts, and is given time, only net of both."""
+    module = importlib.import_module("optimizer.neighbourhood")
+    given: list[float] = []
+
+    def no_gain(arrays, columns, amounts, inside, floor, seconds, *rest, **kwargs):  # type: ignore[no-untyped-def]
+        given.append(seconds)
+        return amounts.copy()
+
+    def unmoved(arrays, columns, moved, clock, seconds):  # type: ignore[no-untyped-def]
+        return moved, score(arrays, columns, moved)
+
+    monkeypatch.setattr(module, "_round", no_gain)
+    monkeypatch.setattr(module, "_polished", unmoved)
+    monkeypatch.setattr(module, "CHECK_S_PER_PARTNER", per_partner)
+    request, _ = family_request(1, 300, 0.95, time_limit_s=100.0)  # rounds of 5 s
+    arrays, amounts = _plan(request, 2.0)
+    clock = Clock(20.0)
+    assert improve_in_neighbourhoods(arrays, amounts, None, 1e30, clock, halves=False) is None
+    assert given == pytest.approx(rounds_s, abs=0.1)
