@@ -254,8 +254,10 @@ class AllocationRequest:
         budgets = {resource.name: resource.budget for resource in self.resources}
         caps: dict[str, float] = {}
         for rule in self.constraints:
-            budget = budgets.get(rule.resource) if isinstance(rule, MaxShare) else None
-            if isinstance(rule, MaxShare) and budget is not None:
+            if not isinstance(rule, MaxShare):
+                continue
+            budget = budgets.get(rule.resource)
+            if budget is not None:
                 cap = rule.max_share * budget
                 caps[rule.resource] = min(caps.get(rule.resource, math.inf), cap)
         return caps
