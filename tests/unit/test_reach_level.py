@@ -106,3 +106,60 @@ def test_the_search_ends_at_the_least_dual_value_and_its_mix_reaches_the_need(
     assert np.all(value <= least + tolerance)
     # The grid is coarse: somewhere the search must beat it, or it is not searching.
     assert np.any(value < least - tolerance)
+
+
+def _itp_steps(g, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Steps `_itp_point` takes to close each bracket of the increasing function g to
+    subproblem._LOG_TOLERANCE (the search's own loop, without its value test)."""
+    tolerance = subproblem._LOG_TOLERANCE
+    lo, hi = lo.copy(), hi.copy()
+    g_lo, g_hi = g(lo), g(hi)
+    width0 = np.maximum(hi - lo, tolerance)
+    most = np.ceil(np.log2(width0 / tolerance)) + subproblem._ITP_SLACK
+    steps = np.zeros(lo.size)
+    for _ in range(200):
+        open_ = hi - lo > tolerance
+        if not open_.any():
+            break
+        point = subproblem._itp_point(
+            lo, hi, g_lo, g_hi, subproblem._ITP_KAPPA / width0, most - steps
+        )
+        assert np.all(((point > lo) & (point < hi))[open_])
+        value = g(point)
+        up = open_ & (value < 0)
+        down = open_ & (value >= 0)
+        lo, g_lo = np.where(up, point, lo), np.where(up, value, g_lo)
+        hi, g_hi = np.where(down, point, hi), np.where(down, value, g_hi)
+        steps += open_
+    assert np.all(hi - lo <= tolerance)
+    return steps
+
+
+def test_itp_steps_are_never_more_than_bisection_s_and_far_fewer_on_smooth_uplifts() -> None:
+    """The search's steps on log q: a saturating uplift of exp(t) (smooth, strongly
+    curved, where false position keeps one end for many steps) closes in a few steps; a
+    jump the leap search missed (a flat uplift, then a step up) in no more than
+    bisection's count plus _ITP_SLACK."""
+    rng = np.random.default_rng(7)
+    rows = 500
+    lo = rng.uniform(-25.0, -15.0, rows)
+    width = rng.uniform(0.5, 7.0, rows)
+    hi = lo + width
+    # Bisection's count, plus one where rounding leaves the last halving a hair wide.
+    bisection = np.ceil(np.log2(width / subproblem._LOG_TOLERANCE)) + 1
+    root = lo + rng.uniform(0.01, 0.99, rows) * width
+    need = rng.uniform(1e6, 1e8, rows)
+    top = need / (1 - np.exp(-np.exp(root - lo)))  # uplift top * (1 - e^{-q/q_lo})
+
+    def saturating(t: np.ndarray) -> np.ndarray:
+        return top * (1 - np.exp(-np.exp(t - lo))) - need
+
+    smooth = _itp_steps(saturating, lo, hi)
+    assert np.all(smooth <= bisection + subproblem._ITP_SLACK)
+    assert np.median(smooth) <= 0.35 * np.median(bisection)
+
+    def jump(t: np.ndarray) -> np.ndarray:
+        return np.where(t >= root, 5e4, -4e5)
+
+    stepped = _itp_steps(jump, lo, hi)
+    assert np.all(stepped <= bisection + subproblem._ITP_SLACK)
