@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
-from models.curves import Curve, CurveKind, FloatArray, kind_slopes, kind_values
+from models.curves import FORMULAS, Curve, CurveKind, FloatArray
 
 NONE, SATURATING, LOG, LINEAR, HILL = 0, 1, 2, 3, 4
 _KIND_CODE = {
@@ -71,26 +71,26 @@ class Family:
         return out
 
     # -- exact curve (models.curves formulas) ---------------------------------------
-    def _params(self, code: int, idx: NDArray[np.intp]) -> dict[str, FloatArray]:
-        a, s = self.a[idx], self.s[idx]
-        if code == SATURATING:
-            return {"max_uplift": a, "scale": s}
-        if code == LOG:
-            return {"coef": a, "scale": s}
-        if code == LINEAR:
-            return {"roi": a}
-        return {"max_uplift": a, "shape": self.n[idx], "half_saturation": s}
-
     def value(self, x: FloatArray) -> FloatArray:
-        out = np.zeros(len(self.kind))
-        for code, idx in self.groups:
-            out[idx] = kind_values(_KIND_OF_CODE[code], x[idx], self._params(code, idx))
-        return out
+        return self._by_kind(x, derivative=False)
 
     def derivative(self, x: FloatArray) -> FloatArray:
+        return self._by_kind(x, derivative=True)
+
+    def _by_kind(self, x: FloatArray, derivative: bool) -> FloatArray:
+        """The formula table on the packed parameters, one call per kind (its unused
+        slots are ignored), and none of the indexing where every row is of one kind:
+        the searches call this tens of thousands of times on a few hundred rows."""
+        x = np.maximum(np.asarray(x, dtype=np.float64), 0.0)  # the curves' domain
+        if len(self.groups) == 1 and self.groups[0][1].size == len(self.kind):
+            formulas = FORMULAS[_KIND_OF_CODE[self.groups[0][0]]]
+            formula = formulas.derivative if derivative else formulas.value
+            return np.asarray(formula(x, self.a, self.s, self.n), dtype=np.float64)
         out = np.zeros(len(self.kind))
         for code, idx in self.groups:
-            out[idx] = kind_slopes(_KIND_OF_CODE[code], x[idx], self._params(code, idx))
+            formulas = FORMULAS[_KIND_OF_CODE[code]]
+            formula = formulas.derivative if derivative else formulas.value
+            out[idx] = formula(x[idx], self.a[idx], self.s[idx], self.n[idx])
         return out
 
     # -- envelope on [lo, hi] --------------------------------------------------------

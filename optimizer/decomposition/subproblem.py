@@ -8,7 +8,7 @@ With prices `P[i, r]` on resources and a GMV weight `alpha` (1 when GMV is the o
 over x_r ∈ {0} ∪ [lo_r, hi_r]. Each choice of which min-ticket resources are "on" (a
 *combo*) leaves a concave problem on the envelope, whose dual in the tier multiplier ν is
 one-dimensional: with q = alpha + ν, x_r(q) = argmax envelope_r(x) − (P_r/q)·x and
-F(x(q)) grows with q. A vectorised search on log q (leaps first, then false position)
+F(x(q)) grows with q. A vectorised search on log q (leaps first, then ITP steps)
 finds the smallest q reaching the need. The value reported is the dual function at that q,
 
     D(q) = Σ_r [q·env_r(x_r) − P_r·x_r + tangent slack_r] − (q − alpha)·need,
@@ -36,7 +36,7 @@ IntArray = NDArray[np.intp]
 _LOG_TOLERANCE = 1e-9
 _MAX_STEPS = 80
 # A row also stops once D(q) at an end of its bracket is this close (relative to q·need)
-# to its minimum: false position closes one end fast and the other slowly, and the
+# to its minimum: interpolation closes one end fast and the other slowly, and the
 # value, not q, is what the bound needs.
 _VALUE_TOLERANCE = 1e-8
 # Either side of a leap in a resource's amount, relative: the bracket around a row whose

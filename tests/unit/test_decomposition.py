@@ -35,6 +35,7 @@ from models.request import (
 from optimizer.arrays import UnsupportedRequest
 from optimizer.decomposition import solve_decomposition
 from optimizer.decomposition.family import Family, kind_code
+from optimizer.decomposition.problem import _family
 from optimizer.outcome import EngineOutcome
 from tests.support.bruteforce import Reference, solve_reference
 from tests.support.instances import random_small_request
@@ -362,3 +363,35 @@ def test_unreachable_targets_give_proven_shortfall() -> None:
     assert ref.weighted_shortfall > 0
     assert_bound_valid(request, outcome, ref)
     assert math.isfinite(outcome.best_bound or math.nan)
+
+
+_KINDS = [
+    Curve(CurveKind.SATURATING, max_uplift=5e7, scale=1e7),
+    Curve(CurveKind.LOG, coef=3e7, scale=2e6),
+    Curve(CurveKind.LINEAR, roi=1.7),
+    Curve(CurveKind.HILL, max_uplift=8e7, shape=2.5, half_saturation=3e7),
+    Curve(CurveKind.HILL, max_uplift=8e7, shape=0.7, half_saturation=3e7),
+]
+
+
+@given(
+    picks=st.lists(st.integers(-1, len(_KINDS) - 1), min_size=1, max_size=12),
+    amounts=st.lists(st.floats(-1e6, 3e8), min_size=12, max_size=12),
+)
+@settings(max_examples=60, deadline=None)
+def test_family_values_and_slopes_are_each_curve_s_own(
+    picks: list[int], amounts: list[float]
+) -> None:
+    """Mixed kinds, one kind, and rows without a curve (-1): each row's value and right
+    slope are its curve's (amounts below 0 count as 0; no curve gives 0)."""
+    mixed: list[Curve | None] = [None if p < 0 else _KINDS[p] for p in picks]
+    one_kind: list[Curve | None] = [_KINDS[abs(picks[0])]] * 5
+    for curves in (mixed, one_kind):
+        family = _family(curves)
+        x = np.array(amounts[: len(curves)])
+        value, slope = family.value(x), family.derivative(x)
+        for i, curve in enumerate(curves):
+            at = max(float(x[i]), 0.0)
+            expected = (0.0, 0.0) if curve is None else (curve.value(at), curve.derivative(at))
+            assert value[i] == pytest.approx(expected[0], rel=1e-12, abs=1e-9)
+            assert slope[i] == pytest.approx(expected[1], rel=1e-12, abs=1e-15)
