@@ -61,13 +61,12 @@ BISECTIONS = 30
 ROUND_SHARE = 0.05
 MIN_ROUND_S = 1.0
 ROUND_PROGRESS = 1e-5  # of GMV: a round gaining less does not count as a gain
-# A whole neighbourhood whose round used this share of its time and gained nothing was cut
-# off, not settled: it gets one more round with RETRY_FACTOR times the time before the
-# halves (5,000 family partners, seeds 5 and 8, on an Intel Xeon: CBC had no plan, or none
-# better than the start, after 3 s on ~300 partners; with 6 s the round gained 0.4% and
-# 0.2%, and the search ended within the gap).
-CUT_OFF_SHARE = 0.9
-RETRY_FACTOR = 2.0
+# Where random halves follow, a whole neighbourhood (up to MAX_PARTNERS, twice a half) gets
+# this many rounds' time: CBC's time grows faster than the partners (5,000 family
+# partners, seeds 5 and 8, on an Intel Xeon: after 3 s on ~300 partners CBC had no plan,
+# or none better than the start, and the halves stalled 0.17% from the bound; given 6 s,
+# it gained 0.4% and 0.2% in 3.5-4.4 s and the search ended within the gap).
+WHOLE_ROUNDS = 2.0
 STALE_HALVES = 3  # random halves in a row without a gain end the search
 # What one exact check of the whole plan costs per partner (`valid_plan` builds the plan and
 # runs `models.check`: 28 s at 1,000,000 family partners, on an Intel Xeon). A search
@@ -355,7 +354,6 @@ def improve_in_neighbourhoods(
     round_s = max(MIN_ROUND_S, ROUND_SHARE * request.options.time_limit_s)
     rng = np.random.default_rng([request.options.seed, arrays.n_partners, attempt])
     rounds, halved, stale = 0, False, 0
-    retrying, retried = False, False
     checks_s = 2 * CHECK_S_PER_PARTNER * arrays.n_partners
     while not clock.out() and clock.left() >= MIN_ROUND_S + checks_s:
         if _within_gap(best_score, bound, request):
@@ -363,14 +361,12 @@ def improve_in_neighbourhoods(
         inside = neighbourhood(arrays, columns, best.amounts, MAX_PARTNERS)
         if halved:
             inside = np.sort(rng.choice(inside, size=max(inside.size // 2, 1), replace=False))
-        seconds = min(round_s * (RETRY_FACTOR if retrying else 1.0), clock.left() - checks_s)
-        started = clock.elapsed()
+        whole = halves and not halved
+        seconds = min(round_s * (WHOLE_ROUNDS if whole else 1.0), clock.left() - checks_s)
         moved = _round(
             arrays, columns, best.amounts, inside, floor, seconds, clock,
             whole_steps_retry=not halved,
         )  # fmt: skip
-        cut_off = clock.elapsed() - started >= CUT_OFF_SHARE * seconds
-        retrying = False
         rounds += 1
         if moved is None:
             break
@@ -384,9 +380,6 @@ def improve_in_neighbourhoods(
                 elapsed = spent_s + clock.elapsed()
                 progress(_round_event(rounds, inside.size, best_score, bound, elapsed))
         stale = 0 if gained else stale + 1
-        if not gained and not halved and halves and cut_off and not retried:
-            retrying = retried = True  # the same neighbourhood once more, with more time
-            continue
         if not gained and not halved:
             if not halves:
                 break
