@@ -351,38 +351,3 @@ class CurveColumn:
 
 def points_curve(xs: Sequence[float], ys: Sequence[float]) -> Curve:
     return Curve(CurveKind.POINTS, xs=tuple(map(float, xs)), ys=tuple(map(float, ys)))
-
-
-# Which named parameter fills each packed slot (a, s, n) of the formula table, per kind.
-_PACKING: dict[CurveKind, tuple[str | None, str | None, str | None]] = {
-    CurveKind.SATURATING: ("max_uplift", "scale", None),
-    CurveKind.LOG: ("coef", "scale", None),
-    CurveKind.LINEAR: ("roi", None, None),
-    CurveKind.HILL: ("max_uplift", "half_saturation", "shape"),
-}
-
-
-def _packed(
-    kind: CurveKind, x: FloatArray, params: dict[str, FloatArray]
-) -> tuple[FloatArray, FloatArray, FloatArray]:
-    if kind not in _PACKING:
-        raise ValueError(f"{kind} curves are not analytic")
-    ones = np.ones_like(x, dtype=np.float64)
-    a, s, n = (ones if name is None else params[name] for name in _PACKING[kind])
-    return a, s, n
-
-
-def kind_values(kind: CurveKind, x: FloatArray, params: dict[str, FloatArray]) -> FloatArray:
-    """Values of many curves of one analytic kind, one amount each (vectorised).
-
-    `params` maps each name in CURVE_PARAMETERS[kind] to an array aligned with `x`.
-    """
-    return kind_value(kind, x, *_packed(kind, x, params))
-
-
-def kind_slopes(kind: CurveKind, x: FloatArray, params: dict[str, FloatArray]) -> FloatArray:
-    """Right derivatives of many curves of one analytic kind (see `kind_values`).
-
-    Hill: inf at 0 when shape < 1; 0 where the amount is so large the slope underflows.
-    """
-    return kind_derivative(kind, x, *_packed(kind, x, params))

@@ -65,7 +65,7 @@ ROUND_PROGRESS = 1e-5  # of GMV: a round gaining less does not count as a gain
 # this many rounds' time: CBC's time grows faster than the partners (5,000 family
 # partners, seeds 5 and 8, on an Intel Xeon: after 3 s on ~300 partners CBC had no plan,
 # or none better than the start, and the halves stalled 0.17% from the bound; given 6 s,
-# it gained 0.4% and 0.2% in 3.5-4.4 s and the search ended within the gap).
+# it gained 0.4% and 0.2% in 4.2-5.4 s and the search ended within the gap).
 WHOLE_ROUNDS = 2.0
 STALE_HALVES = 3  # random halves in a row without a gain end the search
 # What one exact check of the whole plan costs per partner (`valid_plan` builds the plan and

@@ -88,21 +88,3 @@ def test_negative_amounts_count_as_zero() -> None:
     assert kind_value(CurveKind.LOG, -5.0, 1.0, 1.0, 1.0) == 0.0
     for curve in CURVES:
         assert curve.value(-3.0) == curve.value(0.0)
-
-
-def test_named_parameter_evaluation_matches_the_curve() -> None:
-    """kind_values/kind_slopes (the decomposition's entry) read each named parameter into
-    the right slot: a hill curve's shape and half-saturation must not be swapped."""
-    from models.curves import kind_slopes, kind_values
-
-    curve = Curve(kind=CurveKind.HILL, max_uplift=5.0, half_saturation=3.0, shape=2.5)
-    x = np.array([0.5, 2.0, 7.0])
-    params = {
-        "max_uplift": np.full(3, 5.0),
-        "half_saturation": np.full(3, 3.0),
-        "shape": np.full(3, 2.5),
-    }
-    np.testing.assert_allclose(kind_values(CurveKind.HILL, x, params), curve.value(x), rtol=1e-12)
-    step = 1e-6
-    central = (curve.value(x + step) - curve.value(x - step)) / (2 * step)
-    np.testing.assert_allclose(kind_slopes(CurveKind.HILL, x, params), central, rtol=1e-5)
