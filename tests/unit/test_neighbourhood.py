@@ -342,6 +342,32 @@ def test_auto_drops_the_halves_only_where_the_milp_finish_may_follow(
     assert asked == [not finishing]
 
 
+def _rounds_without_gain(
+    monkeypatch: pytest.MonkeyPatch, check_s_per_partner: float, seconds: float, halves: bool
+) -> tuple[list[tuple[int, float]], np.ndarray | None, int]:
+    """The search on a 300-partner plan (rounds of 5 s) whose rounds never gain: each
+    round's (partners, seconds), the search's result, and a whole neighbourhood's size."""
+    module = importlib.import_module("optimizer.neighbourhood")
+    request, _ = family_request(1, 300, 0.95, time_limit_s=100.0)
+    arrays, amounts = _plan(request, 2.0)
+    whole = neighbourhood(arrays, curve_columns(request), amounts, module.MAX_PARTNERS).size
+    rounds: list[tuple[int, float]] = []
+
+    def no_gain(arrays, columns, start, inside, floor, seconds, *rest, **kwargs):  # type: ignore[no-untyped-def]
+        rounds.append((inside.size, seconds))
+        return start.copy()
+
+    def unmoved(arrays, columns, moved, clock, seconds):  # type: ignore[no-untyped-def]
+        return moved, score(arrays, columns, moved)
+
+    monkeypatch.setattr(module, "_round", no_gain)
+    monkeypatch.setattr(module, "_polished", unmoved)
+    monkeypatch.setattr(module, "CHECK_S_PER_PARTNER", check_s_per_partner)
+    clock = Clock(seconds)
+    found = improve_in_neighbourhoods(arrays, amounts, None, 1e30, clock, halves=halves)
+    return rounds, found, whole
+
+
 @pytest.mark.parametrize(
     ("per_partner", "rounds_s"),
     # 300 partners, 20 s on the clock, rounds of 5 s: checks of 0 s, 18 s and 24 s.
@@ -352,24 +378,9 @@ def test_a_round_leaves_time_for_the_exact_checks_after_it(
 ) -> None:
     """Each gaining round and the search's end check the whole plan exactly (28 s at
     1,000,000 family partners): a round starts, and is given time, only net of both."""
-    module = importlib.import_module("optimizer.neighbourhood")
-    given: list[float] = []
-
-    def no_gain(arrays, columns, amounts, inside, floor, seconds, *rest, **kwargs):  # type: ignore[no-untyped-def]
-        given.append(seconds)
-        return amounts.copy()
-
-    def unmoved(arrays, columns, moved, clock, seconds):  # type: ignore[no-untyped-def]
-        return moved, score(arrays, columns, moved)
-
-    monkeypatch.setattr(module, "_round", no_gain)
-    monkeypatch.setattr(module, "_polished", unmoved)
-    monkeypatch.setattr(module, "CHECK_S_PER_PARTNER", per_partner)
-    request, _ = family_request(1, 300, 0.95, time_limit_s=100.0)  # rounds of 5 s
-    arrays, amounts = _plan(request, 2.0)
-    clock = Clock(20.0)
-    assert improve_in_neighbourhoods(arrays, amounts, None, 1e30, clock, halves=False) is None
-    assert given == pytest.approx(rounds_s, abs=0.1)
+    rounds, found, _ = _rounds_without_gain(monkeypatch, per_partner, 20.0, halves=False)
+    assert found is None
+    assert [seconds for _, seconds in rounds] == pytest.approx(rounds_s, abs=0.1)
 
 
 @pytest.mark.parametrize(
@@ -387,21 +398,6 @@ def test_a_whole_neighbourhood_gets_twice_a_half_s_time_where_halves_follow(
     """CBC's time grows faster than the partners: given a half's time, ~300 partners
     ended with no plan, or none better than the start (5,000 family partners, seeds 5 and
     8), where twice that time gained 0.2-0.4%."""
-    module = importlib.import_module("optimizer.neighbourhood")
-    request, _ = family_request(1, 300, 0.95, time_limit_s=100.0)  # rounds of 5 s
-    arrays, amounts = _plan(request, 2.0)
-    whole = neighbourhood(arrays, curve_columns(request), amounts, module.MAX_PARTNERS).size
-    rounds: list[tuple[str, float]] = []
-
-    def no_gain(arrays, columns, start, inside, floor, seconds, *rest, **kwargs):  # type: ignore[no-untyped-def]
-        rounds.append(("whole" if inside.size == whole else "half", seconds / 5.0))
-        return start.copy()
-
-    def unmoved(arrays, columns, moved, clock, seconds):  # type: ignore[no-untyped-def]
-        return moved, score(arrays, columns, moved)
-
-    monkeypatch.setattr(module, "_round", no_gain)
-    monkeypatch.setattr(module, "_polished", unmoved)
-    monkeypatch.setattr(module, "CHECK_S_PER_PARTNER", 0.0)
-    improve_in_neighbourhoods(arrays, amounts, None, 1e30, Clock(60.0), halves=halves)
-    assert rounds == [(kind, pytest.approx(share)) for kind, share in expected]
+    rounds, _, whole = _rounds_without_gain(monkeypatch, 0.0, 60.0, halves=halves)
+    named = [("whole" if size == whole else "half", seconds / 5.0) for size, seconds in rounds]
+    assert named == [(kind, pytest.approx(share)) for kind, share in expected]
