@@ -82,14 +82,12 @@ class Family:
         slots are ignored), and none of the indexing where every row is of one kind:
         the searches call this tens of thousands of times on a few hundred rows."""
         x = np.maximum(np.asarray(x, dtype=np.float64), 0.0)  # the curves' domain
-        if len(self.groups) == 1 and self.groups[0][1].size == len(self.kind):
-            formulas = FORMULAS[_KIND_OF_CODE[self.groups[0][0]]]
-            formula = formulas.derivative if derivative else formulas.value
-            return np.asarray(formula(x, self.a, self.s, self.n), dtype=np.float64)
         out = np.zeros(len(self.kind))
         for code, idx in self.groups:
             formulas = FORMULAS[_KIND_OF_CODE[code]]
             formula = formulas.derivative if derivative else formulas.value
+            if idx.size == len(self.kind):  # every row of this kind: no indexing
+                return np.asarray(formula(x, self.a, self.s, self.n), dtype=np.float64)
             out[idx] = formula(x[idx], self.a[idx], self.s[idx], self.n[idx])
         return out
 
