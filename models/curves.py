@@ -53,6 +53,7 @@ CURVE_PARAMETERS: dict[CurveKind, tuple[str, ...]] = {
 }
 
 _TINY = 1e-300
+_HUGE = 1e300
 
 # ---------------------------------------------------------------------------------------
 # The formulas: f(x), f'(x) and the x >= floor where f'(x) = p, per kind.
@@ -128,13 +129,19 @@ def _hill_inverse(
 
     In u = ln(x/s), ln f'(x) is concave and decreasing past the inflection, so Newton
     started to the right of the root (the asymptote f' ~ a·n/s·(s/x)^(n+1) overshoots)
-    moves monotonically onto it without bracketing.
+    moves monotonically onto it without bracketing. A price beyond any float slope (the
+    decomposition probing a multiplier near 0) is steeper than the curve anywhere past
+    the floor: the floor (Newton would subtract inf from inf).
     """
     p, a, s, n, floor = np.broadcast_arrays(p, a, s, n, floor)
-    target = np.log(p * s / a)  # ln H'(z) with H(z) = zⁿ/(1 + zⁿ)
-    u = np.log(np.maximum(n / np.maximum(p * s / a, _TINY), 1.0)) / (n + 1)
+    with np.errstate(over="ignore"):
+        ratio = p * s / a
+    steep = ~(ratio < _HUGE)
+    ratio = np.where(steep, 1.0, ratio)
+    target = np.log(ratio)  # ln H'(z) with H(z) = zⁿ/(1 + zⁿ)
+    u = np.log(np.maximum(n / np.maximum(ratio, _TINY), 1.0)) / (n + 1)
     u = np.maximum(u, np.log(np.maximum(floor / s, _TINY)))
-    todo = np.arange(p.size)
+    todo = np.flatnonzero(~steep.ravel())
     u, n_flat, log_n, target = u.ravel(), n.ravel(), np.log(n).ravel(), target.ravel()
     for _ in range(60):
         uu, nn = u[todo], n_flat[todo]
@@ -146,7 +153,7 @@ def _hill_inverse(
         todo = todo[np.abs(step) > 1e-12]
         if todo.size == 0:
             break
-    return np.maximum(s * np.exp(u.reshape(p.shape)), floor)
+    return np.where(steep, floor, np.maximum(s * np.exp(u.reshape(p.shape)), floor))
 
 
 Formula = Callable[[FloatArray, FloatArray, FloatArray, FloatArray], FloatArray]

@@ -27,7 +27,6 @@ _KIND_CODE = {
 }
 _KIND_OF_CODE = {code: kind for kind, code in _KIND_CODE.items()}
 _TINY = 1e-300
-_HUGE = 1e300
 
 
 def kind_code(curve: Curve | None) -> int:
@@ -162,7 +161,8 @@ class Family:
         return np.clip(x, self.lo, self.hi)
 
     def _inverse_slope(self, rows: NDArray[np.intp], p: FloatArray) -> FloatArray:
-        """The amount beyond the tangent point where the curve's slope equals p > 0."""
+        """The amount past the tangent point where the curve's slope equals p (the
+        formula table's inverse, floored at the tangent point); hi where p <= 0."""
         out = self.lo[rows].copy()  # rows without a curve stay at their (zero) domain
         kind = self.kind[rows]
         zero = p <= 0
@@ -170,48 +170,8 @@ class Family:
             sel = np.flatnonzero((kind == code) & ~zero)
             if sel.size == 0:
                 continue
-            r, ps = rows[sel], p[sel]
-            a, s = self.a[r], self.s[r]
-            if code == SATURATING:
-                out[sel] = s * np.log(a / (s * ps))
-            elif code == LOG:
-                out[sel] = a / ps - s
-            elif code == LINEAR:
-                out[sel] = np.where(ps < a, self.hi[r], self.lo[r])
-            else:
-                out[sel] = _hill_inverse_slope(ps, a, s, self.n[r], self.xt[r])
+            r = rows[sel]
+            inverse = FORMULAS[_KIND_OF_CODE[code]].inverse_derivative
+            out[sel] = inverse(p[sel], self.a[r], self.s[r], self.n[r], self.xt[r])
         out[zero] = self.hi[rows[zero]]
         return out
-
-
-def _hill_inverse_slope(
-    p: FloatArray, a: FloatArray, h: FloatArray, shape: FloatArray, floor: FloatArray
-) -> FloatArray:
-    """Solve f'(x) = p on the concave side of a hill curve (x >= floor >= inflection).
-
-    In u = ln(x/h), ln f'(x) is concave and decreasing past the inflection, so Newton
-    started to the right of the root (the asymptote f' ~ a·n/h·(h/x)^(n+1) overshoots)
-    moves monotonically onto it without bracketing.
-    """
-    with np.errstate(over="ignore"):
-        ratio = p * h / a
-    # A price beyond any float slope (a dual probing q near 0) is steeper than the curve
-    # anywhere on its concave side: the floor. Newton on it would subtract inf from inf.
-    steep = ~(ratio < _HUGE)
-    ratio = np.where(steep, 1.0, ratio)
-    target = np.log(ratio)  # ln H'(z) with H(z) = z^n / (1 + z^n)
-    u = np.log(np.maximum(shape / np.maximum(ratio, _TINY), 1.0)) / (shape + 1)
-    u = np.maximum(u, np.log(np.maximum(floor / h, _TINY)))
-    todo = np.flatnonzero(~steep)
-    log_shape = np.log(shape)
-    for _ in range(60):
-        uu, nn = u[todo], shape[todo]
-        e = np.exp(np.minimum(nn * uu, 700.0))
-        g = log_shape[todo] + (nn - 1) * uu - 2 * np.log1p(e) - target[todo]
-        dg = (nn - 1) - 2 * nn * e / (1 + e)
-        step = np.where(dg < 0, g / np.minimum(dg, -1e-12), 0.0)
-        u[todo] = uu - step
-        todo = todo[np.abs(step) > 1e-12]
-        if todo.size == 0:
-            break
-    return np.where(steep, floor, np.maximum(h * np.exp(u), floor))

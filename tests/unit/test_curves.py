@@ -88,3 +88,16 @@ def test_negative_amounts_count_as_zero() -> None:
     assert kind_value(CurveKind.LOG, -5.0, 1.0, 1.0, 1.0) == 0.0
     for curve in CURVES:
         assert curve.value(-3.0) == curve.value(0.0)
+
+
+def test_a_hill_price_beyond_any_float_slope_gives_the_floor() -> None:
+    # The decomposition probes multipliers near 0, so price over multiplier can be inf:
+    # the answer is the floor, for every shape (with shape < 1 the Newton steps would
+    # take inf − inf), and a row's neighbours keep their own answers.
+    for n in (0.7, 1.0, 3.5):
+        floor = float(hill_inflection(80.0, n)) + 5.0
+        slope = float(kind_derivative(CurveKind.HILL, floor + 40.0, 1e6, 80.0, n))
+        prices = [1e305, np.inf, slope]
+        out = kind_inverse_derivative(CurveKind.HILL, prices, 1e6, 80.0, n, floor)
+        assert out[:2].tolist() == [floor, floor]
+        assert out[2] == pytest.approx(floor + 40.0, rel=1e-9)
