@@ -30,7 +30,7 @@ def test_the_engine_gets_the_limit_less_what_was_spent_and_the_reserve() -> None
 
 def test_the_reserve_is_capped_and_the_engine_keeps_half_the_limit() -> None:
     request = _request(10.0)
-    # 1,000,000 partners would reserve 100 s: capped at 20% of the limit.
+    # 1,000,000 partners would reserve 80 s: capped at 20% of the limit.
     assert engine_time(request, 1_000_000, 0.0) == pytest.approx(8.0)
     # Arrays that took longer than the limit still leave the engine half of it.
     assert engine_time(request, 1_000, 30.0) == pytest.approx(5.0)
