@@ -50,9 +50,9 @@ WARM_START_SHARE = 0.2  # of the time limit: the decomposition's share before th
 WARM_STARTED_BACKENDS = frozenset({"highs", "cpsat"})
 # Set aside from the time limit for rounding and checking the plans: per partner, at most
 # this share; the engine always keeps at least the last share. After the engine, 50,000
-# family partners took 1.1-1.7 s (three runs on an AMD EPYC, 2026-12-03; 4 s before the
-# rounding and checks went into bulk): the reserve is about 2.5 times that (it was 7.5 s,
-# which the engine left unused).
+# family partners took 1.1-1.7 s (three runs on a quiet AMD EPYC, 2026-12-03; 4 s, and
+# 6.8 s on a busier machine, before the rounding and checks went into bulk): the reserve
+# is about 2.5 times that (it was 7.5 s, which the engine left unused).
 FINISH_S_PER_PARTNER = 8e-5
 FINISH_SHARE = 0.2
 MIN_ENGINE_SHARE = 0.5
