@@ -10,13 +10,14 @@ from scipy.optimize import linprog
 from fixtures.families import family_request
 from optimizer.arrays import build_arrays
 from optimizer.clock import Clock
-from optimizer.decomposition.assignment import assign_by_milp
+from optimizer.decomposition.assignment import ROOT_RETRY, assign_by_milp
 from optimizer.decomposition.lagrangian import Lagrangian, Stage
 from optimizer.decomposition.primal import breaks_hard_rows, evaluate_plan
 from optimizer.decomposition.problem import build_problem
 from optimizer.decomposition.stages import run_stage
 from optimizer.engines import available_engines, milp_backend
-from optimizer.engines.base import Termination
+from optimizer.engines.base import MilpResult, Termination
+from optimizer.engines.highs import HighsBackend
 from tests.support.milp import hard_knapsack
 
 pytestmark = pytest.mark.skipif("highs" not in available_engines(), reason="HiGHS missing")
@@ -65,3 +66,51 @@ def test_the_tier_option_milp_stopped_at_the_floor_reaches_it(seed: int) -> None
     reached = (problem.values(amounts)[:, None] >= problem.thresholds[None, :]).sum(axis=1)
     assert np.all(reached >= levels)
     assert breaks_hard_rows(problem, amounts) == []
+
+
+def test_a_leashed_milp_stopped_before_its_root_gets_one_more_leash(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Stage 1's first tier-option MILP runs on a leash (`solve_s`). A call that stops
+    before its root LP is solved has no bound and at most its start (50,000 family
+    partners, seed 4: 45 short where 6 was reachable): one more call, with ROOT_RETRY
+    leashes, and its plan counts. A call with a bound is not repeated."""
+    request, _ = family_request(1, 300, 0.98, resources=3)
+    problem = build_problem(build_arrays(request))
+    attain = Stage("attain", problem.targets, True)
+    _, _, z = run_stage(
+        problem, attain, Clock(30.0), 1.0, lambda b, p: False, problem.targets, None
+    )
+    prices = Lagrangian(problem, attain).evaluate(z).prices
+    full = assign_by_milp(problem, prices, problem.targets, Clock(30.0), 1.0, grid=False)
+    assert full is not None
+    real = HighsBackend.solve
+    limits: list[float] = []
+
+    def rootless_first(self: HighsBackend, model: object, **kwargs: object) -> MilpResult:
+        limits.append(float(kwargs["time_limit_s"]))  # type: ignore[arg-type]
+        result = real(self, model, **kwargs)  # type: ignore[arg-type]
+        if len(limits) == 1:  # as if stopped before its root: no bound, no plan
+            return MilpResult(Termination.NO_SOLUTION, seconds=result.seconds)
+        return result
+
+    monkeypatch.setattr(HighsBackend, "solve", rootless_first)
+    found = assign_by_milp(
+        problem, prices, problem.targets, Clock(30.0), 1.0, grid=False, solve_s=2.0
+    )
+    assert limits == [pytest.approx(2.0), pytest.approx(2.0 * ROOT_RETRY)]
+    assert found is not None
+    assert evaluate_plan(problem, found[1]).shortfall == evaluate_plan(problem, full[1]).shortfall
+    monkeypatch.setattr(HighsBackend, "solve", real)
+    limits.clear()
+
+    def counted(self: HighsBackend, model: object, **kwargs: object) -> MilpResult:
+        limits.append(float(kwargs["time_limit_s"]))  # type: ignore[arg-type]
+        return real(self, model, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(HighsBackend, "solve", counted)
+    assert (
+        assign_by_milp(problem, prices, problem.targets, Clock(30.0), 1.0, grid=False, solve_s=10.0)
+        is not None
+    )
+    assert len(limits) == 1
