@@ -8,12 +8,13 @@ import pytest
 from scipy.optimize import linprog
 
 from fixtures.families import family_request
+from models.curves import FloatArray
 from optimizer.arrays import build_arrays
 from optimizer.clock import Clock
 from optimizer.decomposition.assignment import ROOT_RETRY, assign_by_milp
 from optimizer.decomposition.lagrangian import Lagrangian, Stage
 from optimizer.decomposition.primal import breaks_hard_rows, evaluate_plan
-from optimizer.decomposition.problem import build_problem
+from optimizer.decomposition.problem import Problem, build_problem
 from optimizer.decomposition.stages import run_stage
 from optimizer.engines import available_engines, milp_backend
 from optimizer.engines.base import MilpResult, Termination
@@ -45,13 +46,7 @@ def test_highs_stops_at_the_first_solution_reaching_the_target() -> None:
 def test_the_tier_option_milp_stopped_at_the_floor_reaches_it(seed: int) -> None:
     """Given the least shortfall the full MILP reaches as its floor, the MILP stops on a
     plan with that shortfall, within the budgets and every hard group row."""
-    request, _ = family_request(seed, 300, 0.98, resources=3)
-    problem = build_problem(build_arrays(request))
-    attain = Stage("attain", problem.targets, True)
-    _, _, z = run_stage(
-        problem, attain, Clock(30.0), 1.0, lambda b, p: False, problem.targets, None
-    )
-    prices = Lagrangian(problem, attain).evaluate(z).prices
+    problem, prices = _priced(seed)
     full = assign_by_milp(problem, prices, problem.targets, Clock(30.0), 1.0, grid=False)
     assert full is not None
     least = evaluate_plan(problem, full[1]).shortfall
@@ -75,42 +70,41 @@ def test_a_leashed_milp_stopped_before_its_root_gets_one_more_leash(
     before its root LP is solved has no bound and at most its start (50,000 family
     partners, seed 4: 45 short where 6 was reachable): one more call, with ROOT_RETRY
     leashes, and its plan counts. A call with a bound is not repeated."""
-    request, _ = family_request(1, 300, 0.98, resources=3)
-    problem = build_problem(build_arrays(request))
-    attain = Stage("attain", problem.targets, True)
-    _, _, z = run_stage(
-        problem, attain, Clock(30.0), 1.0, lambda b, p: False, problem.targets, None
-    )
-    prices = Lagrangian(problem, attain).evaluate(z).prices
+    problem, prices = _priced(1)
     full = assign_by_milp(problem, prices, problem.targets, Clock(30.0), 1.0, grid=False)
     assert full is not None
     real = HighsBackend.solve
     limits: list[float] = []
+    rootless = [True]  # the next call is cut off before its root
 
-    def rootless_first(self: HighsBackend, model: object, **kwargs: object) -> MilpResult:
+    def spy(self: HighsBackend, model: object, **kwargs: object) -> MilpResult:
         limits.append(float(kwargs["time_limit_s"]))  # type: ignore[arg-type]
         result = real(self, model, **kwargs)  # type: ignore[arg-type]
-        if len(limits) == 1:  # as if stopped before its root: no bound, no plan
+        if rootless.pop() if rootless else False:  # no bound, no plan
             return MilpResult(Termination.NO_SOLUTION, seconds=result.seconds)
         return result
 
-    monkeypatch.setattr(HighsBackend, "solve", rootless_first)
+    monkeypatch.setattr(HighsBackend, "solve", spy)
     found = assign_by_milp(
         problem, prices, problem.targets, Clock(30.0), 1.0, grid=False, solve_s=2.0
     )
     assert limits == [pytest.approx(2.0), pytest.approx(2.0 * ROOT_RETRY)]
     assert found is not None
     assert evaluate_plan(problem, found[1]).shortfall == evaluate_plan(problem, full[1]).shortfall
-    monkeypatch.setattr(HighsBackend, "solve", real)
     limits.clear()
-
-    def counted(self: HighsBackend, model: object, **kwargs: object) -> MilpResult:
-        limits.append(float(kwargs["time_limit_s"]))  # type: ignore[arg-type]
-        return real(self, model, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(HighsBackend, "solve", counted)
     assert (
         assign_by_milp(problem, prices, problem.targets, Clock(30.0), 1.0, grid=False, solve_s=10.0)
         is not None
     )
     assert len(limits) == 1
+
+
+def _priced(seed: int) -> tuple[Problem, FloatArray]:
+    """A 300-partner family programme and its tier-option prices at the attainment dual."""
+    request, _ = family_request(seed, 300, 0.98, resources=3)
+    problem = build_problem(build_arrays(request))
+    attain = Stage("attain", problem.targets, True)
+    _, _, z = run_stage(
+        problem, attain, Clock(30.0), 1.0, lambda b, p: False, problem.targets, None
+    )
+    return problem, Lagrangian(problem, attain).evaluate(z).prices
