@@ -235,8 +235,11 @@ def assign_by_milp(
                 should_stop=clock.should_stop,
                 target=target,
             )
-            rooted = result.bound is not None and math.isfinite(result.bound)
-            if rooted or clock.out(share) or clock.stopped or not math.isfinite(solve_s):
+            # An infeasible call has no bound either, but a longer leash cannot change it.
+            settled = result.termination is Termination.INFEASIBLE or (
+                result.bound is not None and math.isfinite(result.bound)
+            )
+            if settled or clock.out(share) or clock.stopped or not math.isfinite(solve_s):
                 break
         if result.x is None:
             return None

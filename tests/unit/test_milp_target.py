@@ -69,19 +69,20 @@ def test_a_leashed_milp_stopped_before_its_root_gets_one_more_leash(
     """Stage 1's first tier-option MILP runs on a leash (`solve_s`). A call that stops
     before its root LP is solved has no bound and at most its start (50,000 family
     partners, seed 4: 45 short where 6 was reachable): one more call, with ROOT_RETRY
-    leashes, and its plan counts. A call with a bound is not repeated."""
+    leashes, and its plan counts. A call with a bound, or an infeasible one, is not
+    repeated."""
     problem, prices = _priced(1)
     full = assign_by_milp(problem, prices, problem.targets, Clock(30.0), 1.0, grid=False)
     assert full is not None
     real = HighsBackend.solve
     limits: list[float] = []
-    rootless = [True]  # the next call is cut off before its root
+    cut_off = [Termination.NO_SOLUTION]  # the next call ends so, with no bound and no plan
 
     def spy(self: HighsBackend, model: object, **kwargs: object) -> MilpResult:
         limits.append(float(kwargs["time_limit_s"]))  # type: ignore[arg-type]
         result = real(self, model, **kwargs)  # type: ignore[arg-type]
-        if rootless.pop() if rootless else False:  # no bound, no plan
-            return MilpResult(Termination.NO_SOLUTION, seconds=result.seconds)
+        if cut_off:
+            return MilpResult(cut_off.pop(), seconds=result.seconds)
         return result
 
     monkeypatch.setattr(HighsBackend, "solve", spy)
@@ -95,6 +96,14 @@ def test_a_leashed_milp_stopped_before_its_root_gets_one_more_leash(
     assert (
         assign_by_milp(problem, prices, problem.targets, Clock(30.0), 1.0, grid=False, solve_s=10.0)
         is not None
+    )
+    assert len(limits) == 1
+    # An infeasible call has no bound either, but a longer leash cannot change it.
+    limits.clear()
+    cut_off.append(Termination.INFEASIBLE)
+    assert (
+        assign_by_milp(problem, prices, problem.targets, Clock(30.0), 1.0, grid=False, solve_s=2.0)
+        is None
     )
     assert len(limits) == 1
 
