@@ -39,6 +39,7 @@ from optimizer.decomposition.repair import fixed_amounts, mandatory
 from optimizer.engines import milp_backend
 from optimizer.engines.base import MilpModel, Termination
 from optimizer.matrix import MatrixBuilder
+from optimizer.root_fixing import solve_fixed_at_root
 
 IntArray = NDArray[np.intp]
 # Partners per tier in the pool: the cheapest (at the prices) this many times the target,
@@ -226,15 +227,22 @@ def assign_by_milp(
     else:
         target = None if floor is None else _objective_at(problem, floor)
         for leash in (solve_s, ROOT_RETRY * solve_s):
-            result = milp_backend("highs").solve(
-                model,
-                time_limit_s=max(min(clock.left(share), leash), 0.05),
-                mip_gap=1e-6,
-                seed=seed,
-                warm_start=warm,
-                should_stop=clock.should_stop,
-                target=target,
-            )
+            seconds = max(min(clock.left(share), leash), 0.05)
+            if worth is not None and warm is None and target is None:  # stage 2's passes
+                result = solve_fixed_at_root(
+                    model, time_limit_s=seconds, mip_gap=1e-6, seed=seed,
+                    should_stop=clock.should_stop,
+                )  # fmt: skip
+            else:
+                result = milp_backend("highs").solve(
+                    model,
+                    time_limit_s=seconds,
+                    mip_gap=1e-6,
+                    seed=seed,
+                    warm_start=warm,
+                    should_stop=clock.should_stop,
+                    target=target,
+                )
             # An infeasible call has no bound either, but a longer leash cannot change it.
             settled = result.termination is Termination.INFEASIBLE or (
                 result.bound is not None and math.isfinite(result.bound)

@@ -57,6 +57,8 @@ class MilpResult:
     objective: float | None = None  # of x, including offset
     bound: float | None = None  # proven lower bound on the minimum, including offset
     seconds: float = 0.0
+    # An LP's optimal reduced costs (one per column), where the backend gives them.
+    reduced_costs: FloatArray | None = None
 
     @property
     def has_solution(self) -> bool:

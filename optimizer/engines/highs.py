@@ -143,12 +143,16 @@ class HighsBackend:
             return MilpResult(
                 Termination.NO_SOLUTION if limited else Termination.ERROR, seconds=seconds
             )
-        x = np.array(h.getSolution().col_value, dtype=np.float64)
+        found = h.getSolution()
+        x = np.array(found.col_value, dtype=np.float64)
         objective = float(info.objective_function_value)
         bound: float | None
+        reduced_costs = None
         if model.integer.any():
             bound = float(info.mip_dual_bound)
         else:
             bound = objective if status == ms.kOptimal else None
+            if bound is not None and found.dual_valid:
+                reduced_costs = np.array(found.col_dual, dtype=np.float64)
         termination = Termination.OPTIMAL if status == ms.kOptimal else Termination.FEASIBLE
-        return MilpResult(termination, x, objective, bound, seconds)
+        return MilpResult(termination, x, objective, bound, seconds, reduced_costs)
