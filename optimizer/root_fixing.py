@@ -74,7 +74,7 @@ def solve_fixed_at_root(
             return replace(result, seconds=time.perf_counter() - started)
         outside = lp + float(root.reduced_costs[out].min(initial=math.inf))
         bound = min(lp if result.bound is None else max(result.bound, lp), outside)
-        if result.objective - lp <= window or time_limit_s - (time.perf_counter() - started) < 0.05:
+        if result.objective - lp <= window or left() <= 0.05:
             return _whole(result, bound, mip_gap, time.perf_counter() - started)
         window, warm = result.objective - lp, result.x
     return _whole(result, bound, mip_gap, time.perf_counter() - started)
