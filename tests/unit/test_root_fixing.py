@@ -22,8 +22,8 @@ Instance = tuple[MilpModel, np.ndarray, np.ndarray, np.ndarray]
 
 def _knapsack(seed: int, partners: int, options: int, tight: float) -> Instance:
     """At most one option per partner, two budget rows (`tight`: their share of what every
-    partner's dearest option would use), cost = -value. Returns the model and, per
-    partner, its options' (value, use) for the brute force."""
+    partner's dearest option would use), cost = -value. Returns the model, each
+    partner's options' values and uses, and the budgets, for the brute force."""
     rng = np.random.default_rng(seed)
     value = rng.uniform(1.0, 10.0, (partners, options))
     use = rng.uniform(0.5, 5.0, (partners, options, 2))
