@@ -37,7 +37,7 @@ from optimizer.clock import Clock
 from optimizer.decomposition.problem import Problem
 from optimizer.decomposition.repair import fixed_amounts, mandatory
 from optimizer.engines import milp_backend
-from optimizer.engines.base import MilpModel, Termination
+from optimizer.engines.base import MilpModel, MilpResult, Termination
 from optimizer.matrix import MatrixBuilder
 from optimizer.root_fixing import solve_fixed_at_root
 
@@ -59,7 +59,10 @@ LP_ROUNDING_OPTIONS = 50_000
 # at most its start: it gets one more try with this many leashes. 50,000 family partners,
 # seed 4, on an AMD EPYC: the root of stage 1's first MILP (9,700 binaries) took about
 # its 2.8 s leash, and in about one run in ten it did not finish; the run then ended 45
-# short instead of 6 (`BENCHMARKS.md`).
+# short instead of 6 (`BENCHMARKS.md`). So does a call that stops on its leash with a
+# choice at least one unit of weighted shortfall above its bound: the same MILP, traced,
+# stopped at its 2.77 s leash with 6 short (objective 13.0, bound 12.2) in most runs, and
+# with 44 short (objective 89.0) in runs where the machine was a little slower.
 ROOT_RETRY = 2.0
 ROUNDING_TOLERANCE = 1e-6
 
@@ -245,7 +248,9 @@ def assign_by_milp(
                 )
             # An infeasible call has no bound either, but a longer leash cannot change it.
             settled = result.termination is Termination.INFEASIBLE or (
-                result.bound is not None and math.isfinite(result.bound)
+                result.bound is not None
+                and math.isfinite(result.bound)
+                and not _unit_above_bound(problem, result, worth, target)
             )
             if settled or clock.out(share) or clock.stopped or not math.isfinite(solve_s):
                 break
@@ -393,6 +398,21 @@ def _priced_cost(
 def _shortfall_cost(problem: Problem) -> float:
     """The model's cost of one unit of weighted shortfall."""
     return 2.0 / max(float(np.min(problem.weights)), 1e-12)
+
+
+def _unit_above_bound(
+    problem: Problem, result: MilpResult, worth: FloatArray | None, target: float | None
+) -> bool:
+    """Did a shortfall MILP stop early with its choice, short of `target`, at least one
+    unit of weighted shortfall above its bound (a choice with less may exist)?"""
+    if worth is not None or result.termination is not Termination.FEASIBLE:
+        return False
+    if result.objective is None or result.bound is None:
+        return False
+    if target is not None and result.objective <= target:
+        return False
+    unit = _shortfall_cost(problem) * float(np.min(problem.weights))
+    return result.objective - result.bound >= unit
 
 
 def _objective_at(problem: Problem, floor: float) -> float:
