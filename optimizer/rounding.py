@@ -19,6 +19,9 @@ from models.plan import projected_gmv
 from models.request import GroupBudget
 from optimizer.arrays import ProblemArrays
 
+# Trimming a budget's overspend takes at most about this many cuts of one size.
+TRIM_CUTS = 256
+
 
 def unit_slack(bound: float | FloatArray, unit: float | FloatArray) -> float | FloatArray:
     """How far past `bound` a sum of whole units may sit and still be on it: float noise,
@@ -165,40 +168,108 @@ def trim_to_budgets(
     claimed: FloatArray,
     columns: list[CurveColumn],
 ) -> None:
-    """Remove overspend from partners no tier depends on first (largest amounts first),
-    then from tier partners without dropping them below their tier, and only if that is
-    still not enough, from anyone: a budget outranks a tier."""
+    """Take back each budget's overspend where it costs the least GMV per unit taken: cuts
+    of whole steps (a share of the excess on a resource without steps) from the pair that
+    loses least by its next one. A partner counted for a tier gives only what keeps it
+    there; only if that is not enough does anyone give: a budget outranks a tier. An
+    outer solution's tier claims restored at 3,000 family partners (seed 3, 1,500) put a
+    budget 1.5% over; cut from the largest amounts first, that cost 0.78% of GMV."""
     total = spent(arrays, amounts, choice)
     gmv = projected_gmv(arrays.request, amounts, choice, columns)
     groups = GroupLimits(arrays, amounts, choice)
     for r in np.nonzero(total > arrays.budget)[0]:
         excess = float(total[r] - arrays.budget[r])
-        step = float(arrays.step[r])
+        for protect in (True, False):
+            if excess <= 1e-12 * arrays.budget[r]:
+                break
+            trim = _Trim(arrays, amounts, gmv, claimed, groups, int(r), excess, protect)
+            excess = trim.run(columns[r])
+
+
+class _Trim:
+    """One resource's overspend taken back cut by cut, cheapest first: the pairs' first
+    cuts valued in bulk and sorted, later cuts of a pair (valued one by one) in a heap."""
+
+    def __init__(
+        self,
+        arrays: ProblemArrays,
+        amounts: FloatArray,
+        gmv: FloatArray,
+        claimed: FloatArray,
+        groups: GroupLimits,
+        r: int,
+        excess: float,
+        protect: bool,
+    ) -> None:
+        self.arrays, self.amounts, self.gmv, self.claimed = arrays, amounts, gmv, claimed
+        self.groups, self.r, self.excess, self.protect = groups, r, excess, protect
+        self.step = float(arrays.step[r])
+        # At most ~TRIM_CUTS cuts of one size, whole steps where there are steps.
+        size = excess / TRIM_CUTS
+        self.chunk = self.step * max(1.0, np.ceil(size / self.step)) if self.step > 0 else size
+
+    def _cut(self, k: int, current: float) -> float:
+        """Pair k's next cut: down to its minimum ticket, then the whole ticket."""
+        minimum = float(self.arrays.pair_min[k])
+        wanted = self.excess
+        if self.step > 0:
+            wanted = np.ceil(wanted / self.step - 1e-9) * self.step
+        floor = minimum if current > minimum else 0.0
+        return _whole_ticket(min(self.chunk, wanted, current - floor), current, minimum)
+
+    def run(self, column: CurveColumn) -> float:
+        arrays, r = self.arrays, self.r
         pairs = np.nonzero(arrays.pair_resource == r)[0]
         owners = arrays.pair_partner[pairs]
-        order = pairs[np.lexsort((-amounts[owners, r], claimed[owners] > 0))]
-        for protect in (True, False):
-            for k in order:
-                if excess <= 1e-12 * arrays.budget[r]:
-                    break
-                i = arrays.pair_partner[k]
-                current = float(amounts[i, r])
-                floor = float(arrays.pair_min[k]) if current > arrays.pair_min[k] else 0.0
-                wanted = np.ceil(excess / step - 1e-9) * step if step > 0 else excess
-                cut = _whole_ticket(min(wanted, current - floor), current, arrays.pair_min[k])
-                curve = arrays.pair_curve[k]
-                while protect and cut > 0 and claimed[i] > 0:
-                    loss = float(curve.value(current) - curve.value(current - cut))
-                    if gmv[i] - loss >= claimed[i]:
-                        break
-                    cut = cut - step if step > 0 else 0.0
-                    if cut < current and _below_minimum(current - cut, arrays.pair_min[k]):
-                        cut = 0.0
-                if cut > 0 and groups.allows(int(i), int(r), -cut):
-                    gmv[i] -= float(curve.value(current) - curve.value(current - cut))
-                    amounts[i, r] = current - cut
-                    groups.apply(i, int(r), -cut)
-                    excess -= cut
+        current = self.amounts[owners, r]
+        pairs, owners, current = pairs[current > 0], owners[current > 0], current[current > 0]
+        cuts = np.array([self._cut(int(k), float(x)) for k, x in zip(pairs, current, strict=True)])
+        after = self.amounts[:, r].copy()
+        after[owners] -= cuts
+        loss = (column.value(self.amounts[:, r]) - column.value(after))[owners]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rate = np.where(cuts > 0, loss / cuts, np.inf)
+        order = np.argsort(rate, kind="stable")
+        first, first_rate = pairs[order], rate[order]
+        later: list[tuple[float, int]] = []
+        position = 0
+        while self.excess > 1e-12 * arrays.budget[r]:
+            if later and (position >= len(first) or later[0][0] <= first_rate[position]):
+                k = heapq.heappop(later)[1]
+            elif position < len(first) and np.isfinite(first_rate[position]):
+                k, position = int(first[position]), position + 1
+            else:
+                break
+            again = self._take(k)
+            if again is not None:
+                heapq.heappush(later, (again, k))
+        return self.excess
+
+    def _take(self, k: int) -> float | None:
+        """Make pair k's next cut (shrunk to a step, or none, where it would drop a tier the
+        partner keeps); the loss per unit of the cut after it, None: no more from k."""
+        arrays, r = self.arrays, self.r
+        i = int(arrays.pair_partner[k])
+        current = float(self.amounts[i, r])
+        cut = self._cut(k, current) if current > 0 else 0.0
+        curve = arrays.pair_curve[k]
+        loss = float(curve.value(current) - curve.value(current - cut)) if cut > 0 else 0.0
+        if self.protect and self.claimed[i] > 0 and self.gmv[i] - loss < self.claimed[i]:
+            cut = self.step if 0 < self.step < cut else 0.0
+            loss = float(curve.value(current) - curve.value(current - cut)) if cut > 0 else 0.0
+            if cut <= 0 or self.gmv[i] - loss < self.claimed[i]:
+                return None
+        if cut <= 0 or not self.groups.allows(i, r, -cut):
+            return None  # group totals only fall while trimming: never allowed again
+        self.gmv[i] -= loss
+        self.amounts[i, r] = current - cut
+        self.groups.apply(i, r, -cut)
+        self.excess -= cut
+        following = self._cut(k, current - cut) if current - cut > 0 else 0.0
+        if following <= 0:
+            return None
+        after = current - cut
+        return float(curve.value(after) - curve.value(after - following)) / following
 
 
 def _below_minimum(amount: float, minimum: float) -> bool:

@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from models.curves import FloatArray
-from models.plan import curve_columns
+from models.curves import CurveKind, FloatArray
+from models.plan import curve_columns, projected_gmv
 from models.request import AllocationRequest
 from models.schemas import parse_request
 from optimizer import rounding
@@ -125,3 +125,73 @@ def test_spending_the_leftover_values_each_step_once(monkeypatch: pytest.MonkeyP
     given = round(float(amounts.sum() / arrays.step[0]))
     assert given >= 200
     assert calls <= arrays.n_pairs + given
+
+
+def _two_partners(
+    first: dict[str, Any], second: dict[str, Any], budget: float
+) -> AllocationRequest:
+    def partner(i: int, curve: dict[str, Any]) -> dict[str, Any]:
+        return {"id": f"P{i}", "baseline_gmv": 1e7, "response": {"fund": curve}}
+
+    body = {
+        "objective": "max_attainment",
+        "resources": [{"name": "fund", "unit": "CNY", "budget": budget, "step": STEP}],
+        "tiers": [{"name": "100M", "min_gmv": 1e8, "target": 1}],
+        "partners": [partner(0, first), partner(1, second)],
+    }
+    return parse_request(body)
+
+
+def test_trimming_takes_back_where_the_least_gmv_is_lost() -> None:
+    """The larger amount is the steeper one here: cutting it (the old rule, largest
+    amounts first) lost four times the GMV of cutting the saturated partner."""
+    steep = {"curve": "saturating", "max_uplift": 4e8, "scale": 2e8}
+    flat = {"curve": "saturating", "max_uplift": 1e7, "scale": 2e6}
+    request = _two_partners(steep, flat, budget=70e6)
+    arrays = build_arrays(request)
+    columns = curve_columns(request)
+    amounts = np.array([[50e6], [30e6]])  # 10M over
+    before = projected_gmv(request, amounts, None, columns).sum()
+    trim_to_budgets(arrays, amounts, None, np.zeros(2), columns)
+    assert amounts.sum() == pytest.approx(70e6)
+    assert amounts[0, 0] == 50e6, "the steep partner keeps its amount"
+    lost = before - projected_gmv(request, amounts, None, columns).sum()
+    cut_steep = np.array([[40e6], [30e6]])
+    lost_steep = before - projected_gmv(request, cut_steep, None, columns).sum()
+    assert lost < lost_steep / 4
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_trimming_keeps_the_budgets_and_loses_no_more_than_any_single_cut(seed: int) -> None:
+    """Random overspends on concave curves: the budget holds afterwards, amounts stay on
+    their grid, and no one-pair cut of the same size would have lost less GMV than the
+    trim did in all (cheapest steps first is the least loss there)."""
+    concave = (CurveKind.SATURATING, CurveKind.LOG, CurveKind.LINEAR)
+    request = random_small_request(seed, n_partners=10, n_resources=1, kinds=concave)
+    arrays = build_arrays(request)
+    columns = curve_columns(request)
+    rng = np.random.default_rng(seed)
+    step = float(arrays.step[0])
+    amounts = np.zeros((arrays.n_partners, 1))
+    for k in range(arrays.n_pairs):
+        i = arrays.pair_partner[k]
+        most = int(arrays.pair_max[k] // step)
+        amounts[i, 0] = step * float(rng.integers(max(most - 1, 0), most + 1))
+    excess = amounts.sum() - float(arrays.budget[0])
+    if excess <= 0:
+        pytest.skip("the random start is within its budget")
+    before = projected_gmv(request, amounts, None, columns).sum()
+    trimmed = amounts.copy()
+    trim_to_budgets(arrays, trimmed, None, np.zeros(arrays.n_partners), columns)
+    assert trimmed.sum() <= arrays.budget[0] + 1e-6
+    for k in range(arrays.n_pairs):
+        i = arrays.pair_partner[k]
+        assert abs(trimmed[i, 0] / step - round(trimmed[i, 0] / step)) < 1e-9
+    lost = before - projected_gmv(request, trimmed, None, columns).sum()
+    need = np.ceil(excess / step - 1e-9) * step
+    for k in range(arrays.n_pairs):
+        i = arrays.pair_partner[k]
+        if amounts[i, 0] >= need:
+            single = amounts.copy()
+            single[i, 0] -= need
+            assert lost <= before - projected_gmv(request, single, None, columns).sum() + 1e-6
