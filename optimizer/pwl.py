@@ -26,6 +26,7 @@ from numpy.typing import NDArray
 from models.curves import Curve, CurveKind, FloatArray
 from models.plan import projected_gmv
 from optimizer.arrays import ProblemArrays
+from optimizer.pwl_bulk import bulk_pairs, concave_initial_points, concave_parts
 
 INITIAL_POINTS = 8
 SAME_POINT = 1e-6  # relative to a pair's max: closer points are one point
@@ -52,8 +53,16 @@ def _is_exact_pwl(curve: Curve) -> bool:
 
 def initial_points(arrays: ProblemArrays, count: int = INITIAL_POINTS) -> list[FloatArray]:
     """Points spread evenly in curve *value* so curvature is resolved where it matters."""
+    bulk = bulk_pairs(arrays)
+    found = dict(
+        zip(bulk.tolist(), concave_initial_points(arrays, bulk, count, SAME_POINT), strict=True)
+    )
     points = []
     for k, curve in enumerate(arrays.pair_curve):
+        ready = found.get(k)
+        if ready is not None:
+            points.append(ready)
+            continue
         low, high, step = domain(arrays, k)
         base = [0.0, high] + ([low] if low > 0 else [])
         if curve.kind is CurveKind.POINTS:
@@ -177,7 +186,13 @@ def segments(
         tuple[NDArray[np.intp], FloatArray, FloatArray, FloatArray, FloatArray, NDArray[np.bool_]]
     ] = []
     jump = arrays.pair_min.copy()
-    for k, curve in enumerate(arrays.pair_curve):
+    bulk = bulk_pairs(arrays)
+    if len(bulk):
+        parts.append(concave_parts(arrays, points, outer, bulk))
+    one_by_one = np.ones(arrays.n_pairs, dtype=bool)
+    one_by_one[bulk] = False
+    for k in np.flatnonzero(one_by_one).tolist():
+        curve = arrays.pair_curve[k]
         low = domain(arrays, k)[0]
         touch = tangent_point(curve, low, float(arrays.pair_max[k])) if k in relaxed else None
         if touch is not None:
@@ -204,7 +219,11 @@ def segments(
     pair, start, length, value0, slope, ordered = (
         np.concatenate(column) for column in zip(*parts, strict=True)
     )
-    return Segments(pair, start, length, value0, slope, ordered, jump)
+    # Pairs in order, each one's pieces in order (a stable sort keeps them so).
+    order = np.argsort(pair, kind="stable")
+    return Segments(
+        pair[order], start[order], length[order], value0[order], slope[order], ordered[order], jump
+    )
 
 
 def _relaxed_approximation(
