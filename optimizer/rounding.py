@@ -172,8 +172,8 @@ def trim_to_budgets(
     of whole steps (a share of the excess on a resource without steps) from the pair that
     loses least by its next one. A partner counted for a tier gives only what keeps it
     there; only if that is not enough does anyone give: a budget outranks a tier. An
-    outer solution's tier claims restored at 3,000 family partners (seed 3, 1,500) put a
-    budget 1.5% over; cut from the largest amounts first, that cost 0.78% of GMV."""
+    outer solution's tier claims restored at 1,500 family partners (seed 3) put a budget
+    1.5% over; cut from the largest amounts first that cost 0.78% of GMV, this way 0.70%."""
     total = spent(arrays, amounts, choice)
     gmv = projected_gmv(arrays.request, amounts, choice, columns)
     groups = GroupLimits(arrays, amounts, choice)
@@ -210,12 +210,18 @@ class _Trim:
 
     def _cut(self, k: int, current: float) -> float:
         """Pair k's next cut: down to its minimum ticket, then the whole ticket."""
-        minimum = float(self.arrays.pair_min[k])
+        return float(self._cuts(np.array([k]), np.array([current]))[0])
+
+    def _cuts(self, pairs: NDArray[np.intp], current: FloatArray) -> FloatArray:
+        minimum = self.arrays.pair_min[pairs]
         wanted = self.excess
         if self.step > 0:
             wanted = np.ceil(wanted / self.step - 1e-9) * self.step
-        floor = minimum if current > minimum else 0.0
-        return _whole_ticket(min(self.chunk, wanted, current - floor), current, minimum)
+        floor = np.where(current > minimum, minimum, 0.0)
+        cut = np.minimum(min(self.chunk, wanted), current - floor)
+        left = current - cut
+        # A cut leaving less than the minimum ticket takes the whole ticket.
+        return np.where((left > 0) & (left < minimum * (1 - 1e-12)), current, cut)
 
     def run(self, column: CurveColumn) -> float:
         arrays, r = self.arrays, self.r
@@ -223,7 +229,7 @@ class _Trim:
         owners = arrays.pair_partner[pairs]
         current = self.amounts[owners, r]
         pairs, owners, current = pairs[current > 0], owners[current > 0], current[current > 0]
-        cuts = np.array([self._cut(int(k), float(x)) for k, x in zip(pairs, current, strict=True)])
+        cuts = self._cuts(pairs, current)
         after = self.amounts[:, r].copy()
         after[owners] -= cuts
         loss = (column.value(self.amounts[:, r]) - column.value(after))[owners]
@@ -275,12 +281,6 @@ class _Trim:
 def _below_minimum(amount: float, minimum: float) -> bool:
     """A positive amount under the pair's minimum ticket (which only 0 or >= min meet)."""
     return 0 < amount < minimum * (1 - 1e-12)
-
-
-def _whole_ticket(cut: float, current: float, minimum: float) -> float:
-    """A cut that would leave less than the minimum ticket takes the whole ticket: an
-    amount is 0 or at least its minimum."""
-    return current if _below_minimum(current - cut, minimum) else cut
 
 
 def spend_leftover(
