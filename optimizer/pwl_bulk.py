@@ -1,12 +1,13 @@
-"""`pwl.segments` for the concave pairs (saturating and log curves) of a programme at once.
+"""`pwl.initial_points` and `pwl.segments` for the concave pairs (saturating and log
+curves) of a programme at once.
 
 Those curves are concave everywhere, so each pair's inner approximation is the secants
 through its points and its outer one the lower envelope of its tangents there (see
 `optimizer.pwl`). One pair at a time took 0.9 s per model at 3,000 family partners, for
 the MILP finish's inner and outer models alike, before its first CBC call; here the
 pairs' points sit in one NaN-padded matrix, a row per pair, and every step of the
-per-pair path runs on the whole matrix with the same arithmetic, so the pieces come out
-the same.
+per-pair path runs on the whole matrix with the same arithmetic, so the points and
+pieces come out the same, bit for bit.
 """
 
 from __future__ import annotations
@@ -33,26 +34,22 @@ def bulk_pairs(arrays: ProblemArrays) -> NDArray[np.intp]:
 def concave_parts(
     arrays: ProblemArrays, points: list[FloatArray], outer: bool, pairs: NDArray[np.intp]
 ) -> Parts:
-    """(pair, start, length, value0, slope, ordered) of the pieces of `pairs` (all of a
-    `BULK_KINDS` kind), pair by pair in the order given, pieces in order of amount."""
-    found: list[tuple[NDArray[np.intp], Parts]] = []
+    """(pair, start, length, value0, slope, ordered) of the pieces of `pairs` (each of a
+    `BULK_KINDS` kind): each pair's pieces together and in order of amount, the pairs
+    grouped by kind (`pwl.segments` sorts them by pair)."""
+    found: list[Parts] = []
     kind_of = np.array([arrays.pair_curve[k].kind for k in pairs], dtype=object)
     for kind in BULK_KINDS:
         rows = pairs[kind_of == kind]
         for begin in range(0, len(rows), CHUNK_ROWS):
             chunk = rows[begin : begin + CHUNK_ROWS]
-            found.append((chunk, _kind_parts(arrays, points, outer, chunk, kind)))
+            found.append(_kind_parts(arrays, points, outer, chunk, kind))
     if not found:
         empty = np.zeros(0)
         return np.zeros(0, dtype=np.intp), empty, empty, empty, empty, np.zeros(0, dtype=bool)
-    columns = [
-        np.concatenate(column) for column in zip(*(parts for _, parts in found), strict=True)
-    ]
-    # Back into the order of `pairs`: a stable sort keeps each pair's pieces in order.
-    rank = np.empty(arrays.n_pairs, dtype=np.intp)
-    rank[pairs] = np.arange(len(pairs))
-    order = np.argsort(rank[columns[0]], kind="stable")
-    pair, start, length, value0, slope, ordered = (column[order] for column in columns)
+    pair, start, length, value0, slope, ordered = (
+        np.concatenate(column) for column in zip(*found, strict=True)
+    )
     return pair, start, length, value0, slope, ordered.astype(bool)
 
 
@@ -71,10 +68,7 @@ def _kind_parts(
     def value(x: FloatArray) -> FloatArray:
         return formulas.value(np.maximum(x, 0.0), a, s, n)
 
-    step = arrays.step[arrays.pair_resource[rows]]
-    low = np.where(
-        arrays.pair_min[rows] > 0, arrays.pair_min[rows], np.minimum(step, arrays.pair_max[rows])
-    )
+    low = _low(arrays, rows)
     domain = _domain(points, rows, low)
     base = value(np.zeros((len(rows), 1)))
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -108,6 +102,13 @@ def _kind_parts(
         slopes[piece],
         ordered[piece],
     )
+
+
+def _low(arrays: ProblemArrays, rows: NDArray[np.intp]) -> FloatArray:
+    """`pwl.domain`'s low end per row: the minimum ticket, else the first step, if any."""
+    step = arrays.step[arrays.pair_resource[rows]]
+    minimum = arrays.pair_min[rows]
+    return np.where(minimum > 0, minimum, np.minimum(step, arrays.pair_max[rows]))
 
 
 def _domain(points: list[FloatArray], rows: NDArray[np.intp], low: FloatArray) -> FloatArray:
@@ -173,7 +174,7 @@ def _kind_initial_points(
     )
     step = arrays.step[arrays.pair_resource[rows]]
     high = arrays.pair_max[rows]
-    low = np.where(arrays.pair_min[rows] > 0, arrays.pair_min[rows], np.minimum(step, high))
+    low = _low(arrays, rows)
     grid = np.sort(
         np.hstack(
             [
