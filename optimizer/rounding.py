@@ -219,9 +219,8 @@ class _Trim:
             wanted = np.ceil(wanted / self.step - 1e-9) * self.step
         floor = np.where(current > minimum, minimum, 0.0)
         cut = np.minimum(min(self.chunk, wanted), current - floor)
-        left = current - cut
         # A cut leaving less than the minimum ticket takes the whole ticket.
-        return np.where((left > 0) & (left < minimum * (1 - 1e-12)), current, cut)
+        return np.where(_below_minimum(current - cut, minimum), current, cut)
 
     def run(self, column: CurveColumn) -> float:
         arrays, r = self.arrays, self.r
@@ -258,11 +257,10 @@ class _Trim:
         i = int(arrays.pair_partner[k])
         current = float(self.amounts[i, r])
         cut = self._cut(k, current) if current > 0 else 0.0
-        curve = arrays.pair_curve[k]
-        loss = float(curve.value(current) - curve.value(current - cut)) if cut > 0 else 0.0
+        loss = self._loss(k, current, cut)
         if self.protect and self.claimed[i] > 0 and self.gmv[i] - loss < self.claimed[i]:
             cut = self.step if 0 < self.step < cut else 0.0
-            loss = float(curve.value(current) - curve.value(current - cut)) if cut > 0 else 0.0
+            loss = self._loss(k, current, cut)
             if cut <= 0 or self.gmv[i] - loss < self.claimed[i]:
                 return None
         if cut <= 0 or not self.groups.allows(i, r, -cut):
@@ -271,16 +269,26 @@ class _Trim:
         self.amounts[i, r] = current - cut
         self.groups.apply(i, r, -cut)
         self.excess -= cut
-        following = self._cut(k, current - cut) if current - cut > 0 else 0.0
+        after = current - cut
+        following = self._cut(k, after) if after > 0 else 0.0
         if following <= 0:
             return None
-        after = current - cut
-        return float(curve.value(after) - curve.value(after - following)) / following
+        return self._loss(k, after, following) / following
+
+    def _loss(self, k: int, amount: float, cut: float) -> float:
+        """The GMV pair k loses when `cut` is taken from `amount` (0 for no cut)."""
+        if cut <= 0:
+            return 0.0
+        curve = self.arrays.pair_curve[k]
+        return float(curve.value(amount) - curve.value(amount - cut))
 
 
-def _below_minimum(amount: float, minimum: float) -> bool:
-    """A positive amount under the pair's minimum ticket (which only 0 or >= min meet)."""
-    return 0 < amount < minimum * (1 - 1e-12)
+def _below_minimum(
+    amount: float | FloatArray, minimum: float | FloatArray
+) -> bool | NDArray[np.bool_]:
+    """A positive amount under the pair's minimum ticket (which only 0 or >= min meet);
+    elementwise for arrays."""
+    return (amount > 0) & (amount < minimum * (1 - 1e-12))
 
 
 def spend_leftover(
