@@ -137,9 +137,7 @@ def _envelope(
     last = np.take_along_axis(a, (valid.sum(axis=1) - 1)[:, None], axis=1)
     inside = np.isfinite(cross) & (cross > a[:, :1]) & (cross < last)
     xs = np.sort(np.hstack([a, np.where(inside, cross, np.nan)]), axis=1)
-    repeated = np.zeros(xs.shape, dtype=bool)
-    repeated[:, 1:] = xs[:, 1:] == xs[:, :-1]
-    xs = np.sort(np.where(repeated, np.nan, xs), axis=1)
+    xs = np.sort(np.where(_repeats(xs), np.nan, xs), axis=1)
     lines = v[:, None, :] + g[:, None, :] * (xs[:, :, None] - a[:, None, :])
     lines = np.where(valid[:, None, :], lines, np.inf)
     envelope = lines.min(axis=2)
@@ -204,13 +202,15 @@ def _kind_initial_points(
         kept = np.sort(np.where(inside, candidates, np.nan), axis=1)
         gaps = np.diff(kept, axis=1)
         chained = np.any((gaps > 0) & (gaps <= tol), axis=1)
-    repeated = np.zeros(kept.shape, dtype=bool)
-    repeated[:, 1:] = gaps == 0
-    kept = np.where(repeated, np.nan, kept)
-    fixed = np.column_stack([np.zeros(len(rows)), np.where(low > 0, low, np.nan), high])
-    merged = np.sort(np.hstack([fixed, kept]), axis=1)
-    same = np.zeros(merged.shape, dtype=bool)
-    same[:, 1:] = merged[:, 1:] == merged[:, :-1]  # low may be high
-    valid = np.isfinite(merged) & ~same
+    # The ends join the kept points (low may be high: `_repeats` drops it once).
+    merged = np.sort(np.hstack([ends, np.where(_repeats(kept), np.nan, kept)]), axis=1)
+    valid = np.isfinite(merged) & ~_repeats(merged)
     pieces = np.split(merged[valid], np.cumsum(valid.sum(axis=1))[:-1])
     return [None if chain else piece for chain, piece in zip(chained, pieces, strict=True)]
+
+
+def _repeats(rows: FloatArray) -> NDArray[np.bool_]:
+    """Per sorted row, the entries equal to the one before them (what `np.unique` drops)."""
+    repeated = np.zeros(rows.shape, dtype=bool)
+    repeated[:, 1:] = rows[:, 1:] == rows[:, :-1]
+    return repeated
