@@ -40,6 +40,7 @@ from optimizer.polish import polished
 from optimizer.progress import Progress, ProgressEvent
 from optimizer.pwl import Approximation
 from optimizer.scoring import Incumbent, Score, better, exact_candidate, score, valid_plan
+from optimizer.tier_crossings import add_tier_crossings
 
 MAX_REFINEMENTS = 12
 # A stage-1 solve stops after this share of the limit: an inner model (tier headroom) can
@@ -337,10 +338,8 @@ class MilpStrategy:
         outer = inner if outer_solved is None else outer_solved
         if outer is not inner and outer[1].x is not None:
             plan = self._better_outer(plan, outer[0], outer[1].x)
-        bound = None
-        if outer[1].bound is not None:
-            bound = outer[1].bound * outer[0].objective_scale
-        return ObjectiveRound(inner, outer, plan, bound)
+        scale, bound = outer[0].objective_scale, outer[1].bound
+        return ObjectiveRound(inner, outer, plan, None if bound is None else bound * scale)
 
     def _tighten(self, gap: float | None, approximations: int) -> bool:
         """After a round that missed the gap: the next backend gap or, with no breakpoint
@@ -370,8 +369,7 @@ class MilpStrategy:
             and not clock.stopped
             and search.certified(self.request.objective, self.options.mip_gap)
         )
-        if status is not SolveStatus.OPTIMAL and closed:
-            status = SolveStatus.OPTIMAL
+        status = SolveStatus.OPTIMAL if closed else status
         if clock.out() and status is not SolveStatus.OPTIMAL:
             status = stopped_status(clock)
         minimise = self.request.objective is Objective.MIN_COST
@@ -462,6 +460,7 @@ def solve_milp(
     plan_only: bool = False,
     whole_steps_retry: bool = False,
     exact_tier_curves: bool = False,
+    crossing_points: bool = False,
 ) -> EngineOutcome:
     """`proven_shortfall`: the least weighted shortfall another engine has proven; with a
     start that reaches it, stage 1 is settled before the first round. `plan_only`: the
@@ -472,7 +471,8 @@ def solve_milp(
     one more round with fine grids on whole steps, whose rounding hid the gains (family
     seed 2, 600 partners: a 109-partner neighbourhood gained 0%, and 0.1% in 2 s on them).
     `exact_tier_curves`: the S-curves of partners who can cross a tier threshold start
-    exact, for a bound tighter than a Lagrangian's (`optimizer.milp_finish`)."""
+    exact, for a bound tighter than a Lagrangian's (`optimizer.milp_finish`);
+    `crossing_points`: refined where they cross most cheaply (`optimizer.tier_crossings`)."""
     options = arrays.request.options
     limit = options.time_limit_s if time_limit_s is None else time_limit_s
     clock = Clock(limit, should_stop)
@@ -480,6 +480,7 @@ def solve_milp(
     strategy.plan_only, strategy.whole_steps_retry = plan_only, plan_only and whole_steps_retry
     for start in (*([warm_start] if warm_start is not None else []), *more_starts):
         strategy.seed(start)
+    add_tier_crossings(strategy.approximation, warm_start if crossing_points else None)
     if proven_shortfall is not None:
         strategy.hold_proven(proven_shortfall)
     first = strategy.run([], clock)

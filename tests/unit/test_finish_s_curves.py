@@ -58,10 +58,10 @@ def test_their_s_curves_start_exact_and_the_others_stay_relaxed() -> None:
 @pytest.mark.skipif("cbc" not in available_engines(), reason="CBC not installed")
 def test_the_finish_asks_for_them(monkeypatch: pytest.MonkeyPatch) -> None:
     finish = importlib.import_module("optimizer.milp_finish")
-    asked: list[bool] = []
+    asked: list[tuple[bool, bool]] = []
 
     def recording(arrays, backend, **kwargs):  # type: ignore[no-untyped-def]
-        asked.append(kwargs["exact_tier_curves"])
+        asked.append((kwargs["exact_tier_curves"], kwargs["crossing_points"]))
         return EngineOutcome("cbc", SolveStatus.TIME_LIMIT, [])
 
     monkeypatch.setattr(finish, "solve_milp", recording)
@@ -75,7 +75,7 @@ def test_the_finish_asks_for_them(monkeypatch: pytest.MonkeyPatch) -> None:
         mip_gap=0.5,
     )
     assert finish.finish_by_milp(arrays, first, None, None, 9.0, 10.0) is first
-    assert asked == [True]
+    assert asked == [(True, True)], "S-curves exact, and crossings (optimizer.tier_crossings)"
 
 
 @pytest.mark.skipif("cbc" not in available_engines(), reason="CBC not installed")
