@@ -62,7 +62,7 @@ def finish_by_milp(
         # 0.28% with S-curves exact, on 57 of 2,111 amounts).
         exact_tier_curves=True,
         # And tangents where the outer model claims tiers: family seed 3, 1,500 partners,
-        # 57 s `time_limit` 0.17% to `optimal` in 25-30 s (see `optimizer.tier_crossings`).
+        # 57 s `time_limit` 0.17% to `optimal` in 29-34 s (see `optimizer.tier_crossings`).
         crossing_points=True,
     )
     if not outcome.candidates:

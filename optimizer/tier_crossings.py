@@ -28,7 +28,7 @@ def add_tier_crossings(approximation: Approximation, start: Candidate | None) ->
     tier thresholds most cheaply at `start`'s prices; nothing without a start.
 
     Up front, not only once a round has missed: deferred to the second round, family seed
-    8, 1,000 partners ran into the 60 s limit, where up front it finished in 26-31 s."""
+    8, 1,000 partners ran into the 60 s limit, where up front it finished in 28-35 s."""
     if start is None:
         return
     for amounts in tier_crossings(approximation.arrays, start.amounts):

@@ -8,15 +8,18 @@ import numpy as np
 import pytest
 
 from fixtures.families import family_request
+from models.curves import Curve, CurveKind
 from models.plan import projected_gmv
+from models.request import AllocationRequest, Bounds, Partner, Resource, Tier
 from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.decomposition import solve_decomposition
+from optimizer.decomposition.problem import build_problem
 from optimizer.engines import available_engines, milp_backend
 from optimizer.milp import solve_milp
 from optimizer.outcome import Candidate
 from optimizer.progress import ProgressEvent
 from optimizer.pwl import Approximation
-from optimizer.tier_crossings import add_tier_crossings, tier_crossings
+from optimizer.tier_crossings import add_tier_crossings, marginal_prices, tier_crossings
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -53,6 +56,33 @@ def test_each_crossing_lifts_its_partners_to_the_threshold_and_no_further(seed: 
             fixed = given == arrays.pinned[:, resource]
             assert np.all((given >= 0) & (on | fixed)), "only decisions move, pins stay"
     assert moved_any
+
+
+def test_prices_are_the_median_slope_of_partners_inside_their_range() -> None:
+    curve = Curve(CurveKind.SATURATING, max_uplift=100.0, half_saturation=10.0)
+    request = AllocationRequest(
+        resources=(Resource("subsidy", budget=100.0), Resource("traffic", budget=100.0)),
+        tiers=(Tier("top", 150.0, 1),),
+        partners=tuple(
+            Partner(
+                f"p{i}",
+                60.0,
+                curves={"subsidy": curve, "traffic": curve},
+                bounds={"subsidy": Bounds(max=40.0), "traffic": Bounds(max=40.0)},
+            )
+            for i in range(4)
+        ),
+    )
+    problem = build_problem(build_arrays(request))
+    # Subsidy: three partners inside (5, 10, 20), one at its maximum (40): their median.
+    # Traffic: nobody inside (0 or the maximum): the median over all four, at their amounts.
+    plan = np.array([[5.0, 0.0], [10.0, 40.0], [20.0, 0.0], [40.0, 40.0]])
+    slope = curve.derivative
+    expected = [
+        float(np.median(slope(np.array([5.0, 10.0, 20.0])))),
+        float(np.median(slope(np.array([0.0, 40.0, 0.0, 40.0])))),
+    ]
+    assert marginal_prices(problem, plan) == pytest.approx(expected, rel=1e-9)
 
 
 def test_crossings_become_breakpoints() -> None:
