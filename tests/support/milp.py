@@ -1,16 +1,18 @@
-"""A small MILP strategy and scored incumbents for tests of `optimizer.milp`'s rounds, and
-a MILP no backend closes quickly for tests of stopping early."""
+"""A small MILP strategy and scored incumbents for tests of `optimizer.milp`'s rounds, a
+MILP no backend closes quickly for tests of stopping early, and the first bound of a MILP
+finish for tests of what tightens it."""
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
 
-from optimizer.arrays import build_arrays
+from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.engines import milp_backend
 from optimizer.engines.base import MilpModel
-from optimizer.milp import MilpStrategy
-from optimizer.outcome import Candidate
+from optimizer.milp import MilpStrategy, solve_milp
+from optimizer.outcome import Candidate, EngineOutcome
+from optimizer.progress import ProgressEvent
 from optimizer.scoring import Incumbent, score
 from tests.support.instances import random_small_request
 
@@ -38,3 +40,20 @@ def hard_knapsack() -> MilpModel:
         col_hi=np.ones(400),
         integer=np.ones(400, dtype=bool),
     )
+
+
+def first_bounded_round(
+    arrays: ProblemArrays, first: EngineOutcome, time_limit_s: float, **flags: bool
+) -> ProgressEvent:
+    """The first stage-2 round that reports a bound, of CBC's MILP started as the finish
+    starts it from the decomposition outcome `first` (`flags`: `solve_milp`'s
+    `exact_tier_curves`, `crossing_points`)."""
+    events: list[ProgressEvent] = []
+    solve_milp(
+        arrays, milp_backend("cbc"), progress=events.append, time_limit_s=time_limit_s,
+        warm_start=Candidate(first.candidates[0].amounts.copy()),
+        proven_shortfall=first.shortfall_bound, **flags,
+    )  # fmt: skip
+    bounded = [e for e in events if e.message.startswith("stage 2") and e.best_bound is not None]
+    assert bounded, "a stage-2 round reported its bound"
+    return bounded[0]

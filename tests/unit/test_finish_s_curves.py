@@ -20,11 +20,10 @@ from models.plan import SolveStatus
 from models.request import AllocationRequest, Bounds, Partner, Resource, Tier
 from optimizer.arrays import build_arrays
 from optimizer.decomposition import solve_decomposition
-from optimizer.engines import available_engines, milp_backend
-from optimizer.milp import solve_milp
+from optimizer.engines import available_engines
 from optimizer.outcome import Candidate, EngineOutcome
-from optimizer.progress import ProgressEvent
 from optimizer.pwl import Approximation, tier_pairs
+from tests.support.milp import first_bounded_round
 
 S_CURVE = Curve(CurveKind.HILL, max_uplift=50.0, half_saturation=10.0, shape=3.0)
 
@@ -89,15 +88,9 @@ def test_the_finishs_first_bound_is_tighter_with_them_exact(seed: int) -> None:
     assert first.shortfall_proven and first.shortfall_bound is not None
 
     def first_round_gap(exact: bool) -> float:
-        events: list[ProgressEvent] = []
-        solve_milp(
-            arrays, milp_backend("cbc"), progress=events.append, time_limit_s=10.0,
-            warm_start=Candidate(first.candidates[0].amounts.copy()),
-            proven_shortfall=first.shortfall_bound, exact_tier_curves=exact,
-        )  # fmt: skip
-        gaps = [e.gap for e in events if e.message.startswith("stage 2") and e.gap is not None]
-        assert gaps, "a stage-2 round reported its bound"
-        return gaps[0]
+        gap = first_bounded_round(arrays, first, 10.0, exact_tier_curves=exact).gap
+        assert gap is not None
+        return gap
 
     relaxed, exact = first_round_gap(False), first_round_gap(True)
     assert exact < relaxed / 2, (exact, relaxed)

@@ -14,12 +14,11 @@ from models.request import AllocationRequest, Bounds, Partner, Resource, Tier
 from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.decomposition import solve_decomposition
 from optimizer.decomposition.problem import build_problem
-from optimizer.engines import available_engines, milp_backend
-from optimizer.milp import solve_milp
+from optimizer.engines import available_engines
 from optimizer.outcome import Candidate
-from optimizer.progress import ProgressEvent
 from optimizer.pwl import Approximation
 from optimizer.tier_crossings import add_tier_crossings, marginal_prices, tier_crossings
+from tests.support.milp import first_bounded_round
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -114,16 +113,10 @@ def test_the_finishs_first_bound_is_tighter_with_them() -> None:
     plan_gmv = float(projected_gmv(request, first.candidates[0].amounts).sum())
 
     def first_round_bound(crossing: bool) -> float:
-        events: list[ProgressEvent] = []
-        solve_milp(
-            arrays, milp_backend("cbc"), progress=events.append, time_limit_s=30.0,
-            warm_start=Candidate(first.candidates[0].amounts.copy()),
-            proven_shortfall=first.shortfall_bound, exact_tier_curves=True,
-            crossing_points=crossing,
-        )  # fmt: skip
-        bounds = [e.best_bound for e in events if e.message.startswith("stage 2") and e.best_bound]
-        assert bounds, "a stage-2 round reported its bound"
-        return float(bounds[0])
+        flags = {"exact_tier_curves": True, "crossing_points": crossing}
+        bound = first_bounded_round(arrays, first, 30.0, **flags).best_bound
+        assert bound is not None
+        return bound
 
     without, with_them = first_round_bound(False), first_round_bound(True)
     assert plan_gmv * (1 - 1e-9) <= with_them < without, (plan_gmv, with_them, without)
