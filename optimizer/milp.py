@@ -58,11 +58,9 @@ class MilpStrategy:
         self, arrays: ProblemArrays, backend: MilpBackend, progress: Progress | None,
         exact_tier_curves: bool = False,
     ) -> None:  # fmt: skip
-        self.arrays = arrays
-        self.backend = backend
+        self.arrays, self.backend = arrays, backend
         self.progress: Progress = progress or (lambda event: None)
-        self.request = arrays.request
-        self.options = arrays.request.options
+        self.request, self.options = arrays.request, arrays.request.options
         self.columns = curve_columns(arrays.request)
         # Early rounds are dominated by approximation error: solving them to a tight MIP
         # gap is wasted work. The backend gap follows the certified gap down to a quarter
@@ -81,6 +79,7 @@ class MilpStrategy:
         # inner model is then its own relaxation and its bound needs no outer solve.
         self.exact = all(c.kind in ("points", "linear") for c in arrays.pair_curve)
         self.plan_only = self.whole_steps_retry = False  # see `solve_milp`
+        self.tier_prices: FloatArray | None = None  # see `optimizer.tier_cuts`
 
     # -- exact evaluation -------------------------------------------------------------
     def candidate(self, form: Formulation, solution: FloatArray) -> Candidate:
@@ -103,12 +102,9 @@ class MilpStrategy:
         `cutoff`: stage 2's bound in request units that would do (see `Search.cutoff`)."""
         approximation = self.approximation
         form = build(
-            self.arrays,
-            approximation.segments(outer),
-            stage,
-            tier_margin=not outer,
-            integral_grid=approximation.integral_grid,
-        )
+            self.arrays, approximation.segments(outer), stage, tier_margin=not outer,
+            integral_grid=approximation.integral_grid, tier_prices=self.tier_prices,
+        )  # fmt: skip
         if form.model.n_cols == 0:  # nothing to decide: the empty allocation, if it fits
             model = form.model
             if np.any(model.row_lo > 0) or np.any(model.row_hi < 0):
@@ -461,6 +457,7 @@ def solve_milp(
     whole_steps_retry: bool = False,
     exact_tier_curves: bool = False,
     crossing_points: bool = False,
+    tier_prices: FloatArray | None = None,
 ) -> EngineOutcome:
     """`proven_shortfall`: the least weighted shortfall another engine has proven; with a
     start that reaches it, stage 1 is settled before the first round. `plan_only`: the
@@ -472,7 +469,9 @@ def solve_milp(
     seed 2, 600 partners: a 109-partner neighbourhood gained 0%, and 0.1% in 2 s on them).
     `exact_tier_curves`: the S-curves of partners who can cross a tier threshold start
     exact, for a bound tighter than a Lagrangian's (`optimizer.milp_finish`);
-    `crossing_points`: refined where they cross most cheaply (`optimizer.tier_crossings`)."""
+    `crossing_points`: refined where they cross most cheaply (`optimizer.tier_crossings`);
+    `tier_prices`: per resource, GMV per request unit at which the models price each tier
+    claim whole in their LP relaxations (`optimizer.tier_cuts`)."""
     options = arrays.request.options
     limit = options.time_limit_s if time_limit_s is None else time_limit_s
     clock = Clock(limit, should_stop)
@@ -481,6 +480,7 @@ def solve_milp(
     for start in (*([warm_start] if warm_start is not None else []), *more_starts):
         strategy.seed(start)
     add_tier_crossings(strategy.approximation, warm_start if crossing_points else None)
+    strategy.tier_prices = tier_prices
     if proven_shortfall is not None:
         strategy.hold_proven(proven_shortfall)
     first = strategy.run([], clock)

@@ -21,6 +21,7 @@ from optimizer.formulation import (
 )
 from optimizer.matrix import MatrixBuilder
 from optimizer.pwl import Segments
+from optimizer.tier_cuts import ranges, tier_cuts
 
 
 def reachable_partners(arrays: ProblemArrays, pair_max_gain: FloatArray) -> FloatArray:
@@ -40,10 +41,13 @@ def build(
     *,
     tier_margin: bool = True,
     integral_grid: bool = False,
+    tier_prices: FloatArray | None = None,
 ) -> Formulation:
     """`tier_margin`: claim tiers with headroom (inner model); off for the outer model,
     which must stay a relaxation for its bound to be valid. `integral_grid`: keep every
-    grid index integer, fine grids included (the last resort for a tight gap)."""
+    grid index integer, fine grids included (the last resort for a tight gap).
+    `tier_prices`: per resource, GMV per request unit at which tier claims are priced in
+    the LP relaxation (`optimizer.tier_cuts`); None: no such rows."""
     model = _ModelBuilder(arrays, stage, tier_margin=tier_margin, integral_grid=integral_grid)
     model.add_amounts()
     model.add_grids()
@@ -52,6 +56,8 @@ def build(
     model.add_budgets()
     model.add_group_budgets()
     model.add_tier_indicators()
+    if tier_prices is not None:
+        model.add_tier_cuts(tier_prices)
     model.reserve_rounding_steps()
     model.add_cumulative_tiers()
     model.add_shortfalls()
@@ -86,6 +92,9 @@ class _ModelBuilder:
         self.cost_terms: list[tuple[NDArray[np.intp], FloatArray]] = []
         self.pair_gain = np.zeros(arrays.n_pairs)  # most GMV each pair can add (CNY)
         self.const_gain = np.zeros(arrays.n_partners)  # outer pieces' value at 0
+        self.segs: Segments | None = None
+        self.delta = np.zeros(0, dtype=np.intp)
+        self.claim_need: dict[tuple[int, int], float] = {}  # GMV a z's partner must add (CNY)
         self.package_amounts = (
             np.array([o.amounts for o in arrays.packages])
             if arrays.packages
@@ -125,6 +134,7 @@ class _ModelBuilder:
         seg_scale = arrays.resource_scale[self.res[segs.pair]]
         owner = arrays.pair_partner[segs.pair]
         delta = b.add_columns(np.zeros(len(segs.pair)), segs.length / seg_scale)
+        self.segs, self.delta = segs, delta
         pairs = np.unique(segs.pair)
         link = b.add_rows(0.0, 0.0, count=len(pairs))
         b.add_entries(link, self.x[pairs], 1.0)
@@ -292,8 +302,47 @@ class _ModelBuilder:
             take = np.concatenate([np.arange(bounds_of[i], bounds_of[i + 1]) for i in cand])
             b.add_entries(np.repeat(rows, lengths), gmv_col[take], gmv_val[take])
             b.add_entries(rows, z, -(threshold + margin - base[cand]) / arrays.money_scale)
+            need = threshold + margin - base[cand]
             for k, i in enumerate(cand):
                 self.z_cols[(int(i), t)] = int(z[k])
+                self.claim_need[(int(i), t)] = float(need[k])
+
+    def add_tier_cuts(self, prices: FloatArray) -> None:
+        """Rows pricing each tier claim whole in the LP relaxation (`optimizer.tier_cuts`);
+        none with packages, whose uplifts they leave out."""
+        arrays, segs, b = self.arrays, self.segs, self.b
+        if segs is None or arrays.packages or not self.z_cols:
+            return
+        claims = list(self.z_cols)
+        partner = np.array([i for i, _ in claims], dtype=np.intp)
+        z = np.array([self.z_cols[c] for c in claims], dtype=np.intp)
+        cuts = tier_cuts(
+            segs, arrays.pair_partner, prices[self.res], partner,
+            np.array([t for _, t in claims], dtype=np.intp),
+            np.array([self.claim_need[c] for c in claims]),
+        )  # fmt: skip
+        money = arrays.money_scale
+        x_price = prices[self.res] * self.scale / money  # per model unit of each pair's x
+        # Value rows, one per claiming partner: gain − p·x + Σ a·z ≤ V(none).
+        owners, first = np.unique(partner, return_index=True)
+        row_of = np.full(arrays.n_partners, -1, dtype=np.intp)
+        row_of[owners] = b.add_rows(-np.inf, cuts.no_tier_value[first] / money)
+        piece_row = row_of[arrays.pair_partner[segs.pair]]
+        on = piece_row >= 0
+        seg_scale = arrays.resource_scale[self.res[segs.pair[on]]]
+        b.add_entries(piece_row[on], self.delta[on], segs.slope[on] * seg_scale / money)
+        pair_row = row_of[arrays.pair_partner]
+        b.add_entries(pair_row[pair_row >= 0], self.x[pair_row >= 0], -x_price[pair_row >= 0])
+        b.add_entries(row_of[partner], z, cuts.value_coef / money)
+        # Cover rows, one per claim with a positive price to reach: p·x ≥ c·z.
+        covered = np.flatnonzero(cuts.cover > 0)
+        rows = b.add_rows(0.0, np.inf, count=len(covered))
+        by_partner = np.argsort(arrays.pair_partner, kind="stable")
+        bounds = np.searchsorted(arrays.pair_partner[by_partner], np.arange(arrays.n_partners + 1))
+        lo, hi = bounds[partner[covered]], bounds[partner[covered] + 1]
+        pairs = by_partner[ranges(lo, hi)]
+        b.add_entries(np.repeat(rows, hi - lo), self.x[pairs], x_price[pairs])
+        b.add_entries(rows, z[covered], -cuts.cover[covered] / money)
 
     def reserve_rounding_steps(self) -> None:
         """Rounding a fine grid can cost a tier partner one step to keep its tier: the

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import importlib
 
+import numpy as np
 import pytest
 
 from fixtures.families import family_request
@@ -58,9 +59,11 @@ def test_their_s_curves_start_exact_and_the_others_stay_relaxed() -> None:
 def test_the_finish_asks_for_them(monkeypatch: pytest.MonkeyPatch) -> None:
     finish = importlib.import_module("optimizer.milp_finish")
     asked: list[tuple[bool, bool]] = []
+    priced: list[object] = []
 
     def recording(arrays, backend, **kwargs):  # type: ignore[no-untyped-def]
         asked.append((kwargs["exact_tier_curves"], kwargs["crossing_points"]))
+        priced.append(kwargs["tier_prices"])
         return EngineOutcome("cbc", SolveStatus.TIME_LIMIT, [])
 
     monkeypatch.setattr(finish, "solve_milp", recording)
@@ -73,8 +76,13 @@ def test_the_finish_asks_for_them(monkeypatch: pytest.MonkeyPatch) -> None:
         best_bound=1.0,
         mip_gap=0.5,
     )
+    # The decomposition's prices: one per finite budget, then the other rows' (tiers).
+    assert np.all(np.isfinite(arrays.budget))
+    first.prices = (*np.arange(1.0, arrays.n_resources + 1), 5e9, 7e9)
     assert finish.finish_by_milp(arrays, first, None, None, 9.0, 10.0) is first
     assert asked == [(True, True)], "S-curves exact, and crossings (optimizer.tier_crossings)"
+    # Tier claims priced at the budgets' prices (optimizer.tier_cuts).
+    assert np.array_equal(priced[0], np.arange(1.0, arrays.n_resources + 1))
 
 
 @pytest.mark.skipif("cbc" not in available_engines(), reason="CBC not installed")
