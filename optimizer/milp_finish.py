@@ -68,7 +68,8 @@ def finish_by_milp(
         # 57 s `time_limit` 0.17% to `optimal` in 29-34 s (see `optimizer.tier_crossings`).
         crossing_points=True,
         # And tier claims priced whole in its LP relaxations at the decomposition's budget
-        # prices (`optimizer.tier_cuts`): 2-4 s less on family programmes of 1,000-3,000.
+        # prices (`optimizer.tier_cuts`): 2.5-4.5 s less, same plans, on family programmes
+        # of 1,000-3,000 partners (1,200, seed 2: 11.3-11.9 s to 8.9-9.4 s).
         tier_prices=budget_prices(arrays, first.prices),
     )
     if not outcome.candidates:

@@ -8,14 +8,15 @@ decomposition's bound 0.16% above), and CBC took 24 nodes and 4.4 s to prove the
 With these rows at the decomposition's budget prices the LP sits 2.8% above and CBC
 proves it at the root in 2.2 s.
 
-For resource prices p (GMV per unit, e.g. the plan's marginal prices), two rows per
-partner hold for every integer solution of the model and cut the fractional claims:
+For resource prices p (GMV per request unit; the finish passes the decomposition's
+budget prices, which also count what budget is worth for reaching tiers), these rows hold
+for every integer solution of the model and cut the fractional claims:
 
-* value: gain_i − p·x_i + Σ_t a_t z_it ≤ V_i(none), where V_i(t) bounds gain − p·x over
-  the partner's amounts that reach tier t and a_t = V_i(t−1) − V_i(t): at each tier the
-  row reads gain − p·x ≤ V_i(t);
-* cover, per tier: p·x_i ≥ c_it z_it, with c_it a lower bound on the priced amounts that
-  reach tier t.
+* value, one per claiming partner: gain_i − p·x_i + Σ_t a_t z_it ≤ V_i(none), where
+  V_i(t) bounds gain − p·x over the partner's amounts that reach tier t and
+  a_t = V_i(t−1) − V_i(t): at each tier the row reads gain − p·x ≤ V_i(t);
+* cover, one per claim: p·x_i ≥ c_it z_it, with c_it a lower bound on the priced amounts
+  that reach tier t.
 
 Both bounds come from the model's own pieces by duality (any multiplier ν ≥ 0 gives a
 valid one; we search ν on a grid), evaluated at the pieces' breakpoints, so S-curve

@@ -5,6 +5,7 @@ the same with them, and its LP relaxation is tighter."""
 from __future__ import annotations
 
 from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -129,15 +130,26 @@ def test_the_model_keeps_its_optimum_and_its_relaxation_tightens(seed: int) -> N
         build(arrays, segs, stage, tier_margin=False, tier_prices=p) for p in (None, prices)
     )
     assert cut.model.A.shape[0] > plain.model.A.shape[0], "the rows are there"
-    optima, relaxations = [], []
+    optima: list[float] = []
+    relaxations: list[float] = []
     for form in (plain, cut):
         model = form.model
         whole = highs.solve(model, time_limit_s=60, mip_gap=1e-9)
-        assert whole.termination is Termination.OPTIMAL
+        assert whole.termination is Termination.OPTIMAL and whole.objective is not None
         optima.append(whole.objective)
         relaxed = replace(model, integer=np.zeros(model.n_cols, dtype=bool))
         lp = highs.solve(relaxed, time_limit_s=60, mip_gap=0)
+        assert lp.objective is not None
         relaxations.append(lp.objective)
     assert optima[1] == pytest.approx(optima[0], rel=1e-7)
     # Minimising: a tighter relaxation is a larger LP value, still below the optimum.
     assert relaxations[0] < relaxations[1] <= optima[1] + 1e-7 * abs(optima[1])
+
+
+def test_budget_prices_take_the_decompositions_first_prices_for_limited_budgets() -> None:
+    # One price per limited budget, in resource order; an unlimited one is priced 0.
+    arrays = SimpleNamespace(budget=np.array([5.0, np.inf, 7.0]), n_resources=3)
+    prices = budget_prices(arrays, (2.0, 3.0, 9e9, 8e9))  # type: ignore[arg-type]
+    assert prices is not None
+    assert np.array_equal(prices, [2.0, 0.0, 3.0])
+    assert budget_prices(arrays, None) is None  # type: ignore[arg-type]
