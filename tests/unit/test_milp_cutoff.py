@@ -4,6 +4,7 @@ stage-2 outer solves off at the bound that would certify its best plan."""
 
 from __future__ import annotations
 
+import importlib
 import itertools
 from dataclasses import dataclass, field, replace
 
@@ -61,6 +62,29 @@ def test_cbc_proves_a_cutoff_past_the_optimum_and_one_short_of_it_changes_nothin
     kept = backend.solve(model, time_limit_s=30, mip_gap=1e-9, cutoff=optimum + 0.5)
     assert kept.termination is Termination.OPTIMAL
     assert kept.objective == pytest.approx(optimum)
+
+
+@pytest.mark.skipif("cbc" not in available_engines(), reason="CBC not installed")
+def test_cbc_leaves_its_root_heuristics_out_only_under_a_cutoff(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cbc = importlib.import_module("optimizer.engines.cbc")
+    calls: list[list[str]] = []
+    run = cbc.subprocess.run
+
+    def recording(args, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(list(args))
+        return run(args, **kwargs)
+
+    monkeypatch.setattr(cbc.subprocess, "run", recording)
+    model, optimum = _knapsack(offset=250.0)
+    backend = milp_backend("cbc")
+    plain = backend.solve(model, time_limit_s=30, mip_gap=1e-9)
+    kept = backend.solve(model, time_limit_s=30, mip_gap=1e-9, cutoff=optimum + 0.5)
+    # Without them the solve under a cutoff still finds the optimum.
+    assert plain.objective == pytest.approx(optimum) == kept.objective
+    off = [" ".join(args).count("-heuristicsOnOff off") for args in calls]
+    assert off == [0, 1]
 
 
 # HiGHS ignores cutoffs; no backend applies one to a model without integer columns.
