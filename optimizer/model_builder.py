@@ -332,7 +332,8 @@ class _ModelBuilder:
         seg_scale = arrays.resource_scale[self.res[segs.pair[on]]]
         b.add_entries(piece_row[on], self.delta[on], segs.slope[on] * seg_scale / money)
         pair_row = row_of[arrays.pair_partner]
-        b.add_entries(pair_row[pair_row >= 0], self.x[pair_row >= 0], -x_price[pair_row >= 0])
+        paired = pair_row >= 0
+        b.add_entries(pair_row[paired], self.x[paired], -x_price[paired])
         b.add_entries(row_of[partner], z, cuts.value_coef / money)
         # Cover rows, one per claim with a positive price to reach: p·x ≥ c·z.
         covered = np.flatnonzero(cuts.cover > 0)
