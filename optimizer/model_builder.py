@@ -93,7 +93,6 @@ class _ModelBuilder:
         self.pair_gain = np.zeros(arrays.n_pairs)  # most GMV each pair can add (CNY)
         self.const_gain = np.zeros(arrays.n_partners)  # outer pieces' value at 0
         self.segs: Segments | None = None
-        self.delta = np.zeros(0, dtype=np.intp)
         self.claim_need: dict[tuple[int, int], float] = {}  # GMV a z's partner must add (CNY)
         self.package_amounts = (
             np.array([o.amounts for o in arrays.packages])
@@ -134,7 +133,7 @@ class _ModelBuilder:
         seg_scale = arrays.resource_scale[self.res[segs.pair]]
         owner = arrays.pair_partner[segs.pair]
         delta = b.add_columns(np.zeros(len(segs.pair)), segs.length / seg_scale)
-        self.segs, self.delta = segs, delta
+        self.segs = segs
         pairs = np.unique(segs.pair)
         link = b.add_rows(0.0, 0.0, count=len(pairs))
         b.add_entries(link, self.x[pairs], 1.0)
@@ -301,8 +300,8 @@ class _ModelBuilder:
             lengths = bounds_of[cand + 1] - bounds_of[cand]
             take = np.concatenate([np.arange(bounds_of[i], bounds_of[i + 1]) for i in cand])
             b.add_entries(np.repeat(rows, lengths), gmv_col[take], gmv_val[take])
-            b.add_entries(rows, z, -(threshold + margin - base[cand]) / arrays.money_scale)
             need = threshold + margin - base[cand]
+            b.add_entries(rows, z, -need / arrays.money_scale)
             for k, i in enumerate(cand):
                 self.z_cols[(int(i), t)] = int(z[k])
                 self.claim_need[(int(i), t)] = float(need[k])
@@ -327,10 +326,12 @@ class _ModelBuilder:
         owners, first = np.unique(partner, return_index=True)
         row_of = np.full(arrays.n_partners, -1, dtype=np.intp)
         row_of[owners] = b.add_rows(-np.inf, cuts.no_tier_value[first] / money)
-        piece_row = row_of[arrays.pair_partner[segs.pair]]
-        on = piece_row >= 0
-        seg_scale = arrays.resource_scale[self.res[segs.pair[on]]]
-        b.add_entries(piece_row[on], self.delta[on], segs.slope[on] * seg_scale / money)
+        # The gain: the partner's GMV terms, as in its tier rows (no packages here).
+        gmv_col, gmv_val, bounds_of = self._gmv_terms_by_partner()
+        take = ranges(bounds_of[owners], bounds_of[owners + 1])
+        b.add_entries(
+            np.repeat(row_of[owners], np.diff(bounds_of)[owners]), gmv_col[take], gmv_val[take]
+        )
         pair_row = row_of[arrays.pair_partner]
         paired = pair_row >= 0
         b.add_entries(pair_row[paired], self.x[paired], -x_price[paired])
