@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -42,6 +43,7 @@ from optimizer.decomposition.primal import (
     missed_group_counts,
 )
 from optimizer.decomposition.problem import Problem, build_problem
+from optimizer.decomposition.refine import refine_bound
 from optimizer.decomposition.repair import enforce_group_budgets, fixed_amounts
 from optimizer.decomposition.stage_one import stage_one
 from optimizer.decomposition.stages import certified_bound, dual_gap, noise_free, run_stage
@@ -53,9 +55,9 @@ from optimizer.progress import Progress, ProgressEvent
 ENGINE = "decomposition"
 
 
-# Up to this many partners the bound is refined with exact ticket grids (stages.refine_bound).
+# Up to this many partners stage 2's bound is refined with exact ticket grids
+# (`refine.refine_bound`).
 REFINE_UP_TO = 150_000
-REFINE_STEPS = 8
 # Above this many partners the prices are first found on a random sample this big.
 SAMPLE_ABOVE = 150_000
 SAMPLE_SIZE = 50_000
@@ -355,6 +357,7 @@ def _solve(
     known = one.plan
     if incumbent is not None and (known is None or better(incumbent, known, minimise)):
         known = incumbent
+    refine = partial(refine_bound, problem, stage, clock, FIRST_SEARCH_SHARE, mip_gap)
     bound, best, prices = run_stage(
         problem,
         stage,
@@ -364,7 +367,7 @@ def _solve(
         one.targets,
         progress,
         start=_stage_two_start(problem, stage, warm, trust_warm, one.prices),
-        refine_steps=REFINE_STEPS if problem.n <= REFINE_UP_TO else 0,
+        refine=refine if problem.n <= REFINE_UP_TO else None,
         incumbent=known,
         # Plans at jittered prices rarely beat the option MILP's, which comes next.
         polish_tries=0 if option_plan_applies(problem, stage) else POLISH_TRIES,

@@ -49,7 +49,7 @@ def run_stage(
     polish_tries: int = 40,
     dual_tolerance: float = 1e-6,
     start: FloatArray | None = None,
-    refine_steps: int = 0,
+    refine: Callable[[FloatArray, Callable[[float], bool]], float] | None = None,
     attempt: int = 0,
     hopeless: Callable[[float, ScoredAmounts | None], bool] | None = None,
     incumbent: ScoredAmounts | None = None,
@@ -58,6 +58,9 @@ def run_stage(
 
     `hopeless(floor, plan)`: whether a dual that can fall no lower than `floor` (the
     bundle model's estimate) could still settle the stage with `plan`.
+    `refine(prices, settles)`: a tighter bound from the converged dual's best prices
+    (the exact-grid dual, `refine.refine_bound`; `settles(bound)`: the goal, met with the
+    best plan), run before the jittered plans.
     `incumbent`: the caller's best plan before this search. Progress reports it while it
     beats the search's own, so a job shows the plan a cancel would keep (a stage-2 plan
     with more GMV but a partner short of a tier is not that plan).
@@ -135,8 +138,8 @@ def run_stage(
         near = iteration >= MIN_DUAL_STEPS and bundle.model_gap < HOPELESS_GAP
         if near and hopeless is not None and hopeless(bundle.floor, best):
             return bound, best, bundle.best
-    if refine_steps and not goal(bound, best):
-        bound = min(bound, refine_bound(problem, stage, bundle.best, clock, share, refine_steps))
+    if refine is not None and not goal(bound, best):
+        bound = min(bound, refine(bundle.best, lambda value: goal(value, best)))
         report(f"{stage.kind} exact tickets")
     rng = np.random.default_rng([problem.request.options.seed, attempt])
     stale = 0
@@ -159,37 +162,6 @@ def run_stage(
 def _reaches(plan: ScoredAmounts, stage: Stage) -> bool:
     """Does the plan reach every tier count the stage holds?"""
     return bool(np.all(plan.achieved >= stage.targets))
-
-
-def refine_bound(
-    problem: Problem, stage: Stage, start: FloatArray, clock: Clock, share: float, steps: int
-) -> float:
-    """The dual again from `start`, with stepped ticket resources on their exact grid.
-
-    The envelope chord and continuous steps let the plain dual buy "part" of a fund
-    ticket to lift a partner over a tier; enumerating the grid amounts for the partners
-    reaching for a tier removes that slack (subproblem.reach_on_grid). It is costlier, so
-    it only runs a few bundle steps from the plain dual's best prices.
-    """
-    lumpy = problem.lumpy_resources()
-    bound = math.inf
-    for r in lumpy:
-        lagrangian = Lagrangian(problem, stage)
-        lagrangian.exact_grid = r
-        scale = np.maximum(np.abs(start), 1e-12)
-        bundle = LevelBundle(start, scale, lagrangian.upper())
-        z = start
-        slowest = 0.0  # a grid step costs more than the plain ones `clock.step_s` times
-        for _ in range(steps):
-            if clock.out(share) or clock.left(share) < slowest:
-                return bound
-            began = time.perf_counter()
-            evaluation = lagrangian.evaluate(z)
-            bound = min(bound, evaluation.value)
-            bundle.report(z, evaluation.value, evaluation.grad)
-            slowest = max(slowest, time.perf_counter() - began)
-            z = bundle.propose()
-    return bound
 
 
 def certified_bound(dual_value: float, minimise: bool) -> float:
