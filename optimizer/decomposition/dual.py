@@ -39,8 +39,8 @@ class LevelBundle:
         relaxation) confines the model to within `radius` scales of the start on either
         side, a side widened each time the best point nears it. The box alone reaches
         down to 0: its first step from a near-optimal start drops some prices to 0 and
-        multiplies the others (3,000 family partners: 8 steps, every value 3-40× the
-        start's)."""
+        multiplies the others (3,000 family partners: of 8 steps, the 7 after the first
+        landed at 33-43× the start's value)."""
         self.scale = np.maximum(scale, 1e-300)
         self.hard_upper = upper if upper is not None else np.full(start.size, np.inf)
         self.low = np.zeros(start.size)

@@ -2,7 +2,7 @@
 
 Its search started with the level bundle's cold-start box, whose first step from a
 near-optimal start drops some prices to 0 and multiplies the others: every step after the
-first landed 3-40× above the start's value, so the bound stayed the grid Lagrangian at the
+first landed at 33-43× the start's value, so the bound stayed the grid Lagrangian at the
 plain prices. The ray through those prices and a bundle confined near the ray's best
 point find the grid dual's own minimum (3,000 family partners, seed 2: 0.09% lower, which
 certified the plan without the MILP finish).
