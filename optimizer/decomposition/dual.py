@@ -14,11 +14,15 @@ the least value seen; convergence only decides how tight it gets.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+
 import numpy as np
 from scipy.optimize import linprog
 
 from models.curves import FloatArray
 
+_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 _MAX_CUTS = 150
 _LEVEL = 0.3
 _BOX = 50.0  # the model is minimised within [0, _BOX · scale] (grown when touched)
@@ -146,3 +150,30 @@ class LevelBundle:
         if not np.isfinite(self.best_value) or not np.isfinite(self.floor):
             return np.inf
         return max(self.best_value - self.floor, 0.0) / max(abs(self.best_value), 1.0)
+
+
+def golden_section(
+    value: Callable[[float], float | None], low: float, high: float, steps: int
+) -> tuple[float, float] | None:
+    """The least point seen, with its value, of `steps` golden-section steps for the
+    minimum of a convex `value` on [low, high] (two points first, then one new point a
+    step); the search ends early when `value` returns None (no time), and gives None
+    when it got no point at all."""
+    a, b = high - _GOLDEN * (high - low), low + _GOLDEN * (high - low)
+    fa, fb = value(a), value(b)
+    for _ in range(steps):
+        if fa is None or fb is None:
+            break
+        if fa <= fb:
+            high, b, fb = b, a, fa
+            a = high - _GOLDEN * (high - low)
+            fa = value(a)
+        else:
+            low, a, fa = a, b, fb
+            b = low + _GOLDEN * (high - low)
+            fb = value(b)
+    seen = [(fx, x) for x, fx in ((a, fa), (b, fb)) if fx is not None]
+    if not seen:
+        return None
+    best_value, best = min(seen, key=lambda pair: pair[0])
+    return best, best_value

@@ -15,6 +15,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.curves import FloatArray
+from optimizer.decomposition.dual import golden_section
 from optimizer.decomposition.problem import Problem
 from optimizer.decomposition.subproblem import Response, respond
 
@@ -284,7 +285,6 @@ def _tier_prices(
 # Golden-section steps of `scaled_start` (each one Lagrangian evaluation): the scale's
 # bracket of 10^±2 around its first guess narrows to within about 8%.
 SCALE_STEPS = 10
-_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
 
 def scaled_start(problem: Problem, stage: Stage, attain_prices: FloatArray) -> FloatArray | None:
@@ -312,18 +312,10 @@ def scaled_start(problem: Problem, stage: Stage, attain_prices: FloatArray) -> F
         return lagrangian.evaluate(math.exp(log_scale) * base).value
 
     lo, hi = math.log(guess) - 2 * math.log(10), math.log(guess) + 2 * math.log(10)
-    a, b = hi - _GOLDEN * (hi - lo), lo + _GOLDEN * (hi - lo)
-    fa, fb = value(a), value(b)
-    for _ in range(SCALE_STEPS - 2):
-        if fa <= fb:
-            hi, b, fb = b, a, fa
-            a = hi - _GOLDEN * (hi - lo)
-            fa = value(a)
-        else:
-            lo, a, fa = a, b, fb
-            b = lo + _GOLDEN * (hi - lo)
-            fb = value(b)
-    best_log, best_value = (a, fa) if fa <= fb else (b, fb)
+    found = golden_section(value, lo, hi, SCALE_STEPS - 2)
+    if found is None:
+        return None
+    best_log, best_value = found
     if best_value >= lagrangian.evaluate(usual).value:
         return None
     return math.exp(best_log) * base

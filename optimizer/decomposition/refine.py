@@ -21,7 +21,7 @@ import numpy as np
 
 from models.curves import FloatArray
 from optimizer.clock import Clock
-from optimizer.decomposition.dual import LevelBundle
+from optimizer.decomposition.dual import LevelBundle, golden_section
 from optimizer.decomposition.lagrangian import Lagrangian, Stage
 from optimizer.decomposition.problem import Problem
 
@@ -40,7 +40,6 @@ GAP_SHARE = 0.1
 # It may take this share of the time limit: at 50,000 family partners (seed 1) the search
 # without it added 10 s to the run (36.7 → 46.6 s) for a bound 0.02% tighter.
 TIME_SHARE = 0.05
-_GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
 
 class _GridDual:
@@ -149,21 +148,9 @@ def _ray_minimum(grid: _GridDual, start: FloatArray) -> float | None:
 def _golden(
     at: Callable[[float], float | None], low: float, high: float, values: dict[float, float]
 ) -> float:
-    """Golden-section steps for the least value on [low, high] (one new point each); the
-    best t seen."""
-    a, b = high - _GOLDEN * (high - low), low + _GOLDEN * (high - low)
-    fa, fb = at(a), at(b)
-    for _ in range(RAY_GOLDEN):
-        if fa is None or fb is None:
-            break
-        if fa <= fb:
-            high, b, fb = b, a, fa
-            a = high - _GOLDEN * (high - low)
-            fa = at(a)
-        else:
-            low, a, fa = a, b, fb
-            b = low + _GOLDEN * (high - low)
-            fb = at(b)
+    """Golden-section steps for the least value on [low, high]; the best t seen, on the
+    ray or in them."""
+    golden_section(at, low, high, RAY_GOLDEN)
     return min(values, key=values.__getitem__)
 
 
