@@ -17,7 +17,6 @@ import pytest
 from fixtures.families import family_request
 from models.check import check_plan
 from models.plan import SolverReport, SolveStatus, build_plan
-from optimizer.arrays import build_arrays
 from optimizer.clock import Clock
 from optimizer.decomposition import solve_decomposition
 from optimizer.decomposition.assignment import _priced_cost, tier_options
@@ -30,33 +29,14 @@ from optimizer.decomposition.option_plan import (
     second_pass,
 )
 from optimizer.decomposition.primal import better, evaluate_plan
-from optimizer.decomposition.problem import build_problem
 from optimizer.decomposition.repair import fixed_amounts
-from optimizer.decomposition.stage_one import stage_one
-from optimizer.decomposition.stages import run_stage
-
-
-def _stage_two(seed: int, size: int, ambition: float):  # type: ignore[no-untyped-def]
-    """A family member after stage 1 and stage 2's first dual search (no plans jittered)."""
-    request, _ = family_request(seed, size, ambition, time_limit_s=60.0)
-    problem = build_problem(build_arrays(request))
-    clock = Clock(60.0)
-    one = stage_one(problem, clock, None, None)
-    assert one.plan is not None
-    attainment = None
-    if one.plan.shortfall > 0:
-        attainment = float((problem.weights * one.targets).sum())
-    stage = Stage("gmv", one.targets, True, attainment)
-    bound, _, prices = run_stage(
-        problem, stage, clock, 0.95, lambda *_: False, one.targets, None, polish_tries=0
-    )
-    return request, problem, one, stage, bound, prices, clock
+from tests.support.stage_two import stage_two
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 @pytest.mark.parametrize("size", [300, 1_000])
 def test_the_option_plan_is_exact_and_keeps_stage_one_counts(seed: int, size: int) -> None:
-    request, problem, one, stage, bound, prices, clock = _stage_two(seed, size, 0.95)
+    request, problem, one, stage, bound, prices, clock = stage_two(seed, size, 0.95)
     first = first_pass(problem, stage, prices, clock)
     assert first is not None
     second = second_pass(problem, stage, prices, first, clock)
@@ -73,7 +53,7 @@ def test_the_option_plan_is_exact_and_keeps_stage_one_counts(seed: int, size: in
 
 
 def test_it_applies_only_where_stage_two_chooses_who_reaches_a_tier() -> None:
-    _, problem, _, stage, _, prices, clock = _stage_two(1, 300, 0.95)
+    _, problem, _, stage, _, prices, clock = stage_two(1, 300, 0.95)
     assert option_plan_applies(problem, stage)
     for other in (
         Stage("cost", stage.targets, True),
@@ -86,7 +66,7 @@ def test_it_applies_only_where_stage_two_chooses_who_reaches_a_tier() -> None:
 
 
 def test_options_are_priced_at_their_cost_less_the_gmv_they_add() -> None:
-    _, problem, one, stage, _, z, _ = _stage_two(2, 300, 0.95)
+    _, problem, one, stage, _, z, _ = stage_two(2, 300, 0.95)
     worth = Lagrangian(problem, stage).evaluate(z).prices
     options = tier_options(problem, worth, one.targets)
     assert len(options) > 0
@@ -133,7 +113,7 @@ def test_the_held_level_dual_bounds_every_plan_holding_those_levels(seed: int) -
     """Weak duality of the second pass's small dual: at any prices its value (plus the
     baselines) is at least the GMV of a plan that keeps those tier levels, and the prices
     it returns are near the dual's least (no random perturbation is much lower)."""
-    _, problem, _, stage, _, prices, clock = _stage_two(seed, 1_000, 0.95)
+    _, problem, _, stage, _, prices, clock = stage_two(seed, 1_000, 0.95)
     plan = first_pass(problem, stage, prices, clock)
     assert plan is not None
     levels = problem.levels(plan.amounts)

@@ -15,16 +15,11 @@ import math
 import numpy as np
 import pytest
 
-from fixtures.families import family_request
-from optimizer.arrays import build_arrays
-from optimizer.clock import Clock
 from optimizer.decomposition.dual import LevelBundle
-from optimizer.decomposition.lagrangian import Lagrangian, Stage
+from optimizer.decomposition.lagrangian import Lagrangian
 from optimizer.decomposition.option_plan import first_pass
-from optimizer.decomposition.problem import build_problem
 from optimizer.decomposition.refine import _ray_minimum, refine_bound
-from optimizer.decomposition.stage_one import stage_one
-from optimizer.decomposition.stages import run_stage
+from tests.support.stage_two import stage_two
 
 MINIMUM = np.array([1.3, 1.2, 1.25])
 WEIGHTS = np.array([3.0, 1.0, 2.0])
@@ -73,23 +68,6 @@ def test_the_ray_search_finds_the_best_multiple(best_t: float) -> None:
     assert ray.calls <= 14
 
 
-def _stage_two(seed: int, size: int):  # type: ignore[no-untyped-def]
-    """A family member after stage 1 and stage 2's plain dual (no grid refinement)."""
-    request, _ = family_request(seed, size, 0.95, time_limit_s=60.0)
-    problem = build_problem(build_arrays(request))
-    clock = Clock(60.0)
-    one = stage_one(problem, clock, None, None)
-    assert one.plan is not None
-    attainment = None
-    if one.plan.shortfall > 0:
-        attainment = float((problem.weights * one.targets).sum())
-    stage = Stage("gmv", one.targets, True, attainment)
-    _, _, prices = run_stage(
-        problem, stage, clock, 0.95, lambda *_: False, one.targets, None, polish_tries=0
-    )
-    return problem, stage, prices, clock
-
-
 @pytest.mark.parametrize(
     ("seed", "size", "drop"),
     [
@@ -104,7 +82,7 @@ def test_the_grid_dual_falls_below_its_value_at_the_plain_prices_and_still_bound
 ) -> None:
     """Strictly below (the old search never left the plain prices); at 3,000 partners,
     seed 2, by 0.05% or more (0.09% when converged)."""
-    problem, stage, prices, clock = _stage_two(seed, size)
+    _, problem, _, stage, _, prices, clock = stage_two(seed, size)
     lumpy = problem.lumpy_resources()
     assert lumpy, "family programmes have fund tickets"
     grid = Lagrangian(problem, stage)
@@ -118,7 +96,7 @@ def test_the_grid_dual_falls_below_its_value_at_the_plain_prices_and_still_bound
 
 
 def test_it_stops_as_soon_as_the_callers_plan_is_settled() -> None:
-    problem, stage, prices, clock = _stage_two(1, 300)
+    _, problem, _, stage, _, prices, clock = stage_two(1, 300)
     grid = Lagrangian(problem, stage)
     grid.exact_grid = problem.lumpy_resources()[0]
     at_plain = grid.evaluate(prices).value
