@@ -7,6 +7,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
@@ -78,7 +79,29 @@ class HighsBackend:
         warm_start: FloatArray | None = None,
         should_stop: Callable[[], bool] | None = None,
         target: float | None = None,
-        cutoff: float | None = None,  # not used: see below
+        cutoff: float | None = None,  # not used: see `_solve_once`
+    ) -> MilpResult:
+        args = (model, mip_gap, seed, should_stop, target)
+        result = self._solve_once(*args, time_limit_s, warm_start)
+        if warm_start is None or not _misread_start(model, result):
+            return result
+        # HiGHS 1.16 can map a start into its presolved model with a wrong objective
+        # (a 2-partner knapsack: -10.15 for a start worth -8.10, better than the optimum
+        # -9.12), prune every node against it, and return the start as `optimal`: the
+        # solve is repeated cold.
+        left = max(time_limit_s - result.seconds, 0.05)
+        again = self._solve_once(*args, left, None)
+        return replace(again, seconds=result.seconds + again.seconds)
+
+    def _solve_once(
+        self,
+        model: MilpModel,
+        mip_gap: float,
+        seed: int,
+        should_stop: Callable[[], bool] | None,
+        target: float | None,
+        time_limit_s: float,
+        warm_start: FloatArray | None,
     ) -> MilpResult:
         import highspy
 
@@ -156,3 +179,11 @@ class HighsBackend:
                 reduced_costs = np.array(found.col_dual, dtype=np.float64)
         termination = Termination.OPTIMAL if status == ms.kOptimal else Termination.FEASIBLE
         return MilpResult(termination, x, objective, bound, seconds, reduced_costs)
+
+
+def _misread_start(model: MilpModel, result: MilpResult) -> bool:
+    """Does a MIP result's objective disagree with its own solution's value?"""
+    if result.x is None or result.objective is None or not model.integer.any():
+        return False
+    value = float(model.c @ result.x) + float(model.offset)
+    return abs(value - result.objective) > 1e-7 * max(abs(value), 1.0)

@@ -1,5 +1,6 @@
 """The HiGHS backend stops on a cancel in LPs too, not only in MILPs (the tier-option LP
-at 1,000,000 partners runs for seconds)."""
+at 1,000,000 partners runs for seconds), and a start HiGHS misreads does not decide the
+answer."""
 
 from __future__ import annotations
 
@@ -48,3 +49,31 @@ def test_an_lp_left_alone_is_solved() -> None:
     result = HighsBackend().solve(_slow_lp(), time_limit_s=120, mip_gap=0.0)
     assert result.termination is Termination.OPTIMAL
     assert result.x is not None
+
+
+def test_a_start_highs_misreads_in_presolve_does_not_end_the_search() -> None:
+    """A 2-partner, 2-option knapsack (hypothesis found it in `test_root_fixing`): HiGHS
+    1.16 takes the start [0, 1, 0, 0] (worth -8.10) to be worth -10.15 in its presolved
+    model, better than the optimum -9.12, and returned the start as optimal."""
+    value = np.array([[4.77577266, 8.09965537], [1.01908054, 2.05252709]])
+    use = np.array(
+        [[[4.64301749, 3.00975157], [4.68532068, 4.59772765]],
+         [[0.6195714, 2.7184247], [4.60748279, 3.46212901]]]
+    )  # fmt: skip
+    budget = np.array([8.89486878, 7.71471898])
+    one_each = np.repeat(np.eye(2), 2, axis=1)  # at most one option per partner
+    model = MilpModel(
+        c=-value.ravel(),
+        A=sp.csr_matrix(np.vstack([one_each, use.reshape(4, 2).T])),
+        row_lo=np.full(4, -np.inf),
+        row_hi=np.concatenate([np.ones(2), budget]),
+        col_lo=np.zeros(4),
+        col_hi=np.ones(4),
+        integer=np.ones(4, dtype=bool),
+    )
+    start = np.array([0.0, 1.0, 0.0, 0.0])
+    result = HighsBackend().solve(model, time_limit_s=10.0, mip_gap=1e-9, warm_start=start)
+    assert result.termination is Termination.OPTIMAL and result.x is not None
+    assert result.objective == pytest.approx(-9.118735911015474, abs=1e-6)
+    assert float(model.c @ result.x) == pytest.approx(result.objective, abs=1e-9)
+    assert np.all(model.A @ result.x <= model.row_hi + 1e-9)
