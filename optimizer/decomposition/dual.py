@@ -106,7 +106,10 @@ class LevelBundle:
             return self.best.copy()
         u_min = np.asarray(result.x[:k])
         model_min = float(result.x[-1])
-        self.floor = max(self.floor, self.best_value + model_min * ref)
+        # The floor holds within this box only: one kept from a smaller box may sit above
+        # points the wider box now admits (a trust box widened, then its best point fell
+        # below the old floor and the search stopped as converged).
+        self.floor = self.best_value + model_min * ref
         gap = -model_min  # best − floor, in units of ref
         if gap <= 0:
             return self.best.copy()
