@@ -14,6 +14,7 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from numpy.typing import NDArray
 
 from models.curves import FloatArray
 from models.plan import SolveStatus, curve_columns
@@ -23,7 +24,6 @@ from optimizer.clock import Clock, relative_gap
 from optimizer.engines.base import MilpBackend, MilpResult, Termination
 from optimizer.formulation import Formulation, StageSpec
 from optimizer.milp_rounds import (
-    STAGE1_STALL,
     ObjectiveRound,
     Search,
     ShortfallRound,
@@ -57,6 +57,7 @@ class MilpStrategy:
     def __init__(
         self, arrays: ProblemArrays, backend: MilpBackend, progress: Progress | None,
         exact_tier_curves: bool = False,
+        tier_levels: tuple[NDArray[np.intp], NDArray[np.intp]] | None = None,
     ) -> None:  # fmt: skip
         self.arrays, self.backend = arrays, backend
         self.progress: Progress = progress or (lambda event: None)
@@ -69,7 +70,9 @@ class MilpStrategy:
         self.backend_gap = self.options.mip_gap
         # S-curves start relaxed (tangent-point restriction / concave envelope: tight LPs);
         # a pair goes exact once an outer solution takes an amount below its tangent point.
-        self.approximation = Approximation(arrays, exact_tier_curves)
+        self.tier_levels = tier_levels  # see `solve_milp`
+        may_claim = None if tier_levels is None else tier_levels[1] > 0
+        self.approximation = Approximation(arrays, exact_tier_curves, may_claim)
         self.warm: Incumbent | None = None
         # The least weighted shortfall another engine has proven (`hold_proven`).
         self.proven_floor: float | None = None
@@ -104,6 +107,8 @@ class MilpStrategy:
         form = build(
             self.arrays, approximation.segments(outer), stage, tier_margin=not outer,
             integral_grid=approximation.integral_grid, tier_prices=self.tier_prices,
+            # They hold for plans better than the start at its shortfall: stage 2 only.
+            tier_levels=None if stage.minimise_shortfall else self.tier_levels,
         )  # fmt: skip
         if form.model.n_cols == 0:  # nothing to decide: the empty allocation, if it fits
             model = form.model
@@ -183,21 +188,9 @@ class MilpStrategy:
                     return None if exclude else self._outcome(SolveStatus.INFEASIBLE)
                 if not isinstance(shortfall, ShortfallRound):
                     break
-                search.keep(shortfall.plan, self.request.objective)
                 caps = (shortfall.cap, shortfall.inner_cap)
-                search.last_room, search.stage2_stalled = None, 0  # a new cap, a new gap
-                search.shortfall_proven = shortfall.proven
-                search.shortfall_bound = shortfall.bound
-                figures = (shortfall.cap, shortfall.bound)
-                if search.last_stage1 is not None and search.last_stage1[0] != shortfall.cap:
-                    search.bound = None  # stage 2's bounds held the old shortfall
-                search.stalled = search.stalled + 1 if figures == search.last_stage1 else 0
-                search.last_stage1 = figures
-                if shortfall.proven:
-                    search.proven_caps = caps
-                elif search.stalled + 1 >= STAGE1_STALL:
-                    search.held_caps = caps
-                elif not clock.out():
+                settled = search.take_stage_one(shortfall, self.request.objective)
+                if not settled and not clock.out():
                     self._sharpen_round(shortfall.inner, shortfall.outer_solution)
                     if self.approximation.state() > approximations:
                         continue
@@ -458,6 +451,7 @@ def solve_milp(
     exact_tier_curves: bool = False,
     crossing_points: bool = False,
     tier_prices: FloatArray | None = None,
+    tier_levels: tuple[NDArray[np.intp], NDArray[np.intp]] | None = None,
 ) -> EngineOutcome:
     """`proven_shortfall`: the least weighted shortfall another engine has proven; with a
     start that reaches it, stage 1 is settled before the first round. `plan_only`: the
@@ -467,15 +461,17 @@ def solve_milp(
     `whole_steps_retry` (plan-only): when the inner model's bound falls short of the start,
     one more round with fine grids on whole steps, whose rounding hid the gains (family
     seed 2, 600 partners: a 109-partner neighbourhood gained 0%, and 0.1% in 2 s on them).
-    `exact_tier_curves`: the S-curves of partners who can cross a tier threshold start
-    exact, for a bound tighter than a Lagrangian's (`optimizer.milp_finish`);
-    `crossing_points`: refined where they cross most cheaply (`optimizer.tier_crossings`);
-    `tier_prices`: per resource, GMV per request unit at which the models price each tier
-    claim whole in their LP relaxations (`optimizer.tier_cuts`)."""
+    The MILP finish's (`optimizer.milp_finish`, which says what each gains): with
+    `exact_tier_curves` the S-curves of partners who can cross a tier threshold start
+    exact, with `crossing_points` refined where they cross most cheaply
+    (`optimizer.tier_crossings`); `tier_prices`: per resource, GMV per request unit at
+    which the models price each tier claim whole in their LP relaxations
+    (`optimizer.tier_cuts`); `tier_levels`: per partner, the lowest and highest tier level
+    stage 2 may claim (the decomposition's reduced-cost fixing)."""
     options = arrays.request.options
     limit = options.time_limit_s if time_limit_s is None else time_limit_s
     clock = Clock(limit, should_stop)
-    strategy = MilpStrategy(arrays, backend, progress, exact_tier_curves=exact_tier_curves)
+    strategy = MilpStrategy(arrays, backend, progress, exact_tier_curves, tier_levels)
     strategy.plan_only, strategy.whole_steps_retry = plan_only, plan_only and whole_steps_retry
     for start in (*([warm_start] if warm_start is not None else []), *more_starts):
         strategy.seed(start)

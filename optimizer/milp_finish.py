@@ -71,6 +71,7 @@ def finish_by_milp(
         # prices (`optimizer.tier_cuts`): 2.5-4.5 s less, same plans, on family programmes
         # of 1,000-3,000 partners (1,200, seed 2: 11.3-11.9 s to 8.9-9.4 s).
         tier_prices=budget_prices(arrays, first.prices),
+        tier_levels=first.tier_levels,
     )
     if not outcome.candidates:
         return first

@@ -79,6 +79,24 @@ class Search:
     def keep(self, plan: Incumbent, objective: Objective) -> None:
         self.best = better(self.best, plan, objective)
 
+    def take_stage_one(self, shortfall: ShortfallRound, objective: Objective) -> bool:
+        """Record a stage-1 round; True once its caps are settled: proven, or held unproven
+        after STAGE1_STALL rounds that moved nothing (else the round refines further)."""
+        self.keep(shortfall.plan, objective)
+        caps = (shortfall.cap, shortfall.inner_cap)
+        self.last_room, self.stage2_stalled = None, 0  # a new cap, a new gap
+        self.shortfall_proven, self.shortfall_bound = shortfall.proven, shortfall.bound
+        figures = (shortfall.cap, shortfall.bound)
+        if self.last_stage1 is not None and self.last_stage1[0] != shortfall.cap:
+            self.bound = None  # stage 2's bounds held the old shortfall
+        self.stalled = self.stalled + 1 if figures == self.last_stage1 else 0
+        self.last_stage1 = figures
+        if shortfall.proven:
+            self.proven_caps = caps
+        elif self.stalled + 1 >= STAGE1_STALL:
+            self.held_caps = caps
+        return shortfall.proven or self.held_caps is not None
+
     def certified(self, objective: Objective, mip_gap: float) -> bool:
         """Is the best plan within `mip_gap` of the bound?"""
         if self.best is None or self.bound is None:

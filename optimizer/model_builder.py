@@ -42,13 +42,17 @@ def build(
     tier_margin: bool = True,
     integral_grid: bool = False,
     tier_prices: FloatArray | None = None,
+    tier_levels: tuple[NDArray[np.intp], NDArray[np.intp]] | None = None,
 ) -> Formulation:
     """`tier_margin`: claim tiers with headroom (inner model); off for the outer model,
     which must stay a relaxation for its bound to be valid. `integral_grid`: keep every
     grid index integer, fine grids included (the last resort for a tight gap).
     `tier_prices`: per resource, GMV per request unit at which tier claims are priced in
-    the LP relaxation (`optimizer.tier_cuts`); None: no such rows."""
+    the LP relaxation (`optimizer.tier_cuts`); None: no such rows. `tier_levels`: per
+    partner, the lowest and highest tier level it may claim (the decomposition's
+    reduced-cost fixing, `EngineOutcome.tier_levels`); None: any."""
     model = _ModelBuilder(arrays, stage, tier_margin=tier_margin, integral_grid=integral_grid)
+    model.tier_levels = tier_levels
     model.add_amounts()
     model.add_grids()
     model.add_pieces(segs)
@@ -85,6 +89,7 @@ class _ModelBuilder:
         self.stepped = np.zeros(0, dtype=np.intp)
         self.coarse = np.zeros(0, dtype=bool)
         self.z_cols: dict[tuple[int, int], int] = {}
+        self.tier_levels: tuple[NDArray[np.intp], NDArray[np.intp]] | None = None
         self.budget_rows: dict[int, int] = {}
         self.base_counts = np.zeros(len(arrays.thresholds), dtype=np.int_)
         # GMV terms (partner, column, coefficient in money units) and cost terms.
@@ -292,10 +297,16 @@ class _ModelBuilder:
             self.base_counts[t] = int(np.count_nonzero(base >= threshold))
             margin = TIER_MARGIN_ABS * arrays.money_scale + TIER_MARGIN_REL * threshold
             margin = margin if self.tier_margin else 0.0
-            cand = np.nonzero((base < threshold) & (reach >= threshold + margin))[0]
+            may = (base < threshold) & (reach >= threshold + margin)
+            must = np.zeros(arrays.n_partners, dtype=bool)
+            if self.tier_levels is not None:
+                lowest, highest = self.tier_levels
+                may &= highest > t
+                must = lowest > t
+            cand = np.nonzero(may)[0]
             if not len(cand):
                 continue
-            z = b.add_columns(np.zeros(len(cand)), 1.0, integer=True)
+            z = b.add_columns(must[cand].astype(float), 1.0, integer=True)
             rows = b.add_rows(np.zeros(len(cand)), np.inf)
             lengths = bounds_of[cand + 1] - bounds_of[cand]
             take = np.concatenate([np.arange(bounds_of[i], bounds_of[i + 1]) for i in cand])

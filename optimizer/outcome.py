@@ -42,3 +42,7 @@ class EngineOutcome:
     shortfall_bound: float | None = None
     # The decomposition's last prices: a nearby request's warm start (`optimizer.warm_start`).
     prices: tuple[float, ...] | None = None
+    # The decomposition's reduced-cost fixing: per partner, the lowest and highest tier
+    # level any better plan can give it (`certificate.level_ranges`); the MILP finish
+    # claims tiers only within them.
+    tier_levels: tuple[NDArray[np.intp], NDArray[np.intp]] | None = None

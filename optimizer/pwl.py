@@ -342,15 +342,24 @@ class Approximation:
     (modelled on {0} ∪ [tangent point, max], see `tangent_point`), and whether fine grids
     are solved on integer indices (the last resort when nothing else is left to refine)."""
 
-    def __init__(self, arrays: ProblemArrays, exact_tier_curves: bool = False) -> None:
-        """`exact_tier_curves`: the S-curves of `tier_pairs` start exact (see `solve_milp`)."""
+    def __init__(
+        self,
+        arrays: ProblemArrays,
+        exact_tier_curves: bool = False,
+        may_claim: NDArray[np.bool_] | None = None,
+    ) -> None:
+        """`exact_tier_curves`: the S-curves of `tier_pairs` start exact (see `solve_milp`),
+        those of partners who may claim a tier (`may_claim`, per partner) only."""
         self.arrays = arrays
         self.points = initial_points(arrays)
         self.relaxed = frozenset(
             k for k, c in enumerate(arrays.pair_curve) if tangent_point(c, 0.0, 1.0) is not None
         )
         if exact_tier_curves:
-            self.relaxed = self.relaxed - set(np.flatnonzero(tier_pairs(arrays)).tolist())
+            exact = tier_pairs(arrays)
+            if may_claim is not None:
+                exact &= may_claim[arrays.pair_partner]
+            self.relaxed = self.relaxed - set(np.flatnonzero(exact).tolist())
         self.integral_grid = False
 
     def segments(self, outer: bool) -> Segments:

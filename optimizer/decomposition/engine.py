@@ -22,7 +22,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 
@@ -31,7 +30,7 @@ from models.plan import SolveStatus, curve_columns
 from models.request import AllocationRequest, Objective
 from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.clock import Clock, StopCheck, better_than_bound, relative_gap
-from optimizer.decomposition.certificate import gmv_ceiling
+from optimizer.decomposition.certificate import IntArray, level_ranges, stage_ceiling
 from optimizer.decomposition.lagrangian import Lagrangian, Stage, initial_point, scaled_start
 from optimizer.decomposition.option_plan import first_pass, option_plan_applies, second_pass
 from optimizer.decomposition.primal import (
@@ -43,7 +42,7 @@ from optimizer.decomposition.primal import (
     missed_group_counts,
 )
 from optimizer.decomposition.problem import Problem, build_problem
-from optimizer.decomposition.refine import refine_bound
+from optimizer.decomposition.refine import GridBound, refine_bound
 from optimizer.decomposition.repair import enforce_group_budgets, fixed_amounts
 from optimizer.decomposition.stage_one import stage_one
 from optimizer.decomposition.stages import certified_bound, dual_gap, noise_free, run_stage
@@ -73,8 +72,6 @@ POLISH_TRIES = 40
 # Anytime searches stop after this many in a row improve neither bound nor plan.
 STALE_ROUNDS = 2
 SEARCH_PROGRESS = 0.01  # of the remaining gap: less does not count as an improvement
-# The level-choice MILP tightening stage 2's bound may run up to this share of the limit.
-CEILING_SHARE = 0.9
 
 
 # A caller's plan improver (under `auto`, `optimizer.neighbourhood`): from a plan's amounts,
@@ -96,6 +93,7 @@ class _Result:
     prices: FloatArray  # the best stage-2 prices
     shortfall_floor: float | None  # proven least weighted shortfall (None: tiers do not count)
     attain_prices: FloatArray | None = None  # stage 1's attainment prices, when it ran
+    levels: tuple[IntArray, IntArray] | None = None  # see `certificate.level_ranges`
 
 
 def solve_decomposition(
@@ -197,6 +195,7 @@ def solve_decomposition(
             mip_gap=gap,
             seconds=clock.elapsed(),
             prices=tuple(map(float, result.prices)),
+            tier_levels=result.levels,
         ),
         result.shortfall_floor,
         best,
@@ -357,7 +356,13 @@ def _solve(
     known = one.plan
     if incumbent is not None and (known is None or better(incumbent, known, minimise)):
         known = incumbent
-    refine = partial(refine_bound, problem, stage, clock, FIRST_SEARCH_SHARE, mip_gap)
+    grid = GridBound()  # the grid dual's least value and its prices, once it has run
+
+    def refine(start: FloatArray, settles: Callable[[float], bool]) -> float:
+        nonlocal grid
+        grid = refine_bound(problem, stage, clock, FIRST_SEARCH_SHARE, mip_gap, start, settles)
+        return grid.value
+
     bound, best, prices = run_stage(
         problem,
         stage,
@@ -382,7 +387,7 @@ def _solve(
     if polish_plan is not None and best is not None and not close_enough(bound, best):
         best = polish_plan(best)
     if not close_enough(bound, best):
-        bound = _ceiling(problem, stage, prices, bound, best, clock)
+        bound = stage_ceiling(problem, stage, prices, bound, best, clock)
     more = improve is not None or option is not None  # an improver, or a second pass
     if more and best is not None and not close_enough(bound, best):
         floor = one.floor if one.plan is not None and one.proven else None
@@ -406,7 +411,7 @@ def _solve(
         if best is not before and polish_plan is not None and not close_enough(bound, best):
             best = polish_plan(best)
         if best is not before and not close_enough(bound, best):
-            bound = _ceiling(problem, stage, prices, bound, best, clock)  # fewer in doubt
+            bound = stage_ceiling(problem, stage, prices, bound, best, clock)  # fewer in doubt
     stale, attempt = 0, 0
     while anytime and stale < STALE_ROUNDS and not close_enough(bound, best):
         # A search's first step (a dual step and a plan) is about the longest there is,
@@ -431,33 +436,15 @@ def _solve(
             bound, prices = more_bound, more_prices
         stale = 0 if improved else stale + 1
     if attempt:
-        bound = _ceiling(problem, stage, prices, bound, best, clock)
+        bound = stage_ceiling(problem, stage, prices, bound, best, clock)
     if best is None:
         best = evaluate_plan(problem, fixed_amounts(problem))
     floor = one.floor if has_tiers else None
-    return _Result(best, bound, one.proven, prices, floor, one.prices)
-
-
-def _ceiling(
-    problem: Problem,
-    stage: Stage,
-    prices: FloatArray,
-    bound: float,
-    best: ScoredAmounts | None,
-    clock: Clock,
-) -> float:
-    """The GMV bound, tightened by the level-choice MILP (`certificate.gmv_ceiling`) when
-    the best plan keeps every row of the stage and is short of the bound (3,000 family
-    partners: 0.075% where the Lagrangian certified 0.10%, in 0.3 s)."""
-    if best is None or stage.kind != "gmv" or not clock.room(CEILING_SHARE):
-        return bound
-    if np.any(best.achieved < stage.targets) or missed_group_counts(problem, best.amounts):
-        return bound  # the "no better plan" conclusion needs a plan the stage admits
-    ceiling = gmv_ceiling(
-        problem, stage, prices, best.objective, clock, CEILING_SHARE,
-        problem.request.options.seed,
-    )  # fmt: skip
-    return bound if ceiling is None else min(bound, ceiling)
+    levels = None
+    if not close_enough(bound, best):  # at the grid dual's best prices: the least slack
+        z = grid.prices if grid.prices is not None else prices
+        levels = level_ranges(problem, stage, z, best, grid.resource)
+    return _Result(best, bound, one.proven, prices, floor, one.prices, levels)
 
 
 def _improved(

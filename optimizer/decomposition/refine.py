@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
 
 import numpy as np
@@ -42,6 +43,16 @@ GAP_SHARE = 0.1
 TIME_SHARE = 0.05
 
 
+@dataclass
+class GridBound:
+    """The least grid-dual value found, where: its prices and the lumpy resource whose grid
+    was exact (None: nothing evaluated)."""
+
+    value: float = math.inf
+    prices: FloatArray | None = None
+    resource: int | None = None
+
+
 class _GridDual:
     """The grid dual, evaluated within a count of steps and the clock; keeps every cut and
     the least value seen (each a valid bound)."""
@@ -59,6 +70,7 @@ class _GridDual:
         self.upper = lagrangian.upper()
         self.cuts: list[tuple[FloatArray, float, FloatArray]] = []
         self.best_value = math.inf
+        self.best_point: FloatArray | None = None
         self.slowest = 0.0  # a grid step costs more than a plain one: each must fit
 
     def __call__(self, z: FloatArray) -> tuple[float, FloatArray] | None:
@@ -76,7 +88,8 @@ class _GridDual:
         evaluation = self.lagrangian.evaluate(z)
         self.slowest = max(self.slowest, time.perf_counter() - began)
         self.cuts.append((z, evaluation.value, evaluation.grad))
-        self.best_value = min(self.best_value, evaluation.value)
+        if evaluation.value < self.best_value:
+            self.best_value, self.best_point = evaluation.value, z
         return evaluation.value, evaluation.grad
 
 
@@ -88,21 +101,22 @@ def refine_bound(
     mip_gap: float,
     start: FloatArray,
     settles: Callable[[float], bool] = lambda bound: False,
-) -> float:
-    """The least grid-dual value found from the plain dual's best prices `start` (inf:
-    none evaluated), within `share` of the clock and TIME_SHARE of it from now; the search
-    ends early once `settles` holds for the least value (the caller's plan is then proven
+) -> GridBound:
+    """The least grid-dual value found from the plain dual's best prices `start`, and its
+    prices, within `share` of the clock and TIME_SHARE of it from now; the search ends
+    early once `settles` holds for the least value (the caller's plan is then proven
     within `mip_gap`)."""
-    bound = math.inf
+    bound = GridBound()
     share = min(share, clock.elapsed() / max(clock.limit, 1e-9) + TIME_SHARE)
     for r in problem.lumpy_resources():
         lagrangian = Lagrangian(problem, stage)
         lagrangian.exact_grid = r
-        grid = _GridDual(lagrangian, clock, share, STEPS, partial(_either, settles, bound))
+        grid = _GridDual(lagrangian, clock, share, STEPS, partial(_either, settles, bound.value))
         multiple = _ray_minimum(grid, start)
         if multiple is not None:
             _bundle_from(grid, multiple * start, GAP_SHARE * mip_gap)
-        bound = min(bound, grid.best_value)
+        if grid.best_value < bound.value:
+            bound = GridBound(grid.best_value, grid.best_point, r)
     return bound
 
 

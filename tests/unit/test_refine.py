@@ -58,7 +58,7 @@ def test_a_trust_box_search_stops_at_the_minimum_not_at_a_floor_kept_from_a_smal
     steps = 0
     while not bundle.model_gap < 1e-6 and steps < 200:
         z = bundle.propose()
-        inside = np.all((bundle.low <= MINIMUM) & (MINIMUM <= bundle.box))
+        inside = np.all((bundle.low <= MINIMUM) & (bundle.box >= MINIMUM))
         assert not inside or bundle.floor <= _kinked(MINIMUM)[0] + 1e-9
         bundle.report(z, *_kinked(z))
         steps += 1
@@ -106,7 +106,7 @@ def test_the_grid_dual_falls_below_its_value_at_the_plain_prices_and_still_bound
     grid = Lagrangian(problem, stage)
     grid.exact_grid = lumpy[0]
     at_plain = grid.evaluate(prices).value
-    refined = refine_bound(problem, stage, clock, 0.95, 1e-3, prices)
+    refined = refine_bound(problem, stage, clock, 0.95, 1e-3, prices).value
     assert refined < at_plain * (1 - drop), "the search moves off the plain prices"
     plan = first_pass(problem, stage, prices, clock)
     assert plan is not None and np.all(plan.achieved >= stage.targets)
@@ -118,5 +118,5 @@ def test_it_stops_as_soon_as_the_callers_plan_is_settled() -> None:
     grid = Lagrangian(problem, stage)
     grid.exact_grid = problem.lumpy_resources()[0]
     at_plain = grid.evaluate(prices).value
-    settled = refine_bound(problem, stage, clock, 0.95, 1e-3, prices, math.isfinite)
+    settled = refine_bound(problem, stage, clock, 0.95, 1e-3, prices, math.isfinite).value
     assert settled == at_plain, "one evaluation, then the plan is proven"
