@@ -14,7 +14,6 @@ import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from numpy.typing import NDArray
 
 from models.curves import FloatArray
 from models.plan import SolveStatus, curve_columns
@@ -34,7 +33,7 @@ from optimizer.milp_rounds import (
     tighter,
 )
 from optimizer.model_builder import build
-from optimizer.outcome import Candidate, EngineOutcome
+from optimizer.outcome import Candidate, EngineOutcome, TierLevels
 from optimizer.parallel import StopFlag, either, side_by_side
 from optimizer.polish import polished
 from optimizer.progress import Progress, ProgressEvent
@@ -57,7 +56,7 @@ class MilpStrategy:
     def __init__(
         self, arrays: ProblemArrays, backend: MilpBackend, progress: Progress | None,
         exact_tier_curves: bool = False,
-        tier_levels: tuple[NDArray[np.intp], NDArray[np.intp]] | None = None,
+        tier_levels: TierLevels | None = None,
     ) -> None:  # fmt: skip
         self.arrays, self.backend = arrays, backend
         self.progress: Progress = progress or (lambda event: None)
@@ -451,7 +450,7 @@ def solve_milp(
     exact_tier_curves: bool = False,
     crossing_points: bool = False,
     tier_prices: FloatArray | None = None,
-    tier_levels: tuple[NDArray[np.intp], NDArray[np.intp]] | None = None,
+    tier_levels: TierLevels | None = None,
 ) -> EngineOutcome:
     """`proven_shortfall`: the least weighted shortfall another engine has proven; with a
     start that reaches it, stage 1 is settled before the first round. `plan_only`: the

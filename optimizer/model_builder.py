@@ -20,6 +20,7 @@ from optimizer.formulation import (
     StageSpec,
 )
 from optimizer.matrix import MatrixBuilder
+from optimizer.outcome import TierLevels
 from optimizer.pwl import Segments
 from optimizer.tier_cuts import ranges, tier_cuts
 
@@ -42,7 +43,7 @@ def build(
     tier_margin: bool = True,
     integral_grid: bool = False,
     tier_prices: FloatArray | None = None,
-    tier_levels: tuple[NDArray[np.intp], NDArray[np.intp]] | None = None,
+    tier_levels: TierLevels | None = None,
 ) -> Formulation:
     """`tier_margin`: claim tiers with headroom (inner model); off for the outer model,
     which must stay a relaxation for its bound to be valid. `integral_grid`: keep every
@@ -89,7 +90,7 @@ class _ModelBuilder:
         self.stepped = np.zeros(0, dtype=np.intp)
         self.coarse = np.zeros(0, dtype=bool)
         self.z_cols: dict[tuple[int, int], int] = {}
-        self.tier_levels: tuple[NDArray[np.intp], NDArray[np.intp]] | None = None
+        self.tier_levels: TierLevels | None = None
         self.budget_rows: dict[int, int] = {}
         self.base_counts = np.zeros(len(arrays.thresholds), dtype=np.int_)
         # GMV terms (partner, column, coefficient in money units) and cost terms.

@@ -40,7 +40,7 @@ from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.clock import Clock, relative_gap
 from optimizer.engines import available_engines, milp_backend
 from optimizer.milp import solve_milp
-from optimizer.outcome import Candidate, EngineOutcome
+from optimizer.outcome import Candidate, EngineOutcome, TierLevels
 from optimizer.parallel import either
 from optimizer.polish import polished
 from optimizer.progress import Progress, ProgressEvent
@@ -244,7 +244,15 @@ def improver(
     halves: bool = True,
 ) -> (
     Callable[
-        [FloatArray, float | None, float, float, float, Callable[[], bool] | None],
+        [
+            FloatArray,
+            float | None,
+            float,
+            float,
+            float,
+            Callable[[], bool] | None,
+            TierLevels | None,
+        ],
         FloatArray | None,
     ]
     | None
@@ -261,10 +269,11 @@ def improver(
         seconds: float,
         spent: float,
         stop: Callable[[], bool] | None = None,
+        levels: TierLevels | None = None,
     ) -> FloatArray | None:
         clock = Clock(seconds, either(should_stop, stop))
         return improve_in_neighbourhoods(
-            arrays, amounts, floor, bound, clock, progress, spent, halves=halves
+            arrays, amounts, floor, bound, clock, progress, spent, halves=halves, levels=levels
         )
 
     return improve
@@ -308,7 +317,8 @@ def finish_by_neighbourhoods(
     clock = Clock(left_s, should_stop)
     start = outcome.candidates[0].amounts
     moved = improve_in_neighbourhoods(
-        arrays, start, floor, outcome.best_bound, clock, progress, spent_s, attempt
+        arrays, start, floor, outcome.best_bound, clock, progress, spent_s, attempt,
+        levels=outcome.tier_levels,
     )  # fmt: skip
     if moved is None:
         return outcome
@@ -335,6 +345,7 @@ def improve_in_neighbourhoods(
     spent_s: float = 0.0,
     attempt: int = 0,
     halves: bool = True,
+    levels: TierLevels | None = None,
 ) -> FloatArray | None:
     """Better amounts than `amounts` (an exactly valid plan), re-solved in neighbourhoods
     by the CBC MILP until the plan is within the request's gap of `bound` (GMV), the
@@ -346,7 +357,9 @@ def improve_in_neighbourhoods(
     caller's seconds so far, for progress reports; `attempt`: a later search on the same
     request draws other halves. `halves` false: the search ends where the halves would
     begin, for a caller whose MILP re-solves the whole plan next (`optimizer.milp_finish`;
-    family seed 2, 1,200 partners: three halves took 4.4 s and gained nothing)."""
+    family seed 2, 1,200 partners: three halves took 4.4 s and gained nothing). `levels`:
+    the tier levels any plan better than `amounts` gives each partner (reduced-cost fixing,
+    `EngineOutcome.tier_levels`): the MILPs claim tiers within them."""
     request = arrays.request
     columns = curve_columns(request)
     best = Candidate(amounts)
@@ -370,6 +383,7 @@ def improve_in_neighbourhoods(
         moved = _round(
             arrays, columns, best.amounts, inside, floor, seconds, clock,
             whole_steps_retry=halves and not halved,
+            levels=None if levels is None else (levels[0][inside], levels[1][inside]),
         )  # fmt: skip
         rounds += 1
         if moved is None:
@@ -404,6 +418,7 @@ def _round(
     seconds: float,
     clock: Clock,
     whole_steps_retry: bool,
+    levels: TierLevels | None = None,
 ) -> FloatArray | None:
     """The amounts with the partners `inside` re-solved by the CBC MILP (never worse for
     them: the MILP starts from theirs); None when no sub-request or plan came out.
@@ -423,6 +438,7 @@ def _round(
         proven_shortfall=floor,
         plan_only=True,
         whole_steps_retry=whole_steps_retry,
+        tier_levels=levels,
     )
     if not outcome.candidates:
         return None

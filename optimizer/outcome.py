@@ -14,6 +14,9 @@ from numpy.typing import NDArray
 from models.curves import FloatArray
 from models.plan import SolveStatus
 
+# Per partner, the lowest and highest tier level a plan may give it (0: none).
+TierLevels = tuple[NDArray[np.intp], NDArray[np.intp]]
+
 
 @dataclass
 class Candidate:
@@ -45,4 +48,4 @@ class EngineOutcome:
     # The decomposition's reduced-cost fixing: per partner, the lowest and highest tier
     # level any better plan can give it (`certificate.level_ranges`); the MILP finish
     # claims tiers only within them.
-    tier_levels: tuple[NDArray[np.intp], NDArray[np.intp]] | None = None
+    tier_levels: TierLevels | None = None

@@ -36,6 +36,7 @@ from optimizer.decomposition.subproblem import respond
 from optimizer.engines import milp_backend
 from optimizer.engines.base import MilpModel, MilpResult, Termination
 from optimizer.matrix import MatrixBuilder
+from optimizer.outcome import TierLevels
 
 IntArray = NDArray[np.intp]
 LEAN_AWAY = 8.0  # a resource's price times this: a surrogate row that weighs it more
@@ -176,7 +177,7 @@ def keeps_rows(problem: Problem, stage: Stage, plan: ScoredAmounts) -> bool:
 
 def level_ranges(
     problem: Problem, stage: Stage, z: FloatArray, best: ScoredAmounts, grid: int | None
-) -> tuple[IntArray, IntArray] | None:
+) -> TierLevels | None:
     """Per partner, the lowest and highest tier level a plan better than `best` (which
     keeps the stage's rows) can give it: reduced-cost fixing at the prices `z`, lumpy
     resource `grid` exact, as in `gmv_ceiling`. None where the argument does not hold

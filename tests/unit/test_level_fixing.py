@@ -14,7 +14,9 @@ import dataclasses
 import numpy as np
 import pytest
 
+from optimizer import neighbourhood
 from optimizer.arrays import build_arrays
+from optimizer.clock import Clock
 from optimizer.decomposition.certificate import level_ranges
 from optimizer.decomposition.option_plan import first_pass
 from optimizer.decomposition.primal import evaluate_plan
@@ -94,3 +96,37 @@ def test_partners_who_may_claim_no_tier_keep_their_s_curves_relaxed() -> None:
     assert nobody.relaxed == Approximation(arrays).relaxed
     everybody = Approximation(arrays, True, may_claim=np.ones(problem.n, dtype=bool))
     assert everybody.relaxed == exact_for_all.relaxed
+
+
+def test_each_neighbourhood_milp_gets_its_own_partners_levels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    request, problem, _, stage, _, prices, clock = stage_two(2, 300)
+    known = first_pass(problem, stage, prices, clock)
+    assert known is not None
+    arrays = build_arrays(request)
+    # Levels told apart by partner, so that a slice of the wrong partners shows.
+    levels = (np.arange(problem.n) % 2, np.arange(problem.n) % 2 + problem.n_tiers)
+    drawn: list[np.ndarray] = []
+    handed: list[object] = []
+    draw, solve = neighbourhood.sub_request, neighbourhood.solve_milp
+
+    def drawing(*args: object) -> object:
+        drawn.append(np.asarray(args[3]))  # the partners re-solved in this round
+        return draw(*args)  # type: ignore[arg-type]
+
+    def solving(*args: object, **kwargs: object) -> object:
+        handed.append(kwargs["tier_levels"])
+        return solve(*args, **{**kwargs, "tier_levels": None})  # type: ignore[arg-type]
+
+    monkeypatch.setattr(neighbourhood, "sub_request", drawing)
+    monkeypatch.setattr(neighbourhood, "solve_milp", solving)
+    neighbourhood.improve_in_neighbourhoods(
+        arrays, known.amounts, None, known.objective * 1.01, Clock(8.0), levels=levels
+    )
+    assert handed, "at least one round ran"
+    assert len(drawn) - len(handed) in (0, 1), "a round without a sub-request ends them"
+    for inside, given in zip(drawn, handed, strict=False):
+        assert isinstance(given, tuple)
+        assert np.array_equal(given[0], levels[0][inside])
+        assert np.array_equal(given[1], levels[1][inside])

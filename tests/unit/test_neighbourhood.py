@@ -157,6 +157,7 @@ def test_the_engine_keeps_an_improvers_plan_only_when_better_and_valid() -> None
             seconds: float,
             spent: float,
             stop: Callable[[], bool] | None,
+            levels: object = None,
         ) -> np.ndarray:
             assert seconds > 0
             assert bound >= score(arrays, columns, Candidate(plan)).gmv
