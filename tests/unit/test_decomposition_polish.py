@@ -31,7 +31,7 @@ def test_the_first_searchs_plan_is_polished_before_the_improver_starts_from_it(
         calls.append(("polish", (plan, polished)))
         return polished
 
-    def improver(amounts, floor, bound, seconds, elapsed, stop):  # type: ignore[no-untyped-def]
+    def improver(amounts, floor, bound, seconds, elapsed, stop, levels):  # type: ignore[no-untyped-def]
         calls.append(("improve", amounts.copy()))
         return None
 

@@ -175,7 +175,7 @@ def test_the_second_pass_runs_beside_the_improver(monkeypatch: pytest.MonkeyPatc
     spans: dict[str, tuple[float, float]] = {}
     _timed_second_pass(monkeypatch, spans)
 
-    def improver(amounts, floor, bound, seconds, spent, stop):  # type: ignore[no-untyped-def]
+    def improver(amounts, floor, bound, seconds, spent, stop, levels):  # type: ignore[no-untyped-def]
         started = time.perf_counter()
         while "second" not in spans and time.perf_counter() - started < 20.0:
             time.sleep(0.01)  # busy until the second pass has ended
@@ -204,7 +204,7 @@ def test_a_second_pass_within_the_gap_stops_the_improver(monkeypatch: pytest.Mon
     monkeypatch.setattr(engine, "second_pass", certifying)
     stopped: list[bool] = []
 
-    def improver(amounts, floor, bound, seconds, spent, stop):  # type: ignore[no-untyped-def]
+    def improver(amounts, floor, bound, seconds, spent, stop, levels):  # type: ignore[no-untyped-def]
         started = time.perf_counter()
         while time.perf_counter() - started < 20.0:
             if stop is not None and stop():
