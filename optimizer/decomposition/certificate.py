@@ -176,13 +176,25 @@ def keeps_rows(problem: Problem, stage: Stage, plan: ScoredAmounts) -> bool:
 
 
 def level_ranges(
-    problem: Problem, stage: Stage, z: FloatArray, best: ScoredAmounts, grid: int | None
+    problem: Problem,
+    stage: Stage,
+    z: FloatArray,
+    best: ScoredAmounts,
+    grid: int | None,
+    proven: bool,
 ) -> TierLevels | None:
     """Per partner, the lowest and highest tier level a plan better than `best` (which
     keeps the stage's rows) can give it: reduced-cost fixing at the prices `z`, lumpy
-    resource `grid` exact, as in `gmv_ceiling`. None where the argument does not hold
-    (not the GMV stage, an attainment row, or `best` short of a row)."""
-    if stage.kind != "gmv" or not stage.price_tiers or stage.attainment is not None:
+    resource `grid` exact, as in `gmv_ceiling`. None where the argument does not hold:
+    not the GMV stage, `best` short of a row, or an attainment row held while stage 1 is
+    not `proven` (a plan with less shortfall, even with less GMV, would be better).
+
+    With an attainment row the argument holds too: a plan's tier rewards Σ μ_t·count_t
+    plus the row's Σ target_t·max(0, ρ·w_t − μ_t) are at least ρ·Σ w_t·min(count_t,
+    target_t), which is at least ρ times the attainment held."""
+    if stage.kind != "gmv" or not stage.price_tiers:
+        return None
+    if stage.attainment is not None and not proven:
         return None
     if not keeps_rows(problem, stage, best):
         return None

@@ -366,6 +366,15 @@ def _solve(
         grid = refine_bound(problem, stage, clock, FIRST_SEARCH_SHARE, mip_gap, start, settles)
         return grid.value
 
+    def fixed_levels(plan: ScoredAmounts) -> TierLevels | None:
+        """`certificate.level_ranges` at the grid dual's best prices (the least slack), else
+        the best prices; None above REFINE_UP_TO partners, where that evaluation costs
+        seconds nothing uses (the MILP finish stops at 7,000 amounts)."""
+        if problem.n > REFINE_UP_TO:
+            return None
+        z = grid.prices if grid.prices is not None else prices
+        return level_ranges(problem, stage, z, plan, grid.resource, one.proven)
+
     bound, best, prices = run_stage(
         problem,
         stage,
@@ -398,7 +407,7 @@ def _solve(
 
         # Levels fixed against the plan before it: the improver's MILPs claim tiers within
         # them (2,000 family partners, seed 4: its three rounds 7.3 s to 5.4 s, same plans).
-        levels = None if improve is None else _levels(problem, stage, grid, prices, before)
+        levels = None if improve is None else fixed_levels(before)
 
         def improving(stop: StopFlag) -> ScoredAmounts:
             return before if improve is None else _improved(
@@ -447,20 +456,8 @@ def _solve(
     if best is None:
         best = evaluate_plan(problem, fixed_amounts(problem))
     floor = one.floor if has_tiers else None
-    levels = None if close_enough(bound, best) else _levels(problem, stage, grid, prices, best)
+    levels = None if close_enough(bound, best) else fixed_levels(best)
     return _Result(best, bound, one.proven, prices, floor, one.prices, levels)
-
-
-def _levels(
-    problem: Problem, stage: Stage, grid: GridBound, prices: FloatArray, plan: ScoredAmounts
-) -> TierLevels | None:
-    """The tier levels any plan better than `plan` gives each partner, fixed at the grid
-    dual's best prices (the least slack) or else at `prices`; None above REFINE_UP_TO
-    partners, where that evaluation costs seconds nothing uses (the finish stops at 7,000)."""
-    if problem.n > REFINE_UP_TO:
-        return None
-    z = grid.prices if grid.prices is not None else prices
-    return level_ranges(problem, stage, z, plan, grid.resource)
 
 
 def _improved(

@@ -31,10 +31,10 @@ from tests.support.stage_two import stage_two
 pytestmark = pytest.mark.skipif("cbc" not in available_engines(), reason="CBC not installed")
 
 
-@pytest.mark.parametrize("seed", [2, 3, 4])  # every target within reach (not 1 or 5)
+@pytest.mark.parametrize("seed", [1, 2, 3, 4, 5])  # 1 and 5: a target out of reach
 def test_a_better_plan_takes_only_levels_the_ranges_allow(seed: int) -> None:
-    request, problem, _, stage, _, prices, clock = stage_two(seed, 300)
-    assert stage.attainment is None, "every target within reach: the argument applies"
+    request, problem, one, stage, _, prices, clock = stage_two(seed, 300)
+    assert one.proven, "the least shortfall is proven: no plan is better by shortfall"
     known = first_pass(problem, stage, prices, clock)
     assert known is not None
     # A better plan: CBC's, from the known one, to its own proven gap.
@@ -42,14 +42,14 @@ def test_a_better_plan_takes_only_levels_the_ranges_allow(seed: int) -> None:
         build_arrays(request), milp_backend("cbc"), warm_start=None, time_limit_s=60.0
     )
     better = evaluate_plan(problem, outcome.candidates[0].amounts.copy())
-    assert np.all(better.achieved >= stage.targets)
+    assert better.shortfall == known.shortfall == one.floor
     # Fix against a plan a little worse than both, so that CBC's is strictly better.
     threshold = min(known.objective, better.objective) * (1 - 1e-5)
     grid = refine_bound(problem, stage, clock, 0.95, 1e-3, prices)
     assert grid.prices is not None
     found = level_ranges(
         problem, stage, grid.prices, dataclasses.replace(known, objective=threshold),
-        grid.resource,
+        grid.resource, one.proven,
     )  # fmt: skip
     assert found is not None
     lowest, highest = found
@@ -58,14 +58,15 @@ def test_a_better_plan_takes_only_levels_the_ranges_allow(seed: int) -> None:
     assert np.mean(lowest == highest) > 0.5, "and they settle most partners"
 
 
-def test_no_level_is_fixed_where_stage_two_holds_an_attainment() -> None:
-    """With a target out of reach, stage 2 holds the weighted attainment, which other mixes
-    of tier counts also meet: the counts the argument prices are not the plan's own."""
+def test_no_level_is_fixed_under_an_attainment_row_while_stage_one_is_unproven() -> None:
+    """A plan with less shortfall is better whatever its GMV, and the argument only covers
+    plans with more GMV."""
     _, problem, _, stage, _, prices, clock = stage_two(1, 300)
     assert stage.attainment is not None
     known = first_pass(problem, stage, prices, clock)
     assert known is not None
-    assert level_ranges(problem, stage, prices, known, None) is None
+    assert level_ranges(problem, stage, prices, known, None, True) is not None
+    assert level_ranges(problem, stage, prices, known, None, False) is None
 
 
 def test_the_model_claims_tiers_only_within_the_ranges() -> None:
