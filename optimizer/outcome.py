@@ -46,6 +46,6 @@ class EngineOutcome:
     # The decomposition's last prices: a nearby request's warm start (`optimizer.warm_start`).
     prices: tuple[float, ...] | None = None
     # The decomposition's reduced-cost fixing: per partner, the lowest and highest tier
-    # level any better plan can give it (`certificate.level_ranges`); the MILP finish
-    # claims tiers only within them.
+    # level any better plan can give it (`certificate.level_ranges`); the MILP finish and
+    # the neighbourhood rounds claim tiers only within them.
     tier_levels: TierLevels | None = None

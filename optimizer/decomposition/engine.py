@@ -76,11 +76,10 @@ SEARCH_PROGRESS = 0.01  # of the remaining gap: less does not count as an improv
 
 # A caller's plan improver (under `auto`, `optimizer.neighbourhood`): from a plan's amounts,
 # its proven least shortfall (None: unproven, or tiers do not count), the stage-2 bound
-# (request units), the seconds it may take, the seconds already spent and a stop check
-# (None: none) and the tier levels any better plan gives each partner (None: unknown;
-# `certificate.level_ranges`), better amounts or None. It runs once, after stage 2's first
-# search, where the anytime searches add little (2,000 family partners: 3 s of further
-# searches for no better plan).
+# (request units), the seconds it may take and already spent, a stop check and the tier
+# levels any better plan gives each partner (either None: none), better amounts or None.
+# It runs once, after stage 2's first search: the anytime searches add little (2,000
+# family partners: 3 s of further searches for no better plan).
 Improver = Callable[
     [FloatArray, float | None, float, float, float, StopFlag | None, TierLevels | None],
     FloatArray | None,
@@ -366,14 +365,18 @@ def _solve(
         grid = refine_bound(problem, stage, clock, FIRST_SEARCH_SHARE, mip_gap, start, settles)
         return grid.value
 
+    fixed: list[tuple[ScoredAmounts, FloatArray, TierLevels | None]] = []  # the last one
+
     def fixed_levels(plan: ScoredAmounts) -> TierLevels | None:
         """`certificate.level_ranges` at the grid dual's best prices (the least slack), else
-        the best prices; None above REFINE_UP_TO partners, where that evaluation costs
-        seconds nothing uses (the MILP finish stops at 7,000 amounts)."""
+        the best prices, evaluated once per plan and prices; None above REFINE_UP_TO
+        partners, where it costs seconds nothing uses (the finish stops at 7,000 amounts)."""
         if problem.n > REFINE_UP_TO:
             return None
         z = grid.prices if grid.prices is not None else prices
-        return level_ranges(problem, stage, z, plan, grid.resource, one.proven)
+        if not (fixed and fixed[0][0] is plan and fixed[0][1] is z):
+            fixed[:] = [(plan, z, level_ranges(problem, stage, z, plan, grid.resource, one.proven))]
+        return fixed[0][2]
 
     bound, best, prices = run_stage(
         problem,

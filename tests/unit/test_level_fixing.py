@@ -14,9 +14,11 @@ import dataclasses
 import numpy as np
 import pytest
 
+from fixtures.families import family_request
 from optimizer import neighbourhood
 from optimizer.arrays import build_arrays
 from optimizer.clock import Clock
+from optimizer.decomposition import engine, solve_decomposition
 from optimizer.decomposition.certificate import level_ranges
 from optimizer.decomposition.option_plan import first_pass
 from optimizer.decomposition.primal import evaluate_plan
@@ -131,3 +133,33 @@ def test_each_neighbourhood_milp_gets_its_own_partners_levels(
         assert isinstance(given, tuple)
         assert np.array_equal(given[0], levels[0][inside])
         assert np.array_equal(given[1], levels[1][inside])
+
+
+def test_the_levels_are_fixed_once_when_nothing_better_is_found(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When neither the improver nor the option plan's second pass finds a better plan,
+    the improver's levels and the outcome's are fixed against the same plan at the same
+    prices: one evaluation, the same levels."""
+    request, _ = family_request(2, 300, 0.95, time_limit_s=20.0)
+    calls: list[object] = []
+    fixing = engine.level_ranges
+
+    def counting(*args: object) -> object:
+        calls.append(fixing(*args))  # type: ignore[arg-type]
+        return calls[-1]
+
+    handed: list[object] = []
+
+    def improver(amounts, floor, bound, seconds, spent, stop, levels):  # type: ignore[no-untyped-def]
+        handed.append(levels)
+        return None
+
+    monkeypatch.setattr(engine, "level_ranges", counting)
+    monkeypatch.setattr(engine, "second_pass", lambda *args: None)
+    outcome = solve_decomposition(
+        request, time_limit_s=20.0, mip_gap=1e-7, improve=improver, anytime=False
+    )
+    assert handed and handed[0] is not None, "the improver got levels"
+    assert len(calls) == 1
+    assert outcome.tier_levels is handed[0]
