@@ -34,11 +34,12 @@ from optimizer.milp_rounds import (
 )
 from optimizer.model_builder import build
 from optimizer.outcome import Candidate, EngineOutcome, TierLevels
+from optimizer.outer_repair import OuterRepair
 from optimizer.parallel import StopFlag, either, side_by_side
 from optimizer.polish import polished
 from optimizer.progress import Progress, ProgressEvent
 from optimizer.pwl import Approximation
-from optimizer.scoring import Incumbent, Score, better, exact_candidate, score, valid_plan
+from optimizer.scoring import Incumbent, Score, better, score
 from optimizer.tier_crossings import add_tier_crossings
 
 MAX_REFINEMENTS = 12
@@ -82,11 +83,9 @@ class MilpStrategy:
         self.exact = all(c.kind in ("points", "linear") for c in arrays.pair_curve)
         self.plan_only = self.whole_steps_retry = False  # see `solve_milp`
         self.tier_prices: FloatArray | None = None  # see `optimizer.tier_cuts`
+        self.outer_repair = OuterRepair(arrays, self.columns)
 
     # -- exact evaluation -------------------------------------------------------------
-    def candidate(self, form: Formulation, solution: FloatArray) -> Candidate:
-        return exact_candidate(self.arrays, self.columns, form, solution)
-
     def score(self, cand: Candidate) -> Score:
         return score(self.arrays, self.columns, cand)
 
@@ -130,6 +129,7 @@ class MilpStrategy:
             mip_gap=self.backend_gap,
             seed=self.options.seed,
             should_stop=either(clock.should_stop, stop),
+            holds_plan=self.warm is not None,
         )
         return form, result
 
@@ -141,11 +141,14 @@ class MilpStrategy:
         needed: Callable[[Solved], bool],
         cap_s: float = math.inf,
         cutoff: float | None = None,
+        beats: Incumbent | None = None,
     ) -> tuple[Solved, tuple[Formulation, MilpResult] | None]:
         """The inner solve (plan scored exactly) and the outer one side by side (1,000 family
         partners, CBC: 21 s to 16.5 s); no outer solve for an exact inner model held alike;
         the outer stopped, and None, unless `needed`. Once the outer solve proves `cutoff` the
-        inner one stops (family seed 2, 1,200 partners: it ran 2.2 s on for nothing)."""
+        inner one stops (family seed 2, 1,200 partners: it ran 2.2 s on for nothing); so it
+        does once the outer solution, repaired onto the exact curves, is a valid plan better
+        than `beats` (`OuterRepair.settles`)."""
 
         def inner(stop: StopFlag | None = None) -> Solved:
             form, result = self._solve(inner_stage, False, clock, stop, cap_s)
@@ -159,7 +162,7 @@ class MilpStrategy:
             inner,
             lambda stop: self._solve(outer_stage, True, clock, stop, cap_s, cutoff),
             needed,
-            settles=lambda got: got[1].termination is Termination.CUT_OFF,
+            settles=lambda got: self.outer_repair.settles(got, beats),
         )
 
     def run(self, exclude: list[set[tuple[int, int]]], clock: Clock) -> EngineOutcome | None:
@@ -314,11 +317,15 @@ class MilpStrategy:
         outer solve proved `Search.cutoff` first) and the outer bound in request units."""
         stage, inner_stage = held
         cutoff = search.cutoff(self.request.objective, self.options.mip_gap) if search else None
+        beats = search.best if search else None
         (form, result, found), outer_solved = self._solve_pair(
-            inner_stage, stage, clock, lambda got: got[2] is not None, cutoff=cutoff
-        )
+            inner_stage, stage, clock, lambda got: got[2] is not None, cutoff=cutoff,
+            beats=beats,
+        )  # fmt: skip
         if found is None and outer_solved and outer_solved[1].termination is Termination.CUT_OFF:
-            found = search.best if search else None  # the outer proof certifies it
+            found = beats  # the outer proof certifies it
+        if found is None and outer_solved and self.outer_repair.took(outer_solved[1]):
+            found = beats  # stopped by the outer plan, which `_better_outer` takes below
         if found is None:
             return result.termination
         plan, inner = found, (form, result)
@@ -382,8 +389,7 @@ class MilpStrategy:
         return EngineOutcome(self.backend.name, status, candidates or [])
 
     def _exact(self, form: Formulation, solution: FloatArray) -> Incumbent:
-        candidate = self.candidate(form, solution)
-        return candidate, self.score(candidate)
+        return self.outer_repair.exact(form, solution)
 
     def _polished(self, best: Incumbent, clock: Clock) -> Incumbent:
         """Exact pairwise moves (`optimizer.polish`) keep every tier and rule and collect what
@@ -391,13 +397,7 @@ class MilpStrategy:
         return polished(self.arrays, self.columns, best, clock, POLISH_SHARE)
 
     def _better_outer(self, plan: Incumbent, form: Formulation, solution: FloatArray) -> Incumbent:
-        """`plan`, or the outer solution repaired onto the exact curves when better and valid:
-        without the inner model's headroom it can beat it by far more than the gap near flat
-        stretches (family seed 2, 300 partners: 0.96% more GMV, where refining stalled)."""
-        other = self._exact(form, solution)
-        if better(plan, other, self.request.objective) is plan:
-            return plan
-        return other if valid_plan(self.arrays, self.columns, other[0]) else plan
+        return self.outer_repair.better(plan, form, solution)
 
     def seed(self, start: Candidate) -> None:
         """Warm start from another engine's plan: it is the incumbent to beat, and its

@@ -85,6 +85,7 @@ class MilpBackend(Protocol):
         should_stop: Callable[[], bool] | None = None,
         target: float | None = None,
         cutoff: float | None = None,
+        holds_plan: bool = False,
     ) -> MilpResult:
         """`should_stop` is polled (throttled) by backends that can interrupt a solve;
         the others stop at `time_limit_s`. `target`: a solution with objective at or below
@@ -93,5 +94,7 @@ class MilpBackend(Protocol):
         `cutoff`: only solutions with objective below it are wanted (the caller needs to
         know whether any exists, not how good the best is); a MILP backend that proves none
         does returns CUT_OFF with the cutoff as its bound. HiGHS and CP-SAT, and every
-        backend on a model without integer columns, solve as without it."""
+        backend on a model without integer columns, solve as without it. `holds_plan`: the
+        caller has a plan of its own, so heuristics that only hunt for a first solution may
+        be skipped (CBC's feasibility pump); HiGHS and CP-SAT solve as without it."""
         ...

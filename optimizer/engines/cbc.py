@@ -312,13 +312,14 @@ class CbcBackend:
         should_stop: Callable[[], bool] | None = None,
         target: float | None = None,
         cutoff: float | None = None,
+        holds_plan: bool = False,
     ) -> MilpResult:
         started = time.perf_counter()
         folder = tempfile.mkdtemp(prefix="windmaker-cbc-")
         try:
             return self._solve(
                 model, folder, started, time_limit_s, mip_gap, seed, warm_start, should_stop,
-                cutoff if model.integer.any() else None,
+                cutoff if model.integer.any() else None, holds_plan,
             )  # fmt: skip
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -334,6 +335,7 @@ class CbcBackend:
         warm_start: FloatArray | None,
         should_stop: Callable[[], bool] | None,
         cutoff: float | None,
+        holds_plan: bool,
     ) -> MilpResult:
         mps, start, solution, log_path = (
             os.path.join(folder, name) for name in ("model.mps", "start.mst", "cbc.sol", "cbc.log")
@@ -354,6 +356,11 @@ class CbcBackend:
             # solution: the root heuristics (feasibility pump, diving) only hunt for
             # solutions. Family programmes of 1,000-3,000 partners: 1-3 s less a run.
             args += ["-heuristicsOnOff", "off"]
+        elif holds_plan:
+            # The feasibility pump hunts for a first solution, which a caller holding a plan
+            # does not need: on a neighbourhood MILP of 300 family partners (5,000, seed 5)
+            # it took 2.0 s of 3.2 for a solution 12% below the one B&B found next.
+            args += ["-feasibilityPump", "off"]
         args += ["-ratio", str(float(mip_gap)), "-solve", "-printingOptions", "all"]
         args += ["-solution", solution]
         with open(log_path, "w", encoding="utf-8") as log, _interruptible(folder, should_stop):

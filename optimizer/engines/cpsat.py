@@ -72,6 +72,7 @@ class CpSatBackend:
         should_stop: Callable[[], bool] | None = None,
         target: float | None = None,
         cutoff: float | None = None,
+        holds_plan: bool = False,  # no heuristic of its own is skipped
     ) -> MilpResult:
         from ortools.sat.python import cp_model
 

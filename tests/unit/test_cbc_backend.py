@@ -3,13 +3,17 @@ its LP relaxation's values, which must not pass as a plan."""
 
 from __future__ import annotations
 
+import itertools
+import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from optimizer.engines import cbc
 from optimizer.engines.base import MilpModel, Termination
 from optimizer.engines.cbc import CbcBackend, _in_pulps_layout, _read_solution, write_mps
 from tests.support.milp import hard_knapsack
@@ -227,3 +231,26 @@ def test_the_file_is_pulps_byte_for_byte(seed: int, tmp_path: Path) -> None:
     write_mps(laid_out, str(mine))
     assert mine.read_text(encoding="utf-8") == _pulps_file(model, tmp_path / "pulp.mps")
     assert sorted(order.tolist()) == list(range(model.n_cols))
+
+
+@pytest.mark.parametrize(("holds_plan", "pumps"), [(True, False), (False, True)])
+def test_a_caller_holding_a_plan_skips_the_feasibility_pump(
+    holds_plan: bool, pumps: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The pump only hunts for a first solution: the neighbourhood MILPs and the finish's
+    # inner solves, which start from a plan, spent up to 2 s of 3 in it.
+    runs: list[list[str]] = []
+    real_run = subprocess.run
+
+    def recording_run(args: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+        runs.append(list(args))
+        return real_run(args, **kwargs)
+
+    monkeypatch.setattr(cbc.subprocess, "run", recording_run)
+    result = CbcBackend().solve(
+        hard_knapsack(), time_limit_s=1.0, mip_gap=0.0, holds_plan=holds_plan
+    )
+    assert result.x is not None  # the heuristics left on still find solutions
+    (args,) = runs
+    skipped = ("-feasibilityPump", "off") in itertools.pairwise(args)
+    assert skipped is not pumps

@@ -21,7 +21,9 @@ from optimizer.engines import available_engines, milp_backend
 from optimizer.engines.base import MilpBackend, MilpModel, MilpResult, Termination
 from optimizer.milp import solve_milp
 from optimizer.milp_rounds import CUTOFF_SHARE, Search
+from optimizer.outcome import Candidate
 from optimizer.scoring import score, valid_plan
+from tests.support.instances import random_small_request
 from tests.support.milp import incumbent, small_strategy
 
 BACKENDS = [name for name in ("cbc", "highs") if name in available_engines()]
@@ -130,6 +132,7 @@ class _Recording:
 
     inner: MilpBackend
     calls: list[tuple[MilpModel, float | None, MilpResult]] = field(default_factory=list)
+    holds_plan: list[object] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -145,7 +148,21 @@ class _Recording:
         result = self.inner.solve(model, **options)  # type: ignore[arg-type]
         cutoff = options.get("cutoff")
         self.calls.append((model, cutoff if isinstance(cutoff, float) else None, result))
+        self.holds_plan.append(options.get("holds_plan"))
         return result
+
+
+def test_the_backend_is_told_when_the_strategy_holds_a_plan_of_its_own() -> None:
+    # With a start, the backend may skip heuristics hunting for a first solution (CBC's
+    # feasibility pump); without one it must not.
+    request = random_small_request(3, n_partners=6, n_resources=2)
+    arrays = build_arrays(request)
+    cold = _Recording(milp_backend("highs"))
+    planned = solve_milp(arrays, cold)
+    assert cold.holds_plan and not any(cold.holds_plan)
+    warm = _Recording(milp_backend("highs"))
+    solve_milp(arrays, warm, warm_start=Candidate(planned.candidates[0].amounts.copy()))
+    assert warm.holds_plan and all(h is True for h in warm.holds_plan)
 
 
 @pytest.mark.skipif("cbc" not in available_engines(), reason="CBC not installed")

@@ -22,12 +22,12 @@ def test_an_outer_plan_that_breaks_a_rule_is_not_taken(monkeypatch: pytest.Monke
     over_budget[:, 0] = 2 * arrays.budget[0] / arrays.n_partners  # twice the budget
     tempting = incumbent(strategy, over_budget)
     assert tempting[1].gmv > empty[1].gmv
-    monkeypatch.setattr(strategy, "_exact", lambda form, solution: tempting)
+    monkeypatch.setattr(strategy.outer_repair, "exact", lambda form, solution: tempting)
     assert strategy._better_outer(empty, None, np.zeros(0)) is empty  # type: ignore[arg-type]
 
     solved = solve_milp(arrays, milp_backend("highs")).candidates[0]  # keeps every rule
     fair = incumbent(strategy, solved.amounts)
-    monkeypatch.setattr(strategy, "_exact", lambda form, solution: fair)
+    monkeypatch.setattr(strategy.outer_repair, "exact", lambda form, solution: fair)
     assert strategy._better_outer(empty, None, np.zeros(0)) is fair  # type: ignore[arg-type]
 
 

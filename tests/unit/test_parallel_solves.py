@@ -17,6 +17,7 @@ from optimizer.engines.base import MilpModel, MilpResult, Termination
 from optimizer.milp import STAGE1_CALL_SHARE, solve_milp
 from optimizer.milp_rounds import ObjectiveRound, Search, ShortfallRound, held_shortfall
 from optimizer.parallel import either, side_by_side
+from optimizer.scoring import better, valid_plan
 from tests.support.milp import incumbent, small_strategy
 
 MEET_S = 20.0  # a call left waiting this long for the other was not run beside it
@@ -278,3 +279,57 @@ def test_an_outer_proof_of_the_cut_off_stops_the_inner_solve_and_certifies_the_b
     assert isinstance(found, ObjectiveRound)
     assert found.plan is best
     assert found.bound is not None and math.isclose(found.bound, cutoff, rel_tol=1e-9)
+
+
+class _OuterFirstBackend(_Highs):
+    """HiGHS for the outer solve (on the pair's thread), at once; the inner solve first
+    waits up to HOLD_S for a stop, then solves unless stopped."""
+
+    HOLD_S = 2.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.endings: list[str] = []
+
+    def solve(
+        self, model: MilpModel, *, should_stop: Callable[[], bool] | None = None, **options: object
+    ) -> MilpResult:
+        if threading.current_thread().name.startswith("milp-pair"):
+            return self.inner.solve(model, **options)  # type: ignore[arg-type]
+        deadline = time.monotonic() + self.HOLD_S
+        while should_stop is not None and not should_stop() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if should_stop is not None and should_stop():
+            self.endings.append("stopped")
+            return MilpResult(Termination.NO_SOLUTION)
+        self.endings.append("ran")
+        return self.inner.solve(model, **options)  # type: ignore[arg-type]
+
+
+def test_an_outer_solution_repaired_into_a_better_valid_plan_stops_the_inner_solve() -> None:
+    strategy = small_strategy()
+    planned = solve_milp(strategy.arrays, milp_backend("highs"), time_limit_s=20.0)
+    weak = incumbent(strategy, planned.candidates[0].amounts * 0.5)
+    backend = _OuterFirstBackend()
+    strategy.backend = backend
+    found = strategy._objective_round(
+        held_shortfall(None, []), Clock(60.0), Search(best=weak, shortfall_proven=True)
+    )
+    assert backend.endings == ["stopped"], "stopped once the outer's repaired plan beat the best"
+    assert isinstance(found, ObjectiveRound)
+    assert found.plan is not weak
+    assert better(weak, found.plan, strategy.request.objective) is found.plan
+    assert valid_plan(strategy.arrays, strategy.columns, found.plan[0])
+
+
+def test_an_outer_solution_no_better_than_the_best_plan_leaves_the_inner_solve_alone() -> None:
+    strategy = small_strategy()
+    planned = solve_milp(strategy.arrays, milp_backend("highs"), time_limit_s=20.0)
+    best = incumbent(strategy, planned.candidates[0].amounts)
+    backend = _OuterFirstBackend()
+    strategy.backend = backend
+    found = strategy._objective_round(
+        held_shortfall(None, []), Clock(60.0), Search(best=best, shortfall_proven=True)
+    )
+    assert backend.endings == ["ran"]
+    assert isinstance(found, ObjectiveRound)
