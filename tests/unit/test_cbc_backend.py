@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import subprocess
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -254,3 +255,17 @@ def test_a_caller_holding_a_plan_skips_the_feasibility_pump(
     (args,) = runs
     skipped = ("-feasibilityPump", "off") in itertools.pairwise(args)
     assert skipped is not pumps
+
+
+def test_the_absolute_gap_holds_the_relative_gap_on_the_objective_with_its_constant() -> None:
+    # max 3a + 2b + 1000 (min of the negative, constant -1000): CBC sees only -3a - 2b, so
+    # its ratio gap alone would be 1000/5 times tighter than asked for.
+    model = replace(_knapsack(), c=np.array([-3.0, -2.0, 0.0]), offset=-1000.0)
+    assert cbc._allowable_gap(model, 1e-3) == pytest.approx(1.0)
+    # Any plan's objective is at most -1000 here, so 1.0 is within 0.1% of each.
+    assert cbc._allowable_gap(replace(model, offset=0.0), 1e-3) == 0.0
+    # A term of the other sign could make the objective smaller than its constant.
+    assert cbc._allowable_gap(replace(model, c=np.array([-3.0, 2.0, 0.0])), 1e-3) == 0.0
+    assert cbc._allowable_gap(replace(model, col_lo=np.array([-1.0, 0.0, 0.0])), 1e-3) == 0.0
+    costs = replace(model, c=np.array([3.0, 2.0, 1.0]), offset=500.0)  # a cost, pins paid
+    assert cbc._allowable_gap(costs, 1e-3) == pytest.approx(0.5)
