@@ -19,8 +19,10 @@ class OuterRepair:
     def __init__(self, arrays: ProblemArrays, columns: list[CurveColumn]) -> None:
         self.arrays, self.columns = arrays, columns
         self.objective: Objective = arrays.request.objective
-        # The last solution `settles` took, with its repair: `better` need not repeat it.
-        self._taken: tuple[FloatArray, Incumbent] | None = None
+        # The last outer solution repaired, with its repair: `settles` and then `better`
+        # see the same solution in a round, and need not repair it twice.
+        self._last: tuple[FloatArray, Incumbent] | None = None
+        self._taken: FloatArray | None = None  # the solution `settles` took (valid)
 
     def exact(self, form: Formulation, solution: FloatArray) -> Incumbent:
         candidate = exact_candidate(self.arrays, self.columns, form, solution)
@@ -28,12 +30,13 @@ class OuterRepair:
 
     def better(self, plan: Incumbent, form: Formulation, solution: FloatArray) -> Incumbent:
         """`plan`, or `solution` repaired when that is better and valid."""
-        taken = self._taken is not None and self._taken[0] is solution
-        other = self._taken[1] if self._taken is not None and taken else self.exact(form, solution)
+        if self._last is None or self._last[0] is not solution:
+            self._last = (solution, self.exact(form, solution))
+        other = self._last[1]
         if better(plan, other, self.objective) is plan:
             return plan
-        if taken or valid_plan(self.arrays, self.columns, other[0]):  # `settles` checked it
-            return other
+        if self._taken is solution or valid_plan(self.arrays, self.columns, other[0]):
+            return other  # (`settles` checked it)
         return plan
 
     def settles(self, outer: tuple[Formulation, MilpResult], beats: Incumbent | None) -> bool:
@@ -47,12 +50,11 @@ class OuterRepair:
             return True
         if beats is None or result.x is None:
             return False
-        repaired = self.better(beats, form, result.x)
-        if repaired is beats:
+        if self.better(beats, form, result.x) is beats:
             return False
-        self._taken = (result.x, repaired)
+        self._taken = result.x
         return True
 
     def took(self, result: MilpResult) -> bool:
         """Did `settles` take this outer result's solution?"""
-        return self._taken is not None and self._taken[0] is result.x
+        return result.x is not None and self._taken is result.x

@@ -9,15 +9,17 @@ import threading
 import time
 from collections.abc import Callable
 
+import numpy as np
 import pytest
 
 from optimizer.clock import Clock
 from optimizer.engines import milp_backend
 from optimizer.engines.base import MilpModel, MilpResult, Termination
+from optimizer.formulation import Formulation
 from optimizer.milp import STAGE1_CALL_SHARE, solve_milp
 from optimizer.milp_rounds import ObjectiveRound, Search, ShortfallRound, held_shortfall
 from optimizer.parallel import either, side_by_side
-from optimizer.scoring import better, valid_plan
+from optimizer.scoring import Incumbent, better, valid_plan
 from tests.support.milp import incumbent, small_strategy
 
 MEET_S = 20.0  # a call left waiting this long for the other was not run beside it
@@ -322,14 +324,27 @@ def test_an_outer_solution_repaired_into_a_better_valid_plan_stops_the_inner_sol
     assert valid_plan(strategy.arrays, strategy.columns, found.plan[0])
 
 
-def test_an_outer_solution_no_better_than_the_best_plan_leaves_the_inner_solve_alone() -> None:
+def test_an_outer_solution_no_better_than_the_best_plan_leaves_the_inner_solve_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     strategy = small_strategy()
     planned = solve_milp(strategy.arrays, milp_backend("highs"), time_limit_s=20.0)
     best = incumbent(strategy, planned.candidates[0].amounts)
     backend = _OuterFirstBackend()
     strategy.backend = backend
+    repaired: list[int] = []
+    exact = strategy.outer_repair.exact
+
+    def counting(form: Formulation, solution: np.ndarray) -> Incumbent:
+        repaired.append(id(solution))
+        return exact(form, solution)
+
+    monkeypatch.setattr(strategy.outer_repair, "exact", counting)
     found = strategy._objective_round(
         held_shortfall(None, []), Clock(60.0), Search(best=best, shortfall_proven=True)
     )
     assert backend.endings == ["ran"]
     assert isinstance(found, ObjectiveRound)
+    # The outer solution is repaired once, for the stop check and the round's plan alike.
+    assert found.outer[1].x is not None
+    assert repaired.count(id(found.outer[1].x)) == 1
