@@ -29,7 +29,11 @@ from numpy.typing import NDArray
 from models.curves import FloatArray
 from optimizer.clock import Clock
 from optimizer.decomposition.lagrangian import Lagrangian, Stage
-from optimizer.decomposition.primal import ScoredAmounts, missed_group_counts
+from optimizer.decomposition.primal import (
+    ScoredAmounts,
+    missed_group_counts,
+    reaches_targets,
+)
 from optimizer.decomposition.problem import Problem
 from optimizer.decomposition.repair import fixed_amounts
 from optimizer.decomposition.subproblem import respond
@@ -171,8 +175,7 @@ def stage_ceiling(
 
 def keeps_rows(problem: Problem, stage: Stage, plan: ScoredAmounts) -> bool:
     """Does `plan` meet the stage's tier and group counts?"""
-    reaches = not np.any(plan.achieved < stage.targets)
-    return reaches and not missed_group_counts(problem, plan.amounts)
+    return reaches_targets(plan, stage) and not missed_group_counts(problem, plan.amounts)
 
 
 def level_ranges(

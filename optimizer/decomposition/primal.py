@@ -231,6 +231,11 @@ def breaks_hard_rows(problem: Problem, amounts: FloatArray) -> list[str]:
     return broken
 
 
+def reaches_targets(plan: ScoredAmounts, stage: Stage) -> bool:
+    """Does the plan reach every tier count the stage holds?"""
+    return bool(np.all(plan.achieved >= stage.targets))
+
+
 def missed_group_counts(problem: Problem, amounts: FloatArray) -> list[str]:
     """group_count rows the plan misses (whether or not some plan could meet them). None
     under max_gmv: like the tiers, the counts are then only reported, and the dual does not

@@ -17,7 +17,13 @@ from models.curves import FloatArray
 from optimizer.clock import Clock, relative_gap
 from optimizer.decomposition.dual import LevelBundle
 from optimizer.decomposition.lagrangian import Evaluation, Lagrangian, Stage, initial_point
-from optimizer.decomposition.primal import ScoredAmounts, assign_only, better, construct
+from optimizer.decomposition.primal import (
+    ScoredAmounts,
+    assign_only,
+    better,
+    construct,
+    reaches_targets,
+)
 from optimizer.decomposition.problem import Problem
 from optimizer.progress import Progress, ProgressEvent
 
@@ -128,7 +134,7 @@ def run_stage(
         # only reach the stage's own counts: after a proven shortfall, 5,000 family
         # partners (seed 2) ran 0.7 s of steps to 1e-6 that moved the bound 0.003%.
         enough = dual_tolerance
-        if best is not None and stage.kind != "attain" and _reaches(best, stage):
+        if best is not None and stage.kind != "attain" and reaches_targets(best, stage):
             enough = max(enough, 0.01 * dual_gap(bound, best.objective, minimise))
         if iteration >= MIN_DUAL_STEPS and bundle.model_gap < enough:
             break
@@ -157,11 +163,6 @@ def run_stage(
         if best is not None:
             report(f"{stage.kind} polish {tried}")
     return bound, best, bundle.best
-
-
-def _reaches(plan: ScoredAmounts, stage: Stage) -> bool:
-    """Does the plan reach every tier count the stage holds?"""
-    return bool(np.all(plan.achieved >= stage.targets))
 
 
 def certified_bound(dual_value: float, minimise: bool) -> float:
