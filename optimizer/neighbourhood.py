@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import NDArray
@@ -45,6 +46,9 @@ from optimizer.parallel import either
 from optimizer.polish import polished
 from optimizer.progress import Progress, ProgressEvent
 from optimizer.scoring import Score, better_score, score, valid_plan
+
+if TYPE_CHECKING:  # the decomposition package is loaded only where it runs
+    from optimizer.decomposition import Improver
 
 # Per resource, the partners gaining most from one more quantum join the neighbourhood.
 TAKERS_PER_RESOURCE = 40
@@ -242,21 +246,7 @@ def improver(
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     halves: bool = True,
-) -> (
-    Callable[
-        [
-            FloatArray,
-            float | None,
-            float,
-            float,
-            float,
-            Callable[[], bool] | None,
-            TierLevels | None,
-        ],
-        FloatArray | None,
-    ]
-    | None
-):
+) -> Improver | None:
     """The decomposition's `Improver` for this request, None where it does not apply.
     `halves`: see `improve_in_neighbourhoods`."""
     if not _applies(arrays):
