@@ -123,7 +123,13 @@ def run_engine(
                 arrays, outcome, progress, should_stop, left - FINISH_BY_MILP_MARGIN * limit,
                 limit - left, attempt=1,
             )  # fmt: skip
-        return finish_by_milp(arrays, outcome, progress, should_stop, left, limit)
+        finished = finish_by_milp(arrays, outcome, progress, should_stop, left, limit)
+        # Anytime: a finish whose rounds stalled short of the gap leaves its time to the
+        # neighbourhoods, as a MILP engine's does below.
+        spent = time.perf_counter() - started
+        return finish_by_neighbourhoods(
+            arrays, finished, progress, should_stop, limit - spent, spent, attempt=1
+        )
     backend = milp_backend(engine)
     # A caller's start is the incumbent the decomposition's warm-up would otherwise supply
     # (and that warm-up overruns short time limits: explanation re-solves get a few seconds).

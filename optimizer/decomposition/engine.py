@@ -370,7 +370,7 @@ def _solve(
     def fixed_levels(plan: ScoredAmounts) -> TierLevels | None:
         """`certificate.level_ranges` at the grid dual's best prices (the least slack), else
         the best prices, evaluated once per plan and prices; None above REFINE_UP_TO
-        partners, where it costs seconds nothing uses (the finish stops at 7,000 amounts)."""
+        partners, where it costs seconds nothing uses (the finish stops at 12,000 amounts)."""
         if problem.n > REFINE_UP_TO:
             return None
         z = grid.prices if grid.prices is not None else prices
