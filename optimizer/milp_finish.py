@@ -23,9 +23,14 @@ from optimizer.scoring import Score, better_score, score
 # gap with FINISH_BY_MILP_SHARE of its time left hands its plan and proven shortfall to
 # the CBC MILP: the Lagrangian's duality gap (0.3-0.7% on family programmes of 2,000-3,000
 # partners) is what the MILP's bound closes (to about 0.1% there, with 0.2-0.4% more GMV).
-# 5,000 family partners (10,813 amounts, seed 6) ended `feasible` 0.22% after 93 s of a
-# 240 s limit, its neighbourhoods stalled; the MILP certifies 0.099% in 120 s there.
-FINISH_BY_MILP_PAIRS = 12_000
+FINISH_BY_MILP_PAIRS = 7_000
+# Up to this many, the MILP finishes a decomposition run that gave up (its searches and
+# neighbourhoods stalled) with that share of its time left. 5,000 family partners (10,813
+# amounts), seed 6, 120 s: given up `feasible` 0.22% at 64 s; the MILP from the start:
+# `optimal` 0.099% at 114 s. Not from the start at this size: its rounds took the time the
+# decomposition's own searches use better (2,500 partners, 4 resources, 7,835 amounts,
+# 60 s: 0.198% against 0.192%), and at 60 s seed 6's first round ended without a bound.
+LATE_FINISH_PAIRS = 12_000
 FINISH_BY_MILP_SHARE = 0.3
 # Kept back from the MILP's time, as a share of the limit: its last CBC call can return a
 # second or two late at 3,000 partners.
@@ -39,17 +44,19 @@ def finish_by_milp(
     should_stop: Callable[[], bool] | None,
     left_s: float,
     limit_s: float,
+    max_pairs: int = FINISH_BY_MILP_PAIRS,
 ) -> EngineOutcome:
     """`first` (a decomposition outcome), or under `auto` the CBC MILP's outcome started
-    from its plan when the decomposition stopped short of the gap on a programme small
-    enough for the MILP's rounds (see FINISH_BY_MILP_PAIRS). The MILP keeps that plan as
-    its incumbent, so its answer is never worse; its bound replaces the Lagrangian's."""
+    from its plan when the decomposition stopped short of the gap on a programme of at most
+    `max_pairs` variable amounts (see FINISH_BY_MILP_PAIRS and LATE_FINISH_PAIRS). The MILP
+    keeps that plan as its incumbent, so its answer is never worse; its bound replaces the
+    Lagrangian's."""
     request = arrays.request
     if (
         request.options.engine != "auto"
         or first.status is not SolveStatus.FEASIBLE
         or not first.candidates
-        or not milp_finishes(arrays, left_s, limit_s)
+        or not milp_finishes(arrays, left_s, limit_s, max_pairs)
     ):
         return first
     outcome = solve_milp(
@@ -92,16 +99,18 @@ def finish_by_milp(
     return outcome
 
 
-def milp_finishes(arrays: ProblemArrays, left_s: float, limit_s: float) -> bool:
+def milp_finishes(
+    arrays: ProblemArrays, left_s: float, limit_s: float, max_pairs: int = FINISH_BY_MILP_PAIRS
+) -> bool:
     """Does a decomposition outcome short of the gap, with `left_s` of `limit_s` left,
     go on to the MILP finish (under `auto`)?"""
-    return milp_can_finish(arrays) and left_s >= FINISH_BY_MILP_SHARE * limit_s
+    return milp_can_finish(arrays, max_pairs) and left_s >= FINISH_BY_MILP_SHARE * limit_s
 
 
-def milp_can_finish(arrays: ProblemArrays) -> bool:
+def milp_can_finish(arrays: ProblemArrays, max_pairs: int = FINISH_BY_MILP_PAIRS) -> bool:
     """Is the programme one whose decomposition plan the CBC MILP may finish (with time
     left, under `auto`)?"""
-    small = arrays.n_pairs <= FINISH_BY_MILP_PAIRS
+    small = arrays.n_pairs <= max_pairs
     return small and not arrays.packages and "cbc" in available_engines()
 
 

@@ -22,6 +22,7 @@ from optimizer.errors import EngineUnavailable, OptimizerError
 from optimizer.milp import solve_milp
 from optimizer.milp_finish import (
     FINISH_BY_MILP_MARGIN,
+    LATE_FINISH_PAIRS,
     finish_by_milp,
     milp_can_finish,
     milp_finishes,
@@ -113,23 +114,7 @@ def run_engine(
         )
         if not auto:
             return outcome
-        left = limit - (time.perf_counter() - started)
-        # The neighbourhoods get the time the MILP finish will not take: beyond its size, or
-        # too little left for it (family seed 10, 600 partners, 4 resources, 20 s: the
-        # decomposition stopped at 15 s, 1.9% short, with 5 s unused). Decided once, on
-        # one reading of the clock, so that one of the two always has the time.
-        if not milp_finishes(arrays, left, limit):
-            return finish_by_neighbourhoods(
-                arrays, outcome, progress, should_stop, left - FINISH_BY_MILP_MARGIN * limit,
-                limit - left, attempt=1,
-            )  # fmt: skip
-        finished = finish_by_milp(arrays, outcome, progress, should_stop, left, limit)
-        # Anytime: a finish whose rounds stalled short of the gap leaves its time to the
-        # neighbourhoods, as a MILP engine's does below.
-        spent = time.perf_counter() - started
-        return finish_by_neighbourhoods(
-            arrays, finished, progress, should_stop, limit - spent, spent, attempt=1
-        )
+        return _after_decomposition(arrays, outcome, progress, should_stop, started, limit)
     backend = milp_backend(engine)
     # A caller's start is the incumbent the decomposition's warm-up would otherwise supply
     # (and that warm-up overruns short time limits: explanation re-solves get a few seconds).
@@ -170,6 +155,41 @@ def run_engine(
             arrays, outcome, progress, should_stop, limit - spent, spent
         )
     return outcome
+
+
+def _after_decomposition(
+    arrays: ProblemArrays,
+    outcome: EngineOutcome,
+    progress: Progress | None,
+    should_stop: Callable[[], bool] | None,
+    started: float,
+    limit: float,
+) -> EngineOutcome:
+    """Under `auto`, a decomposition outcome short of the gap gets the time left: the MILP
+    finish (`optimizer.milp_finish`) or the neighbourhoods, then whichever did not run.
+    Anytime: an engine stops at the gap or the limit, not where one method stalls."""
+    left = limit - (time.perf_counter() - started)
+    # The neighbourhoods get the time the MILP finish will not take: beyond its size, or
+    # too little left for it (family seed 10, 600 partners, 4 resources, 20 s: the
+    # decomposition stopped at 15 s, 1.9% short, with 5 s unused). Decided once, on
+    # one reading of the clock, so that one of the two always has the time.
+    if not milp_finishes(arrays, left, limit):
+        outcome = finish_by_neighbourhoods(
+            arrays, outcome, progress, should_stop, left - FINISH_BY_MILP_MARGIN * limit,
+            limit - left, attempt=1,
+        )  # fmt: skip
+        # A run that gave up with the MILP's share of its time left (see LATE_FINISH_PAIRS).
+        left = limit - (time.perf_counter() - started)
+        return finish_by_milp(
+            arrays, outcome, progress, should_stop, left, limit, LATE_FINISH_PAIRS
+        )
+    finished = finish_by_milp(arrays, outcome, progress, should_stop, left, limit)
+    # A finish whose rounds stalled short of the gap leaves its time to the neighbourhoods,
+    # as a MILP engine's does.
+    spent = time.perf_counter() - started
+    return finish_by_neighbourhoods(
+        arrays, finished, progress, should_stop, limit - spent, spent, attempt=1
+    )
 
 
 def decomposition_first(

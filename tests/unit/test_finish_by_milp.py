@@ -22,7 +22,9 @@ from optimizer.decomposition import solve_decomposition
 from optimizer.engines import available_engines, milp_backend
 from optimizer.milp import MilpStrategy, solve_milp
 from optimizer.milp_finish import (
+    FINISH_BY_MILP_MARGIN,
     FINISH_BY_MILP_SHARE,
+    LATE_FINISH_PAIRS,
     finish_by_milp,
     milp_can_finish,
     milp_finishes,
@@ -183,32 +185,53 @@ def test_the_neighbourhoods_get_the_time_the_milp_finish_will_not_take(
     # Family seed 10, 600 partners, 4 resources, 20 s: the decomposition stopped 1.9% short
     # at 15 s, too late for the MILP finish, and the 5 s left went unused.
     solve_module = importlib.import_module("optimizer.solve")
-    handed: list[float] = []
+    calls: list[tuple[str, float, int | None]] = []
 
-    def recording(arrays, outcome, progress, should_stop, left_s, *rest, **kw):  # type: ignore[no-untyped-def]
-        handed.append(left_s)
+    def neighbourhoods(arrays, outcome, progress, should_stop, left_s, *rest, **kw):  # type: ignore[no-untyped-def]
+        calls.append(("neighbourhoods", left_s, None))
         return outcome
 
-    finished: list[object] = []
-
-    def finishing(arrays, outcome, *rest):  # type: ignore[no-untyped-def]
-        finished.append(outcome)
+    def finish(arrays, outcome, progress, should_stop, left_s, limit_s, max_pairs=None):  # type: ignore[no-untyped-def]
+        calls.append(("milp", left_s, max_pairs))
         return outcome
 
-    monkeypatch.setattr(solve_module, "finish_by_neighbourhoods", recording)
+    monkeypatch.setattr(solve_module, "finish_by_neighbourhoods", neighbourhoods)
     monkeypatch.setattr(solve_module, "milp_finishes", lambda *_: milp_next)
-    monkeypatch.setattr(solve_module, "finish_by_milp", finishing)
+    monkeypatch.setattr(solve_module, "finish_by_milp", finish)
     request, _ = family_request(1, 120, 0.95, time_limit_s=6.0)
     run_engine(request, build_arrays(request), "decomposition", None, None)
-    # Either way the neighbourhoods get what time is left, after the finish where it runs
-    # (anytime: a finish that stalls short of the gap leaves its time to them).
-    assert len(finished) == (1 if milp_next else 0)
-    assert len(handed) == 1 and 0.0 < handed[0] < 6.0
+    # Anytime: whichever of the two runs first, the other gets the time it leaves (the
+    # MILP after the neighbourhoods only on programmes up to LATE_FINISH_PAIRS).
+    order = [name for name, _, _ in calls]
+    if milp_next:
+        assert order == ["milp", "neighbourhoods"]
+        assert calls[0][2] is None, "the finish from the start keeps its own size limit"
+    else:
+        assert order == ["neighbourhoods", "milp"]
+        assert calls[1][2] == LATE_FINISH_PAIRS
+    assert all(0.0 < left < 6.0 for _, left, _ in calls)
+    # The second gets what the first left (the neighbourhoods are handed their time less
+    # the MILP's margin, which `finish_by_milp` takes off itself).
+    assert calls[1][1] <= calls[0][1] + FINISH_BY_MILP_MARGIN * 6.0
 
 
-def test_a_five_thousand_partner_programme_may_go_on_to_the_milp() -> None:
-    # Family seed 6, 5,000 partners (10,813 amounts): the decomposition's neighbourhoods
-    # stalled at 0.22% after 93 s of 240; the MILP finish certifies 0.099% in 120 s.
-    request, _ = family_request(6, 5000, 0.95, time_limit_s=240.0)
+def test_a_five_thousand_partner_programme_goes_to_the_milp_only_once_it_gave_up() -> None:
+    # Family seed 6, 5,000 partners (10,813 amounts), 120 s: the decomposition's searches
+    # and neighbourhoods gave up at 0.22% after 64 s; the MILP certifies 0.099%.
+    request, _ = family_request(6, 5000, 0.95, time_limit_s=120.0)
     arrays = build_arrays(request)
-    assert arrays.n_pairs > 7_000 and milp_can_finish(arrays)
+    assert not milp_can_finish(arrays), "its own searches come first at this size"
+    assert milp_finishes(arrays, left_s=0.3 * 120.0, limit_s=120.0, max_pairs=LATE_FINISH_PAIRS)
+    assert not milp_finishes(
+        arrays, left_s=0.29 * 120.0, limit_s=120.0, max_pairs=LATE_FINISH_PAIRS
+    )
+
+
+def test_a_programme_above_the_size_given_is_not_finished() -> None:
+    request, _ = family_request(1, 120, 0.95, time_limit_s=10.0)
+    arrays = build_arrays(request)
+    first = solve_decomposition(request, time_limit_s=3.0, mip_gap=0.0, arrays=arrays)
+    first.status = SolveStatus.FEASIBLE
+    smaller = arrays.n_pairs - 1
+    assert milp_can_finish(arrays) and not milp_can_finish(arrays, smaller)
+    assert finish_by_milp(arrays, first, None, None, 7.0, 10.0, max_pairs=smaller) is first
