@@ -166,13 +166,14 @@ def _after_decomposition(
     limit: float,
 ) -> EngineOutcome:
     """Under `auto`, a decomposition outcome short of the gap gets the time left: the MILP
-    finish (`optimizer.milp_finish`) or the neighbourhoods, then whichever did not run.
-    Anytime: an engine stops at the gap or the limit, not where one method stalls."""
+    finish (`optimizer.milp_finish`) or the neighbourhoods, then whichever did not run, so
+    that one method's stall hands the time left to the other (a run can still end early:
+    above LATE_FINISH_PAIRS, or with less than the MILP's share of the limit left)."""
     left = limit - (time.perf_counter() - started)
-    # The neighbourhoods get the time the MILP finish will not take: beyond its size, or
-    # too little left for it (family seed 10, 600 partners, 4 resources, 20 s: the
-    # decomposition stopped at 15 s, 1.9% short, with 5 s unused). Decided once, on
-    # one reading of the clock, so that one of the two always has the time.
+    # The neighbourhoods go first where the MILP finish cannot: beyond its size, or too
+    # little left for it (family seed 10, 600 partners, 4 resources, 20 s: the
+    # decomposition stopped at 15 s, 1.9% short, with 5 s unused). Decided on one reading
+    # of the clock, so that one of the two always has the time.
     if not milp_finishes(arrays, left, limit):
         outcome = finish_by_neighbourhoods(
             arrays, outcome, progress, should_stop, left - FINISH_BY_MILP_MARGIN * limit,
