@@ -29,8 +29,10 @@ def store(db_url: str) -> Iterator[Store]:
 @pytest.fixture
 def app(db_url: str) -> Iterator[Flask]:
     """The API on `db_url` with its in-process job runner started (modules that need
-    another configuration define their own `app`)."""
-    app = create_app({"DATABASE_URL": db_url, "RUNNER_AUTOSTART": False})
+    another configuration define their own `app`). Jobs run on the runner's threads: a
+    solver process would cost each test a spawn and the import of the whole solver (2-4 s
+    on a 2-core machine); test_runner_processes and tests/e2e cover the process default."""
+    app = create_app({"DATABASE_URL": db_url, "RUNNER_AUTOSTART": False, "JOB_ISOLATION": "thread"})
     start_job_runner(app)
     yield app
     app.extensions["windmaker"].dispatcher.runner.stop()
