@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from adapters.queue.celery_app import CeleryDispatcher
 from adapters.queue.inprocess import InProcessDispatcher, JobRunner
 from adapters.store import Store
 from service.execution import JobSettings
@@ -29,6 +28,10 @@ def make_dispatcher(config: Mapping[str, Any], store: Store) -> Dispatcher:
     """Celery when a broker is configured, else the in-process runner (not started yet:
     it starts in the serving process, after any fork)."""
     if config.get("BROKER_URL"):
+        # Imported here: Celery and its broker client are not needed (nor worth their
+        # import time) in the in-process runner's solver processes or the CLI.
+        from adapters.queue.celery_app import CeleryDispatcher
+
         return CeleryDispatcher(config)
     runner = JobRunner(
         store,
@@ -40,4 +43,4 @@ def make_dispatcher(config: Mapping[str, Any], store: Store) -> Dispatcher:
     return InProcessDispatcher(runner)
 
 
-__all__ = ["CeleryDispatcher", "Dispatcher", "InProcessDispatcher", "JobRunner", "make_dispatcher"]
+__all__ = ["Dispatcher", "InProcessDispatcher", "JobRunner", "make_dispatcher"]

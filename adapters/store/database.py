@@ -12,8 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config as AlembicConfig
 from sqlalchemy.engine import Connection, Engine
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
@@ -51,6 +49,10 @@ class Database:
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision; safe when several processes
         start together (they queue on a lock, the later ones find nothing to do)."""
+        # Imported here: solver processes and the CLI open stores without migrating.
+        from alembic import command
+        from alembic.config import Config as AlembicConfig
+
         config = AlembicConfig()
         config.set_main_option("script_location", str(MIGRATIONS_DIR))
         with self.write() as conn:
