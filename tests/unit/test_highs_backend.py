@@ -13,9 +13,10 @@ from optimizer.engines.highs import HighsBackend
 
 
 def _slow_lp() -> MilpModel:
-    """A random packing LP HiGHS's simplex takes several seconds over (about 7 s idle)."""
+    """A random packing LP HiGHS's simplex takes a couple of seconds over (1.9 s on a 2-core
+    AMD EPYC): long enough for many interrupt callbacks, short enough to solve in a test."""
     rng = np.random.default_rng(0)
-    n, m = 8000, 3000
+    n, m = 3000, 1200
     matrix = sp.random(
         m, n, density=6 / m, random_state=1, format="csr",
         data_rvs=lambda k: rng.uniform(0.1, 1.0, k),

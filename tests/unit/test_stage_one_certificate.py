@@ -4,6 +4,7 @@ proven shortfall equals it."""
 
 from __future__ import annotations
 
+import functools
 from dataclasses import replace
 
 import numpy as np
@@ -76,7 +77,7 @@ def test_at_a_negative_price_and_no_gmv_weight_the_amounts_are_the_maximiser() -
 def _milp_reference(request: AllocationRequest) -> float | None:
     """The exact MILP engine's shortfall when it proves optimality (None otherwise)."""
     plan = optimizer.solve(
-        replace(request, options=replace(request.options, engine="highs", time_limit_s=60.0))
+        replace(request, options=replace(request.options, engine="cbc", time_limit_s=60.0))
     )[0]
     if plan.solver.status is not SolveStatus.OPTIMAL:
         return None
@@ -115,6 +116,7 @@ def _gmv_prices(problem: Problem, stage: Stage, seconds: float = 5.0) -> np.ndar
     return prices
 
 
+@functools.cache  # the per-seed test below computes the same figures
 def _ceilings(seed: int) -> tuple[float, float, list[float]]:
     """(brute-force best GMV, plain Lagrangian value, ceilings told of plans at 100%,
     99.9% and 95% of the best) on a small instance whose targets the best plan meets."""
@@ -151,8 +153,8 @@ def test_the_stage_two_ceiling_never_falls_below_the_brute_force_best_gmv(seed: 
 def test_the_stage_two_ceiling_tightens_the_lagrangian_somewhere() -> None:
     """The level-choice MILP comes out below the plain Lagrangian on some of the small
     instances (a valid bound that never moved would be no use)."""
-    tightened = 0
-    for seed in range(16):
-        _, plain, ceilings = _ceilings(seed)
-        tightened += sum(ceiling < plain * (1 - 1e-9) for ceiling in ceilings)
-    assert tightened > 0
+    assert any(
+        ceiling < plain * (1 - 1e-9)
+        for _, plain, ceilings in map(_ceilings, range(16))  # lazily: stops at the first
+        for ceiling in ceilings
+    )
