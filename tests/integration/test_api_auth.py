@@ -19,7 +19,8 @@ from tests.support.fakes import FakeStore
 
 @pytest.fixture
 def app(db_url: str) -> Iterator[Flask]:
-    app = create_app({"DATABASE_URL": db_url, "RUNNER_AUTOSTART": False})
+    # Threads: a spawned solver pool would outlive the test (see test_runner_processes).
+    app = create_app({"DATABASE_URL": db_url, "RUNNER_AUTOSTART": False, "JOB_ISOLATION": "thread"})
     yield app
     app.extensions["windmaker"].dispatcher.runner.stop()
     app.extensions["windmaker"].store.dispose()

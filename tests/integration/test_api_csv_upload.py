@@ -40,9 +40,12 @@ def app(tmp_path: Path) -> Iterator[Flask]:
             "DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}",
             "RUNNER_AUTOSTART": 0,
             "MAX_CSV_COLUMNS": 20,
+            # Threads: a spawned solver pool would outlive the test.
+            "JOB_ISOLATION": "thread",
         }
     )
     yield app
+    app.extensions["windmaker"].dispatcher.runner.stop()
     app.extensions["windmaker"].store.dispose()
 
 

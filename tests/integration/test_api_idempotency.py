@@ -2,15 +2,33 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+from flask import Flask
 
 from api.app import create_app
 from service.keys import create_key
 from tests.integration.api_support import small_request, validate_against_spec
 
 
-def test_retries_answer_with_the_first_job_and_other_bodies_are_refused(tmp_path: Path) -> None:
-    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}", "RUNNER_AUTOSTART": 0})
+@pytest.fixture
+def app(tmp_path: Path) -> Iterator[Flask]:
+    # Threads: a spawned solver pool would outlive the test (see test_runner_processes).
+    app = create_app(
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}",
+            "RUNNER_AUTOSTART": 0,
+            "JOB_ISOLATION": "thread",
+        }
+    )
+    yield app
+    app.extensions["windmaker"].dispatcher.runner.stop()
+    app.extensions["windmaker"].store.dispose()
+
+
+def test_retries_answer_with_the_first_job_and_other_bodies_are_refused(app: Flask) -> None:
     client = app.test_client()
     spec = client.get("/openapi.json").get_json()
     store = app.extensions["windmaker"].store

@@ -31,7 +31,15 @@ FAST = JobSettings(heartbeat_s=0.2, stale_after_s=2.0, max_attempts=3)
 
 
 @pytest.fixture
-def runner(store: Store) -> Iterator[JobRunner]:
+def earlier() -> set[int]:
+    """Child processes alive before the runner starts: another test's pool may still be
+    winding down (its jobs finishing, or idle for POOL_IDLE_S), and it is not this
+    runner's to end."""
+    return {child.pid for child in multiprocessing.active_children() if child.pid is not None}
+
+
+@pytest.fixture
+def runner(store: Store, earlier: set[int]) -> Iterator[JobRunner]:
     runner = JobRunner(store, FAST, workers=2, poll_s=0.1, processes=True)
     runner.start()
     yield runner
@@ -53,12 +61,13 @@ def _submit(store: Store, body: dict[str, object]) -> str:
     return store.create_job("allocation", name="t", request_body=request_to_dict(request)).id
 
 
-def _children() -> list[multiprocessing.Process]:
-    return [child for child in multiprocessing.active_children() if child.pid != os.getpid()]
+def _children(earlier: set[int]) -> list[multiprocessing.Process]:
+    """The runner's solver processes: children started since `earlier` was taken."""
+    return [child for child in multiprocessing.active_children() if child.pid not in earlier]
 
 
 def test_jobs_solve_in_child_processes_and_stop_leaves_none(
-    store: Store, runner: JobRunner
+    store: Store, runner: JobRunner, earlier: set[int]
 ) -> None:
     assert runner.health()["isolation"] == "process"
     job_ids = [_submit(store, small_request()), _submit(store, small_request(partners=6))]
@@ -69,21 +78,23 @@ def test_jobs_solve_in_child_processes_and_stop_leaves_none(
         assert job is not None
         plans = store.plans(job_id)
         assert plans and check_plan(stored_request(store, job), plan_from_dict(plans[0])) == []
-    assert _children(), "the jobs ran in the runner's pool processes"
+    assert _children(earlier), "the jobs ran in the runner's pool processes"
     runner.stop()
     deadline = time.monotonic() + 30
-    while _children() and time.monotonic() < deadline:
+    while _children(earlier) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _children(), "stopping the runner ends its solver processes"
+    assert not _children(earlier), "stopping the runner ends its solver processes"
 
 
 @pytest.mark.slow
-def test_a_killed_solver_process_costs_its_job_one_retry(store: Store, runner: JobRunner) -> None:
+def test_a_killed_solver_process_costs_its_job_one_retry(
+    store: Store, runner: JobRunner, earlier: set[int]
+) -> None:
     request, _ = family_request(3, 300, 0.9, resources=2, time_limit_s=8.0)
     doomed = store.create_job("allocation", name="t", request_body=request_to_dict(request)).id
     runner.wake()
     _wait_for(store, doomed, {RUNNING}, timeout=60)
-    solver_processes = _children()
+    solver_processes = _children(earlier)
     assert solver_processes
     for child in solver_processes:
         os.kill(child.pid or 0, signal.SIGKILL)
@@ -108,16 +119,16 @@ def test_job_isolation_is_configured_and_checked(store: Store) -> None:
 
 
 def test_idle_solver_processes_end_and_come_back_for_the_next_job(
-    store: Store, runner: JobRunner, monkeypatch: pytest.MonkeyPatch
+    store: Store, runner: JobRunner, earlier: set[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(inprocess, "POOL_IDLE_S", 0.5)
     first = _submit(store, small_request())
     runner.wake()
     assert _wait_for(store, first, FINAL_STATUSES, timeout=90) == SUCCEEDED
     deadline = time.monotonic() + 30
-    while _children() and time.monotonic() < deadline:
+    while _children(earlier) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not _children(), "idle solver processes are ended while the runner runs on"
+    assert not _children(earlier), "idle solver processes are ended while the runner runs on"
     second = _submit(store, small_request(partners=6))
     runner.wake()
     assert _wait_for(store, second, FINAL_STATUSES, timeout=90) == SUCCEEDED

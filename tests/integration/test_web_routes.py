@@ -16,8 +16,14 @@ from service.keys import create_key
 
 
 def make_app(tmp_path: Path, **config: object) -> Flask:
+    # Threads: a spawned solver pool would outlive the test (see test_runner_processes).
     return create_app(
-        {"DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}", "RUNNER_AUTOSTART": False, **config}
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'w.db'}",
+            "RUNNER_AUTOSTART": False,
+            "JOB_ISOLATION": "thread",
+            **config,
+        }
     )
 
 
