@@ -3,7 +3,6 @@ viewers read, planners also write; refused requests store nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,20 +14,6 @@ from api.app import create_app
 from service import keys
 from tests.integration.api_support import small_request
 from tests.support.fakes import FakeStore
-
-
-@pytest.fixture
-def app(db_url: str) -> Iterator[Flask]:
-    # Threads: a spawned solver pool would outlive the test (see test_runner_processes).
-    app = create_app({"DATABASE_URL": db_url, "RUNNER_AUTOSTART": False, "JOB_ISOLATION": "thread"})
-    yield app
-    app.extensions["windmaker"].dispatcher.runner.stop()
-    app.extensions["windmaker"].store.dispose()
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 def _store(app: Flask) -> Store:
