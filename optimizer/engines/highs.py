@@ -15,6 +15,13 @@ from models.curves import FloatArray
 from optimizer.engines.base import MilpModel, MilpResult, Termination
 
 INF = 1e30
+# LPs (no integer columns) this wide go to HiGHS's interior-point solver, with crossover so
+# that the optimum stays basic (few fractional options to round). On the tier-option LP of
+# 1,000,000 family partners (151,579 columns, 52,379 rows) it took 9.2-12.3 s where the
+# dual simplex took 16.8-23.1 s, and the LP runs out of its share of the clock at 10-14 s
+# in some runs. Slices of that LP with 3,000-60,000 columns solve faster by simplex
+# (0.03 against 0.06 s, 2.7 against 3.2 s), 90,000-120,000 at par (BENCHMARKS.md).
+IPM_COLUMNS = 100_000
 _banner_lock = threading.Lock()
 _banner_shown = False
 
@@ -113,6 +120,7 @@ class HighsBackend:
         h.setOptionValue("mip_rel_gap", float(mip_gap))
         h.setOptionValue("random_seed", int(seed))
         h.setOptionValue("threads", 1)
+        h.setOptionValue("solver", lp_solver(model))
         if target is not None:
             h.setOptionValue("objective_target", float(target))
         # No cutoff: under `objective_bound` HiGHS 1.16 reported `optimal` with a dual bound
@@ -180,6 +188,13 @@ class HighsBackend:
                 reduced_costs = np.array(found.col_dual, dtype=np.float64)
         termination = Termination.OPTIMAL if status == ms.kOptimal else Termination.FEASIBLE
         return MilpResult(termination, x, objective, bound, seconds, reduced_costs)
+
+
+def lp_solver(model: MilpModel) -> str:
+    """HiGHS's `solver` option for `model`: its own choice, interior point for wide LPs."""
+    if not model.integer.any() and model.n_cols >= IPM_COLUMNS:
+        return "ipm"
+    return "choose"
 
 
 def _misread_start(model: MilpModel, result: MilpResult) -> bool:

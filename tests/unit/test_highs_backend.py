@@ -1,15 +1,18 @@
 """The HiGHS backend stops on a cancel in LPs too, not only in MILPs (the tier-option LP
-at 1,000,000 partners runs for seconds), and a start HiGHS misreads does not decide the
-answer."""
+at 1,000,000 partners runs for seconds), a start HiGHS misreads does not decide the
+answer, and wide LPs go to the interior-point solver with a basic optimum all the same."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from optimizer.engines import highs
 from optimizer.engines.base import MilpModel, Termination
-from optimizer.engines.highs import HighsBackend
+from optimizer.engines.highs import IPM_COLUMNS, HighsBackend, lp_solver
 
 
 def _slow_lp() -> MilpModel:
@@ -78,3 +81,69 @@ def test_a_start_highs_misreads_in_presolve_does_not_end_the_search() -> None:
     assert result.objective == pytest.approx(-9.118735911015474, abs=1e-6)
     assert float(model.c @ result.x) == pytest.approx(result.objective, abs=1e-9)
     assert np.all(model.A @ result.x <= model.row_hi + 1e-9)
+
+
+def _choice_lp(partners: int, options: int, seed: int = 3) -> tuple[MilpModel, int]:
+    """A multiple-choice LP like the tier-option LP: each partner takes at most one of its
+    `options` (an even number; fractions allowed), three budget rows couple them; (model,
+    coupling rows)."""
+    rng = np.random.default_rng(seed)
+    n = partners * options
+    owner = np.repeat(np.arange(partners), options)
+    # Each option also with its first two resources swapped, at the same value: the two
+    # budgets are alike, so an interior point of the optimal face splits partners between
+    # the mirror images where a basic solution cannot.
+    use = np.repeat(rng.uniform(0.1, 1.0, (n // 2, 3)), 2, axis=0)
+    use[1::2, :2] = use[1::2, 1::-1]
+    choice = sp.csr_matrix((np.ones(n), (owner, np.arange(n))), shape=(partners, n))
+    budgets = sp.csr_matrix(use.T)
+    return (
+        MilpModel(
+            c=-(use.sum(axis=1) * np.repeat(rng.uniform(0.8, 1.2, n // 2), 2)),
+            A=sp.vstack([choice, budgets]).tocsr(),
+            row_lo=np.full(partners + 3, -np.inf),
+            row_hi=np.concatenate([np.ones(partners), np.full(3, 0.2 * partners)]),
+            col_lo=np.zeros(n),
+            col_hi=np.ones(n),
+            integer=np.zeros(n, dtype=bool),
+        ),
+        3,
+    )
+
+
+def test_wide_lps_go_to_the_interior_point_solver_and_milps_do_not() -> None:
+    wide, _ = _choice_lp(IPM_COLUMNS // 2, 2)
+    narrow, _ = _choice_lp(100, 2)
+    assert lp_solver(wide) == "ipm"
+    assert lp_solver(narrow) == "choose"
+    integral = replace(wide, integer=np.ones(wide.n_cols, dtype=bool))
+    assert lp_solver(integral) == "choose"
+
+
+def test_the_interior_point_optimum_is_basic(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Crossover stays on: a basic optimum of a choice-per-partner LP with k coupling rows
+    has at most 2k fractional columns, which is what the tier-option LP's rounding needs."""
+    monkeypatch.setattr(highs, "IPM_COLUMNS", 0)
+    model, coupling = _choice_lp(2000, 4)
+    assert lp_solver(model) == "ipm"
+    result = HighsBackend().solve(model, time_limit_s=60, mip_gap=0.0)
+    assert result.termination is Termination.OPTIMAL and result.x is not None
+    fractional = np.count_nonzero((result.x > 1e-6) & (result.x < 1 - 1e-6))
+    assert fractional <= 2 * coupling
+    monkeypatch.setattr(highs, "IPM_COLUMNS", 10**9)  # the same LP by HiGHS's own choice
+    reference = HighsBackend().solve(model, time_limit_s=60, mip_gap=0.0)
+    assert reference.objective is not None and result.objective is not None
+    assert result.objective == pytest.approx(reference.objective, rel=1e-7)
+
+
+def test_a_stop_interrupts_an_interior_point_lp(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(highs, "IPM_COLUMNS", 0)
+    asked: list[int] = []
+
+    def stop() -> bool:
+        asked.append(1)
+        return True
+
+    result = HighsBackend().solve(_slow_lp(), time_limit_s=120, mip_gap=0.0, should_stop=stop)
+    assert asked
+    assert result.termination is Termination.NO_SOLUTION
