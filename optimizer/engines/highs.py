@@ -17,10 +17,11 @@ from optimizer.engines.base import MilpModel, MilpResult, Termination
 INF = 1e30
 # LPs (no integer columns) this wide go to HiGHS's interior-point solver, with crossover so
 # that the optimum stays basic (few fractional options to round). On the tier-option LP of
-# 1,000,000 family partners (151,579 columns, 52,379 rows) it took 9.2-12.3 s where the
-# dual simplex took 16.8-23.1 s, and the LP runs out of its share of the clock at 10-14 s
-# in some runs. Slices of that LP with 3,000-60,000 columns solve faster by simplex
-# (0.03 against 0.06 s, 2.7 against 3.2 s), 90,000-120,000 at par (BENCHMARKS.md).
+# 1,000,000 family partners (151,579 columns, 52,379 rows) it took 9.2-14.4 s where
+# HiGHS's own choice (dual simplex) took 16.8-23.1 s, four runs each; that LP ran out of
+# its share of the clock in some engine runs. Slices of it with 3,000-60,000 columns solve
+# faster by simplex (0.03 against 0.06 s, 2.7 against 3.2 s), 90,000-120,000 at par
+# (BENCHMARKS.md).
 IPM_COLUMNS = 100_000
 _banner_lock = threading.Lock()
 _banner_shown = False
