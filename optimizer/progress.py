@@ -7,8 +7,9 @@ bound, the certified gap and the elapsed time. `str(event)` is the human line.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 
@@ -34,3 +35,18 @@ class ProgressEvent:
 
 
 Progress = Callable[[ProgressEvent], object]
+
+
+def timed_from(started: float, progress: Progress | None) -> Progress | None:
+    """`progress` with every event's `elapsed_s` measured from `started` (a
+    `time.perf_counter()` reading). Engines and their phases each keep a clock of their
+    own, so without it a job's elapsed time lagged and jumped back at every handover (on
+    `pilot`: the MILP's rounds reported 1.2 and 1.8 s at 2.3 and 3.0 s into the solve)."""
+    if progress is None:
+        return None
+    report = progress
+
+    def timed(event: ProgressEvent) -> object:
+        return report(replace(event, elapsed_s=time.perf_counter() - started))
+
+    return timed

@@ -29,7 +29,7 @@ from optimizer.milp_finish import (
 )
 from optimizer.neighbourhood import finish_by_neighbourhoods, improver
 from optimizer.outcome import Candidate, EngineOutcome
-from optimizer.progress import Progress, ProgressEvent
+from optimizer.progress import Progress, ProgressEvent, timed_from
 from optimizer.scoring import better_score, score
 from optimizer.warm_start import WarmStart, start_candidate
 from optimizer.whole_units import whole_units
@@ -271,11 +271,12 @@ def solve(
     An infeasible request yields one plan with status `infeasible` naming the constraints
     that cannot hold together; it is not an exception.
     """
+    started = time.perf_counter()
+    progress = timed_from(started, progress)
     if needs_confidence(request):  # docs/uncertainty.md: an outer loop over deterministic solves
         return solve_at_confidence(
             request, lambda safe: solve(safe, progress=progress, should_stop=should_stop)
         )
-    started = time.perf_counter()
     arrays = build_arrays(request)
     engine = choose_engine(request, arrays)
     if progress:
