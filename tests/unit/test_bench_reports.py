@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from bench.family_run import main
 from bench.hard_targets import SECTION, write_section
 from bench.run import write_report
-from bench.sections import replace_section
+from bench.sections import headings, replace_section
 
 
 def test_hard_targets_section_survives_a_main_rewrite_and_is_replaced(tmp_path: Path) -> None:
@@ -53,3 +54,32 @@ def test_a_family_run_reports_the_plan_it_solved(capsys: pytest.CaptureFixture[s
     assert engine in {"cbc", "highs", "decomposition", "cpsat"}
     assert status in {"optimal", "feasible", "time_limit"}
     assert "shortfall" in line and "GMV" in line
+
+
+def test_a_section_with_hand_written_text_inside_its_markers_is_not_overwritten(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "B.md"
+    replace_section(out, "a", "## Alpha\n\ntable v1")
+    text = out.read_text().replace("## Alpha", "### History written here\n\nnotes\n\n## Alpha")
+    out.write_text(text)
+    with pytest.raises(ValueError, match="History written here"):
+        replace_section(out, "a", "## Alpha\n\ntable v2")
+    assert out.read_text() == text  # nothing erased
+
+
+def test_headings_in_code_blocks_are_not_sections() -> None:
+    text = "## Title\n\n```\n# a comment in a command\n```\n\n#not-a-heading\n### Real\n"
+    assert headings(text) == ["## Title", "### Real"]
+
+
+@pytest.mark.parametrize("name", ["BENCHMARKS.md", "BENCHMARKS-1M.md"])
+def test_every_generated_section_of_the_repository_holds_only_its_own_heading(
+    name: str,
+) -> None:
+    """A history section added inside a generator's markers is erased by its next run."""
+    text = (Path(__file__).resolve().parents[2] / name).read_text()
+    sections = re.findall(r"<!-- (\S+):begin -->(.*?)<!-- \1:end -->", text, re.DOTALL)
+    assert sections
+    for section, body in sections:
+        assert len(headings(body)) == 1, (section, headings(body))
