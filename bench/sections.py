@@ -27,7 +27,7 @@ def replace_section(path: Path, name: str, body: str) -> None:
         held = headings(found.group(0))
         if len(held) > 1:
             # Sections written by hand inside the markers would be erased: history added
-            # above the generated table once put 773 lines of BENCHMARKS.md in its way.
+            # above the generated table once put 767 lines of BENCHMARKS.md in its way.
             raise ValueError(
                 f"{path}: the {name!r} section holds more than its own heading "
                 f"({', '.join(held)}); move the rest outside {begin} ... {end} first"
