@@ -158,3 +158,27 @@ def test_the_stage_two_ceiling_tightens_the_lagrangian_somewhere() -> None:
         for _, plain, ceilings in map(_ceilings, range(16))  # lazily: stops at the first
         for ceiling in ceilings
     )
+
+
+def test_with_too_many_partners_in_doubt_the_relaxation_is_not_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Above MAX_IN_DOUBT partners in doubt the MILP relaxation gives no bound in the time
+    (1,000,000 family partners: 85,730 in doubt, 14-50 s for nothing), so none is tried."""
+    from optimizer.decomposition import certificate
+
+    for seed in range(16):
+        request = _small(seed)
+        least = solve_reference(request).weighted_shortfall
+        problem = build_problem(build_arrays(request))
+        prices = _stage_one_prices(problem)
+        found = shortfall_floor(problem, prices, least + 1.0, Clock(10.0), 1.0)
+        if found is not None and found.in_doubt > 0:
+            break
+    else:
+        pytest.fail("no instance left a partner in doubt")
+    monkeypatch.setattr(certificate, "MAX_IN_DOUBT", found.in_doubt)
+    again = shortfall_floor(problem, prices, least + 1.0, Clock(10.0), 1.0)
+    assert again is not None and again.floor == found.floor
+    monkeypatch.setattr(certificate, "MAX_IN_DOUBT", found.in_doubt - 1)
+    assert shortfall_floor(problem, prices, least + 1.0, Clock(10.0), 1.0) is None
