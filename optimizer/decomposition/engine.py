@@ -31,7 +31,7 @@ from models.request import AllocationRequest, Objective
 from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.clock import Clock, StopCheck, better_than_bound, relative_gap
 from optimizer.decomposition.certificate import level_ranges, stage_ceiling
-from optimizer.decomposition.lagrangian import Lagrangian, Stage, initial_point, scaled_start
+from optimizer.decomposition.lagrangian import Stage
 from optimizer.decomposition.option_plan import first_pass, option_plan_applies, second_pass
 from optimizer.decomposition.primal import (
     ScoredAmounts,
@@ -45,7 +45,14 @@ from optimizer.decomposition.problem import Problem, build_problem
 from optimizer.decomposition.refine import GridBound, refine_bound
 from optimizer.decomposition.repair import enforce_group_budgets, fixed_amounts
 from optimizer.decomposition.stage_one import stage_one
-from optimizer.decomposition.stages import certified_bound, dual_gap, noise_free, run_stage
+from optimizer.decomposition.stages import (
+    SAMPLE_RADIUS,
+    certified_bound,
+    dual_gap,
+    noise_free,
+    run_stage,
+)
+from optimizer.decomposition.starts import prices_fit, stage_two_start
 from optimizer.outcome import Candidate, EngineOutcome, TierLevels
 from optimizer.parallel import StopFlag, side_by_side
 from optimizer.polish import polish
@@ -67,6 +74,10 @@ LAST_SEARCH_SHARE = 0.97
 # The exact pairwise moves on the final plan may use the time up to this share (they
 # stop within one move; 5,000 family partners: 0.03 s for 0.02% more GMV).
 POLISH_SHARE = 0.99
+# And each call at most this share of the limit: at 1,000,000 family partners the moves
+# took all 69 s left for 0.01% more GMV, where the option MILP's second pass and further
+# dual steps needed the time.
+POLISH_SPAN = 0.05
 # Plans at jittered prices after the first search's dual (stages.run_stage).
 POLISH_TRIES = 40
 # Anytime searches stop after this many in a row improve neither bound nor plan.
@@ -120,7 +131,7 @@ def solve_decomposition(
     arrays = arrays if arrays is not None else build_arrays(request)
     problem = build_problem(arrays)
     minimise = request.objective is Objective.MIN_COST
-    warm = prices if prices is not None and _prices_fit(problem, prices) else None
+    warm = prices if prices is not None and prices_fit(problem, prices) else None
     incumbent = None if start is None else evaluate_plan(problem, start.amounts.copy())
     attain_warm = None
     if warm is None and problem.n > SAMPLE_ABOVE:
@@ -139,6 +150,7 @@ def solve_decomposition(
     result = _solve(
         problem, clock, mip_gap, progress, warm, incumbent, prices is None, improve, attain_warm,
         anytime, lambda plan: _polished(problem, arrays, plan, clock),
+        sampled=attain_warm is not None or (warm is not None and prices is None),
     )  # fmt: skip
     best, certified = result.plan, certified_bound(result.bound, minimise)
     if math.isfinite(certified) and dual_gap(result.bound, best.objective, minimise) > mip_gap:
@@ -229,59 +241,6 @@ def solve_stage_one(
     return _with_stage_one(outcome, one.floor, one.plan)
 
 
-def _better_start(problem: Problem, stage: Stage, warm: FloatArray | None) -> FloatArray | None:
-    """`warm` when its dual value is no worse than the usual first point's, else None (the
-    usual start): a nearby request's prices can sit far off this one's (a budget grown by
-    10% leaves its base's prices too high), and the search would pay for that in time."""
-    lagrangian = Lagrangian(problem, stage)
-    if warm is None or warm.size != lagrangian.size:
-        return None
-    usual, _ = initial_point(problem, lagrangian, stage)
-    if lagrangian.evaluate(warm).value <= lagrangian.evaluate(usual).value:
-        return warm
-    return None
-
-
-def _stage_two_start(
-    problem: Problem,
-    stage: Stage,
-    warm: FloatArray | None,
-    trust_warm: bool,
-    attain_prices: FloatArray | None,
-) -> FloatArray | None:
-    """Stage 2's first prices: a nearby request's or a sample's (`warm`), else a multiple
-    of stage 1's when that beats the usual start, else None (the usual start).
-
-    `warm` may lack the attainment price ρ this stage has (its stage 1 met every target,
-    this one's did not) or have one this stage lacks: it then starts with ρ added
-    (`Lagrangian.with_rho`) or dropped, when no worse than the usual start. At 1,000,000
-    family partners the sample met every target and the full stage 1 did not: the
-    mismatched prices were dropped and stage 2 started from clearing prices, its first
-    bound 5.8× the plan's (1.04× from the sample's prices)."""
-    if warm is not None:
-        lagrangian = Lagrangian(problem, stage)
-        size = lagrangian.size
-        if warm.size == size:
-            return warm if trust_warm else _better_start(problem, stage, warm)
-        if warm.size == size - 1 and lagrangian.rho:
-            return _better_start(problem, stage, lagrangian.with_rho(warm))
-        if warm.size == size + 1:
-            return _better_start(problem, stage, warm[:-1])
-        return None
-    if attain_prices is None:
-        return None
-    return scaled_start(problem, stage, attain_prices)
-
-
-def _prices_fit(problem: Problem, prices: FloatArray) -> bool:
-    """Could the prices start the probe or stage 2 (with or without the attainment row)?
-    Each takes them only at its own size: a stage with the attainment row (ρ) is not
-    started from prices without it (on `programme`, a scenario with a shortfall started
-    from its base's prices, ρ added at 0, reached a first bound 9% above a cold start's)."""
-    size = Lagrangian(problem, Stage("gmv", problem.targets, problem.n_tiers > 0)).size
-    return prices.size in (size, size + 1)
-
-
 def _polished(
     problem: Problem, arrays: ProblemArrays, plan: ScoredAmounts, clock: Clock
 ) -> ScoredAmounts:
@@ -290,7 +249,8 @@ def _polished(
     breaks no row the original kept."""
     if problem.request.objective is Objective.MIN_COST or not clock.room(POLISH_SHARE):
         return plan
-    moved = polish(arrays, curve_columns(problem.request), plan.amounts, clock, POLISH_SHARE)
+    share = min(POLISH_SHARE, clock.elapsed() / clock.limit + POLISH_SPAN)
+    moved = polish(arrays, curve_columns(problem.request), plan.amounts, clock, share)
     return _better_keeping_rows(problem, plan, moved)
 
 
@@ -331,11 +291,13 @@ def _solve(
     attain_warm: FloatArray | None = None,
     anytime: bool = True,
     polish_plan: Callable[[ScoredAmounts], ScoredAmounts] | None = None,
+    sampled: bool = False,
 ) -> _Result:
     """Both stages on `problem`; `warm` (stage-2 prices) starts the probe and stage 2 (a
     nearby request's, `trust_warm` false, only when no worse a start than the usual),
     `incumbent` (an exactly valid plan) is stage 1's first plan and stage 2's first best;
-    `attain_warm` starts stage 1's attainment dual (a sample's prices).
+    `attain_warm` starts stage 1's attainment dual (a sample's prices); `sampled`: `warm`
+    is a sample's prices, and stage 2's dual starts within SAMPLE_RADIUS of them.
 
     Anytime: once stage 2's first search ends short of the gap, further searches restart
     from its best prices (new jitter each time) until the gap is certified, the time is
@@ -386,9 +348,10 @@ def _solve(
         close_enough,
         one.targets,
         progress,
-        start=_stage_two_start(problem, stage, warm, trust_warm, one.prices),
+        start=stage_two_start(problem, stage, warm, trust_warm, one.prices),
         refine=refine if problem.n <= REFINE_UP_TO else None,
         incumbent=known,
+        radius=SAMPLE_RADIUS if sampled else None,
         # Plans at jittered prices rarely beat the option MILP's, which comes next.
         polish_tries=0 if option_plan_applies(problem, stage) else POLISH_TRIES,
     )

@@ -30,7 +30,7 @@ from optimizer.decomposition.primal import (
 )
 from optimizer.decomposition.problem import Problem
 from optimizer.decomposition.repair import fill
-from optimizer.decomposition.stages import run_stage
+from optimizer.decomposition.stages import SAMPLE_RADIUS, run_stage
 from optimizer.progress import Progress, ProgressEvent
 
 # The tier-option MILP is tried only with at least this many seconds left for it.
@@ -65,23 +65,22 @@ def stage_one(
     attain_warm: FloatArray | None = None,
 ) -> StageOne:
     """The least weighted shortfall the prices find, and whether the bound proves it.
-    `attain_warm`: where the attainment dual starts (a sample's prices: at 1,000,000
-    partners the dual has time for a dozen steps)."""
+    `attain_warm`: a sample's attainment prices, where the attainment dual starts (within
+    SAMPLE_RADIUS of them: at 1,000,000 partners it has time for a dozen steps). The
+    sample's own probe fell short of the targets, so the programme's is skipped (1,000,000
+    family partners: 18 s for a plan 8,012 short), and so is the ticket grid's MILP (16 s
+    for the plan the first MILP had found)."""
     minimise = problem.request.objective is Objective.MIN_COST
     if problem.n_tiers == 0 or problem.request.objective is Objective.MAX_GMV:
         return StageOne(None, True, 0.0, problem.targets.copy())
+    sampled = attain_warm is not None
     # Try the targets outright first: a plan meeting them settles stage 1 for free.
-    probe = Stage("cost" if minimise else "gmv", problem.targets, True)
-    lag = Lagrangian(problem, probe)
-    z, _ = initial_point(problem, lag, probe)
-    if warm is not None and warm.size == z.size:
-        z = warm
-    seed_plan = construct(problem, lag.evaluate(z), probe, problem.targets)
+    seed_plan = None if sampled else _probe(problem, warm)
     if incumbent is not None and better(incumbent, seed_plan, minimise):
         seed_plan = incumbent  # a start meeting every target settles stage 1 as well
     floor = 0.0
     attain_prices = None
-    if seed_plan.shortfall > 0:
+    if seed_plan is None or seed_plan.shortfall > 0:
         weights_total = float((problem.weights * problem.targets).sum())
         integral = bool(np.all(problem.weights == np.round(problem.weights)))
 
@@ -99,6 +98,7 @@ def stage_one(
         bound1, plan1, prices1 = run_stage(
             problem, attain, clock, 0.4, settled, problem.targets, progress,
             start=attain_warm, hopeless=hopeless,
+            radius=SAMPLE_RADIUS if sampled else None,
         )  # fmt: skip
         attain_prices = prices1 if prices1.size else None
         # The dual's plan: tier mixes only (the MILP's come back with the rest spent on GMV),
@@ -115,9 +115,14 @@ def stage_one(
             )  # fmt: skip
             if exact is not None and (plan1 is None or better(exact, plan1, minimise)):
                 plan1 = exact
-        seed_plan = _better_stage_one(problem, plan1, seed_plan)
+        if seed_plan is not None:
+            seed_plan = _better_stage_one(problem, plan1, seed_plan)
+        elif plan1 is not None:
+            seed_plan = _spent(problem, plan1)
+        else:  # no probe (a sampled programme) and the dual had no time for a plan
+            seed_plan = _probe(problem, warm)
         floor = _certified(problem, prices1, seed_plan, floor, clock)
-        if seed_plan.shortfall > floor + 1e-9 and prices1.size:
+        if seed_plan.shortfall > floor + 1e-9 and prices1.size and not sampled:
             # The certificate leaves room: the ticket grid's mixes too (a larger MILP, so
             # only where a plan with less shortfall may exist).
             share = min(GRID_ASSIGNMENT_SHARE, clock.elapsed() / clock.limit + GRID_EXTRA_SHARE)
@@ -136,6 +141,18 @@ def stage_one(
         )
     targets = np.minimum(seed_plan.achieved, problem.targets)
     return StageOne(seed_plan, proven, floor, targets, attain_prices)
+
+
+def _probe(problem: Problem, warm: FloatArray | None) -> ScoredAmounts:
+    """A plan built at the prices of the stage asking for every target (`warm` when it
+    fits that stage)."""
+    minimise = problem.request.objective is Objective.MIN_COST
+    probe = Stage("cost" if minimise else "gmv", problem.targets, True)
+    lag = Lagrangian(problem, probe)
+    z, _ = initial_point(problem, lag, probe)
+    if warm is not None and warm.size == z.size:
+        z = warm
+    return construct(problem, lag.evaluate(z), probe, problem.targets)
 
 
 def _certified(
@@ -159,14 +176,19 @@ def _better_stage_one(
     if plan is None:
         return best
     minimise = problem.request.objective is Objective.MIN_COST
-    # Stage 1 plans carry only what the tiers need; spend the rest on GMV.
-    if not minimise:
-        plan = evaluate_plan(problem, fill(problem, plan.amounts))
-    reached = (problem.values(plan.amounts)[:, None] >= problem.thresholds).sum(1)
-    plan = within_groups(problem, plan, reached.astype(np.int64))
+    plan = _spent(problem, plan)
     if keep_counts and missed_group_counts(problem, plan.amounts):
         return best  # less shortfall is no gain when a hard group count is missed
     return plan if better(plan, best, minimise) else best
+
+
+def _spent(problem: Problem, plan: ScoredAmounts) -> ScoredAmounts:
+    """A stage-1 plan (only what the tiers need) with the rest of the budgets spent on GMV
+    and the group rules enforced."""
+    if problem.request.objective is not Objective.MIN_COST:
+        plan = evaluate_plan(problem, fill(problem, plan.amounts))
+    reached = (problem.values(plan.amounts)[:, None] >= problem.thresholds).sum(1)
+    return within_groups(problem, plan, reached.astype(np.int64))
 
 
 def _assigned_plan(

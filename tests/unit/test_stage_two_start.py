@@ -12,11 +12,11 @@ import pytest
 from fixtures.families import family_request
 from optimizer.arrays import build_arrays
 from optimizer.clock import Clock
-from optimizer.decomposition.engine import _stage_two_start
 from optimizer.decomposition.lagrangian import Lagrangian, Stage, initial_point, scaled_start
 from optimizer.decomposition.problem import build_problem
 from optimizer.decomposition.stage_one import stage_one
 from optimizer.decomposition.stages import run_stage
+from optimizer.decomposition.starts import stage_two_start
 
 
 def _afterstage_one(seed: int, size: int, ambition: float):  # type: ignore[no-untyped-def]
@@ -69,7 +69,7 @@ def test_prices_without_the_attainment_price_start_a_stage_that_has_it() -> None
     )  # fmt: skip
     lagrangian = Lagrangian(problem, stage)
     assert warm.size == lagrangian.size - 1
-    start = _stage_two_start(problem, stage, warm, True, None)
+    start = stage_two_start(problem, stage, warm, True, None)
     assert start is not None and start.size == lagrangian.size
     usual, _ = initial_point(problem, lagrangian, stage)
     value = lagrangian.evaluate(start).value
@@ -77,5 +77,5 @@ def test_prices_without_the_attainment_price_start_a_stage_that_has_it() -> None
     assert value <= lagrangian.evaluate(np.append(warm, 0.0)).value  # ρ = 0 charges no target
     assert value >= one.plan.objective * (1 - 1e-9)  # still a bound
     # The other way round: prices with ρ start a stage without it, ρ dropped.
-    with_rho = _stage_two_start(problem, without, start, True, None)
+    with_rho = stage_two_start(problem, without, start, True, None)
     assert with_rho is None or np.array_equal(with_rho, start[:-1])
