@@ -27,13 +27,14 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from models.curves import FloatArray
 from optimizer.clock import Clock
+from optimizer.decomposition.option_lp import rounded_relaxation
 from optimizer.decomposition.problem import Problem
 from optimizer.decomposition.repair import fixed_amounts, mandatory
 from optimizer.engines import milp_backend
@@ -64,7 +65,6 @@ LP_ROUNDING_OPTIONS = 50_000
 # stopped at its 2.77 s leash with 6 short (objective 13.0, bound 12.2) in most runs, and
 # with 44 short (objective 89.0) in runs where the machine was a little slower.
 ROOT_RETRY = 2.0
-ROUNDING_TOLERANCE = 1e-6
 
 
 @dataclass
@@ -223,7 +223,7 @@ def assign_by_milp(
         return None
     model = _model(problem, options, fixed, start, targets, worth)
     if len(options) > LP_ROUNDING_OPTIONS:
-        chosen = _rounded_relaxation(model, options, clock.left(share), clock)
+        chosen = rounded_relaxation(model, options.partner, clock.left(share), clock)
         if chosen is None:
             return None
         taken = np.flatnonzero(chosen)
@@ -330,50 +330,6 @@ def _model(
         cost[y] = _priced_cost(problem, options, fixed, worth)
     cost[s] = _shortfall_cost(problem) * problem.weights
     return b.build(cost)
-
-
-def _rounded_relaxation(
-    model: MilpModel, options: Options, seconds: float, clock: Clock
-) -> NDArray[np.bool_] | None:
-    """The options an LP optimum of `model` takes whole, plus its fractional ones (largest
-    first) wherever they still fit; None without an LP optimum in time or when the
-    rounded choice breaks a hard row (a group count). A basic optimum of a choice-per-
-    partner model with k other rows has at most 2k fractional options, so rounding loses
-    a few partners at most."""
-    relaxed = replace(model, integer=np.zeros(model.n_cols, dtype=bool))
-    result = milp_backend("highs").solve(
-        relaxed, time_limit_s=max(seconds, 0.05), mip_gap=0.0, should_stop=clock.should_stop
-    )
-    if result.x is None or result.termination is not Termination.OPTIMAL:
-        return None
-    count = len(options)
-    weight = result.x[:count]
-    chosen = weight > 1 - ROUNDING_TOLERANCE
-    matrix = model.A.tocsc()[:, :count]
-    used = matrix @ chosen.astype(float)
-    over = used > model.row_hi + 1e-9
-    while np.any(over):  # whole within the LP's tolerance may not fit exactly whole
-        culprits = np.flatnonzero(chosen & (matrix[over].max(axis=0).toarray().ravel() > 0))
-        if culprits.size == 0:
-            return None  # the rows the options leave alone are broken already
-        drop = culprits[np.argmin(weight[culprits])]
-        chosen[drop] = False
-        used -= matrix[:, drop].toarray().ravel()
-        over = used > model.row_hi + 1e-9
-    holds = np.zeros(options.partner.max() + 1, dtype=bool)
-    holds[options.partner[chosen]] = True
-    fractional = np.flatnonzero(~chosen & (weight > ROUNDING_TOLERANCE))
-    for j in fractional[np.argsort(-weight[fractional], kind="stable")]:
-        column = matrix[:, j].toarray().ravel()
-        if holds[options.partner[j]] or np.any(used + column > model.row_hi + 1e-9):
-            continue
-        chosen[j], holds[options.partner[j]] = True, True
-        used += column
-    # Rows without a shortfall column of their own (group counts) must hold as they are.
-    slack = np.asarray(np.abs(model.A[:, count:]).sum(axis=1)).ravel() > 0
-    if np.any(~slack & (used < model.row_lo - 1e-9)):
-        return None
-    return chosen
 
 
 def _priced_cost(
