@@ -134,7 +134,8 @@ def solve_decomposition(
     warm = prices if prices is not None and prices_fit(problem, prices) else None
     incumbent = None if start is None else evaluate_plan(problem, start.amounts.copy())
     attain_warm = None
-    if warm is None and problem.n > SAMPLE_ABOVE:
+    sampled = warm is None and problem.n > SAMPLE_ABOVE
+    if sampled:
         sample = problem.sample(SAMPLE_SIZE, request.options.seed)
         sample_clock = Clock(time_limit_s * 0.2, should_stop)
         if progress is not None:
@@ -150,7 +151,7 @@ def solve_decomposition(
     result = _solve(
         problem, clock, mip_gap, progress, warm, incumbent, prices is None, improve, attain_warm,
         anytime, lambda plan: _polished(problem, arrays, plan, clock),
-        sampled=attain_warm is not None or (warm is not None and prices is None),
+        sampled=sampled,
     )  # fmt: skip
     best, certified = result.plan, certified_bound(result.bound, minimise)
     if math.isfinite(certified) and dual_gap(result.bound, best.objective, minimise) > mip_gap:
