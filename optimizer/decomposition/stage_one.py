@@ -30,7 +30,7 @@ from optimizer.decomposition.primal import (
 )
 from optimizer.decomposition.problem import Problem
 from optimizer.decomposition.repair import fill
-from optimizer.decomposition.stages import SAMPLE_RADIUS, run_stage
+from optimizer.decomposition.stages import run_stage
 from optimizer.progress import Progress, ProgressEvent
 
 # The tier-option MILP is tried only with at least this many seconds left for it.
@@ -65,11 +65,12 @@ def stage_one(
     attain_warm: FloatArray | None = None,
 ) -> StageOne:
     """The least weighted shortfall the prices find, and whether the bound proves it.
-    `attain_warm`: a sample's attainment prices, where the attainment dual starts (within
-    SAMPLE_RADIUS of them: at 1,000,000 partners it has time for a dozen steps). The
-    sample's own probe fell short of the targets, so the programme's is skipped (1,000,000
-    family partners: 18 s for a plan 8,012 short), and so is the ticket grid's MILP (16 s
-    for the plan the first MILP had found)."""
+    `attain_warm`: a sample's attainment prices, where the attainment dual starts (at
+    1,000,000 partners it has time for a dozen steps; not in stage 2's trust box: from
+    there, the tier-option LP's plan was 99 short instead of 95). The sample's own probe
+    fell short of the targets, so the programme's is skipped (1,000,000 family partners:
+    18 s for a plan 8,012 short), and so is the ticket grid's MILP (16 s for the plan the
+    first MILP had found)."""
     minimise = problem.request.objective is Objective.MIN_COST
     if problem.n_tiers == 0 or problem.request.objective is Objective.MAX_GMV:
         return StageOne(None, True, 0.0, problem.targets.copy())
@@ -98,7 +99,6 @@ def stage_one(
         bound1, plan1, prices1 = run_stage(
             problem, attain, clock, 0.4, settled, problem.targets, progress,
             start=attain_warm, hopeless=hopeless,
-            radius=SAMPLE_RADIUS if sampled else None,
         )  # fmt: skip
         attain_prices = prices1 if prices1.size else None
         # The dual's plan: tier mixes only (the MILP's come back with the rest spent on GMV),

@@ -34,11 +34,11 @@ MIN_DUAL_STEPS = 12
 HOPELESS_GAP = 1e-4
 # The bundle's first box around a given start, in multiples of it (see LevelBundle).
 WARM_BOX = 4.0
-# A sample's prices start the programme's duals within this many multiples of them on
-# either side (a trust box, widened as the best point nears a side). With WARM_BOX at
-# 1,000,000 family partners, the first 16 steps of stage 2 and 15 of stage 1 found no
-# better point, and stage 2's dual was still falling at the end of its time (1.2% gap);
-# within it, stage 2 converged in 40 steps (55 s), leaving the option MILP 60 s.
+# A sample's prices start the programme's stage-2 dual within this many multiples of
+# them on either side (a trust box, widened as the best point nears a side). With
+# WARM_BOX at 1,000,000 family partners, its first 16 steps found no better point, and it
+# was still falling at the end of its time (1.2% gap); within it, it converged in 40 steps
+# (55 s), leaving the option MILP its time.
 SAMPLE_RADIUS = 0.5
 # A plan taking more than this share of the limit is costly: the next one waits until the
 # dual has had as much time as the plans (50,000 family partners, seed 2: stage 1 proven
