@@ -4,9 +4,9 @@ LP_ROUNDING_OPTIONS options, where HiGHS's root heuristics overrun any time limi
 A basic optimum of a choice-per-partner model with k other rows has at most 2k fractional
 options, so rounding loses a few partners at most; but one partner below a tier count is
 a unit of shortfall, which outweighs any GMV. So when the rounded choice falls short of
-the counts the LP reached, the LP is solved once more with those count rows raised by
-what rounding lost, and the better rounded choice under the model's own objective is
-kept (1,000,000 family partners: stage 2's option plan came out one partner below the
+the counts the LP reached, the LP is solved again (at most twice) with those count rows
+raised by what rounding lost, and the better rounded choice under the model's own
+objective is kept (1,000,000 family partners: stage 2's option plan came out one partner below the
 counts it had to keep, and was dropped for a plan 0.7% lower in GMV).
 """
 
@@ -28,7 +28,7 @@ ROUNDING_TOLERANCE = 1e-6
 COUNT_NOISE = 1e-6
 # The LP is solved at most this often: once, then with the count rows raised by what
 # rounding lost, cumulatively (family programmes of 1,000 and 3,000 partners, seeds 0-7,
-# counts a MILP reached: 1-2 partners short after rounding in 11 of 16, with up to two
+# counts a MILP reached: 1-2 partners short after rounding in 12 of 16, with up to two
 # more solves in 4).
 LP_SOLVES = 3
 
