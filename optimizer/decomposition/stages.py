@@ -86,15 +86,12 @@ def run_stage(
     """
     lagrangian = Lagrangian(problem, stage)
     z, scale = initial_point(problem, lagrangian, stage)
-    box = None
+    window: dict[str, float] = {}  # a cold start: the bundle's own box
     if start is not None and start.size == z.size:
         z, scale = start.copy(), np.maximum(np.abs(start), 1e-3 * scale)
-        box = WARM_BOX
+        window = {"box": WARM_BOX} if radius is None else {"radius": radius}
     minimise = stage.kind == "cost"
-    if box is not None and radius is not None:
-        bundle = LevelBundle(z, scale, lagrangian.upper(), radius=radius)
-    else:
-        bundle = LevelBundle(z, scale, lagrangian.upper(), **({} if box is None else {"box": box}))
+    bundle = LevelBundle(z, scale, lagrangian.upper(), **window)
     bound = math.inf
     best: ScoredAmounts | None = None
     build = assign_only if stage.kind == "attain" else construct
