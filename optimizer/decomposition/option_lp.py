@@ -6,16 +6,17 @@ options, so rounding loses a few partners at most; but one partner below a tier 
 a unit of shortfall, which outweighs any GMV. So when the rounded choice falls short of
 the counts the LP reached, the LP is solved again (at most twice) with those count rows
 raised by what rounding lost, and the better rounded choice under the model's own
-objective is kept (1,000,000 family partners: stage 2's option plan came out one partner below the
-counts it had to keep, and was dropped for a plan 0.7% lower in GMV).
+objective is kept (1,000,000 family partners: stage 2's option plan came out one partner
+below the counts it had to keep, and was dropped for a plan 0.7% lower in GMV).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
+import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from models.curves import FloatArray
@@ -33,6 +34,13 @@ COUNT_NOISE = 1e-6
 LP_SOLVES = 3
 
 
+@dataclass(frozen=True)
+class _Rounded:
+    chosen: NDArray[np.bool_]  # the options taken
+    used: FloatArray  # every row's activity under them
+    reached: FloatArray  # the count rows' activity under the LP's own (fractional) options
+
+
 def rounded_relaxation(
     model: MilpModel, partner: NDArray[np.intp], seconds: float, clock: Clock
 ) -> NDArray[np.bool_] | None:
@@ -42,33 +50,39 @@ def rounded_relaxation(
     group count). The other columns are the count rows' shortfalls."""
     began = clock.elapsed()
     count = partner.size
-    counted = _count_rows(model, count)
+    counted = np.asarray(np.abs(model.A[:, count:]).sum(axis=1)).ravel() > 0
+    shortfall = model.A[counted][:, count:].tocoo()  # (count row, shortfall column) pairs
     floors = model.row_lo[counted]
-    best: NDArray[np.bool_] | None = None
+    best: tuple[float, NDArray[np.bool_]] | None = None
     margin = np.zeros(floors.size)
     for _ in range(LP_SOLVES):
         left = seconds - (clock.elapsed() - began)
         if best is not None and (left <= 0 or clock.out()):
             break
-        found = _lp_rounded(_with_margin(model, count, counted, margin), partner, left, clock)
+        raised = _with_margin(model, count, counted, shortfall, margin)
+        found = _lp_rounded(raised, partner, counted, left, clock)
         if found is None:
             break
-        chosen, reached = found
-        if best is None or _objective(model, count, chosen) < _objective(model, count, best):
-            best = chosen
+        value = _objective(model, count, counted, shortfall, found)
+        if best is None or value < best[0]:
+            best = (value, found.chosen)
         # Rows the LP met in full, which rounding left below their floor: raise them. (Where
         # the LP itself fell short, the budgets bind and a higher floor changes nothing.)
-        met = reached >= floors + margin - COUNT_NOISE
-        lost = np.ceil(floors - _activity(model, count, chosen)[counted] - COUNT_NOISE)
+        met = found.reached >= floors + margin - COUNT_NOISE
+        lost = np.ceil(floors - found.used[counted] - COUNT_NOISE)
         lost = np.where(met, np.maximum(lost, 0.0), 0.0)
         if not np.any(lost > 0):
             break
         margin += lost
-    return best
+    return None if best is None else best[1]
 
 
 def _with_margin(
-    model: MilpModel, count: int, counted: NDArray[np.bool_], margin: FloatArray
+    model: MilpModel,
+    count: int,
+    counted: NDArray[np.bool_],
+    shortfall: sp.coo_matrix,
+    margin: FloatArray,
 ) -> MilpModel:
     """The model with its count rows raised by `margin`, and their shortfalls allowed as
     much more."""
@@ -76,17 +90,19 @@ def _with_margin(
         return model
     row_lo = model.row_lo.copy()
     row_lo[counted] += margin
-    shortfall = model.A[counted][:, count:].tocoo()
     col_hi = model.col_hi.copy()
     np.add.at(col_hi, count + shortfall.col, margin[shortfall.row])
     return replace(model, row_lo=row_lo, col_hi=col_hi)
 
 
 def _lp_rounded(
-    model: MilpModel, partner: NDArray[np.intp], seconds: float, clock: Clock
-) -> tuple[NDArray[np.bool_], FloatArray] | None:
-    """The rounded choice of one LP solve, and the activity the LP's options reach on the
-    count rows."""
+    model: MilpModel,
+    partner: NDArray[np.intp],
+    counted: NDArray[np.bool_],
+    seconds: float,
+    clock: Clock,
+) -> _Rounded | None:
+    """The rounded choice of one LP solve (`counted`: the rows with a shortfall column)."""
     relaxed = replace(model, integer=np.zeros(model.n_cols, dtype=bool))
     result = milp_backend("highs").solve(
         relaxed, time_limit_s=max(seconds, 0.05), mip_gap=0.0, should_stop=clock.should_stop
@@ -96,7 +112,7 @@ def _lp_rounded(
     count = partner.size
     weight = result.x[:count]
     matrix = model.A.tocsc()[:, :count]
-    reached = (matrix @ weight)[_count_rows(model, count)]
+    reached = (matrix @ weight)[counted]
     chosen = weight > 1 - ROUNDING_TOLERANCE
     used = matrix @ chosen.astype(float)
     over = used > model.row_hi + 1e-9
@@ -118,27 +134,22 @@ def _lp_rounded(
         chosen[j], holds[partner[j]] = True, True
         used += column
     # Rows without a shortfall column of their own (group counts) must hold as they are.
-    slack = _count_rows(model, count)
-    if np.any(~slack & (used < model.row_lo - 1e-9)):
+    if np.any(~counted & (used < model.row_lo - 1e-9)):
         return None
-    return chosen, reached
+    return _Rounded(chosen, used, reached)
 
 
-def _count_rows(model: MilpModel, count: int) -> NDArray[np.bool_]:
-    """The rows with a shortfall column (the tier counts)."""
-    return np.asarray(np.abs(model.A[:, count:]).sum(axis=1)).ravel() > 0
-
-
-def _activity(model: MilpModel, count: int, chosen: NDArray[np.bool_]) -> FloatArray:
-    return np.asarray(model.A[:, :count] @ chosen.astype(float)).ravel()
-
-
-def _objective(model: MilpModel, count: int, chosen: NDArray[np.bool_]) -> float:
-    """The model's objective at a choice, each shortfall the least its count row allows."""
-    counted = _count_rows(model, count)
-    short = np.maximum(model.row_lo - _activity(model, count, chosen), 0.0)[counted]
-    shortfall = model.A[counted][:, count:].tocoo()
+def _objective(
+    model: MilpModel,
+    count: int,
+    counted: NDArray[np.bool_],
+    shortfall: sp.coo_matrix,
+    rounded: _Rounded,
+) -> float:
+    """The model's objective at a rounded choice, each shortfall the least its count row
+    allows."""
+    short = np.maximum(model.row_lo - rounded.used, 0.0)[counted]
     s = np.zeros(model.n_cols - count)
     np.maximum.at(s, shortfall.col, short[shortfall.row])
-    total = float(model.c[:count] @ chosen) + float(model.c[count:] @ s)
+    total = float(model.c[:count] @ rounded.chosen) + float(model.c[count:] @ s)
     return total if math.isfinite(total) else math.inf

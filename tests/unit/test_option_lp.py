@@ -24,11 +24,6 @@ def _missed(
     return int(np.maximum(targets - reached, 0).sum())
 
 
-def _once(model, partner, seconds, clock):  # type: ignore[no-untyped-def]
-    found = option_lp._lp_rounded(model, partner, seconds, clock)
-    return None if found is None else found[0]
-
-
 def test_counts_a_milp_reaches_are_kept_more_often_after_the_retries(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -36,6 +31,8 @@ def test_counts_a_milp_reaches_are_kept_more_often_after_the_retries(
     reaches at the same prices. Rounding the LP once missed one or two of them on most
     of these programmes."""
     missed = {"once": 0, "retried": 0}
+    solves = option_lp.LP_SOLVES
+    assert solves > 1
     for seed in range(6):
         request, _ = family_request(seed, 1000, 0.95)
         problem = build_problem(build_arrays(request))
@@ -49,11 +46,11 @@ def test_counts_a_milp_reaches_are_kept_more_often_after_the_retries(
         worth = 5.0 * prices
         with monkeypatch.context() as patch:
             patch.setattr(assignment, "LP_ROUNDING_OPTIONS", 0)
-            patch.setattr(assignment, "rounded_relaxation", _once)
+            patch.setattr(option_lp, "LP_SOLVES", 1)
             once = _missed(problem, targets, assignment.assign_by_milp(
                 problem, worth, targets, Clock(30.0), 1.0, grid=False, worth=worth
             ))  # fmt: skip
-            patch.setattr(assignment, "rounded_relaxation", option_lp.rounded_relaxation)
+            patch.setattr(option_lp, "LP_SOLVES", solves)
             retried = _missed(problem, targets, assignment.assign_by_milp(
                 problem, worth, targets, Clock(30.0), 1.0, grid=False, worth=worth
             ))  # fmt: skip
