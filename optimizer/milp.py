@@ -152,7 +152,8 @@ class MilpStrategy:
 
         def inner(stop: StopFlag | None = None) -> Solved:
             form, result = self._solve(inner_stage, False, clock, stop, cap_s)
-            return form, result, None if result.x is None else self._exact(form, result.x)
+            plan = None if result.x is None else self.outer_repair.exact(form, result.x)
+            return form, result, plan
 
         if self.exact and inner_stage.shortfall_cap == outer_stage.shortfall_cap:
             return inner(), None
@@ -165,10 +166,12 @@ class MilpStrategy:
             settles=lambda got: self.outer_repair.settles(got, beats),
         )
 
-    def run(self, exclude: list[set[tuple[int, int]]], clock: Clock) -> EngineOutcome | None:
+    def run(
+        self, exclude: list[set[tuple[int, int]]], clock: Clock, known: float | None = None
+    ) -> EngineOutcome | None:
         """Alternate stage-1 and stage-2 rounds, refining the approximations after each,
         until the best plan is certified within the gap or time runs out. None: no
-        alternative outside `exclude` exists."""
+        alternative outside `exclude` exists. `known`: see `solve_milp`'s `known_bound`."""
         staged = self.request.objective is not Objective.MAX_GMV and len(self.arrays.thresholds)
         search = Search(best=None if exclude else self.warm, shortfall_proven=not staged)
         handed = staged and not exclude and self._start_proven()
@@ -177,6 +180,8 @@ class MilpStrategy:
             cap = self.warm[1].shortfall
             search.proven_caps = (cap, cap)
             search.shortfall_proven, search.shortfall_bound = True, self.proven_floor
+        if (handed or not staged) and not exclude:
+            search.bound = known  # the same held problem's: it stands
         for round_number in range(1, MAX_REFINEMENTS + 1):
             approximations = self.approximation.state()
             caps: tuple[float, float] | None = None
@@ -202,8 +207,9 @@ class MilpStrategy:
                 return None if exclude else self._outcome(SolveStatus.INFEASIBLE)
             if not isinstance(gmv_round, ObjectiveRound) and handed and not self.plan_only:
                 # The inner model's secants can leave a partner the start lifts exactly to a
-                # tier just below it: stage 1 finds the inner model's own cap.
-                handed, search.proven_caps = False, None
+                # tier just below it: stage 1 finds the inner model's own cap (which a known
+                # bound, at the proven shortfall, does not hold).
+                handed, search.proven_caps, search.bound = False, None, None
                 continue
             if not isinstance(gmv_round, ObjectiveRound):
                 break
@@ -383,13 +389,8 @@ class MilpStrategy:
             outcome.shortfall_bound = search.shortfall_bound
         return outcome
 
-    def _outcome(
-        self, status: SolveStatus, candidates: list[Candidate] | None = None
-    ) -> EngineOutcome:
-        return EngineOutcome(self.backend.name, status, candidates or [])
-
-    def _exact(self, form: Formulation, solution: FloatArray) -> Incumbent:
-        return self.outer_repair.exact(form, solution)
+    def _outcome(self, status: SolveStatus, plans: list[Candidate] | None = None) -> EngineOutcome:
+        return EngineOutcome(self.backend.name, status, plans or [])
 
     def _polished(self, best: Incumbent, clock: Clock) -> Incumbent:
         """Exact pairwise moves (`optimizer.polish`) keep every tier and rule and collect what
@@ -451,6 +452,7 @@ def solve_milp(
     crossing_points: bool = False,
     tier_prices: FloatArray | None = None,
     tier_levels: TierLevels | None = None,
+    known_bound: float | None = None,
 ) -> EngineOutcome:
     """`proven_shortfall`: the least weighted shortfall another engine has proven; with a
     start that reaches it, stage 1 is settled before the first round. `plan_only`: the
@@ -466,7 +468,9 @@ def solve_milp(
     (`optimizer.tier_crossings`); `tier_prices`: per resource, GMV per request unit at
     which the models price each tier claim whole in their LP relaxations
     (`optimizer.tier_cuts`); `tier_levels`: per partner, the lowest and highest tier level
-    stage 2 may claim (the decomposition's reduced-cost fixing)."""
+    stage 2 may claim (the decomposition's reduced-cost fixing). `known_bound`: another
+    engine's bound on stage 2 at `proven_shortfall` (or without tiers): the rounds certify,
+    and count stalls, against the tighter of it and their own."""
     options = arrays.request.options
     limit = options.time_limit_s if time_limit_s is None else time_limit_s
     clock = Clock(limit, should_stop)
@@ -478,7 +482,7 @@ def solve_milp(
     strategy.tier_prices = tier_prices
     if proven_shortfall is not None:
         strategy.hold_proven(proven_shortfall)
-    first = strategy.run([], clock)
+    first = strategy.run([], clock, known_bound)
     assert first is not None
     if not first.candidates:
         return first
