@@ -72,6 +72,12 @@ ROUND_PROGRESS = 1e-5  # of GMV: a round gaining less does not count as a gain
 # it gained 0.4% and 0.2% in 4.2-5.4 s and the search ended within the gap).
 WHOLE_ROUNDS = 2.0
 STALE_HALVES = 3  # random halves in a row without a gain end the search
+# The last search of a run (nothing follows it to use the time) gives its whole
+# neighbourhood up to this share of the time left, if that is more than WHOLE_ROUNDS rounds:
+# family seed 0, 3,000 partners, 60 s: after the MILP finish stalled at 38 s, 0.116% from
+# the bound, a 229-partner neighbourhood needed 7.0-7.8 s to gain 0.058% (its 6 s found
+# nothing, and the random halves after it nothing either).
+LAST_WHOLE_SHARE = 0.5
 # What one exact check of the whole plan costs per partner (`valid_plan` builds the plan and
 # runs `models.check`: 28 s at 1,000,000 family partners, on an Intel Xeon). A search
 # makes one after a round's pairwise moves gain and one at its end, so a round starts only
@@ -284,6 +290,7 @@ def finish_by_neighbourhoods(
     left_s: float,
     spent_s: float = 0.0,
     attempt: int = 0,
+    last: bool = False,
 ) -> EngineOutcome:
     """A MILP outcome that stopped short of its gap with time left (its stall rule), its
     plan improved in neighbourhoods with that time; its bound stands, its gap and status
@@ -292,7 +299,7 @@ def finish_by_neighbourhoods(
     gain 0.46% in 4 s (0.03% from the bound). A decomposition outcome with time left after
     its own searches gets it too (`attempt` 1: other halves than its improver drew). One
     plan only: alternatives are told apart by their achievers, which a changed first plan
-    could repeat."""
+    could repeat. `last`: nothing follows it in the run (see LAST_WHOLE_SHARE)."""
     request = arrays.request
     if (
         outcome.status is not SolveStatus.FEASIBLE
@@ -308,7 +315,7 @@ def finish_by_neighbourhoods(
     start = outcome.candidates[0].amounts
     moved = improve_in_neighbourhoods(
         arrays, start, floor, outcome.best_bound, clock, progress, spent_s, attempt,
-        levels=outcome.tier_levels,
+        levels=outcome.tier_levels, last=last,
     )  # fmt: skip
     if moved is None:
         return outcome
@@ -336,6 +343,7 @@ def improve_in_neighbourhoods(
     attempt: int = 0,
     halves: bool = True,
     levels: TierLevels | None = None,
+    last: bool = False,
 ) -> FloatArray | None:
     """Better amounts than `amounts` (an exactly valid plan), re-solved in neighbourhoods
     by the CBC MILP until the plan is within the request's gap of `bound` (GMV), the
@@ -349,7 +357,8 @@ def improve_in_neighbourhoods(
     begin, for a caller whose MILP re-solves the whole plan next (`optimizer.milp_finish`;
     family seed 2, 1,200 partners: three halves took 4.4 s and gained nothing). `levels`:
     the tier levels any plan better than `amounts` gives each partner (reduced-cost fixing,
-    `EngineOutcome.tier_levels`): the MILPs claim tiers within them."""
+    `EngineOutcome.tier_levels`): the MILPs claim tiers within them. `last`: no search
+    follows this one (see LAST_WHOLE_SHARE)."""
     request = arrays.request
     columns = curve_columns(request)
     best = Candidate(amounts)
@@ -365,7 +374,10 @@ def improve_in_neighbourhoods(
         if halved:
             inside = np.sort(rng.choice(inside, size=max(inside.size // 2, 1), replace=False))
         whole = halves and not halved
-        seconds = min(round_s * (WHOLE_ROUNDS if whole else 1.0), clock.left() - checks_s)
+        seconds = round_s * (WHOLE_ROUNDS if whole else 1.0)
+        if whole and last:
+            seconds = max(seconds, LAST_WHOLE_SHARE * (clock.left() - checks_s))
+        seconds = min(seconds, clock.left() - checks_s)
         # Before the MILP finish (`halves` false) no whole-steps retry either: in every such
         # run traced (family programmes of 1,000-3,000 partners) it took 1.0-2.0 s for no
         # plan or a worse one, and the finish re-solves the whole plan next (family seed

@@ -152,7 +152,7 @@ def run_engine(
     if auto:
         spent = time.perf_counter() - started
         outcome = finish_by_neighbourhoods(
-            arrays, outcome, progress, should_stop, limit - spent, spent
+            arrays, outcome, progress, should_stop, limit - spent, spent, last=True
         )
     return outcome
 
@@ -189,7 +189,7 @@ def _after_decomposition(
     # as a MILP engine's does.
     spent = time.perf_counter() - started
     return finish_by_neighbourhoods(
-        arrays, finished, progress, should_stop, limit - spent, spent, attempt=1
+        arrays, finished, progress, should_stop, limit - spent, spent, attempt=1, last=True
     )
 
 
