@@ -79,6 +79,33 @@ def test_a_proven_shortfall_settles_stage_one_and_the_start_is_never_lost() -> N
     assert theirs.shortfall < mine.shortfall or theirs.gmv >= mine.gmv * (1 - 1e-12)
 
 
+def test_another_engines_bound_certifies_the_start_after_one_round() -> None:
+    """The rounds certify against the tighter of their own bound and the decomposition's:
+    where the Lagrangian's is the tighter, rounds that only tighten their own toward it
+    (family seed 0, 3,000 partners: five rounds, 45 s, the plan unmoved) count as stalled.
+    A gap the MILP's own bound cannot certify in one round, a known bound within it: one
+    round, `optimal`, and that bound reported."""
+    request, _ = family_request(1, 300, 0.95, time_limit_s=20.0)
+    arrays = build_arrays(request)
+    first = solve_decomposition(request, time_limit_s=30.0, mip_gap=1e-2)
+    assert first.shortfall_proven and first.shortfall_bound is not None
+    start = first.candidates[0]
+    tight = replace(request.options, mip_gap=1e-7)
+    arrays = build_arrays(replace(request, options=tight))
+    gmv = score(arrays, curve_columns(request), start).gmv
+    known = gmv * (1 + 5e-8)
+    events: list[ProgressEvent] = []
+    outcome = solve_milp(
+        arrays, milp_backend("cbc"), progress=events.append, warm_start=start,
+        time_limit_s=20.0, proven_shortfall=first.shortfall_bound, known_bound=known,
+    )  # fmt: skip
+    rounds = [e for e in events if e.message.startswith("stage 2")]
+    assert len(rounds) == 1
+    assert outcome.status is SolveStatus.OPTIMAL
+    assert outcome.best_bound is not None and outcome.best_bound <= known
+    assert outcome.mip_gap is not None and outcome.mip_gap <= 1e-7
+
+
 @pytest.mark.slow
 def test_the_milp_closes_the_decompositions_gap_without_losing_its_plan(
     monkeypatch: pytest.MonkeyPatch,
@@ -95,6 +122,9 @@ def test_the_milp_closes_the_decompositions_gap_without_losing_its_plan(
     finished = finish_by_milp(arrays, first, None, None, left_s=25.0, limit_s=40.0)
     assert finished is not first, "the MILP ran and brought a bound of its own"
     assert finished.mip_gap is not None and finished.mip_gap < first.mip_gap
+    # The reduced-cost fixing holds for any plan better than the decomposition's: the
+    # neighbourhoods after the finish claim tiers within it.
+    assert first.tier_levels is not None and finished.tier_levels is first.tier_levels
     assert finished.shortfall_proven
     columns = curve_columns(request)
     mine = score(arrays, columns, start)
@@ -186,9 +216,11 @@ def test_the_neighbourhoods_get_the_time_the_milp_finish_will_not_take(
     # at 15 s, too late for the MILP finish, and the 5 s left went unused.
     solve_module = importlib.import_module("optimizer.solve")
     calls: list[tuple[str, float, int | None]] = []
+    last: list[bool] = []
 
     def neighbourhoods(arrays, outcome, progress, should_stop, left_s, *rest, **kw):  # type: ignore[no-untyped-def]
         calls.append(("neighbourhoods", left_s, None))
+        last.append(kw.get("last", False))
         return outcome
 
     def finish(arrays, outcome, progress, should_stop, left_s, limit_s, max_pairs=None):  # type: ignore[no-untyped-def]
@@ -206,9 +238,11 @@ def test_the_neighbourhoods_get_the_time_the_milp_finish_will_not_take(
     if milp_next:
         assert order == ["milp", "neighbourhoods"]
         assert calls[0][2] is None, "the finish from the start keeps its own size limit"
+        assert last == [True], "nothing follows them: their whole round may take more"
     else:
         assert order == ["neighbourhoods", "milp"]
         assert calls[1][2] == LATE_FINISH_PAIRS
+        assert last == [False], "the late MILP finish may follow: its share stays"
     assert all(0.0 < left < 6.0 for _, left, _ in calls)
     # The second gets what the first left (the neighbourhoods are handed their time less
     # the MILP's margin, which `finish_by_milp` takes off itself).

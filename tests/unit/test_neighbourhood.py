@@ -349,7 +349,11 @@ def test_auto_drops_the_halves_only_where_the_milp_finish_may_follow(
 
 
 def _rounds_without_gain(
-    monkeypatch: pytest.MonkeyPatch, check_s_per_partner: float, seconds: float, halves: bool
+    monkeypatch: pytest.MonkeyPatch,
+    check_s_per_partner: float,
+    seconds: float,
+    halves: bool,
+    last: bool = False,
 ) -> tuple[list[tuple[int, float]], np.ndarray | None, int]:
     """The search on a 300-partner plan (rounds of 5 s) whose rounds never gain: each
     round's (partners, seconds), the search's result, and a whole neighbourhood's size."""
@@ -370,7 +374,7 @@ def _rounds_without_gain(
     monkeypatch.setattr(module, "_polished", unmoved)
     monkeypatch.setattr(module, "CHECK_S_PER_PARTNER", check_s_per_partner)
     clock = Clock(seconds)
-    found = improve_in_neighbourhoods(arrays, amounts, None, 1e30, clock, halves=halves)
+    found = improve_in_neighbourhoods(arrays, amounts, None, 1e30, clock, halves=halves, last=last)
     return rounds, found, whole
 
 
@@ -390,20 +394,29 @@ def test_a_round_leaves_time_for_the_exact_checks_after_it(
 
 
 @pytest.mark.parametrize(
-    ("halves", "expected"),
+    ("halves", "last", "seconds", "expected"),
     [
         # Whole neighbourhoods with twice a round's time, then halves with one.
-        (True, [("whole", 2.0), ("half", 1.0), ("half", 1.0), ("half", 1.0)]),
+        (True, False, 60.0, [("whole", 2.0), ("half", 1.0), ("half", 1.0), ("half", 1.0)]),
         # A caller whose MILP re-solves the plan next: one whole round of the usual time.
-        (False, [("whole", 1.0)]),
+        (False, False, 60.0, [("whole", 1.0)]),
+        # The run's last search: half the time left (30 s), where that is more.
+        (True, True, 60.0, [("whole", 6.0), ("half", 1.0), ("half", 1.0), ("half", 1.0)]),
+        (True, True, 15.0, [("whole", 2.0), ("half", 1.0), ("half", 1.0), ("half", 1.0)]),
     ],
 )
 def test_a_whole_neighbourhood_gets_twice_a_half_s_time_where_halves_follow(
-    monkeypatch: pytest.MonkeyPatch, halves: bool, expected: list[tuple[str, float]]
+    monkeypatch: pytest.MonkeyPatch,
+    halves: bool,
+    last: bool,
+    seconds: float,
+    expected: list[tuple[str, float]],
 ) -> None:
     """CBC's time grows faster than the partners: given a half's time, ~300 partners
     ended with no plan, or none better than the start (5,000 family partners, seeds 5 and
-    8), where twice that time gained 0.2-0.4%."""
-    rounds, _, whole = _rounds_without_gain(monkeypatch, 0.0, 60.0, halves=halves)
+    8), where twice that time gained 0.2-0.4%. The last search of a run may take half the
+    time left for it (family seed 0, 3,000 partners: 7-8 s to gain 0.058%, where 6 s
+    found nothing)."""
+    rounds, _, whole = _rounds_without_gain(monkeypatch, 0.0, seconds, halves=halves, last=last)
     named = [("whole" if size == whole else "half", seconds / 5.0) for size, seconds in rounds]
-    assert named == [(kind, pytest.approx(share)) for kind, share in expected]
+    assert named == [(kind, pytest.approx(share, abs=0.01)) for kind, share in expected]
