@@ -10,6 +10,7 @@ worse than the decomposition's.
 from __future__ import annotations
 
 import importlib
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -247,6 +248,37 @@ def test_the_neighbourhoods_get_the_time_the_milp_finish_will_not_take(
     # The second gets what the first left (the neighbourhoods are handed their time less
     # the MILP's margin, which `finish_by_milp` takes off itself).
     assert calls[1][1] <= calls[0][1] + FINISH_BY_MILP_MARGIN * 6.0
+
+
+@pytest.mark.parametrize("runs_out", [True, False])
+def test_a_plan_short_of_the_gap_when_the_time_is_used_up_ended_on_the_time_limit(
+    monkeypatch: pytest.MonkeyPatch, runs_out: bool
+) -> None:
+    """Family seed 4, 2,500 partners, 60 s: the neighbourhoods after the MILP finish ran
+    out of time at 58.8 s, 0.113% from the bound, and the plan said `feasible`, as if the
+    search had given up. A search that gives up early stays `feasible`."""
+    solve_module = importlib.import_module("optimizer.solve")
+    limit = 6.0
+
+    def neighbourhoods(arrays, outcome, progress, should_stop, left_s, *rest, **kw):  # type: ignore[no-untyped-def]
+        if runs_out:
+            time.sleep(max(left_s, 0.0))
+        return outcome
+
+    monkeypatch.setattr(solve_module, "finish_by_neighbourhoods", neighbourhoods)
+    monkeypatch.setattr(solve_module, "milp_finishes", lambda *_: True)
+    monkeypatch.setattr(solve_module, "finish_by_milp", lambda arrays, outcome, *_: outcome)
+    request, _ = family_request(1, 120, 0.95, time_limit_s=limit, mip_gap=1e-9)
+    started = time.perf_counter()
+    outcome = run_engine(request, build_arrays(request), "decomposition", None, None)
+    elapsed = time.perf_counter() - started
+    assert outcome.candidates and outcome.mip_gap is not None and outcome.mip_gap > 1e-9
+    if runs_out:
+        assert elapsed >= (1 - FINISH_BY_MILP_MARGIN) * limit
+        assert outcome.status is SolveStatus.TIME_LIMIT
+    else:
+        assert elapsed < (1 - FINISH_BY_MILP_MARGIN) * limit, "the decomposition gave up early"
+        assert outcome.status is SolveStatus.FEASIBLE
 
 
 def test_a_five_thousand_partner_programme_goes_to_the_milp_only_once_it_gave_up() -> None:
