@@ -260,6 +260,8 @@ class _Trim:
         loss = self._loss(k, current, cut)
         if self.protect and self.claimed[i] > 0 and self.gmv[i] - loss < self.claimed[i]:
             cut = self.step if 0 < self.step < cut else 0.0
+            if _below_minimum(current - cut, self.arrays.pair_min[k]):
+                cut = 0.0  # the whole ticket or nothing (family seed 11, 3,000 partners)
             loss = self._loss(k, current, cut)
             if cut <= 0 or self.gmv[i] - loss < self.claimed[i]:
                 return None

@@ -22,8 +22,18 @@ STEP = 1e6
 MINIMUM = 17e6
 
 
-def _request(budget: float) -> AllocationRequest:
+def _request(budget: float, steep_first: bool = False) -> AllocationRequest:
+    """Two partners on saturating fund curves with a minimum ticket; `steep_first`: the
+    first one earns 5 yuan a yuan instead, with no minimum."""
+
     def partner(i: int, baseline: float) -> dict[str, Any]:
+        if steep_first and i == 0:
+            return {
+                "id": "P0",
+                "baseline_gmv": baseline,
+                "response": {"fund": {"curve": "linear", "roi": 5.0}},
+                "bounds": {"fund": {"max": 5e7}},
+            }
         return {
             "id": f"P{i}",
             "baseline_gmv": baseline,
@@ -47,6 +57,52 @@ def test_trimming_a_ticket_at_its_minimum_takes_it_whole() -> None:
     trim_to_budgets(arrays, amounts, None, np.zeros(2), curve_columns(request))
     # Cutting 14M from one ticket would leave 3M: under the minimum.
     assert sorted(amounts[:, 0]) == [0.0, MINIMUM]
+
+
+def test_a_tier_kept_while_trimming_never_leaves_a_ticket_under_its_minimum() -> None:
+    """A partner at its minimum ticket, counted for a tier that one step less would still
+    reach: the trim that protects the tier shrank its cut to one step and left 16M of a
+    17M minimum (so a neighbourhood MILP's plan at 3,000 family partners, seed 11,
+    ambition 0.98, failed the exact check, and an engine's best plan that did would have
+    failed the job). Now it gives the whole ticket: a budget outranks a tier."""
+    request = _request(budget=26e6, steep_first=True)
+    arrays = build_arrays(request)
+    columns = curve_columns(request)
+    amounts = np.array([[10e6], [MINIMUM]])  # 1M over; partner 1 reaches ¥100M at 16M too
+    one_step_less = np.array([[10e6], [MINIMUM - STEP]])
+    assert projected_gmv(request, one_step_less, None, columns)[1] >= 1e8
+    trim_to_budgets(arrays, amounts, None, np.array([0.0, 1e8]), columns)
+    assert amounts.sum() <= 26e6
+    assert amounts[1, 0] == 0.0 or amounts[1, 0] >= MINIMUM
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_trimming_with_tiers_to_keep_leaves_every_ticket_whole_or_at_its_minimum(seed: int) -> None:
+    """Random overspends with minimum tickets, each partner counted for the highest tier
+    it reaches: the budget holds, and every amount is 0 or at least its minimum, on its
+    grid."""
+    request = random_small_request(seed, n_partners=10, n_resources=1, with_min=True)
+    arrays = build_arrays(request)
+    columns = curve_columns(request)
+    step = float(arrays.step[0])
+    rng = np.random.default_rng(seed)
+    amounts = np.zeros((arrays.n_partners, 1))
+    for k in range(arrays.n_pairs):
+        low, high = arrays.pair_min[k] // step, arrays.pair_max[k] // step
+        amounts[arrays.pair_partner[k], 0] = step * rng.integers(max(low, 1), high + 1)
+    if amounts.sum() <= float(arrays.budget[0]):
+        pytest.skip("no overspend drawn")
+    gmv = projected_gmv(request, amounts, None, columns)
+    reached = gmv[:, None] >= arrays.thresholds[None, :]
+    claimed = np.where(
+        reached.any(axis=1), np.max(np.where(reached, arrays.thresholds, 0), axis=1), 0
+    )
+    trim_to_budgets(arrays, amounts, None, claimed.astype(float), columns)
+    assert amounts.sum() <= arrays.budget[0] + 1e-6
+    for k in range(arrays.n_pairs):
+        amount = amounts[arrays.pair_partner[k], 0]
+        assert amount == 0.0 or amount >= arrays.pair_min[k] - 1e-9
+        assert abs(amount / step - round(amount / step)) < 1e-9
 
 
 def test_a_tier_restored_from_nothing_gets_at_least_the_minimum_ticket() -> None:
