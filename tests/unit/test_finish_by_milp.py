@@ -274,10 +274,10 @@ def test_a_plan_short_of_the_gap_when_the_time_is_used_up_ended_on_the_time_limi
     elapsed = time.perf_counter() - started
     assert outcome.candidates and outcome.mip_gap is not None and outcome.mip_gap > 1e-9
     if runs_out:
-        assert elapsed >= (1 - FINISH_BY_MILP_MARGIN) * limit
+        assert elapsed >= (1 - 2 * FINISH_BY_MILP_MARGIN) * limit
         assert outcome.status is SolveStatus.TIME_LIMIT
     else:
-        assert elapsed < (1 - FINISH_BY_MILP_MARGIN) * limit, "the decomposition gave up early"
+        assert elapsed < (1 - 2 * FINISH_BY_MILP_MARGIN) * limit, "it gave up early"
         assert outcome.status is SolveStatus.FEASIBLE
 
 
