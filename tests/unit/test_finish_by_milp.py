@@ -87,7 +87,6 @@ def test_another_engines_bound_certifies_the_start_after_one_round() -> None:
     A gap the MILP's own bound cannot certify in one round, a known bound within it: one
     round, `optimal`, and that bound reported."""
     request, _ = family_request(1, 300, 0.95, time_limit_s=20.0)
-    arrays = build_arrays(request)
     first = solve_decomposition(request, time_limit_s=30.0, mip_gap=1e-2)
     assert first.shortfall_proven and first.shortfall_bound is not None
     start = first.candidates[0]
