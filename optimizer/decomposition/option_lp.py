@@ -51,6 +51,7 @@ def rounded_relaxation(
     began = clock.elapsed()
     count = partner.size
     counted = np.asarray(np.abs(model.A[:, count:]).sum(axis=1)).ravel() > 0
+    matrix = model.A.tocsc()[:, :count]  # the options' columns: no solve changes them
     shortfall = model.A[counted][:, count:].tocoo()  # (count row, shortfall column) pairs
     floors = model.row_lo[counted]
     best: tuple[float, NDArray[np.bool_]] | None = None
@@ -60,7 +61,7 @@ def rounded_relaxation(
         if best is not None and (left <= 0 or clock.out()):
             break
         raised = _with_margin(model, count, counted, shortfall, margin)
-        found = _lp_rounded(raised, partner, counted, left, clock)
+        found = _lp_rounded(raised, matrix, partner, counted, left, clock)
         if found is None:
             break
         value = _objective(model, count, counted, shortfall, found)
@@ -97,12 +98,14 @@ def _with_margin(
 
 def _lp_rounded(
     model: MilpModel,
+    matrix: sp.csc_matrix,
     partner: NDArray[np.intp],
     counted: NDArray[np.bool_],
     seconds: float,
     clock: Clock,
 ) -> _Rounded | None:
-    """The rounded choice of one LP solve (`counted`: the rows with a shortfall column)."""
+    """The rounded choice of one LP solve (`matrix`: the model's option columns;
+    `counted`: the rows with a shortfall column)."""
     relaxed = replace(model, integer=np.zeros(model.n_cols, dtype=bool))
     result = milp_backend("highs").solve(
         relaxed, time_limit_s=max(seconds, 0.05), mip_gap=0.0, should_stop=clock.should_stop
@@ -111,7 +114,6 @@ def _lp_rounded(
         return None
     count = partner.size
     weight = result.x[:count]
-    matrix = model.A.tocsc()[:, :count]
     reached = (matrix @ weight)[counted]
     chosen = weight > 1 - ROUNDING_TOLERANCE
     used = matrix @ chosen.astype(float)
