@@ -43,6 +43,13 @@ log = logging.getLogger(__name__)
 # the gap); at 300-600 partners (600-1,300 amounts) CBC alone was faster (1.7-15 s
 # against 3.7-18 s). BENCHMARKS.md has the runs.
 DECOMPOSITION_PAIRS = 1_500
+# With package menus, above this many amounts and package options (random programmes with
+# menus on 40% of partners, 60 s, gap 0.1%; `tests.support.instances`): at 5,690-11,000
+# HiGHS certified the gap in 1.4-3.1 s where the decomposition took 4.5-15 s; at 18,855 it
+# took 4.7 s against 2.4 s, at 20,000 partners 155 s (past its limit, 0.195%) against 20 s
+# (0.26%, 0.16% more GMV), at 50,000 partners 59 s `time_limit` 7.0% against 24 s 0.32%
+# (2.2% more GMV). BENCHMARKS.md has the runs.
+MENU_DECOMPOSITION_AMOUNTS = 15_000
 WARM_START_PAIRS = 100  # MILP requests this large start from a decomposition plan
 WARM_START_SHARE = 0.2  # of the time limit: the decomposition's share before the MILP
 # Backends that get that decomposition run first. Not CBC: it finds its own first plan in
@@ -67,16 +74,27 @@ def choose_engine(request: AllocationRequest, arrays: ProblemArrays) -> str:
         if wanted == DECOMPOSITION and DECOMPOSITION not in available_engines():
             raise EngineUnavailable("the decomposition engine is not installed")
         return wanted
-    # Package menus are knapsacks the decomposition does not price yet.
     size = arrays.n_pairs
     engines = available_engines()
     if size > DECOMPOSITION_PAIRS and not arrays.packages and DECOMPOSITION in engines:
+        return DECOMPOSITION
+    if arrays.packages and DECOMPOSITION in engines and menu_programme_fits(arrays):
         return DECOMPOSITION
     # On medium curve programmes (tickets, S-curves, hard targets) CBC closes the MILP's
     # rounds where HiGHS runs into the time limit (issue 12; BENCHMARKS.md).
     if size >= WARM_START_PAIRS and not arrays.packages and "cbc" in engines:
         return "cbc"
     return "highs"
+
+
+def menu_programme_fits(arrays: ProblemArrays) -> bool:
+    """Does `auto` send a programme with package menus to the decomposition? When it is
+    large enough and the decomposition models it (see `decomposition.menus`)."""
+    if arrays.n_pairs + len(arrays.packages) <= MENU_DECOMPOSITION_AMOUNTS:
+        return False
+    from optimizer.decomposition.menus import models_menus
+
+    return models_menus(arrays)
 
 
 def run_engine(

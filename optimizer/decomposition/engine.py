@@ -23,8 +23,6 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
 from models.curves import FloatArray
 from models.plan import SolveStatus, curve_columns
 from models.request import AllocationRequest, Objective
@@ -32,6 +30,7 @@ from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.clock import Clock, StopCheck, better_than_bound, relative_gap
 from optimizer.decomposition.certificate import level_ranges, stage_ceiling
 from optimizer.decomposition.lagrangian import Stage
+from optimizer.decomposition.menus import candidate, pinned, plan_amounts
 from optimizer.decomposition.option_plan import first_pass, option_plan_applies, second_pass
 from optimizer.decomposition.primal import (
     ScoredAmounts,
@@ -132,7 +131,11 @@ def solve_decomposition(
     problem = build_problem(arrays)
     minimise = request.objective is Objective.MIN_COST
     warm = prices if prices is not None and prices_fit(problem, prices) else None
-    incumbent = None if start is None else evaluate_plan(problem, start.amounts.copy())
+    incumbent = None
+    if start is not None:
+        incumbent = evaluate_plan(problem, plan_amounts(problem.menus, start))
+    if problem.menus is not None:
+        improve = None  # its neighbourhoods and the pairwise moves read curve amounts only
     attain_warm = None
     sampled = warm is None and problem.n > SAMPLE_ABOVE
     if sampled:
@@ -150,24 +153,24 @@ def solve_decomposition(
         warm, attain_warm = priced.prices, priced.attain_prices
     result = _solve(
         problem, clock, mip_gap, progress, warm, incumbent, prices is None, improve, attain_warm,
-        anytime, lambda plan: _polished(problem, arrays, plan, clock),
+        anytime, None if problem.menus else lambda plan: _polished(problem, arrays, plan, clock),
         sampled=sampled,
     )  # fmt: skip
     best, certified = result.plan, certified_bound(result.bound, minimise)
-    if math.isfinite(certified) and dual_gap(result.bound, best.objective, minimise) > mip_gap:
+    short = dual_gap(result.bound, best.objective, minimise) > mip_gap
+    if math.isfinite(certified) and short and problem.menus is None:
         best = _polished(problem, arrays, best, clock)
     broken = broken_rows(problem)
     if not broken and breaks_hard_rows(problem, best.amounts):
         # Not the request's fault: enforce the shares again, tiers giving way.
-        best = evaluate_plan(
-            problem, enforce_group_budgets(problem, best.amounts, fixed_amounts(problem))
-        )
+        view = pinned(problem, best.amounts)  # packages stay
+        best = evaluate_plan(view, enforce_group_budgets(view, best.amounts, fixed_amounts(view)))
         broken = breaks_hard_rows(problem, best.amounts)
     if broken:
         return EngineOutcome(
             engine=ENGINE,
             status=SolveStatus.INFEASIBLE,
-            candidates=[Candidate(amounts=np.maximum(best.amounts, 0.0))],
+            candidates=[candidate(problem.menus, best.amounts)],
             seconds=clock.elapsed(),
             binding_constraints=broken,
         )
@@ -181,7 +184,7 @@ def solve_decomposition(
             EngineOutcome(
                 engine=ENGINE,
                 status=SolveStatus.FEASIBLE,
-                candidates=[Candidate(amounts=np.maximum(best.amounts, 0.0))],
+                candidates=[candidate(problem.menus, best.amounts)],
                 seconds=clock.elapsed(),
                 binding_constraints=missed,
             ),
@@ -204,7 +207,7 @@ def solve_decomposition(
         EngineOutcome(
             engine=ENGINE,
             status=status,
-            candidates=[Candidate(amounts=np.maximum(best.amounts, 0.0))],
+            candidates=[candidate(problem.menus, best.amounts)],
             best_bound=certified if math.isfinite(certified) else None,
             mip_gap=gap,
             seconds=clock.elapsed(),
@@ -235,7 +238,7 @@ def solve_stage_one(
     outcome = EngineOutcome(
         engine=ENGINE,
         status=SolveStatus.INTERRUPTED if clock.stopped else SolveStatus.FEASIBLE,
-        candidates=[Candidate(amounts=np.maximum(one.plan.amounts, 0.0))],
+        candidates=[candidate(problem.menus, one.plan.amounts)],
         seconds=clock.elapsed(),
         binding_constraints=missed_group_counts(problem, one.plan.amounts),
     )

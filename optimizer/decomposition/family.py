@@ -69,6 +69,20 @@ class Family:
         out.st, out.f_lo, out.s_xt = self.st[rows], self.f_lo[rows], self.s_xt[rows]
         return out
 
+    def pinned(self, rows: NDArray[np.intp], amounts: FloatArray) -> Family:
+        """A copy with `rows` curveless and fixed at `amounts` (package partners' choices,
+        see `menus.pinned`); the other rows' envelopes are kept, not recomputed."""
+        kind = self.kind.copy()
+        kind[rows] = NONE
+        out = Family(kind, self.a, self.s, self.n)
+        out.lo, out.hi, out.xt = self.lo.copy(), self.hi.copy(), self.xt.copy()
+        out.st, out.f_lo, out.s_xt = self.st.copy(), self.f_lo.copy(), self.s_xt.copy()
+        for array in (out.lo, out.hi, out.xt):
+            array[rows] = amounts
+        for array in (out.st, out.f_lo, out.s_xt):
+            array[rows] = 0.0
+        return out
+
     # -- exact curve (models.curves formulas) ---------------------------------------
     def value(self, x: FloatArray) -> FloatArray:
         return self._by_kind(x, derivative=False)

@@ -205,13 +205,16 @@ def clearing_prices(problem: Problem, alpha: float) -> FloatArray:
         family = problem.families[r]
         usable = problem.can_use[:, r]
 
-        def demand(price: float, family=family, usable=usable) -> float:
+        def demand(price: float, family=family, usable=usable, r=r) -> float:
             x = family.argmax_slope(np.full(problem.n, price))
-            return float(np.where(usable, x, 0.0).sum())
+            menus = 0.0 if problem.menus is None else problem.menus.demand(r, price)
+            return float(np.where(usable, x, 0.0).sum()) + menus
 
         if demand(0.0) <= budget:
             continue
         hi = float(np.max(np.where(usable, family.top_slope(), 0.0), initial=1.0)) * 2 + 1e-300
+        if problem.menus is not None:
+            hi = max(hi, 2 * problem.menus.top_price(r))
         lo = hi * 1e-16
         for _ in range(60):
             mid = math.sqrt(lo * hi)

@@ -43,9 +43,11 @@ HELD_TOLERANCE = 1e-5  # relative model gap at which it has converged
 
 def option_plan_applies(problem: Problem, stage: Stage) -> bool:
     """Whether stage 2 keeps tier counts (GMV objective; under max_gmv the tiers are not
-    priced, only reported, and there is nothing to choose)."""
+    priced, only reported, and there is nothing to choose) with curve mixes only (package
+    menus are not among its options)."""
     return (
-        stage.kind == "gmv"
+        problem.menus is None
+        and stage.kind == "gmv"
         and stage.price_tiers
         and problem.n_tiers > 0
         and bool(np.any(stage.targets > 0))

@@ -15,9 +15,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.curves import Curve, CurveKind, FloatArray
-from models.request import AllocationRequest, GroupBudget, GroupCount, OnePackage
+from models.request import AllocationRequest, GroupBudget, GroupCount
 from optimizer.arrays import ProblemArrays, UnsupportedRequest
 from optimizer.decomposition.family import Family, kind_code
+from optimizer.decomposition.menus import Menus, build_menus
 
 BoolArray = NDArray[np.bool_]
 
@@ -56,6 +57,7 @@ class Problem:
     group_budgets: list[GroupBudgetRow] = field(default_factory=list)
     group_counts: list[GroupCountRow] = field(default_factory=list)
     reach: FloatArray = field(default_factory=lambda: np.zeros(0))  # (n,) max curve uplift
+    menus: Menus | None = None  # package partners (see `menus`)
 
     @property
     def n(self) -> int:
@@ -110,6 +112,7 @@ class Problem:
                 for g in self.group_counts
             ],
             reach=self.reach[rows],
+            menus=None if self.menus is None else self.menus.take(rows),
         )
 
     def sample(self, size: int, seed: int) -> Problem:
@@ -132,6 +135,8 @@ class Problem:
         gmv = self.baseline.copy()
         for r, family in enumerate(self.families):
             gmv += family.value(amounts[:, r])
+        if self.menus is not None:
+            gmv += self.menus.values(amounts)
         return gmv
 
 
@@ -139,10 +144,7 @@ def build_problem(arrays: ProblemArrays) -> Problem:
     """The decomposition's view of the shared arrays: each resource's pairs become a curve
     family over all partners, pins become fixed domains (lo == hi)."""
     request = arrays.request
-    if arrays.packages or request.uses_packages:
-        raise UnsupportedRequest("the decomposition engine does not handle packages yet")
-    if any(isinstance(rule, OnePackage) for rule in request.constraints):
-        raise UnsupportedRequest("the decomposition engine does not handle one_package yet")
+    menus = build_menus(arrays)
     if any(curve.kind is CurveKind.POINTS for curve in arrays.pair_curve):
         raise UnsupportedRequest("the decomposition engine does not handle points curves yet")
     partners = request.partners
@@ -169,7 +171,7 @@ def build_problem(arrays: ProblemArrays) -> Problem:
         families.append(family)
         can_use[:, r] = usable
 
-    reach = np.zeros(n)
+    reach = np.zeros(n) if menus is None else menus.top_uplift()
     for r, family in enumerate(families):
         reach += np.where(can_use[:, r], family.value(family.hi), 0.0)
     problem = Problem(
@@ -187,6 +189,7 @@ def build_problem(arrays: ProblemArrays) -> Problem:
         weights=arrays.weights,
         tier_names=arrays.tier_names,
         reach=reach,
+        menus=menus,
     )
     _add_groups(problem)
     return problem

@@ -20,6 +20,7 @@ from optimizer.clock import Clock
 from optimizer.decomposition.assignment import assign_by_milp
 from optimizer.decomposition.certificate import shortfall_floor
 from optimizer.decomposition.lagrangian import Lagrangian, Stage, initial_point
+from optimizer.decomposition.menus import at_prices, pinned
 from optimizer.decomposition.primal import (
     ScoredAmounts,
     better,
@@ -152,7 +153,7 @@ def _probe(problem: Problem, warm: FloatArray | None) -> ScoredAmounts:
     z, _ = initial_point(problem, lag, probe)
     if warm is not None and warm.size == z.size:
         z = warm
-    return construct(problem, lag.evaluate(z), probe, problem.targets)
+    return construct(*at_prices(problem, lag.evaluate(z)), probe, problem.targets)
 
 
 def _certified(
@@ -185,6 +186,7 @@ def _better_stage_one(
 def _spent(problem: Problem, plan: ScoredAmounts) -> ScoredAmounts:
     """A stage-1 plan (only what the tiers need) with the rest of the budgets spent on GMV
     and the group rules enforced."""
+    problem = pinned(problem, plan.amounts)  # its packages stay as they are
     if problem.request.objective is not Objective.MIN_COST:
         plan = evaluate_plan(problem, fill(problem, plan.amounts))
     reached = (problem.values(plan.amounts)[:, None] >= problem.thresholds).sum(1)
@@ -204,8 +206,8 @@ def _assigned_plan(
 ) -> ScoredAmounts | None:
     """The stage-1 plan of the tier-option MILP (`assignment`) at the prices `z`; it stops
     at the first plan reaching the proven `floor`."""
-    if clock.left(share) < MIN_ASSIGNMENT_S:
-        return None
+    if clock.left(share) < MIN_ASSIGNMENT_S or problem.menus is not None:
+        return None  # (its tier options are curve mixes: menus are not among them)
     prices = Lagrangian(problem, stage).evaluate(z).prices
     found = assign_by_milp(
         problem,

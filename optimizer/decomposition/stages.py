@@ -17,6 +17,7 @@ from models.curves import FloatArray
 from optimizer.clock import Clock, relative_gap
 from optimizer.decomposition.dual import LevelBundle
 from optimizer.decomposition.lagrangian import Evaluation, Lagrangian, Stage, initial_point
+from optimizer.decomposition.menus import at_prices
 from optimizer.decomposition.primal import (
     ScoredAmounts,
     assign_only,
@@ -104,7 +105,7 @@ def run_stage(
 
     def consider(evaluation: Evaluation) -> None:
         nonlocal best
-        plan = build(problem, evaluation, stage, primal_targets)
+        plan = build(*at_prices(problem, evaluation), stage, primal_targets)
         if better(plan, best, minimise):
             best = plan
 

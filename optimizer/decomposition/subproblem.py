@@ -28,6 +28,7 @@ from numpy.typing import NDArray
 
 from models.curves import FloatArray
 from optimizer.decomposition.family import LINEAR, Family
+from optimizer.decomposition.menus import answer as answer_menus
 from optimizer.decomposition.problem import Problem
 
 IntArray = NDArray[np.intp]
@@ -109,7 +110,29 @@ def _slack(family: Family, x: FloatArray, p: FloatArray, q: float | FloatArray) 
         left = q * np.where(x <= family.xt, family.st, family.derivative(x)) - p
         up = np.where(family.hi > x, right * (family.hi - x), 0.0)
         down = np.where(family.lo < x, left * (family.lo - x), 0.0)
-    return np.maximum(0.0, np.maximum(np.nan_to_num(up), np.nan_to_num(down)))
+    slack = np.maximum(0.0, np.maximum(np.nan_to_num(up), np.nan_to_num(down)))
+    steep = np.flatnonzero(np.isposinf(right) & (family.hi > x))
+    if steep.size:
+        slack[steep] = _steep_slack(family, x, p, q, steep)
+    return slack
+
+
+def _steep_slack(
+    family: Family, x: FloatArray, p: FloatArray, q: float | FloatArray, rows: IntArray
+) -> FloatArray:
+    """The slack where the slope at x has no limit (a hill of shape below 1 at 0): the
+    tangent there bounds nothing (it was the largest float, and so was the dual's value:
+    5,000 random partners, prices stuck), so the bound goes through a point e just above
+    x instead: for y ≤ e the envelope is at most env(e), and beyond e its tangent at e
+    holds, so max_y q·env(y) − p·y ≤ q·env(x) − p·x + q·(env(e) − env(x))
+    + max(0, q·env'(e) − p)·(hi − e), for p ≥ 0."""
+    sub = family.take(rows)
+    at, price = x[rows], np.maximum(p[rows], 0.0)
+    weight = np.broadcast_to(np.asarray(q, dtype=np.float64), x.shape)[rows]
+    e = at + 1e-9 * (sub.hi - at)
+    rise = weight * (sub.envelope(e) - sub.envelope(at))
+    beyond = np.maximum(weight * sub.envelope_slope(e) - price, 0.0) * (sub.hi - e)
+    return np.maximum(rise + beyond, 0.0)
 
 
 def respond(
@@ -132,13 +155,15 @@ def respond(
     values[:, 0] = v0
     response = Response(values=values, x0=x0)
     if not levels or n_tiers == 0:
+        answer_menus(problem, prices, alpha, response, levels=False)
         return response
     g0 = problem.values(x0)  # exact == envelope here (x0 never sits inside a chord)
+    curves = np.ones(n, dtype=bool) if problem.menus is None else ~problem.menus.holders
     for level in range(1, n_tiers + 1):
         threshold = problem.thresholds[level - 1]
         free = g0 >= threshold
         values[free, level] = v0[free]
-        rows = np.flatnonzero(~free & (problem.baseline + problem.reach >= threshold))
+        rows = np.flatnonzero(~free & curves & (problem.baseline + problem.reach >= threshold))
         if rows.size == 0:
             response.reach.append(None)
             continue
@@ -149,6 +174,7 @@ def respond(
             value, amounts, q = reach_on_grid(problem, rows, prices[rows], alpha, need, exact_grid)
         values[rows, level] = value
         response.reach.append(Reach(rows, amounts, q))
+    answer_menus(problem, prices, alpha, response)
     return response
 
 

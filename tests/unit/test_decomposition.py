@@ -32,7 +32,6 @@ from models.request import (
     Tier,
     Where,
 )
-from optimizer.arrays import UnsupportedRequest
 from optimizer.decomposition import solve_decomposition
 from optimizer.decomposition.family import Family, kind_code
 from optimizer.decomposition.problem import _family
@@ -287,12 +286,6 @@ def test_stops_when_asked_and_reports_interrupted() -> None:
     assert outcome.best_bound is not None and outcome.mip_gap is not None
     plan = build_plan(request, outcome.candidates[0].amounts, SolverReport("d", outcome.status))
     assert check_plan(request, plan) == []
-
-
-def test_packages_are_refused_clearly() -> None:
-    request = random_small_request(1, with_packages=True, packages_only=True, kinds=KINDS)
-    with pytest.raises(UnsupportedRequest, match="packages"):
-        solve_decomposition(request, time_limit_s=5.0, mip_gap=1e-3)
 
 
 @pytest.mark.parametrize(
