@@ -121,7 +121,7 @@ def milp_can_finish(arrays: ProblemArrays, max_pairs: int = FINISH_BY_MILP_PAIRS
     """Is the programme one whose decomposition plan the CBC MILP may finish (with time
     left, under `auto`)?"""
     small = arrays.n_pairs <= max_pairs
-    return small and not arrays.packages and "cbc" in available_engines()
+    return small and "cbc" in available_engines()
 
 
 def _tightest_bound(

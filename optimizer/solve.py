@@ -43,12 +43,14 @@ log = logging.getLogger(__name__)
 # the gap); at 300-600 partners (600-1,300 amounts) CBC alone was faster (1.7-15 s
 # against 3.7-18 s). BENCHMARKS.md has the runs.
 DECOMPOSITION_PAIRS = 1_500
-# With package menus, above this many amounts and package options (random programmes with
-# menus on 40% of partners, 60 s, gap 0.1%; `tests.support.instances`): at 5,690-11,000
-# HiGHS certified the gap in 1.4-3.1 s where the decomposition took 4.5-15 s; at 18,855 it
-# took 4.7 s against 2.4 s, at 20,000 partners 155 s (past its limit, 0.195%) against 20 s
-# (0.26%, 0.16% more GMV), at 50,000 partners 59 s `time_limit` 7.0% against 24 s 0.32%
-# (2.2% more GMV). BENCHMARKS.md has the runs.
+# Menu programmes go to the decomposition (and its MILP finish) as curve programmes do
+# when at least half their amounts are curve amounts (family programmes with menus on 30%
+# of partners, hard targets: HiGHS ended 1,000-5,000 partners at its 60 s limit, 0.7-1.3%
+# or no gap, 91 short where the decomposition proves 18), and whatever they are above
+# this many amounts and package options: HiGHS's presolve took 36 s at 50,000 random
+# partners (menus on 40%; 59 s `time_limit` 7.0% against 24 s 0.32%, with 2.2% more GMV).
+# Below it HiGHS solves OR-Library MMKP sets of up to 4,000 options in about a second,
+# where the decomposition's 10 prices did not converge in 30 s. BENCHMARKS.md has the runs.
 MENU_DECOMPOSITION_AMOUNTS = 15_000
 WARM_START_PAIRS = 100  # MILP requests this large start from a decomposition plan
 WARM_START_SHARE = 0.2  # of the time limit: the decomposition's share before the MILP
@@ -88,9 +90,13 @@ def choose_engine(request: AllocationRequest, arrays: ProblemArrays) -> str:
 
 
 def menu_programme_fits(arrays: ProblemArrays) -> bool:
-    """Does `auto` send a programme with package menus to the decomposition? When it is
-    large enough and the decomposition models it (see `decomposition.menus`)."""
-    if arrays.n_pairs + len(arrays.packages) <= MENU_DECOMPOSITION_AMOUNTS:
+    """Does `auto` send a programme with package menus to the decomposition? When it
+    would as a curve programme, its amounts and options counted together, and at least half
+    of them are curve amounts; or when they are many. And the decomposition models it (see
+    `decomposition.menus`)."""
+    size = arrays.n_pairs + len(arrays.packages)
+    mostly_curves = size > DECOMPOSITION_PAIRS and arrays.n_pairs >= 0.5 * size
+    if not mostly_curves and size <= MENU_DECOMPOSITION_AMOUNTS:
         return False
     from optimizer.decomposition.menus import models_menus
 

@@ -6,6 +6,8 @@ whose value bounds the best plan; plans built from the prices are exact and chec
 
 Modules: `problem` (the shared `ProblemArrays` as curve families), `family` (curves, their
 concave envelopes and slope inverses), `subproblem` (every partner's answer to prices),
+`response` (what partners answer to prices), `menus` (package partners' options),
+`menu_prices` (their answers), `menu_plans` (their packages chosen and pinned in plans),
 `lagrangian` (value and subgradient of a stage), `dual` (level bundle method), `stages`
 (one stage's price search), `repair`, `tickets` and `primal` (exactly feasible plans),
 `assignment` (stage 1's tier choices as a small HiGHS MILP over exact per-partner
@@ -19,7 +21,8 @@ on-domain, and steps by continuous amounts, in the plain dual; the refined bound
 enumerates the ticket resource's grid exactly for partners reaching for a tier. Min
 tickets are handled exactly (on/off per resource), as are pins, eligibility, max_share
 and bounds. group_budget and group_count rows are priced in the dual and enforced in the
-plans. Not handled (UnsupportedRequest): packages, one_package and `points` curves.
+plans. Package menus (with one_package) are priced exactly, option by option. Not handled
+(UnsupportedRequest): `points` curves, and partners with both curves and a menu.
 """
 
 from optimizer.decomposition.engine import ENGINE, Improver, solve_decomposition, solve_stage_one

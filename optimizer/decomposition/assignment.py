@@ -85,9 +85,12 @@ def tier_options(
     targets: NDArray[np.int64],
     seconds_left: Callable[[], float] = lambda: math.inf,
     grid: bool = True,
+    every_package: bool = False,
 ) -> Options:
     """Each tier's pool and every partner's exact options to reach it (fewer price
-    variants, and no ticket grid, once they would take more than `seconds_left()`)."""
+    variants, and no ticket grid, once they would take more than `seconds_left()`); menu
+    partners' packages that lift them (`every_package`: all their packages, for a MILP that
+    weighs GMV too)."""
     fixed = fixed_amounts(problem)
     start = problem.levels(fixed)
     partners: list[IntArray] = []
@@ -129,6 +132,16 @@ def tier_options(
             partners.append(rows[okv])
             levels.append(np.full(int(okv.sum()), t, dtype=np.intp))
             amounts.append(xv[okv])
+    if problem.menus is not None:
+        menus = problem.menus
+        gmv = problem.baseline[menus.owner] + menus.uplift
+        reaches = (gmv[:, None] >= problem.thresholds[None, :]).sum(axis=1)
+        # Every package that lifts its partner, and every package of a partner that must
+        # take one (a package reaching no tier is still its choice).
+        keep = (reaches > start[menus.owner]) | menus.must[menus.owner] | every_package
+        partners.append(menus.owner[keep])
+        levels.append(reaches[keep].astype(np.intp))
+        amounts.append(menus.amounts[keep])
     if not partners:
         return Options(
             np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros((0, problem.n_resources))
@@ -213,6 +226,7 @@ def assign_by_milp(
         targets,
         lambda: -1.0 if clock.out(share) else clock.left(share) - 0.5 * available,
         grid,
+        every_package=worth is not None,
     )
     fixed = fixed_amounts(problem)
     start = problem.levels(fixed)
@@ -276,9 +290,12 @@ def _model(
     count = len(options)
     y = b.add_columns(np.zeros(count), np.ones(count), integer=True)
     delta = options.amounts - fixed[options.partner]
-    # At most one option per partner.
+    # At most one option per partner (exactly one package for a partner that must take one).
     owners, row_of = np.unique(options.partner, return_inverse=True)
-    rows = b.add_rows(-np.inf, 1.0, count=len(owners))
+    must = np.zeros(len(owners), dtype=bool)
+    if problem.menus is not None:
+        must = problem.menus.must[owners]
+    rows = b.add_rows(np.where(must, 1.0, -np.inf), 1.0)
     b.add_entries(rows[row_of], y, 1.0)
     # Budgets and group caps (floors are filled afterwards, by `within_groups`).
     share = np.zeros(count)

@@ -30,7 +30,8 @@ from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.clock import Clock, StopCheck, better_than_bound, relative_gap
 from optimizer.decomposition.certificate import level_ranges, stage_ceiling
 from optimizer.decomposition.lagrangian import Stage
-from optimizer.decomposition.menus import candidate, pinned, plan_amounts
+from optimizer.decomposition.menu_plans import pinned
+from optimizer.decomposition.menus import candidate, plan_amounts
 from optimizer.decomposition.option_plan import first_pass, option_plan_applies, second_pass
 from optimizer.decomposition.primal import (
     ScoredAmounts,
@@ -167,10 +168,12 @@ def solve_decomposition(
         best = evaluate_plan(view, enforce_group_budgets(view, best.amounts, fixed_amounts(view)))
         broken = breaks_hard_rows(problem, best.amounts)
     if broken:
+        # Packages a one_package rule forced past a budget make no plan to show.
+        shown = [] if "one_package" in broken else [candidate(problem.menus, best.amounts)]
         return EngineOutcome(
             engine=ENGINE,
             status=SolveStatus.INFEASIBLE,
-            candidates=[candidate(problem.menus, best.amounts)],
+            candidates=shown,
             seconds=clock.elapsed(),
             binding_constraints=broken,
         )

@@ -1,23 +1,19 @@
 """Package menus in the decomposition: partners that take one whole package, or none.
 
-A partner with a menu (and no curves) answers prices by enumeration: each option's priced
-value α·uplift − P·amounts, the best per tier level. Nothing is relaxed, so these values
-enter the Lagrangian's bound as they are (a multiple-choice knapsack per partner is the
-per-user subproblem of Lagrangian methods for billion-scale knapsacks).
-
-Plans leave the curve machinery as it is: each plan first fixes its package choices (the
-Lagrangian's own at the plan's prices, cut back to the budgets: `choose`), then works on
-the problem with those choices pinned (`pinned`): fixed amounts whose uplift sits in the
-partner's baseline, which `repair` and `tickets` already leave alone.
+A partner with a menu (and no curves) answers prices by enumeration (`menu_prices`): each
+option's priced value α·uplift − P·amounts, the best per tier level. Nothing is relaxed,
+so these values enter the Lagrangian's bound as they are (a multiple-choice knapsack per
+partner is the per-user subproblem of Lagrangian methods for billion-scale knapsacks).
+Plans pin each menu partner's package (`menu_plans`) and leave the curve machinery as it is.
 
 In (n, R) amounts a menu partner's row holds its package's amounts; the package is the
-best (most uplift) one those amounts cover (`covered`), so every plan reads one way.
+best (most uplift) one those amounts cover (`Menus.covered`), so every plan reads one way,
+and `candidate` turns such amounts into an engine candidate's package choice.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,15 +23,10 @@ from models.plan import NO_PACKAGE
 from optimizer.arrays import ProblemArrays, UnsupportedRequest
 from optimizer.outcome import Candidate
 
-if TYPE_CHECKING:
-    from optimizer.decomposition.lagrangian import Evaluation
-    from optimizer.decomposition.problem import Problem
-    from optimizer.decomposition.subproblem import Response
-
 IntArray = NDArray[np.intp]
 BoolArray = NDArray[np.bool_]
 # Amounts within this share of an option's (or one unit) still cover it.
-_COVER_TOLERANCE = 1e-9
+COVER_TOLERANCE = 1e-9
 
 
 @dataclass
@@ -75,9 +66,9 @@ class Menus:
     def covered(self, amounts: FloatArray) -> IntArray:
         """(n,) the option each row's amounts cover with the most uplift, -1 for none."""
         mine = amounts[self.owner]
-        slack = _COVER_TOLERANCE * np.maximum(np.abs(self.amounts), 1.0)
+        slack = COVER_TOLERANCE * np.maximum(np.abs(self.amounts), 1.0)
         fits = np.all(self.amounts <= mine + slack, axis=1)
-        return _best_per_owner(self.owner, np.where(fits, self.uplift, -np.inf), len(self.holders))
+        return best_per_owner(self.owner, np.where(fits, self.uplift, -np.inf), len(self.holders))
 
     def values(self, amounts: FloatArray) -> FloatArray:
         """(n,) the uplift of the package each row's amounts cover (0: none)."""
@@ -90,7 +81,7 @@ class Menus:
     def demand(self, r: int, price: float) -> float:
         """How much of resource r the partners' free choices take when it alone is priced
         (`lagrangian.clearing_prices`)."""
-        pick = _best_per_owner(self.owner, self.uplift - price * self.amounts[:, r], len(self.must))
+        pick = best_per_owner(self.owner, self.uplift - price * self.amounts[:, r], len(self.must))
         gain = np.where(pick >= 0, self.uplift[np.maximum(pick, 0)], 0.0)
         gain = gain - price * self.amounts_of(pick)[:, r]
         pick = np.where(self.must | (gain > 0), pick, NO_PACKAGE)
@@ -152,150 +143,12 @@ def build_menus(arrays: ProblemArrays) -> Menus | None:
     )
 
 
-def answer(
-    problem: Problem, prices: FloatArray, alpha: float, response: Response, levels: bool = True
-) -> None:
-    """Menu partners' rows of `response`, exactly: at each level the best priced option
-    reaching it ("none" too, unless the partner must take one); level 0 only without
-    `levels`."""
-    from optimizer.decomposition.subproblem import Reach
-
-    menus = problem.menus
-    if menus is None:
-        return
-    owner, n = menus.owner, problem.n
-    value = alpha * menus.uplift - np.einsum("kr,kr->k", prices[owner], menus.amounts)
-    reaches = _level(problem, problem.baseline[owner] + menus.uplift)
-    holders = np.flatnonzero(menus.holders)
-    none_level = _level(problem, problem.baseline[holders])
-    free_pick = np.full(n, NO_PACKAGE)
-    for level in range(problem.n_tiers + 1 if levels else 1):
-        pick = _best_per_owner(owner, np.where(reaches >= level, value, -np.inf), n)[holders]
-        best = np.where(pick >= 0, value[np.maximum(pick, 0)], -np.inf)
-        none = ~menus.must[holders] & (none_level >= level) & (best <= 0.0)
-        pick = np.where(none, NO_PACKAGE, pick)
-        response.values[holders, level] = np.where(none, 0.0, best)
-        if level == 0:
-            free_pick[holders] = pick
-            response.x0[holders] = menus.amounts_of(free_pick)[holders]
-            continue
-        moved = (pick != free_pick[holders]) & np.isfinite(response.values[holders, level])
-        rows, options = holders[moved], pick[moved]
-        amounts = np.zeros((rows.size, problem.n_resources))
-        amounts[options >= 0] = menus.amounts[options[options >= 0]]
-        found = response.reach[level - 1]
-        if found is not None:
-            rows = np.concatenate([found.rows, rows])
-            amounts = np.vstack([found.amounts, amounts])
-            q = np.concatenate([found.q, np.full(moved.sum(), np.nan)])
-        else:
-            q = np.full(rows.size, np.nan)
-        order = np.argsort(rows, kind="stable")
-        response.reach[level - 1] = Reach(rows[order], amounts[order], q[order])
+def levels_of(thresholds: FloatArray, gmv: FloatArray) -> IntArray:
+    """The tier level (0: none) each GMV reaches."""
+    return (gmv[:, None] >= thresholds[None, :]).sum(axis=1).astype(np.intp)
 
 
-def choose(problem: Problem, evaluation: Evaluation) -> FloatArray:
-    """(n, R) the menu partners' package amounts at `evaluation`'s prices: each its
-    Lagrangian choice, then cut back to the budgets and group caps (the options with the
-    least uplift per unit of the overdrawn resource go first; a partner that must take a
-    package moves to its smallest one instead)."""
-    menus = problem.menus
-    assert menus is not None
-    pick = menus.covered(evaluation.amounts)
-    pick[~menus.holders] = NO_PACKAGE
-    everyone = np.ones(problem.n, dtype=bool)
-    caps = [(everyone, r, problem.budget[r]) for r in range(problem.n_resources)]
-    caps += [(g.members, g.resource, g.high) for g in problem.group_budgets]
-    for _ in range(2):  # a must-partner's move can overdraw another resource
-        for members, r, cap in caps:
-            pick = _cut_back(menus, pick, members, r, cap)
-    return menus.amounts_of(pick)
-
-
-def _cut_back(menus: Menus, pick: IntArray, members: BoolArray, r: int, cap: float) -> IntArray:
-    used = menus.amounts_of(pick)[:, r]
-    excess = float(used[members].sum()) - cap
-    if excess <= _COVER_TOLERANCE * max(abs(cap), 1.0):
-        return pick
-    pick = pick.copy()
-    smallest = _best_per_owner(menus.owner, -menus.amounts[:, r], len(pick))
-    must = members & menus.must & (pick >= 0)
-    switch = np.flatnonzero(must & (pick != smallest))
-    pick[switch] = smallest[switch]
-    used = menus.amounts_of(pick)[:, r]
-    excess = float(used[members].sum()) - cap
-    rows = np.flatnonzero(members & ~menus.must & (pick >= 0) & (used > 0))
-    if excess <= 0 or rows.size == 0:
-        return pick
-    density = menus.uplift[pick[rows]] / used[rows]
-    order = rows[np.argsort(density, kind="stable")]
-    enough = int(np.searchsorted(np.cumsum(used[order]), excess * (1 + 1e-12))) + 1
-    pick[order[:enough]] = NO_PACKAGE
-    return pick
-
-
-def pinned(problem: Problem, amounts: FloatArray) -> Problem:
-    """`problem` with the packages `amounts` give its menu partners pinned: fixed amounts,
-    their uplift in the baseline, and no menus left."""
-    menus = problem.menus
-    if menus is None:
-        return problem
-    pick = menus.covered(amounts)
-    chosen = menus.amounts_of(pick)
-    rows = np.flatnonzero(menus.holders)
-    baseline = problem.baseline + menus.values(amounts)
-    can_use = problem.can_use.copy()
-    can_use[rows] = chosen[rows] > 0
-    optional = problem.optional.copy()
-    optional[rows] = False
-    reach = problem.reach.copy()
-    reach[rows] = 0.0
-    families = [f.pinned(rows, chosen[rows, r]) for r, f in enumerate(problem.families)]
-    return replace(
-        problem, baseline=baseline, families=families, can_use=can_use, optional=optional,
-        reach=reach, menus=None,
-    )  # fmt: skip
-
-
-def at_prices(problem: Problem, evaluation: Evaluation) -> tuple[Problem, Evaluation]:
-    """The problem with the packages `choose` takes at `evaluation` pinned, and the
-    evaluation as that view sees it: menu partners at their pinned amounts and tier level,
-    reaching no further. Unchanged without menus."""
-    from optimizer.decomposition.lagrangian import Evaluation
-    from optimizer.decomposition.subproblem import Reach, Response
-
-    menus = problem.menus
-    if menus is None:
-        return problem, evaluation
-    amounts = choose(problem, evaluation)
-    view = pinned(problem, amounts)
-    holders = menus.holders
-    values = evaluation.response.values.copy()
-    level = _level(view, view.baseline[holders])
-    reached = np.arange(values.shape[1])[None, :] <= level[:, None]
-    values[holders] = np.where(reached, values[holders, :1], -np.inf)
-    x0 = evaluation.response.x0.copy()
-    x0[holders] = amounts[holders]
-    reach: list[Reach | None] = []
-    for found in evaluation.response.reach:
-        if found is None:
-            reach.append(None)
-            continue
-        keep = ~holders[found.rows]
-        reach.append(Reach(found.rows[keep], found.amounts[keep], found.q[keep]))
-    response = Response(values=values, x0=x0, reach=reach)
-    seen = Evaluation(
-        evaluation.value, evaluation.grad, response, evaluation.prices, evaluation.phi,
-        np.where(holders[:, None], amounts, evaluation.amounts),
-    )  # fmt: skip
-    return view, seen
-
-
-def _level(problem: Problem, gmv: FloatArray) -> IntArray:
-    return (gmv[:, None] >= problem.thresholds[None, :]).sum(axis=1).astype(np.intp)
-
-
-def _best_per_owner(owner: IntArray, score: FloatArray, n: int) -> IntArray:
+def best_per_owner(owner: IntArray, score: FloatArray, n: int) -> IntArray:
     """(n,) per partner, its option with the highest finite `score` (the first on ties),
     -1 where it has none."""
     best = np.full(n, NO_PACKAGE)

@@ -28,6 +28,7 @@ from optimizer.decomposition.lagrangian import (
     chosen_amounts,
     initial_point,
 )
+from optimizer.decomposition.menu_plans import at_prices
 from optimizer.decomposition.primal import ScoredAmounts, spend
 from optimizer.decomposition.problem import Problem
 from optimizer.decomposition.subproblem import respond
@@ -43,11 +44,9 @@ HELD_TOLERANCE = 1e-5  # relative model gap at which it has converged
 
 def option_plan_applies(problem: Problem, stage: Stage) -> bool:
     """Whether stage 2 keeps tier counts (GMV objective; under max_gmv the tiers are not
-    priced, only reported, and there is nothing to choose) with curve mixes only (package
-    menus are not among its options)."""
+    priced, only reported, and there is nothing to choose)."""
     return (
-        problem.menus is None
-        and stage.kind == "gmv"
+        stage.kind == "gmv"
         and stage.price_tiers
         and problem.n_tiers > 0
         and bool(np.any(stage.targets > 0))
@@ -101,7 +100,8 @@ def _planned(
     if found is None:
         return None
     levels, mandatory = found
-    return spend(problem, evaluation, stage, levels, mandatory)
+    view, seen = at_prices(problem, evaluation, mandatory)  # the packages it chose stay
+    return spend(view, seen, stage, levels, mandatory)
 
 
 def held_prices(

@@ -199,6 +199,15 @@ def broken_rows(problem: Problem) -> list[str]:
     for r, resource in enumerate(problem.request.resources):
         if spent[r] > problem.budget[r] * (1 + 1e-9):
             broken += [f"budget {resource.name}", "pin"]
+    if problem.menus is not None:
+        # Partners bound to one_package take at least their smallest package's amount.
+        menus = problem.menus
+        for r, resource in enumerate(problem.request.resources):
+            least = np.full(problem.n, np.inf)
+            np.minimum.at(least, menus.owner, menus.amounts[:, r])
+            must = float(least[menus.must].sum())
+            if spent[r] + must > problem.budget[r] * (1 + 1e-9):
+                broken += [f"budget {resource.name}", "one_package"]
     for row in problem.group_budgets:
         r, members = row.resource, row.members
         inside = float(pinned[members, r].sum())

@@ -20,7 +20,7 @@ from optimizer.clock import Clock
 from optimizer.decomposition.assignment import assign_by_milp
 from optimizer.decomposition.certificate import shortfall_floor
 from optimizer.decomposition.lagrangian import Lagrangian, Stage, initial_point
-from optimizer.decomposition.menus import at_prices, pinned
+from optimizer.decomposition.menu_plans import at_prices, pinned
 from optimizer.decomposition.primal import (
     ScoredAmounts,
     better,
@@ -206,8 +206,8 @@ def _assigned_plan(
 ) -> ScoredAmounts | None:
     """The stage-1 plan of the tier-option MILP (`assignment`) at the prices `z`; it stops
     at the first plan reaching the proven `floor`."""
-    if clock.left(share) < MIN_ASSIGNMENT_S or problem.menus is not None:
-        return None  # (its tier options are curve mixes: menus are not among them)
+    if clock.left(share) < MIN_ASSIGNMENT_S:
+        return None
     prices = Lagrangian(problem, stage).evaluate(z).prices
     found = assign_by_milp(
         problem,
@@ -224,6 +224,7 @@ def _assigned_plan(
     if found is None:
         return None
     levels, amounts = found
+    problem = pinned(problem, amounts)  # the packages it chose stay
     if problem.request.objective is not Objective.MIN_COST:
         amounts = fill(problem, amounts)
     return within_groups(problem, evaluate_plan(problem, amounts), levels)

@@ -17,7 +17,7 @@ from models.curves import FloatArray
 from optimizer.clock import Clock, relative_gap
 from optimizer.decomposition.dual import LevelBundle
 from optimizer.decomposition.lagrangian import Evaluation, Lagrangian, Stage, initial_point
-from optimizer.decomposition.menus import at_prices
+from optimizer.decomposition.menu_plans import at_prices
 from optimizer.decomposition.primal import (
     ScoredAmounts,
     assign_only,

@@ -21,15 +21,16 @@ envelope) on the on-domain; steps are relaxed to continuous amounts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from models.curves import FloatArray
 from optimizer.decomposition.family import LINEAR, Family
-from optimizer.decomposition.menus import answer as answer_menus
+from optimizer.decomposition.menu_prices import answer as answer_menus
 from optimizer.decomposition.problem import Problem
+from optimizer.decomposition.response import Reach, Response
 
 IntArray = NDArray[np.intp]
 # Bisection on log q stops at this bracket width: D(q) is flat at its minimum, so a 1e-9
@@ -49,24 +50,6 @@ _JUMP_SIDE = 0.4 * _LOG_TOLERANCE
 # fewer steps (the kept end crept towards the root three times before each bisection).
 _ITP_KAPPA = 0.4
 _ITP_SLACK = 1
-
-
-@dataclass
-class Reach:
-    """Partners that must change their mix to reach a level: their amounts and q."""
-
-    rows: IntArray
-    amounts: FloatArray  # (len(rows), R): the Lagrangian maximiser at q (a subgradient)
-    q: FloatArray
-
-
-@dataclass
-class Response:
-    """Every partner's answer to one set of prices."""
-
-    values: FloatArray  # (n, T+1) level values (upper bounds), -inf when unreachable
-    x0: FloatArray  # (n, R) unconstrained (level-0) amounts
-    reach: list[Reach | None] = field(default_factory=list)  # per level 1..T
 
 
 @dataclass

@@ -17,10 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.menu_run import with_menus
+from fixtures.families import family_programme
 from models.check import check_plan
 from models.curves import Curve, CurveKind
 from models.plan import NO_PACKAGE, Plan, SolverReport, SolveStatus, build_plan
-from models.request import AllocationRequest, Objective, Package
+from models.request import AllocationRequest, Objective, OnePackage, Package, Where
 from optimizer import solve
 from optimizer.arrays import UnsupportedRequest, build_arrays
 from optimizer.decomposition import solve_decomposition
@@ -233,21 +235,22 @@ def test_a_partner_with_curves_and_packages_is_left_to_the_milp() -> None:
         solve_decomposition(request, time_limit_s=5.0, mip_gap=1e-3)
 
 
-def test_auto_sends_large_menu_programmes_to_the_decomposition() -> None:
-    def engine_for(n: int, kinds: tuple[CurveKind, ...] = KINDS) -> str:
+def test_auto_sends_menu_programmes_to_the_decomposition_by_their_curves_or_size() -> None:
+    def engine_for(n: int, only: bool = False, kinds: tuple[CurveKind, ...] = KINDS) -> str:
         request = random_small_request(
             7, n_partners=n, n_resources=2, n_tiers=2, kinds=kinds, magnitude="realistic",
-            with_packages=True,
+            with_packages=True, packages_only=only,
         )  # fmt: skip
-        arrays = build_arrays(request)
-        size = arrays.n_pairs + len(arrays.packages)
-        assert (size > MENU_DECOMPOSITION_AMOUNTS) == (n >= 9000)
-        return choose_engine(request, arrays)
+        return choose_engine(request, build_arrays(request))
 
-    assert engine_for(2000) == "highs"
-    assert engine_for(9000) == DECOMPOSITION
+    assert engine_for(500) == "highs"  # 565 curve amounts, 388 options: small
+    assert engine_for(1000) == DECOMPOSITION  # 1,122 and 767: mostly curves
+    # Menus alone: by the count of options (6,002 and 16,026, either side of the line).
+    assert engine_for(3000, only=True) == "highs"
+    assert engine_for(8000, only=True) == DECOMPOSITION
+    assert 6_002 < MENU_DECOMPOSITION_AMOUNTS < 16_026
     # `points` curves the decomposition does not model: the MILP keeps them.
-    assert engine_for(9000, (*KINDS, CurveKind.POINTS)) == "highs"
+    assert engine_for(1000, kinds=(*KINDS, CurveKind.POINTS)) == "highs"
 
 
 def test_a_hill_below_shape_one_at_zero_bounds_its_partner_finitely() -> None:
@@ -268,3 +271,35 @@ def test_a_hill_below_shape_one_at_zero_bounds_its_partner_finitely() -> None:
     best = float(np.max(curve.value(grid) - price * grid))
     assert math.isfinite(value[0])
     assert best <= value[0] <= best + 1e-3 * curve.max_uplift
+
+
+@pytest.mark.slow
+def test_auto_certifies_a_family_programme_with_menus() -> None:
+    """Family seed 1, 1,000 partners, ambition 0.95, menus on 30% of them
+    (`bench.menu_run`): HiGHS, `auto`'s engine for menus before, ended at its 60 s limit
+    1.27% from its bound. The decomposition proves stage 1 and its CBC finish certifies
+    the gap (6.4 s on an AMD EPYC)."""
+    request = family_programme(1, 1000, 0.95, time_limit_s=60.0).request()
+    request = with_menus(request, 0.3, 1)
+    assert choose_engine(request, build_arrays(request)) == DECOMPOSITION
+    plan = solve(request)[0]
+    assert check_plan(request, plan) == []
+    assert plan.solver.status is SolveStatus.OPTIMAL
+    assert plan.solver.shortfall_proven
+    assert any(allocation.package for allocation in plan.allocations)
+
+
+def test_one_package_partners_whose_least_packages_overdraw_a_budget_are_infeasible() -> None:
+    request = random_small_request(4, n_partners=6, kinds=KINDS, packages_only=True)
+    request = replace(request, constraints=(OnePackage(Where()),))
+    resource = request.resources[0]
+    least = sum(min(p.amounts.get(resource.name, 0.0) for p in partner.packages)
+                for partner in request.partners)  # fmt: skip
+    assert least > 0
+    short = replace(resource, budget=least - (resource.step or 1.0))
+    request = replace(request, resources=(short, *request.resources[1:]))
+    outcome = solve_decomposition(request, time_limit_s=5.0, mip_gap=1e-3)
+    assert outcome.status is SolveStatus.INFEASIBLE
+    assert "one_package" in outcome.binding_constraints
+    plan = solve(replace(request, options=replace(request.options, engine=DECOMPOSITION)))[0]
+    assert plan.solver.status is SolveStatus.INFEASIBLE

@@ -1,0 +1,123 @@
+"""Plans with package partners (see `menus`): each plan first fixes its packages (the
+Lagrangian's own choice at the plan's prices, cut back to the budgets: `choose`), then works
+on the problem with them pinned (`pinned`): fixed amounts whose uplift sits in the
+partner's baseline, which `repair` and `tickets` already leave alone."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from models.curves import FloatArray
+from models.plan import NO_PACKAGE
+from optimizer.decomposition.lagrangian import Evaluation
+from optimizer.decomposition.menus import (
+    COVER_TOLERANCE,
+    BoolArray,
+    IntArray,
+    Menus,
+    best_per_owner,
+    levels_of,
+)
+from optimizer.decomposition.problem import Problem
+from optimizer.decomposition.response import Reach, Response
+
+
+def choose(problem: Problem, evaluation: Evaluation) -> FloatArray:
+    """(n, R) the menu partners' package amounts at `evaluation`'s prices: each its
+    Lagrangian choice, then cut back to the budgets and group caps (the options with the
+    least uplift per unit of the overdrawn resource go first; a partner that must take a
+    package moves to its smallest one instead)."""
+    menus = problem.menus
+    assert menus is not None
+    pick = menus.covered(evaluation.amounts)
+    pick[~menus.holders] = NO_PACKAGE
+    everyone = np.ones(problem.n, dtype=bool)
+    caps = [(everyone, r, problem.budget[r]) for r in range(problem.n_resources)]
+    caps += [(g.members, g.resource, g.high) for g in problem.group_budgets]
+    for _ in range(2):  # a must-partner's move can overdraw another resource
+        for members, r, cap in caps:
+            pick = _cut_back(menus, pick, members, r, cap)
+    return menus.amounts_of(pick)
+
+
+def _cut_back(menus: Menus, pick: IntArray, members: BoolArray, r: int, cap: float) -> IntArray:
+    used = menus.amounts_of(pick)[:, r]
+    excess = float(used[members].sum()) - cap
+    if excess <= COVER_TOLERANCE * max(abs(cap), 1.0):
+        return pick
+    pick = pick.copy()
+    smallest = best_per_owner(menus.owner, -menus.amounts[:, r], len(pick))
+    must = members & menus.must & (pick >= 0)
+    switch = np.flatnonzero(must & (pick != smallest))
+    pick[switch] = smallest[switch]
+    used = menus.amounts_of(pick)[:, r]
+    excess = float(used[members].sum()) - cap
+    rows = np.flatnonzero(members & ~menus.must & (pick >= 0) & (used > 0))
+    if excess <= 0 or rows.size == 0:
+        return pick
+    density = menus.uplift[pick[rows]] / used[rows]
+    order = rows[np.argsort(density, kind="stable")]
+    enough = int(np.searchsorted(np.cumsum(used[order]), excess * (1 + 1e-12))) + 1
+    pick[order[:enough]] = NO_PACKAGE
+    return pick
+
+
+def pinned(problem: Problem, amounts: FloatArray) -> Problem:
+    """`problem` with the packages `amounts` give its menu partners pinned: fixed amounts,
+    their uplift in the baseline, and no menus left."""
+    menus = problem.menus
+    if menus is None:
+        return problem
+    pick = menus.covered(amounts)
+    chosen = menus.amounts_of(pick)
+    rows = np.flatnonzero(menus.holders)
+    baseline = problem.baseline + menus.values(amounts)
+    can_use = problem.can_use.copy()
+    can_use[rows] = chosen[rows] > 0
+    optional = problem.optional.copy()
+    optional[rows] = False
+    reach = problem.reach.copy()
+    reach[rows] = 0.0
+    families = [f.pinned(rows, chosen[rows, r]) for r, f in enumerate(problem.families)]
+    return replace(
+        problem, baseline=baseline, families=families, can_use=can_use, optional=optional,
+        reach=reach, menus=None,
+    )  # fmt: skip
+
+
+def at_prices(
+    problem: Problem, evaluation: Evaluation, chosen: FloatArray | None = None
+) -> tuple[Problem, Evaluation]:
+    """The problem with the packages `choose` takes at `evaluation` (or those `chosen`
+    amounts cover) pinned, and the evaluation as that view sees it: menu partners at their
+    pinned amounts and tier level, reaching no further. Unchanged without menus."""
+    menus = problem.menus
+    if menus is None:
+        return problem, evaluation
+    if chosen is None:
+        amounts = choose(problem, evaluation)
+    else:
+        amounts = menus.amounts_of(menus.covered(chosen))
+    view = pinned(problem, amounts)
+    holders = menus.holders
+    values = evaluation.response.values.copy()
+    level = levels_of(view.thresholds, view.baseline[holders])
+    reached = np.arange(values.shape[1])[None, :] <= level[:, None]
+    values[holders] = np.where(reached, values[holders, :1], -np.inf)
+    x0 = evaluation.response.x0.copy()
+    x0[holders] = amounts[holders]
+    reach: list[Reach | None] = []
+    for found in evaluation.response.reach:
+        if found is None:
+            reach.append(None)
+            continue
+        keep = ~holders[found.rows]
+        reach.append(Reach(found.rows[keep], found.amounts[keep], found.q[keep]))
+    response = Response(values=values, x0=x0, reach=reach)
+    seen = Evaluation(
+        evaluation.value, evaluation.grad, response, evaluation.prices, evaluation.phi,
+        np.where(holders[:, None], amounts, evaluation.amounts),
+    )  # fmt: skip
+    return view, seen
