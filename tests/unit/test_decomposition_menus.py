@@ -118,11 +118,11 @@ def test_menu_requests_against_the_exact_optimum(
     else:
         assert outcome.best_bound >= ref.total_gmv * (1 - RTOL)
         assert outcome.best_bound >= value * (1 - RTOL)
-    if outcome.status is SolveStatus.OPTIMAL:
-        best = ref.total_cost if objective is Objective.MIN_COST else ref.total_gmv
-        assert abs(value - best) <= 1e-5 * max(abs(best), 1.0) + 1e-6 or (
-            value >= best if objective is not Objective.MIN_COST else value <= best
-        )
+    if outcome.status is SolveStatus.OPTIMAL:  # within 1e-6 of the optimum
+        if objective is Objective.MIN_COST:
+            assert value <= ref.total_cost * (1 + 1e-5) + 1e-6
+        else:
+            assert value >= ref.total_gmv * (1 - 1e-5)
 
 
 @pytest.mark.slow
