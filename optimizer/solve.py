@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 
 from models.check import assert_plan_valid, check_plan
-from models.curves import CurveColumn
+from models.curves import CurveColumn, CurveKind
 from models.plan import Plan, SolverReport, SolveStatus, build_plan, curve_columns
 from models.request import AllocationRequest, Objective
 from optimizer.arrays import ProblemArrays, build_arrays
@@ -78,15 +78,21 @@ def choose_engine(request: AllocationRequest, arrays: ProblemArrays) -> str:
         return wanted
     size = arrays.n_pairs
     engines = available_engines()
-    if size > DECOMPOSITION_PAIRS and not arrays.packages and DECOMPOSITION in engines:
-        return DECOMPOSITION
-    if arrays.packages and DECOMPOSITION in engines and menu_programme_fits(arrays):
-        return DECOMPOSITION
+    # `points` curves the decomposition does not model: a MILP answers those.
+    if DECOMPOSITION in engines and not has_points_curves(arrays):
+        if size > DECOMPOSITION_PAIRS and not arrays.packages:
+            return DECOMPOSITION
+        if arrays.packages and menu_programme_fits(arrays):
+            return DECOMPOSITION
     # On medium curve programmes (tickets, S-curves, hard targets) CBC closes the MILP's
     # rounds where HiGHS runs into the time limit (issue 12; BENCHMARKS.md).
     if size >= WARM_START_PAIRS and not arrays.packages and "cbc" in engines:
         return "cbc"
     return "highs"
+
+
+def has_points_curves(arrays: ProblemArrays) -> bool:
+    return any(curve.kind is CurveKind.POINTS for curve in arrays.pair_curve)
 
 
 def menu_programme_fits(arrays: ProblemArrays) -> bool:

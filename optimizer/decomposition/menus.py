@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
-from models.curves import CurveKind, FloatArray
+from models.curves import FloatArray
 from models.plan import NO_PACKAGE
 from optimizer.arrays import ProblemArrays, UnsupportedRequest
 from optimizer.outcome import Candidate
@@ -101,11 +101,9 @@ class Menus:
 
 
 def models_menus(arrays: ProblemArrays) -> bool:
-    """Can the decomposition model this programme with menus? Not with `points` curves, nor
-    with a partner holding both curves (or pins) and a menu, nor a one_package partner
-    left with no package it may take."""
-    if any(curve.kind is CurveKind.POINTS for curve in arrays.pair_curve):
-        return False
+    """Can the decomposition model this programme's menus? Not with a partner holding both
+    curves (or pins) and a menu, nor a one_package partner left with no package it may
+    take."""
     try:
         build_menus(arrays)
     except UnsupportedRequest:
