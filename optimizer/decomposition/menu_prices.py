@@ -29,7 +29,7 @@ def answer(
     free_pick = np.full(n, NO_PACKAGE)
     for level in range(problem.n_tiers + 1 if levels else 1):
         pick = best_per_owner(owner, np.where(reaches >= level, value, -np.inf), n)[holders]
-        best = np.where(pick >= 0, value[np.maximum(pick, 0)], -np.inf)
+        best = np.append(value, -np.inf)[pick]  # -1, no option: -inf
         none = ~menus.must[holders] & (none_level >= level) & (best <= 0.0)
         pick = np.where(none, NO_PACKAGE, pick)
         response.values[holders, level] = np.where(none, 0.0, best)

@@ -39,6 +39,9 @@ class Menus:
     uplift: FloatArray  # (K,)
     holders: BoolArray  # (n,) partners with a menu
     must: BoolArray  # (n,) partners that take exactly one package (one_package)
+    # (n,) partners a one_package rule binds with no package they may take: no plan meets
+    # the rule (`primal.broken_rows`); their menus are otherwise empty.
+    stranded: BoolArray
 
     def take(self, rows: IntArray) -> Menus:
         """The menus of `rows` (repeats allowed), renumbered as positions in `rows`."""
@@ -55,6 +58,7 @@ class Menus:
             uplift=self.uplift[options],
             holders=self.holders[rows],
             must=self.must[rows],
+            stranded=self.stranded[rows],
         )
 
     def top_uplift(self) -> FloatArray:
@@ -82,8 +86,7 @@ class Menus:
         """How much of resource r the partners' free choices take when it alone is priced
         (`lagrangian.clearing_prices`)."""
         pick = best_per_owner(self.owner, self.uplift - price * self.amounts[:, r], len(self.must))
-        gain = np.where(pick >= 0, self.uplift[np.maximum(pick, 0)], 0.0)
-        gain = gain - price * self.amounts_of(pick)[:, r]
+        gain = np.append(self.uplift, 0.0)[pick] - price * self.amounts_of(pick)[:, r]
         pick = np.where(self.must | (gain > 0), pick, NO_PACKAGE)
         return float(self.amounts_of(pick)[:, r].sum())
 
@@ -102,8 +105,7 @@ class Menus:
 
 def models_menus(arrays: ProblemArrays) -> bool:
     """Can the decomposition model this programme's menus? Not with a partner holding both
-    curves (or pins) and a menu, nor a one_package partner left with no package it may
-    take."""
+    curves (or pins) and a menu."""
     try:
         build_menus(arrays)
     except UnsupportedRequest:
@@ -127,10 +129,9 @@ def build_menus(arrays: ProblemArrays) -> Menus | None:
             "and packages"
         )
     options = arrays.packages
-    must = arrays.one_package & holders
     owner = np.fromiter((o.partner for o in options), np.intp, len(options))
-    if np.any(must & (np.bincount(owner, minlength=n) == 0)):
-        raise UnsupportedRequest("a one_package partner has no package it may take")
+    stranded = arrays.one_package & holders & (np.bincount(owner, minlength=n) == 0)
+    must = arrays.one_package & holders & ~stranded
     return Menus(
         owner=owner,
         index=np.fromiter((o.index for o in options), np.intp, len(options)),
@@ -138,6 +139,7 @@ def build_menus(arrays: ProblemArrays) -> Menus | None:
         uplift=np.fromiter((o.uplift for o in options), np.float64, len(options)),
         holders=holders,
         must=must,
+        stranded=stranded,
     )
 
 
@@ -167,7 +169,7 @@ def candidate(menus: Menus | None, amounts: FloatArray) -> Candidate:
         return Candidate(amounts=amounts)
     pick = menus.covered(amounts)
     pick[~menus.holders] = NO_PACKAGE
-    choice = np.where(pick >= 0, menus.index[np.maximum(pick, 0)], NO_PACKAGE)
+    choice = np.append(menus.index, NO_PACKAGE)[pick]  # -1, none: -1
     amounts = np.where(menus.holders[:, None], 0.0, amounts)
     return Candidate(amounts=amounts, package_choice=choice.astype(np.intp))
 

@@ -208,6 +208,8 @@ def broken_rows(problem: Problem) -> list[str]:
             must = float(least[menus.must].sum())
             if spent[r] + must > problem.budget[r] * (1 + 1e-9):
                 broken += [f"budget {resource.name}", "one_package"]
+        if menus.stranded.any():
+            broken.append("one_package")  # a partner it binds may take none of its packages
     for row in problem.group_budgets:
         r, members = row.resource, row.members
         inside = float(pinned[members, r].sum())

@@ -22,7 +22,7 @@ from fixtures.families import family_programme
 from models.check import check_plan
 from models.curves import Curve, CurveKind
 from models.plan import NO_PACKAGE, Plan, SolverReport, SolveStatus, build_plan
-from models.request import AllocationRequest, Objective, OnePackage, Package, Where
+from models.request import AllocationRequest, Eligibility, Objective, OnePackage, Package, Where
 from optimizer import solve
 from optimizer.arrays import UnsupportedRequest, build_arrays
 from optimizer.decomposition import solve_decomposition
@@ -303,3 +303,25 @@ def test_one_package_partners_whose_least_packages_overdraw_a_budget_are_infeasi
     assert "one_package" in outcome.binding_constraints
     plan = solve(replace(request, options=replace(request.options, engine=DECOMPOSITION)))[0]
     assert plan.solver.status is SolveStatus.INFEASIBLE
+
+
+def test_a_one_package_partner_with_no_package_it_may_take_is_infeasible() -> None:
+    request = random_small_request(4, n_partners=6, kinds=KINDS, packages_only=True)
+    nobody = Eligibility(request.resources[0].name, Where({"region": "nowhere"}))
+    request = replace(request, constraints=(OnePackage(Where()), nobody))
+    outcome = solve_decomposition(request, time_limit_s=5.0, mip_gap=1e-3)
+    assert outcome.status is SolveStatus.INFEASIBLE
+    assert outcome.binding_constraints == ["one_package"]
+    assert not outcome.candidates
+
+
+def test_menus_none_of_whose_packages_may_be_taken_leave_their_partners_at_baseline() -> None:
+    request = random_small_request(4, n_partners=6, kinds=KINDS, packages_only=True)
+    nobody = Eligibility(request.resources[0].name, Where({"region": "nowhere"}))
+    request = replace(request, constraints=(nobody,))
+    outcome, plan = run(request, mip_gap=1e-3)
+    assert check_plan(request, plan) == []
+    assert outcome.status is SolveStatus.OPTIMAL
+    assert plan.objective.total_projected_gmv == pytest.approx(
+        sum(partner.baseline_gmv for partner in request.partners)
+    )
