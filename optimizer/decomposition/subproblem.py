@@ -96,7 +96,8 @@ def _slack(family: Family, x: FloatArray, p: FloatArray, q: float | FloatArray) 
     slack = np.maximum(0.0, np.maximum(np.nan_to_num(up), np.nan_to_num(down)))
     steep = np.flatnonzero(np.isposinf(right) & (family.hi > x))
     if steep.size:
-        slack[steep] = _steep_slack(family, x, p, q, steep)
+        below = np.maximum(np.nan_to_num(down[steep]), 0.0)  # y under x, as before
+        slack[steep] = np.maximum(_steep_slack(family, x, p, q, steep), below)
     return slack
 
 
@@ -106,14 +107,14 @@ def _steep_slack(
     """The slack where the slope at x has no limit (a hill of shape below 1 at 0): the
     tangent there bounds nothing (it was the largest float, and so was the dual's value:
     5,000 random partners, prices stuck), so the bound goes through a point e just above
-    x instead: for y ≤ e the envelope is at most env(e), and beyond e its tangent at e
-    holds, so max_y q·env(y) − p·y ≤ q·env(x) − p·x + q·(env(e) − env(x))
-    + max(0, q·env'(e) − p)·(hi − e), for p ≥ 0."""
+    x instead. For y in [x, e] the envelope is at most env(e); beyond e its tangent at e
+    holds. So max over y ≥ x of q·env(y) − p·y is at most q·env(x) − p·x plus
+    q·(env(e) − env(x)) + max(0, −p)·(e − x) + max(0, q·env'(e) − p)·(hi − e)."""
     sub = family.take(rows)
-    at, price = x[rows], np.maximum(p[rows], 0.0)
+    at, price = x[rows], p[rows]
     weight = np.broadcast_to(np.asarray(q, dtype=np.float64), x.shape)[rows]
     e = at + 1e-9 * (sub.hi - at)
-    rise = weight * (sub.envelope(e) - sub.envelope(at))
+    rise = weight * (sub.envelope(e) - sub.envelope(at)) + np.maximum(-price, 0.0) * (e - at)
     beyond = np.maximum(weight * sub.envelope_slope(e) - price, 0.0) * (sub.hi - e)
     return np.maximum(rise + beyond, 0.0)
 
