@@ -79,7 +79,8 @@ def choose_engine(request: AllocationRequest, arrays: ProblemArrays) -> str:
     size = arrays.n_pairs
     engines = available_engines()
     # `points` curves the decomposition does not model: a MILP answers those.
-    if DECOMPOSITION in engines and not has_points_curves(arrays):
+    points = any(curve.kind is CurveKind.POINTS for curve in arrays.pair_curve)
+    if DECOMPOSITION in engines and not points:
         if size > DECOMPOSITION_PAIRS and not arrays.packages:
             return DECOMPOSITION
         if arrays.packages and menu_programme_fits(arrays):
@@ -89,10 +90,6 @@ def choose_engine(request: AllocationRequest, arrays: ProblemArrays) -> str:
     if size >= WARM_START_PAIRS and not arrays.packages and "cbc" in engines:
         return "cbc"
     return "highs"
-
-
-def has_points_curves(arrays: ProblemArrays) -> bool:
-    return any(curve.kind is CurveKind.POINTS for curve in arrays.pair_curve)
 
 
 def menu_programme_fits(arrays: ProblemArrays) -> bool:
