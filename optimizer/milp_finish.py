@@ -119,8 +119,8 @@ def milp_finishes(
 
 def milp_can_finish(arrays: ProblemArrays, max_pairs: int = FINISH_BY_MILP_PAIRS) -> bool:
     """Is the programme one whose decomposition plan the CBC MILP may finish (with time
-    left, under `auto`)?"""
-    small = arrays.n_pairs <= max_pairs
+    left, under `auto`)? Package options count as amounts: each is a column of the MILP."""
+    small = arrays.n_pairs + len(arrays.packages) <= max_pairs
     return small and "cbc" in available_engines()
 
 

@@ -31,6 +31,7 @@ from optimizer.decomposition.menus import candidate, plan_amounts
 from optimizer.decomposition.problem import build_problem
 from optimizer.decomposition.subproblem import free_choice
 from optimizer.engines import DECOMPOSITION, available_engines
+from optimizer.milp_finish import FINISH_BY_MILP_PAIRS, milp_can_finish
 from optimizer.outcome import EngineOutcome
 from optimizer.solve import MENU_DECOMPOSITION_AMOUNTS, choose_engine
 from tests.support.bruteforce import solve_reference
@@ -325,3 +326,15 @@ def test_menus_none_of_whose_packages_may_be_taken_leave_their_partners_at_basel
     assert plan.objective.total_projected_gmv == pytest.approx(
         sum(partner.baseline_gmv for partner in request.partners)
     )
+
+
+def test_package_options_count_toward_the_milp_finish_s_size() -> None:
+    """Each option is a MILP column: 8,000 of them, with no curve amount, are past the
+    finish's 7,000 (CBC never took menu programmes before; HiGHS proves MMKP sets)."""
+    request = random_small_request(
+        7, n_partners=4000, n_resources=2, kinds=KINDS, with_packages=True, packages_only=True
+    )
+    arrays = build_arrays(request)
+    assert arrays.n_pairs == 0 and len(arrays.packages) > FINISH_BY_MILP_PAIRS
+    assert not milp_can_finish(arrays)
+    assert milp_can_finish(arrays, len(arrays.packages))
