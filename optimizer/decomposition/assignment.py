@@ -34,6 +34,7 @@ from numpy.typing import NDArray
 
 from models.curves import FloatArray
 from optimizer.clock import Clock
+from optimizer.decomposition.menus import levels_of
 from optimizer.decomposition.option_lp import rounded_relaxation
 from optimizer.decomposition.problem import Problem
 from optimizer.decomposition.repair import fixed_amounts, mandatory
@@ -135,13 +136,13 @@ def tier_options(
     if problem.menus is not None:
         menus = problem.menus
         gmv = problem.baseline[menus.owner] + menus.uplift
-        reaches = (gmv[:, None] >= problem.thresholds[None, :]).sum(axis=1)
+        reaches = levels_of(problem.thresholds, gmv)
         # Every package that lifts its partner, and every package of a partner that must
         # take one (a package reaching no tier is still its choice).
-        keep = (reaches > start[menus.owner]) | menus.must[menus.owner] | every_package
-        partners.append(menus.owner[keep])
-        levels.append(reaches[keep].astype(np.intp))
-        amounts.append(menus.amounts[keep])
+        listed = (reaches > start[menus.owner]) | menus.must[menus.owner] | every_package
+        partners.append(menus.owner[listed])
+        levels.append(reaches[listed])
+        amounts.append(menus.amounts[listed])
     if not partners:
         return Options(
             np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros((0, problem.n_resources))

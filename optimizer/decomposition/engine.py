@@ -135,8 +135,6 @@ def solve_decomposition(
     incumbent = None
     if start is not None:
         incumbent = evaluate_plan(problem, plan_amounts(problem.menus, start))
-    if problem.menus is not None:
-        improve = None  # its neighbourhoods and the pairwise moves read curve amounts only
     attain_warm = None
     sampled = warm is None and problem.n > SAMPLE_ABOVE
     if sampled:
@@ -154,12 +152,11 @@ def solve_decomposition(
         warm, attain_warm = priced.prices, priced.attain_prices
     result = _solve(
         problem, clock, mip_gap, progress, warm, incumbent, prices is None, improve, attain_warm,
-        anytime, None if problem.menus else lambda plan: _polished(problem, arrays, plan, clock),
+        anytime, lambda plan: _polished(problem, arrays, plan, clock),
         sampled=sampled,
     )  # fmt: skip
     best, certified = result.plan, certified_bound(result.bound, minimise)
-    short = dual_gap(result.bound, best.objective, minimise) > mip_gap
-    if math.isfinite(certified) and short and problem.menus is None:
+    if math.isfinite(certified) and dual_gap(result.bound, best.objective, minimise) > mip_gap:
         best = _polished(problem, arrays, best, clock)
     broken = broken_rows(problem)
     if not broken and breaks_hard_rows(problem, best.amounts):
@@ -253,8 +250,10 @@ def _polished(
 ) -> ScoredAmounts:
     """The searches ended short of the gap with time left: exact pairwise moves
     (`optimizer.polish`) try for more GMV; the plan is kept only if it is better and
-    breaks no row the original kept."""
+    breaks no row the original kept. Not with menus: the moves read curve amounts only."""
     if problem.request.objective is Objective.MIN_COST or not clock.room(POLISH_SHARE):
+        return plan
+    if problem.menus is not None:
         return plan
     share = min(POLISH_SHARE, clock.elapsed() / clock.limit + POLISH_SPAN)
     moved = polish(arrays, curve_columns(problem.request), plan.amounts, clock, share)

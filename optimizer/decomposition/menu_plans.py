@@ -32,7 +32,6 @@ def choose(problem: Problem, evaluation: Evaluation) -> FloatArray:
     menus = problem.menus
     assert menus is not None
     pick = menus.covered(evaluation.amounts)
-    pick[~menus.holders] = NO_PACKAGE
     everyone = np.ones(problem.n, dtype=bool)
     caps = [(everyone, r, problem.budget[r]) for r in range(problem.n_resources)]
     caps += [(g.members, g.resource, g.high) for g in problem.group_budgets]
@@ -73,7 +72,7 @@ def pinned(problem: Problem, amounts: FloatArray) -> Problem:
     pick = menus.covered(amounts)
     chosen = menus.amounts_of(pick)
     rows = np.flatnonzero(menus.holders)
-    baseline = problem.baseline + menus.values(amounts)
+    baseline = problem.baseline + menus.uplift_of(pick)
     can_use = problem.can_use.copy()
     can_use[rows] = chosen[rows] > 0
     optional = problem.optional.copy()

@@ -76,17 +76,18 @@ class Menus:
 
     def values(self, amounts: FloatArray) -> FloatArray:
         """(n,) the uplift of the package each row's amounts cover (0: none)."""
-        pick = self.covered(amounts)
-        out = np.zeros(len(self.holders))
-        chosen = pick >= 0
-        out[chosen] = self.uplift[pick[chosen]]
-        return out
+        return self.uplift_of(self.covered(amounts))
+
+    def uplift_of(self, pick: IntArray) -> FloatArray:
+        """(n,) the uplift of the chosen options (0 where none, -1)."""
+        return np.append(self.uplift, 0.0)[pick]
 
     def demand(self, r: int, price: float) -> float:
         """How much of resource r the partners' free choices take when it alone is priced
         (`lagrangian.clearing_prices`)."""
-        pick = best_per_owner(self.owner, self.uplift - price * self.amounts[:, r], len(self.must))
-        gain = np.append(self.uplift, 0.0)[pick] - price * self.amounts_of(pick)[:, r]
+        value = self.uplift - price * self.amounts[:, r]
+        pick = best_per_owner(self.owner, value, len(self.must))
+        gain = np.append(value, 0.0)[pick]
         pick = np.where(self.must | (gain > 0), pick, NO_PACKAGE)
         return float(self.amounts_of(pick)[:, r].sum())
 
@@ -167,8 +168,7 @@ def candidate(menus: Menus | None, amounts: FloatArray) -> Candidate:
     amounts = np.maximum(amounts, 0.0)
     if menus is None:
         return Candidate(amounts=amounts)
-    pick = menus.covered(amounts)
-    pick[~menus.holders] = NO_PACKAGE
+    pick = menus.covered(amounts)  # -1 for partners without a menu: they have no options
     choice = np.append(menus.index, NO_PACKAGE)[pick]  # -1, none: -1
     amounts = np.where(menus.holders[:, None], 0.0, amounts)
     return Candidate(amounts=amounts, package_choice=choice.astype(np.intp))

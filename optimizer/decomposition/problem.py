@@ -18,7 +18,7 @@ from models.curves import Curve, CurveKind, FloatArray
 from models.request import AllocationRequest, GroupBudget, GroupCount
 from optimizer.arrays import ProblemArrays, UnsupportedRequest
 from optimizer.decomposition.family import Family, kind_code
-from optimizer.decomposition.menus import Menus, build_menus
+from optimizer.decomposition.menus import Menus, build_menus, levels_of
 
 BoolArray = NDArray[np.bool_]
 
@@ -127,8 +127,7 @@ class Problem:
 
     def levels(self, amounts: FloatArray) -> NDArray[np.intp]:
         """The tier level (0: none) each partner's exact GMV reaches under `amounts`."""
-        gmv = self.values(amounts)
-        return (gmv[:, None] >= self.thresholds[None, :]).sum(axis=1).astype(np.intp)
+        return levels_of(self.thresholds, self.values(amounts))
 
     def values(self, amounts: FloatArray) -> FloatArray:
         """Exact projected GMV of every partner for an (n, R) amount matrix."""
