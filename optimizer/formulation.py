@@ -9,6 +9,7 @@ power-of-ten unit, so coefficients stay within a few orders of magnitude.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +42,11 @@ class Formulation:
     # Model objective × this = the stage's objective in request units: weighted shortfall,
     # cost, or GMV (which the model minimises as −GMV, so the scale is negative there).
     objective_scale: float
+    piece_cols: NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    grid_cols: NDArray[np.intp] = field(default_factory=lambda: np.zeros(0, dtype=np.intp))
+    # Pairs with no x column of their own (`x_cols` -1): their amounts in model units from
+    # a solution (`optimizer.pooling`).
+    pooled: Callable[[FloatArray], FloatArray] | None = None
 
     def claims(self, arrays: ProblemArrays, solution: FloatArray) -> FloatArray:
         """Per partner: the highest tier threshold the model counts it towards (0: none)."""
@@ -53,7 +59,12 @@ class Formulation:
     def raw_amounts(self, arrays: ProblemArrays, solution: FloatArray) -> FloatArray:
         """Per pair amounts in request units as the solver left them (within bounds)."""
         scale = arrays.resource_scale[arrays.pair_resource]
-        return np.clip(solution[self.x_cols] * scale, 0.0, arrays.pair_max)
+        held = self.x_cols >= 0
+        values = np.zeros(arrays.n_pairs)
+        values[held] = solution[self.x_cols[held]]
+        if self.pooled is not None:
+            values[~held] = self.pooled(solution)[~held]
+        return np.clip(values * scale, 0.0, arrays.pair_max)
 
     def amounts(self, arrays: ProblemArrays, solution: FloatArray) -> FloatArray:
         """Per pair amounts in request units, on their grids and within bounds.

@@ -74,8 +74,7 @@ class MilpStrategy:
         may_claim = None if tier_levels is None else tier_levels[1] > 0
         self.approximation = Approximation(arrays, exact_tier_curves, may_claim)
         self.warm: Incumbent | None = None
-        # The least weighted shortfall another engine has proven (`hold_proven`).
-        self.proven_floor: float | None = None
+        self.proven_floor: float | None = None  # proven by another engine (`hold_proven`)
         # Stage 2 has a plan; until then calls run however late (family seed 4, 300: +5.4%).
         self.found = False
         # Piecewise-linear and linear curves (and packages) are modelled exactly: the
@@ -83,13 +82,12 @@ class MilpStrategy:
         self.exact = all(c.kind in ("points", "linear") for c in arrays.pair_curve)
         self.plan_only = self.whole_steps_retry = False  # see `solve_milp`
         self.tier_prices: FloatArray | None = None  # see `optimizer.tier_cuts`
+        self.pool_near: FloatArray | None = None  # see `solve_milp`'s `pool`
         self.outer_repair = OuterRepair(arrays, self.columns)
 
-    # -- exact evaluation -------------------------------------------------------------
     def score(self, cand: Candidate) -> Score:
         return score(self.arrays, self.columns, cand)
 
-    # -- solving ----------------------------------------------------------------------
     def _solve(
         self,
         stage: StageSpec,
@@ -107,6 +105,7 @@ class MilpStrategy:
             integral_grid=approximation.integral_grid, tier_prices=self.tier_prices,
             # They hold for plans better than the start at its shortfall: stage 2 only.
             tier_levels=None if stage.minimise_shortfall else self.tier_levels,
+            pool_near=self.pool_near,
         )  # fmt: skip
         if form.model.n_cols == 0:  # nothing to decide: the empty allocation, if it fits
             model = form.model
@@ -453,6 +452,7 @@ def solve_milp(
     tier_prices: FloatArray | None = None,
     tier_levels: TierLevels | None = None,
     known_bound: float | None = None,
+    pool: bool = False,
 ) -> EngineOutcome:
     """`proven_shortfall`: the least weighted shortfall another engine has proven; with a
     start that reaches it, stage 1 is settled before the first round. `plan_only`: the
@@ -462,15 +462,14 @@ def solve_milp(
     `whole_steps_retry` (plan-only): when the inner model's bound falls short of the start,
     one more round with fine grids on whole steps, whose rounding hid the gains (family
     seed 2, 600 partners: a 109-partner neighbourhood gained 0%, and 0.1% in 2 s on them).
-    The MILP finish's (`optimizer.milp_finish`, which says what each gains): with
-    `exact_tier_curves` the S-curves of partners who can cross a tier threshold start
-    exact, with `crossing_points` refined where they cross most cheaply
-    (`optimizer.tier_crossings`); `tier_prices`: per resource, GMV per request unit at
-    which the models price each tier claim whole in their LP relaxations
-    (`optimizer.tier_cuts`); `tier_levels`: per partner, the lowest and highest tier level
-    stage 2 may claim (the decomposition's reduced-cost fixing). `known_bound`: another
-    engine's bound on stage 2 at `proven_shortfall` (or without tiers): the rounds certify,
-    and count stalls, against the tighter of it and their own."""
+    The MILP finish's (`optimizer.milp_finish` says what each gains): `exact_tier_curves`,
+    S-curves of partners who can cross a tier start exact; `crossing_points`, refined where
+    they cross most cheaply (`optimizer.tier_crossings`); `tier_prices`, per resource, GMV
+    per request unit pricing tier claims whole in LP relaxations (`optimizer.tier_cuts`);
+    `tier_levels`, per partner, the tier levels stage 2 may claim (reduced-cost fixing);
+    `known_bound`, another engine's stage-2 bound at `proven_shortfall` (or without
+    tiers), against the tighter of which the rounds certify and count stalls; `pool`,
+    concave pairs pooled around `warm_start`'s amounts (`optimizer.pooling`)."""
     options = arrays.request.options
     limit = options.time_limit_s if time_limit_s is None else time_limit_s
     clock = Clock(limit, should_stop)
@@ -480,6 +479,8 @@ def solve_milp(
         strategy.seed(start)
     add_tier_crossings(strategy.approximation, warm_start if crossing_points else None)
     strategy.tier_prices = tier_prices
+    if pool and warm_start:
+        strategy.pool_near = warm_start.amounts[arrays.pair_partner, arrays.pair_resource]
     if proven_shortfall is not None:
         strategy.hold_proven(proven_shortfall)
     first = strategy.run([], clock, known_bound)

@@ -85,6 +85,7 @@ def finish_by_milp(
         # five rounds (8-13 s each) held the plan 0.116% from it, where a neighbourhood
         # then gained 0.058% in 7 s. Against it they stall after the third round.
         known_bound=first.best_bound,
+        pool=True,
     )
     if not outcome.candidates:
         return first

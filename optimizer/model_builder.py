@@ -21,6 +21,7 @@ from optimizer.formulation import (
 )
 from optimizer.matrix import MatrixBuilder
 from optimizer.outcome import TierLevels
+from optimizer.pooling import pool_concave_pairs
 from optimizer.pwl import Segments
 from optimizer.tier_cuts import ranges, tier_cuts
 
@@ -44,6 +45,7 @@ def build(
     integral_grid: bool = False,
     tier_prices: FloatArray | None = None,
     tier_levels: TierLevels | None = None,
+    pool_near: FloatArray | None = None,
 ) -> Formulation:
     """`tier_margin`: claim tiers with headroom (inner model); off for the outer model,
     which must stay a relaxation for its bound to be valid. `integral_grid`: keep every
@@ -51,7 +53,8 @@ def build(
     `tier_prices`: per resource, GMV per request unit at which tier claims are priced in
     the LP relaxation (`optimizer.tier_cuts`); None: no such rows. `tier_levels`: per
     partner, the lowest and highest tier level it may claim (the decomposition's
-    reduced-cost fixing, `EngineOutcome.tier_levels`); None: any."""
+    reduced-cost fixing, `EngineOutcome.tier_levels`); None: any. `pool_near`: per pair,
+    the amounts around which concave pairs are pooled (`optimizer.pooling`); None: none."""
     model = _ModelBuilder(arrays, stage, tier_margin=tier_margin, integral_grid=integral_grid)
     model.tier_levels = tier_levels
     model.add_amounts()
@@ -69,7 +72,9 @@ def build(
     model.add_group_counts()
     model.add_no_good_cuts()
     model.add_shortfall_cap()
-    return model.formulation()
+    if pool_near is None:
+        return model.formulation()
+    return pool_concave_pairs(model.formulation(), arrays, segs, pool_near, not tier_margin)
 
 
 class _ModelBuilder:
@@ -99,6 +104,8 @@ class _ModelBuilder:
         self.pair_gain = np.zeros(arrays.n_pairs)  # most GMV each pair can add (CNY)
         self.const_gain = np.zeros(arrays.n_partners)  # outer pieces' value at 0
         self.segs: Segments | None = None
+        self.piece_cols = np.zeros(0, dtype=np.intp)  # δ per piece of `segs`
+        self.grid_cols = np.full(arrays.n_pairs, -1, dtype=np.intp)  # n per pair (-1: none)
         self.claim_need: dict[tuple[int, int], float] = {}  # GMV a z's partner must add (CNY)
         self.package_amounts = (
             np.array([o.amounts for o in arrays.packages])
@@ -127,6 +134,7 @@ class _ModelBuilder:
             if not len(chosen):
                 continue
             n_col = b.add_columns(np.zeros(len(chosen)), n_hi[coarse == integral], integral)
+            self.grid_cols[chosen] = n_col
             rows = b.add_rows(0.0, 0.0, count=len(chosen))
             b.add_entries(rows, self.x[chosen], 1.0)
             b.add_entries(rows, n_col, -arrays.step[res[chosen]] / self.scale[chosen])
@@ -139,7 +147,7 @@ class _ModelBuilder:
         seg_scale = arrays.resource_scale[self.res[segs.pair]]
         owner = arrays.pair_partner[segs.pair]
         delta = b.add_columns(np.zeros(len(segs.pair)), segs.length / seg_scale)
-        self.segs = segs
+        self.segs, self.piece_cols = segs, delta
         pairs = np.unique(segs.pair)
         link = b.add_rows(0.0, 0.0, count=len(pairs))
         b.add_entries(link, self.x[pairs], 1.0)
@@ -448,4 +456,6 @@ class _ModelBuilder:
             offset = -float(base.sum()) / arrays.money_scale
             objective_scale = -arrays.money_scale  # minimises −GMV
         model = self.b.build(cost, offset)
-        return Formulation(model, self.x, self.v, self.z_cols, objective_scale)
+        return Formulation(
+            model, self.x, self.v, self.z_cols, objective_scale, self.piece_cols, self.grid_cols
+        )
