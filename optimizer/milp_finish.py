@@ -19,18 +19,16 @@ from optimizer.outcome import EngineOutcome
 from optimizer.progress import Progress
 from optimizer.scoring import Score, better_score, score
 
-# Up to this many variable amounts, a decomposition run under `auto` that ends short of the
-# gap with FINISH_BY_MILP_SHARE of its time left hands its plan and proven shortfall to
-# the CBC MILP: the Lagrangian's duality gap (0.3-0.7% on family programmes of 2,000-3,000
-# partners) is what the MILP's bound closes (to about 0.1% there, with 0.2-0.4% more GMV).
-FINISH_BY_MILP_PAIRS = 7_000
-# Up to this many, the MILP finishes a decomposition run that gave up (its searches and
-# neighbourhoods stalled) with that share of its time left. 5,000 family partners (10,813
-# amounts), seed 6, 120 s: given up `feasible` 0.22% at 64 s; the MILP from the start:
-# `optimal` 0.099% at 114 s. Not from the start at this size: its rounds took the time the
-# decomposition's own searches use better (2,500 partners, 4 resources, 7,835 amounts,
-# 60 s: 0.198% against 0.192%), and at 60 s seed 6's first round ended without a bound.
-LATE_FINISH_PAIRS = 12_000
+# Up to this many variable amounts (package options count), a decomposition run under
+# `auto` that ends short of the gap with FINISH_BY_MILP_SHARE of its time left hands its
+# plan and proven shortfall to the CBC MILP: the Lagrangian's duality gap (0.3-0.7% on
+# family programmes of 2,000-3,000 partners) is what the MILP's bound closes. It was 7,000
+# (and 12,000 only for a run whose own searches had given up) until the models pooled
+# their concave pairs (`optimizer.pooling`): 5,000 family partners (10,813 amounts), seed
+# 6, 60 s: 36.5 s to 20.2 s, both `optimal` 0.074%; 2,500 partners, 4 resources, seed 1:
+# `feasible` 0.178% at 47 s to `optimal` 0.099% at 23 s; the seven other 5,000-partner
+# seeds, certified by the decomposition alone, as before.
+FINISH_BY_MILP_PAIRS = 12_000
 FINISH_BY_MILP_SHARE = 0.3
 # Kept back from the MILP's time, as a share of the limit: its last CBC call can return a
 # second or two late at 3,000 partners.
@@ -48,7 +46,7 @@ def finish_by_milp(
 ) -> EngineOutcome:
     """`first` (a decomposition outcome), or under `auto` the CBC MILP's outcome started
     from its plan when the decomposition stopped short of the gap on a programme of at most
-    `max_pairs` variable amounts (see FINISH_BY_MILP_PAIRS and LATE_FINISH_PAIRS). The MILP
+    `max_pairs` variable amounts (see FINISH_BY_MILP_PAIRS). The MILP
     keeps that plan as its incumbent, so its answer is never worse; its bound replaces the
     Lagrangian's."""
     request = arrays.request

@@ -22,7 +22,6 @@ from optimizer.errors import EngineUnavailable, OptimizerError
 from optimizer.milp import solve_milp
 from optimizer.milp_finish import (
     FINISH_BY_MILP_MARGIN,
-    LATE_FINISH_PAIRS,
     finish_by_milp,
     milp_can_finish,
     milp_finishes,
@@ -190,8 +189,8 @@ def ran_out(outcome: EngineOutcome, elapsed_s: float, limit_s: float) -> EngineO
     """Under `auto`, a plan short of a proof (`feasible`) once the engine's time is used up
     ended on the time limit, whichever method ran last: family seed 4, 2,500 partners,
     60 s, ended at 58.8 s `feasible` 0.113% after the neighbourhoods ran out of time. Used
-    up: less than twice FINISH_BY_MILP_MARGIN left, as the neighbourhoods that run before
-    a late MILP finish stop that margin early, and their clock is what ends such a run."""
+    up: less than twice FINISH_BY_MILP_MARGIN left (the margin the MILP finish keeps back
+    from its own calls, which can return a second or two late)."""
     used_up = elapsed_s >= (1 - 2 * FINISH_BY_MILP_MARGIN) * limit_s
     if outcome.status is SolveStatus.FEASIBLE and outcome.candidates and used_up:
         outcome.status = SolveStatus.TIME_LIMIT
@@ -207,23 +206,16 @@ def _after_decomposition(
     limit: float,
 ) -> EngineOutcome:
     """Under `auto`, a decomposition outcome short of the gap gets the time left: the MILP
-    finish (`optimizer.milp_finish`) or the neighbourhoods, then whichever did not run, so
-    that one method's stall hands the time left to the other (a run can still end early:
-    above LATE_FINISH_PAIRS, or with less than the MILP's share of the limit left)."""
+    finish (`optimizer.milp_finish`) and then the neighbourhoods, so that the finish's
+    stall hands the time left to them; the neighbourhoods alone where the finish cannot
+    run (beyond its size, or with less than its share of the limit left)."""
     left = limit - (time.perf_counter() - started)
-    # The neighbourhoods go first where the MILP finish cannot: beyond its size, or too
-    # little left for it (family seed 10, 600 partners, 4 resources, 20 s: the
-    # decomposition stopped at 15 s, 1.9% short, with 5 s unused). Decided on one reading
-    # of the clock, so that one of the two always has the time.
+    # Family seed 10, 600 partners, 4 resources, 20 s: the decomposition stopped at 15 s,
+    # 1.9% short, with 5 s unused. Decided on one reading of the clock, so that one of the
+    # two always has the time.
     if not milp_finishes(arrays, left, limit):
-        outcome = finish_by_neighbourhoods(
-            arrays, outcome, progress, should_stop, left - FINISH_BY_MILP_MARGIN * limit,
-            limit - left, attempt=1,
-        )  # fmt: skip
-        # A run that gave up with the MILP's share of its time left (see LATE_FINISH_PAIRS).
-        left = limit - (time.perf_counter() - started)
-        return finish_by_milp(
-            arrays, outcome, progress, should_stop, left, limit, LATE_FINISH_PAIRS
+        return finish_by_neighbourhoods(
+            arrays, outcome, progress, should_stop, left, limit - left, attempt=1, last=True
         )
     finished = finish_by_milp(arrays, outcome, progress, should_stop, left, limit)
     # A finish whose rounds stalled short of the gap leaves its time to the neighbourhoods,

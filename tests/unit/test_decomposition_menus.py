@@ -329,10 +329,10 @@ def test_menus_none_of_whose_packages_may_be_taken_leave_their_partners_at_basel
 
 
 def test_package_options_count_toward_the_milp_finish_s_size() -> None:
-    """Each option is a MILP column: 8,000 of them, with no curve amount, are past the
-    finish's 7,000 (CBC never took menu programmes before; HiGHS proves MMKP sets)."""
+    """Each option is a MILP column: 14,000 of them, with no curve amount, are past the
+    finish's 12,000 (CBC never took menu programmes before; HiGHS proves MMKP sets)."""
     request = random_small_request(
-        7, n_partners=4000, n_resources=2, kinds=KINDS, with_packages=True, packages_only=True
+        7, n_partners=7000, n_resources=2, kinds=KINDS, with_packages=True, packages_only=True
     )
     arrays = build_arrays(request)
     assert arrays.n_pairs == 0 and len(arrays.packages) > FINISH_BY_MILP_PAIRS
