@@ -248,3 +248,39 @@ def test_trimming_keeps_the_budgets_and_loses_no_more_than_any_single_cut(seed: 
             single = amounts.copy()
             single[i, 0] -= need
             assert lost <= before - projected_gmv(request, single, None, columns).sum() + 1e-6
+
+
+def test_trimming_takes_a_group_budgets_overspend_from_its_members() -> None:
+    """A group cap of 30% of 1.25e9 (3.75e8) is not a whole number of 1e7 steps: a fine
+    grid's amount rounded to 3.8e8 broke it, and CBC's plan failed the exact check."""
+    saturating = {"curve": "saturating", "max_uplift": 4e8, "scale": 3e8}
+    body = {
+        "objective": "max_gmv",
+        "resources": [{"name": "subsidy", "unit": "CNY", "budget": 1.25e9, "step": 1e7}],
+        "constraints": [
+            {
+                "type": "group_budget",
+                "resource": "subsidy",
+                "where": {"region": "south"},
+                "max_share": 0.3,
+            },
+        ],
+        "partners": [
+            {
+                "id": f"P{i}",
+                "baseline_gmv": 5e7,
+                "attributes": {"region": region},
+                "response": {"subsidy": saturating},
+                "bounds": {"subsidy": {"max": 8e8}},
+            }
+            for i, region in enumerate(("south", "north", "south"))
+        ],
+    }
+    request = parse_request(body)
+    arrays = build_arrays(request)
+    columns = curve_columns(request)
+    amounts = np.array([[2.0e8], [4.0e8], [1.8e8]])  # the south gets 3.8e8
+    trim_to_budgets(arrays, amounts, None, np.zeros(3), columns)
+    assert amounts[0, 0] + amounts[2, 0] <= 3.75e8
+    assert amounts[1, 0] == 4.0e8, "the north keeps its amount"
+    assert amounts[0, 0] + amounts[2, 0] == pytest.approx(3.7e8), "one step taken back"
