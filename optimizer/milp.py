@@ -105,7 +105,7 @@ class MilpStrategy:
             integral_grid=approximation.integral_grid, tier_prices=self.tier_prices,
             # They hold for plans better than the start at its shortfall: stage 2 only.
             tier_levels=None if stage.minimise_shortfall else self.tier_levels,
-            pool_near=self.pool_near,
+            pool_near=None if self.exact else self.pool_near,  # an exact model is its bound
         )  # fmt: skip
         if form.model.n_cols == 0:  # nothing to decide: the empty allocation, if it fits
             model = form.model
