@@ -479,7 +479,7 @@ def solve_milp(
         strategy.seed(start)
     add_tier_crossings(strategy.approximation, warm_start if crossing_points else None)
     strategy.tier_prices = tier_prices
-    if pool and warm_start:
+    if pool and warm_start is not None:
         strategy.pool_near = warm_start.amounts[arrays.pair_partner, arrays.pair_resource]
     if proven_shortfall is not None:
         strategy.hold_proven(proven_shortfall)

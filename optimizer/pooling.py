@@ -1,20 +1,21 @@
-"""Concave pairs pooled in an outer model: one short concave function per budget class in
-place of every piece of every pair in it.
+"""Concave pairs pooled in a MILP finish's models: one short concave function per budget
+class in place of every piece of every pair in it.
 
 A pair whose pieces are all concave (no ordered stretch, no all-or-nothing start, no
 integral grid) and whose partner has no tier row only adds its GMV and draws on budget
 rows. For a set of such pairs drawing on the same rows with the same coefficients (a
 "class": one resource, one set of group budgets), the most GMV a total B buys is F(B):
-all their pieces filled greedily by slope, a concave piecewise-linear function. The model
-can use F in place of the pairs, and any piecewise-linear function above F keeps it a
-relaxation. Here F is kept exact around the total the plan in hand gives the class, and
-beyond that its pieces are merged into buckets of doubling size, each replaced by the two
-tangents at its ends (exact at both ends, above F in between).
+all their pieces filled greedily by slope, a concave piecewise-linear function, which
+the model uses in place of the pairs. F is kept exact around the total the plan in hand
+gives the class; beyond that its pieces merge into buckets of doubling size. In an outer
+model a bucket becomes the two tangents at its ends (above F: still a relaxation), in an
+inner one its secant (below F: its plans hold). An exact model (points and linear curves)
+is its own bound and is never pooled (`MilpStrategy._solve`).
 
-On family programmes of 1,000-3,000 partners, four in five pairs pool; the finishing MILP's
-outer model keeps the pairs of partners who may move across a tier, and CBC solves it on
-a fraction of the columns. A solution's amounts for the pooled pairs come back by filling
-their pieces greedily up to the class's total (`Formulation.pooled`).
+On family programmes of 1,000-3,000 partners, four in five pairs pool; the finish keeps
+the pairs of partners who may move across a tier, and CBC solves it on a fraction of the
+columns. A solution's amounts for the pooled pairs come back by filling their pieces
+greedily up to the class's total (`Formulation.pooled`).
 """
 
 from __future__ import annotations
