@@ -36,12 +36,18 @@ def summary(plan: Plan, seconds: float) -> str:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def programme_parser(description: str) -> argparse.ArgumentParser:
+    """The family programme's four positional arguments: SEED PARTNERS AMBITION LIMIT_S."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("seed", type=int)
     parser.add_argument("partners", type=int)
     parser.add_argument("ambition", type=float)
     parser.add_argument("limit_s", type=float)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> str:
+    parser = programme_parser(__doc__.splitlines()[0])
     parser.add_argument("resources", type=int, nargs="?", default=3)
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)

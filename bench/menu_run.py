@@ -12,7 +12,6 @@ uplift at those amounts. Prints the line of `bench.family_run.summary`.
 
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from collections.abc import Sequence
@@ -20,7 +19,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from bench.family_run import summary
+from bench.family_run import programme_parser, summary
 from fixtures.families import family_programme
 from models.request import AllocationRequest, Options, Package, Partner
 from optimizer import solve
@@ -66,11 +65,7 @@ def _on_menu(request: AllocationRequest, partner: Partner) -> Partner:
 
 
 def main(argv: Sequence[str] | None = None) -> str:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("seed", type=int)
-    parser.add_argument("partners", type=int)
-    parser.add_argument("ambition", type=float)
-    parser.add_argument("limit_s", type=float)
+    parser = programme_parser(__doc__.splitlines()[0])
     parser.add_argument("--share", type=float, default=0.3)
     parser.add_argument("--engine", default="auto")
     args = parser.parse_args(argv)
