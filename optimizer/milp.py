@@ -102,7 +102,7 @@ class MilpStrategy:
         approximation = self.approximation
         form = build(
             self.arrays, approximation.segments(outer), stage, tier_margin=not outer,
-            integral_grid=approximation.integral_grid, tier_prices=self.tier_prices,
+            integral_grid=approximation.integral_grids(), tier_prices=self.tier_prices,
             # They hold for plans better than the start at its shortfall: stage 2 only.
             tier_levels=None if stage.minimise_shortfall else self.tier_levels,
             pool_near=None if self.exact else self.pool_near,  # an exact model is its bound
@@ -151,7 +151,11 @@ class MilpStrategy:
 
         def inner(stop: StopFlag | None = None) -> Solved:
             form, result = self._solve(inner_stage, False, clock, stop, cap_s)
-            plan = None if result.x is None else self.outer_repair.exact(form, result.x)
+            if result.x is None:
+                return form, result, None
+            plan = self.outer_repair.exact(form, result.x)
+            if self.outer_repair.lost_claim(form, result.x, plan[0]):
+                self.approximation.claims_on_steps = True
             return form, result, plan
 
         if self.exact and inner_stage.shortfall_cap == outer_stage.shortfall_cap:
@@ -239,7 +243,8 @@ class MilpStrategy:
                 break
             if clock.out():
                 break
-            if search.stalled_in_stage_two(self.request.objective):
+            lever = self.approximation.onto_claimed_steps  # see `Approximation.add`
+            if search.stalled_in_stage_two(self.request.objective, lever):
                 break
             if within and search.held_caps is not None:
                 # Stage 2 is certified at the held shortfall: more rounds of it only refine
@@ -257,14 +262,7 @@ class MilpStrategy:
     def _on_whole_steps(self, search: Search) -> bool:
         """See `solve_milp`'s `whole_steps_retry`: none where the inner model values the start."""
         undervalued = search.undervalues_start(self.warm, self.request.objective)
-        return self.whole_steps_retry and undervalued and self._onto_whole_steps()
-
-    def _onto_whole_steps(self) -> bool:
-        """Fine grids on whole steps from here on; False if already, or nothing has steps."""
-        if self.approximation.integral_grid or not np.any(self.arrays.step > 0):
-            return False
-        self.approximation.integral_grid = True
-        return True
+        return self.whole_steps_retry and undervalued and self.approximation.onto_whole_steps()
 
     def _shortfall_round(
         self, exclude: list[set[tuple[int, int]]], clock: Clock, round_number: int
@@ -348,7 +346,7 @@ class MilpStrategy:
         if self.approximation.state() == approximations:
             if self.backend_gap > self.finest_gap:
                 finer = self.finest_gap  # the remaining gap is the solver's own
-            elif not self._onto_whole_steps():  # or the rounding of fine grids
+            elif not self.approximation.onto_whole_steps():  # or the rounding of fine grids
                 return False
         self.backend_gap = finer if finer is not None else self.finest_gap
         return True
@@ -432,7 +430,8 @@ class MilpStrategy:
             self._sharpen(outer_form or form, outer_solution, outer=True)
 
     def _sharpen(self, form: Formulation, solution: FloatArray, outer: bool) -> None:
-        self.approximation.add(form.raw_amounts(self.arrays, solution), outer)
+        claimed = form.claims(self.arrays, solution)
+        self.approximation.add(form.raw_amounts(self.arrays, solution), outer, claimed)
 
 
 def solve_milp(

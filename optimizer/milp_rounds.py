@@ -4,6 +4,7 @@ bounds and caps they share."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -126,9 +127,13 @@ class Search:
             return value / (1 + room)
         return value / (1 - room) if value > 0 else None
 
-    def stalled_in_stage_two(self, objective: Objective) -> bool:
+    def stalled_in_stage_two(
+        self, objective: Objective, lever: Callable[[], bool] = lambda: False
+    ) -> bool:
         """Has the remaining gap shrunk by less than STAGE2_PROGRESS in STAGE2_STALL
-        rounds in a row? (Call once per stage-2 round.)"""
+        rounds in a row? (Call once per stage-2 round.) A round that closed too little
+        first pulls `lever` (True: pulled now, for the first time); its rounds then start
+        afresh."""
         if self.best is None or self.bound is None:
             return False
         exact = self.best[1].final(objective)
@@ -139,6 +144,9 @@ class Search:
             self.stage2_stalled = 0
             return False
         self.stage2_stalled += 1
+        if lever():
+            self.stage2_stalled = 0
+            return False
         return self.stage2_stalled >= STAGE2_STALL
 
 

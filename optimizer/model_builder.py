@@ -42,14 +42,15 @@ def build(
     stage: StageSpec,
     *,
     tier_margin: bool = True,
-    integral_grid: bool = False,
+    integral_grid: bool | NDArray[np.bool_] = False,
     tier_prices: FloatArray | None = None,
     tier_levels: TierLevels | None = None,
     pool_near: FloatArray | None = None,
 ) -> Formulation:
     """`tier_margin`: claim tiers with headroom (inner model); off for the outer model,
     which must stay a relaxation for its bound to be valid. `integral_grid`: keep every
-    grid index integer, fine grids included (the last resort for a tight gap).
+    grid index integer, fine grids included (the last resort for a tight gap), or per pair
+    those of the pairs marked (`Approximation.integral`).
     `tier_prices`: per resource, GMV per request unit at which tier claims are priced in
     the LP relaxation (`optimizer.tier_cuts`); None: no such rows. `tier_levels`: per
     partner, the lowest and highest tier level it may claim (the decomposition's
@@ -81,7 +82,12 @@ class _ModelBuilder:
     """The steps of `build`, sharing the matrix and the columns made so far."""
 
     def __init__(
-        self, arrays: ProblemArrays, stage: StageSpec, *, tier_margin: bool, integral_grid: bool
+        self,
+        arrays: ProblemArrays,
+        stage: StageSpec,
+        *,
+        tier_margin: bool,
+        integral_grid: bool | NDArray[np.bool_],
     ) -> None:
         self.arrays, self.stage = arrays, stage
         self.request = arrays.request
@@ -128,7 +134,8 @@ class _ModelBuilder:
         n_hi = np.floor(arrays.pair_max[stepped] / arrays.step[res[stepped]] + 1e-9)
         # On a fine grid the index is continuous: integrality there costs the MIP dearly
         # and buys next to nothing; `amounts` rounds onto the grid afterwards.
-        self.coarse = coarse = (n_hi <= FINE_GRID) | self.integral_grid
+        whole = np.broadcast_to(self.integral_grid, (arrays.n_pairs,))[stepped]
+        self.coarse = coarse = (n_hi <= FINE_GRID) | whole
         for integral in (True, False):
             chosen = stepped[coarse == integral]
             if not len(chosen):
@@ -370,7 +377,7 @@ class _ModelBuilder:
         """Rounding a fine grid can cost a tier partner one step to keep its tier: the
         inner model keeps that many steps of each such budget in reserve (at most 0.1%)."""
         arrays = self.arrays
-        if not self.tier_margin or self.integral_grid or not len(self.stepped):
+        if not self.tier_margin or not len(self.stepped):
             return
         claimants = len({i for i, _ in self.z_cols})
         fine = self.stepped[~self.coarse]

@@ -7,11 +7,15 @@ more GMV, where refining stalled). `exact` scores the inner model's solutions to
 
 from __future__ import annotations
 
+import numpy as np
+
 from models.curves import CurveColumn, FloatArray
+from models.plan import projected_gmv
 from models.request import Objective
 from optimizer.arrays import ProblemArrays
 from optimizer.engines.base import MilpResult, Termination
 from optimizer.formulation import Formulation
+from optimizer.outcome import Candidate
 from optimizer.scoring import Incumbent, better, exact_candidate, score, valid_plan
 
 
@@ -27,6 +31,13 @@ class OuterRepair:
     def exact(self, form: Formulation, solution: FloatArray) -> Incumbent:
         candidate = exact_candidate(self.arrays, self.columns, form, solution)
         return candidate, score(self.arrays, self.columns, candidate)
+
+    def lost_claim(self, form: Formulation, solution: FloatArray, candidate: Candidate) -> bool:
+        """Did the repair leave a partner under a tier the model counted it for?"""
+        claimed = form.claims(self.arrays, solution)
+        request, columns = self.arrays.request, self.columns
+        gmv = projected_gmv(request, candidate.amounts, candidate.package_choice, columns)
+        return bool(np.any((claimed > 0) & (gmv < claimed)))
 
     def better(self, plan: Incumbent, form: Formulation, solution: FloatArray) -> Incumbent:
         """`plan`, or `solution` repaired when that is better and valid."""
