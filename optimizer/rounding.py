@@ -212,8 +212,8 @@ def trim_to_budgets(
                 if excess <= 1e-12 * arrays.budget[r]:
                     break
                 trim = _Trim(arrays, amounts, gmv, claimed, groups, int(r), excess, protect)
-                if not protect:
-                    excess = trim.substitute(total)
+                if not protect:  # (what this pass's trims and moves have spent so far)
+                    excess = trim.substitute(spent(arrays, amounts, choice))
                     if excess <= 1e-12 * arrays.budget[r]:
                         break
                 excess = trim.run(columns[r])
