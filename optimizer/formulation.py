@@ -26,6 +26,13 @@ TIER_MARGIN_REL = 1e-9
 FINE_GRID = 64  # a pair with more grid steps than this has a continuous grid index
 
 
+def grid_steps(arrays: ProblemArrays) -> FloatArray:
+    """Per pair, the whole grid steps its max allows (0 on a resource without steps)."""
+    step = arrays.step[arrays.pair_resource]
+    steps = np.floor(arrays.pair_max / np.where(step > 0, step, 1.0) + 1e-9)
+    return np.where(step > 0, steps, 0.0)
+
+
 @dataclass
 class StageSpec:
     minimise_shortfall: bool  # stage 1; else stage 2 (GMV or cost)

@@ -154,7 +154,7 @@ class MilpStrategy:
             if result.x is None:
                 return form, result, None
             plan = self.outer_repair.exact(form, result.x)
-            if self.outer_repair.lost_claim(form, result.x, plan[0]):
+            if self.outer_repair.lost_claim(form, result.x, plan):
                 self.approximation.claims_on_steps = True
             return form, result, plan
 

@@ -18,6 +18,7 @@ from optimizer.formulation import (
     TIER_MARGIN_REL,
     Formulation,
     StageSpec,
+    grid_steps,
 )
 from optimizer.matrix import MatrixBuilder
 from optimizer.outcome import TierLevels
@@ -131,7 +132,7 @@ class _ModelBuilder:
         self.stepped = stepped = np.nonzero(arrays.step[res] > 0)[0]
         if not len(stepped):
             return
-        n_hi = np.floor(arrays.pair_max[stepped] / arrays.step[res[stepped]] + 1e-9)
+        n_hi = grid_steps(arrays)[stepped]
         # On a fine grid the index is continuous: integrality there costs the MIP dearly
         # and buys next to nothing; `amounts` rounds onto the grid afterwards.
         whole = np.broadcast_to(self.integral_grid, (arrays.n_pairs,))[stepped]

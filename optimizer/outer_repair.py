@@ -7,15 +7,11 @@ more GMV, where refining stalled). `exact` scores the inner model's solutions to
 
 from __future__ import annotations
 
-import numpy as np
-
 from models.curves import CurveColumn, FloatArray
-from models.plan import projected_gmv
 from models.request import Objective
 from optimizer.arrays import ProblemArrays
 from optimizer.engines.base import MilpResult, Termination
 from optimizer.formulation import Formulation
-from optimizer.outcome import Candidate
 from optimizer.scoring import Incumbent, better, exact_candidate, score, valid_plan
 
 
@@ -32,12 +28,12 @@ class OuterRepair:
         candidate = exact_candidate(self.arrays, self.columns, form, solution)
         return candidate, score(self.arrays, self.columns, candidate)
 
-    def lost_claim(self, form: Formulation, solution: FloatArray, candidate: Candidate) -> bool:
-        """Did the repair leave a partner under a tier the model counted it for?"""
-        claimed = form.claims(self.arrays, solution)
-        request, columns = self.arrays.request, self.columns
-        gmv = projected_gmv(request, candidate.amounts, candidate.package_choice, columns)
-        return bool(np.any((claimed > 0) & (gmv < claimed)))
+    @staticmethod
+    def lost_claim(form: Formulation, solution: FloatArray, plan: Incumbent) -> bool:
+        """Did the repair (`plan`, from `exact`) leave a partner under a tier the model
+        counted it for?"""
+        achievers = plan[1].achievers
+        return any(solution[col] > 0.5 and c not in achievers for c, col in form.z_cols.items())
 
     def better(self, plan: Incumbent, form: Formulation, solution: FloatArray) -> Incumbent:
         """`plan`, or `solution` repaired when that is better and valid."""

@@ -26,7 +26,7 @@ from numpy.typing import NDArray
 from models.curves import Curve, CurveKind, FloatArray
 from models.plan import projected_gmv
 from optimizer.arrays import ProblemArrays
-from optimizer.formulation import FINE_GRID
+from optimizer.formulation import FINE_GRID, grid_steps
 from optimizer.pwl_bulk import bulk_pairs, concave_initial_points, concave_parts
 
 INITIAL_POINTS = 8
@@ -385,10 +385,8 @@ class Approximation:
     def onto_claimed_steps(self) -> bool:
         """Claimed pairs on whole steps from here on (see `add`); False if already, or no
         grid is fine."""
-        arrays = self.arrays
-        step = arrays.step[arrays.pair_resource]
-        steps = np.floor(arrays.pair_max / np.where(step > 0, step, np.inf) + 1e-9)
-        if self.claims_on_steps or self.integral_grid or not np.any(steps > FINE_GRID):
+        fine = np.any(grid_steps(self.arrays) > FINE_GRID)
+        if self.claims_on_steps or self.integral_grid or not fine:
             return False
         self.claims_on_steps = True
         return True

@@ -93,9 +93,10 @@ def spent(
     return total
 
 
-def _step_gain(arrays: ProblemArrays, k: int | np.integer, amount: float, step: float) -> float:
+def _gain(arrays: ProblemArrays, k: int | np.integer, amount: float, extra: float) -> float:
+    """The GMV pair k gains when `extra` is added to `amount`."""
     curve = arrays.pair_curve[k]
-    return float(curve.value(amount + step) - curve.value(amount))
+    return float(curve.value(amount + extra) - curve.value(amount))
 
 
 def _steps_to_gain(
@@ -136,7 +137,7 @@ def restore_tiers(
     gmv = projected_gmv(arrays.request, amounts, choice, columns)
     total = spent(arrays, amounts, choice)
     groups = GroupLimits(arrays, amounts, choice)
-    spare = arrays.budget - total + amounts[claimed <= 0].sum(axis=0)
+    spare = _room_without_tiers(arrays, amounts, claimed, total)
     for i in np.nonzero((claimed > 0) & (gmv < claimed))[0]:
         wanted = float(claimed[i] - gmv[i])
         options = []
@@ -153,10 +154,18 @@ def restore_tiers(
             continue
         _, _, chosen_r, extra, chosen_k = min(options)
         spare[chosen_r] -= extra
-        gmv[i] += _step_gain(arrays, chosen_k, float(amounts[i, chosen_r]), extra)
+        gmv[i] += _gain(arrays, chosen_k, float(amounts[i, chosen_r]), extra)
         amounts[i, chosen_r] += extra
         total[chosen_r] += extra
         groups.apply(int(i), chosen_r, extra)
+
+
+def _room_without_tiers(
+    arrays: ProblemArrays, amounts: FloatArray, claimed: FloatArray, total: FloatArray
+) -> FloatArray:
+    """Per resource, what can be spent without costing a tier: the budget left, and what
+    partners no tier depends on hold (a trim may take it back from them)."""
+    return arrays.budget - total + amounts[claimed <= 0].sum(axis=0)
 
 
 def _extra_for_gain(arrays: ProblemArrays, k: int, amount: float, wanted: float) -> float | None:
@@ -304,7 +313,7 @@ class _Trim:
         depends on then give back (the other budget's trim comes in the next pass). The
         cuts that cost least of the other resource per unit cut come first."""
         arrays, amounts, r = self.arrays, self.amounts, self.r
-        spare = arrays.budget - total + amounts[self.claimed <= 0].sum(axis=0)
+        spare = _room_without_tiers(arrays, amounts, self.claimed, total)
         pairs = np.nonzero(arrays.pair_resource == r)[0]
         owners = arrays.pair_partner[pairs]
         holders = pairs[(self.claimed[owners] > 0) & (amounts[owners, r] > 0)]
@@ -319,8 +328,7 @@ class _Trim:
                 heapq.heappush(heap, swap)
                 continue
             i, r2 = int(arrays.pair_partner[k]), int(arrays.pair_resource[k2])
-            gain = float(arrays.pair_curve[k2].value(amounts[i, r2] + extra))
-            gain -= float(arrays.pair_curve[k2].value(amounts[i, r2]))
+            gain = _gain(arrays, k2, float(amounts[i, r2]), extra)
             self.gmv[i] += gain - self._loss(k, float(amounts[i, r]), cut)
             amounts[i, r] -= cut
             amounts[i, r2] += extra
@@ -417,7 +425,7 @@ def spend_leftover(
         current = amounts[owners, r]
         usable = (current > 0) | (arrays.pair_min[pairs] <= 0)
         heap = [
-            (-_step_gain(arrays, k, float(x), step), int(k), int(i))
+            (-_gain(arrays, k, float(x), step), int(k), int(i))
             for k, i, x, ok in zip(pairs, owners, current, usable, strict=True)
             if ok
         ]
@@ -434,4 +442,4 @@ def spend_leftover(
             _, k, i = heapq.heappop(heap)
             amounts[i, r] += step
             groups.apply(i, int(r), step)
-            heapq.heappush(heap, (-_step_gain(arrays, k, float(amounts[i, r]), step), k, i))
+            heapq.heappush(heap, (-_gain(arrays, k, float(amounts[i, r]), step), k, i))

@@ -169,14 +169,14 @@ def test_spending_the_leftover_values_each_step_once(monkeypatch: pytest.MonkeyP
     budget_steps = int(arrays.budget[0] / arrays.step[0])
     assert budget_steps >= 200
     calls = 0
-    step_gain = rounding._step_gain
+    step_gain = rounding._gain
 
     def counted(*args: Any) -> float:
         nonlocal calls
         calls += 1
         return step_gain(*args)
 
-    monkeypatch.setattr(rounding, "_step_gain", counted)
+    monkeypatch.setattr(rounding, "_gain", counted)
     spend_leftover(arrays, amounts, None)
     given = round(float(amounts.sum() / arrays.step[0]))
     assert given >= 200
