@@ -270,9 +270,10 @@ class MilpStrategy:
         """Stage 1 on the current approximations: the inner plan's exact shortfall, and
         whether the outer bound proves no plan has less."""
         stage = StageSpec(True, exclude_sets=exclude)
+        known = self.proven_floor or 0.0  # another engine's bound holds here too
 
         def short(got: Solved) -> bool:  # only then is the outer bound wanted
-            return got[2] is not None and got[2][1].shortfall > 0
+            return got[2] is not None and got[2][1].shortfall > known + 1e-9
 
         cap_s = STAGE1_CALL_SHARE * clock.limit
         (form, result, plan), outer_solved = self._solve_pair(stage, stage, clock, short, cap_s)
@@ -287,10 +288,10 @@ class MilpStrategy:
         # claim); stage 2's inner model must be held where it can be.
         inner_cap = max(cap, float(result.objective or 0.0))
         outer_solution = None
-        lower = 0.0
-        if cap > 0:
+        lower = known
+        if cap > known + 1e-9:
             outer_form, outer = outer_solved if outer_solved is not None else (form, result)
-            lower = outer.bound if outer.bound is not None else 0.0
+            lower = max(lower, outer.bound if outer.bound is not None else 0.0)
             outer_solution = outer.x
             if outer.x is not None and outer_form is not form:
                 plan = self._better_outer(plan, outer_form, outer.x)
