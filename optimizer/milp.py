@@ -13,8 +13,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 
-import numpy as np
-
 from models.curves import FloatArray
 from models.plan import SolveStatus, curve_columns
 from models.request import Objective
@@ -26,6 +24,7 @@ from optimizer.milp_rounds import (
     ObjectiveRound,
     Search,
     ShortfallRound,
+    empty_model_result,
     held_shortfall,
     integral,
     objective_event,
@@ -37,6 +36,7 @@ from optimizer.outcome import Candidate, EngineOutcome, TierLevels
 from optimizer.outer_repair import OuterRepair
 from optimizer.parallel import StopFlag, either, side_by_side
 from optimizer.polish import polished
+from optimizer.pooling import with_centre
 from optimizer.progress import Progress, ProgressEvent
 from optimizer.pwl import Approximation
 from optimizer.scoring import Incumbent, Score, better, score
@@ -83,6 +83,7 @@ class MilpStrategy:
         self.plan_only = self.whole_steps_retry = False  # see `solve_milp`
         self.tier_prices: FloatArray | None = None  # see `optimizer.tier_cuts`
         self.pool_near: FloatArray | None = None  # see `solve_milp`'s `pool`
+        self.reserve = True  # the inner model holds budget back for rounding (`run` lifts it)
         self.outer_repair = OuterRepair(arrays, self.columns)
 
     def score(self, cand: Candidate) -> Score:
@@ -106,12 +107,10 @@ class MilpStrategy:
             # They hold for plans better than the start at its shortfall: stage 2 only.
             tier_levels=None if stage.minimise_shortfall else self.tier_levels,
             pool_near=None if self.exact else self.pool_near,  # an exact model is its bound
+            reserve=self.reserve,
         )  # fmt: skip
-        if form.model.n_cols == 0:  # nothing to decide: the empty allocation, if it fits
-            model = form.model
-            if np.any(model.row_lo > 0) or np.any(model.row_hi < 0):
-                return form, MilpResult(Termination.INFEASIBLE)
-            return form, MilpResult(Termination.OPTIMAL, np.zeros(0), model.offset, model.offset)
+        if form.model.n_cols == 0:
+            return form, empty_model_result(form.model)
         if not self.backend.supports(form.model):
             raise UnsupportedRequest(
                 f"engine {self.backend.name!r} cannot solve this request: it needs every "
@@ -208,6 +207,11 @@ class MilpStrategy:
             gmv_round = self._objective_round(held, clock, search)
             if gmv_round is Termination.INFEASIBLE and not staged:
                 return None if exclude else self._outcome(SolveStatus.INFEASIBLE)
+            if gmv_round is Termination.INFEASIBLE and handed and self.reserve:
+                # The start spends what the inner model holds back (family seed 2, 3,000
+                # partners, 4 resources: stage 1 again, 58 s `time_limit`; now 18.7 s `optimal`).
+                self.reserve = False
+                continue
             if not isinstance(gmv_round, ObjectiveRound) and handed and not self.plan_only:
                 # The inner model's secants can leave a partner the start lifts exactly to a
                 # tier just below it: stage 1 finds the inner model's own cap (which a known
@@ -294,7 +298,7 @@ class MilpStrategy:
             lower = max(lower, outer.bound if outer.bound is not None else 0.0)
             outer_solution = outer.x
             if outer.x is not None and outer_form is not form:
-                plan = self._better_outer(plan, outer_form, outer.x)
+                plan = self.outer_repair.better(plan, outer_form, outer.x)
                 cap = plan[1].shortfall
         proven = cap <= lower + 1e-6 or (
             integral(self.arrays.weights) and cap <= math.ceil(lower - 1e-6) + 1e-6
@@ -329,14 +333,14 @@ class MilpStrategy:
         if found is None and outer_solved and outer_solved[1].termination is Termination.CUT_OFF:
             found = beats  # the outer proof certifies it
         if found is None and outer_solved and self.outer_repair.took(outer_solved[1]):
-            found = beats  # stopped by the outer plan, which `_better_outer` takes below
+            found = beats  # stopped by the outer plan, which `OuterRepair.better` takes below
         if found is None:
             return result.termination
         plan, inner = found, (form, result)
         self.found = True
         outer = inner if outer_solved is None else outer_solved
         if outer is not inner and outer[1].x is not None:
-            plan = self._better_outer(plan, outer[0], outer[1].x)
+            plan = self.outer_repair.better(plan, outer[0], outer[1].x)
         scale, bound = outer[0].objective_scale, outer[1].bound
         return ObjectiveRound(inner, outer, plan, None if bound is None else bound * scale)
 
@@ -363,11 +367,8 @@ class MilpStrategy:
         if status is not SolveStatus.OPTIMAL and clock.room(POLISH_SHARE):
             search.best = self._polished(search.best, clock)
         # The last polish may have closed the gap.
-        closed = (
-            search.shortfall_proven
-            and not clock.stopped
-            and search.certified(self.request.objective, self.options.mip_gap)
-        )
+        proven = search.shortfall_proven and not clock.stopped
+        closed = proven and search.certified(self.request.objective, self.options.mip_gap)
         status = SolveStatus.OPTIMAL if closed else status
         if clock.out() and status is not SolveStatus.OPTIMAL:
             status = stopped_status(clock)
@@ -394,9 +395,6 @@ class MilpStrategy:
         """Exact pairwise moves (`optimizer.polish`) keep every tier and rule and collect what
         the inner model's headroom left (family seed 4, 300 partners, ambition 0.98)."""
         return polished(self.arrays, self.columns, best, clock, POLISH_SHARE)
-
-    def _better_outer(self, plan: Incumbent, form: Formulation, solution: FloatArray) -> Incumbent:
-        return self.outer_repair.better(plan, form, solution)
 
     def seed(self, start: Candidate) -> None:
         """Warm start from another engine's plan: it is the incumbent to beat, and its
@@ -431,8 +429,10 @@ class MilpStrategy:
             self._sharpen(outer_form or form, outer_solution, outer=True)
 
     def _sharpen(self, form: Formulation, solution: FloatArray, outer: bool) -> None:
-        claimed = form.claims(self.arrays, solution)
-        self.approximation.add(form.raw_amounts(self.arrays, solution), outer, claimed)
+        amounts = form.raw_amounts(self.arrays, solution)
+        self.approximation.add(amounts, outer, form.claims(self.arrays, solution))
+        if outer and self.pool_near is not None:  # pooled classes exact where it went too
+            self.pool_near = with_centre(self.pool_near, amounts)
 
 
 def solve_milp(

@@ -14,7 +14,7 @@ from models.curves import FloatArray
 from models.plan import SolveStatus
 from models.request import Objective
 from optimizer.clock import Clock, better_than_bound, relative_gap
-from optimizer.engines.base import MilpResult
+from optimizer.engines.base import MilpModel, MilpResult, Termination
 from optimizer.formulation import Formulation, StageSpec
 from optimizer.progress import ProgressEvent
 from optimizer.scoring import Incumbent, better
@@ -199,3 +199,10 @@ def objective_event(
         shortfall=search.best[1].shortfall,
         shortfall_proven=search.shortfall_proven,
     )
+
+
+def empty_model_result(model: MilpModel) -> MilpResult:
+    """A model with nothing to decide: the empty allocation, if it fits."""
+    if np.any(model.row_lo > 0) or np.any(model.row_hi < 0):
+        return MilpResult(Termination.INFEASIBLE)
+    return MilpResult(Termination.OPTIMAL, np.zeros(0), model.offset, model.offset)

@@ -47,6 +47,7 @@ def build(
     tier_prices: FloatArray | None = None,
     tier_levels: TierLevels | None = None,
     pool_near: FloatArray | None = None,
+    reserve: bool = True,
 ) -> Formulation:
     """`tier_margin`: claim tiers with headroom (inner model); off for the outer model,
     which must stay a relaxation for its bound to be valid. `integral_grid`: keep every
@@ -56,7 +57,8 @@ def build(
     the LP relaxation (`optimizer.tier_cuts`); None: no such rows. `tier_levels`: per
     partner, the lowest and highest tier level it may claim (the decomposition's
     reduced-cost fixing, `EngineOutcome.tier_levels`); None: any. `pool_near`: per pair,
-    the amounts around which concave pairs are pooled (`optimizer.pooling`); None: none."""
+    the amounts around which concave pairs are pooled (`optimizer.pooling`); None: none.
+    `reserve`: an inner model holds budget back for rounding (`reserve_rounding_steps`)."""
     model = _ModelBuilder(arrays, stage, tier_margin=tier_margin, integral_grid=integral_grid)
     model.tier_levels = tier_levels
     model.add_amounts()
@@ -68,7 +70,8 @@ def build(
     model.add_tier_indicators()
     if tier_prices is not None:
         model.add_tier_cuts(tier_prices)
-    model.reserve_rounding_steps()
+    if reserve:
+        model.reserve_rounding_steps()
     model.add_cumulative_tiers()
     model.add_shortfalls()
     model.add_group_counts()

@@ -20,6 +20,7 @@ greedily up to the class's total (`Formulation.pooled`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
@@ -37,6 +38,10 @@ from optimizer.pwl import Segments
 # double in size. The outer solution's class total rarely moves further than this from
 # the plan's: only partners in doubt change their amounts by much.
 EXACT_PIECES = 64
+# Where an outer solution takes a class, its pooled function is kept exact too: the plan's
+# window alone left the finish's bound on coarse buckets (family seed 1, 1,000 partners, 4
+# resources: 163 M of the 224 M between bound and plan after the second round).
+MAX_CENTRES = 4
 # Classes with fewer pieces than this are left as they are.
 MIN_PIECES = 4 * EXACT_PIECES
 
@@ -75,6 +80,13 @@ class _Fill:
         return amounts
 
 
+def with_centre(near: FloatArray, amounts: FloatArray) -> FloatArray:
+    """Per pair, the amounts each class stays exact around (`pool_concave_pairs`'s `near`):
+    the plan's (the first row) and the latest MAX_CENTRES - 1 solutions', `amounts` last."""
+    rows = np.atleast_2d(near)
+    return np.vstack([rows[:1], rows[1:][len(rows) + 1 - MAX_CENTRES :], amounts[None, :]])
+
+
 def pool_concave_pairs(
     form: Formulation, arrays: ProblemArrays, segs: Segments, near: FloatArray, outer: bool
 ) -> Formulation:
@@ -96,8 +108,8 @@ def pool_concave_pairs(
         order = np.lexsort((np.flatnonzero(in_class), model.c[pieces]))
         pieces = pieces[order]
         length, gain = model.col_hi[pieces], -model.c[pieces]
-        centre = float((near[pairs] / scale[pairs]).sum())
-        coarse_length, coarse_slope = _coarse(length, gain, centre, outer)
+        centres = (np.atleast_2d(near)[:, pairs] / scale[pairs]).sum(axis=1)
+        coarse_length, coarse_slope = _coarse(length, gain, centres.tolist(), outer)
         group = _Class(
             np.array(rows, dtype=np.intp), np.array(coefs), pairs, pieces,
             segs.pair[in_class][order], length, coarse_length, coarse_slope,
@@ -242,27 +254,38 @@ def _link_rows(
     return np.concatenate(rows)
 
 
+def _doubling(edge: int, until: int) -> list[int]:
+    """Bucket ends from `edge` towards `until`, each bucket twice the one before."""
+    towards = 1 if until > edge else -1
+    out, size = [], 1
+    while (until - edge) * towards > 0:
+        edge = min(edge + size, until) if towards > 0 else max(edge - size, until)
+        out.append(edge)
+        size *= 2
+    return out
+
+
 def _coarse(
-    length: FloatArray, gain: FloatArray, centre: float, outer: bool
+    length: FloatArray, gain: FloatArray, centres: Sequence[float], outer: bool
 ) -> tuple[FloatArray, FloatArray]:
     """Lengths and slopes of a concave function above (`outer`; else below)
     the greedy fill of these pieces (already in fill order, `gain` their slopes), exact
-    within EXACT_PIECES of where the fill reaches `centre` and at every bucket end beyond."""
+    within EXACT_PIECES of where the fill reaches each of `centres`, and at every bucket
+    end beyond: buckets double in size away from each exact stretch."""
     n = len(length)
     ends = np.cumsum(length)
-    at = int(np.searchsorted(ends, centre))
-    cuts = set(range(max(at - EXACT_PIECES, 0), min(at + EXACT_PIECES, n) + 1))
-    size, edge = 1, max(at - EXACT_PIECES, 0)
-    while edge > 0:
-        edge = max(edge - size, 0)
-        cuts.add(edge)
-        size *= 2
-    size, edge = 1, min(at + EXACT_PIECES, n)
-    while edge < n:
-        edge = min(edge + size, n)
-        cuts.add(edge)
-        size *= 2
-    bounds = np.array(sorted(cuts | {0, n}), dtype=np.intp)
+    exact: set[int] = set()
+    for centre in centres:
+        at = int(np.searchsorted(ends, centre))
+        exact.update(range(max(at - EXACT_PIECES, 0), min(at + EXACT_PIECES, n) + 1))
+    marks = sorted(exact)
+    cuts = exact | {0, n}
+    cuts.update(_doubling(marks[0], 0))
+    cuts.update(_doubling(marks[-1], n))
+    for low, high in pairwise(marks):  # between two exact stretches: from both ends
+        middle = (low + high) // 2
+        cuts.update(_doubling(low, middle) + _doubling(high, middle) + [middle])
+    bounds = np.array(sorted(cuts), dtype=np.intp)
     value = np.r_[0.0, np.cumsum(length * gain)]
     start = np.r_[0.0, ends]
     lengths: list[float] = []

@@ -97,25 +97,25 @@ def _fill_value(length: np.ndarray, gain: np.ndarray, total: np.ndarray) -> np.n
     return filled @ gain
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(
     st.lists(st.tuples(st.floats(0.01, 10.0), st.floats(0.0, 100.0)), min_size=1, max_size=200),
-    st.floats(0.0, 1.0),
+    st.lists(st.floats(0.0, 1.0), min_size=1, max_size=4),
     st.integers(0, 8),
 )
-def test_merged_buckets_lie_above_or_below_the_fill_and_meet_it_at_the_centre(
-    pieces: list[tuple[float, float]], where: float, exact: int
+def test_merged_buckets_lie_above_or_below_the_fill_and_meet_it_at_each_centre(
+    pieces: list[tuple[float, float]], where: list[float], exact: int
 ) -> None:
     length = np.array([p[0] for p in pieces])
     gain = np.sort(np.array([p[1] for p in pieces]))[::-1]  # concave: slopes fall
-    centre = where * length.sum()
+    centres = [w * length.sum() for w in where]
     totals = np.linspace(0.0, length.sum(), 301)
     truth = _fill_value(length, gain, totals)
     old = pooling.EXACT_PIECES
     pooling.EXACT_PIECES = exact
     try:
-        above = pooling._coarse(length, gain, centre, outer=True)
-        below = pooling._coarse(length, gain, centre, outer=False)
+        above = pooling._coarse(length, gain, centres, outer=True)
+        below = pooling._coarse(length, gain, centres, outer=False)
     finally:
         pooling.EXACT_PIECES = old
     tolerance = 1e-9 * max(float(truth.max()), 1.0)
@@ -124,14 +124,48 @@ def test_merged_buckets_lie_above_or_below_the_fill_and_meet_it_at_the_centre(
         assert np.all(np.diff(slope) <= 1e-12 * max(float(gain.max()), 1.0)), "concave"
         value = _fill_value(coarse_length, slope, totals)
         assert np.all(side * (value - truth) >= -tolerance)
-    # Both meet the fill where it reaches the centre (the piece there is kept exact).
-    at = np.array([centre])
-    for coarse_length, slope in (above, below):
-        value = _fill_value(coarse_length, slope, at)
-        ends = np.r_[0.0, np.cumsum(length)]
+    # Both meet the fill where it reaches each centre (the piece there is kept exact).
+    ends = np.r_[0.0, np.cumsum(length)]
+    for centre in centres:
+        at = np.array([centre])
         k = min(int(np.searchsorted(ends, centre, side="right")) - 1, len(length) - 1)
-        if exact >= 1 and ends[k] <= centre <= ends[k + 1]:
+        if exact < 1 or not ends[k] <= centre <= ends[k + 1]:
+            continue
+        for coarse_length, slope in (above, below):
+            value = _fill_value(coarse_length, slope, at)
             assert value == pytest.approx(_fill_value(length, gain, at), rel=1e-9, abs=1e-9)
+
+
+def test_buckets_double_away_from_each_exact_stretch() -> None:
+    # 400 pieces of slopes 400..1, exact within 2 pieces of the fills at 100 and 300:
+    # single pieces there, and buckets 1, 2, 4, ... long in between and beyond.
+    length, gain = np.ones(400), np.arange(400, 0, -1.0)
+    old = pooling.EXACT_PIECES
+    pooling.EXACT_PIECES = 2
+    try:
+        coarse_length, _ = pooling._coarse(length, gain, [100.5, 300.5], outer=False)
+    finally:
+        pooling.EXACT_PIECES = old
+    ends = np.cumsum(coarse_length)
+    for exact_end in (*range(98, 103), *range(298, 303)):
+        assert exact_end in ends
+    assert len(coarse_length) < 60, "merged beyond the exact stretches"
+    assert np.max(coarse_length) <= 64
+    # Twice as many exact pieces as with one centre.
+    pooling.EXACT_PIECES = 2
+    try:
+        single, _ = pooling._coarse(length, gain, [100.5], outer=False)
+    finally:
+        pooling.EXACT_PIECES = old
+    assert np.sum(coarse_length == 1) > np.sum(single == 1)
+
+
+def test_a_centre_is_added_after_the_plan_and_the_oldest_solution_drops_out() -> None:
+    near = np.zeros(3)
+    for k in range(1, 7):
+        near = pooling.with_centre(near, np.full(3, float(k)))
+    assert near.shape == (pooling.MAX_CENTRES, 3)
+    assert near[:, 0].tolist() == [0.0, *(float(k) for k in range(8 - pooling.MAX_CENTRES, 7))]
 
 
 def _fine_grid_instance(seed: int, objective: Objective) -> AllocationRequest:
