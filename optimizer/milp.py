@@ -107,7 +107,7 @@ class MilpStrategy:
             # They hold for plans better than the start at its shortfall: stage 2 only.
             tier_levels=None if stage.minimise_shortfall else self.tier_levels,
             pool_near=None if self.exact else self.pool_near,  # an exact model is its bound
-            reserve=self.reserve,
+            reserve=self.reserve and not self.exact,  # nor may it hold budget back
         )  # fmt: skip
         if form.model.n_cols == 0:
             return form, empty_model_result(form.model)

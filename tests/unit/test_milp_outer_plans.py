@@ -23,12 +23,12 @@ def test_an_outer_plan_that_breaks_a_rule_is_not_taken(monkeypatch: pytest.Monke
     tempting = incumbent(strategy, over_budget)
     assert tempting[1].gmv > empty[1].gmv
     monkeypatch.setattr(strategy.outer_repair, "exact", lambda form, solution: tempting)
-    assert strategy._better_outer(empty, None, np.zeros(0)) is empty  # type: ignore[arg-type]
+    assert strategy.outer_repair.better(empty, None, np.zeros(0)) is empty  # type: ignore[arg-type]
 
     solved = solve_milp(arrays, milp_backend("highs")).candidates[0]  # keeps every rule
     fair = incumbent(strategy, solved.amounts)
     monkeypatch.setattr(strategy.outer_repair, "exact", lambda form, solution: fair)
-    assert strategy._better_outer(empty, None, np.zeros(0)) is fair  # type: ignore[arg-type]
+    assert strategy.outer_repair.better(empty, None, np.zeros(0)) is fair  # type: ignore[arg-type]
 
 
 @pytest.mark.slow
