@@ -77,8 +77,9 @@ class MilpStrategy:
         self.proven_floor: float | None = None  # proven by another engine (`hold_proven`)
         # Stage 2 has a plan; until then calls run however late (family seed 4, 300: +5.4%).
         self.found = False
-        # Piecewise-linear and linear curves (and packages) are modelled exactly: the
-        # inner model is then its own relaxation and its bound needs no outer solve.
+        # Points and linear curves (and packages) are modelled exactly: stage 2's inner model
+        # is its own relaxation. Stage 1's proof is the outer model's, without the inner tier
+        # margin (two partners lifted to ¥100M exactly: HiGHS "proved" 1 short, 0 reachable).
         self.exact = all(c.kind in ("points", "linear") for c in arrays.pair_curve)
         self.plan_only = self.whole_steps_retry = False  # see `solve_milp`
         self.tier_prices: FloatArray | None = None  # see `optimizer.tier_cuts`
@@ -142,7 +143,7 @@ class MilpStrategy:
         beats: Incumbent | None = None,
     ) -> tuple[Solved, tuple[Formulation, MilpResult] | None]:
         """The inner solve (plan scored exactly) and the outer one side by side (1,000 family
-        partners, CBC: 21 s to 16.5 s); no outer solve for an exact inner model held alike;
+        partners, CBC: 21 s to 16.5 s); in stage 2 none for an exact inner model held alike;
         the outer stopped, and None, unless `needed`. Once the outer solve proves `cutoff` the
         inner one stops (family seed 2, 1,200 partners: it ran 2.2 s on for nothing); so it
         does once the outer solution, repaired onto the exact curves, is a valid plan better
@@ -157,9 +158,8 @@ class MilpStrategy:
                 self.approximation.claims_on_steps = True
             return form, result, plan
 
-        if self.exact and inner_stage.shortfall_cap == outer_stage.shortfall_cap:
-            return inner(), None
-        if self.plan_only and not outer_stage.minimise_shortfall:
+        alike = self.exact and inner_stage.shortfall_cap == outer_stage.shortfall_cap
+        if (self.plan_only or alike) and not outer_stage.minimise_shortfall:
             return inner(), None
         return side_by_side(
             inner,
