@@ -78,13 +78,13 @@ class MilpStrategy:
         # Stage 2 has a plan; until then calls run however late (family seed 4, 300: +5.4%).
         self.found = False
         # Points and linear curves (and packages) are modelled exactly: stage 2's inner model
-        # is its own relaxation. Stage 1's proof is the outer model's, without the inner tier
-        # margin (two partners lifted to ¥100M exactly: HiGHS "proved" 1 short, 0 reachable).
+        # is its own relaxation, holding nothing back. Stage 1's proof is the outer model's,
+        # free of the inner tier margin (two partners at ¥100M exactly: HiGHS "proved" 1 short).
         self.exact = all(c.kind in ("points", "linear") for c in arrays.pair_curve)
         self.plan_only = self.whole_steps_retry = False  # see `solve_milp`
         self.tier_prices: FloatArray | None = None  # see `optimizer.tier_cuts`
         self.pool_near: FloatArray | None = None  # see `solve_milp`'s `pool`
-        self.reserve = True  # the inner model holds budget back for rounding (`run` lifts it)
+        self.reserve = not self.exact  # budget held back for rounding (`run` may lift it)
         self.outer_repair = OuterRepair(arrays, self.columns)
 
     def score(self, cand: Candidate) -> Score:
@@ -108,7 +108,7 @@ class MilpStrategy:
             # They hold for plans better than the start at its shortfall: stage 2 only.
             tier_levels=None if stage.minimise_shortfall else self.tier_levels,
             pool_near=None if self.exact else self.pool_near,  # an exact model is its bound
-            reserve=self.reserve and not self.exact,  # nor may it hold budget back
+            reserve=self.reserve,
         )  # fmt: skip
         if form.model.n_cols == 0:
             return form, empty_model_result(form.model)

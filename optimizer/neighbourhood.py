@@ -350,8 +350,8 @@ def improve_in_neighbourhoods(
     clock runs out, or STALE_HALVES random halves in a row gain too little; None when no
     round gains. Whole neighbourhoods come first; once one gains too little, random
     halves of it follow (the MILP settles a smaller one better in its round: 5,000 family
-    partners, 0.138% → 0.101% of the bound). `floor`: the least weighted
-    shortfall proven possible (a start that reaches it settles each MILP's stage 1); `spent_s`: the
+    partners, 0.138% → 0.101% of the bound). `floor`: the least weighted shortfall proven
+    possible (a plan that reaches it settles each MILP's stage 1); `spent_s`: the
     caller's seconds so far, for progress reports; `attempt`: a later search on the same
     request draws other halves. `halves` false: the search ends where the halves would
     begin, for a caller whose MILP re-solves the whole plan next (`optimizer.milp_finish`;

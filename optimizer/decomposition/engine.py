@@ -87,9 +87,9 @@ SEARCH_PROGRESS = 0.01  # of the remaining gap: less does not count as an improv
 
 # A caller's plan improver (under `auto`, `optimizer.neighbourhood`): from a plan's amounts,
 # the least weighted shortfall proven possible (the plan may fall short by more; None: tiers
-# do not count), the stage-2 bound
-# (request units), the seconds it may take and already spent, a stop check and the tier
-# levels any better plan gives each partner (either None: none), better amounts or None.
+# do not count), the stage-2 bound (request units), the seconds it may take and already
+# spent, a stop check and the tier levels any better plan gives each partner (either None:
+# none), better amounts or None.
 # It runs once, after stage 2's first search: the anytime searches add little (2,000
 # family partners: 3 s of further searches for no better plan).
 Improver = Callable[
