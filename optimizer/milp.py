@@ -28,6 +28,7 @@ from optimizer.milp_rounds import (
     held_shortfall,
     integral,
     objective_event,
+    shortfall_event,
     stopped_status,
     tighter,
 )
@@ -37,7 +38,7 @@ from optimizer.outer_repair import OuterRepair
 from optimizer.parallel import StopFlag, either, side_by_side
 from optimizer.polish import polished
 from optimizer.pooling import with_centre
-from optimizer.progress import Progress, ProgressEvent
+from optimizer.progress import Progress
 from optimizer.pwl import Approximation
 from optimizer.scoring import Incumbent, Score, better, score
 from optimizer.tier_crossings import add_tier_crossings
@@ -276,7 +277,9 @@ class MilpStrategy:
         stage = StageSpec(True, exclude_sets=exclude)
         known = self.proven_floor or 0.0  # another engine's bound holds here too
 
-        def short(got: Solved) -> bool:  # only then is the outer bound wanted
+        def short(got: Solved) -> bool:  # only then is the outer model wanted
+            if got[1].termination is Termination.INFEASIBLE:
+                return True  # its solution may still be a plan (`OuterRepair.rescued`)
             return got[2] is not None and got[2][1].shortfall > known + 1e-9
 
         cap_s = STAGE1_CALL_SHARE * clock.limit
@@ -285,6 +288,8 @@ class MilpStrategy:
             # Capped before its first plan: without one there is nothing to hold. Both
             # models again, uncapped: the capped outer solve went with the capped pair.
             (form, result, plan), outer_solved = self._solve_pair(stage, stage, clock, short)
+        if plan is None and outer_solved is not None and outer_solved[1].x is not None:
+            plan = self.outer_repair.rescued(outer_solved[0], outer_solved[1].x)
         if plan is None:
             return result.termination
         cap = plan[1].shortfall
@@ -303,16 +308,7 @@ class MilpStrategy:
         proven = cap <= lower + 1e-6 or (
             integral(self.arrays.weights) and cap <= math.ceil(lower - 1e-6) + 1e-6
         )
-        self.progress(
-            ProgressEvent(
-                f"stage 1 (round {round_number}): weighted shortfall {cap:g}, "
-                f"bound {lower:g}{' (proven)' if proven else ''}",
-                elapsed_s=clock.elapsed(),
-                stage="shortfall",
-                shortfall=cap,
-                shortfall_proven=proven,
-            )
-        )
+        self.progress(shortfall_event(round_number, cap, lower, proven, clock.elapsed()))
         if integral(self.arrays.weights):
             lower = float(math.ceil(lower - 1e-6))
         floor = cap if proven else max(lower, 0.0)

@@ -206,3 +206,17 @@ def empty_model_result(model: MilpModel) -> MilpResult:
     if np.any(model.row_lo > 0) or np.any(model.row_hi < 0):
         return MilpResult(Termination.INFEASIBLE)
     return MilpResult(Termination.OPTIMAL, np.zeros(0), model.offset, model.offset)
+
+
+def shortfall_event(
+    round_number: int, shortfall: float, bound: float, proven: bool, elapsed_s: float
+) -> ProgressEvent:
+    """A stage-1 round's report: the plan's weighted shortfall and the bound under it."""
+    return ProgressEvent(
+        f"stage 1 (round {round_number}): weighted shortfall {shortfall:g}, "
+        f"bound {bound:g}{' (proven)' if proven else ''}",
+        elapsed_s=elapsed_s,
+        stage="shortfall",
+        shortfall=shortfall,
+        shortfall_proven=proven,
+    )

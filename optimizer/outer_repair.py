@@ -46,6 +46,14 @@ class OuterRepair:
             return other  # (`settles` checked it)
         return plan
 
+    def rescued(self, form: Formulation, solution: FloatArray) -> Incumbent | None:
+        """The outer solution repaired, when valid: a plan where the inner model found none.
+        CBC (a "devel" build) has called a feasible stage-1 inner model infeasible: two
+        partners whose tier claims each need 1,000.000004 of a 2,000-unit budget, where the
+        outer model, without the inner's margin, had their plan."""
+        candidate = self.exact(form, solution)
+        return candidate if valid_plan(self.arrays, self.columns, candidate[0]) else None
+
     def settles(self, outer: tuple[Formulation, MilpResult], beats: Incumbent | None) -> bool:
         """Does the outer solve leave the inner one's plan unwanted? When it proves its
         cutoff, or when its solution repairs into a valid plan better than `beats` (the
