@@ -19,8 +19,8 @@ class OuterRepair:
     def __init__(self, arrays: ProblemArrays, columns: list[CurveColumn]) -> None:
         self.arrays, self.columns = arrays, columns
         self.objective: Objective = arrays.request.objective
-        # The last outer solution repaired, with its repair: `settles` and then `better`
-        # see the same solution in a round, and need not repair it twice.
+        # The last outer solution repaired, with its repair: `settles` (or `rescued`) and
+        # then `better` see the same solution in a round, and need not repair it twice.
         self._last: tuple[FloatArray, Incumbent] | None = None
         self._taken: FloatArray | None = None  # the solution `settles` took (valid)
 
@@ -35,11 +35,14 @@ class OuterRepair:
         achievers = plan[1].achievers
         return any(solution[col] > 0.5 and c not in achievers for c, col in form.z_cols.items())
 
-    def better(self, plan: Incumbent, form: Formulation, solution: FloatArray) -> Incumbent:
-        """`plan`, or `solution` repaired when that is better and valid."""
+    def _repaired(self, form: Formulation, solution: FloatArray) -> Incumbent:
         if self._last is None or self._last[0] is not solution:
             self._last = (solution, self.exact(form, solution))
-        other = self._last[1]
+        return self._last[1]
+
+    def better(self, plan: Incumbent, form: Formulation, solution: FloatArray) -> Incumbent:
+        """`plan`, or `solution` repaired when that is better and valid."""
+        other = self._repaired(form, solution)
         if better(plan, other, self.objective) is plan:
             return plan
         if self._taken is solution or valid_plan(self.arrays, self.columns, other[0]):
@@ -50,8 +53,9 @@ class OuterRepair:
         """The outer solution repaired, when valid: a plan where the inner model found none.
         CBC (a "devel" build) has called a feasible stage-1 inner model infeasible: two
         partners whose tier claims each need 1,000.000004 of a 2,000-unit budget, where the
-        outer model, without the inner's margin, had their plan."""
-        candidate = self.exact(form, solution)
+        outer model, without the inner's margin, had their plan. (`better` then takes the
+        same repair from the cache, not a second one.)"""
+        candidate = self._repaired(form, solution)
         return candidate if valid_plan(self.arrays, self.columns, candidate[0]) else None
 
     def settles(self, outer: tuple[Formulation, MilpResult], beats: Incumbent | None) -> bool:
