@@ -86,6 +86,7 @@ class MilpBackend(Protocol):
         target: float | None = None,
         cutoff: float | None = None,
         holds_plan: bool = False,
+        stop_at_solution: Callable[[], bool] | None = None,
     ) -> MilpResult:
         """`should_stop` is polled (throttled) by backends that can interrupt a solve;
         the others stop at `time_limit_s`. `target`: a solution with objective at or below
@@ -96,5 +97,9 @@ class MilpBackend(Protocol):
         does returns CUT_OFF with the cutoff as its bound. HiGHS and CP-SAT, and every
         backend on a model without integer columns, solve as without it. `holds_plan`: the
         caller has a plan of its own, so heuristics that only hunt for a first solution may
-        be skipped (CBC's feasibility pump); HiGHS and CP-SAT solve as without it."""
+        be skipped (CBC's feasibility pump); HiGHS and CP-SAT solve as without it.
+        `stop_at_solution`: once it is true, a solution in hand is all the caller wants (with
+        a cutoff, one solution below it shows the cutoff cannot be proved, and the search
+        for better ones only improves a solution the caller uses as a hint); CBC then stops
+        as soon as it holds one, HiGHS and CP-SAT solve as without it."""
         ...

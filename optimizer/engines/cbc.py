@@ -59,18 +59,51 @@ def _processes_using(folder: str) -> list[int]:
     return found
 
 
+# How CBC's log announces a new incumbent: this build's branch-and-bound table marks the
+# row with a star; classic builds print "Integer solution of ...".
+_INCUMBENT_MARKS = ("\N{BLACK STAR}".encode(), b"Integer solution of")
+
+
+class _LogWatch:
+    """Has CBC's log, read as it grows (CBC flushes it line by line), announced a solution?"""
+
+    def __init__(self, path: str) -> None:
+        self.path, self.offset, self.tail, self.solved = path, 0, b"", False
+
+    def has_solution(self) -> bool:
+        if not self.solved:
+            with suppress(OSError), open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                chunk = self.tail + handle.read()
+                self.offset += len(chunk) - len(self.tail)
+                self.solved = any(mark in chunk for mark in _INCUMBENT_MARKS)
+                self.tail = chunk[-32:]  # a mark split across two reads
+        return self.solved
+
+
 @contextmanager
-def _interruptible(folder: str, should_stop: Callable[[], bool] | None) -> Iterator[None]:
+def _interruptible(
+    folder: str,
+    should_stop: Callable[[], bool] | None,
+    stop_at_solution: Callable[[], bool] | None = None,
+) -> Iterator[None]:
     """While the block runs CBC, a watcher asks `should_stop` and on a stop sends SIGINT to
-    this run's CBC process (its files live in `folder`, a folder of its own)."""
-    if should_stop is None:
+    this run's CBC process (its files live in `folder`, a folder of its own); so it does
+    once `stop_at_solution` is true and the run's log has announced a solution."""
+    if should_stop is None and stop_at_solution is None:
         yield
         return
     done = threading.Event()
+    log = _LogWatch(os.path.join(folder, "cbc.log"))
+
+    def stopping() -> bool:
+        if should_stop is not None and should_stop():
+            return True
+        return stop_at_solution is not None and stop_at_solution() and log.has_solution()
 
     def watch() -> None:
         while not done.wait(STOP_POLL_S):
-            if should_stop():
+            if stopping():
                 for pid in _processes_using(folder):
                     with suppress(OSError):  # it ended on its own meanwhile
                         os.kill(pid, signal.SIGINT)
@@ -331,13 +364,14 @@ class CbcBackend:
         target: float | None = None,
         cutoff: float | None = None,
         holds_plan: bool = False,
+        stop_at_solution: Callable[[], bool] | None = None,
     ) -> MilpResult:
         started = time.perf_counter()
         folder = tempfile.mkdtemp(prefix="windmaker-cbc-")
         try:
             return self._solve(
                 model, folder, started, time_limit_s, mip_gap, seed, warm_start, should_stop,
-                cutoff if model.integer.any() else None, holds_plan,
+                cutoff if model.integer.any() else None, holds_plan, stop_at_solution,
             )  # fmt: skip
         finally:
             shutil.rmtree(folder, ignore_errors=True)
@@ -354,6 +388,7 @@ class CbcBackend:
         should_stop: Callable[[], bool] | None,
         cutoff: float | None,
         holds_plan: bool,
+        stop_at_solution: Callable[[], bool] | None = None,
     ) -> MilpResult:
         mps, start, solution, log_path = (
             os.path.join(folder, name) for name in ("model.mps", "start.mst", "cbc.sol", "cbc.log")
@@ -385,7 +420,10 @@ class CbcBackend:
             args += ["-allowableGap", repr(allowable)]
         args += ["-solve", "-printingOptions", "all"]
         args += ["-solution", solution]
-        with open(log_path, "w", encoding="utf-8") as log, _interruptible(folder, should_stop):
+        with (
+            open(log_path, "w", encoding="utf-8") as log,
+            _interruptible(folder, should_stop, stop_at_solution),
+        ):
             code = subprocess.run(
                 args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, check=False
             ).returncode

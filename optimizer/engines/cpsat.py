@@ -73,6 +73,7 @@ class CpSatBackend:
         target: float | None = None,
         cutoff: float | None = None,
         holds_plan: bool = False,  # no heuristic of its own is skipped
+        stop_at_solution: Callable[[], bool] | None = None,  # not used
     ) -> MilpResult:
         from ortools.sat.python import cp_model
 

@@ -89,6 +89,7 @@ class HighsBackend:
         target: float | None = None,
         cutoff: float | None = None,  # not used: see `_solve_once`
         holds_plan: bool = False,  # no heuristic of its own is skipped
+        stop_at_solution: Callable[[], bool] | None = None,  # not used: see `cutoff`
     ) -> MilpResult:
         args = (model, mip_gap, seed, should_stop, target)
         result = self._solve_once(*args, time_limit_s, warm_start)

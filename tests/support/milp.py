@@ -4,12 +4,14 @@ finish for tests of what tightens it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 
 from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.engines import milp_backend
-from optimizer.engines.base import MilpModel
+from optimizer.engines.base import MilpModel, MilpResult
 from optimizer.milp import MilpStrategy, solve_milp
 from optimizer.outcome import Candidate, EngineOutcome
 from optimizer.progress import ProgressEvent
@@ -42,15 +44,37 @@ def hard_knapsack() -> MilpModel:
     )
 
 
+class _SolvedToItsGap:
+    """CBC, every call solved to its gap: an outer solve is not stopped at its first
+    solution once the inner one has ended (`MilpStrategy._solve_pair`), which would make
+    its bound depend on which of the two ended first."""
+
+    name = "cbc"
+
+    def __init__(self) -> None:
+        self.inner = milp_backend("cbc")
+
+    def is_available(self) -> bool:
+        return True
+
+    def supports(self, model: MilpModel) -> bool:
+        return True
+
+    def solve(self, model: MilpModel, **kwargs: Any) -> MilpResult:
+        kwargs.pop("stop_at_solution", None)
+        return self.inner.solve(model, **kwargs)
+
+
 def first_bounded_round(
     arrays: ProblemArrays, first: EngineOutcome, time_limit_s: float, **flags: bool
 ) -> ProgressEvent:
     """The first stage-2 round that reports a bound, of CBC's MILP started as the finish
     starts it from the decomposition outcome `first` (`flags`: `solve_milp`'s
-    `exact_tier_curves`, `crossing_points`)."""
+    `exact_tier_curves`, `crossing_points`); the round's outer model solved to its gap,
+    so the bound is its relaxation's strength."""
     events: list[ProgressEvent] = []
     solve_milp(
-        arrays, milp_backend("cbc"), progress=events.append, time_limit_s=time_limit_s,
+        arrays, _SolvedToItsGap(), progress=events.append, time_limit_s=time_limit_s,
         warm_start=Candidate(first.candidates[0].amounts.copy()),
         proven_shortfall=first.shortfall_bound, **flags,
     )  # fmt: skip

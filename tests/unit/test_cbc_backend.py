@@ -269,3 +269,55 @@ def test_the_absolute_gap_holds_the_relative_gap_on_the_objective_with_its_const
     assert cbc._allowable_gap(replace(model, col_lo=np.array([-1.0, 0.0, 0.0])), 1e-3) == 0.0
     costs = replace(model, c=np.array([3.0, 2.0, 1.0]), offset=500.0)  # a cost, pins paid
     assert cbc._allowable_gap(costs, 1e-3) == pytest.approx(0.5)
+
+
+def test_the_log_watch_sees_a_solution_announced_in_either_format(tmp_path: Path) -> None:
+    from optimizer.engines.cbc import _LogWatch
+
+    announcements = (
+        "\N{BLACK STAR}      56       48     48        -15675.4 B&B\n",  # this build's table
+        "Cbc0012I Integer solution of -1330 found by DiveCoefficient\n",  # classic builds
+    )
+    for announcement in announcements:
+        log = tmp_path / "cbc.log"
+        log.write_bytes(b"")
+        watch = _LogWatch(str(log))
+        assert not watch.has_solution()
+        with log.open("ab") as handle:
+            handle.write(b"     0        1      0               -                -16220.1\n")
+        assert not watch.has_solution()  # a table row without a new incumbent
+        encoded = announcement.encode()
+        with log.open("ab") as handle:  # the announcement split across two reads
+            handle.write(encoded[:2])
+        assert not watch.has_solution()
+        with log.open("ab") as handle:
+            handle.write(encoded[2:])
+        assert watch.has_solution()
+
+
+def test_a_missing_log_is_no_solution(tmp_path: Path) -> None:
+    from optimizer.engines.cbc import _LogWatch
+
+    assert not _LogWatch(str(tmp_path / "absent.log")).has_solution()
+
+
+def test_once_asked_cbc_stops_at_its_first_solution_below_the_cutoff() -> None:
+    """A cutoff's proof is out of reach once a solution beats it: asked to, CBC stops at
+    the first one instead of running on for better ones (CBC does not close this knapsack
+    in a minute)."""
+    model = hard_knapsack()
+    started = time.perf_counter()
+    asked_at = started + 1.0
+    result = CbcBackend().solve(
+        model,
+        time_limit_s=60,
+        mip_gap=0.0,
+        cutoff=-1.0,
+        stop_at_solution=lambda: time.perf_counter() > asked_at,
+    )
+    elapsed = time.perf_counter() - started
+    assert 1.0 <= elapsed < 15, "it ran until asked, then stopped long before its limit"
+    assert result.termination is Termination.FEASIBLE and result.x is not None
+    assert result.objective is not None and result.objective < -1.0
+    assert np.all(model.A @ result.x <= model.row_hi + 1e-6)
+    assert np.allclose(result.x, np.round(result.x))

@@ -3,8 +3,6 @@ claims no bound, since its inner model's own bound is beaten by the exact curves
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from fixtures.families import family_request
@@ -25,9 +23,9 @@ def test_a_plan_only_solve_models_stage_two_once_and_reports_no_bound(
     calls: list[tuple[bool, bool]] = []  # (stage 1, outer model) per backend call
     original = MilpStrategy._solve
 
-    def recording(self, stage, outer, clock, stop=None, cap_s=math.inf, cutoff=None):  # type: ignore[no-untyped-def]
+    def recording(self, stage, outer, clock, *rest):  # type: ignore[no-untyped-def]
         calls.append((stage.minimise_shortfall, outer))
-        return original(self, stage, outer, clock, stop, cap_s, cutoff)
+        return original(self, stage, outer, clock, *rest)
 
     monkeypatch.setattr(MilpStrategy, "_solve", recording)
     plan_only = solve_milp(arrays, milp_backend("highs"), plan_only=True)

@@ -4,8 +4,6 @@ whole steps, since rounding a fine grid's continuous index can hide the gains (i
 
 from __future__ import annotations
 
-import math
-
 import pytest
 
 from fixtures.families import family_request
@@ -47,10 +45,10 @@ def test_a_start_the_inner_model_cannot_beat_gets_a_round_on_whole_steps(
     rounds: list[bool] = []  # integral grid, per stage-2 inner solve
     original = MilpStrategy._solve
 
-    def recording(self, stage, outer, clock, stop=None, cap_s=math.inf, cutoff=None):  # type: ignore[no-untyped-def]
+    def recording(self, stage, outer, clock, *rest):  # type: ignore[no-untyped-def]
         if not stage.minimise_shortfall and not outer:
             rounds.append(self.approximation.integral_grid)
-        return original(self, stage, outer, clock, stop, cap_s, cutoff)
+        return original(self, stage, outer, clock, *rest)
 
     monkeypatch.setattr(MilpStrategy, "_solve", recording)
     again = solve_milp(

@@ -348,3 +348,57 @@ def test_an_outer_solution_no_better_than_the_best_plan_leaves_the_inner_solve_a
     # The outer solution is repaired once, for the stop check and the round's plan alike.
     assert found.outer[1].x is not None
     assert repaired.count(id(found.outer[1].x)) == 1
+
+
+class _SolvedFlagBackend(_Highs):
+    """HiGHS, recording what each solve's `stop_at_solution` said: the inner solve (this
+    thread) first waits HOLD_S so the outer one (the pair's thread) can look before it ends;
+    the outer one then waits up to MEET_S for the flag to turn true."""
+
+    HOLD_S = 0.3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: dict[str, object] = {}
+
+    def solve(
+        self,
+        model: MilpModel,
+        *,
+        stop_at_solution: Callable[[], bool] | None = None,
+        **options: object,
+    ) -> MilpResult:
+        if not threading.current_thread().name.startswith("milp-pair"):
+            self.seen["inner"] = stop_at_solution
+            time.sleep(self.HOLD_S)
+            return self.inner.solve(model, **options)  # type: ignore[arg-type]
+        if stop_at_solution is None:
+            self.seen["outer"] = None
+            return self.inner.solve(model, **options)  # type: ignore[arg-type]
+        self.seen["outer before"] = stop_at_solution()
+        deadline = time.monotonic() + MEET_S
+        while not stop_at_solution() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.seen["outer after"] = stop_at_solution()
+        return self.inner.solve(model, **options)  # type: ignore[arg-type]
+
+
+def test_an_outer_solve_with_a_cutoff_may_stop_at_a_solution_once_the_inner_one_ends() -> None:
+    strategy = small_strategy()
+    planned = solve_milp(strategy.arrays, milp_backend("highs"), time_limit_s=20.0)
+    weak = incumbent(strategy, planned.candidates[0].amounts * 0.5)
+    backend = _SolvedFlagBackend()
+    strategy.backend = backend
+    strategy._objective_round(
+        held_shortfall(None, []), Clock(60.0), Search(best=weak, shortfall_proven=True)
+    )
+    assert backend.seen == {"inner": None, "outer before": False, "outer after": True}
+
+
+def test_an_outer_solve_without_a_cutoff_runs_for_its_bound() -> None:
+    strategy = small_strategy()
+    backend = _SolvedFlagBackend()
+    strategy.backend = backend
+    search = Search(best=None, shortfall_proven=True)
+    strategy._objective_round(held_shortfall(None, []), Clock(60.0), search)
+    assert backend.seen == {"inner": None, "outer": None}
