@@ -11,7 +11,6 @@ solved again. Alternatives come from no-good cuts on the set of tier achievers.
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable, Sequence
 
 from models.curves import FloatArray
@@ -23,6 +22,7 @@ from optimizer.engines.base import MilpBackend, MilpResult, Termination
 from optimizer.formulation import Formulation, StageSpec
 from optimizer.milp_rounds import (
     ObjectiveRound,
+    OuterGrace,
     Search,
     ShortfallRound,
     empty_model_result,
@@ -151,14 +151,13 @@ class MilpStrategy:
         partners, CBC: 21 s to 16.5 s; no outer in stage 2 for an exact model held alike).
         The outer stops, and is None, unless `needed`. The inner stops once the outer proves
         `cutoff` or its solution, repaired, is a valid plan better than `beats`
-        (`OuterRepair.settles`). Once the inner has ended, an outer with a cutoff stops at a
-        solution: one shows the cutoff out of reach (4 resources, 3,000 family partners,
-        seed 6: 22 s more for a 0.02% better one, 52 s to 21 s)."""
-        inner_done = threading.Event()
+        (`OuterRepair.settles`). An outer solve with a cutoff may stop at a solution once
+        the inner one has ended (`OuterGrace`)."""
+        grace = OuterGrace()
 
         def inner(stop: StopFlag | None = None) -> Solved:
             form, result = self._solve(inner_stage, False, clock, stop, cap_s)
-            inner_done.set()  # (a failed solve stops the outer one: `side_by_side`)
+            grace.inner_ended()  # (a failed solve stops the outer one: `side_by_side`)
             if result.x is None:
                 return form, result, None
             plan = self.outer_repair.exact(form, result.x)
@@ -169,7 +168,7 @@ class MilpStrategy:
         alike = self.exact and inner_stage.shortfall_cap == outer_stage.shortfall_cap
         if (self.plan_only or alike) and not outer_stage.minimise_shortfall:
             return inner(), None
-        solved = None if cutoff is None else inner_done.is_set
+        solved = None if cutoff is None else grace
         return side_by_side(
             inner,
             lambda stop: self._solve(outer_stage, True, clock, stop, cap_s, cutoff, solved),

@@ -402,3 +402,21 @@ def test_an_outer_solve_without_a_cutoff_runs_for_its_bound() -> None:
     search = Search(best=None, shortfall_proven=True)
     strategy._objective_round(held_shortfall(None, []), Clock(60.0), search)
     assert backend.seen == {"inner": None, "outer": None}
+
+
+def test_an_outer_solve_may_stop_only_after_its_grace_past_the_inner_solve(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from optimizer import milp_rounds
+
+    now = [100.0]
+    monkeypatch.setattr(milp_rounds.time, "monotonic", lambda: now[0])
+    grace = milp_rounds.OuterGrace()
+    now[0] = 104.0
+    assert not grace(), "the inner solve is still running"
+    grace.inner_ended()  # after 4 s
+    assert not grace()
+    now[0] = 104.0 + milp_rounds.OUTER_GRACE * 4.0 - 0.01
+    assert not grace(), "still within its grace"
+    now[0] += 0.02
+    assert grace()
