@@ -44,21 +44,28 @@ def hard_knapsack() -> MilpModel:
     )
 
 
-class _SolvedToItsGap:
-    """CBC, every call solved to its gap: an outer solve is not stopped at its first
-    solution once the inner one has ended (`MilpStrategy._solve_pair`), which would make
-    its bound depend on which of the two ended first."""
+class WrappedBackend:
+    """A real backend (`engine`) behind the backend interface, for test wrappers that
+    change how a solve runs: they override `solve` and call `self.inner`."""
 
-    name = "cbc"
-
-    def __init__(self) -> None:
-        self.inner = milp_backend("cbc")
+    def __init__(self, engine: str = "cbc") -> None:
+        self.inner = milp_backend(engine)
+        self.name = self.inner.name
 
     def is_available(self) -> bool:
         return True
 
     def supports(self, model: MilpModel) -> bool:
         return True
+
+    def solve(self, model: MilpModel, **kwargs: Any) -> MilpResult:
+        return self.inner.solve(model, **kwargs)
+
+
+class _SolvedToItsGap(WrappedBackend):
+    """CBC, every call solved to its gap: an outer solve is not stopped at its first
+    solution once the inner one has ended (`MilpStrategy._solve_pair`), which would make
+    its bound depend on which of the two ended first."""
 
     def solve(self, model: MilpModel, **kwargs: Any) -> MilpResult:
         kwargs.pop("stop_at_solution", None)

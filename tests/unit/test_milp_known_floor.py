@@ -15,23 +15,13 @@ from optimizer.arrays import build_arrays
 from optimizer.engines import available_engines, milp_backend
 from optimizer.engines.base import MilpModel, MilpResult
 from optimizer.milp import solve_milp
+from tests.support.milp import WrappedBackend
 
 pytestmark = pytest.mark.skipif("cbc" not in available_engines(), reason="CBC not installed")
 
 
-class _Boundless:
+class _Boundless(WrappedBackend):
     """CBC whose results carry no bound: an outer model that proves nothing."""
-
-    name = "cbc"
-
-    def __init__(self) -> None:
-        self.inner = milp_backend("cbc")
-
-    def is_available(self) -> bool:
-        return True
-
-    def supports(self, model: MilpModel) -> bool:
-        return True
 
     def solve(self, model: MilpModel, **kwargs: Any) -> MilpResult:
         return replace(self.inner.solve(model, **kwargs), bound=None)

@@ -20,7 +20,7 @@ from optimizer.milp import STAGE1_CALL_SHARE, solve_milp
 from optimizer.milp_rounds import ObjectiveRound, Search, ShortfallRound, held_shortfall
 from optimizer.parallel import either, side_by_side
 from optimizer.scoring import Incumbent, better, valid_plan
-from tests.support.milp import incumbent, small_strategy
+from tests.support.milp import WrappedBackend, incumbent, small_strategy
 
 MEET_S = 20.0  # a call left waiting this long for the other was not run beside it
 
@@ -115,18 +115,11 @@ def test_either_stop_check() -> None:
     assert neither is not None and not neither()
 
 
-class _Highs:
+class _Highs(WrappedBackend):
     """HiGHS behind the backend interface, for wrappers that change how a solve runs."""
 
     def __init__(self) -> None:
-        self.inner = milp_backend("highs")
-        self.name = self.inner.name
-
-    def is_available(self) -> bool:
-        return True
-
-    def supports(self, model: MilpModel) -> bool:
-        return True
+        super().__init__("highs")
 
 
 class _MeetingBackend(_Highs):
