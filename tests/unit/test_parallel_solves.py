@@ -16,7 +16,7 @@ from optimizer.clock import Clock
 from optimizer.engines import milp_backend
 from optimizer.engines.base import MilpModel, MilpResult, Termination
 from optimizer.formulation import Formulation
-from optimizer.milp import STAGE1_CALL_SHARE, solve_milp
+from optimizer.milp import STAGE1_CALL_SHARE, MilpStrategy, solve_milp
 from optimizer.milp_rounds import ObjectiveRound, Search, ShortfallRound, held_shortfall
 from optimizer.parallel import either, side_by_side
 from optimizer.scoring import Incumbent, better, valid_plan
@@ -301,10 +301,15 @@ class _OuterFirstBackend(_Highs):
         return self.inner.solve(model, **options)  # type: ignore[arg-type]
 
 
+def _half_a_plan(strategy: MilpStrategy) -> Incumbent:
+    """A valid plan any round beats: half the amounts of one HiGHS finds."""
+    planned = solve_milp(strategy.arrays, milp_backend("highs"), time_limit_s=20.0)
+    return incumbent(strategy, planned.candidates[0].amounts * 0.5)
+
+
 def test_an_outer_solution_repaired_into_a_better_valid_plan_stops_the_inner_solve() -> None:
     strategy = small_strategy()
-    planned = solve_milp(strategy.arrays, milp_backend("highs"), time_limit_s=20.0)
-    weak = incumbent(strategy, planned.candidates[0].amounts * 0.5)
+    weak = _half_a_plan(strategy)
     backend = _OuterFirstBackend()
     strategy.backend = backend
     found = strategy._objective_round(
@@ -378,8 +383,7 @@ class _SolvedFlagBackend(_Highs):
 
 def test_an_outer_solve_with_a_cutoff_may_stop_at_a_solution_once_the_inner_one_ends() -> None:
     strategy = small_strategy()
-    planned = solve_milp(strategy.arrays, milp_backend("highs"), time_limit_s=20.0)
-    weak = incumbent(strategy, planned.candidates[0].amounts * 0.5)
+    weak = _half_a_plan(strategy)
     backend = _SolvedFlagBackend()
     strategy.backend = backend
     strategy._objective_round(
