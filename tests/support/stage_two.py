@@ -26,9 +26,9 @@ class StageTwo(NamedTuple):
     clock: Clock
 
 
-def stage_two(seed: int, size: int, ambition: float = 0.95) -> StageTwo:
+def stage_two(seed: int, size: int, ambition: float = 0.95, resources: int = 3) -> StageTwo:
     """The family member after stage 1 and stage 2's plain dual search."""
-    request, _ = family_request(seed, size, ambition, time_limit_s=60.0)
+    request, _ = family_request(seed, size, ambition, resources=resources, time_limit_s=60.0)
     problem = build_problem(build_arrays(request))
     clock = Clock(60.0)
     one = stage_one(problem, clock, None, None)

@@ -19,7 +19,7 @@ from models.check import check_plan
 from models.plan import SolverReport, SolveStatus, build_plan
 from optimizer.clock import Clock
 from optimizer.decomposition import solve_decomposition
-from optimizer.decomposition.assignment import _priced_cost, tier_options
+from optimizer.decomposition.assignment import _priced_cost, assign_by_milp, tier_options
 from optimizer.decomposition.lagrangian import Lagrangian, Stage
 from optimizer.decomposition.option_plan import (
     first_pass,
@@ -35,7 +35,7 @@ from tests.support.stage_two import stage_two
 
 @pytest.mark.parametrize("seed", [1, 2, 3, 4])
 @pytest.mark.parametrize("size", [300, 1_000])
-def test_the_option_plan_is_exact_and_keeps_stage_one_counts(seed: int, size: int) -> None:
+def test_the_option_plan_is_exact_and_keeps_stage_one_shortfall(seed: int, size: int) -> None:
     request, problem, one, stage, bound, prices, clock = stage_two(seed, size, 0.95)
     first = first_pass(problem, stage, prices, clock)
     assert first is not None
@@ -47,9 +47,41 @@ def test_the_option_plan_is_exact_and_keeps_stage_one_counts(seed: int, size: in
     assert check_plan(request, build_plan(request, plan.amounts, report)) == []
     rescored = evaluate_plan(problem, plan.amounts)
     assert rescored.objective == pytest.approx(plan.objective, rel=1e-12)
-    assert np.all(plan.achieved >= one.targets), "stage 1's counts are kept"
-    assert plan.shortfall == one.plan.shortfall
+    assert plan.shortfall == one.plan.shortfall, "stage 1's weighted shortfall is kept"
     assert plan.objective <= bound * (1 + 1e-9), "the stage's dual bounds every such plan"
+
+
+def test_after_a_shortfall_any_mix_of_tier_counts_with_that_shortfall_is_a_choice() -> None:
+    """Stage 1 proved 2 short of (10, 1) and reached (9, 0). Held tier by tier, the option
+    MILP keeps (9, 0); holding only the weighted shortfall it may reach (8, 1) instead,
+    which here is worth 13% more GMV."""
+    request, problem, one, stage, bound, prices, clock = stage_two(6, 100, 0.95, resources=4)
+    assert one.plan is not None and one.plan.shortfall == 2 and stage.attainment is not None
+    flexible = first_pass(problem, stage, prices, clock)
+    tier_by_tier = first_pass(problem, replace(stage, attainment=None), prices, clock)
+    assert flexible is not None and tier_by_tier is not None
+    assert np.all(tier_by_tier.achieved >= one.targets)
+    assert flexible.shortfall == tier_by_tier.shortfall == one.plan.shortfall
+    assert not np.all(flexible.achieved >= one.targets), "another mix of counts"
+    assert flexible.objective > 1.1 * tier_by_tier.objective
+    assert flexible.objective <= bound * (1 + 1e-9)
+    report = SolverReport("decomposition", SolveStatus.FEASIBLE)
+    assert check_plan(request, build_plan(request, flexible.amounts, report)) == []
+
+
+def test_a_cap_the_options_cannot_meet_costs_shortfall_instead_of_failing() -> None:
+    """The cap counts against the request's targets; when the options at these prices
+    cannot reach it (a stage-1 plan's counts can rest on mixes these prices do not offer),
+    the MILP still returns its least-short choice."""
+    _, problem, one, stage, _, prices, clock = stage_two(4, 100, 0.95)
+    assert stage.attainment is not None
+    worth = Lagrangian(problem, stage).evaluate(prices).prices
+    kwargs = {"solve_s": 5.0, "worth": worth}
+    capped = assign_by_milp(problem, worth, one.targets, clock, 0.9, most_short=0.0, **kwargs)
+    assert capped is not None, "a cap of 0 no plan meets (stage 1 proved 1 short)"
+    levels, _ = capped
+    reached = np.array([np.count_nonzero(levels >= t) for t in range(1, problem.n_tiers + 1)])
+    assert float((problem.weights * np.maximum(problem.targets - reached, 0)).sum()) >= 1
 
 
 def test_it_applies_only_where_stage_two_chooses_who_reaches_a_tier() -> None:
