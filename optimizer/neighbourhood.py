@@ -346,7 +346,8 @@ def improve_in_neighbourhoods(
     last: bool = False,
 ) -> FloatArray | None:
     """Better amounts than `amounts` (an exactly valid plan), re-solved in neighbourhoods
-    by the CBC MILP until the plan is within the request's gap of `bound` (GMV), the
+    by the CBC MILP until the plan is within the request's gap of `bound` (GMV) at the
+    proven floor (a plan short of it still gains most from another round), the
     clock runs out, or STALE_HALVES random halves in a row gain too little; None when no
     round gains. Whole neighbourhoods come first; once one gains too little, random
     halves of it follow (the MILP settles a smaller one better in its round: 5,000 family
@@ -368,7 +369,8 @@ def improve_in_neighbourhoods(
     rounds, halved, stale = 0, False, 0
     checks_s = 2 * CHECK_S_PER_PARTNER * arrays.n_partners
     while not clock.out() and clock.left() >= MIN_ROUND_S + checks_s:
-        if _within_gap(best_score, bound, request):
+        short = floor is not None and best_score.shortfall > floor + 1e-9
+        if _within_gap(best_score, bound, request) and not short:
             break
         inside = neighbourhood(arrays, columns, best.amounts, MAX_PARTNERS)
         if halved:
@@ -378,7 +380,6 @@ def improve_in_neighbourhoods(
         # would otherwise settle stage 1 on the whole programme (family seed 3, 3,000
         # partners, ambition 0.98, on a loaded machine: the 221-partner MILP found no plan
         # in 3 s, and the finish's stage 1 took 31 s of its 45).
-        short = floor is not None and best_score.shortfall > floor + 1e-9
         seconds = round_s * (WHOLE_ROUNDS if whole or short else 1.0)
         if whole and last:
             seconds = max(seconds, LAST_WHOLE_SHARE * (clock.left() - checks_s))
