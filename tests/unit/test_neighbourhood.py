@@ -382,7 +382,9 @@ def _rounds_without_gain(
     if below_floor is not None:
         shortfall = score(arrays, curve_columns(request), Candidate(amounts)).shortfall
         floor = shortfall - below_floor
-    found = improve_in_neighbourhoods(arrays, amounts, floor, bound, clock, halves=halves, last=last)
+    found = improve_in_neighbourhoods(
+        arrays, amounts, floor, bound, clock, halves=halves, last=last
+    )
     return rounds, found, whole
 
 
