@@ -376,7 +376,7 @@ def _solve(
     # The proven floor even above an unproven plan: an improver's plan that reaches it
     # settles stage 1 (family seed 3, 3,000 partners, 0.98: a second neighbourhood
     # spent 3.2 s hunting below a shortfall the first had proven least).
-    floor = one.floor if one.plan is not None else None
+    floor = one.floor if has_tiers else None
 
     def settled(plan: ScoredAmounts | None) -> bool:
         """Within the gap, at the proven floor: a plan within the gap above it still
@@ -440,7 +440,6 @@ def _solve(
         bound = stage_ceiling(problem, stage, prices, bound, best, clock)
     if best is None:
         best = evaluate_plan(problem, fixed_amounts(problem))
-    floor = one.floor if has_tiers else None
     levels = None if close_enough(bound, best) else fixed_levels(best)
     return _Result(best, bound, one.proven, prices, floor, one.prices, levels)
 
