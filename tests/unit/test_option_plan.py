@@ -52,7 +52,7 @@ def test_the_option_plan_is_exact_and_keeps_stage_one_shortfall(seed: int, size:
 
 
 def test_after_a_shortfall_any_mix_of_tier_counts_with_that_shortfall_is_a_choice() -> None:
-    """Stage 1 proved 2 short of (10, 1) and reached (9, 0). Held tier by tier, the option
+    """Stage 1 ended 2 short of (10, 1), with (9, 0). Held tier by tier, the option
     MILP keeps (9, 0); holding only the weighted shortfall it may reach (8, 1) instead,
     which here is worth 13% more GMV."""
     request, problem, one, stage, bound, prices, clock = stage_two(6, 100, 0.95, resources=4)
