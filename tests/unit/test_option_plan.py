@@ -164,10 +164,10 @@ def test_the_held_level_dual_bounds_every_plan_holding_those_levels(seed: int) -
         assert value >= best_value * (1 - 1e-3), "the search ends near the dual's least"
 
 
-def test_a_first_pass_within_the_gap_skips_the_second(monkeypatch: pytest.MonkeyPatch) -> None:
+def _first_pass_within_every_gap(monkeypatch: pytest.MonkeyPatch, passes: list[str]) -> None:
+    """The engine's first pass, its plan's GMV set beyond any bound; each call noted."""
     from optimizer.decomposition import engine
 
-    passes: list[str] = []
     original = engine.first_pass
 
     def within_gap(*args, **kwargs):  # type: ignore[no-untyped-def]
@@ -176,10 +176,16 @@ def test_a_first_pass_within_the_gap_skips_the_second(monkeypatch: pytest.Monkey
         passes.append("first")
         return replace(plan, objective=1e30)  # beyond any bound: within every gap
 
+    monkeypatch.setattr(engine, "first_pass", within_gap)
+
+
+def test_a_first_pass_within_the_gap_skips_the_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    passes: list[str] = []
+
     def no_second_pass(*_: object) -> None:
         raise AssertionError("the first plan was enough")
 
-    monkeypatch.setattr(engine, "first_pass", within_gap)
+    _first_pass_within_every_gap(monkeypatch, passes)
     monkeypatch.setattr("optimizer.decomposition.option_plan.held_prices", no_second_pass)
     request, _ = family_request(2, 300, 0.95, time_limit_s=60.0)
     solve_decomposition(request, time_limit_s=60.0, mip_gap=1e-7)
@@ -196,18 +202,13 @@ def test_a_plan_within_the_gap_but_short_of_the_floor_goes_to_the_improver(
     ambition 0.98: the MILP finish's stage 1 found it in 9 s, a neighbourhood in 2-4 s)."""
     from optimizer.decomposition import engine
 
-    original_stage_one, original_first = engine.stage_one, engine.first_pass
+    original_stage_one = engine.stage_one
 
     def with_floor(*args, **kwargs):  # type: ignore[no-untyped-def]
         one = original_stage_one(*args, **kwargs)
         assert one.plan is not None and one.plan.shortfall >= 1
         floor = one.plan.shortfall - (0 if proven else 1)
         return replace(one, proven=proven, floor=floor)
-
-    def within_gap(*args, **kwargs):  # type: ignore[no-untyped-def]
-        plan = original_first(*args, **kwargs)
-        assert plan is not None
-        return replace(plan, objective=1e30)  # beyond any bound: within every gap
 
     called: list[float | None] = []
 
@@ -216,9 +217,11 @@ def test_a_plan_within_the_gap_but_short_of_the_floor_goes_to_the_improver(
         return None
 
     monkeypatch.setattr(engine, "stage_one", with_floor)
-    monkeypatch.setattr(engine, "first_pass", within_gap)
+    passes: list[str] = []
+    _first_pass_within_every_gap(monkeypatch, passes)
     request, _ = family_request(6, 100, 0.95, resources=4, time_limit_s=60.0)
     solve_decomposition(request, time_limit_s=60.0, mip_gap=1e-3, improve=improver)
+    assert passes == ["first"]
     assert len(called) == (0 if proven else 1)
 
 
