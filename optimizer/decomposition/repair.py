@@ -64,7 +64,7 @@ def mandatory(
         x[:, r] = np.minimum(grid_up(x[:, r], problem.step[r]), family.hi[rows])
         # A chord amount below the ticket is not allowed: lift it to the ticket.
         x[:, r] = np.where((x[:, r] > 0) & (x[:, r] < family.lo[rows]), family.lo[rows], x[:, r])
-    ok = _gmv(problem, rows, x) >= threshold
+    ok = rows_gmv(problem, rows, x) >= threshold
     x, ok = bump(problem, rows, x, threshold, priced, ok)
     # Trim: a resource whose grid step can be given back while the tier still holds.
     for r in range(problem.n_resources):
@@ -74,12 +74,15 @@ def mandatory(
         lower = x.copy()
         lower[:, r] = x[:, r] - step
         lower[:, r] = np.where(lower[:, r] < problem.families[r].lo[rows], 0.0, lower[:, r])
-        keep = ok & (lower[:, r] >= fixed[:, r]) & (_gmv(problem, rows, lower) >= threshold)
+        keep = ok & (lower[:, r] >= fixed[:, r]) & (rows_gmv(problem, rows, lower) >= threshold)
         x[keep] = lower[keep]
     return x, ok
 
 
-def _gmv(problem: Problem, rows: IntArray, x: FloatArray) -> FloatArray:
+def rows_gmv(problem: Problem, rows: IntArray, x: FloatArray) -> FloatArray:
+    """The exact GMV of `rows` at amounts `x`, summed in `Problem.values`' order (a tier
+    check summed in another order can pass where the plan's own figures fall a hair
+    short)."""
     gmv = problem.baseline[rows].copy()
     for r, family in enumerate(problem.families):
         gmv += family.take(rows).value(x[:, r])
@@ -124,7 +127,7 @@ def bump(
             break
         idx = short[movable]
         x[idx, best_r[movable]] = best_amount[movable]
-        ok[idx] = _gmv(problem, rows[idx], x[idx]) >= threshold
+        ok[idx] = rows_gmv(problem, rows[idx], x[idx]) >= threshold
     return x, ok
 
 
