@@ -177,13 +177,17 @@ def test_ticket_grid_mixes_reach_their_tier_exactly_on_the_grid(seed: int) -> No
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("seed", "ambition"), [(2, 0.9), (4, 0.95), (2, 0.98)])
+@pytest.mark.parametrize(
+    ("seed", "size", "ambition"), [(2, 300, 0.9), (4, 300, 0.95), (2, 300, 0.98), (3, 5000, 0.98)]
+)
 def test_stage_one_reaches_the_proven_least_shortfall_on_family_programmes(
-    seed: int, ambition: float
+    seed: int, size: int, ambition: float
 ) -> None:
     """Programmes where the price-variant options alone left the plan 1 short of the
-    certificate's floor (the ticket budget binds: one partner must take many tickets)."""
-    request, _ = family_request(seed, 300, ambition, resources=3)
+    certificate's floor (the ticket budget binds: one partner must take many tickets),
+    and one (5,000 partners) where the option MILP's choice at the floor lost a ¥1B tier
+    to the group repair on a float edge (see `primal.minimum_keeping_tier`)."""
+    request, _ = family_request(seed, size, ambition, resources=3)
     problem = build_problem(build_arrays(request))
     one = stage_one(problem, Clock(60.0), None, None)
     assert one.plan is not None
