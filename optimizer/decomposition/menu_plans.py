@@ -38,21 +38,30 @@ def choose(problem: Problem, evaluation: Evaluation) -> FloatArray:
     for _ in range(2):  # a must-partner's move can overdraw another resource
         for members, r, cap in caps:
             pick = _cut_back(menus, pick, members, r, cap)
+    # Those moves can chase each other round the caps (a must-partner's smallest package
+    # on one resource is its largest on another: 3 package partners, two budgets, 40M of
+    # a 30M subsidy). A last pass gives up other partners' packages only, which draws
+    # less of every resource, so a cap it meets stays met.
+    for members, r, cap in caps:
+        pick = _cut_back(menus, pick, members, r, cap, move_must=False)
     return menus.amounts_of(pick)
 
 
-def _cut_back(menus: Menus, pick: IntArray, members: BoolArray, r: int, cap: float) -> IntArray:
+def _cut_back(
+    menus: Menus, pick: IntArray, members: BoolArray, r: int, cap: float, move_must: bool = True
+) -> IntArray:
     used = menus.amounts_of(pick)[:, r]
     excess = float(used[members].sum()) - cap
     if excess <= COVER_TOLERANCE * max(abs(cap), 1.0):
         return pick
     pick = pick.copy()
-    smallest = best_per_owner(menus.owner, -menus.amounts[:, r], len(pick))
-    must = members & menus.must & (pick >= 0)
-    switch = np.flatnonzero(must & (pick != smallest))
-    pick[switch] = smallest[switch]
-    used = menus.amounts_of(pick)[:, r]
-    excess = float(used[members].sum()) - cap
+    if move_must:
+        smallest = best_per_owner(menus.owner, -menus.amounts[:, r], len(pick))
+        must = members & menus.must & (pick >= 0)
+        switch = np.flatnonzero(must & (pick != smallest))
+        pick[switch] = smallest[switch]
+        used = menus.amounts_of(pick)[:, r]
+        excess = float(used[members].sum()) - cap
     rows = np.flatnonzero(members & ~menus.must & (pick >= 0) & (used > 0))
     if excess <= 0 or rows.size == 0:
         return pick

@@ -14,7 +14,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from bench.menu_run import with_menus
@@ -128,6 +128,12 @@ def test_menu_requests_against_the_exact_optimum(
 
 @pytest.mark.slow
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Found by CI: the must-partner's smallest subsidy package is its largest on traffic, and
+# the cut-back moved it back and forth between the two budgets (40M of a 30M subsidy).
+@example(
+    seed=3, n_partners=3, n_resources=2, n_tiers=1, objective=Objective.MAX_ATTAINMENT,
+    packages_only=True, with_group_budget=False,
+)  # fmt: skip
 @given(
     seed=st.integers(0, 2**31 - 1),
     n_partners=st.integers(1, 8),
