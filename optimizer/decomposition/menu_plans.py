@@ -28,7 +28,8 @@ def choose(problem: Problem, evaluation: Evaluation) -> FloatArray:
     """(n, R) the menu partners' package amounts at `evaluation`'s prices: each its
     Lagrangian choice, then cut back to the budgets and group caps (the options with the
     least uplift per unit of the overdrawn resource go first; a partner that must take a
-    package moves to its smallest one instead)."""
+    package moves to its smallest one instead, and where those moves leave a cap
+    overdrawn, other partners' packages go)."""
     menus = problem.menus
     assert menus is not None
     pick = menus.covered(evaluation.amounts)
