@@ -82,8 +82,8 @@ def mandatory(
 def rows_gmv(problem: Problem, rows: IntArray, x: FloatArray) -> FloatArray:
     """The exact GMV of `rows` at amounts `x`, summed in `Problem.values`' order (a tier
     check summed in another order can pass where the plan's own figures fall a hair
-    short). Packages are left out: the plans repaired here work on problems with their
-    packages pinned into the baseline (`menu_plans.pinned`)."""
+    short). Packages are left out: a partner with a menu has no curves (`menus`), and
+    plans pin the packages they take into the baseline (`menu_plans.pinned`)."""
     gmv = problem.baseline[rows].copy()
     for r, family in enumerate(problem.families):
         gmv += family.take(rows).value(x[:, r])
