@@ -21,6 +21,7 @@ from optimizer.clock import Clock, relative_gap
 from optimizer.engines.base import MilpBackend, MilpResult, Termination
 from optimizer.formulation import Formulation, StageSpec
 from optimizer.milp_rounds import (
+    SCOUT_AFTER_SHARE,
     ObjectiveRound,
     OuterGrace,
     Search,
@@ -146,13 +147,15 @@ class MilpStrategy:
         cap_s: float = math.inf,
         cutoff: float | None = None,
         beats: Incumbent | None = None,
+        scout: bool = False,
     ) -> tuple[Solved, tuple[Formulation, MilpResult] | None]:
         """The inner solve (plan scored exactly) and the outer one side by side (1,000 family
         partners, CBC: 21 s to 16.5 s; no outer in stage 2 for an exact model held alike).
         The outer stops, and is None, unless `needed`. The inner stops once the outer proves
         `cutoff` or its solution, repaired, is a valid plan better than `beats`
         (`OuterRepair.settles`). An outer solve with a cutoff may stop at a solution once
-        the inner one has ended (`OuterGrace`)."""
+        the inner one has ended (`OuterGrace`); when it `scout`s (`Search.scouts`), sooner,
+        and the inner one with it."""
         grace = OuterGrace()
 
         def inner(stop: StopFlag | None = None) -> Solved:
@@ -168,12 +171,20 @@ class MilpStrategy:
         alike = self.exact and inner_stage.shortfall_cap == outer_stage.shortfall_cap
         if (self.plan_only or alike) and not outer_stage.minimise_shortfall:
             return inner(), None
-        solved = None if cutoff is None else grace
+        solved: StopFlag | None = None if cutoff is None else grace
+        if scout and cutoff is not None:
+            after_s = SCOUT_AFTER_SHARE * self.options.time_limit_s
+            solved = lambda: grace.scouting(after_s)  # noqa: E731
+
+        def settles(got: tuple[Formulation, MilpResult]) -> bool:
+            stopped_at_solution = got[1].termination is Termination.FEASIBLE
+            return self.outer_repair.settles(got, beats) or (scout and stopped_at_solution)
+
         return side_by_side(
             inner,
             lambda stop: self._solve(outer_stage, True, clock, stop, cap_s, cutoff, solved),
             needed,
-            settles=lambda got: self.outer_repair.settles(got, beats),
+            settles=settles,
         )
 
     def run(
@@ -327,14 +338,17 @@ class MilpStrategy:
         stage, inner_stage = held
         cutoff = search.cutoff(self.request.objective, self.options.mip_gap) if search else None
         beats = search.best if search else None
+        scout = cutoff is not None and search is not None and search.scouts()
         (form, result, found), outer_solved = self._solve_pair(
             inner_stage, stage, clock, lambda got: got[2] is not None, cutoff=cutoff,
-            beats=beats,
+            beats=beats, scout=scout,
         )  # fmt: skip
         if found is None and outer_solved and outer_solved[1].termination is Termination.CUT_OFF:
             found = beats  # the outer proof certifies it
         if found is None and outer_solved and self.outer_repair.took(outer_solved[1]):
             found = beats  # stopped by the outer plan, which `OuterRepair.better` takes below
+        if found is None and scout and outer_solved and outer_solved[1].x is not None:
+            found = beats  # stopped by the outer's solution: the round refines where it lies
         if found is None:
             return result.termination
         plan, inner = found, (form, result)

@@ -8,6 +8,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,7 +18,13 @@ from optimizer.engines import milp_backend
 from optimizer.engines.base import MilpModel, MilpResult, Termination
 from optimizer.formulation import Formulation
 from optimizer.milp import STAGE1_CALL_SHARE, MilpStrategy, solve_milp
-from optimizer.milp_rounds import ObjectiveRound, Search, ShortfallRound, held_shortfall
+from optimizer.milp_rounds import (
+    SCOUT_AFTER_SHARE,
+    ObjectiveRound,
+    Search,
+    ShortfallRound,
+    held_shortfall,
+)
 from optimizer.parallel import either, side_by_side
 from optimizer.scoring import Incumbent, better, valid_plan
 from tests.support.milp import WrappedBackend, incumbent, small_strategy
@@ -417,3 +424,88 @@ def test_an_outer_solve_may_stop_only_after_its_grace_past_the_inner_solve(
     assert not grace(), "still within its grace"
     now[0] += 0.02
     assert grace()
+
+
+class _ScoutingBackend(_Highs):
+    """HiGHS, recording how long each outer solve (the pair's thread) waited for its
+    `stop_at_solution` to turn true before it "stopped at" its solution, and whether each
+    inner solve (this thread), which first waits up to HOLD_S for a stop, was stopped."""
+
+    HOLD_S = 2.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner_stopped: list[bool] = []
+        self.outer_waited: list[float] = []
+        self.outer_at_once: list[bool] = []  # `stop_at_solution` already true as it started
+
+    def solve(
+        self,
+        model: MilpModel,
+        *,
+        should_stop: Callable[[], bool] | None = None,
+        stop_at_solution: Callable[[], bool] | None = None,
+        cutoff: float | None = None,
+        **options: object,
+    ) -> MilpResult:
+        started = time.monotonic()
+        if threading.current_thread().name.startswith("milp-pair"):
+            assert stop_at_solution is not None, "a stage-2 outer solve with a cut-off"
+            self.outer_at_once.append(stop_at_solution())
+            while not stop_at_solution() and time.monotonic() - started < MEET_S:
+                time.sleep(0.01)
+            self.outer_waited.append(time.monotonic() - started)
+            # Its cut-off left out, so that it has a solution to stop at.
+            solved = self.inner.solve(model, **options)  # type: ignore[arg-type]
+            return replace(solved, termination=Termination.FEASIBLE)
+        while should_stop is not None and not should_stop():
+            if time.monotonic() - started >= self.HOLD_S:
+                break
+            time.sleep(0.01)
+        stopped = should_stop is not None and should_stop()
+        self.inner_stopped.append(stopped)
+        if stopped:
+            return MilpResult(Termination.NO_SOLUTION)
+        return self.inner.solve(model, **options)  # type: ignore[arg-type]
+
+
+def _held_plan_search(strategy: MilpStrategy, standing: bool) -> Search:
+    """A search holding HiGHS's plan, with a bound from elsewhere (1% above it) or none."""
+    planned = solve_milp(strategy.arrays, milp_backend("highs"), time_limit_s=20.0)
+    best = incumbent(strategy, planned.candidates[0].amounts)
+    bound = 1.01 * best[1].final(strategy.request.objective) if standing else None
+    return Search(best=best, shortfall_proven=True, bound=bound)
+
+
+def test_the_first_round_against_a_standing_bound_scouts_and_the_next_does_not() -> None:
+    # The finish holds the decomposition's bound: its first round's outer solve stops at a
+    # solution past the cut-off once it has run SCOUT_AFTER_SHARE of the limit, and the
+    # inner solve with it, the plan held; the rounds after it wait for the inner solve.
+    strategy = small_strategy()
+    strategy.options = replace(strategy.options, time_limit_s=20.0)
+    after_s = SCOUT_AFTER_SHARE * 20.0
+    search = _held_plan_search(strategy, standing=True)
+    best = search.best
+    backend = _ScoutingBackend()
+    strategy.backend = backend
+    first = strategy._objective_round(held_shortfall(None, []), Clock(60.0), search)
+    assert backend.inner_stopped == [True]
+    assert backend.outer_at_once == [False], f"not before {after_s:.1f} s"
+    assert backend.outer_waited[0] < backend.HOLD_S
+    assert isinstance(first, ObjectiveRound)
+    assert first.plan is best, "the held plan stands: the outer solution repairs into no better"
+    assert first.outer[1].x is not None, "the solution the next round refines at"
+    strategy._objective_round(held_shortfall(None, []), Clock(60.0), search)
+    assert backend.inner_stopped == [True, False]
+    assert backend.outer_waited[1] >= backend.HOLD_S, "it waited for the inner solve to end"
+
+
+def test_no_round_scouts_without_a_standing_bound() -> None:
+    strategy = small_strategy()
+    strategy.options = replace(strategy.options, time_limit_s=20.0)
+    backend = _ScoutingBackend()
+    strategy.backend = backend
+    search = _held_plan_search(strategy, standing=False)
+    strategy._objective_round(held_shortfall(None, []), Clock(60.0), search)
+    assert backend.inner_stopped == [False]
+    assert backend.outer_waited[0] >= backend.HOLD_S
