@@ -17,7 +17,7 @@ from models.curves import FloatArray
 from models.plan import SolveStatus, curve_columns
 from models.request import Objective
 from optimizer.arrays import ProblemArrays, UnsupportedRequest
-from optimizer.clock import Clock, relative_gap
+from optimizer.clock import Clock
 from optimizer.engines.base import MilpBackend, MilpResult, Termination
 from optimizer.formulation import Formulation, StageSpec
 from optimizer.milp_rounds import (
@@ -153,10 +153,9 @@ class MilpStrategy:
         partners, CBC: 21 s to 16.5 s; no outer in stage 2 for an exact model held alike).
         The outer stops, and is None, unless `needed`. The inner stops once the outer proves
         `cutoff` or its solution, repaired, is a valid plan better than `beats`
-        (`OuterRepair.settles`). An outer solve with a cutoff may stop at a solution once
-        the inner one has ended (`OuterGrace`); when it `scout`s (`Search.scouts`), sooner,
-        and the inner one with it."""
-        grace = OuterGrace()
+        (`OuterRepair.settles`), or a `scout` stopped at one (`Search.scouts`). An outer
+        solve with a cutoff may stop at a solution once the inner one has ended (`OuterGrace`)."""
+        grace = OuterGrace(SCOUT_AFTER_SHARE * self.options.time_limit_s if scout else math.inf)
 
         def inner(stop: StopFlag | None = None) -> Solved:
             form, result = self._solve(inner_stage, False, clock, stop, cap_s)
@@ -171,20 +170,12 @@ class MilpStrategy:
         alike = self.exact and inner_stage.shortfall_cap == outer_stage.shortfall_cap
         if (self.plan_only or alike) and not outer_stage.minimise_shortfall:
             return inner(), None
-        solved: StopFlag | None = None if cutoff is None else grace
-        if scout and cutoff is not None:
-            after_s = SCOUT_AFTER_SHARE * self.options.time_limit_s
-            solved = lambda: grace.scouting(after_s)  # noqa: E731
-
-        def settles(got: tuple[Formulation, MilpResult]) -> bool:
-            stopped_at_solution = got[1].termination is Termination.FEASIBLE
-            return self.outer_repair.settles(got, beats) or (scout and stopped_at_solution)
-
+        solved = None if cutoff is None else grace
         return side_by_side(
             inner,
             lambda stop: self._solve(outer_stage, True, clock, stop, cap_s, cutoff, solved),
             needed,
-            settles=settles,
+            settles=lambda got: self.outer_repair.settles(got, beats) or grace.scouted(got[1]),
         )
 
     def run(
@@ -387,16 +378,13 @@ class MilpStrategy:
         status = SolveStatus.OPTIMAL if closed else status
         if clock.out() and status is not SolveStatus.OPTIMAL:
             status = stopped_status(clock)
-        minimise = self.request.objective is Objective.MIN_COST
         if self.plan_only and not self.exact:
             # Its stage-2 "bound" was the inner model's own, which the exact curves beat.
             search.bound = None
             status = SolveStatus.FEASIBLE if status is SolveStatus.OPTIMAL else status
         outcome = self._outcome(status, [search.best[0]])
         outcome.best_bound = search.bound
-        outcome.mip_gap = relative_gap(
-            search.best[1].final(self.request.objective), search.bound, minimise
-        )
+        outcome.mip_gap = search.gap(self.request.objective)
         if self.request.objective is not Objective.MAX_GMV and len(self.arrays.thresholds):
             outcome.shortfall_proven = search.shortfall_proven
             outcome.shortfall_bound = search.shortfall_bound
@@ -410,9 +398,8 @@ class MilpStrategy:
         return polished(self.arrays, self.columns, best, clock, POLISH_SHARE)
 
     def seed(self, start: Candidate) -> None:
-        """Warm start from another engine's plan: it is the incumbent to beat, and its
-        amounts become breakpoints so the inner model can represent it exactly."""
-        # Of several starts (a decomposition's, a caller's) the better one is the incumbent.
+        """Warm start from another engine's plan (of several, the better is the incumbent
+        to beat); its amounts become breakpoints so the inner model represents it exactly."""
         self.warm = better(self.warm, (start, self.score(start)), self.request.objective)
         arrays = self.arrays
         self.approximation.add(start.amounts[arrays.pair_partner, arrays.pair_resource], outer=True)

@@ -4,6 +4,7 @@ bounds and caps they share."""
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -108,12 +109,16 @@ class Search:
             self.held_caps = caps
         return shortfall.proven or self.held_caps is not None
 
+    def gap(self, objective: Objective) -> float | None:
+        """The best plan's relative gap to the bound (None: no plan, or no bound)."""
+        if self.best is None:
+            return None
+        minimise = objective is Objective.MIN_COST
+        return relative_gap(self.best[1].final(objective), self.bound, minimise)
+
     def certified(self, objective: Objective, mip_gap: float) -> bool:
         """Is the best plan within `mip_gap` of the bound?"""
-        if self.best is None or self.bound is None:
-            return False
-        minimise = objective is Objective.MIN_COST
-        gap = relative_gap(self.best[1].final(objective), self.bound, minimise)
+        gap = self.gap(objective)
         # A solver's bound can sit a rounding error above an optimum it proved.
         return gap is not None and gap <= mip_gap + 1e-9
 
@@ -209,7 +214,7 @@ def objective_event(
     assert search.best is not None
     minimise = objective is Objective.MIN_COST
     exact = search.best[1].final(objective)
-    gap = relative_gap(exact, search.bound, minimise)
+    gap = search.gap(objective)
     bound = search.bound
     shown = "n/a" if gap is None else f"{100 * gap:.3f}%"
     return ProgressEvent(
@@ -258,20 +263,23 @@ class OuterGrace:
     partners, seed 6: it ended 2.1 s after the inner's 9.5 s, its solution repaired into a
     plan its bound certified; stopped at once, a second round took 23 s to 29-38 s."""
 
-    def __init__(self) -> None:
+    def __init__(self, scout_after_s: float = math.inf) -> None:
+        """`scout_after_s`: a scouting round's (`Search.scouts`), SCOUT_AFTER_SHARE of the
+        limit: its outer solve may stop at a solution from then on, whatever the inner one."""
         self.started = time.monotonic()
         self.inner_s: float | None = None
+        self.scout_after_s = scout_after_s
 
     def inner_ended(self) -> None:
         self.inner_s = time.monotonic() - self.started
 
-    def scouting(self, after_s: float) -> bool:
-        """For a scouting round (`Search.scouts`): once the outer solve has run `after_s`
-        (see SCOUT_AFTER_SHARE), or as `__call__`."""
-        return time.monotonic() - self.started >= after_s or self()
+    def scouted(self, outer: MilpResult) -> bool:
+        """Did a scouting round's outer solve stop at a solution? Then the inner one stops."""
+        return math.isfinite(self.scout_after_s) and outer.termination is Termination.FEASIBLE
 
     def __call__(self) -> bool:
+        ran = time.monotonic() - self.started
         inner_s = self.inner_s
-        return (
-            inner_s is not None and time.monotonic() - self.started >= (1 + OUTER_GRACE) * inner_s
+        return ran >= self.scout_after_s or (
+            inner_s is not None and ran >= (1 + OUTER_GRACE) * inner_s
         )
