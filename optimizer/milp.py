@@ -22,6 +22,7 @@ from optimizer.engines.base import MilpBackend, MilpResult, Termination
 from optimizer.formulation import Formulation, StageSpec
 from optimizer.milp_rounds import (
     SCOUT_AFTER_SHARE,
+    BackendGap,
     ObjectiveRound,
     OuterGrace,
     Search,
@@ -49,6 +50,11 @@ MAX_REFINEMENTS = 12
 # A stage-1 solve stops after this share of the limit: an inner model (tier headroom) can
 # spend it all on its own count (1,200 family partners, 10 s: 9.4 s, plan 0 short already).
 STAGE1_CALL_SHARE = 0.25
+# A stage-2 inner solve with a plan held stops after this share of the limit (its outer
+# solve may then stop at a solution, `OuterGrace`): an inner model whose claimed steps went
+# integral (`Approximation.onto_claimed_steps`) sat 9.3% from its own bound for the 51 s
+# left (family seed 27, 600 partners, ambition 0.98: `time_limit` 0.75%).
+STAGE2_INNER_SHARE = 0.1
 # No backend call starts with less time left: CBC's start-up alone would run past the limit.
 MIN_CALL_S = 0.25  # (once stage 2 has a plan: see `MilpStrategy.found`)
 POLISH_SHARE = 0.97  # of the time limit: exact pairwise moves on a plan short of the gap
@@ -66,11 +72,7 @@ class MilpStrategy:
         self.progress: Progress = progress or (lambda event: None)
         self.request, self.options = arrays.request, arrays.request.options
         self.columns = curve_columns(arrays.request)
-        # Early rounds are dominated by approximation error: solving them to a tight MIP
-        # gap is wasted work. The backend gap follows the certified gap down to a quarter
-        # of the requested one, which leaves room for the approximation's share.
-        self.finest_gap = self.options.mip_gap / 4
-        self.backend_gap = self.options.mip_gap
+        self.backend_gap = BackendGap(self.options.mip_gap)
         # S-curves start relaxed (tangent-point restriction / concave envelope: tight LPs);
         # a pair goes exact once an outer solution takes an amount below its tangent point.
         self.tier_levels = tier_levels  # see `solve_milp`
@@ -130,7 +132,7 @@ class MilpStrategy:
             form.model,
             cutoff=cutoff,
             time_limit_s=max(min(clock.left(), cap_s), 0.05),
-            mip_gap=self.backend_gap,
+            mip_gap=self.backend_gap.value,
             seed=self.options.seed,
             should_stop=either(clock.should_stop, stop),
             holds_plan=self.warm is not None,
@@ -148,6 +150,7 @@ class MilpStrategy:
         cutoff: float | None = None,
         beats: Incumbent | None = None,
         scout: bool = False,
+        inner_cap_s: float = math.inf,
     ) -> tuple[Solved, tuple[Formulation, MilpResult] | None]:
         """The inner solve (plan scored exactly) and the outer one side by side (1,000 family
         partners, CBC: 21 s to 16.5 s; no outer in stage 2 for an exact model held alike).
@@ -158,7 +161,7 @@ class MilpStrategy:
         grace = OuterGrace(SCOUT_AFTER_SHARE * self.options.time_limit_s if scout else math.inf)
 
         def inner(stop: StopFlag | None = None) -> Solved:
-            form, result = self._solve(inner_stage, False, clock, stop, cap_s)
+            form, result = self._solve(inner_stage, False, clock, stop, min(cap_s, inner_cap_s))
             grace.inner_ended()  # (a failed solve stops the outer one: `side_by_side`)
             if result.x is None:
                 return form, result, None
@@ -268,7 +271,7 @@ class MilpStrategy:
                     break
                 search.retried_stage1, search.held_caps = True, None
             self._sharpen_round(gmv_round.inner, gmv_round.outer[1].x, gmv_round.outer[0])
-            if not self._tighten(event.gap, approximations):
+            if not self.backend_gap.tighten(event.gap, self.approximation, approximations):
                 break  # nothing left to refine or tighten
         return self._finish(search, exclude, clock)
 
@@ -330,9 +333,11 @@ class MilpStrategy:
         cutoff = search.cutoff(self.request.objective, self.options.mip_gap) if search else None
         beats = search.best if search else None
         scout = cutoff is not None and search is not None and search.scouts()
+        capped = beats is not None and not self.plan_only  # a plan held, an outer solve beside
+        inner_cap_s = STAGE2_INNER_SHARE * self.options.time_limit_s if capped else math.inf
         (form, result, found), outer_solved = self._solve_pair(
             inner_stage, stage, clock, lambda got: got[2] is not None, cutoff=cutoff,
-            beats=beats, scout=scout,
+            beats=beats, scout=scout, inner_cap_s=inner_cap_s,
         )  # fmt: skip
         if found is None and outer_solved and outer_solved[1].termination is Termination.CUT_OFF:
             found = beats  # the outer proof certifies it
@@ -349,18 +354,6 @@ class MilpStrategy:
             plan = self.outer_repair.better(plan, outer[0], outer[1].x)
         scale, bound = outer[0].objective_scale, outer[1].bound
         return ObjectiveRound(inner, outer, plan, None if bound is None else bound * scale)
-
-    def _tighten(self, gap: float | None, approximations: int) -> bool:
-        """After a round that missed the gap: the next backend gap or, with no breakpoint
-        added, the next lever (the solver's gap, integral fine grids); False: none left."""
-        finer = min(max(gap / 8, self.finest_gap), self.backend_gap) if gap else None
-        if self.approximation.state() == approximations:
-            if self.backend_gap > self.finest_gap:
-                finer = self.finest_gap  # the remaining gap is the solver's own
-            elif not self.approximation.onto_whole_steps():  # or the rounding of fine grids
-                return False
-        self.backend_gap = finer if finer is not None else self.finest_gap
-        return True
 
     def _finish(
         self, search: Search, exclude: list[set[tuple[int, int]]], clock: Clock

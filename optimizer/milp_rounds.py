@@ -19,6 +19,7 @@ from optimizer.clock import Clock, better_than_bound, relative_gap
 from optimizer.engines.base import MilpModel, MilpResult, Termination
 from optimizer.formulation import Formulation, StageSpec
 from optimizer.progress import ProgressEvent
+from optimizer.pwl import Approximation
 from optimizer.scoring import Incumbent, better
 
 # Stage-1 rounds in a row at one shortfall and bound before stage 2 gets the time: refining
@@ -43,6 +44,30 @@ OUTER_GRACE = 0.5
 # refines where that solution lies, and the next round has more to prove: 1,000 family
 # partners (rounds of 1.1-1.5 s) took 0.3-2.2 s longer.
 SCOUT_AFTER_SHARE = 0.03
+
+
+class BackendGap:
+    """The MIP gap each backend call is solved to. Early rounds are dominated by
+    approximation error: solving them to a tight MIP gap is wasted work. It follows the
+    certified gap down to a quarter of the requested one, which leaves room for the
+    approximation's share."""
+
+    def __init__(self, mip_gap: float) -> None:
+        self.finest = mip_gap / 4
+        self.value = mip_gap
+
+    def tighten(self, gap: float | None, approximation: Approximation, approximations: int) -> bool:
+        """After a round that missed the gap: the next backend gap or, with no breakpoint
+        added since `approximations` (`Approximation.state`), the next lever (the solver's
+        gap, integral fine grids); False: none left."""
+        finer = min(max(gap / 8, self.finest), self.value) if gap else None
+        if approximation.state() == approximations:
+            if self.value > self.finest:
+                finer = self.finest  # the remaining gap is the solver's own
+            elif not approximation.onto_whole_steps():  # or the rounding of fine grids
+                return False
+        self.value = finer if finer is not None else self.finest
+        return True
 
 
 @dataclass

@@ -17,7 +17,7 @@ from optimizer.clock import Clock
 from optimizer.engines import milp_backend
 from optimizer.engines.base import MilpModel, MilpResult, Termination
 from optimizer.formulation import Formulation
-from optimizer.milp import STAGE1_CALL_SHARE, MilpStrategy, solve_milp
+from optimizer.milp import STAGE1_CALL_SHARE, STAGE2_INNER_SHARE, MilpStrategy, solve_milp
 from optimizer.milp_rounds import (
     SCOUT_AFTER_SHARE,
     ObjectiveRound,
@@ -509,3 +509,23 @@ def test_no_round_scouts_without_a_standing_bound() -> None:
     strategy._objective_round(held_shortfall(None, []), Clock(60.0), search)
     assert backend.inner_stopped == [False]
     assert backend.outer_waited[0] >= backend.HOLD_S
+
+
+def test_a_stage_two_inner_solve_beside_an_outer_one_with_a_plan_held_is_capped() -> None:
+    # An inner model far from its own bound would otherwise take every second left; the
+    # outer solve keeps the time left for its proof, and a plan-only round, whose inner
+    # solve is all there is, is not capped.
+    strategy = small_strategy()
+    limit = strategy.options.time_limit_s
+    cap = STAGE2_INNER_SHARE * limit
+    clock = Clock(limit)
+    backend = _RecordingBackend(clock)
+    strategy.backend = backend
+    search = _held_plan_search(strategy, standing=False)
+    strategy._objective_round(held_shortfall(None, []), clock, search)
+    inner, outer = sorted(backend.limits)
+    assert inner <= cap + 1e-9 < outer
+    backend.limits.clear()
+    strategy.plan_only = True
+    strategy._objective_round(held_shortfall(None, []), clock, search)
+    assert backend.limits and min(backend.limits) > cap
