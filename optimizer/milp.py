@@ -50,10 +50,10 @@ MAX_REFINEMENTS = 12
 # A stage-1 solve stops after this share of the limit: an inner model (tier headroom) can
 # spend it all on its own count (1,200 family partners, 10 s: 9.4 s, plan 0 short already).
 STAGE1_CALL_SHARE = 0.25
-# A stage-2 inner solve with a plan held stops after this share of the limit (its outer
-# solve may then stop at a solution, `OuterGrace`): an inner model whose claimed steps went
-# integral (`Approximation.onto_claimed_steps`) sat 9.3% from its own bound for the 51 s
-# left (family seed 27, 600 partners, ambition 0.98: `time_limit` 0.75%).
+# A stage-2 inner solve beside an outer one, with a plan held, stops after this share of
+# the limit (the outer may then stop at a solution, `OuterGrace`): an inner model whose
+# claimed steps went integral (`Approximation.onto_claimed_steps`) sat 9.3% from its own
+# bound for the 51 s left (family seed 27, 600 partners, ambition 0.98: `time_limit` 0.75%).
 STAGE2_INNER_SHARE = 0.1
 # No backend call starts with less time left: CBC's start-up alone would run past the limit.
 MIN_CALL_S = 0.25  # (once stage 2 has a plan: see `MilpStrategy.found`)
@@ -157,11 +157,12 @@ class MilpStrategy:
         The outer stops, and is None, unless `needed`. The inner stops once the outer proves
         `cutoff` or its solution, repaired, is a valid plan better than `beats`
         (`OuterRepair.settles`), or a `scout` stopped at one (`Search.scouts`). An outer
-        solve with a cutoff may stop at a solution once the inner one has ended (`OuterGrace`)."""
+        solve with a cutoff may stop at a solution once the inner one has ended (`OuterGrace`).
+        `inner_cap_s` caps the inner solve only beside an outer one."""
         grace = OuterGrace(SCOUT_AFTER_SHARE * self.options.time_limit_s if scout else math.inf)
 
-        def inner(stop: StopFlag | None = None) -> Solved:
-            form, result = self._solve(inner_stage, False, clock, stop, min(cap_s, inner_cap_s))
+        def inner(stop: StopFlag | None = None, cap: float = min(cap_s, inner_cap_s)) -> Solved:
+            form, result = self._solve(inner_stage, False, clock, stop, cap)
             grace.inner_ended()  # (a failed solve stops the outer one: `side_by_side`)
             if result.x is None:
                 return form, result, None
@@ -172,7 +173,7 @@ class MilpStrategy:
 
         alike = self.exact and inner_stage.shortfall_cap == outer_stage.shortfall_cap
         if (self.plan_only or alike) and not outer_stage.minimise_shortfall:
-            return inner(), None
+            return inner(None, cap_s), None  # alone it is all the round has: not capped
         solved = None if cutoff is None else grace
         return side_by_side(
             inner,
@@ -333,8 +334,7 @@ class MilpStrategy:
         cutoff = search.cutoff(self.request.objective, self.options.mip_gap) if search else None
         beats = search.best if search else None
         scout = cutoff is not None and search is not None and search.scouts()
-        capped = beats is not None and not self.plan_only  # a plan held, an outer solve beside
-        inner_cap_s = STAGE2_INNER_SHARE * self.options.time_limit_s if capped else math.inf
+        inner_cap_s = math.inf if beats is None else STAGE2_INNER_SHARE * self.options.time_limit_s
         (form, result, found), outer_solved = self._solve_pair(
             inner_stage, stage, clock, lambda got: got[2] is not None, cutoff=cutoff,
             beats=beats, scout=scout, inner_cap_s=inner_cap_s,

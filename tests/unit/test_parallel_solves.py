@@ -513,8 +513,8 @@ def test_no_round_scouts_without_a_standing_bound() -> None:
 
 def test_a_stage_two_inner_solve_beside_an_outer_one_with_a_plan_held_is_capped() -> None:
     # An inner model far from its own bound would otherwise take every second left; the
-    # outer solve keeps the time left for its proof, and a plan-only round, whose inner
-    # solve is all there is, is not capped.
+    # outer solve keeps the time left for its proof, and a round whose inner solve is all
+    # there is (plan-only, or an exact model's) is not capped.
     strategy = small_strategy()
     limit = strategy.options.time_limit_s
     cap = STAGE2_INNER_SHARE * limit
@@ -529,3 +529,8 @@ def test_a_stage_two_inner_solve_beside_an_outer_one_with_a_plan_held_is_capped(
     strategy.plan_only = True
     strategy._objective_round(held_shortfall(None, []), clock, search)
     assert backend.limits and min(backend.limits) > cap
+    # Nor an exact model's (points and linear curves): its inner solve is its own bound.
+    backend.limits.clear()
+    strategy.plan_only, strategy.exact = False, True
+    strategy._objective_round(held_shortfall(None, []), clock, search)
+    assert len(backend.limits) == 1 and backend.limits[0] > cap
