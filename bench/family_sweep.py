@@ -124,7 +124,8 @@ def run_spec(spec: Spec, limit_s: float, baseline: bool) -> tuple[Outcome, Outco
     )
 
 
-def line(spec: Spec, mine: Outcome, theirs: Outcome | None) -> str:
+def line(spec: Spec, mine: Outcome, theirs: Outcome | None, found: Sequence[str]) -> str:
+    """One programme's report; `found`: its `flags`."""
     text = (
         f"{spec}: {mine.seconds:.1f} s {mine.status}, short {mine.shortfall:g}, GMV {mine.gmv:,.0f}"
     )
@@ -134,7 +135,6 @@ def line(spec: Spec, mine: Outcome, theirs: Outcome | None) -> str:
             f" | baseline {theirs.seconds:.1f} s {theirs.status}, short {theirs.shortfall:g}, "
             f"GMV {versus:+.3f}%"
         )
-    found = flags(mine, theirs)
     text += f" | {' '.join(found) if found else 'ok'}"
     if mine.violations:
         text += f" ({'; '.join(mine.violations[:2])[:200]})"
@@ -167,8 +167,9 @@ def main(argv: Sequence[str] | None = None) -> Counter[str]:
     counts: Counter[str] = Counter()
     for spec in specs:
         mine, theirs = run_spec(spec, args.limit, args.baseline)
-        counts.update(flags(mine, theirs) or ["ok"])
-        print(line(spec, mine, theirs), flush=True)
+        found = flags(mine, theirs)
+        counts.update(found or ["ok"])
+        print(line(spec, mine, theirs, found), flush=True)
     print(", ".join(f"{flag} {n}" for flag, n in sorted(counts.items())), flush=True)
     return counts
 
