@@ -11,9 +11,10 @@ engine's plan promised:
 2. give units back to members of a `group_budget` the rounding left below its minimum
    share;
 3. give units back to every partner that fell under the tier it reached before
-   rounding, one unit at a time where it buys most GMV, never beyond the ceiling of its
-   original amount — which is always enough, since curves never fall — and taking a
-   unit from a partner no tier depends on when the budget has none left;
+   rounding, one unit at a time where it buys most GMV, within the ceilings of its
+   original amounts where that is enough (curves never fall; it is not when an amount
+   sat at a max off the grid), else up to its maxes, and taking a unit from a partner
+   no tier depends on when the budget has none left;
 4. trim any overspend the minimums' round-ups caused, from partners no tier depends on
    first;
 5. unless the objective is `min_cost`, spend the whole units rounding left unspent where
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -112,7 +114,12 @@ class _Rounder:
         i, r = int(a.pair_partner[k]), int(a.pair_resource[k])
         unit = float(self.unit[r])
         top = math.ceil(float(self.original[i, r]) / unit - _SNAP) * unit
-        return min(top, math.floor(float(a.pair_max[k]) / unit + _SNAP) * unit)
+        return min(top, self.top(k))
+
+    def top(self, k: int) -> float:
+        """Pair k's max, on the grid."""
+        unit = float(self.unit[int(self.arrays.pair_resource[k])])
+        return math.floor(float(self.arrays.pair_max[k]) / unit + _SNAP) * unit
 
     def gain(self, k: int, change: float) -> float:
         a = self.arrays
@@ -296,27 +303,34 @@ class _Rounder:
                 self.move(k, change)
 
     def restore_tiers(self) -> None:
-        a = self.arrays
         dropped = np.nonzero((self.claimed > 0) & (self.gmv < self.claimed))[0]
         # Higher tiers first: should the budget run dry, the cheaper tiers go.
         for i in map(int, dropped[np.argsort(-self.claimed[dropped], kind="stable")]):
             pairs = [int(k) for k in self.partner_pairs(i)]
             saved = self.amounts[i].copy()
             while self.gmv[i] < self.claimed[i]:
-                options = []
-                for k in pairs:
-                    change = self.can_add(k, self.ceiling(k), budget=False, groups=False)
-                    if change is not None:
-                        options.append((-self.gain(k, change) / change, k, change))
-                options.sort()
-                for _, k, change in options:
-                    r = int(a.pair_resource[k])
-                    if self.make_room(i, r, change) and self.donate(r, change, skip=i):
-                        self.move(k, change)
-                        break
-                else:
+                # Within the original amounts' grid ceilings first. Those are not always
+                # enough: an amount at a max off the grid rounds below it and no unit fits
+                # back under the max (a generated partner lost its ¥100M tier by ¥1.23 that
+                # way). Then the other resources may go past their original amounts.
+                if not any(self._give_back(i, pairs, limit) for limit in (self.ceiling, self.top)):
                     self._undo(int(i), saved)  # the units are better used elsewhere
                     break
+
+    def _give_back(self, i: int, pairs: list[int], limit: Callable[[int], float]) -> bool:
+        """One whole addition to one of partner i's pairs within `limit`, the one buying most
+        GMV per unit that the budget and the group caps can make room for."""
+        options = []
+        for k in pairs:
+            change = self.can_add(k, limit(k), budget=False, groups=False)
+            if change is not None:
+                options.append((-self.gain(k, change) / change, k, change))
+        for _, k, change in sorted(options):
+            r = int(self.arrays.pair_resource[k])
+            if self.make_room(i, r, change) and self.donate(r, change, skip=i):
+                self.move(k, change)
+                return True
+        return False
 
     def _undo(self, i: int, saved: FloatArray) -> None:
         for r in range(self.arrays.n_resources):

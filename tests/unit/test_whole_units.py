@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fixtures import load_partners, scenario
+from fixtures.families import family_programme
 from models.check import check_plan
 from models.plan import Plan, build_plan, curve_columns, projected_gmv
 from models.request import AllocationRequest, Objective
@@ -85,6 +86,39 @@ def test_a_spent_budget_takes_the_unit_from_a_partner_no_tier_depends_on() -> No
     assert gmv[0] >= 1e8 and gmv[2] >= 1e8
     assert amounts.tolist() == [1001.0, 1999.0, 11.0]  # 1.5 units of slack: P2 gives one
     assert amounts.sum() <= request.resources[0].budget  # type: ignore[operator]
+
+
+def test_a_partner_at_a_max_off_the_grid_gets_its_tier_back_from_another_resource() -> None:
+    # P1 reaches 100M with its subsidy at a max of 1000.4: rounded down to 1000, no unit fits
+    # back under that max, so the tier must come back from traffic, past P1's original 500.
+    request = parse_request(
+        {
+            "name": "whole-units",
+            "resources": [
+                {"name": "subsidy", "unit": "CNY", "budget": 2000.4},
+                {"name": "traffic", "unit": "impressions", "budget": 600.0},
+            ],
+            "tiers": [{"name": "100M", "min_gmv": 1e8, "target": 1}],
+            "partners": [
+                {
+                    "id": "P1",
+                    "baseline_gmv": 1e8 - 3 * 1000.4 - 2 * 500,
+                    "response": {
+                        "subsidy": {"curve": "linear", "roi": 3.0},
+                        "traffic": {"curve": "linear", "roi": 2.0},
+                    },
+                    "bounds": {"subsidy": {"max": 1000.4}},
+                },
+                _linear("P2", 5e7),
+            ],
+            "objective": "min_cost",
+        }
+    )
+    arrays = build_arrays(request)
+    engine = np.array([[1000.4, 500.0], [1000.0, 0.0]])
+    amounts = whole_units(arrays, engine, None, curve_columns(request))
+    assert amounts[0].tolist() == [1000.0, 501.0]
+    assert projected_gmv(request, amounts)[0] >= 1e8
 
 
 def test_leftover_units_are_spent_where_they_buy_most_but_not_under_min_cost() -> None:
@@ -312,3 +346,17 @@ def _report() -> Any:
 def test_to_grid_keeps_amounts_already_on_the_grid(unit: float) -> None:
     on = np.arange(0, 50) * unit
     assert to_grid(on, np.array(unit)).tolist() == on.tolist()
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13, 14])
+def test_generated_programmes_keep_their_rounded_plans(
+    seed: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Seed 11 once fell back to the engine's amounts: a partner's subsidy sat at a max off
+    # the grid and rounding lost its tier by ¥1.23.
+    request = family_programme(seed, 50, 0.9, resources=4).request()
+    with caplog.at_level("WARNING", logger="optimizer.solve"):
+        plans = solve(request)
+    assert "rounding broke" not in caplog.text
+    for plan in plans:
+        _assert_whole(request, plan)
