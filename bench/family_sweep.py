@@ -8,10 +8,11 @@ BENCHMARKS.md's sweeps):
 
 Programme k is `fixtures.families.family_programme(FIRST_SEED + k, size, ambition,
 resources=...)`, its size, ambition and resource count drawn from the lists by a generator
-seeded with `--draw`: a sweep is the same on every run. One line per programme, then a
-count of each flag: INVALID (the exact check failed), SHORT>BASE (more weighted shortfall
-than the baseline's), GMV<BASE (at equal shortfall, GMV more than 0.1% below the
-baseline's), NOT-OPTIMAL (no certified gap), SLOW (over 10 s).
+seeded with `--draw`: a sweep is the same on every run. One line per programme (with the
+baseline, "GMV +0.05% ours against its" says Windmaker's GMV is 0.05% above the
+baseline's), then a count of each flag: INVALID (the exact check failed), SHORT>BASE
+(more weighted shortfall than the baseline's), GMV<BASE (at equal shortfall, GMV more than
+0.1% below the baseline's), NOT-OPTIMAL (no certified gap), SLOW (over 10 s).
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def line(spec: Spec, mine: Outcome, theirs: Outcome | None, found: Sequence[str]
         versus = 100 * (mine.gmv / theirs.gmv - 1) if theirs.gmv else 0.0
         text += (
             f" | baseline {theirs.seconds:.1f} s {theirs.status}, short {theirs.shortfall:g}, "
-            f"GMV {versus:+.3f}%"
+            f"GMV {versus:+.3f}% ours against its"
         )
     text += f" | {' '.join(found) if found else 'ok'}"
     if mine.violations:
