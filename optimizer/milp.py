@@ -189,6 +189,7 @@ class MilpStrategy:
         until the best plan is certified within the gap or time runs out. None: no
         alternative outside `exclude` exists. `known`: see `solve_milp`'s `known_bound`."""
         staged = self.request.objective is not Objective.MAX_GMV and len(self.arrays.thresholds)
+        self.outer_repair.excluded = exclude
         search = Search(best=None if exclude else self.warm, shortfall_proven=not staged)
         handed = staged and not exclude and self._start_proven()
         if handed:
@@ -387,8 +388,10 @@ class MilpStrategy:
         return EngineOutcome(self.backend.name, status, plans or [])
 
     def _polished(self, best: Incumbent, clock: Clock) -> Incumbent:
-        """Exact pairwise moves (`optimizer.polish`): what the inner model's headroom left."""
-        return polished(self.arrays, self.columns, best, clock, POLISH_SHARE)
+        """Exact pairwise moves (`optimizer.polish`): what the inner model's headroom left
+        (under max_gmv they may drop a tier, and so reach an alternative's excluded set)."""
+        moved = polished(self.arrays, self.columns, best, clock, POLISH_SHARE)
+        return best if moved[1].achievers in self.outer_repair.excluded else moved
 
     def seed(self, start: Candidate) -> None:
         """Warm start from another engine's plan (of several, the better is the incumbent
@@ -485,9 +488,11 @@ def solve_milp(
             break
         exclude = [strategy.score(c).achievers for c in first.candidates]
         more = strategy.run(exclude, clock)
-        if more is None or not more.candidates:
+        plan = more.candidates[0] if more is not None and more.candidates else None
+        # (Its plan may have lost the claim its no-good cut counted: on whole steps, say.)
+        if plan is None or strategy.score(plan).achievers in exclude:
             break
-        more.candidates[0].label = f"alternative {alternative - 1}"
-        first.candidates.append(more.candidates[0])
+        plan.label = f"alternative {alternative - 1}"
+        first.candidates.append(plan)
     first.seconds = clock.elapsed()
     return first

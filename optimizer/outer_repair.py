@@ -23,6 +23,9 @@ class OuterRepair:
         # then `better` see the same solution in a round, and need not repair it twice.
         self._last: tuple[FloatArray, Incumbent] | None = None
         self._taken: FloatArray | None = None  # the solution `settles` took (valid)
+        # The achiever sets an alternative must avoid (`MilpStrategy.run`): the outer model
+        # keeps its no-good cut with tiers its tangents over-state, which a repair can lose.
+        self.excluded: list[set[tuple[int, int]]] = []
 
     def exact(self, form: Formulation, solution: FloatArray) -> Incumbent:
         candidate = exact_candidate(self.arrays, self.columns, form, solution)
@@ -43,7 +46,7 @@ class OuterRepair:
     def better(self, plan: Incumbent, form: Formulation, solution: FloatArray) -> Incumbent:
         """`plan`, or `solution` repaired when that is better and valid."""
         other = self._repaired(form, solution)
-        if better(plan, other, self.objective) is plan:
+        if other[1].achievers in self.excluded or better(plan, other, self.objective) is plan:
             return plan
         if self._taken is solution or valid_plan(self.arrays, self.columns, other[0]):
             return other  # (`settles` checked it)
@@ -56,6 +59,8 @@ class OuterRepair:
         outer model, without the inner's margin, had their plan. (`better` then takes the
         same repair from the cache, not a second one.)"""
         candidate = self._repaired(form, solution)
+        if candidate[1].achievers in self.excluded:
+            return None
         return candidate if valid_plan(self.arrays, self.columns, candidate[0]) else None
 
     def settles(self, outer: tuple[Formulation, MilpResult], beats: Incumbent | None) -> bool:

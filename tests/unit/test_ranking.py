@@ -10,6 +10,7 @@ whose alternative beats its first plan."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -29,6 +30,7 @@ from models.request import (
     Tier,
     Where,
 )
+from models.schemas import parse_request
 from optimizer.solve import best_first, solve
 
 # Every whole-unit plan of the request, enumerated: (p00, p01, p02, p03) = (0, 3, 1, 3)
@@ -116,3 +118,58 @@ def test_an_alternative_that_beats_rank_one_takes_its_place(bound_above_both: bo
     else:  # the bound was the first plan's own GMV: nothing is certified
         assert report.status is SolveStatus.FEASIBLE
         assert report.best_bound is None and report.mip_gap is None
+
+
+def test_an_alternative_differs_in_its_exact_tier_achievers() -> None:
+    # Found by the hypothesis property test: the second plan's outer solution claimed p02's
+    # tier on a tangent; repaired onto the exact curves p02 reached 98.1 of 100, and that
+    # repair (more GMV than the inner plan) became an "alternative" with rank 1's achievers.
+    def partner(
+        pid: str, baseline: float, subsidy: dict[str, Any], traffic: dict[str, Any]
+    ) -> dict[str, Any]:
+        return {
+            "id": pid,
+            "baseline_gmv": baseline,
+            "response": {"subsidy": subsidy, "traffic": traffic},
+            "bounds": {"subsidy": {"max": 1}, "traffic": {"max": 2}},
+        }
+
+    request = parse_request(
+        {
+            "name": "alternatives",
+            "resources": [
+                {"name": "subsidy", "unit": "CNY", "budget": 2, "step": 1},
+                {"name": "traffic", "unit": "impressions", "budget": 2, "step": 1,
+                 "unit_cost": 0.5},
+            ],
+            "tiers": [{"name": "t100m", "min_gmv": 100, "target": 3}],
+            "objective": "max_gmv",
+            "partners": [
+                partner("p00", 75.92911183613336,
+                        {"curve": "log", "coef": 39.64067253644209, "scale": 0.7977641871304879},
+                        {"curve": "saturating", "max_uplift": 30.848643830452133,
+                         "scale": 1.5073092827621828}),
+                partner("p01", 62.34232506494866,
+                        {"curve": "saturating", "max_uplift": 21.235119365836297,
+                         "scale": 0.5851402011674238},
+                        {"curve": "log", "coef": 28.721120201200435, "scale": 1.8473331604467966}),
+                partner("p02", 87.68738705679387,
+                        {"curve": "linear", "roi": 20.717747293637128},
+                        {"curve": "hill", "max_uplift": 24.022844400065214,
+                         "half_saturation": 1.0757504844226617, "shape": 3.6637864843847296}),
+            ],
+            "constraints": [
+                {"type": "pin", "partner_id": "p01", "resource": "subsidy", "amount": 1}
+            ],
+            "options": {"plans": 2, "mip_gap": 1e-4, "time_limit_s": 20},
+        }
+    )  # fmt: skip
+    plans = solve(request)
+    reached = [
+        {(a.partner_id, t.name) for a in plan.allocations for t in plan.tiers
+         if a.projected_gmv >= t.min_gmv}
+        for plan in plans
+    ]  # fmt: skip
+    assert len(plans) == 2
+    assert reached[0] != reached[1]
+    assert all(check_plan(request, plan) == [] for plan in plans)
