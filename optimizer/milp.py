@@ -215,7 +215,7 @@ class MilpStrategy:
                 caps = (shortfall.cap, shortfall.inner_cap)
                 settled = search.take_stage_one(shortfall, self.request.objective)
                 if not settled and not clock.out():
-                    self._sharpen_round(shortfall.inner, shortfall.outer_solution)
+                    self._sharpen_round(shortfall.inner, shortfall.outer)
                     if self.approximation.state() > approximations:
                         continue
             held = held_shortfall(caps, exclude)
@@ -272,7 +272,7 @@ class MilpStrategy:
                 if search.retried_stage1:
                     break
                 search.retried_stage1, search.held_caps = True, None
-            self._sharpen_round(gmv_round.inner, gmv_round.outer[1].x, gmv_round.outer[0])
+            self._sharpen_round(gmv_round.inner, (gmv_round.outer[0], gmv_round.outer[1].x))
             if not self.backend_gap.tighten(event.gap, self.approximation, approximations):
                 break  # nothing left to refine or tighten
         return self._finish(search, exclude, clock)
@@ -309,11 +309,13 @@ class MilpStrategy:
         # The exact evaluation can beat the inner model's own count (tiers it did not
         # claim); stage 2's inner model must be held where it can be.
         inner_cap = max(cap, float(result.objective or 0.0))
-        outer_solution, lower = None, known
+        refine_at, lower = None, known
         if cap > known + 1e-9:
             outer_form, outer = outer_solved if outer_solved is not None else (form, result)
             lower = max(lower, outer.bound if outer.bound is not None else 0.0)
-            outer_solution = outer.x
+            # With its own model: its columns are not the inner model's (an IndexError on
+            # a 3-partner request whose outer model had fewer).
+            refine_at = None if outer.x is None else (outer_form, outer.x)
             if outer.x is not None and outer_form is not form:
                 plan = self.outer_repair.better(plan, outer_form, outer.x)
                 cap = plan[1].shortfall
@@ -324,7 +326,7 @@ class MilpStrategy:
         if integral(self.arrays.weights):
             lower = float(math.ceil(lower - 1e-6))
         floor = cap if proven else max(lower, 0.0)
-        return ShortfallRound((form, result), outer_solution, plan, cap, inner_cap, floor, proven)
+        return ShortfallRound((form, result), refine_at, plan, cap, inner_cap, floor, proven)
 
     def _objective_round(
         self, held: tuple[StageSpec, StageSpec], clock: Clock, search: Search | None = None
@@ -414,15 +416,14 @@ class MilpStrategy:
     def _sharpen_round(
         self,
         inner: tuple[Formulation, MilpResult],
-        outer_solution: FloatArray | None,
-        outer_form: Formulation | None = None,
+        outer: tuple[Formulation, FloatArray | None] | None,
     ) -> None:
         """Breakpoints at both models' amounts (the outer one also makes pairs exact)."""
         form, result = inner
         if result.x is not None:  # None: stopped once the outer solve had proved its cutoff
             self._sharpen(form, result.x, outer=False)
-        if outer_solution is not None:
-            self._sharpen(outer_form or form, outer_solution, outer=True)
+        if outer is not None and outer[1] is not None:
+            self._sharpen(outer[0], outer[1], outer=True)
 
     def _sharpen(self, form: Formulation, solution: FloatArray, outer: bool) -> None:
         amounts = form.raw_amounts(self.arrays, solution)

@@ -75,7 +75,7 @@ class ShortfallRound:
     """Stage 1 solved on the current approximations."""
 
     inner: tuple[Formulation, MilpResult]
-    outer_solution: FloatArray | None
+    outer: tuple[Formulation, FloatArray] | None  # the outer model's solution, to refine at
     plan: Incumbent
     cap: float  # the inner plan's exact weighted shortfall: stage 2 holds it
     inner_cap: float  # what stage 2's inner model can be held to
