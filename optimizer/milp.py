@@ -314,7 +314,7 @@ class MilpStrategy:
             outer_form, outer = outer_solved if outer_solved is not None else (form, result)
             lower = max(lower, outer.bound if outer.bound is not None else 0.0)
             # With its own model: its columns are not the inner model's (an IndexError on
-            # a 3-partner request whose outer model had fewer).
+            # a 4-partner request whose outer model had fewer).
             refine_at = None if outer.x is None else (outer_form, outer.x)
             if outer.x is not None and outer_form is not form:
                 plan = self.outer_repair.better(plan, outer_form, outer.x)
