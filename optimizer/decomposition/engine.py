@@ -166,6 +166,11 @@ def solve_decomposition(
         best = evaluate_plan(view, enforce_group_budgets(view, best.amounts, fixed_amounts(view)))
         broken = breaks_hard_rows(problem, best.amounts)
     if broken:
+        if _forced_over_budget(problem, broken):
+            # Each budget alone may allow the smallest packages, all of them together not
+            # (4 partners: their least subsidy filled its budget, and their least traffic
+            # then went past its own).
+            broken.append("one_package")
         # Packages a one_package rule forced past a budget make no plan to show.
         shown = [] if "one_package" in broken else [candidate(problem.menus, best.amounts)]
         return EngineOutcome(
@@ -442,6 +447,12 @@ def _solve(
         best = evaluate_plan(problem, fixed_amounts(problem))
     levels = None if close_enough(bound, best) else fixed_levels(best)
     return _Result(best, bound, one.proven, prices, floor, one.prices, levels)
+
+
+def _forced_over_budget(problem: Problem, broken: list[str]) -> bool:
+    """Is a budget broken while a one_package rule binds partners to packages?"""
+    forced = problem.menus is not None and bool(problem.menus.must.any())
+    return forced and "one_package" not in broken and any(b.startswith("budget") for b in broken)
 
 
 def _improved(

@@ -32,7 +32,7 @@ from optimizer.decomposition.problem import build_problem
 from optimizer.decomposition.subproblem import free_choice
 from optimizer.engines import DECOMPOSITION, available_engines
 from optimizer.milp_finish import FINISH_BY_MILP_PAIRS, milp_can_finish
-from optimizer.outcome import EngineOutcome
+from optimizer.outcome import Candidate, EngineOutcome
 from optimizer.solve import MENU_DECOMPOSITION_AMOUNTS, choose_engine
 from tests.support.bruteforce import solve_reference
 from tests.support.instances import random_small_request
@@ -64,7 +64,9 @@ def menu_request(seed: int, objective: Objective, **options: object) -> Allocati
 
 def run(request: AllocationRequest, mip_gap: float = 1e-6) -> tuple[EngineOutcome, Plan]:
     outcome = solve_decomposition(request, time_limit_s=20.0, mip_gap=mip_gap)
-    chosen = outcome.candidates[0]
+    # No candidate: no plan to show (as `optimizer.solve` then builds an empty one).
+    nothing = Candidate(np.zeros((len(request.partners), len(request.resources))))
+    chosen = outcome.candidates[0] if outcome.candidates else nothing
     plan = build_plan(
         request,
         chosen.amounts,
@@ -132,6 +134,13 @@ def test_menu_requests_against_the_exact_optimum(
 # the cut-back moved it back and forth between the two budgets (40M of a 30M subsidy).
 @example(
     seed=3, n_partners=3, n_resources=2, n_tiers=1, objective=Objective.MAX_ATTAINMENT,
+    packages_only=True, with_group_budget=False,
+)  # fmt: skip
+# Found by a hypothesis seed: every partner bound to one package, their least subsidy
+# filling its budget and their least traffic then past its own; the engine called it
+# infeasible and showed a plan 20M over the subsidy budget.
+@example(
+    seed=749, n_partners=4, n_resources=2, n_tiers=2, objective=Objective.MAX_ATTAINMENT,
     packages_only=True, with_group_budget=False,
 )  # fmt: skip
 @given(
