@@ -164,28 +164,31 @@ class Family:
         """argmax over [lo, hi] of envelope(x) - p x (p >= 0, p = 0 gives hi).
 
         At p equal to the chord slope any point of the chord is optimal; the tangent end is
-        returned (the side that reaches tiers).
+        returned (the side that reaches tiers). Past the tangent point the slope's inverse
+        is taken per kind: for every row of a closed-form kind (cheaper than picking the
+        rows out; the searches call this tens of thousands of times), for only the rows
+        past the tangent point of a hill (Newton steps, and only those converge).
         """
-        x = np.full(len(self.kind), np.nan)
-        on_chord = p >= self.s_xt
-        x = np.where(p > self.st, self.lo, np.where(on_chord, self.xt, x))
-        inner = np.flatnonzero(np.isnan(x))
-        if inner.size:
-            x[inner] = self._inverse_slope(inner, p[inner])
+        x = np.where(p > self.st, self.lo, self.xt)
+        inner = (p < self.s_xt) & (p <= self.st)
+        for code, idx in self.groups:
+            whole = idx.size == len(self.kind)
+            if code == HILL:
+                rows = np.flatnonzero(inner) if whole else idx[inner[idx]]
+                if rows.size:
+                    x[rows] = self._inverse_slope(rows, p[rows], code)
+                continue
+            group = slice(None) if whole else idx
+            past = self._inverse_slope(group, p[group], code)
+            x[group] = np.where(inner[group], past, x[group])
         return np.clip(x, self.lo, self.hi)
 
-    def _inverse_slope(self, rows: NDArray[np.intp], p: FloatArray) -> FloatArray:
-        """The amount past the tangent point where the curve's slope equals p (the
+    def _inverse_slope(
+        self, rows: NDArray[np.intp] | slice, p: FloatArray, code: int
+    ) -> FloatArray:
+        """The amount past the tangent point where a `code` curve's slope equals p (the
         formula table's inverse, floored at the tangent point); hi where p <= 0."""
-        out = self.lo[rows].copy()  # rows without a curve stay at their (zero) domain
-        kind = self.kind[rows]
-        zero = p <= 0
-        for code in (SATURATING, LOG, LINEAR, HILL):
-            sel = np.flatnonzero((kind == code) & ~zero)
-            if sel.size == 0:
-                continue
-            r = rows[sel]
-            inverse = FORMULAS[_KIND_OF_CODE[code]].inverse_derivative
-            out[sel] = inverse(p[sel], self.a[r], self.s[r], self.n[r], self.xt[r])
-        out[zero] = self.hi[rows[zero]]
-        return out
+        inverse = FORMULAS[_KIND_OF_CODE[code]].inverse_derivative
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            out = inverse(p, self.a[rows], self.s[rows], self.n[rows], self.xt[rows])
+        return np.where(p > 0, out, self.hi[rows])
