@@ -9,16 +9,15 @@ import pytest
 
 from fixtures.families import family_request
 from optimizer.arrays import build_arrays
-from optimizer.decomposition import subproblem
+from optimizer.decomposition import q_search, subproblem
 from optimizer.decomposition.problem import Problem, build_problem
-from optimizer.decomposition.subproblem import (
-    _amounts,
-    _dual_value,
-    _reachable,
-    _smallest_reaching_q,
-    _uplift,
-    reach_level,
+from optimizer.decomposition.q_search import (
+    dual_value,
+    maximisers,
+    smallest_reaching_q,
+    uplift,
 )
+from optimizer.decomposition.subproblem import _reachable, reach_level
 
 
 def _problem(seed: int, size: int) -> Problem:
@@ -42,7 +41,7 @@ def _one_combo_at_a_time(
             continue
         fam = [f.take(sub) for f in families]
         mask = np.broadcast_to(on, (sub.size, problem.n_resources))
-        value, _, _, q = _smallest_reaching_q(fam, mask, prices[sub], 0.0, need[sub])
+        value, _, _, q = smallest_reaching_q(fam, mask, prices[sub], 0.0, need[sub])
         better = value > best[sub]
         best[sub[better]], best_q[sub[better]] = value[better], q[better]
     return best, best_q
@@ -81,27 +80,25 @@ def test_the_search_ends_at_the_least_dual_value_and_its_mix_reaches_the_need(
     searched: list[tuple] = []  # reach_level's stacked (partner, combo) search
     monkeypatch.setattr(
         subproblem,
-        "_smallest_reaching_q",
-        lambda *args: searched.append(args) or _smallest_reaching_q(*args),
+        "smallest_reaching_q",
+        lambda *args: searched.append(args) or smallest_reaching_q(*args),
     )
     rows = np.flatnonzero(need > 0)
     reach_level(problem, rows, prices[rows], alpha, need[rows])
     ((fam, on, row_prices, _, row_need),) = searched
     assert row_need.size > 50
-    value, x, _, q = _smallest_reaching_q(fam, on, row_prices, alpha, row_need)
-    at_q = _dual_value(fam, on, row_prices, alpha, row_need, q, _amounts(fam, on, row_prices, q))
+    value, x, _, q = smallest_reaching_q(fam, on, row_prices, alpha, row_need)
+    at_q = dual_value(fam, on, row_prices, alpha, row_need, q, maximisers(fam, on, row_prices, q))
     np.testing.assert_allclose(value, at_q, rtol=1e-12)
-    reached = _uplift(fam, on, x)
+    reached = uplift(fam, on, x)
     assert np.all(reached >= row_need * (1 - 1e-9))
     least = np.full(row_need.size, np.inf)
     for log_q in np.linspace(np.log(max(alpha, 1e-6)), np.log(1e4), 4001):
         grid_q = np.full(row_need.size, np.exp(log_q))
         if alpha > 0:
             grid_q = np.maximum(grid_q, alpha)
-        amounts = _amounts(fam, on, row_prices, grid_q)
-        least = np.minimum(
-            least, _dual_value(fam, on, row_prices, alpha, row_need, grid_q, amounts)
-        )
+        amounts = maximisers(fam, on, row_prices, grid_q)
+        least = np.minimum(least, dual_value(fam, on, row_prices, alpha, row_need, grid_q, amounts))
     tolerance = 1e-7 * np.maximum(q, 1.0) * row_need
     assert np.all(value <= least + tolerance)
     # The grid is coarse: somewhere the search must beat it, or it is not searching.
@@ -109,21 +106,19 @@ def test_the_search_ends_at_the_least_dual_value_and_its_mix_reaches_the_need(
 
 
 def _itp_steps(g, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """Steps `_itp_point` takes to close each bracket of the increasing function g to
-    subproblem._LOG_TOLERANCE (the search's own loop, without its value test)."""
-    tolerance = subproblem._LOG_TOLERANCE
+    """Steps `itp_point` takes to close each bracket of the increasing function g to
+    q_search.LOG_TOLERANCE (the search's own loop, without its value test)."""
+    tolerance = q_search.LOG_TOLERANCE
     lo, hi = lo.copy(), hi.copy()
     g_lo, g_hi = g(lo), g(hi)
     width0 = np.maximum(hi - lo, tolerance)
-    most = np.ceil(np.log2(width0 / tolerance)) + subproblem._ITP_SLACK
+    most = np.ceil(np.log2(width0 / tolerance)) + q_search.ITP_SLACK
     steps = np.zeros(lo.size)
     for _ in range(200):
         open_ = hi - lo > tolerance
         if not open_.any():
             break
-        point = subproblem._itp_point(
-            lo, hi, g_lo, g_hi, subproblem._ITP_KAPPA / width0, most - steps
-        )
+        point = q_search.itp_point(lo, hi, g_lo, g_hi, q_search.ITP_KAPPA / width0, most - steps)
         assert np.all(((point > lo) & (point < hi))[open_])
         value = g(point)
         up = open_ & (value < 0)
@@ -146,7 +141,7 @@ def test_itp_steps_are_never_more_than_bisection_s_and_far_fewer_on_smooth_uplif
     width = rng.uniform(0.5, 7.0, rows)
     hi = lo + width
     # Bisection's count, plus one where rounding leaves the last halving a hair wide.
-    bisection = np.ceil(np.log2(width / subproblem._LOG_TOLERANCE)) + 1
+    bisection = np.ceil(np.log2(width / q_search.LOG_TOLERANCE)) + 1
     root = lo + rng.uniform(0.01, 0.99, rows) * width
     need = rng.uniform(1e6, 1e8, rows)
     top = need / (1 - np.exp(-np.exp(root - lo)))  # uplift top * (1 - e^{-q/q_lo})
@@ -155,11 +150,11 @@ def test_itp_steps_are_never_more_than_bisection_s_and_far_fewer_on_smooth_uplif
         return top * (1 - np.exp(-np.exp(t - lo))) - need
 
     smooth = _itp_steps(saturating, lo, hi)
-    assert np.all(smooth <= bisection + subproblem._ITP_SLACK)
+    assert np.all(smooth <= bisection + q_search.ITP_SLACK)
     assert np.median(smooth) <= 0.35 * np.median(bisection)
 
     def jump(t: np.ndarray) -> np.ndarray:
         return np.where(t >= root, 5e4, -4e5)
 
     stepped = _itp_steps(jump, lo, hi)
-    assert np.all(stepped <= bisection + subproblem._ITP_SLACK)
+    assert np.all(stepped <= bisection + q_search.ITP_SLACK)
