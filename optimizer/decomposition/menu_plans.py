@@ -20,7 +20,9 @@ from optimizer.decomposition.menus import (
     best_per_owner,
     levels_of,
 )
+from optimizer.decomposition.package_fit import Cap, fitting_choice
 from optimizer.decomposition.problem import Problem
+from optimizer.decomposition.repair import fixed_amounts
 from optimizer.decomposition.response import Reach, Response
 
 
@@ -34,7 +36,7 @@ def choose(problem: Problem, evaluation: Evaluation) -> FloatArray:
     assert menus is not None
     pick = menus.covered(evaluation.amounts)
     everyone = np.ones(problem.n, dtype=bool)
-    caps = [(everyone, r, problem.budget[r]) for r in range(problem.n_resources)]
+    caps: list[Cap] = [(everyone, r, problem.budget[r]) for r in range(problem.n_resources)]
     caps += [(g.members, g.resource, g.high) for g in problem.group_budgets]
     for _ in range(2):  # a must-partner's move can overdraw another resource
         for members, r, cap in caps:
@@ -45,7 +47,22 @@ def choose(problem: Problem, evaluation: Evaluation) -> FloatArray:
     # less of every resource, so a cap it meets stays met.
     for members, r, cap in caps:
         pick = _cut_back(menus, pick, members, r, cap, move_must=False)
+    if menus.must.any() and _overdrawn(menus, pick, caps):
+        # The must-partners' smallest packages overdraw some cap: only a joint choice can
+        # tell whether any fits, and which. Pinned curve amounts come first.
+        pins = np.where(menus.holders[:, None], 0.0, fixed_amounts(problem))
+        room = [(members, r, cap - float(pins[members, r].sum())) for members, r, cap in caps]
+        fitting = fitting_choice(menus, pick, room)
+        pick = pick if fitting is None else fitting
     return menus.amounts_of(pick)
+
+
+def _overdrawn(menus: Menus, pick: IntArray, caps: list[Cap]) -> bool:
+    used = menus.amounts_of(pick)
+    return any(
+        float(used[members, r].sum()) - cap > COVER_TOLERANCE * max(abs(cap), 1.0)
+        for members, r, cap in caps
+    )
 
 
 def _cut_back(
