@@ -38,6 +38,9 @@ def choose(problem: Problem, evaluation: Evaluation) -> FloatArray:
     everyone = np.ones(problem.n, dtype=bool)
     caps: list[Cap] = [(everyone, r, problem.budget[r]) for r in range(problem.n_resources)]
     caps += [(g.members, g.resource, g.high) for g in problem.group_budgets]
+    # What curve partners' pins take is gone before any package is chosen.
+    pins = np.where(menus.holders[:, None], 0.0, fixed_amounts(problem))
+    caps = [(members, r, cap - float(pins[members, r].sum())) for members, r, cap in caps]
     for _ in range(2):  # a must-partner's move can overdraw another resource
         for members, r, cap in caps:
             pick = _cut_back(menus, pick, members, r, cap)
@@ -49,10 +52,8 @@ def choose(problem: Problem, evaluation: Evaluation) -> FloatArray:
         pick = _cut_back(menus, pick, members, r, cap, move_must=False)
     if menus.must.any() and _overdrawn(menus, pick, caps):
         # The must-partners' smallest packages overdraw some cap: only a joint choice can
-        # tell whether any fits, and which. Pinned curve amounts come first.
-        pins = np.where(menus.holders[:, None], 0.0, fixed_amounts(problem))
-        room = [(members, r, cap - float(pins[members, r].sum())) for members, r, cap in caps]
-        fitting = fitting_choice(menus, pick, room)
+        # tell whether any fits, and which.
+        fitting = fitting_choice(menus, pick, caps)
         pick = pick if fitting is None else fitting
     return menus.amounts_of(pick)
 

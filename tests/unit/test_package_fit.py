@@ -7,10 +7,13 @@ totals the brute force finds), and the decomposition must tell them apart."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from models.check import check_plan
+from models.curves import CurveKind
 from models.plan import SolverReport, SolveStatus, build_plan
 from models.request import (
     AllocationRequest,
@@ -18,6 +21,7 @@ from models.request import (
     OnePackage,
     Package,
     Partner,
+    Pin,
     Resource,
     Tier,
 )
@@ -27,6 +31,7 @@ from optimizer.decomposition.package_fit import fitting_choice
 from optimizer.decomposition.problem import build_problem
 from optimizer.engines import DECOMPOSITION, available_engines
 from tests.support.bruteforce import solve_reference
+from tests.support.instances import random_small_request
 
 pytestmark = pytest.mark.skipif(
     DECOMPOSITION not in available_engines(), reason="no decomposition engine"
@@ -125,3 +130,52 @@ def test_the_joint_choice_keeps_what_fits_and_finds_none_where_none_fits() -> No
     assert used.tolist() == [20.0, 20.0]
     assert np.count_nonzero(menus.index[fit] == 0) == 2
     assert fitting_choice(menus, all_subsidy, [(everyone, 0, 20.0), (everyone, 1, 19.0)]) is None
+
+
+def test_a_curve_partner_s_pin_is_spent_before_packages_are_chosen() -> None:
+    """A pin of 10M subsidy leaves 30M of the 40M budget (and half of it to the south's
+    cap) to two must-partners' packages; choosing them against the whole 40M left the plan
+    over budget, reported infeasible (found by a sweep of 200 generated menu requests)."""
+    request = random_small_request(
+        177, n_partners=6, n_resources=2, n_tiers=1, objective=Objective.MAX_ATTAINMENT,
+        kinds=(CurveKind.SATURATING, CurveKind.LOG, CurveKind.LINEAR, CurveKind.HILL),
+        magnitude="realistic", with_packages=True, with_group_budget=True, with_pins=True,
+        with_min=True,
+    )  # fmt: skip
+    request = replace(request, constraints=(*request.constraints, OnePackage()))
+    assert any(isinstance(c, Pin) for c in request.constraints)
+    assert solve_reference(request).feasible
+    outcome = solve_decomposition(request, time_limit_s=10.0, mip_gap=1e-6)
+    assert outcome.status is not SolveStatus.INFEASIBLE, outcome.binding_constraints
+    chosen = outcome.candidates[0]
+    plan = build_plan(
+        request, chosen.amounts, SolverReport("d", outcome.status),
+        package_choice=chosen.package_choice,
+    )  # fmt: skip
+    assert check_plan(request, plan) == []
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_one_package_menu_requests_agree_with_the_brute_force_on_feasibility(seed: int) -> None:
+    """Generated menu requests (curves and packages, pins, group caps, minimum tickets)
+    with every package partner bound to one package: the engine reports infeasible exactly
+    when the brute force finds no allocation, and its plan passes the exact check."""
+    request = random_small_request(
+        seed, n_partners=6, n_resources=1 + seed % 2, n_tiers=1 + (seed // 2) % 2,
+        objective=list(Objective)[seed % 3],
+        kinds=(CurveKind.SATURATING, CurveKind.LOG, CurveKind.LINEAR, CurveKind.HILL),
+        magnitude="realistic" if seed % 3 == 0 else "unit", with_packages=True,
+        packages_only=seed % 2 == 0, with_group_budget=seed % 4 == 1, with_pins=seed % 5 == 2,
+        with_min=seed % 3 == 0,
+    )  # fmt: skip
+    request = replace(request, constraints=(*request.constraints, OnePackage()))
+    outcome = solve_decomposition(request, time_limit_s=10.0, mip_gap=1e-6)
+    infeasible = outcome.status is SolveStatus.INFEASIBLE
+    assert infeasible is not solve_reference(request).feasible, outcome.binding_constraints
+    if not infeasible:
+        chosen = outcome.candidates[0]
+        plan = build_plan(
+            request, chosen.amounts, SolverReport("d", outcome.status),
+            package_choice=chosen.package_choice,
+        )  # fmt: skip
+        assert check_plan(request, plan) == []
