@@ -4,20 +4,22 @@ unused.
 A move shifts one quantum of a resource from the partner whose exact GMV loses least to
 the partner whose exact GMV gains most, when the gain is larger. Totals per resource do
 not change, so budgets hold; a partner never drops below the highest tier it reaches
-(shortfall and group counts cannot get worse; under max_gmv, where both are only
-reported, it may); amounts stay within their bounds, minimum tickets (0 or at least the
-minimum) and steps; group budgets are checked per move. The Lagrangian prices equalise
-marginal values only approximately (one price per resource, curves' tiers and tickets in
-between), and these moves collect what that leaves.
+(shortfall and group counts cannot get worse; under max_gmv, where tiers are only
+reported, only a group count's members keep its tier); amounts stay within their bounds,
+minimum tickets (0 or at least the minimum) and steps; group budgets are checked per
+move. The Lagrangian prices equalise marginal values only approximately (one price per
+resource, curves' tiers and tickets in between), and these moves collect what that
+leaves.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from numpy.typing import NDArray
 
 from models.curves import CurveColumn, FloatArray
 from models.plan import projected_gmv
-from models.request import Objective
+from models.request import GroupCount, Objective
 from optimizer.arrays import ProblemArrays
 from optimizer.clock import Clock
 from optimizer.outcome import Candidate
@@ -45,9 +47,7 @@ def polish(
     if request.objective is Objective.MIN_COST or arrays.packages:
         return moved
     gmv = projected_gmv(request, moved, None, columns)
-    thresholds = np.sort(np.asarray(arrays.thresholds, dtype=np.float64))
-    if request.objective is Objective.MAX_GMV:
-        thresholds = thresholds[:0]  # tiers and group counts are only reported
+    thresholds, holders = _kept_tiers(arrays)
     groups = GroupLimits(arrays, moved, None)
     for r in map(int, np.nonzero(np.isfinite(arrays.budget))[0]):
         pairs = np.flatnonzero(arrays.pair_resource == r)
@@ -66,7 +66,7 @@ def polish(
                     return moved
                 with clock.timed():
                     if not _move(arrays, columns[r], moved, gmv, groups, r, pairs, owners,
-                                 quantum, thresholds):  # fmt: skip
+                                 quantum, thresholds, holders):  # fmt: skip
                         break
     return moved
 
@@ -100,6 +100,7 @@ def _move(
     owners: np.ndarray,
     quantum: float,
     thresholds: FloatArray,
+    holders: NDArray[np.bool_],
 ) -> bool:
     """One best move of `quantum` of resource r between two partners; False: none gains."""
     x = amounts[owners, r]
@@ -116,7 +117,7 @@ def _move(
     # Receivers stay within their max and start a ticket at its minimum at least.
     gain[(x + quantum > high + tol) | (x + quantum < low - tol)] = -np.inf
     # Givers keep their amount 0 or at least the minimum, and their highest tier.
-    floor = _reached(gmv[owners], thresholds)
+    floor = np.where(holders[owners], _reached(gmv[owners], thresholds), 0.0)
     keeps = (x >= quantum - tol) & ((down <= tol) | (down >= low - tol))
     keeps &= gmv[owners] - loss >= floor
     loss[~keeps] = np.inf
@@ -138,6 +139,24 @@ def _move(
             groups.apply(j, r, -quantum)
             return True
     return False
+
+
+def _kept_tiers(arrays: ProblemArrays) -> tuple[FloatArray, NDArray[np.bool_]]:
+    """The tier thresholds a giver keeps (ascending) and the partners that keep them:
+    every tier, everyone; under max_gmv, where tiers are only reported, the tiers of
+    `group_count` rules, their members. The MILP holds those rules as rows, so its bound
+    covers only plans that meet them (family seed 11, 300 partners, max_gmv: moves took
+    two members off ¥100M for 0.015% more GMV than the bound, reported as a gap of 0)."""
+    request = arrays.request
+    everyone = np.ones(arrays.n_partners, dtype=bool)
+    if request.objective is not Objective.MAX_GMV:
+        return np.sort(np.asarray(arrays.thresholds, dtype=np.float64)), everyone
+    rules = [rule for rule in request.constraints if isinstance(rule, GroupCount)]
+    members = np.array(
+        [any(rule.where.matches(p) for rule in rules) for p in request.partners], dtype=bool
+    )
+    tiers = {request.tier(rule.tier).min_gmv for rule in rules}
+    return np.sort(np.array(sorted(tiers), dtype=np.float64)), members
 
 
 def _reached(values: FloatArray, thresholds: FloatArray) -> FloatArray:

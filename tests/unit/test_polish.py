@@ -57,3 +57,48 @@ def test_moves_on_an_engine_plan_keep_it_exactly_valid(seed: int) -> None:
     assert check_plan(request, after) == []
     assert after.objective.weighted_shortfall <= before.objective.weighted_shortfall
     assert after.objective.total_projected_gmv >= before.objective.total_projected_gmv
+
+
+def _a_member_on_its_tier(group_count: bool) -> Any:
+    """max_gmv; P0 (food) holds the whole budget and sits on ¥100M, where its curve is
+    flat; P1's curve is steep at 0, so moving subsidy to P1 gains GMV and drops P0's tier."""
+    body: dict[str, Any] = {
+        "objective": "max_gmv",
+        "resources": [{"name": "subsidy", "unit": "CNY", "budget": 2e7}],
+        "tiers": [{"name": "100M", "min_gmv": 1e8, "target": 1}],
+        "partners": [
+            {
+                "id": "P0",
+                "baseline_gmv": 6e7,
+                "attributes": {"category": "food"},
+                "response": {"subsidy": {"curve": "saturating", "max_uplift": 4.7e7, "scale": 1e7}},
+            },
+            {
+                "id": "P1",
+                "baseline_gmv": 2e7,
+                "response": {"subsidy": {"curve": "saturating", "max_uplift": 4e7, "scale": 1e7}},
+            },
+        ],
+    }
+    if group_count:
+        body["constraints"] = [
+            {"type": "group_count", "tier": "100M", "where": {"category": "food"}, "min": 1}
+        ]
+    return parse_request(body)
+
+
+@pytest.mark.parametrize("group_count", [False, True])
+def test_under_max_gmv_only_a_group_count_s_members_keep_their_tier(group_count: bool) -> None:
+    """The MILP holds group counts as rows, so its bound covers only plans meeting them: a
+    move off a member's tier gained GMV past that bound and was reported as a gap of 0."""
+    request = _a_member_on_its_tier(group_count)
+    arrays = build_arrays(request)
+    columns = curve_columns(request)
+    start = np.array([[2e7], [0.0]])
+    before = projected_gmv(request, start, None, columns)
+    assert before[0] >= 1e8
+    moved = polish(arrays, columns, start, Clock(10.0))
+    after = projected_gmv(request, moved, None, columns)
+    assert after.sum() > before.sum()
+    assert moved.sum() == pytest.approx(2e7)
+    assert bool(after[0] >= 1e8) is group_count
