@@ -318,13 +318,25 @@ class _Rounder:
                     break
 
     def _give_back(self, i: int, pairs: list[int], limit: Callable[[int], float]) -> bool:
-        """One whole addition to one of partner i's pairs within `limit`, the one buying most
-        GMV per unit that the budget and the group caps can make room for."""
+        """One whole addition to one of partner i's pairs within `limit` that the budget
+        and the group caps can make room for: the one whose rate would close the tier's gap
+        at the least cost. Not the most GMV per unit: units of different resources do not
+        compare, and a minimum ticket's first unit is the whole ticket (a partner ¥1.35
+        short of ¥100M took a 9M fund ticket, where its traffic cost next to nothing,
+        leaving a min_cost plan 10% above the bound its gap was reported against)."""
+        a = self.arrays
+        short = float(self.claimed[i] - self.gmv[i])
         options = []
         for k in pairs:
             change = self.can_add(k, limit(k), budget=False, groups=False)
-            if change is not None:
-                options.append((-self.gain(k, change) / change, k, change))
+            if change is None:
+                continue
+            gain = self.gain(k, change)
+            cost = float(a.unit_cost[a.pair_resource[k]]) * change
+            if gain >= short:
+                options.append((cost, k, change))
+            elif gain > 0:
+                options.append((cost * short / gain, k, change))
         for _, k, change in sorted(options):
             r = int(self.arrays.pair_resource[k])
             if self.make_room(i, r, change) and self.donate(r, change, skip=i):

@@ -124,6 +124,43 @@ def test_a_partner_at_a_max_off_the_grid_gets_its_tier_back_from_another_resourc
     assert projected_gmv(request, amounts)[0] >= 1e8
 
 
+def test_a_tier_comes_back_at_the_least_cost_not_with_a_whole_minimum_ticket() -> None:
+    """P1 is a unit short of 100M once its subsidy at a max off the grid rounds down. Its
+    fund's first unit is a 900 ticket (more GMV per unit than anything); a unit of its
+    cheap traffic closes the gap for almost nothing (a generated min_cost programme took
+    the 9M ticket that way: 10% on the plan's cost)."""
+    request = parse_request(
+        {
+            "name": "whole-units",
+            "resources": [
+                {"name": "subsidy", "unit": "CNY", "budget": 2000.4},
+                {"name": "traffic", "unit": "impressions", "budget": 600.0, "unit_cost": 0.001},
+                {"name": "fund", "unit": "CNY", "budget": 900.0, "step": 900.0},
+            ],
+            "tiers": [{"name": "100M", "min_gmv": 1e8, "target": 1}],
+            "partners": [
+                {
+                    "id": "P1",
+                    "baseline_gmv": 1e8 - 3 * 1000.4 - 2 * 500,
+                    "response": {
+                        "subsidy": {"curve": "linear", "roi": 3.0},
+                        "traffic": {"curve": "linear", "roi": 2.0},
+                        "fund": {"curve": "linear", "roi": 4.0},
+                    },
+                    "bounds": {"subsidy": {"max": 1000.4}, "fund": {"min": 900.0}},
+                },
+                _linear("P2", 5e7),
+            ],
+            "objective": "min_cost",
+        }
+    )
+    arrays = build_arrays(request)
+    engine = np.array([[1000.4, 500.0, 0.0], [1000.0, 0.0, 0.0]])
+    amounts = whole_units(arrays, engine, None, curve_columns(request))
+    assert amounts[0].tolist() == [1000.0, 501.0, 0.0]
+    assert projected_gmv(request, amounts)[0] >= 1e8
+
+
 def test_leftover_units_are_spent_where_they_buy_most_but_not_under_min_cost() -> None:
     partners = [_linear("P1", 1e7, roi=2.0), _linear("P2", 1e7, roi=5.0)]
     request = _request(partners, budget=100.0)
@@ -189,7 +226,9 @@ def test_a_rounding_that_loses_a_tier_is_refused(monkeypatch: pytest.MonkeyPatch
     def lose_every_tier(arrays: Any, amounts: np.ndarray, *_: Any) -> np.ndarray:
         return np.zeros_like(amounts)
 
-    monkeypatch.setattr(importlib.import_module("optimizer.solve"), "whole_units", lose_every_tier)
+    monkeypatch.setattr(
+        importlib.import_module("optimizer.returned_plans"), "whole_units", lose_every_tier
+    )
     plan = solve(request)[0]
     assert plan.objective.weighted_shortfall == 1  # P2 cannot reach 100M; P1 can
     assert not check_plan(request, plan)
@@ -233,7 +272,9 @@ def test_the_engine_s_amounts_kept_after_a_bad_rounding_are_checked_too(
     def overspend(arrays: Any, amounts: np.ndarray, *_: Any) -> np.ndarray:
         return amounts + 10_000.0  # breaks the budget: the exact check refuses it
 
-    monkeypatch.setattr(importlib.import_module("optimizer.solve"), "whole_units", overspend)
+    monkeypatch.setattr(
+        importlib.import_module("optimizer.returned_plans"), "whole_units", overspend
+    )
     checked = _checked_plans(monkeypatch)
     plan = solve(request)[0]
     assert _times(plan, checked) == 1  # the engine's amounts, after the refused rounding
@@ -275,7 +316,8 @@ def _continuous(request: AllocationRequest, stretch: float) -> AllocationRequest
 
 @contextmanager
 def _fallbacks() -> Iterator[list[str]]:
-    """The messages of the rounding fallbacks `optimizer.solve` logs while the block runs."""
+    """The messages of the rounding fallbacks `optimizer.returned_plans` logs while the block
+    runs."""
     messages: list[str] = []
 
     class Collect(logging.Handler):
@@ -283,7 +325,7 @@ def _fallbacks() -> Iterator[list[str]]:
             if "rounding broke" in record.getMessage():
                 messages.append(record.getMessage())
 
-    handler, logger = Collect(logging.WARNING), logging.getLogger("optimizer.solve")
+    handler, logger = Collect(logging.WARNING), logging.getLogger("optimizer.returned_plans")
     logger.addHandler(handler)
     try:
         yield messages
