@@ -31,7 +31,8 @@ from models.request import (
     Where,
 )
 from models.schemas import parse_request
-from optimizer.solve import best_first, solve
+from optimizer.returned_plans import best_first
+from optimizer.solve import solve
 
 # Every whole-unit plan of the request, enumerated: (p00, p01, p02, p03) = (0, 3, 1, 3)
 # is the best at 426.0639, then (0, 2, 1, 4) at 424.5484.
