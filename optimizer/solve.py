@@ -28,7 +28,7 @@ from optimizer.neighbourhood import finish_by_neighbourhoods, improver
 from optimizer.outcome import Candidate, EngineOutcome
 from optimizer.progress import Progress, ProgressEvent, timed_from
 from optimizer.returned_plans import best_first, planner_ready
-from optimizer.scoring import better_score, score
+from optimizer.scoring import better_score, score, valid_plan
 from optimizer.warm_start import WarmStart, start_candidate
 
 log = logging.getLogger(__name__)
@@ -159,8 +159,12 @@ def run_engine(
         return first  # certified within the gap: the MILP has nothing to add
     warm, proven = None, None
     if first is not None and first.candidates and first.status is not SolveStatus.INFEASIBLE:
-        warm = first.candidates[0]
-        proven = first.shortfall_bound if first.shortfall_proven else None
+        # The MILP keeps its start as the incumbent to beat: it must keep every rule.
+        if valid_plan(arrays, curve_columns(request), first.candidates[0]):
+            warm = first.candidates[0]
+            proven = first.shortfall_bound if first.shortfall_proven else None
+        else:
+            log.warning("the %s start breaks a rule: the MILP starts without it", first.engine)
     left = max(limit - (time.perf_counter() - started), 0.05)
     outcome = solve_milp(
         arrays,

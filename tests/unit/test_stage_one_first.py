@@ -17,8 +17,8 @@ import pytest
 from fixtures.families import family_request
 from models.check import check_plan
 from models.curves import points_curve
-from models.plan import curve_columns
-from models.request import AllocationRequest, Objective
+from models.plan import SolveStatus, curve_columns
+from models.request import AllocationRequest, Objective, Pin
 from optimizer import solve
 from optimizer.arrays import build_arrays
 from optimizer.engines import DECOMPOSITION, available_engines
@@ -115,3 +115,40 @@ def test_stage_one_first_steps_aside_where_the_decomposition_does_not_apply() ->
     stepped = {**first.curves, resource: points_curve([0, 1e6, 2e6], [0, 5e5, 6e5])}
     with_points = replace(request, partners=(replace(first, curves=stepped), *rest))
     assert stage_one_first(build_arrays(with_points), None, None, 2.0) is None
+
+
+def _pinned_past_the_group_cap() -> AllocationRequest:
+    """Family seed 114 (200 partners, min_cost): three pins of 7.27M subsidy, together
+    past the 0.318 share (7.05M) its central and south partners may have."""
+    request, _ = family_request(114, 200, 0.98, resources=2, time_limit_s=30.0)
+    pins = tuple(
+        Pin(partner_id, "subsidy", 7270153.0) for partner_id in ("P0000126", "P0000076", "P0000054")
+    )
+    return replace(request, objective=Objective.MIN_COST, constraints=(*request.constraints, *pins))
+
+
+def test_stage_one_first_steps_aside_where_no_plan_keeps_the_rules() -> None:
+    """Its plan there was 0.5M over the subsidy budget, "proven" 1 short under a floor of
+    3; the MILP kept it as its incumbent whenever the machine was busy, and the request
+    then failed its exact check (a PlanCheckError, not a plan)."""
+    request = _pinned_past_the_group_cap()
+    arrays = build_arrays(request)
+    assert stage_one_first(arrays, None, None, 10.0) is None
+    plan = solve(request)[0]
+    assert plan.solver.status is SolveStatus.INFEASIBLE
+
+
+def test_a_start_that_breaks_a_rule_is_not_handed_to_the_milp(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    request, _ = family_request(2, 100, 0.9, time_limit_s=10.0)
+    arrays = build_arrays(request)
+    first = stage_one_first(arrays, None, None, 10.0)
+    assert first is not None
+    over = first.candidates[0].amounts * 10.0  # far past every budget
+    broken = replace(first, candidates=[replace(first.candidates[0], amounts=over)])
+    monkeypatch.setattr(solve_module, "stage_one_first", lambda *args: broken)
+    calls = _recording_milp(monkeypatch)
+    plan = solve(request)[0]
+    assert calls[0]["warm_start"] is None and calls[0]["proven_shortfall"] is None
+    assert check_plan(request, plan) == []
