@@ -41,6 +41,7 @@ from optimizer.arrays import ProblemArrays
 from optimizer.rounding import GroupLimits, spent, unit_slack
 
 _SNAP = 1e-9  # relative: an amount this close to a grid point is on it (float noise)
+_ON_THRESHOLD = 1e-12  # relative: a GMV this close below a tier threshold is on it
 
 
 def unit_sizes(arrays: ProblemArrays) -> FloatArray:
@@ -71,9 +72,13 @@ class _Rounder:
         self.original = amounts
         request = arrays.request
         gmv = projected_gmv(request, amounts, choice, columns)
-        # The threshold of the tier each partner reached before rounding (0: none).
+        # The threshold of the tier each partner reached before rounding (0: none); one a
+        # float's rounding short counts as reached, and rounding lifts it over (an exact
+        # repair left a group_count member at 99,999,999.99999999 of ¥100M, and whole units
+        # then took it to ...99.95: the max_gmv plan missed the count its MILP met).
         padded = np.concatenate(([0.0], arrays.thresholds))
-        self.claimed = padded[np.searchsorted(arrays.thresholds, gmv, side="right")]
+        reached = np.searchsorted(arrays.thresholds, gmv * (1 + _ON_THRESHOLD), side="right")
+        self.claimed = padded[reached]
         # Pairs grouped by partner and by resource, as index arrays into the pair lists.
         self._by_partner = np.argsort(arrays.pair_partner, kind="stable")
         self._starts = np.searchsorted(

@@ -124,6 +124,20 @@ def test_a_partner_at_a_max_off_the_grid_gets_its_tier_back_from_another_resourc
     assert projected_gmv(request, amounts)[0] >= 1e8
 
 
+def test_a_partner_a_float_s_rounding_short_of_its_tier_is_lifted_over_it() -> None:
+    # P1's amount leaves it 3e-8 under 100M (an exact repair lifted it "to" the
+    # threshold): it counts as on the tier, and rounding gives it the unit that reaches it
+    # (a max_gmv plan missed a group_count its MILP met that way).
+    request = _request(
+        [_linear("P1", 1e8 - 3 * 1000.4), _linear("P2", 5e7)], budget=5000.0, objective="max_gmv"
+    )
+    engine = [1000.4 - 1e-8, 3000.0]
+    assert 1e8 - 1e-4 < _gmv(request, np.array(engine))[0] < 1e8
+    amounts = _rounded(request, engine)
+    assert amounts.tolist() == [1001.0, 3000.0]
+    assert _gmv(request, amounts)[0] >= 1e8
+
+
 def test_a_tier_comes_back_at_the_least_cost_not_with_a_whole_minimum_ticket() -> None:
     """P1 is a unit short of 100M once its subsidy at a max off the grid rounds down. Its
     fund's first unit is a 900 ticket (more GMV per unit than anything); a unit of its
