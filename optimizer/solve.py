@@ -83,8 +83,12 @@ def choose_engine(request: AllocationRequest, arrays: ProblemArrays) -> str:
         if arrays.packages and menu_programme_fits(arrays):
             return DECOMPOSITION
     # On medium curve programmes (tickets, S-curves, hard targets) CBC closes the MILP's
-    # rounds where HiGHS runs into the time limit (issue 12; BENCHMARKS.md).
-    if size >= WARM_START_PAIRS and not arrays.packages and "cbc" in engines:
+    # rounds where HiGHS runs into the time limit (issue 12; BENCHMARKS.md), with menus
+    # too while curve amounts are at least half the columns (200-500 family partners,
+    # 30% on menus: CBC 0.7-2.3 s where HiGHS took 2-48 s, the same shortfall).
+    # Mostly packages (a multiple-choice knapsack) stay with HiGHS.
+    mostly_curves = arrays.n_pairs >= 0.5 * (arrays.n_pairs + len(arrays.packages))
+    if size >= WARM_START_PAIRS and mostly_curves and "cbc" in engines:
         return "cbc"
     return "highs"
 

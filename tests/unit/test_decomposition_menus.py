@@ -259,14 +259,15 @@ def test_auto_sends_menu_programmes_to_the_decomposition_by_their_curves_or_size
         )  # fmt: skip
         return choose_engine(request, build_arrays(request))
 
-    assert engine_for(500) == "highs"  # 565 curve amounts, 388 options: small
+    assert engine_for(500) == "cbc"  # 565 curve amounts, 388 options: medium, mostly curves
     assert engine_for(1000) == DECOMPOSITION  # 1,122 and 767: mostly curves
     # Menus alone: by the count of options (6,002 and 16,026, either side of the line).
     assert engine_for(3000, only=True) == "highs"
     assert engine_for(8000, only=True) == DECOMPOSITION
     assert 6_002 < MENU_DECOMPOSITION_AMOUNTS < 16_026
     # `points` curves the decomposition does not model: the MILP keeps them.
-    assert engine_for(1000, kinds=(*KINDS, CurveKind.POINTS)) == "highs"
+    assert engine_for(1000, kinds=(*KINDS, CurveKind.POINTS)) == "cbc"
+    assert engine_for(60) == "highs"  # small: 69 curve amounts
 
 
 def test_a_hill_below_shape_one_at_zero_bounds_its_partner_finitely() -> None:
