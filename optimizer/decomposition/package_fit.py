@@ -37,6 +37,8 @@ def fitting_choice(menus: Menus, pick: IntArray, caps: list[Cap]) -> IntArray | 
     one = b.add_rows(np.where(menus.must[owners], 1.0, -np.inf), 1.0)
     b.add_entries(one[row_of], y, 1.0)
     for members, r, cap in caps:
+        if not np.isfinite(cap):
+            continue  # a resource without a budget: nothing to fit
         inside = members[menus.owner] & (menus.amounts[:, r] != 0)
         unit = max(abs(cap), float(np.max(np.abs(menus.amounts[:, r]), initial=0.0)), 1.0)
         row = b.add_rows(-np.inf, cap / unit, count=1)

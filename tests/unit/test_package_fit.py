@@ -130,6 +130,9 @@ def test_the_joint_choice_keeps_what_fits_and_finds_none_where_none_fits() -> No
     assert used.tolist() == [20.0, 20.0]
     assert np.count_nonzero(menus.index[fit] == 0) == 2
     assert fitting_choice(menus, all_subsidy, [(everyone, 0, 20.0), (everyone, 1, 19.0)]) is None
+    # A resource without a budget is no cap: 40 of subsidy fits beside it.
+    fit = fitting_choice(menus, all_subsidy, [(everyone, 0, 40.0), (everyone, 1, np.inf)])
+    assert fit is not None and np.array_equal(fit, all_subsidy)
 
 
 def test_a_curve_partner_s_pin_is_spent_before_packages_are_chosen() -> None:
