@@ -94,22 +94,19 @@ def respond(
         )
     # Every level's rows in one search: a search's cost is mostly its steps, not its rows,
     # so one stacked search beats one per level.
+    sizes = [part.size for part in per_level]
+    level_of = np.repeat(np.arange(1, n_tiers + 1), sizes)
     rows = np.concatenate(per_level)
-    need = np.concatenate(
-        [t - problem.baseline[part] for t, part in zip(problem.thresholds, per_level, strict=True)]
-    )
+    need = problem.thresholds[level_of - 1] - problem.baseline[rows]
     if exact_grid is None:
         value, amounts, _, q = reach_level(problem, rows, prices[rows], alpha, need)
     else:
-        segments = np.repeat(np.arange(n_tiers), [part.size for part in per_level])
         value, amounts, q = reach_on_grid(
-            problem, rows, prices[rows], alpha, need, exact_grid, segments
+            problem, rows, prices[rows], alpha, need, exact_grid, segments=level_of
         )
-    ends = np.cumsum([part.size for part in per_level])[:-1]
-    answers = zip(np.split(value, ends), np.split(amounts, ends), np.split(q, ends), strict=True)
-    for level, (rows, (value, amounts, q)) in enumerate(zip(per_level, answers, strict=True), 1):
-        values[rows, level] = value
-        response.reach.append(Reach(rows, amounts, q) if rows.size else None)
+    values[rows, level_of] = value
+    for part in np.split(np.arange(rows.size), np.cumsum(sizes)[:-1]):
+        response.reach.append(Reach(rows[part], amounts[part], q[part]) if part.size else None)
     answer_menus(problem, prices, alpha, response)
     return response
 
@@ -180,13 +177,12 @@ def reach_on_grid(
     labels rows solved together but limited apart (a level each): a segment whose pairs
     exceed GRID_ROWS is solved off the grid.
     """
+    if problem.step[r] <= 0:
+        value, x, _, q = reach_level(problem, rows, prices, alpha, need)
+        return value, x, q
     low, counts, free = grid_span(problem, rows, r)
-    if problem.step[r] > 0:
-        label = np.zeros(rows.size, dtype=np.intp) if segments is None else segments
-        pairs = np.bincount(label, weights=counts)
-        gridded = pairs[label] <= GRID_ROWS
-    else:
-        gridded = np.zeros(rows.size, dtype=bool)
+    label = np.zeros(rows.size, dtype=np.intp) if segments is None else segments
+    gridded = np.bincount(label, weights=counts)[label] <= GRID_ROWS
     value = np.empty(rows.size)
     x = np.empty((rows.size, problem.n_resources))
     q = np.empty(rows.size)
@@ -206,15 +202,13 @@ def reach_on_grid(
 def grid_span(
     problem: Problem, rows: IntArray, r: int
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
-    """Per row, resource r's first whole unit on its grid, the pairs a grid search
+    """Per row, stepped resource r's first whole unit on its grid, the pairs a grid search
     expands it to (amount 0, then every unit to its max) and whether its amount is free
     (one pair where it is not: a pin, or not offered)."""
     step = problem.step[r]
     family = problem.families[r]
     lo, hi = family.lo[rows], family.hi[rows]
     free = problem.can_use[rows, r] & ~(~problem.optional[rows, r] & (lo > 0) & (lo == hi))
-    if step <= 0:
-        return np.zeros(rows.size, np.int64), np.ones(rows.size, np.int64), free
     low = np.where(free, np.ceil(lo / step - 1e-9), 0).astype(np.int64)
     high = np.where(free, np.floor(hi / step + 1e-9), -1).astype(np.int64)
     return low, np.where(free, high - low + 2, 1), free
