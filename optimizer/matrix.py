@@ -43,6 +43,15 @@ class MatrixBuilder:
         self.n_rows += size
         return index
 
+    def add_one_per_owner(
+        self, cols: NDArray[np.intp], owner: NDArray[np.intp], exactly: NDArray[np.bool_]
+    ) -> None:
+        """A row per distinct owner over its columns (binaries): at most one taken, exactly
+        one where `exactly[owner]` (options of a partner, packages under one_package)."""
+        owners, row_of = np.unique(owner, return_inverse=True)
+        rows = self.add_rows(np.where(exactly[owners], 1.0, -np.inf), 1.0)
+        self.add_entries(rows[row_of], cols, 1.0)
+
     def tighten_row_upper(self, row: int, amount: float) -> None:
         """Lower an existing row's upper limit by `amount`."""
         offset = 0

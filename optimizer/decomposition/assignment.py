@@ -301,12 +301,8 @@ def _model(
     y = b.add_columns(np.zeros(count), np.ones(count), integer=True)
     delta = options.amounts - fixed[options.partner]
     # At most one option per partner (exactly one package for a partner that must take one).
-    owners, row_of = np.unique(options.partner, return_inverse=True)
-    must = np.zeros(len(owners), dtype=bool)
-    if problem.menus is not None:
-        must = problem.menus.must[owners]
-    rows = b.add_rows(np.where(must, 1.0, -np.inf), 1.0)
-    b.add_entries(rows[row_of], y, 1.0)
+    must = np.zeros(problem.n, dtype=bool) if problem.menus is None else problem.menus.must
+    b.add_one_per_owner(y, options.partner, must)
     # Budgets and group caps (floors are filled afterwards, by `within_groups`).
     share = np.zeros(count)
     finite = [r for r in range(problem.n_resources) if np.isfinite(problem.budget[r])]

@@ -60,18 +60,19 @@ def choose(problem: Problem, evaluation: Evaluation) -> FloatArray:
 
 def _overdrawn(menus: Menus, pick: IntArray, caps: list[Cap]) -> bool:
     used = menus.amounts_of(pick)
-    return any(
-        float(used[members, r].sum()) - cap > COVER_TOLERANCE * max(abs(cap), 1.0)
-        for members, r, cap in caps
-    )
+    return any(_over(used[:, r], members, cap) for members, r, cap in caps)
+
+
+def _over(used: FloatArray, members: BoolArray, cap: float) -> bool:
+    """Do the members' amounts `used` go past `cap` by more than the cover tolerance?"""
+    return float(used[members].sum()) - cap > COVER_TOLERANCE * max(abs(cap), 1.0)
 
 
 def _cut_back(
     menus: Menus, pick: IntArray, members: BoolArray, r: int, cap: float, move_must: bool = True
 ) -> IntArray:
     used = menus.amounts_of(pick)[:, r]
-    excess = float(used[members].sum()) - cap
-    if excess <= COVER_TOLERANCE * max(abs(cap), 1.0):
+    if not _over(used, members, cap):
         return pick
     pick = pick.copy()
     if move_must:
@@ -80,7 +81,7 @@ def _cut_back(
         switch = np.flatnonzero(must & (pick != smallest))
         pick[switch] = smallest[switch]
         used = menus.amounts_of(pick)[:, r]
-        excess = float(used[members].sum()) - cap
+    excess = float(used[members].sum()) - cap
     rows = np.flatnonzero(members & ~menus.must & (pick >= 0) & (used > 0))
     if excess <= 0 or rows.size == 0:
         return pick

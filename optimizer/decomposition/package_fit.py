@@ -33,9 +33,7 @@ def fitting_choice(menus: Menus, pick: IntArray, caps: list[Cap]) -> IntArray | 
     b = MatrixBuilder()
     count = len(menus.owner)
     y = b.add_columns(np.zeros(count), np.ones(count), integer=True)
-    owners, row_of = np.unique(menus.owner, return_inverse=True)
-    one = b.add_rows(np.where(menus.must[owners], 1.0, -np.inf), 1.0)
-    b.add_entries(one[row_of], y, 1.0)
+    b.add_one_per_owner(y, menus.owner, menus.must)
     for members, r, cap in caps:
         if not np.isfinite(cap):
             continue  # a resource without a budget: nothing to fit
