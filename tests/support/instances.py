@@ -42,6 +42,14 @@ from models.request import (
 
 Magnitude = Literal["unit", "realistic"]
 ALL_KINDS: tuple[CurveKind, ...] = tuple(CurveKind)
+# One curve of each kind the decomposition models, S-curves either side of shape 1.
+SAMPLE_CURVES: tuple[Curve, ...] = (
+    Curve(CurveKind.SATURATING, max_uplift=5e7, scale=1e7),
+    Curve(CurveKind.LOG, coef=3e7, scale=2e6),
+    Curve(CurveKind.LINEAR, roi=1.7),
+    Curve(CurveKind.HILL, max_uplift=8e7, shape=2.5, half_saturation=3e7),
+    Curve(CurveKind.HILL, max_uplift=8e7, shape=0.7, half_saturation=3e7),
+)
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from optimizer.decomposition.family import Family, kind_code
 from optimizer.decomposition.problem import _family
 from optimizer.outcome import EngineOutcome
 from tests.support.bruteforce import Reference, solve_reference
-from tests.support.instances import random_small_request
+from tests.support.instances import SAMPLE_CURVES, random_small_request
 
 KINDS = (CurveKind.SATURATING, CurveKind.LOG, CurveKind.LINEAR, CurveKind.HILL)
 RTOL = 1e-7
@@ -358,17 +358,8 @@ def test_unreachable_targets_give_proven_shortfall() -> None:
     assert math.isfinite(outcome.best_bound or math.nan)
 
 
-_KINDS = [
-    Curve(CurveKind.SATURATING, max_uplift=5e7, scale=1e7),
-    Curve(CurveKind.LOG, coef=3e7, scale=2e6),
-    Curve(CurveKind.LINEAR, roi=1.7),
-    Curve(CurveKind.HILL, max_uplift=8e7, shape=2.5, half_saturation=3e7),
-    Curve(CurveKind.HILL, max_uplift=8e7, shape=0.7, half_saturation=3e7),
-]
-
-
 @given(
-    picks=st.lists(st.integers(-1, len(_KINDS) - 1), min_size=1, max_size=12),
+    picks=st.lists(st.integers(-1, len(SAMPLE_CURVES) - 1), min_size=1, max_size=12),
     amounts=st.lists(st.floats(-1e6, 3e8), min_size=12, max_size=12),
 )
 @settings(max_examples=60, deadline=None)
@@ -377,8 +368,8 @@ def test_family_values_and_slopes_are_each_curve_s_own(
 ) -> None:
     """Mixed kinds, one kind, and rows without a curve (-1): each row's value and right
     slope are its curve's (amounts below 0 count as 0; no curve gives 0)."""
-    mixed: list[Curve | None] = [None if p < 0 else _KINDS[p] for p in picks]
-    one_kind: list[Curve | None] = [_KINDS[abs(picks[0])]] * 5
+    mixed: list[Curve | None] = [None if p < 0 else SAMPLE_CURVES[p] for p in picks]
+    one_kind: list[Curve | None] = [SAMPLE_CURVES[abs(picks[0])]] * 5
     for curves in (mixed, one_kind):
         family = _family(curves)
         x = np.array(amounts[: len(curves)])

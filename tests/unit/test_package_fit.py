@@ -14,7 +14,7 @@ import pytest
 
 from models.check import check_plan
 from models.curves import CurveKind
-from models.plan import SolverReport, SolveStatus, build_plan
+from models.plan import Plan, SolverReport, SolveStatus, build_plan
 from models.request import (
     AllocationRequest,
     Objective,
@@ -30,6 +30,7 @@ from optimizer.decomposition import solve_decomposition
 from optimizer.decomposition.package_fit import fitting_choice
 from optimizer.decomposition.problem import build_problem
 from optimizer.engines import DECOMPOSITION, available_engines
+from optimizer.outcome import EngineOutcome
 from tests.support.bruteforce import solve_reference
 from tests.support.instances import random_small_request
 
@@ -74,17 +75,20 @@ def _one_choice_s_totals(partners: tuple[Partner, ...], seed: int) -> tuple[floa
     return (sum(c.amounts["s"] for c in chosen), sum(c.amounts["t"] for c in chosen))
 
 
+def _plan(request: AllocationRequest, outcome: EngineOutcome) -> Plan:
+    """The engine's first candidate as a plan, packages included."""
+    chosen = outcome.candidates[0]
+    report = SolverReport("decomposition", outcome.status)
+    return build_plan(request, chosen.amounts, report, package_choice=chosen.package_choice)
+
+
 @pytest.mark.parametrize("seed", range(24))
 def test_packages_that_fit_only_jointly_make_a_plan(seed: int) -> None:
     partners = _partners(seed, 5 + seed % 3)
     request = _request(partners, _one_choice_s_totals(partners, seed), list(Objective)[seed % 3])
     outcome = solve_decomposition(request, time_limit_s=10.0, mip_gap=1e-6)
     assert outcome.status is not SolveStatus.INFEASIBLE, outcome.binding_constraints
-    chosen = outcome.candidates[0]
-    plan = build_plan(
-        request, chosen.amounts, SolverReport("d", outcome.status),
-        package_choice=chosen.package_choice,
-    )  # fmt: skip
+    plan = _plan(request, outcome)
     assert check_plan(request, plan) == []
     assert all(a.package is not None for a in plan.allocations)
 
@@ -150,12 +154,7 @@ def test_a_curve_partner_s_pin_is_spent_before_packages_are_chosen() -> None:
     assert solve_reference(request).feasible
     outcome = solve_decomposition(request, time_limit_s=10.0, mip_gap=1e-6)
     assert outcome.status is not SolveStatus.INFEASIBLE, outcome.binding_constraints
-    chosen = outcome.candidates[0]
-    plan = build_plan(
-        request, chosen.amounts, SolverReport("d", outcome.status),
-        package_choice=chosen.package_choice,
-    )  # fmt: skip
-    assert check_plan(request, plan) == []
+    assert check_plan(request, _plan(request, outcome)) == []
 
 
 @pytest.mark.parametrize("seed", range(60))
@@ -176,9 +175,4 @@ def test_one_package_menu_requests_agree_with_the_brute_force_on_feasibility(see
     infeasible = outcome.status is SolveStatus.INFEASIBLE
     assert infeasible is not solve_reference(request).feasible, outcome.binding_constraints
     if not infeasible:
-        chosen = outcome.candidates[0]
-        plan = build_plan(
-            request, chosen.amounts, SolverReport("d", outcome.status),
-            package_choice=chosen.package_choice,
-        )  # fmt: skip
-        assert check_plan(request, plan) == []
+        assert check_plan(request, _plan(request, outcome)) == []

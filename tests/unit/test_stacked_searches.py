@@ -11,25 +11,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fixtures.families import family_request
-from models.curves import Curve, CurveKind
 from optimizer.arrays import build_arrays
 from optimizer.decomposition import subproblem
 from optimizer.decomposition.problem import Problem, _family, build_problem
 from optimizer.decomposition.subproblem import grid_span, reach_level, reach_on_grid, respond
-
-_KINDS = [
-    Curve(CurveKind.SATURATING, max_uplift=5e7, scale=1e7),
-    Curve(CurveKind.LOG, coef=3e7, scale=2e6),
-    Curve(CurveKind.LINEAR, roi=1.7),
-    Curve(CurveKind.HILL, max_uplift=8e7, shape=2.5, half_saturation=3e7),
-    Curve(CurveKind.HILL, max_uplift=8e7, shape=0.7, half_saturation=3e7),
-]
+from tests.support.instances import SAMPLE_CURVES
 
 
 @given(
     rows=st.lists(
         st.tuples(
-            st.integers(-1, len(_KINDS) - 1),
+            st.integers(-1, len(SAMPLE_CURVES) - 1),
             st.sampled_from([0.0, 1e6, 5e6, 4e7]),
             st.sampled_from([0.0, 1e-3, 0.05, 0.3, 1.0, 3.0, 30.0, 1e300]),
         ),
@@ -44,7 +36,7 @@ def test_a_mixed_family_takes_each_row_s_own_argmax(
     """Mixed kinds (and rows without a curve, -1), each row with its own ticket and price
     (0 takes everything; a price past every slope takes the ticket): each row's amount is
     the one a family of that row alone takes."""
-    curves = [None if pick < 0 else _KINDS[pick] for pick, _, _ in rows]
+    curves = [None if pick < 0 else SAMPLE_CURVES[pick] for pick, _, _ in rows]
     lo = np.array([ticket for _, ticket, _ in rows])
     price = np.array([p for _, _, p in rows])
     mixed = _family(curves)

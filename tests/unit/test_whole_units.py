@@ -91,32 +91,44 @@ def test_a_spent_budget_takes_the_unit_from_a_partner_no_tier_depends_on() -> No
     assert amounts.sum() <= request.resources[0].budget  # type: ignore[operator]
 
 
-def test_a_partner_at_a_max_off_the_grid_gets_its_tier_back_from_another_resource() -> None:
-    # P1 reaches 100M with its subsidy at a max of 1000.4: rounded down to 1000, no unit fits
-    # back under that max, so the tier must come back from traffic, past P1's original 500.
-    request = parse_request(
+def _at_a_max_off_the_grid(fund: bool = False) -> AllocationRequest:
+    """min_cost; P1 reaches 100M with its subsidy at a max of 1000.4 and 500 of traffic;
+    `fund`: P1 may also take a fund ticket of 900, and traffic costs 0.001 a unit."""
+    resources: list[dict[str, Any]] = [
+        {"name": "subsidy", "unit": "CNY", "budget": 2000.4},
+        {"name": "traffic", "unit": "impressions", "budget": 600.0},
+    ]
+    curves = {
+        "subsidy": {"curve": "linear", "roi": 3.0},
+        "traffic": {"curve": "linear", "roi": 2.0},
+    }
+    bounds: dict[str, Any] = {"subsidy": {"max": 1000.4}}
+    if fund:
+        resources[1]["unit_cost"] = 0.001
+        resources.append({"name": "fund", "unit": "CNY", "budget": 900.0, "step": 900.0})
+        curves["fund"] = {"curve": "linear", "roi": 4.0}
+        bounds["fund"] = {"min": 900.0}
+    p1 = {
+        "id": "P1",
+        "baseline_gmv": 1e8 - 3 * 1000.4 - 2 * 500,
+        "response": curves,
+        "bounds": bounds,
+    }
+    return parse_request(
         {
             "name": "whole-units",
-            "resources": [
-                {"name": "subsidy", "unit": "CNY", "budget": 2000.4},
-                {"name": "traffic", "unit": "impressions", "budget": 600.0},
-            ],
+            "resources": resources,
             "tiers": [{"name": "100M", "min_gmv": 1e8, "target": 1}],
-            "partners": [
-                {
-                    "id": "P1",
-                    "baseline_gmv": 1e8 - 3 * 1000.4 - 2 * 500,
-                    "response": {
-                        "subsidy": {"curve": "linear", "roi": 3.0},
-                        "traffic": {"curve": "linear", "roi": 2.0},
-                    },
-                    "bounds": {"subsidy": {"max": 1000.4}},
-                },
-                _linear("P2", 5e7),
-            ],
+            "partners": [p1, _linear("P2", 5e7)],
             "objective": "min_cost",
         }
     )
+
+
+def test_a_partner_at_a_max_off_the_grid_gets_its_tier_back_from_another_resource() -> None:
+    # P1 reaches 100M with its subsidy at a max of 1000.4: rounded down to 1000, no unit fits
+    # back under that max, so the tier must come back from traffic, past P1's original 500.
+    request = _at_a_max_off_the_grid()
     arrays = build_arrays(request)
     engine = np.array([[1000.4, 500.0], [1000.0, 0.0]])
     amounts = whole_units(arrays, engine, None, curve_columns(request))
@@ -143,31 +155,7 @@ def test_a_tier_comes_back_at_the_least_cost_not_with_a_whole_minimum_ticket() -
     fund's first unit is a 900 ticket (more GMV per unit than anything); a unit of its
     cheap traffic closes the gap for almost nothing (a generated min_cost programme took
     the 9M ticket that way: 10% on the plan's cost)."""
-    request = parse_request(
-        {
-            "name": "whole-units",
-            "resources": [
-                {"name": "subsidy", "unit": "CNY", "budget": 2000.4},
-                {"name": "traffic", "unit": "impressions", "budget": 600.0, "unit_cost": 0.001},
-                {"name": "fund", "unit": "CNY", "budget": 900.0, "step": 900.0},
-            ],
-            "tiers": [{"name": "100M", "min_gmv": 1e8, "target": 1}],
-            "partners": [
-                {
-                    "id": "P1",
-                    "baseline_gmv": 1e8 - 3 * 1000.4 - 2 * 500,
-                    "response": {
-                        "subsidy": {"curve": "linear", "roi": 3.0},
-                        "traffic": {"curve": "linear", "roi": 2.0},
-                        "fund": {"curve": "linear", "roi": 4.0},
-                    },
-                    "bounds": {"subsidy": {"max": 1000.4}, "fund": {"min": 900.0}},
-                },
-                _linear("P2", 5e7),
-            ],
-            "objective": "min_cost",
-        }
-    )
+    request = _at_a_max_off_the_grid(fund=True)
     arrays = build_arrays(request)
     engine = np.array([[1000.4, 500.0, 0.0], [1000.0, 0.0, 0.0]])
     amounts = whole_units(arrays, engine, None, curve_columns(request))
