@@ -17,7 +17,7 @@ import pytest
 
 from fixtures.families import family_request
 from models.curves import Curve, CurveKind
-from models.plan import SolveStatus
+from models.plan import SolveStatus, projected_gmv
 from models.request import AllocationRequest, Bounds, Partner, Resource, Tier
 from optimizer.arrays import build_arrays
 from optimizer.decomposition import solve_decomposition
@@ -88,17 +88,23 @@ def test_the_finish_asks_for_them(monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.mark.skipif("cbc" not in available_engines(), reason="CBC not installed")
 @pytest.mark.parametrize("seed", [6, 7])
 def test_the_finishs_first_bound_is_tighter_with_them_exact(seed: int) -> None:
-    # Family seed 6, 200 partners: the first round's bound 0.27% above the decomposition's
-    # plan with every S-curve relaxed, 0.07% with theirs exact; seed 7: 3.3% and 1.4%.
-    request, _ = family_request(seed, 200, 0.95, time_limit_s=6.0)
+    # Family seed 6, 200 partners: the first round's bound 0.27% above the best plan of
+    # the two rounds with every S-curve relaxed, 0.06% with theirs exact; seed 7: 3.2% and
+    # 1.4%. The bounds are the outer solves' own (solved to their gap); the plans are what
+    # a busy machine changes, as it caps the inner solves (CI, 2026-12-06: seed 7's exact
+    # round 2.5% from its own plan, 1.4% alone). So both bounds are
+    # measured against the best plan either round, or the decomposition, found; and the
+    # 60 s leave the outer solves, 1-2 s alone, room to reach their gap under load.
+    request, _ = family_request(seed, 200, 0.95, time_limit_s=30.0)
     arrays = build_arrays(request)
-    first = solve_decomposition(request, time_limit_s=6.0, mip_gap=1e-3, arrays=arrays)
+    # 30 s, not 6: seed 6's decomposition takes 4-6 s, and its plan is the rounds' start.
+    first = solve_decomposition(request, time_limit_s=30.0, mip_gap=1e-3, arrays=arrays)
     assert first.shortfall_proven and first.shortfall_bound is not None
-
-    def first_round_gap(exact: bool) -> float:
-        gap = first_bounded_round(arrays, first, 10.0, exact_tier_curves=exact).gap
-        assert gap is not None
-        return gap
-
-    relaxed, exact = first_round_gap(False), first_round_gap(True)
-    assert exact < relaxed / 2, (exact, relaxed)
+    plan = first.candidates[0]
+    best = projected_gmv(request, plan.amounts, plan.package_choice).sum()
+    rounds = [first_bounded_round(arrays, first, 60.0, exact_tier_curves=e) for e in (False, True)]
+    for each in rounds:
+        assert each.best_bound is not None and each.best_objective is not None
+        best = max(best, each.best_objective)
+    relaxed, exact = (float(each.best_bound) / best - 1 for each in rounds)
+    assert 0 <= exact < relaxed / 2, (exact, relaxed)
