@@ -46,7 +46,7 @@ from optimizer.decomposition.refine import GridBound, refine_bound
 from optimizer.decomposition.repair import enforce_group_budgets, fixed_amounts
 from optimizer.decomposition.stage_one import stage_one
 from optimizer.decomposition.stages import (
-    TRUST_RADIUS,
+    SAMPLE_RADIUS,
     certified_bound,
     dual_gap,
     noise_free,
@@ -154,6 +154,7 @@ def solve_decomposition(
     result = _solve(
         problem, clock, mip_gap, progress, warm, incumbent, prices is None, improve, attain_warm,
         anytime, lambda plan: _polished(problem, arrays, plan, clock),
+        sampled=sampled,
     )  # fmt: skip
     best, certified = result.plan, certified_bound(result.bound, minimise)
     if math.isfinite(certified) and dual_gap(result.bound, best.objective, minimise) > mip_gap:
@@ -307,12 +308,13 @@ def _solve(
     attain_warm: FloatArray | None = None,
     anytime: bool = True,
     polish_plan: Callable[[ScoredAmounts], ScoredAmounts] | None = None,
+    sampled: bool = False,
 ) -> _Result:
     """Both stages on `problem`; `warm` (stage-2 prices) starts the probe and stage 2 (a
     nearby request's, `trust_warm` false, only when no worse a start than the usual),
     `incumbent` (an exactly valid plan) is stage 1's first plan and stage 2's first best;
-    `attain_warm` starts stage 1's attainment dual (a sample's prices). Stage 2's dual
-    starts within TRUST_RADIUS of its start, as do the searches after it.
+    `attain_warm` starts stage 1's attainment dual (a sample's prices); `sampled`: `warm`
+    is a sample's prices, and stage 2's dual starts within SAMPLE_RADIUS of them.
 
     Anytime: once stage 2's first search ends short of the gap, further searches restart
     from its best prices (new jitter each time) until the gap is certified, the time is
@@ -366,7 +368,7 @@ def _solve(
         start=stage_two_start(problem, stage, warm, trust_warm, one.prices),
         refine=refine if problem.n <= REFINE_UP_TO else None,
         incumbent=known,
-        radius=TRUST_RADIUS,
+        radius=SAMPLE_RADIUS if sampled else None,
         # Plans at jittered prices rarely beat the option MILP's, which comes next.
         polish_tries=0 if option_plan_applies(problem, stage) else POLISH_TRIES,
     )
@@ -431,7 +433,7 @@ def _solve(
         goal = _with_best(close_enough, bound, best, minimise)
         more_bound, plan, more_prices = run_stage(
             problem, stage, clock, LAST_SEARCH_SHARE, goal, one.targets, progress,
-            start=prices, attempt=attempt, incumbent=best, radius=TRUST_RADIUS,
+            start=prices, attempt=attempt, incumbent=best,
         )  # fmt: skip
         # A search counts when it closes a real part of the gap: the restarted dual creeps
         # down by tiny steps for ever, which would keep small requests to their limit.

@@ -35,15 +35,12 @@ MIN_DUAL_STEPS = 12
 HOPELESS_GAP = 1e-4
 # The bundle's first box around a given start, in multiples of it (see LevelBundle).
 WARM_BOX = 4.0
-# Stage 2's dual starts within this many multiples of its start on either side (a trust
-# box, widened as the best point nears a side): a sample's prices, stage 1's scaled, a
-# nearby request's, or a restart's best. With WARM_BOX at 1,000,000 family partners, its
-# first 16 steps from a sample's found no better point, and it was still falling at the
-# end of its time (1.2% gap); within it, it converged in 40 steps (55 s), leaving the
-# option MILP its time. From stage 1's prices at 3,000 family partners (seed 5), WARM_BOX's
-# first 42 steps landed at 1.01-7.7x the start's value; within the trust box the search
-# was within 1e-4 of its best in 29 steps instead of 68.
-TRUST_RADIUS = 0.5
+# A sample's prices start the programme's stage-2 dual within this many multiples of
+# them on either side (a trust box, widened as the best point nears a side). With
+# WARM_BOX at 1,000,000 family partners, its first 16 steps found no better point, and it
+# was still falling at the end of its time (1.2% gap); within it, it converged in 40 steps
+# (55 s), leaving the option MILP its time.
+SAMPLE_RADIUS = 0.5
 # A plan taking more than this share of the limit is costly: the next one waits until the
 # dual has had as much time as the plans (50,000 family partners, seed 2: stage 1 proven
 # at 0 short instead of 10 short, and a 0.6% gap instead of 82%). Cheap plans keep their
@@ -78,7 +75,7 @@ def run_stage(
     `refine(prices, settles)`: a tighter bound from the converged dual's best prices
     (the exact-grid dual, `refine.refine_bound`; `settles(bound)`: the goal, met with the
     best plan), run before the jittered plans.
-    `radius`: the start is near the dual's optimum (see TRUST_RADIUS); None: WARM_BOX.
+    `radius`: the start is a sample's prices (see SAMPLE_RADIUS).
     `incumbent`: the caller's best plan before this search. Progress reports it while it
     beats the search's own, so a job shows the plan a cancel would keep (a stage-2 plan
     with more GMV but a partner short of a tier is not that plan).
