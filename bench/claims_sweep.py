@@ -1,6 +1,7 @@
 """Every claim `auto` makes, checked against a long CBC run on the same programme:
 
     python -m bench.claims_sweep FIRST_SEED COUNT [--sizes 50,100,200,300] [--limit 30]
+                                  [--plans K]
 
 Seed s builds `fixtures.families.family_programme(s, size, ambition, resources=...)` with
 its size, 2-4 resources, ambition (0.5-0.98) and objective cycling with the seed; some
@@ -11,7 +12,9 @@ programme: both statuses, times and shortfalls, the objective against CBC's at e
 shortfall, and in capitals any claim the reference refutes: an invalid plan, `infeasible`
 where CBC has a plan, a shortfall proof or bound CBC beats, a GMV (cost) bound CBC's plan
 beats, `optimal` with CBC's plan better by more than the gap, or a `group_count` missed
-that CBC meets. The defects found this way are in BENCHMARKS.md ("Claims checked").
+that CBC meets. With `--plans K` auto returns K plans, and each alternative must pass the
+exact check too, hold a set of tier achievers no other plan holds, and not beat the plan
+ranked first. The defects found this way are in BENCHMARKS.md ("Claims checked").
 """
 
 from __future__ import annotations
@@ -157,13 +160,43 @@ def refuted(request: AllocationRequest, ours: Plan, ref: Plan) -> list[str]:
     return found
 
 
-def check(seed: int, sizes: Sequence[int], limit_s: float) -> str:
+def _achievers(plan: Plan) -> frozenset[tuple[str, str]]:
+    return frozenset((a.partner_id, a.tier) for a in plan.allocations if a.tier is not None)
+
+
+def _ahead(request: AllocationRequest, plan: Plan, first: Plan) -> bool:
+    """Does `plan` beat `first`: less shortfall, or as little and a better objective?"""
+    short, first_short = plan.objective.weighted_shortfall, first.objective.weighted_shortfall
+    if request.objective is not Objective.MAX_GMV and abs(short - first_short) > 1e-9:
+        return short < first_short
+    value, first_value = _value(plan, request.objective), _value(first, request.objective)
+    return value > first_value + 1e-9 * abs(first_value)
+
+
+def refuted_alternatives(request: AllocationRequest, plans: Sequence[Plan]) -> list[str]:
+    """What the plans after the first break: the exact check, no copies (each a set of
+    tier achievers of its own), and the first plan the best."""
+    found: list[str] = []
+    for rank, plan in enumerate(plans[1:], start=2):
+        if check_plan(request, plan):
+            found.append(f"INVALID ALTERNATIVE {rank}")
+        if any(_achievers(plan) == _achievers(other) for other in plans[: rank - 1]):
+            found.append(f"ALTERNATIVE {rank} A COPY")
+        if _ahead(request, plan, plans[0]):
+            found.append(f"ALTERNATIVE {rank} BEATS THE FIRST")
+    return found
+
+
+def check(seed: int, sizes: Sequence[int], limit_s: float, plans: int = 1) -> str:
     request, label = programme(seed, sizes, limit_s)
+    request = replace(request, options=replace(request.options, plans=plans))
     started = time.perf_counter()
-    ours = solve(request)[0]
+    returned = solve(request)
+    ours = returned[0]
     ours_s = time.perf_counter() - started
     reference = replace(
-        request, options=replace(request.options, engine="cbc", time_limit_s=60, mip_gap=1e-4)
+        request,
+        options=replace(request.options, engine="cbc", time_limit_s=60, mip_gap=1e-4, plans=1),
     )
     started = time.perf_counter()
     ref = solve(reference)[0]
@@ -178,7 +211,9 @@ def check(seed: int, sizes: Sequence[int], limit_s: float) -> str:
     if feasible and ours.objective.weighted_shortfall == ref.objective.weighted_shortfall:
         ratio = _value(ours, request.objective) / _value(ref, request.objective) - 1
         line += f", objective {ratio:+.4%} against CBC's"
-    return " ".join([line, *refuted(request, ours, ref)])
+    if plans > 1:
+        line += f", {len(returned)} plans"
+    return " ".join([line, *refuted(request, ours, ref), *refuted_alternatives(request, returned)])
 
 
 def main(argv: Sequence[str] | None = None) -> list[str]:
@@ -187,11 +222,12 @@ def main(argv: Sequence[str] | None = None) -> list[str]:
     parser.add_argument("count", type=int)
     parser.add_argument("--sizes", default="50,100,200,300")
     parser.add_argument("--limit", type=float, default=30.0)
+    parser.add_argument("--plans", type=int, default=1)
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     lines = []
     for seed in range(args.first_seed, args.first_seed + args.count):
-        lines.append(check(seed, sizes, args.limit))
+        lines.append(check(seed, sizes, args.limit, args.plans))
         print(lines[-1], flush=True)
     return lines
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from bench.claims_sweep import main, programme, refuted
+from bench.claims_sweep import main, programme, refuted, refuted_alternatives
 from models.plan import Plan, SolveStatus
 from models.request import OnePackage, Pin
 from optimizer import solve
@@ -57,3 +57,18 @@ def test_a_short_sweep_runs_end_to_end(capsys: pytest.CaptureFixture[str]) -> No
     assert len(lines) == 2 and capsys.readouterr().out.count("\n") == 2
     assert all(line.upper() != line and "CBC" in line for line in lines)
     assert not [line for line in lines if "FALSE" in line or "INVALID" in line]
+
+
+def test_alternatives_that_copy_or_beat_the_first_are_refuted() -> None:
+    request, _ = programme(5, [50], 10.0)  # min_cost: this one has alternatives
+    plans = solve(replace(request, options=replace(request.options, plans=3)))
+    assert len(plans) == 3
+    assert refuted_alternatives(request, plans) == []
+    assert refuted_alternatives(request, [plans[0], plans[0]]) == ["ALTERNATIVE 2 A COPY"]
+    cheaper = replace(
+        plans[1],
+        objective=replace(plans[1].objective, total_cost=plans[0].objective.total_cost * 0.5),
+    )
+    found = refuted_alternatives(request, [plans[0], cheaper])
+    assert "ALTERNATIVE 2 BEATS THE FIRST" in found
+    assert "INVALID ALTERNATIVE 2" in found  # its cost is no longer what its amounts cost
