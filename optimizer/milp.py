@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from models.curves import FloatArray
 from models.plan import SolveStatus, curve_columns
 from models.request import Objective
+from optimizer.alternatives import add_alternatives
 from optimizer.arrays import ProblemArrays, UnsupportedRequest
 from optimizer.clock import Clock
 from optimizer.engines.base import MilpBackend, MilpResult, Termination
@@ -484,16 +485,6 @@ def solve_milp(
     assert first is not None
     if not first.candidates:
         return first
-    for alternative in range(2, options.plans + 1):
-        if clock.out():
-            break
-        exclude = [strategy.score(c).achievers for c in first.candidates]
-        more = strategy.run(exclude, clock)
-        plan = more.candidates[0] if more is not None and more.candidates else None
-        # (Its plan may have lost the claim its no-good cut counted: on whole steps, say.)
-        if plan is None or strategy.score(plan).achievers in exclude:
-            break
-        plan.label = f"alternative {alternative - 1}"
-        first.candidates.append(plan)
+    add_alternatives(strategy, first, options.plans, clock)
     first.seconds = clock.elapsed()
     return first

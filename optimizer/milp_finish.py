@@ -11,10 +11,11 @@ import numpy as np
 from models.curves import FloatArray
 from models.plan import SolveStatus, curve_columns
 from models.request import AllocationRequest, Objective
+from optimizer.alternatives import add_alternatives
 from optimizer.arrays import ProblemArrays
-from optimizer.clock import relative_gap
+from optimizer.clock import Clock, relative_gap
 from optimizer.engines import available_engines, milp_backend
-from optimizer.milp import solve_milp
+from optimizer.milp import MilpStrategy, solve_milp
 from optimizer.outcome import EngineOutcome
 from optimizer.progress import Progress
 from optimizer.scoring import Score, better_score, score
@@ -105,6 +106,27 @@ def finish_by_milp(
         outcome.shortfall_bound = first.shortfall_bound
         outcome.shortfall_proven = theirs.shortfall <= first.shortfall_bound + 1e-9
     _tightest_bound(outcome, first, theirs, request)
+    return outcome
+
+
+def alternatives_by_milp(
+    arrays: ProblemArrays,
+    outcome: EngineOutcome,
+    progress: Progress | None,
+    should_stop: Callable[[], bool] | None,
+    left_s: float,
+) -> EngineOutcome:
+    """`outcome` (the decomposition's, under `auto`) with the alternatives `options.plans`
+    asks for and it lacks, from a CBC MILP seeded with its best plan, in `left_s`; as it
+    was beyond the finish's size, without CBC, or with no time left."""
+    wanted = arrays.request.options.plans
+    if wanted <= len(outcome.candidates) or not outcome.candidates or left_s <= 0:
+        return outcome
+    if not milp_can_finish(arrays):
+        return outcome
+    strategy = MilpStrategy(arrays, milp_backend("cbc"), progress, exact_tier_curves=True)
+    strategy.seed(outcome.candidates[0])
+    add_alternatives(strategy, outcome, wanted, Clock(left_s, should_stop))
     return outcome
 
 

@@ -20,6 +20,7 @@ from optimizer.errors import EngineUnavailable, OptimizerError
 from optimizer.milp import solve_milp
 from optimizer.milp_finish import (
     FINISH_BY_MILP_MARGIN,
+    alternatives_by_milp,
     finish_by_milp,
     milp_can_finish,
     milp_finishes,
@@ -143,7 +144,9 @@ def run_engine(
         if not auto:
             return outcome
         outcome = _after_decomposition(arrays, outcome, progress, should_stop, started, limit)
-        return ran_out(outcome, time.perf_counter() - started, limit)
+        outcome = ran_out(outcome, time.perf_counter() - started, limit)
+        left = (1 - FINISH_BY_MILP_MARGIN) * limit - (time.perf_counter() - started)
+        return alternatives_by_milp(arrays, outcome, progress, should_stop, left)
     backend = milp_backend(engine)
     # A caller's start is the incumbent the decomposition's warm-up would otherwise supply
     # (and that warm-up overruns short time limits: explanation re-solves get a few seconds).
