@@ -1,5 +1,5 @@
-"""Alternative plans (`options.plans` > 1): each from a MILP whose no-good cuts ask for a
-partner on a tier that every earlier plan left below it.
+"""Alternative plans (`options.plans` > 1): each from a MILP whose no-good cuts ask,
+against every earlier plan, for some partner on a tier that plan left it below.
 
 The MILP engines add them after their best plan. The decomposition has no cuts of its
 own, so a programme it certified alone came back with one plan however many were asked
