@@ -19,7 +19,9 @@ from models.check import check_plan
 from models.plan import SolveStatus
 from models.request import Objective
 from optimizer import solve
+from optimizer.alternatives import STAGE
 from optimizer.engines import available_engines
+from optimizer.progress import ProgressEvent
 
 solve_module = importlib.import_module("optimizer.solve")
 
@@ -48,3 +50,26 @@ def test_one_plan_asked_for_is_one_plan(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(solve_module, "choose_engine", lambda request, arrays: "decomposition")
     request, _ = family_request(1, 300, 0.9, resources=3, time_limit_s=30.0)
     assert len(solve(request)) == 1
+
+
+@pytest.mark.skipif("cbc" not in available_engines(), reason="CBC not installed")
+def test_while_alternatives_are_searched_progress_shows_the_best_plan(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(solve_module, "choose_engine", lambda request, arrays: "decomposition")
+    request, _ = family_request(1, 300, 0.9, resources=3, time_limit_s=30.0)
+    request = replace(
+        request, objective=Objective.MAX_GMV, options=replace(request.options, plans=3)
+    )
+    events: list[ProgressEvent] = []
+    plans = solve(request, progress=events.append)
+    marked = [event for event in events if event.stage == STAGE]
+    assert marked, "the alternatives' searches report"
+    assert {event.message.split(":")[0] for event in marked} == {"alternative 1", "alternative 2"}
+    best = plans[0]
+    for event in marked:
+        assert event.best_objective == pytest.approx(best.objective.total_projected_gmv, rel=1e-6)
+        assert event.best_bound == best.solver.best_bound
+        assert event.gap == pytest.approx(best.solver.mip_gap, rel=1e-3)
+    # Unmarked, the searches' rounds would have shown an alternative's figures as the best's.
+    assert not [e for e in events[events.index(marked[0]) :] if e.stage != STAGE and e.gap]
