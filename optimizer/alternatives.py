@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from models.request import AllocationRequest
+from models.request import AllocationRequest, Objective
 from optimizer.clock import Clock
 from optimizer.outcome import Candidate, EngineOutcome
 from optimizer.progress import Progress, ProgressEvent
@@ -46,30 +46,34 @@ def add_alternatives(
     clock is out, or none is left outside the achiever sets of the plans before it."""
     if len(outcome.candidates) >= wanted:
         return
-    report = search.progress
+    scores = [search.score(c) for c in outcome.candidates]  # each plan scored once
+    achievers = [score.achievers for score in scores]
+    report, objective = search.progress, search.request.objective
     try:
         for alternative in range(len(outcome.candidates) + 1, wanted + 1):
             if clock.out():
                 return
-            search.progress = _marked(report, outcome, search, alternative - 1)
-            exclude = [search.score(c).achievers for c in outcome.candidates]
-            more = search.run(exclude, clock)
+            search.progress = _marked(report, outcome, scores[0], objective, alternative - 1)
+            more = search.run(list(achievers), clock)
             plan = more.candidates[0] if more is not None and more.candidates else None
+            if plan is None:
+                return
+            found = search.score(plan).achievers
             # (Its plan may have lost the claim its no-good cut counted: on whole steps.)
-            if plan is None or search.score(plan).achievers in exclude:
+            if found in achievers:
                 return
             plan.label = f"alternative {alternative - 1}"
             outcome.candidates.append(plan)
+            achievers.append(found)
     finally:
         search.progress = report
 
 
 def _marked(
-    report: Progress, outcome: EngineOutcome, search: AlternativeSearch, number: int
+    report: Progress, outcome: EngineOutcome, best: Score, objective: Objective, number: int
 ) -> Progress:
-    """`report` for alternative `number`'s search: its messages, the best plan's figures."""
-    best = search.score(outcome.candidates[0])
-    objective = search.request.objective
+    """`report` for alternative `number`'s search: its messages, the best plan's figures
+    (`best`, its score)."""
 
     def forward(event: ProgressEvent) -> None:
         report(
