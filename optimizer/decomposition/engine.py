@@ -30,7 +30,7 @@ from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.clock import Clock, StopCheck, better_than_bound, relative_gap
 from optimizer.decomposition.certificate import level_ranges, stage_ceiling
 from optimizer.decomposition.lagrangian import Stage
-from optimizer.decomposition.menu_plans import pinned
+from optimizer.decomposition.menu_plans import forced_over_budget, forced_packages_fit, pinned
 from optimizer.decomposition.menus import candidate, plan_amounts
 from optimizer.decomposition.option_plan import first_pass, option_plan_applies, second_pass
 from optimizer.decomposition.primal import (
@@ -166,10 +166,13 @@ def solve_decomposition(
         best = evaluate_plan(view, enforce_group_budgets(view, best.amounts, fixed_amounts(view)))
         broken = breaks_hard_rows(problem, best.amounts)
     if broken:
-        if _forced_over_budget(problem, broken):
+        if forced_over_budget(problem, broken):
             # Each budget alone may allow the smallest packages, all of them together not
             # (4 partners: their least subsidy filled its budget, and their least traffic
-            # then went past its own).
+            # then went past its own). Only a proof says so: a fit MILP that ran out of
+            # time (`choose`'s, then this one) leaves it open, and no plan was found.
+            if forced_packages_fit(problem, clock.left()) is not False:
+                return EngineOutcome(ENGINE, SolveStatus.TIME_LIMIT, [], clock.elapsed())
             broken.append("one_package")
         # Packages a one_package rule forced past a budget make no plan to show.
         shown = [] if "one_package" in broken else [candidate(problem.menus, best.amounts)]
@@ -452,12 +455,6 @@ def _solve(
         best = evaluate_plan(problem, fixed_amounts(problem))
     levels = None if close_enough(bound, best) else fixed_levels(best)
     return _Result(best, bound, one.proven, prices, floor, one.prices, levels)
-
-
-def _forced_over_budget(problem: Problem, broken: list[str]) -> bool:
-    """Is a budget broken while a one_package rule binds partners to packages?"""
-    forced = problem.menus is not None and bool(problem.menus.must.any())
-    return forced and "one_package" not in broken and any(b.startswith("budget") for b in broken)
 
 
 def _improved(

@@ -20,10 +20,13 @@ from optimizer.decomposition.menus import (
     best_per_owner,
     levels_of,
 )
-from optimizer.decomposition.package_fit import Cap, fitting_choice
+from optimizer.decomposition.package_fit import FIT_SECONDS, Cap, any_choice_fits, fitting_choice
 from optimizer.decomposition.problem import Problem
 from optimizer.decomposition.repair import fixed_amounts
 from optimizer.decomposition.response import Reach, Response
+
+# The least time the proof that forced packages fit no budget gets, the clock out or not.
+MIN_FIT_S = 0.5
 
 
 def choose(problem: Problem, evaluation: Evaluation) -> FloatArray:
@@ -35,12 +38,7 @@ def choose(problem: Problem, evaluation: Evaluation) -> FloatArray:
     menus = problem.menus
     assert menus is not None
     pick = menus.covered(evaluation.amounts)
-    everyone = np.ones(problem.n, dtype=bool)
-    caps: list[Cap] = [(everyone, r, problem.budget[r]) for r in range(problem.n_resources)]
-    caps += [(g.members, g.resource, g.high) for g in problem.group_budgets]
-    # What curve partners' pins take is gone before any package is chosen.
-    pins = np.where(menus.holders[:, None], 0.0, fixed_amounts(problem))
-    caps = [(members, r, cap - float(pins[members, r].sum())) for members, r, cap in caps]
+    caps = _caps(problem, menus)
     for _ in range(2):  # a must-partner's move can overdraw another resource
         for members, r, cap in caps:
             pick = _cut_back(menus, pick, members, r, cap)
@@ -56,6 +54,34 @@ def choose(problem: Problem, evaluation: Evaluation) -> FloatArray:
         fitting = fitting_choice(menus, pick, caps)
         pick = pick if fitting is None else fitting
     return menus.amounts_of(pick)
+
+
+def _caps(problem: Problem, menus: Menus) -> list[Cap]:
+    """The budgets and group caps, less what curve partners' pins take: that is gone
+    before any package is chosen."""
+    everyone = np.ones(problem.n, dtype=bool)
+    caps: list[Cap] = [(everyone, r, problem.budget[r]) for r in range(problem.n_resources)]
+    caps += [(g.members, g.resource, g.high) for g in problem.group_budgets]
+    pins = np.where(menus.holders[:, None], 0.0, fixed_amounts(problem))
+    return [(members, r, cap - float(pins[members, r].sum())) for members, r, cap in caps]
+
+
+def forced_over_budget(problem: Problem, broken: list[str]) -> bool:
+    """Is a budget broken while a one_package rule binds partners to packages?"""
+    forced = problem.menus is not None and bool(problem.menus.must.any())
+    return forced and "one_package" not in broken and any(b.startswith("budget") for b in broken)
+
+
+def forced_packages_fit(problem: Problem, seconds: float) -> bool | None:
+    """Can the partners a one_package rule binds each take a package within every budget
+    and group cap, beside the pins? None: the fit MILP did not decide in `seconds` (at
+    least MIN_FIT_S, the clock out or not). A plan that broke a budget proves nothing;
+    only False makes the request infeasible."""
+    menus = problem.menus
+    if menus is None or not menus.must.any():
+        return True
+    limit = min(max(seconds, MIN_FIT_S), FIT_SECONDS)
+    return any_choice_fits(menus, _caps(problem, menus), limit)
 
 
 def _overdrawn(menus: Menus, pick: IntArray, caps: list[Cap]) -> bool:

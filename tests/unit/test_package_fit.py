@@ -25,11 +25,13 @@ from models.request import (
     Resource,
     Tier,
 )
+from optimizer import solve
 from optimizer.arrays import build_arrays
-from optimizer.decomposition import solve_decomposition
-from optimizer.decomposition.package_fit import fitting_choice
+from optimizer.decomposition import package_fit, solve_decomposition
+from optimizer.decomposition.package_fit import any_choice_fits, fitting_choice
 from optimizer.decomposition.problem import build_problem
 from optimizer.engines import DECOMPOSITION, available_engines
+from optimizer.engines.base import MilpModel, MilpResult, Termination
 from optimizer.outcome import EngineOutcome
 from tests.support.bruteforce import solve_reference
 from tests.support.instances import random_small_request
@@ -93,8 +95,7 @@ def test_packages_that_fit_only_jointly_make_a_plan(seed: int) -> None:
     assert all(a.package is not None for a in plan.allocations)
 
 
-@pytest.mark.parametrize("seed", range(8))
-def test_packages_that_fit_no_budget_pair_are_infeasible(seed: int) -> None:
+def _infeasible_request(seed: int) -> AllocationRequest:
     """Budgets a unit under a choice's totals, on the traffic side where the brute force
     finds none that fits."""
     partners = _partners(seed, 5)
@@ -102,12 +103,40 @@ def test_packages_that_fit_no_budget_pair_are_infeasible(seed: int) -> None:
     for less in range(1, 40):
         request = _request(partners, (subsidy, traffic - less), Objective.MAX_GMV)
         if not solve_reference(request).feasible:
-            break
-    else:
-        pytest.fail("no infeasible budget pair")
-    outcome = solve_decomposition(request, time_limit_s=10.0, mip_gap=1e-6)
+            return request
+    pytest.fail("no infeasible budget pair")
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_packages_that_fit_no_budget_pair_are_infeasible(seed: int) -> None:
+    outcome = solve_decomposition(_infeasible_request(seed), time_limit_s=10.0, mip_gap=1e-6)
     assert outcome.status is SolveStatus.INFEASIBLE
     assert outcome.candidates == []
+
+
+class _Undecided:
+    """A backend that runs out of time with neither a solution nor a proof."""
+
+    def solve(self, model: MilpModel, **_: object) -> MilpResult:
+        return MilpResult(Termination.NO_SOLUTION)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_fit_that_runs_out_of_time_proves_nothing(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same requests, with the fit MILP undecided: a plan over budget is no proof that
+    none fits, so the request is not reported infeasible; the run ends on the time limit
+    with no plan (it was reported infeasible, with `one_package` binding)."""
+    monkeypatch.setattr(package_fit, "milp_backend", lambda name: _Undecided())
+    request = _infeasible_request(seed)
+    outcome = solve_decomposition(request, time_limit_s=10.0, mip_gap=1e-6)
+    assert outcome.status is SolveStatus.TIME_LIMIT
+    assert outcome.candidates == [] and outcome.binding_constraints == []
+    options = replace(request.options, engine=DECOMPOSITION, time_limit_s=10.0)
+    plan = solve(replace(request, options=options))[0]
+    assert plan.solver.status is SolveStatus.TIME_LIMIT
+    assert "one_package" not in plan.binding_constraints
 
 
 def test_the_joint_choice_keeps_what_fits_and_finds_none_where_none_fits() -> None:
@@ -134,6 +163,9 @@ def test_the_joint_choice_keeps_what_fits_and_finds_none_where_none_fits() -> No
     assert used.tolist() == [20.0, 20.0]
     assert np.count_nonzero(menus.index[fit] == 0) == 2
     assert fitting_choice(menus, all_subsidy, [(everyone, 0, 20.0), (everyone, 1, 19.0)]) is None
+    # Whether any choice fits at all, whatever was picked: a proof either way.
+    assert any_choice_fits(menus, [(everyone, 0, 20.0), (everyone, 1, 20.0)], 5.0) is True
+    assert any_choice_fits(menus, [(everyone, 0, 20.0), (everyone, 1, 19.0)], 5.0) is False
     # A resource without a budget is no cap: 40 of subsidy fits beside it.
     fit = fitting_choice(menus, all_subsidy, [(everyone, 0, 40.0), (everyone, 1, np.inf)])
     assert fit is not None and np.array_equal(fit, all_subsidy)
