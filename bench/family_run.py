@@ -2,11 +2,13 @@
 "before and after" tables):
 
     python -m bench.family_run SEED PARTNERS AMBITION LIMIT_S [RESOURCES] [--progress]
+                               [--points SHARE]
 
 Builds `fixtures.families.family_programme(seed, partners, ambition, resources=...,
 time_limit_s=LIMIT_S)` (gap 0.1%), solves it with `optimizer.solve`, and prints one line:
 wall time of the solve, engine, status, certified gap, weighted shortfall (proven, bound)
-and total projected GMV. `--progress` prints the engine's progress events as they come.
+and total projected GMV. `--progress` prints the engine's progress events as they come;
+`--points SHARE` gives about that share of the partners `points` curves (`fixtures.points`).
 Run it with PYTHONPATH pointing at another checkout to time that one on the same input.
 """
 
@@ -17,6 +19,7 @@ import time
 from collections.abc import Sequence
 
 from fixtures.families import family_programme
+from fixtures.points import as_points
 from models.plan import Plan
 from optimizer import solve
 from optimizer.progress import ProgressEvent
@@ -50,11 +53,14 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser = programme_parser(__doc__.splitlines()[0])
     parser.add_argument("resources", type=int, nargs="?", default=3)
     parser.add_argument("--progress", action="store_true")
+    parser.add_argument("--points", type=float, default=0.0, metavar="SHARE")
     args = parser.parse_args(argv)
     request = family_programme(
         args.seed, args.partners, args.ambition, resources=args.resources,
         time_limit_s=args.limit_s,
     ).request()  # fmt: skip
+    if args.points > 0:
+        request = as_points(request, args.points, args.seed)
     started = time.perf_counter()
     plan = solve(request, progress=_progress if args.progress else None)[0]
     line = summary(plan, time.perf_counter() - started)

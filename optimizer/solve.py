@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from models.curves import CurveColumn, CurveKind
+from models.curves import CurveColumn
 from models.plan import Plan, SolverReport, SolveStatus, build_plan, curve_columns
 from models.request import AllocationRequest, Objective
 from optimizer.arrays import ProblemArrays, build_arrays
@@ -76,9 +76,7 @@ def choose_engine(request: AllocationRequest, arrays: ProblemArrays) -> str:
         return wanted
     size = arrays.n_pairs
     engines = available_engines()
-    # `points` curves the decomposition does not model: a MILP answers those.
-    points = any(curve.kind is CurveKind.POINTS for curve in arrays.pair_curve)
-    if DECOMPOSITION in engines and not points:
+    if DECOMPOSITION in engines:
         if size > DECOMPOSITION_PAIRS and not arrays.packages:
             return DECOMPOSITION
         if arrays.packages and menu_programme_fits(arrays):
@@ -265,7 +263,7 @@ def decomposition_first(
             start=start,
             prices=None if prices is None else np.asarray(prices, dtype=float),
         )
-    except OptimizerError:  # a request the decomposition does not model (points curves)
+    except OptimizerError:  # a request the decomposition does not model
         return None
 
 
@@ -278,7 +276,7 @@ def stage_one_first(
     """Under `auto`, before a MILP without the decomposition's warm-up: the decomposition's
     stage 1 alone, a plan at the least shortfall its prices find and, when proven, the
     floor that lets the MILP go straight to stage 2. None where it does not apply (no
-    tiers, packages, `points` curves) or its plan misses a group count. It gets the whole
+    tiers, packages) or its plan misses a group count. It gets the whole
     clock, as its shares of it stop it by 60%: a quarter starved its tier-option MILP
     (family seed 4, 300 partners, 0.98, 10 s: shortfall 1 unproven, against 0 in 1.5 s)."""
     if arrays.packages or DECOMPOSITION not in available_engines():
@@ -289,7 +287,7 @@ def stage_one_first(
         first = solve_stage_one(
             arrays, time_limit_s=time_limit_s, progress=progress, should_stop=should_stop
         )
-    except OptimizerError:  # a request the decomposition does not model (points curves)
+    except OptimizerError:  # a request the decomposition does not model
         return None
     return None if first is None or first.binding_constraints else first
 

@@ -9,6 +9,10 @@ subproblem solved on it is a relaxation: the Lagrangian bound stays valid.
 
 `argmax_slope(p)` inverts the envelope's derivative: the amount where its slope falls to
 `p` (closed form for saturating/log/linear, a few monotone Newton steps for hill).
+
+`points` curves (`optimizer.decomposition.points`) have knots instead of parameters, and
+an envelope that may leave the curve more than once (a bump after a dip): it is their
+concave hull over [lo, hi], and `xt`/`st` are its first vertex past lo and first slope.
 """
 
 from __future__ import annotations
@@ -17,13 +21,15 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.curves import FORMULAS, Curve, CurveKind, FloatArray
+from optimizer.decomposition import points
 
-NONE, SATURATING, LOG, LINEAR, HILL = 0, 1, 2, 3, 4
+NONE, SATURATING, LOG, LINEAR, HILL, POINTS = 0, 1, 2, 3, 4, 5
 _KIND_CODE = {
     CurveKind.SATURATING: SATURATING,
     CurveKind.LOG: LOG,
     CurveKind.LINEAR: LINEAR,
     CurveKind.HILL: HILL,
+    CurveKind.POINTS: POINTS,
 }
 _KIND_OF_CODE = {code: kind for kind, code in _KIND_CODE.items()}
 _TINY = 1e-300
@@ -38,19 +44,34 @@ def kind_code(curve: Curve | None) -> int:
 class Family:
     """Curves of one resource for a set of rows (partners), grouped by kind.
 
-    `a`: max_uplift / coef / roi; `s`: scale / half_saturation; `n`: hill shape.
+    `a`: max_uplift / coef / roi; `s`: scale / half_saturation; `n`: hill shape;
+    `px`, `py`: (rows, K) padded knots of `points` curves (`points.padded_knots`; K = 0
+    without any).
     """
 
-    def __init__(self, kind: NDArray[np.int8], a: FloatArray, s: FloatArray, n: FloatArray):
+    def __init__(
+        self,
+        kind: NDArray[np.int8],
+        a: FloatArray,
+        s: FloatArray,
+        n: FloatArray,
+        px: FloatArray | None = None,
+        py: FloatArray | None = None,
+    ):
         self.kind, self.a, self.s, self.n = kind, a, s, n
+        empty = np.zeros((len(kind), 0))
+        self.px = empty if px is None else px
+        self.py = empty if py is None else py
         # Rows grouped by kind with one stable sort (this runs for every row subset).
         order = np.argsort(kind, kind="stable")
-        bounds = np.searchsorted(kind[order], np.arange(HILL + 2))
+        bounds = np.searchsorted(kind[order], np.arange(POINTS + 2))
         self.groups: list[tuple[int, NDArray[np.intp]]] = [
             (code, order[bounds[code] : bounds[code + 1]])
-            for code in (SATURATING, LOG, LINEAR, HILL)
+            for code in (SATURATING, LOG, LINEAR, HILL, POINTS)
             if bounds[code + 1] > bounds[code]
         ]
+        # The points rows' envelope (`points.hull`): vertices, their values, slopes.
+        self.hx, self.hy, self.hs = empty, empty, empty
         # Envelope over the on-domain; set by `set_domain`.
         self.lo = np.zeros(len(kind))
         self.hi = np.zeros(len(kind))
@@ -64,9 +85,12 @@ class Family:
         return len(self.kind)
 
     def take(self, rows: NDArray[np.intp]) -> Family:
-        out = Family(self.kind[rows], self.a[rows], self.s[rows], self.n[rows])
+        out = Family(
+            self.kind[rows], self.a[rows], self.s[rows], self.n[rows], self.px[rows], self.py[rows]
+        )
         out.lo, out.hi, out.xt = self.lo[rows], self.hi[rows], self.xt[rows]
         out.st, out.f_lo, out.s_xt = self.st[rows], self.f_lo[rows], self.s_xt[rows]
+        out.hx, out.hy, out.hs = self.hx[rows], self.hy[rows], self.hs[rows]
         return out
 
     def pinned(self, rows: NDArray[np.intp], amounts: FloatArray) -> Family:
@@ -74,7 +98,8 @@ class Family:
         see `menus.pinned`); the other rows' envelopes are kept, not recomputed."""
         kind = self.kind.copy()
         kind[rows] = NONE
-        out = Family(kind, self.a, self.s, self.n)
+        out = Family(kind, self.a, self.s, self.n, self.px, self.py)
+        out.hx, out.hy, out.hs = self.hx.copy(), self.hy.copy(), self.hs.copy()
         out.lo, out.hi, out.xt = self.lo.copy(), self.hi.copy(), self.xt.copy()
         out.st, out.f_lo, out.s_xt = self.st.copy(), self.f_lo.copy(), self.s_xt.copy()
         for array in (out.lo, out.hi, out.xt):
@@ -97,6 +122,10 @@ class Family:
         x = np.maximum(np.asarray(x, dtype=np.float64), 0.0)  # the curves' domain
         out = np.zeros(len(self.kind))
         for code, idx in self.groups:
+            if code == POINTS:
+                knots = points.right_slope if derivative else points.value
+                out[idx] = knots(self.px[idx], self.py[idx], x[idx])
+                continue
             formulas = FORMULAS[_KIND_OF_CODE[code]]
             formula = formulas.derivative if derivative else formulas.value
             if idx.size == len(self.kind):  # every row of this kind: no indexing
@@ -112,6 +141,8 @@ class Family:
         self.xt = lo.copy()
         self.st = self.derivative(lo)
         for code, idx in self.groups:
+            if code == POINTS:
+                self._points_domain(idx)
             if code != HILL:
                 continue
             shape = self.n[idx]
@@ -142,10 +173,34 @@ class Family:
             self.st[todo] = slope
         self.s_xt = self.derivative(self.xt)
 
+    def _points_domain(self, idx: NDArray[np.intp]) -> None:
+        """The points rows' hull over [lo, hi]; `xt` its first vertex when a knot lies
+        under its first segment (a chord), else lo, as for a concave curve."""
+        hx, hy, hs = points.hull(self.px[idx], self.py[idx], self.lo[idx], self.hi[idx])
+        width = hx.shape[1]
+        if self.hx.shape[1] != width:
+            self.hx, self.hy = np.zeros((len(self), width)), np.zeros((len(self), width))
+            self.hs = np.zeros((len(self), width - 1))
+        self.hx[idx], self.hy[idx], self.hs[idx] = hx, hy, hs
+        lo = self.lo[idx]
+        under = (self.px[idx] > lo[:, None]) & (self.px[idx] < hx[:, 1:2])
+        self.xt[idx] = np.where(under.any(axis=1), hx[:, 1], lo)
+        self.st[idx] = hs[:, 0]
+
+    def _points_rows(self) -> NDArray[np.intp] | None:
+        for code, idx in self.groups:
+            if code == POINTS:
+                return idx
+        return None
+
     def envelope(self, x: FloatArray) -> FloatArray:
         on_chord = x < self.xt
         chord = self.f_lo + np.where(on_chord, self.st, 0.0) * (x - self.lo)
-        return np.where(on_chord, chord, self.value(x))
+        out = np.where(on_chord, chord, self.value(x))
+        rows = self._points_rows()
+        if rows is not None:
+            out[rows] = points.hull_value(self.hx[rows], self.hy[rows], self.hs[rows], x[rows])
+        return out
 
     def top_slope(self) -> FloatArray:
         """A finite price above which a row takes (almost) nothing beyond lo.
@@ -158,7 +213,28 @@ class Family:
             return np.where(np.isfinite(self.st), self.st, self.derivative(inner))
 
     def envelope_slope(self, x: FloatArray) -> FloatArray:
-        return np.where(x < self.xt, self.st, self.derivative(x))
+        return self.envelope_slopes(x)[1]
+
+    def envelope_slopes(self, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """The envelope's (left, right) slopes at x: they differ at a chord's end and at a
+        points curve's vertex."""
+        slope = self.derivative(x)
+        left, right = np.where(x <= self.xt, self.st, slope), np.where(x < self.xt, self.st, slope)
+        rows = self._points_rows()
+        if rows is not None:
+            left[rows], right[rows] = points.hull_slopes(self.hx[rows], self.hs[rows], x[rows])
+        return left, right
+
+    def least_slope(self) -> FloatArray:
+        """A slope at or under the envelope's on the way to its top: its slope at hi, for
+        a points curve the least of its hull's rising segments (its slope at hi is often
+        the flat tail's 0), inf where none rises (no price moves its amount)."""
+        out = self.derivative(self.hi)
+        rows = self._points_rows()
+        if rows is not None:
+            hs = self.hs[rows]
+            out[rows] = np.where(hs > 0, hs, np.inf).min(axis=1, initial=np.inf)
+        return out
 
     def argmax_slope(self, p: FloatArray) -> FloatArray:
         """argmax over [lo, hi] of envelope(x) - p x (p >= 0, p = 0 gives hi).
@@ -173,6 +249,11 @@ class Family:
         inner = (p < self.s_xt) & (p <= self.st)
         for code, idx in self.groups:
             whole = idx.size == len(self.kind)
+            if code == POINTS:
+                rows = slice(None) if whole else idx
+                top = points.hull_argmax(self.hx[rows], self.hs[rows], p[rows])
+                x[rows] = np.where(p[rows] > 0, top, self.hi[rows])
+                continue
             if code == HILL:
                 rows = np.flatnonzero(inner) if whole else idx[inner[idx]]
                 if rows.size:

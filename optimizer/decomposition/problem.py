@@ -19,6 +19,7 @@ from models.request import AllocationRequest, GroupBudget, GroupCount
 from optimizer.arrays import ProblemArrays, UnsupportedRequest
 from optimizer.decomposition.family import Family, kind_code
 from optimizer.decomposition.menus import Menus, build_menus, levels_of
+from optimizer.decomposition.points import padded_knots
 
 BoolArray = NDArray[np.bool_]
 
@@ -144,8 +145,6 @@ def build_problem(arrays: ProblemArrays) -> Problem:
     family over all partners, pins become fixed domains (lo == hi)."""
     request = arrays.request
     menus = build_menus(arrays)
-    if any(curve.kind is CurveKind.POINTS for curve in arrays.pair_curve):
-        raise UnsupportedRequest("the decomposition engine does not handle points curves yet")
     partners = request.partners
     n, n_res = arrays.n_partners, arrays.n_resources
     pins = _pins(arrays)
@@ -203,8 +202,6 @@ def _pins(arrays: ProblemArrays) -> dict[int, list[tuple[int, float, Curve | Non
     for (partner_id, name), amount in request.pins().items():
         i = index_of[partner_id]
         curve = request.partners[i].curves.get(name)
-        if curve is not None and curve.kind is CurveKind.POINTS:
-            raise UnsupportedRequest("the decomposition engine does not handle points curves yet")
         pins.setdefault(resource_of[name], []).append((i, amount, curve))
     return pins
 
@@ -222,7 +219,10 @@ def _family(curves: list[Curve | None]) -> Family:
         n,
     )
     shape = np.fromiter((c.shape if c else 1.0 for c in curves), np.float64, n)
-    return Family(kind, a, s, shape)
+    knots = [(c.xs, c.ys) if c is not None and c.kind is CurveKind.POINTS else None for c in curves]
+    if not any(knots):
+        return Family(kind, a, s, shape)
+    return Family(kind, a, s, shape, *padded_knots(knots))
 
 
 def _scale_param(curve: Curve | None) -> float:

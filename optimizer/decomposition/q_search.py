@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.curves import FloatArray
-from optimizer.decomposition.family import LINEAR, Family
+from optimizer.decomposition.family import LINEAR, POINTS, Family
 
 IntArray = NDArray[np.intp]
 # Bisection on log q stops at this bracket width: D(q) is flat at its minimum, so a 1e-9
@@ -38,9 +38,10 @@ def tangent_slack(
     family: Family, x: FloatArray, p: FloatArray, q: float | FloatArray
 ) -> FloatArray:
     """max over y in [lo, hi] of the tangent-line overestimate minus the value at x."""
+    left_slope, right_slope = family.envelope_slopes(x)
     with np.errstate(invalid="ignore"):
-        right = q * np.where(x < family.xt, family.st, family.derivative(x)) - p
-        left = q * np.where(x <= family.xt, family.st, family.derivative(x)) - p
+        right = q * right_slope - p
+        left = q * left_slope - p
         up = np.where(family.hi > x, right * (family.hi - x), 0.0)
         down = np.where(family.lo < x, left * (family.lo - x), 0.0)
     slack = np.maximum(0.0, np.maximum(np.nan_to_num(up), np.nan_to_num(down)))
@@ -123,7 +124,9 @@ def _leaps(family: Family, on: NDArray[np.bool_], prices: FloatArray) -> FloatAr
     lo to hi on a linear curve): P / chord slope; 0 where it does not leap."""
     price = np.maximum(prices, 0.0)
     leaps = on & (price > 0) & (family.st > 0) & np.isfinite(family.st)
-    leaps &= (family.xt > family.lo) | ((family.kind == LINEAR) & (family.hi > family.lo))
+    # (A points curve's amount leaps at every vertex of its hull; the first is tried here.)
+    bends = (family.kind == LINEAR) | (family.kind == POINTS)
+    leaps &= (family.xt > family.lo) | (bends & (family.hi > family.lo))
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(leaps, price / family.st, 0.0)
 
@@ -193,7 +196,7 @@ def smallest_reaching_q(
         p = np.maximum(prices[:, r], 0.0)
         with np.errstate(divide="ignore", invalid="ignore"):
             low = np.where(family.st > 0, p / family.st, np.inf)
-            high = np.where(p > 0, p / np.maximum(family.derivative(family.hi), 1e-300), 0.0)
+            high = np.where(p > 0, p / np.maximum(family.least_slope(), 1e-300), 0.0)
         q_lo = np.where(used, np.minimum(q_lo, low), q_lo)
         q_hi = np.where(used, np.maximum(q_hi, high), q_hi)
     q_lo = np.where(np.isfinite(q_lo), q_lo * (1 - 1e-9), 1e-300)

@@ -39,7 +39,7 @@ from optimizer.outcome import EngineOutcome
 from tests.support.bruteforce import Reference, solve_reference
 from tests.support.instances import SAMPLE_CURVES, random_small_request
 
-KINDS = (CurveKind.SATURATING, CurveKind.LOG, CurveKind.LINEAR, CurveKind.HILL)
+KINDS = (CurveKind.SATURATING, CurveKind.LOG, CurveKind.LINEAR, CurveKind.HILL, CurveKind.POINTS)
 RTOL = 1e-7
 
 

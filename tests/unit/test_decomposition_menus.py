@@ -265,8 +265,8 @@ def test_auto_sends_menu_programmes_to_the_decomposition_by_their_curves_or_size
     assert engine_for(3000, only=True) == "highs"
     assert engine_for(8000, only=True) == DECOMPOSITION
     assert 6_002 < MENU_DECOMPOSITION_AMOUNTS < 16_026
-    # `points` curves the decomposition does not model: the MILP keeps them.
-    assert engine_for(1000, kinds=(*KINDS, CurveKind.POINTS)) == "cbc"
+    # `points` curves too (they went to the MILP until the decomposition modelled them).
+    assert engine_for(1000, kinds=(*KINDS, CurveKind.POINTS)) == DECOMPOSITION
     assert engine_for(60) == "highs"  # small: 69 curve amounts
 
 

@@ -29,16 +29,14 @@ def programme(kinds: tuple[CurveKind, ...]) -> AllocationRequest:
     return replace(request, options=replace(request.options, time_limit_s=8.0))
 
 
-def test_a_large_programme_with_points_curves_goes_to_a_milp_not_the_decomposition() -> None:
-    """Before, `auto` sent it to the decomposition by size alone, and the request failed
-    with "the decomposition engine does not handle points curves yet"."""
+def test_a_large_programme_with_points_curves_goes_to_the_decomposition() -> None:
+    """Once a MILP's, as the decomposition declined `points` curves; it models them now."""
     request = programme(tuple(CurveKind))
     arrays = build_arrays(request)
     assert arrays.n_pairs > DECOMPOSITION_PAIRS
     assert any(curve.kind is CurveKind.POINTS for curve in arrays.pair_curve)
-    assert choose_engine(request, arrays) == "cbc"
+    assert choose_engine(request, arrays) == DECOMPOSITION
     plan = solve(request)[0]
-    assert plan.solver.engine == "cbc"
     assert plan.solver.status is not SolveStatus.ERROR
     assert check_plan(request, plan) == []
 

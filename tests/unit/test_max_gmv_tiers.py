@@ -74,11 +74,20 @@ def test_max_gmv_gives_up_an_achiever_for_more_gmv(engine: str) -> None:
     reference = solve_reference(request)
     try:
         plan = solve(request)[0]
-    except UnsupportedRequest as refusal:  # points curves, curves on a CP-SAT model
+    except UnsupportedRequest as refusal:  # curves on a CP-SAT model
         pytest.skip(f"{engine} declines: {refusal}")
     assert check_plan(request, plan) == []
     assert plan.objective.total_projected_gmv == pytest.approx(reference.total_gmv, rel=1e-9)
-    assert plan.solver.status is SolveStatus.OPTIMAL
+    if engine == "decomposition":
+        # Its bound (the Lagrangian's, on whole 10M steps) need not close on 7 partners;
+        # it must hold, and the status must say whether it certifies the gap.
+        bound, gap = plan.solver.best_bound, plan.solver.mip_gap
+        assert bound is not None and gap is not None
+        assert bound >= reference.total_gmv * (1 - 1e-9)
+        certified = gap <= request.options.mip_gap
+        assert plan.solver.status is (SolveStatus.OPTIMAL if certified else SolveStatus.FEASIBLE)
+    else:
+        assert plan.solver.status is SolveStatus.OPTIMAL
     # The optimum reaches ¥100M with one partner, where the target is two.
     assert plan.objective.weighted_shortfall == 1
 

@@ -24,7 +24,7 @@ from optimizer.arrays import build_arrays
 from optimizer.engines import DECOMPOSITION, available_engines
 from optimizer.outcome import EngineOutcome
 from optimizer.progress import ProgressEvent
-from optimizer.scoring import score
+from optimizer.scoring import score, valid_plan
 from optimizer.solve import stage_one_first
 
 # `optimizer.solve` the attribute is the function; the module is what the engine calls.
@@ -106,15 +106,19 @@ def test_stage_one_first_gives_a_valid_plan_and_its_floor() -> None:
     assert first.shortfall_proven == (scored.shortfall <= first.shortfall_bound + 1e-9)
 
 
-def test_stage_one_first_steps_aside_where_the_decomposition_does_not_apply() -> None:
+def test_stage_one_first_steps_aside_without_tiers_and_takes_points_curves() -> None:
     request, _ = family_request(2, 100, 0.9, time_limit_s=10.0)
     no_tiers = replace(request, objective=Objective.MAX_GMV)
     assert stage_one_first(build_arrays(no_tiers), None, None, 2.0) is None
+    # It stepped aside for `points` curves too, until the decomposition modelled them.
     first, *rest = request.partners
     resource = next(iter(first.curves))
     stepped = {**first.curves, resource: points_curve([0, 1e6, 2e6], [0, 5e5, 6e5])}
     with_points = replace(request, partners=(replace(first, curves=stepped), *rest))
-    assert stage_one_first(build_arrays(with_points), None, None, 2.0) is None
+    arrays = build_arrays(with_points)
+    outcome = stage_one_first(arrays, None, None, 2.0)
+    assert outcome is not None and outcome.candidates
+    assert valid_plan(arrays, curve_columns(with_points), outcome.candidates[0])
 
 
 def _pinned_past_the_group_cap() -> AllocationRequest:
