@@ -45,8 +45,7 @@ class Family:
     """Curves of one resource for a set of rows (partners), grouped by kind.
 
     `a`: max_uplift / coef / roi; `s`: scale / half_saturation; `n`: hill shape;
-    `px`, `py`: (rows, K) padded knots of `points` curves (`points.padded_knots`; K = 0
-    without any).
+    `knots`: the `points` curves' knots and hulls (`points.Knots`; None without any).
     """
 
     def __init__(
@@ -55,13 +54,10 @@ class Family:
         a: FloatArray,
         s: FloatArray,
         n: FloatArray,
-        px: FloatArray | None = None,
-        py: FloatArray | None = None,
+        knots: points.Knots | None = None,
     ):
         self.kind, self.a, self.s, self.n = kind, a, s, n
-        empty = np.zeros((len(kind), 0))
-        self.px = empty if px is None else px
-        self.py = empty if py is None else py
+        self.knots = knots
         # Rows grouped by kind with one stable sort (this runs for every row subset).
         order = np.argsort(kind, kind="stable")
         bounds = np.searchsorted(kind[order], np.arange(POINTS + 2))
@@ -70,8 +66,6 @@ class Family:
             for code in (SATURATING, LOG, LINEAR, HILL, POINTS)
             if bounds[code + 1] > bounds[code]
         ]
-        # The points rows' envelope (`points.hull`): vertices, their values, slopes.
-        self.hx, self.hy, self.hs = empty, empty, empty
         # Envelope over the on-domain; set by `set_domain`.
         self.lo = np.zeros(len(kind))
         self.hi = np.zeros(len(kind))
@@ -85,12 +79,10 @@ class Family:
         return len(self.kind)
 
     def take(self, rows: NDArray[np.intp]) -> Family:
-        out = Family(
-            self.kind[rows], self.a[rows], self.s[rows], self.n[rows], self.px[rows], self.py[rows]
-        )
+        knots = None if self.knots is None else self.knots.take(rows)
+        out = Family(self.kind[rows], self.a[rows], self.s[rows], self.n[rows], knots)
         out.lo, out.hi, out.xt = self.lo[rows], self.hi[rows], self.xt[rows]
         out.st, out.f_lo, out.s_xt = self.st[rows], self.f_lo[rows], self.s_xt[rows]
-        out.hx, out.hy, out.hs = self.hx[rows], self.hy[rows], self.hs[rows]
         return out
 
     def pinned(self, rows: NDArray[np.intp], amounts: FloatArray) -> Family:
@@ -98,8 +90,9 @@ class Family:
         see `menus.pinned`); the other rows' envelopes are kept, not recomputed."""
         kind = self.kind.copy()
         kind[rows] = NONE
-        out = Family(kind, self.a, self.s, self.n, self.px, self.py)
-        out.hx, out.hy, out.hs = self.hx.copy(), self.hy.copy(), self.hs.copy()
+        out = Family(
+            kind, self.a, self.s, self.n, None if self.knots is None else self.knots.copy()
+        )
         out.lo, out.hi, out.xt = self.lo.copy(), self.hi.copy(), self.xt.copy()
         out.st, out.f_lo, out.s_xt = self.st.copy(), self.f_lo.copy(), self.s_xt.copy()
         for array in (out.lo, out.hi, out.xt):
@@ -123,8 +116,9 @@ class Family:
         out = np.zeros(len(self.kind))
         for code, idx in self.groups:
             if code == POINTS:
-                knots = points.right_slope if derivative else points.value
-                out[idx] = knots(self.px[idx], self.py[idx], x[idx])
+                assert self.knots is not None
+                knots = self.knots.take(idx)
+                out[idx] = knots.right_slope(x[idx]) if derivative else knots.value(x[idx])
                 continue
             formulas = FORMULAS[_KIND_OF_CODE[code]]
             formula = formulas.derivative if derivative else formulas.value
@@ -176,30 +170,32 @@ class Family:
     def _points_domain(self, idx: NDArray[np.intp]) -> None:
         """The points rows' hull over [lo, hi]; `xt` its first vertex when a knot lies
         under its first segment (a chord), else lo, as for a concave curve."""
-        hx, hy, hs = points.hull(self.px[idx], self.py[idx], self.lo[idx], self.hi[idx])
-        width = hx.shape[1]
-        if self.hx.shape[1] != width:
-            self.hx, self.hy = np.zeros((len(self), width)), np.zeros((len(self), width))
-            self.hs = np.zeros((len(self), width - 1))
-        self.hx[idx], self.hy[idx], self.hs[idx] = hx, hy, hs
+        knots = self.knots
+        assert knots is not None
         lo = self.lo[idx]
-        under = (self.px[idx] > lo[:, None]) & (self.px[idx] < hx[:, 1:2])
+        knots.set_hull(idx, lo, self.hi[idx])
+        hx, px = knots.hx[idx], knots.px[idx]
+        under = (px > lo[:, None]) & (px < hx[:, 1:2])
         self.xt[idx] = np.where(under.any(axis=1), hx[:, 1], lo)
-        self.st[idx] = hs[:, 0]
+        self.st[idx] = knots.hs[idx, 0]
 
-    def _points_rows(self) -> NDArray[np.intp] | None:
+    def _points_rows(self) -> tuple[NDArray[np.intp], points.Knots] | None:
+        """The points rows and their knots (None: no such row)."""
+        if self.knots is None:
+            return None
         for code, idx in self.groups:
             if code == POINTS:
-                return idx
+                return idx, self.knots.take(idx)
         return None
 
     def envelope(self, x: FloatArray) -> FloatArray:
         on_chord = x < self.xt
         chord = self.f_lo + np.where(on_chord, self.st, 0.0) * (x - self.lo)
         out = np.where(on_chord, chord, self.value(x))
-        rows = self._points_rows()
-        if rows is not None:
-            out[rows] = points.hull_value(self.hx[rows], self.hy[rows], self.hs[rows], x[rows])
+        found = self._points_rows()
+        if found is not None:
+            rows, knots = found
+            out[rows] = points.hull_value(knots.hx, knots.hy, knots.hs, x[rows])
         return out
 
     def top_slope(self) -> FloatArray:
@@ -220,9 +216,10 @@ class Family:
         points curve's vertex."""
         slope = self.derivative(x)
         left, right = np.where(x <= self.xt, self.st, slope), np.where(x < self.xt, self.st, slope)
-        rows = self._points_rows()
-        if rows is not None:
-            left[rows], right[rows] = points.hull_slopes(self.hx[rows], self.hs[rows], x[rows])
+        found = self._points_rows()
+        if found is not None:
+            rows, knots = found
+            left[rows], right[rows] = points.hull_slopes(knots.hx, knots.hs, x[rows])
         return left, right
 
     def least_slope(self) -> FloatArray:
@@ -230,10 +227,10 @@ class Family:
         a points curve the least of its hull's rising segments (its slope at hi is often
         the flat tail's 0), inf where none rises (no price moves its amount)."""
         out = self.derivative(self.hi)
-        rows = self._points_rows()
-        if rows is not None:
-            hs = self.hs[rows]
-            out[rows] = np.where(hs > 0, hs, np.inf).min(axis=1, initial=np.inf)
+        found = self._points_rows()
+        if found is not None:
+            rows, knots = found
+            out[rows] = np.where(knots.hs > 0, knots.hs, np.inf).min(axis=1, initial=np.inf)
         return out
 
     def argmax_slope(self, p: FloatArray) -> FloatArray:
@@ -250,8 +247,10 @@ class Family:
         for code, idx in self.groups:
             whole = idx.size == len(self.kind)
             if code == POINTS:
+                assert self.knots is not None
                 rows = slice(None) if whole else idx
-                top = points.hull_argmax(self.hx[rows], self.hs[rows], p[rows])
+                knots = self.knots.take(rows)
+                top = points.hull_argmax(knots.hx, knots.hs, p[rows])
                 x[rows] = np.where(p[rows] > 0, top, self.hi[rows])
                 continue
             if code == HILL:

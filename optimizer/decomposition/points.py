@@ -2,10 +2,8 @@
 once, as `family.Family` needs them: exact values and right slopes, and the concave
 envelope over a row's on-domain [lo, hi].
 
-Rows are padded to one width: after a row's last knot come knots one unit apart with the
-last value, so the padding is the flat tail every `points` curve has. A value is computed
-as `np.interp` computes it (the same operations in the same order), so a tier the
-decomposition sees reached is reached in the plan's exact figures too.
+Values and slopes are `models.knots`' (padded rows, computed as `np.interp` computes
+them), so a tier the decomposition sees reached is reached in the plan's exact figures too.
 
 The envelope is the upper concave hull of the curve over [lo, hi]: its vertices are lo,
 hi and the knots between that lie on the hull. Any point of the envelope is a mix of two
@@ -15,38 +13,64 @@ the other kinds' chords. Its vertices are padded with the last one (slope 0 afte
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import numpy as np
 from numpy.typing import NDArray
 
 from models.curves import FloatArray
+from models.knots import at, knot_right_slopes, knot_slopes, knot_values, segment
 
 IntArray = NDArray[np.intp]
 
 
-def padded_knots(
-    knots: Sequence[tuple[Sequence[float], Sequence[float]] | None],
-) -> tuple[FloatArray, FloatArray]:
-    """(n, K) knot amounts and values, a row per entry (None: no points curve, zeros)."""
-    width = max((len(xs) for xs, _ in filter(None, knots)), default=0)
-    px, py = np.zeros((len(knots), width)), np.zeros((len(knots), width))
-    for i, pair in enumerate(knots):
-        if pair is None:
-            continue
-        xs, ys = pair
-        k = len(xs)
-        px[i, :k], py[i, :k] = xs, ys
-        px[i, k:] = xs[-1] + np.arange(1, width - k + 1)
-        py[i, k:] = ys[-1]
-    return px, py
+class Knots:
+    """The points rows' arrays packed in one (m, W) array, so that taking rows is one copy
+    (the searches take row subsets tens of thousands of times): knot amounts and values
+    (K each), the knots' segment slopes (K − 1), and the hull's vertices, their values
+    (K + 2 each) and its slopes (K + 1), set by `set_hull`. Rows that are not points
+    curves hold zeros."""
 
+    def __init__(self, packed: FloatArray, width: int) -> None:
+        self.packed, self.width = packed, width
 
-def _segment(px: FloatArray, x: FloatArray, right: bool = True) -> IntArray:
-    """Per row, the segment [px[j], px[j+1]] holding x: the one to its right at a knot
-    (the one to its left with `right` False)."""
-    below = px <= x[:, None] if right else px < x[:, None]
-    return np.clip(np.count_nonzero(below, axis=1) - 1, 0, max(px.shape[1] - 2, 0))
+    @classmethod
+    def of(cls, px: FloatArray, py: FloatArray) -> Knots:
+        k = px.shape[1]
+        knots = cls(np.zeros((len(px), 6 * k + 4)), k)
+        knots.px[:], knots.py[:] = px, py
+        with np.errstate(divide="ignore", invalid="ignore"):
+            knots.ps[:] = knot_slopes(px, py)
+        return knots
+
+    def _part(self, index: int) -> FloatArray:
+        k = self.width
+        begin = (0, k, 2 * k, 3 * k - 1, 4 * k + 1, 5 * k + 3, 6 * k + 4)
+        return self.packed[:, begin[index] : begin[index + 1]]
+
+    px = property(lambda self: self._part(0))
+    py = property(lambda self: self._part(1))
+    ps = property(lambda self: self._part(2))
+    hx = property(lambda self: self._part(3))
+    hy = property(lambda self: self._part(4))
+    hs = property(lambda self: self._part(5))
+
+    def take(self, rows: IntArray | slice) -> Knots:
+        return Knots(self.packed[rows], self.width)
+
+    def copy(self) -> Knots:
+        return Knots(self.packed.copy(), self.width)
+
+    def set_hull(self, rows: IntArray, lo: FloatArray, hi: FloatArray) -> None:
+        """The rows' hulls over [lo, hi]."""
+        hx, hy, hs = hull(self.px[rows], self.py[rows], lo, hi)
+        self.hx[rows], self.hy[rows], self.hs[rows] = hx, hy, hs
+
+    def value(self, x: FloatArray) -> FloatArray:
+        """The curves at x (x >= 0), as `np.interp` gives them."""
+        return knot_values(self.px, self.py, self.ps, x)
+
+    def right_slope(self, x: FloatArray) -> FloatArray:
+        """The slope of the segment to the right of x, as `Curve.derivative` gives it."""
+        return knot_right_slopes(self.px, self.ps, x)
 
 
 def _slopes(px: FloatArray, py: FloatArray) -> FloatArray:
@@ -54,30 +78,6 @@ def _slopes(px: FloatArray, py: FloatArray) -> FloatArray:
     dx, dy = np.diff(px, axis=1), np.diff(py, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(dx > 0, dy / dx, 0.0)
-
-
-def value(px: FloatArray, py: FloatArray, x: FloatArray) -> FloatArray:
-    """The curves at x (x >= 0), as `np.interp` gives them."""
-    if px.shape[1] < 2:
-        return py[:, 0].copy() if px.shape[1] else np.zeros(len(x))
-    rows = np.arange(len(x))
-    j = _segment(px, x)
-    x0, y0 = px[rows, j], py[rows, j]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        slope = (py[rows, j + 1] - y0) / (px[rows, j + 1] - x0)
-    inside = np.where(x == x0, y0, slope * (x - x0) + y0)
-    return np.where(x >= px[:, -1], py[:, -1], inside)
-
-
-def right_slope(px: FloatArray, py: FloatArray, x: FloatArray) -> FloatArray:
-    """The slope of the segment to the right of x (0 on the flat tail), as
-    `Curve.derivative` gives it."""
-    if px.shape[1] < 2:
-        return np.zeros(len(x))
-    rows = np.arange(len(x))
-    j = _segment(px, x)
-    slope = (py[rows, j + 1] - py[rows, j]) / (px[rows, j + 1] - px[rows, j])
-    return np.where(x >= px[:, -1], 0.0, slope)
 
 
 def hull(
@@ -88,7 +88,8 @@ def hull(
     m = len(lo)
     inside = np.clip(px, lo[:, None], hi[:, None])
     cx = np.concatenate([lo[:, None], inside, hi[:, None]], axis=1)
-    cy = np.stack([value(px, py, cx[:, k]) for k in range(cx.shape[1])], axis=1)
+    curve = Knots.of(px, py)
+    cy = np.stack([curve.value(cx[:, k]) for k in range(cx.shape[1])], axis=1)
     slopes = _slopes(cx, cy)
     wide = np.diff(cx, axis=1) > 0
     # Concave already: the slopes of the segments with width never rise.
@@ -138,20 +139,17 @@ def _upper_hull(xs: FloatArray, ys: FloatArray) -> tuple[list[float], list[float
 
 def hull_value(hx: FloatArray, hy: FloatArray, hs: FloatArray, x: FloatArray) -> FloatArray:
     """The envelope at x in [lo, hi]."""
-    rows = np.arange(len(x))
-    j = _segment(hx, x)
-    return hy[rows, j] + hs[rows, j] * (x - hx[rows, j])
+    j = segment(hx, x)
+    return at(hy, j) + at(hs, j) * (x - at(hx, j))
 
 
 def hull_slopes(hx: FloatArray, hs: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
     """The envelope's (left, right) slopes at x."""
-    rows = np.arange(len(x))
-    return hs[rows, _segment(hx, x, right=False)], hs[rows, _segment(hx, x)]
+    return at(hs, segment(hx, x, right=False)), at(hs, segment(hx, x))
 
 
 def hull_argmax(hx: FloatArray, hs: FloatArray, p: FloatArray) -> FloatArray:
     """argmax over the hull of envelope(x) − p·x for p > 0: the vertex after every segment
     at least as steep as p (on a segment of slope p exactly, its far end, the side that
     reaches tiers)."""
-    rows = np.arange(len(p))
-    return hx[rows, np.count_nonzero(hs >= p[:, None], axis=1)]
+    return at(hx, (hs >= p[:, None]).sum(axis=1))

@@ -15,11 +15,12 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.curves import Curve, CurveKind, FloatArray
+from models.knots import padded_knots
 from models.request import AllocationRequest, GroupBudget, GroupCount
 from optimizer.arrays import ProblemArrays, UnsupportedRequest
 from optimizer.decomposition.family import Family, kind_code
 from optimizer.decomposition.menus import Menus, build_menus, levels_of
-from optimizer.decomposition.points import padded_knots
+from optimizer.decomposition.points import Knots
 
 BoolArray = NDArray[np.bool_]
 
@@ -222,7 +223,7 @@ def _family(curves: list[Curve | None]) -> Family:
     knots = [(c.xs, c.ys) if c is not None and c.kind is CurveKind.POINTS else None for c in curves]
     if not any(knots):
         return Family(kind, a, s, shape)
-    return Family(kind, a, s, shape, *padded_knots(knots))
+    return Family(kind, a, s, shape, Knots.of(*padded_knots(knots)))
 
 
 def _scale_param(curve: Curve | None) -> float:

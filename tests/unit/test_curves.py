@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from models.curves import (
     Curve,
@@ -115,3 +117,42 @@ def test_a_hill_meets_a_price_of_zero_only_at_infinity_and_no_newton_runs_for_it
         )
     assert back[0] == back[2] == np.inf
     np.testing.assert_allclose(back[[1, 3]], x, rtol=1e-8)
+
+
+@st.composite
+def _points(draw: st.DrawFn) -> Curve:
+    count = draw(st.integers(2, 7))
+    steps = draw(st.lists(st.floats(1e-3, 1e9), min_size=count - 1, max_size=count - 1))
+    rises = draw(st.lists(st.floats(0.0, 1e9), min_size=count - 1, max_size=count - 1))
+    xs = np.concatenate([[0.0], np.cumsum(steps)])
+    ys = np.concatenate([[draw(st.floats(0.0, 1e6))], rises]).cumsum()
+    return points_curve(xs, ys)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    curves=st.lists(
+        st.one_of(_points(), st.none(), st.just(Curve(CurveKind.LOG, coef=3e7, scale=2e6))),
+        min_size=1,
+        max_size=8,
+    ),
+    where=st.lists(st.floats(-1.0, 1.2), min_size=8, max_size=8),
+    on_knots=st.booleans(),
+)
+def test_a_column_of_points_curves_is_each_curve_to_the_bit(
+    curves: list[Curve | None], where: list[float], on_knots: bool
+) -> None:
+    """Evaluated together (padded to one width), every points curve gives what its own
+    np.interp gives, at and between knots and past the last one: a tier reached in one
+    evaluator is reached in every other."""
+    amounts = []
+    for curve, share in zip(curves, where, strict=False):
+        top = curve.xs[-1] if curve is not None and curve.kind is CurveKind.POINTS else 1e7
+        knot = curve is not None and curve.kind is CurveKind.POINTS and on_knots
+        amounts.append(curve.xs[int(abs(share) * 10) % len(curve.xs)] if knot else share * top)
+    got = CurveColumn(curves).value(np.array(amounts))
+    expected = [
+        0.0 if c is None else float(c.value(max(a, 0.0)))
+        for c, a in zip(curves, amounts, strict=True)
+    ]
+    np.testing.assert_array_equal(got, expected)
