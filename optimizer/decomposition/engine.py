@@ -172,7 +172,7 @@ def solve_decomposition(
             # then went past its own). Only a proof says so: a fit MILP that ran out of
             # time (`choose`'s, then this one) leaves it open, and no plan was found.
             if forced_packages_fit(problem, clock.left()) is not False:
-                return EngineOutcome(ENGINE, SolveStatus.TIME_LIMIT, [], clock.elapsed())
+                return EngineOutcome(ENGINE, SolveStatus.TIME_LIMIT, seconds=clock.elapsed())
             broken.append("one_package")
         # Packages a one_package rule forced past a budget make no plan to show.
         shown = [] if "one_package" in broken else [candidate(problem.menus, best.amounts)]

@@ -133,6 +133,8 @@ def test_a_fit_that_runs_out_of_time_proves_nothing(
     outcome = solve_decomposition(request, time_limit_s=10.0, mip_gap=1e-6)
     assert outcome.status is SolveStatus.TIME_LIMIT
     assert outcome.candidates == [] and outcome.binding_constraints == []
+    assert outcome.best_bound is None and outcome.mip_gap is None  # no plan, no bound
+    assert outcome.seconds > 0
     options = replace(request.options, engine=DECOMPOSITION, time_limit_s=10.0)
     plan = solve(replace(request, options=options))[0]
     assert plan.solver.status is SolveStatus.TIME_LIMIT
