@@ -1,7 +1,7 @@
 """Every claim `auto` makes, checked against a long CBC run on the same programme:
 
     python -m bench.claims_sweep FIRST_SEED COUNT [--sizes 50,100,200,300] [--limit 30]
-                                  [--plans K]
+                                  [--plans K] [--points SHARE]
 
 Seed s builds `fixtures.families.family_programme(s, size, ambition, resources=...)` with
 its size, 2-4 resources, ambition (0.5-0.98) and objective cycling with the seed; some
@@ -14,7 +14,9 @@ where CBC has a plan, a shortfall proof or bound CBC beats, a GMV (cost) bound C
 beats, `optimal` with CBC's plan better by more than the gap, or a `group_count` missed
 that CBC meets. With `--plans K` auto returns K plans, and each alternative must pass the
 exact check too, hold a set of tier achievers no other plan holds, and not beat the plan
-ranked first. The defects found this way are in BENCHMARKS.md ("Claims checked").
+ranked first. With `--points SHARE` about that share of the partners' curves are given as
+`points` knots (`fixtures.points.as_points`). The defects found this way are in
+BENCHMARKS.md ("Claims checked").
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 
 from bench.menu_run import with_menus
 from fixtures.families import family_programme
+from fixtures.points import as_points
 from models.check import check_plan
 from models.plan import Plan, SolveStatus
 from models.request import AllocationRequest, GroupCount, Objective, OnePackage, Package, Pin
@@ -38,7 +41,9 @@ AMBITIONS = (0.5, 0.8, 0.9, 0.95, 0.98)
 TRADES = ((0.9, 0.2), (0.2, 0.9), (0.5, 0.5))  # shares of the first and other resources
 
 
-def programme(seed: int, sizes: Sequence[int], limit_s: float) -> tuple[AllocationRequest, str]:
+def programme(
+    seed: int, sizes: Sequence[int], limit_s: float, points: float = 0.0
+) -> tuple[AllocationRequest, str]:
     size, resources = sizes[seed % len(sizes)], 2 + seed % 3
     ambition, objective = AMBITIONS[seed % 5], list(Objective)[(seed // 5) % 3]
     request = family_programme(
@@ -52,9 +57,11 @@ def programme(seed: int, sizes: Sequence[int], limit_s: float) -> tuple[Allocati
     pinned = seed % 3 == 0
     if pinned:
         request = _with_pins(request, seed)
+    if points > 0:
+        request = as_points(request, points, seed)
     label = (
         f"seed {seed}: {size} partners, {resources} resources, ambition {ambition}, "
-        f"{objective.value}, menus {menus in (1, 2, 4)}, pins {pinned}"
+        f"{objective.value}, menus {menus in (1, 2, 4)}, pins {pinned}, points {points:g}"
     )
     return replace(request, objective=objective), label
 
@@ -187,8 +194,10 @@ def refuted_alternatives(request: AllocationRequest, plans: Sequence[Plan]) -> l
     return found
 
 
-def check(seed: int, sizes: Sequence[int], limit_s: float, plans: int = 1) -> str:
-    request, label = programme(seed, sizes, limit_s)
+def check(
+    seed: int, sizes: Sequence[int], limit_s: float, plans: int = 1, points: float = 0.0
+) -> str:
+    request, label = programme(seed, sizes, limit_s, points)
     request = replace(request, options=replace(request.options, plans=plans))
     started = time.perf_counter()
     returned = solve(request)
@@ -223,11 +232,12 @@ def main(argv: Sequence[str] | None = None) -> list[str]:
     parser.add_argument("--sizes", default="50,100,200,300")
     parser.add_argument("--limit", type=float, default=30.0)
     parser.add_argument("--plans", type=int, default=1)
+    parser.add_argument("--points", type=float, default=0.0, metavar="SHARE")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     lines = []
     for seed in range(args.first_seed, args.first_seed + args.count):
-        lines.append(check(seed, sizes, args.limit, args.plans))
+        lines.append(check(seed, sizes, args.limit, args.plans, args.points))
         print(lines[-1], flush=True)
     return lines
 
