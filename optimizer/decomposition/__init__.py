@@ -21,8 +21,10 @@ on-domain, and steps by continuous amounts, in the plain dual; the refined bound
 enumerates the ticket resource's grid exactly for partners reaching for a tier. Min
 tickets are handled exactly (on/off per resource), as are pins, eligibility, max_share
 and bounds. group_budget and group_count rows are priced in the dual and enforced in the
-plans. Package menus (with one_package) are priced exactly, option by option. Not handled
-(UnsupportedRequest): `points` curves, and partners with both curves and a menu.
+plans (under max_gmv too, where the tiers are only reported). `points` curves are
+replaced by their upper concave hull over each partner's range in the dual. Package menus
+(with one_package) are priced exactly, option by option. Not handled
+(UnsupportedRequest): partners with both curves and a menu.
 """
 
 from optimizer.decomposition.engine import ENGINE, Improver, solve_decomposition, solve_stage_one

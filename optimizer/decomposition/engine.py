@@ -328,7 +328,11 @@ def _solve(
     attainment = None
     if one.plan is not None and one.plan.shortfall > 0:
         attainment = float((problem.weights * one.targets).sum())
-    has_tiers = one.plan is not None
+    # Under max_gmv the tiers are only reported, but a group_count still holds: its rows
+    # are priced (tier targets 0), so the bound covers only the plans that meet them, as
+    # the MILP's does.
+    counts_only = problem.request.objective is Objective.MAX_GMV and bool(problem.group_counts)
+    has_tiers = one.plan is not None or counts_only
     stage = Stage("cost" if minimise else "gmv", one.targets, has_tiers, attainment)
     shortfall_goal = one.plan.shortfall if one.plan is not None else 0.0
 
@@ -389,7 +393,7 @@ def _solve(
     # The proven floor even above an unproven plan: an improver's plan that reaches it
     # settles stage 1 (family seed 3, 3,000 partners, 0.98: a second neighbourhood
     # spent 3.2 s hunting below a shortfall the first had proven least).
-    floor = one.floor if has_tiers else None
+    floor = one.floor if one.plan is not None else None
 
     def settled(plan: ScoredAmounts | None) -> bool:
         """Within the gap, at the proven floor: a plan within the gap above it still

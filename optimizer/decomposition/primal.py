@@ -40,6 +40,9 @@ class ScoredAmounts:
     shortfall: float
     objective: float  # stage-2 objective (GMV, or cost)
     achieved: NDArray[np.int64]
+    # group_count places missed, summed over the rows: the MILP holds them as rows, so a
+    # plan missing one is worse than any that keeps them, whatever its shortfall or GMV.
+    count_gap: int = 0
 
 
 def evaluate_plan(problem: Problem, amounts: FloatArray) -> ScoredAmounts:
@@ -52,12 +55,26 @@ def evaluate_plan(problem: Problem, amounts: FloatArray) -> ScoredAmounts:
         objective = float((amounts.sum(axis=0) * problem.unit_cost).sum())
     else:
         objective = float(gmv.sum())
-    return ScoredAmounts(amounts, shortfall, objective, achieved)
+    return ScoredAmounts(amounts, shortfall, objective, achieved, sum(_count_gaps(problem, gmv)))
+
+
+def _count_gaps(problem: Problem, gmv: FloatArray) -> list[int]:
+    """Per group_count row, the places its members miss at these GMVs."""
+    return [
+        max(
+            row.minimum
+            - int(np.count_nonzero(row.members & (gmv >= problem.thresholds[row.tier]))),
+            0,
+        )
+        for row in problem.group_counts
+    ]
 
 
 def better(a: ScoredAmounts, b: ScoredAmounts | None, minimise: bool) -> bool:
     if b is None:
         return True
+    if a.count_gap != b.count_gap:
+        return a.count_gap < b.count_gap
     if a.shortfall != b.shortfall:
         return a.shortfall < b.shortfall
     return a.objective < b.objective if minimise else a.objective > b.objective
@@ -87,7 +104,7 @@ def level_choices(
     top (2,000 family partners: 1 short). Neither is always the better plan.
     """
     prices = evaluation.prices
-    if not problem.n_tiers or not np.any(targets > 0):
+    if not problem.n_tiers or not (np.any(targets > 0) or problem.group_counts):
         return [(np.zeros(problem.n, dtype=np.int64), fixed_amounts(problem))]
     choices = [assign_levels(problem, evaluation.response, prices, targets)]
     if overdraws_caps(problem, choices[0][1]):
@@ -249,18 +266,10 @@ def reaches_targets(plan: ScoredAmounts, stage: Stage) -> bool:
 
 
 def missed_group_counts(problem: Problem, amounts: FloatArray) -> list[str]:
-    """group_count rows the plan misses (whether or not some plan could meet them). None
-    under max_gmv: like the tiers, the counts are then only reported, and the dual does not
-    price them, so its bound covers plans that miss them (a 5,000-partner max_gmv plan
-    came back with no bound at all)."""
-    if problem.request.objective is Objective.MAX_GMV:
-        return []
-    gmv = problem.values(amounts)
-    return [
-        row.label
-        for row in problem.group_counts
-        if int(np.count_nonzero(row.members & (gmv >= problem.thresholds[row.tier]))) < row.minimum
-    ]
+    """group_count rows the plan misses (whether or not some plan could meet them); under
+    max_gmv too, where the tiers are only reported but the counts hold."""
+    gaps = _count_gaps(problem, problem.values(amounts))
+    return [row.label for row, gap in zip(problem.group_counts, gaps, strict=True) if gap]
 
 
 def _groups_hold(problem: Problem, amounts: FloatArray) -> bool:

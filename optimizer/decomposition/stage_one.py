@@ -74,7 +74,7 @@ def stage_one(
     first MILP had found)."""
     minimise = problem.request.objective is Objective.MIN_COST
     if problem.n_tiers == 0 or problem.request.objective is Objective.MAX_GMV:
-        return StageOne(None, True, 0.0, problem.targets.copy())
+        return StageOne(None, True, 0.0, np.zeros_like(problem.targets))
     sampled = attain_warm is not None
     # Try the targets outright first: a plan meeting them settles stage 1 for free.
     seed_plan = None if sampled else _probe(problem, warm)

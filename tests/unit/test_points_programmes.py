@@ -37,10 +37,7 @@ CASES = [
 
 
 def _request(seed: int, size: int, share: float, objective: Objective) -> AllocationRequest:
-    # Under max_gmv the MILP holds a group_count as a row and the decomposition does not
-    # (docs/reference.md): the two bounds then cover different plans.
-    groups = objective is not Objective.MAX_GMV
-    family = family_programme(seed, size, 0.95, groups=groups, time_limit_s=60.0).request()
+    family = family_programme(seed, size, 0.95, time_limit_s=60.0).request()
     request = as_points(family, share, seed)
     assert any(c.kind is CurveKind.POINTS for p in request.partners for c in p.curves.values())
     return replace(request, objective=objective)
