@@ -8,7 +8,7 @@ GMV in millions of CNY) so solver coefficients stay within a few orders of magni
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from numpy.typing import NDArray
@@ -35,6 +35,16 @@ class PackageOption:
     uplift: float
 
 
+@dataclass(frozen=True)
+class CountRow:
+    """A group_count rule: at least `minimum` of `members` reach the tier `tier` (an index
+    into the ascending thresholds)."""
+
+    tier: int
+    members: NDArray[np.bool_]
+    minimum: int
+
+
 @dataclass
 class ProblemArrays:
     request: AllocationRequest
@@ -57,6 +67,7 @@ class ProblemArrays:
     targets: NDArray[np.int_]
     weights: FloatArray
     tier_names: list[str]
+    count_rows: list[CountRow] = field(default_factory=list)  # the group_count rules
 
     @property
     def n_partners(self) -> int:
@@ -69,6 +80,17 @@ class ProblemArrays:
     @property
     def n_pairs(self) -> int:
         return len(self.pair_partner)
+
+
+def count_gaps(arrays: ProblemArrays, gmv: FloatArray) -> list[int]:
+    """Per group_count rule, the places its members miss at these GMVs."""
+    return [
+        max(
+            row.minimum - int(np.count_nonzero(row.members & (gmv >= arrays.thresholds[row.tier]))),
+            0,
+        )
+        for row in arrays.count_rows
+    ]
 
 
 def _resource_scale(amount: float) -> float:
@@ -141,6 +163,7 @@ def build_arrays(request: AllocationRequest) -> ProblemArrays:
         )
     ]
     one_package = np.zeros(n, dtype=bool)
+    count_rows: list[CountRow] = []
     for rule in request.constraints:
         if isinstance(rule, OnePackage):
             for i, partner in enumerate(partners):
@@ -152,6 +175,9 @@ def build_arrays(request: AllocationRequest) -> ProblemArrays:
             )
         if isinstance(rule, GroupCount):
             request.tier(rule.tier)
+            members = np.fromiter((rule.where.matches(p) for p in partners), bool, n)
+            tier = [t.name for t in tiers].index(rule.tier)
+            count_rows.append(CountRow(tier, members, int(rule.min)))
 
     finite_max = [hi for hi in pair_max if math.isfinite(hi)]
     scale = np.ones(m)
@@ -196,6 +222,7 @@ def build_arrays(request: AllocationRequest) -> ProblemArrays:
         targets=np.array([t.target for t in tiers], dtype=np.int_),
         weights=np.array([t.weight for t in tiers], dtype=np.float64),
         tier_names=[t.name for t in tiers],
+        count_rows=count_rows,
     )
 
 

@@ -11,7 +11,7 @@ from models.curves import CurveColumn, FloatArray
 from models.plan import SolverReport, SolveStatus, build_plan, projected_gmv
 from models.request import Objective
 from optimizer import rounding
-from optimizer.arrays import ProblemArrays
+from optimizer.arrays import ProblemArrays, count_gaps
 from optimizer.formulation import Formulation
 from optimizer.outcome import Candidate
 
@@ -24,6 +24,9 @@ class Score:
     gmv: float
     cost: float
     achievers: set[tuple[int, int]]
+    # group_count places missed: the MILP holds the rules as rows, so a plan missing one
+    # (an outer solution's repair can) ranks below every plan that keeps them.
+    count_gap: int = 0
 
     def final(self, objective: Objective) -> float:
         return self.cost if objective is Objective.MIN_COST else self.gmv
@@ -59,14 +62,18 @@ def score(arrays: ProblemArrays, columns: list[CurveColumn], cand: Candidate) ->
         shortfall = float(np.sum(arrays.weights * np.maximum(arrays.targets - achieved, 0)))
     spent = rounding.spent(arrays, cand.amounts, cand.package_choice)
     achievers = {(int(i), int(t)) for i, t in zip(*np.nonzero(reached), strict=True)}
-    return Score(shortfall, float(gmv.sum()), float(np.dot(spent, arrays.unit_cost)), achievers)
+    cost = float(np.dot(spent, arrays.unit_cost))
+    return Score(shortfall, float(gmv.sum()), cost, achievers, sum(count_gaps(arrays, gmv)))
 
 
 def better(best: Incumbent | None, new: Incumbent, objective: Objective) -> Incumbent:
-    """The one with less shortfall, then more GMV (less cost)."""
+    """The one missing fewer group_count places, then with less shortfall, then more GMV
+    (less cost)."""
     if best is None:
         return new
     (_, old), (_, cur) = best, new
+    if cur.count_gap != old.count_gap:
+        return new if cur.count_gap < old.count_gap else best
     if cur.shortfall < old.shortfall - 1e-9:
         return new
     if cur.shortfall > old.shortfall + 1e-9:
@@ -77,7 +84,10 @@ def better(best: Incumbent | None, new: Incumbent, objective: Objective) -> Incu
 
 
 def better_score(new: Score, old: Score, objective: Objective) -> bool:
-    """Less shortfall (beyond float noise), then more GMV (less cost)."""
+    """Fewer group_count places missed, then less shortfall (beyond float noise), then
+    more GMV (less cost)."""
+    if new.count_gap != old.count_gap:
+        return new.count_gap < old.count_gap
     if abs(new.shortfall - old.shortfall) > 1e-9:
         return new.shortfall < old.shortfall
     if objective is Objective.MIN_COST:
@@ -87,7 +97,8 @@ def better_score(new: Score, old: Score, objective: Objective) -> bool:
 
 def valid_plan(arrays: ProblemArrays, columns: list[CurveColumn], cand: Candidate) -> bool:
     """Does the candidate pass the exact checker? For plans repaired from a relaxation,
-    which may break a rule (a group count) the repairs do not watch."""
+    which may break a rule the repairs do not watch. (A missed group count is no breach
+    to the checker: `Score.count_gap` ranks such plans last.)"""
     report = SolverReport("check", SolveStatus.FEASIBLE)
     plan = build_plan(
         arrays.request, cand.amounts, report, package_choice=cand.package_choice, columns=columns

@@ -190,7 +190,7 @@ def build_problem(arrays: ProblemArrays) -> Problem:
         reach=reach,
         menus=menus,
     )
-    _add_groups(problem)
+    _add_groups(problem, arrays)
     return problem
 
 
@@ -236,7 +236,7 @@ def _scale_param(curve: Curve | None) -> float:
     return float(curve.max_uplift)
 
 
-def _add_groups(problem: Problem) -> None:
+def _add_groups(problem: Problem, arrays: ProblemArrays) -> None:
     request = problem.request
     partners = request.partners
     for rule in request.constraints:
@@ -257,16 +257,16 @@ def _add_groups(problem: Problem) -> None:
                     f"group_budget {rule.resource} {dict(rule.where.conditions)}",
                 )
             )
-        elif isinstance(rule, GroupCount):
-            tier_names = problem.tier_names
-            if rule.tier not in tier_names:
-                raise UnsupportedRequest(f"group_count names unknown tier {rule.tier!r}")
-            members = np.fromiter((rule.where.matches(p) for p in partners), bool, len(partners))
-            problem.group_counts.append(
-                GroupCountRow(
-                    tier_names.index(rule.tier),
-                    members,
-                    int(rule.min),
-                    f"group_count {rule.tier} {dict(rule.where.conditions)}",
-                )
+    for row, rule in zip(arrays.count_rows, _group_count_rules(request), strict=True):
+        problem.group_counts.append(
+            GroupCountRow(
+                row.tier,
+                row.members,
+                row.minimum,
+                f"group_count {rule.tier} {dict(rule.where.conditions)}",
             )
+        )
+
+
+def _group_count_rules(request: AllocationRequest) -> list[GroupCount]:
+    return [rule for rule in request.constraints if isinstance(rule, GroupCount)]
