@@ -27,14 +27,20 @@ from optimizer.decomposition.response import Reach, Response
 
 # The least time the proof that forced packages fit no budget gets, the clock out or not.
 MIN_FIT_S = 0.5
+# And the least a plan's joint choice gets (without one, the plan overdraws a budget and
+# is not taken).
+MIN_CHOICE_S = 0.1
 
 
-def choose(problem: Problem, evaluation: Evaluation) -> FloatArray:
+def choose(problem: Problem, evaluation: Evaluation, seconds: float = FIT_SECONDS) -> FloatArray:
     """(n, R) the menu partners' package amounts at `evaluation`'s prices: each its
     Lagrangian choice, then cut back to the budgets and group caps (the options with the
     least uplift per unit of the overdrawn resource go first; a partner that must take a
     package moves to its smallest one instead, and where those moves leave a cap
-    overdrawn, other partners' packages go)."""
+    overdrawn, other partners' packages go). `seconds`: the engine's time left, which the
+    joint choice's MILP may take (at least MIN_CHOICE_S, at most FIT_SECONDS): a plan is
+    built every few dual steps, and a fixed 10 s guard per plan could run far past the
+    request's limit."""
     menus = problem.menus
     assert menus is not None
     pick = menus.covered(evaluation.amounts)
@@ -51,7 +57,8 @@ def choose(problem: Problem, evaluation: Evaluation) -> FloatArray:
     if menus.must.any() and _overdrawn(menus, pick, caps):
         # The must-partners' smallest packages overdraw some cap: only a joint choice can
         # tell whether any fits, and which.
-        fitting = fitting_choice(menus, pick, caps)
+        limit = min(max(seconds, MIN_CHOICE_S), FIT_SECONDS)
+        fitting = fitting_choice(menus, pick, caps, limit)
         pick = pick if fitting is None else fitting
     return menus.amounts_of(pick)
 
@@ -142,16 +149,20 @@ def pinned(problem: Problem, amounts: FloatArray) -> Problem:
 
 
 def at_prices(
-    problem: Problem, evaluation: Evaluation, chosen: FloatArray | None = None
+    problem: Problem,
+    evaluation: Evaluation,
+    chosen: FloatArray | None = None,
+    seconds: float = FIT_SECONDS,
 ) -> tuple[Problem, Evaluation]:
     """The problem with the packages `choose` takes at `evaluation` (or those `chosen`
     amounts cover) pinned, and the evaluation as that view sees it: menu partners at their
-    pinned amounts and tier level, reaching no further. Unchanged without menus."""
+    pinned amounts and tier level, reaching no further. Unchanged without menus. `seconds`:
+    see `choose`."""
     menus = problem.menus
     if menus is None:
         return problem, evaluation
     if chosen is None:
-        amounts = choose(problem, evaluation)
+        amounts = choose(problem, evaluation, seconds)
     else:
         amounts = menus.amounts_of(menus.covered(chosen))
     view = pinned(problem, amounts)

@@ -77,7 +77,7 @@ def stage_one(
         return StageOne(None, True, 0.0, np.zeros_like(problem.targets))
     sampled = attain_warm is not None
     # Try the targets outright first: a plan meeting them settles stage 1 for free.
-    seed_plan = None if sampled else _probe(problem, warm)
+    seed_plan = None if sampled else _probe(problem, warm, clock)
     if incumbent is not None and better(incumbent, seed_plan, minimise):
         seed_plan = incumbent  # a start meeting every target settles stage 1 as well
     floor = 0.0
@@ -121,7 +121,7 @@ def stage_one(
         elif plan1 is not None:
             seed_plan = _spent(problem, plan1)
         else:  # no probe (a sampled programme) and the dual had no time for a plan
-            seed_plan = _probe(problem, warm)
+            seed_plan = _probe(problem, warm, clock)
         floor = _certified(problem, prices1, seed_plan, floor, clock)
         if seed_plan.shortfall > floor + 1e-9 and prices1.size and not sampled:
             # The certificate leaves room: the ticket grid's mixes too (a larger MILP, so
@@ -144,7 +144,7 @@ def stage_one(
     return StageOne(seed_plan, proven, floor, targets, attain_prices)
 
 
-def _probe(problem: Problem, warm: FloatArray | None) -> ScoredAmounts:
+def _probe(problem: Problem, warm: FloatArray | None, clock: Clock) -> ScoredAmounts:
     """A plan built at the prices of the stage asking for every target (`warm` when it
     fits that stage)."""
     minimise = problem.request.objective is Objective.MIN_COST
@@ -153,7 +153,8 @@ def _probe(problem: Problem, warm: FloatArray | None) -> ScoredAmounts:
     z, _ = initial_point(problem, lag, probe)
     if warm is not None and warm.size == z.size:
         z = warm
-    return construct(*at_prices(problem, lag.evaluate(z)), probe, problem.targets)
+    chosen = at_prices(problem, lag.evaluate(z), seconds=clock.left())
+    return construct(*chosen, probe, problem.targets)
 
 
 def _certified(

@@ -105,7 +105,8 @@ def run_stage(
 
     def consider(evaluation: Evaluation) -> None:
         nonlocal best
-        plan = build(*at_prices(problem, evaluation), stage, primal_targets)
+        chosen = at_prices(problem, evaluation, seconds=clock.left())
+        plan = build(*chosen, stage, primal_targets)
         if better(plan, best, minimise):
             best = plan
 

@@ -141,6 +141,33 @@ def test_a_fit_that_runs_out_of_time_proves_nothing(
     assert "one_package" not in plan.binding_constraints
 
 
+class _Timed(_Undecided):
+    """An undecided backend that records the time limit of each fit."""
+
+    def __init__(self) -> None:
+        self.limits: list[float] = []
+
+    def solve(self, model: MilpModel, **options: object) -> MilpResult:
+        limit = options["time_limit_s"]
+        assert isinstance(limit, float)
+        self.limits.append(limit)
+        return super().solve(model)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_no_fit_takes_more_than_the_time_the_request_has_left(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The joint choice inside each plan had a fixed 10 s guard, whatever the request's
+    limit (a 1 s request whose fits never end would have run 10 s per plan built)."""
+    timed = _Timed()
+    monkeypatch.setattr(package_fit, "milp_backend", lambda name: timed)
+    outcome = solve_decomposition(_infeasible_request(seed), time_limit_s=1.0, mip_gap=1e-6)
+    assert outcome.status is SolveStatus.TIME_LIMIT
+    assert len(timed.limits) >= 2  # the plans' choices and the closing proof
+    assert max(timed.limits) <= 1.0
+
+
 def test_the_joint_choice_keeps_what_fits_and_finds_none_where_none_fits() -> None:
     """Four partners, each with 10 of subsidy or 10 of traffic: two of each fit budgets of
     20 and 20, and the choice keeps two of the subsidy picks it was handed."""
