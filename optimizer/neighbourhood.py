@@ -119,7 +119,7 @@ def neighbourhood(
         extra += list(owners[np.argsort(-gain, kind="stable")[:TAKERS_PER_RESOURCE]])
     for threshold in arrays.thresholds:
         below = np.flatnonzero(gmv < threshold)
-        cost = _share_to_reach(arrays, columns, below, threshold)
+        cost = share_to_reach(arrays, columns, below, threshold)
         reachable = np.isfinite(cost)
         below, cost = below[reachable], cost[reachable]
         extra += list(below[np.argsort(cost, kind="stable")[:CHEAPEST_PER_TIER]])
@@ -133,7 +133,7 @@ def neighbourhood(
     return np.array(sorted(chosen), dtype=np.intp)
 
 
-def _share_to_reach(
+def share_to_reach(
     arrays: ProblemArrays, columns: list[CurveColumn], rows: NDArray[np.intp], threshold: float
 ) -> FloatArray:
     """Per partner in `rows`, the least share s of every budget that lifts it to

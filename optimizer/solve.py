@@ -31,6 +31,7 @@ from optimizer.progress import Progress, ProgressEvent, timed_from
 from optimizer.returned_plans import best_first, planner_ready
 from optimizer.scoring import better_score, score, valid_plan
 from optimizer.warm_start import WarmStart, start_candidate
+from optimizer.wide_alternatives import alternatives_by_decomposition
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,9 @@ def run_engine(
         outcome = _after_decomposition(arrays, outcome, progress, should_stop, started, limit)
         outcome = ran_out(outcome, time.perf_counter() - started, limit)
         left = (1 - FINISH_BY_MILP_MARGIN) * limit - (time.perf_counter() - started)
-        return alternatives_by_milp(arrays, outcome, progress, should_stop, left)
+        if milp_can_finish(arrays):
+            return alternatives_by_milp(arrays, outcome, progress, should_stop, left)
+        return alternatives_by_decomposition(arrays, outcome, progress, should_stop, left)
     backend = milp_backend(engine)
     # A caller's start is the incumbent the decomposition's warm-up would otherwise supply
     # (and that warm-up overruns short time limits: explanation re-solves get a few seconds).
