@@ -141,7 +141,9 @@ def run_engine(
             anytime=not finishing,
         )
         if not auto:
-            return outcome
+            # Its own alternatives only: the engine named is the one that runs.
+            left = (1 - FINISH_BY_MILP_MARGIN) * limit - (time.perf_counter() - started)
+            return alternatives_by_decomposition(arrays, outcome, progress, should_stop, left)
         outcome = _after_decomposition(arrays, outcome, progress, should_stop, started, limit)
         outcome = ran_out(outcome, time.perf_counter() - started, limit)
         left = (1 - FINISH_BY_MILP_MARGIN) * limit - (time.perf_counter() - started)

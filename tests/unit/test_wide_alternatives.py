@@ -120,3 +120,15 @@ def test_six_thousand_partners_come_with_three_plans() -> None:
     assert all(check_plan(request, plan) == [] for plan in plans)
     assert refuted_alternatives(request, plans) == []
     assert _brings_someone_new(request, plans) == []
+
+
+def test_the_decomposition_named_finds_its_own_alternatives() -> None:
+    """`engine: decomposition` runs that engine alone: it returned one plan."""
+    request, _ = family_request(2, 300, 0.9, resources=2, time_limit_s=20.0)
+    options = replace(request.options, plans=2, engine=DECOMPOSITION)
+    request = replace(request, options=options)
+    plans = solve(request)
+    assert [plan.solver.engine for plan in plans] == [DECOMPOSITION] * 2
+    assert all(check_plan(request, plan) == [] for plan in plans)
+    assert refuted_alternatives(request, plans) == []
+    assert _brings_someone_new(request, plans) == []
