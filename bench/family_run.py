@@ -2,13 +2,16 @@
 "before and after" tables):
 
     python -m bench.family_run SEED PARTNERS AMBITION LIMIT_S [RESOURCES] [--progress]
-                               [--points SHARE]
+                               [--points SHARE] [--objective NAME] [--plans N]
 
 Builds `fixtures.families.family_programme(seed, partners, ambition, resources=...,
 time_limit_s=LIMIT_S)` (gap 0.1%), solves it with `optimizer.solve`, and prints one line:
 wall time of the solve, engine, status, certified gap, weighted shortfall (proven, bound)
 and total projected GMV. `--progress` prints the engine's progress events as they come;
 `--points SHARE` gives about that share of the partners `points` curves (`fixtures.points`).
+`--objective` sets the request's objective; `--plans N` asks for N plans and prints a line
+per alternative (its label, status, shortfall, GMV and cost) and how many distinct sets of
+tier achievers the plans hold, after the best plan's line.
 Run it with PYTHONPATH pointing at another checkout to time that one on the same input.
 """
 
@@ -17,10 +20,12 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 
 from fixtures.families import family_programme
 from fixtures.points import as_points
 from models.plan import Plan
+from models.request import Objective
 from optimizer import solve
 from optimizer.progress import ProgressEvent
 
@@ -54,6 +59,8 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("resources", type=int, nargs="?", default=3)
     parser.add_argument("--progress", action="store_true")
     parser.add_argument("--points", type=float, default=0.0, metavar="SHARE")
+    parser.add_argument("--objective", choices=[o.value for o in Objective], default=None)
+    parser.add_argument("--plans", type=int, default=1)
     args = parser.parse_args(argv)
     request = family_programme(
         args.seed, args.partners, args.ambition, resources=args.resources,
@@ -61,11 +68,27 @@ def main(argv: Sequence[str] | None = None) -> str:
     ).request()  # fmt: skip
     if args.points > 0:
         request = as_points(request, args.points, args.seed)
+    if args.objective is not None:
+        request = replace(request, objective=Objective(args.objective))
+    request = replace(request, options=replace(request.options, plans=args.plans))
     started = time.perf_counter()
-    plan = solve(request, progress=_progress if args.progress else None)[0]
-    line = summary(plan, time.perf_counter() - started)
+    plans = solve(request, progress=_progress if args.progress else None)
+    line = summary(plans[0], time.perf_counter() - started)
     print(line, flush=True)
+    if len(plans) > 1 or args.plans > 1:
+        for plan in plans[1:]:
+            print(f"  {plan.label}: {_alternative(plan)}")
+        sets = {frozenset((a.partner_id, a.tier) for a in p.allocations if a.tier) for p in plans}
+        print(f"  {len(plans)} plans, {len(sets)} distinct sets of tier achievers", flush=True)
     return line
+
+
+def _alternative(plan: Plan) -> str:
+    o = plan.objective
+    return (
+        f"{plan.solver.status}  shortfall {o.weighted_shortfall:g}  "
+        f"GMV {o.total_projected_gmv:,.0f}  cost {o.total_cost:,.0f}"
+    )
 
 
 if __name__ == "__main__":

@@ -83,3 +83,12 @@ def test_every_generated_section_of_the_repository_holds_only_its_own_heading(
     assert sections
     for section, body in sections:
         assert len(headings(body)) == 1, (section, headings(body))
+
+
+def test_a_family_run_with_plans_reports_each_alternative(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    main(["1", "200", "0.9", "10", "2", "--plans", "2", "--objective", "max_gmv"])
+    out = capsys.readouterr().out
+    assert "  alternative 1: feasible" in out
+    assert "2 plans, 2 distinct sets of tier achievers" in out
