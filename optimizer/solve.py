@@ -388,7 +388,10 @@ def engine_time(request: AllocationRequest, n_partners: int, spent_s: float) -> 
     aside. Without it a 50,000-partner request with a 15 s limit took 21.7 s (arrays
     3.4 s, rounding and checks 4 s)."""
     limit = request.options.time_limit_s
-    reserve = min(FINISH_S_PER_PARTNER * n_partners, FINISH_SHARE * limit)
+    # Each plan returned is rounded and checked (alternatives beyond the MILP's size are
+    # found for programmes of any size).
+    per_plan = FINISH_S_PER_PARTNER * n_partners
+    reserve = min(per_plan * request.options.plans, FINISH_SHARE * limit)
     return max(limit - spent_s - reserve, MIN_ENGINE_SHARE * limit)
 
 

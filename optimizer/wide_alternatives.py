@@ -24,7 +24,7 @@ from models.plan import curve_columns, projected_gmv
 from models.request import GroupCount, Where
 from optimizer.arrays import ProblemArrays, build_arrays, count_gaps
 from optimizer.clock import Clock
-from optimizer.neighbourhood import share_to_reach
+from optimizer.neighbourhood import CHECK_S_PER_PARTNER, share_to_reach
 from optimizer.outcome import Candidate, EngineOutcome
 from optimizer.progress import Progress, ProgressEvent
 from optimizer.scoring import score, valid_plan
@@ -57,8 +57,11 @@ def alternatives_by_decomposition(
     best = score(arrays, columns, outcome.candidates[0])
     shown = (best.final(request.objective), best.shortfall)
     for number in range(len(outcome.candidates), wanted):
+        # A run needs time for its plan and the plan's exact check after it.
+        if clock.left() < 2 * CHECK_S_PER_PARTNER * arrays.n_partners or clock.out():
+            break
         rule = new_achiever_rule(arrays, columns, levels)
-        if rule is None or clock.out():
+        if rule is None:
             break
         _report(progress, outcome, shown, number, rule, clock)
         asked = replace(

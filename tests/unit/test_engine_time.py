@@ -28,6 +28,14 @@ def test_the_engine_gets_the_limit_less_what_was_spent_and_the_reserve() -> None
     assert engine_time(request, 150, 2.5) == pytest.approx(57.5 - 150 * FINISH_S_PER_PARTNER)
 
 
+def test_each_plan_asked_for_gets_its_reserve() -> None:
+    request = _request(60.0)
+    three = replace(request, options=replace(request.options, plans=3))
+    reserve = 50_000 * FINISH_S_PER_PARTNER
+    assert engine_time(three, 50_000, 0.0) == pytest.approx(60.0 - 3 * reserve)
+    assert engine_time(request, 50_000, 0.0) == pytest.approx(60.0 - reserve)
+
+
 def test_the_reserve_is_capped_and_the_engine_keeps_half_the_limit() -> None:
     request = _request(10.0)
     # 1,000,000 partners would reserve 80 s: capped at 20% of the limit.
