@@ -46,9 +46,9 @@ def test_a_sampled_programme_skips_the_probe_and_the_grid_milp(
     grids: list[tuple[int, bool]] = []
     probe, assigned = stage_one._probe, stage_one._assigned_plan
 
-    def probing(problem, warm):  # type: ignore[no-untyped-def]
+    def probing(problem, warm, clock):  # type: ignore[no-untyped-def]
         probes.append(problem.n)
-        return probe(problem, warm)
+        return probe(problem, warm, clock)
 
     def assigning(problem, *args, **kwargs):  # type: ignore[no-untyped-def]
         grids.append((problem.n, kwargs.get("grid", True)))
