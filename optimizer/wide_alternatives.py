@@ -31,6 +31,11 @@ from optimizer.scoring import score, valid_plan
 
 # The partners an alternative's rule names (the cheapest to lift over its tier).
 CANDIDATES = 200
+# An alternative falls short by at most this many tier places (weighted by the heaviest
+# tier) more than the best plan: one partner traded for another. A run short of time
+# gives worse (50,000 family partners, 60 s: 306 short where the best plan was 9 short),
+# and such a plan answers no planner's "what else": the search stops there.
+EXTRA_PLACES = 1
 STAGE = "alternatives"
 
 
@@ -43,8 +48,8 @@ def alternatives_by_decomposition(
 ) -> EngineOutcome:
     """`outcome` with the alternatives `options.plans` asks for and it lacks, each from a
     decomposition run with a new-achiever rule, the time left shared among those still
-    wanted. It stops at the first run whose plan misses its rule or fails the exact
-    checker on the request."""
+    wanted. It stops at the first run whose plan misses its rule, fails the exact
+    checker on the request, or falls short by more than EXTRA_PLACES over the best."""
     from optimizer.decomposition import solve_decomposition  # loaded only where it runs
 
     request = arrays.request
@@ -56,6 +61,8 @@ def alternatives_by_decomposition(
     levels = [_levels(arrays, columns, plan) for plan in outcome.candidates]
     best = score(arrays, columns, outcome.candidates[0])
     shown = (best.final(request.objective), best.shortfall)
+    heaviest = float(arrays.weights.max()) if arrays.weights.size else 0.0
+    most_short = best.shortfall + EXTRA_PLACES * heaviest + 1e-9
     for number in range(len(outcome.candidates), wanted):
         # A run needs time for its plan and the plan's exact check after it.
         if clock.left() < 2 * CHECK_S_PER_PARTNER * arrays.n_partners or clock.out():
@@ -82,7 +89,12 @@ def alternatives_by_decomposition(
             break
         plan = found.candidates[0]
         gmv = projected_gmv(request, plan.amounts, plan.package_choice, columns)
-        if any(count_gaps(asked_arrays, gmv)) or not valid_plan(arrays, columns, plan):
+        if (
+            any(count_gaps(asked_arrays, gmv))
+            or score(arrays, columns, plan).shortfall > most_short
+        ):
+            break
+        if not valid_plan(arrays, columns, plan):
             break
         outcome.candidates.append(
             Candidate(plan.amounts, plan.package_choice, f"alternative {number}")

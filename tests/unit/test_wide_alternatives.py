@@ -18,7 +18,7 @@ from fixtures.families import family_request
 from models.check import check_plan
 from models.plan import Plan, SolveStatus, curve_columns
 from models.request import AllocationRequest, Objective
-from optimizer import milp_finish, solve
+from optimizer import milp_finish, solve, wide_alternatives
 from optimizer.arrays import build_arrays
 from optimizer.engines import DECOMPOSITION, available_engines
 from optimizer.progress import ProgressEvent
@@ -70,6 +70,22 @@ def test_a_programme_beyond_the_milp_comes_with_the_alternatives_asked_for(
     assert [plan.solver.status for plan in plans[1:]] == [SolveStatus.FEASIBLE] * 2
     assert refuted_alternatives(request, plans) == []  # no copies, none ahead of the first
     assert _brings_someone_new(request, plans) == []
+    if objective is not Objective.MAX_GMV:  # (there the tiers are only reported)
+        heaviest = max(tier.weight for tier in request.tiers)
+        first = plans[0].objective.weighted_shortfall
+        assert all(p.objective.weighted_shortfall <= first + heaviest for p in plans[1:])
+
+
+def test_an_alternative_short_by_more_than_a_trade_ends_the_search(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With no extra place allowed (less than none), no alternative is short by little
+    enough: the best plan comes back alone, not with worse plans."""
+    _wide(monkeypatch)
+    monkeypatch.setattr(wide_alternatives, "EXTRA_PLACES", -1)
+    request, _ = family_request(1, 1000, 0.9, resources=3, time_limit_s=30.0)
+    request = replace(request, options=replace(request.options, plans=3))
+    assert [plan.label for plan in solve(request)] == ["best"]
 
 
 def test_while_they_are_searched_progress_shows_the_best_plan(
