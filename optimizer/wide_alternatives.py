@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.curves import CurveColumn
-from models.plan import curve_columns, projected_gmv
+from models.plan import SolveStatus, curve_columns, projected_gmv
 from models.request import GroupCount, Where
 from optimizer.arrays import ProblemArrays, build_arrays, count_gaps
 from optimizer.clock import Clock
@@ -56,6 +56,8 @@ def alternatives_by_decomposition(
     wanted = request.options.plans
     if wanted <= len(outcome.candidates) or not outcome.candidates or left_s <= 0:
         return outcome
+    if outcome.status in (SolveStatus.INFEASIBLE, SolveStatus.INTERRUPTED):
+        return outcome  # a plan shown as breaking the rules, or a cancelled run
     clock = Clock(left_s, should_stop)
     columns = curve_columns(request)
     levels = [_levels(arrays, columns, plan) for plan in outcome.candidates]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,8 +18,8 @@ from bench.claims_sweep import refuted_alternatives
 from fixtures.families import family_request
 from models.check import check_plan
 from models.plan import Plan, SolveStatus, curve_columns
-from models.request import AllocationRequest, Objective
-from optimizer import milp_finish, solve, wide_alternatives
+from models.request import AllocationRequest, GroupCount, Objective
+from optimizer import decomposition, milp_finish, solve, wide_alternatives
 from optimizer.arrays import build_arrays
 from optimizer.engines import DECOMPOSITION, available_engines
 from optimizer.progress import ProgressEvent
@@ -148,3 +149,28 @@ def test_the_decomposition_named_finds_its_own_alternatives() -> None:
     assert all(check_plan(request, plan) == [] for plan in plans)
     assert refuted_alternatives(request, plans) == []
     assert _brings_someone_new(request, plans) == []
+
+
+def test_an_infeasible_request_gets_no_search_for_alternatives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The plan shown for an infeasible request breaks a rule: there is nothing to offer
+    alternatives to, and each run would end the same way."""
+    request, _ = family_request(2, 300, 0.9, resources=2, time_limit_s=20.0)
+    lowest = request.sorted_tiers()[0].name
+    request = replace(
+        request,
+        constraints=(*request.constraints, GroupCount(tier=lowest, min=10**6)),
+        options=replace(request.options, plans=3, engine=DECOMPOSITION),
+    )
+    runs = []
+    real = decomposition.solve_decomposition
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        runs.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(decomposition, "solve_decomposition", counted)
+    plans = solve(request)
+    assert [plan.solver.status for plan in plans] == [SolveStatus.INFEASIBLE]
+    assert len(runs) == 1
