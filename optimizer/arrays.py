@@ -8,6 +8,7 @@ GMV in millions of CNY) so solver coefficients stay within a few orders of magni
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -82,14 +83,12 @@ class ProblemArrays:
         return len(self.pair_partner)
 
 
-def count_gaps(arrays: ProblemArrays, gmv: FloatArray) -> list[int]:
-    """Per group_count rule, the places its members miss at these GMVs."""
+def count_gaps(rows: Sequence[CountRow], thresholds: FloatArray, gmv: FloatArray) -> list[int]:
+    """Per group_count row, the places its members miss at these GMVs (`thresholds`: the
+    ascending tier thresholds its `tier` indexes)."""
     return [
-        max(
-            row.minimum - int(np.count_nonzero(row.members & (gmv >= arrays.thresholds[row.tier]))),
-            0,
-        )
-        for row in arrays.count_rows
+        max(row.minimum - int(np.count_nonzero(row.members & (gmv >= thresholds[row.tier]))), 0)
+        for row in rows
     ]
 
 

@@ -63,7 +63,8 @@ def score(arrays: ProblemArrays, columns: list[CurveColumn], cand: Candidate) ->
     spent = rounding.spent(arrays, cand.amounts, cand.package_choice)
     achievers = {(int(i), int(t)) for i, t in zip(*np.nonzero(reached), strict=True)}
     cost = float(np.dot(spent, arrays.unit_cost))
-    return Score(shortfall, float(gmv.sum()), cost, achievers, sum(count_gaps(arrays, gmv)))
+    gaps = count_gaps(arrays.count_rows, arrays.thresholds, gmv)
+    return Score(shortfall, float(gmv.sum()), cost, achievers, sum(gaps))
 
 
 def better(best: Incumbent | None, new: Incumbent, objective: Objective) -> Incumbent:

@@ -92,7 +92,7 @@ def alternatives_by_decomposition(
         plan = found.candidates[0]
         gmv = projected_gmv(request, plan.amounts, plan.package_choice, columns)
         if (
-            any(count_gaps(asked_arrays, gmv))
+            any(count_gaps(asked_arrays.count_rows, asked_arrays.thresholds, gmv))
             or score(arrays, columns, plan).shortfall > most_short
         ):
             break

@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 
 from models.curves import FloatArray
 from models.request import Objective
+from optimizer.arrays import count_gaps
 from optimizer.decomposition.lagrangian import Evaluation, Stage
 from optimizer.decomposition.problem import Problem
 from optimizer.decomposition.repair import (
@@ -55,19 +56,8 @@ def evaluate_plan(problem: Problem, amounts: FloatArray) -> ScoredAmounts:
         objective = float((amounts.sum(axis=0) * problem.unit_cost).sum())
     else:
         objective = float(gmv.sum())
-    return ScoredAmounts(amounts, shortfall, objective, achieved, sum(_count_gaps(problem, gmv)))
-
-
-def _count_gaps(problem: Problem, gmv: FloatArray) -> list[int]:
-    """Per group_count row, the places its members miss at these GMVs."""
-    return [
-        max(
-            row.minimum
-            - int(np.count_nonzero(row.members & (gmv >= problem.thresholds[row.tier]))),
-            0,
-        )
-        for row in problem.group_counts
-    ]
+    gaps = count_gaps(problem.group_counts, problem.thresholds, gmv)
+    return ScoredAmounts(amounts, shortfall, objective, achieved, sum(gaps))
 
 
 def better(a: ScoredAmounts, b: ScoredAmounts | None, minimise: bool) -> bool:
@@ -268,7 +258,7 @@ def reaches_targets(plan: ScoredAmounts, stage: Stage) -> bool:
 def missed_group_counts(problem: Problem, amounts: FloatArray) -> list[str]:
     """group_count rows the plan misses (whether or not some plan could meet them); under
     max_gmv too, where the tiers are only reported but the counts hold."""
-    gaps = _count_gaps(problem, problem.values(amounts))
+    gaps = count_gaps(problem.group_counts, problem.thresholds, problem.values(amounts))
     return [row.label for row, gap in zip(problem.group_counts, gaps, strict=True) if gap]
 
 

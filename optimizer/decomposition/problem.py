@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from models.curves import Curve, CurveKind, FloatArray
 from models.knots import padded_knots
 from models.request import AllocationRequest, GroupBudget, GroupCount
-from optimizer.arrays import ProblemArrays, UnsupportedRequest
+from optimizer.arrays import CountRow, ProblemArrays, UnsupportedRequest
 from optimizer.decomposition.family import Family, kind_code
 from optimizer.decomposition.menus import Menus, build_menus, levels_of
 from optimizer.decomposition.points import Knots
@@ -34,11 +34,8 @@ class GroupBudgetRow:
     label: str
 
 
-@dataclass
-class GroupCountRow:
-    tier: int  # index into the ascending tiers
-    members: BoolArray
-    minimum: int
+@dataclass(frozen=True)
+class GroupCountRow(CountRow):
     label: str
 
 

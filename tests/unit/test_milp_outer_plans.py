@@ -90,4 +90,4 @@ def test_an_outer_repair_that_drops_a_group_count_member_is_not_taken(
     index = {p.id: i for i, p in enumerate(request.partners)}
     for allocation in plan.allocations:
         gmv[index[allocation.partner_id]] = allocation.projected_gmv
-    assert count_gaps(arrays, gmv) == [0] * len(arrays.count_rows)
+    assert count_gaps(arrays.count_rows, arrays.thresholds, gmv) == [0] * len(arrays.count_rows)
