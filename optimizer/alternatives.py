@@ -39,6 +39,12 @@ class AlternativeSearch(Protocol):
     ) -> EngineOutcome | None: ...
 
 
+def more_wanted(outcome: EngineOutcome, wanted: int, left_s: float) -> bool:
+    """Does `outcome` hold a plan to start from, fewer than the `wanted` plans, with time
+    left to search for the rest?"""
+    return bool(outcome.candidates) and len(outcome.candidates) < wanted and left_s > 0
+
+
 def add_alternatives(
     search: AlternativeSearch, outcome: EngineOutcome, wanted: int, clock: Clock
 ) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 from models.curves import FloatArray
 from models.plan import SolveStatus, curve_columns
 from models.request import AllocationRequest, Objective
-from optimizer.alternatives import add_alternatives
+from optimizer.alternatives import add_alternatives, more_wanted
 from optimizer.arrays import ProblemArrays
 from optimizer.clock import Clock, relative_gap
 from optimizer.engines import available_engines, milp_backend
@@ -116,13 +116,11 @@ def alternatives_by_milp(
     should_stop: Callable[[], bool] | None,
     left_s: float,
 ) -> EngineOutcome:
-    """`outcome` (the decomposition's, under `auto`) with the alternatives `options.plans`
-    asks for and it lacks, from a CBC MILP seeded with its best plan, in `left_s`; as it
-    was beyond the finish's size, without CBC, or with no time left."""
+    """`outcome` (the decomposition's, under `auto`, on a programme the MILP can finish:
+    `milp_can_finish`) with the alternatives `options.plans` asks for and it lacks, from a
+    CBC MILP seeded with its best plan, in `left_s`; as it was with no time left."""
     wanted = arrays.request.options.plans
-    if wanted <= len(outcome.candidates) or not outcome.candidates or left_s <= 0:
-        return outcome
-    if not milp_can_finish(arrays):
+    if not more_wanted(outcome, wanted, left_s):
         return outcome
     strategy = MilpStrategy(arrays, milp_backend("cbc"), progress, exact_tier_curves=True)
     strategy.seed(outcome.candidates[0])

@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 from models.curves import CurveColumn
 from models.plan import SolveStatus, curve_columns, projected_gmv
 from models.request import GroupCount, Where
+from optimizer.alternatives import STAGE, more_wanted
 from optimizer.arrays import ProblemArrays, build_arrays, count_gaps
 from optimizer.clock import Clock
 from optimizer.neighbourhood import CHECK_S_PER_PARTNER, share_to_reach
@@ -36,7 +37,6 @@ CANDIDATES = 200
 # gives worse (50,000 family partners, 60 s: 306 short where the best plan was 9 short),
 # and such a plan answers no planner's "what else": the search stops there.
 EXTRA_PLACES = 1
-STAGE = "alternatives"
 
 
 def alternatives_by_decomposition(
@@ -54,7 +54,7 @@ def alternatives_by_decomposition(
 
     request = arrays.request
     wanted = request.options.plans
-    if wanted <= len(outcome.candidates) or not outcome.candidates or left_s <= 0:
+    if not more_wanted(outcome, wanted, left_s):
         return outcome
     if outcome.status in (SolveStatus.INFEASIBLE, SolveStatus.INTERRUPTED):
         return outcome  # a plan shown as breaking the rules, or a cancelled run

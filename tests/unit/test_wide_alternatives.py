@@ -19,11 +19,12 @@ from fixtures.families import family_request
 from models.check import check_plan
 from models.plan import Plan, SolveStatus, curve_columns
 from models.request import AllocationRequest, GroupCount, Objective
-from optimizer import decomposition, milp_finish, solve, wide_alternatives
+from optimizer import decomposition, solve, wide_alternatives
+from optimizer.alternatives import STAGE
 from optimizer.arrays import build_arrays
 from optimizer.engines import DECOMPOSITION, available_engines
 from optimizer.progress import ProgressEvent
-from optimizer.wide_alternatives import STAGE, new_achiever_rule
+from optimizer.wide_alternatives import new_achiever_rule
 
 solve_module = importlib.import_module("optimizer.solve")
 pytestmark = pytest.mark.skipif(
@@ -52,8 +53,7 @@ def _brings_someone_new(request: AllocationRequest, plans: list[Plan]) -> list[s
 
 def _wide(monkeypatch: pytest.MonkeyPatch) -> None:
     """The MILP can neither finish this programme nor search it for alternatives."""
-    for module in (solve_module, milp_finish):
-        monkeypatch.setattr(module, "milp_can_finish", lambda arrays, *args: False)
+    monkeypatch.setattr(solve_module, "milp_can_finish", lambda arrays, *args: False)
     monkeypatch.setattr(solve_module, "milp_finishes", lambda arrays, *args: False)
 
 
