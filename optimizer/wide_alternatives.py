@@ -23,7 +23,7 @@ from models.curves import CurveColumn
 from models.plan import SolveStatus, curve_columns, projected_gmv
 from models.request import GroupCount, Where
 from optimizer.alternatives import STAGE, more_wanted
-from optimizer.arrays import ProblemArrays, build_arrays, count_gaps
+from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.clock import Clock
 from optimizer.neighbourhood import CHECK_S_PER_PARTNER, share_to_reach
 from optimizer.outcome import Candidate, EngineOutcome
@@ -90,11 +90,10 @@ def alternatives_by_decomposition(
         if not found.candidates:
             break
         plan = found.candidates[0]
-        gmv = projected_gmv(request, plan.amounts, plan.package_choice, columns)
-        if (
-            any(count_gaps(asked_arrays.count_rows, asked_arrays.thresholds, gmv))
-            or score(arrays, columns, plan).shortfall > most_short
-        ):
+        # Scored against the asked rules: its own counts the rule too (the tiers and targets
+        # are the request's).
+        scored = score(asked_arrays, columns, plan)
+        if scored.count_gap or scored.shortfall > most_short:
             break
         if not valid_plan(arrays, columns, plan):
             break
