@@ -179,7 +179,7 @@ class Family:
         self.xt[idx] = np.where(under.any(axis=1), hx[:, 1], lo)
         self.st[idx] = knots.hs[idx, 0]
 
-    def _points_rows(self) -> tuple[NDArray[np.intp], points.Knots] | None:
+    def points_rows(self) -> tuple[NDArray[np.intp], points.Knots] | None:
         """The points rows and their knots (None: no such row)."""
         if self.knots is None:
             return None
@@ -192,7 +192,7 @@ class Family:
         on_chord = x < self.xt
         chord = self.f_lo + np.where(on_chord, self.st, 0.0) * (x - self.lo)
         out = np.where(on_chord, chord, self.value(x))
-        found = self._points_rows()
+        found = self.points_rows()
         if found is not None:
             rows, knots = found
             out[rows] = points.hull_value(knots.hx, knots.hy, knots.hs, x[rows])
@@ -216,7 +216,7 @@ class Family:
         points curve's vertex."""
         slope = self.derivative(x)
         left, right = np.where(x <= self.xt, self.st, slope), np.where(x < self.xt, self.st, slope)
-        found = self._points_rows()
+        found = self.points_rows()
         if found is not None:
             rows, knots = found
             left[rows], right[rows] = points.hull_slopes(knots.hx, knots.hs, x[rows])
@@ -227,7 +227,7 @@ class Family:
         a points curve the least of its hull's rising segments (its slope at hi is often
         the flat tail's 0), inf where none rises (no price moves its amount)."""
         out = self.derivative(self.hi)
-        found = self._points_rows()
+        found = self.points_rows()
         if found is not None:
             rows, knots = found
             out[rows] = np.where(knots.hs > 0, knots.hs, np.inf).min(axis=1, initial=np.inf)

@@ -3,10 +3,13 @@ the search behind `subproblem.reach_level` (see there for the problem and its du
 
 A row is a partner with a set of resources on; at q its amounts are each resource's
 envelope maximiser at price P_r/q, and its uplift only grows with q. The search works on
-log q: the q where an amount leaps (a chord, a linear curve) first, then ITP steps.
+log q: first either side of the q's where an amount leaps (a chord, a linear curve, a
+points curve's hull vertices), then ITP steps.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -119,16 +122,68 @@ def dual_value(
     return value
 
 
-def _leaps(family: Family, on: NDArray[np.bool_], prices: FloatArray) -> FloatArray:
-    """Per row, the q where the resource's amount leaps (from lo over its chord, or from
-    lo to hi on a linear curve): P / chord slope; 0 where it does not leap."""
-    price = np.maximum(prices, 0.0)
-    leaps = on & (price > 0) & (family.st > 0) & np.isfinite(family.st)
-    # (A points curve's amount leaps at every vertex of its hull; the first is tried here.)
-    bends = (family.kind == LINEAR) | (family.kind == POINTS)
-    leaps &= (family.xt > family.lo) | (bends & (family.hi > family.lo))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(leaps, price / family.st, 0.0)
+def _breakpoints(fam: list[Family], on: NDArray[np.bool_], prices: FloatArray) -> FloatArray:
+    """Per row, ascending (m, C), the log q's where its uplift is not smooth (inf to pad):
+    just either side of each q where an amount leaps (from lo over a chord or a linear
+    curve, P / chord slope; from vertex to vertex of a points curve's hull, P / the
+    segment's slope), and the kinks where a smooth amount starts to move from lo or
+    reaches hi (P / its slope there). Between two of them every amount moves smoothly, or
+    not at all."""
+    columns: list[FloatArray] = []
+    for r, family in enumerate(fam):
+        price = np.where(on[:, r], np.maximum(prices[:, r], 0.0), 0.0)
+        moves = (price > 0) & (family.hi > family.lo)
+        smooth = moves & (family.kind != POINTS)  # a points row's leaps are its vertices
+        st = family.st
+        linear = family.kind == LINEAR
+        leap = smooth & (st > 0) & np.isfinite(st) & ((family.xt > family.lo) | linear)
+        kink = smooth & (st > 0) & np.isfinite(st) & ~leap
+        top = family.derivative(family.hi)
+        at_hi = smooth & ~linear & (family.hi > family.xt) & (top > 0) & np.isfinite(top)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            start, end = price / st, price / top
+            columns += [np.where(leap, start * (1.0 - _JUMP_SIDE), np.inf)]
+            columns += [np.where(leap, start * (1.0 + _JUMP_SIDE), np.inf)]
+            columns += [np.where(kink, start, np.inf), np.where(at_hi, end, np.inf)]
+        found = family.points_rows()
+        if found is None:
+            continue
+        rows, knots = found
+        vertex = np.full((price.size, knots.hs.shape[1]), np.inf)
+        bends = moves[rows, None] & (knots.hs > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            vertex[rows] = np.where(bends, price[rows, None] / knots.hs, np.inf)
+        columns += [vertex * (1.0 - _JUMP_SIDE), vertex * (1.0 + _JUMP_SIDE)]
+    with np.errstate(divide="ignore"):
+        return np.sort(np.log(np.column_stack(columns)), axis=1)
+
+
+def _search_breakpoints(
+    points: FloatArray,
+    rows: IntArray,
+    lo: FloatArray,
+    hi: FloatArray,
+    g_lo: FloatArray,
+    g_hi: FloatArray,
+    shortfall: Callable[[IntArray, FloatArray], FloatArray],
+) -> None:
+    """Narrow the rows' brackets (log q, in place) to lie between two consecutive
+    `points` (the rows' `_breakpoints`): a bisection over the points inside each bracket,
+    about log2(C) steps for C points. The bracket left is one the uplift crosses
+    smoothly, or a leap's (narrower than LOG_TOLERANCE)."""
+    while rows.size:
+        inside = (points > lo[rows, None]) & (points < hi[rows, None])
+        count = inside.sum(axis=1)
+        keep = count > 0
+        rows, points, inside, count = rows[keep], points[keep], inside[keep], count[keep]
+        if rows.size == 0:
+            break
+        # The points inside an interval are consecutive: the middle one halves them.
+        at = points[np.arange(rows.size), inside.argmax(axis=1) + count // 2]
+        g = shortfall(rows, at)
+        ok = g >= 0
+        hi[rows[ok]], g_hi[rows[ok]] = at[ok], g[ok]
+        lo[rows[~ok]], g_lo[rows[~ok]] = at[~ok], g[~ok]
 
 
 def uplift(fam: list[Family], on: NDArray[np.bool_], x: FloatArray) -> FloatArray:
@@ -217,21 +272,10 @@ def smallest_reaching_q(
     g_hi = np.zeros(m)
     if active.size:
         g_hi[active] = shortfall(active, hi[active])
-    for r, family in enumerate(fam):
-        active = active[hi[active] - lo[active] > LOG_TOLERANCE]
-        leaps = _leaps(family, on[:, r], prices[:, r])[active]
-        for side in (1.0 - _JUMP_SIDE, 1.0 + _JUMP_SIDE):
-            rows = active[leaps > 0]
-            with np.errstate(divide="ignore"):
-                at = np.log(leaps[leaps > 0] * side)
-            inside = (at > lo[rows]) & (at < hi[rows])
-            rows, at = rows[inside], at[inside]
-            if rows.size == 0:
-                continue
-            g = shortfall(rows, at)
-            ok = g >= 0
-            hi[rows[ok]], g_hi[rows[ok]] = at[ok], g[ok]
-            lo[rows[~ok]], g_lo[rows[~ok]] = at[~ok], g[~ok]
+    active = active[hi[active] - lo[active] > LOG_TOLERANCE]
+    _search_breakpoints(
+        _breakpoints(fam, on, prices)[active], active, lo, hi, g_lo, g_hi, shortfall
+    )
     # Rows drop out as their bracket closes; the families are re-cut only when the open
     # rows are fewer than half the cut ones (cutting costs more than it saves on small
     # arrays).
