@@ -291,6 +291,7 @@ def finish_by_neighbourhoods(
     spent_s: float = 0.0,
     attempt: int = 0,
     last: bool = False,
+    halved: bool = False,
 ) -> EngineOutcome:
     """A MILP outcome that stopped short of its gap with time left (its stall rule), its
     plan improved in neighbourhoods with that time; its bound stands, its gap and status
@@ -299,37 +300,45 @@ def finish_by_neighbourhoods(
     gain 0.46% in 4 s (0.03% from the bound). A decomposition outcome with time left after
     its own searches gets it too (`attempt` 1: other halves than its improver drew). One
     plan only: alternatives are told apart by their achievers, which a changed first plan
-    could repeat. `last`: nothing follows it in the run (see LAST_WHOLE_SHARE)."""
-    request = arrays.request
-    if (
-        outcome.status is not SolveStatus.FEASIBLE
-        or not outcome.candidates
-        or outcome.best_bound is None
-        or request.options.plans != 1
-        or left_s < 2 * MIN_ROUND_S
-        or not _applies(arrays)
-    ):
+    could repeat. `last`: nothing follows it in the run (see LAST_WHOLE_SHARE); `halved`:
+    random halves from the first round (a search after one on the same plan)."""
+    bound = outcome.best_bound
+    if bound is None or not can_finish(arrays, outcome, left_s):
         return outcome
+    request = arrays.request
     floor = outcome.shortfall_bound if outcome.shortfall_proven else None
     clock = Clock(left_s, should_stop)
     start = outcome.candidates[0].amounts
     moved = improve_in_neighbourhoods(
-        arrays, start, floor, outcome.best_bound, clock, progress, spent_s, attempt,
-        levels=outcome.tier_levels, last=last,
+        arrays, start, floor, bound, clock, progress, spent_s, attempt,
+        levels=outcome.tier_levels, last=last, halved=halved,
     )  # fmt: skip
     if moved is None:
         return outcome
     figures = score(arrays, curve_columns(request), Candidate(moved))
     outcome.candidates = [Candidate(moved)]
-    outcome.mip_gap = relative_gap(figures.gmv, outcome.best_bound, minimise=False)
+    outcome.mip_gap = relative_gap(figures.gmv, bound, minimise=False)
     outcome.seconds += clock.elapsed()
     if outcome.shortfall_bound is not None:
         outcome.shortfall_proven = figures.shortfall <= outcome.shortfall_bound + 1e-9
     if clock.stopped:
         outcome.status = SolveStatus.INTERRUPTED
-    elif outcome.shortfall_proven and _within_gap(figures, outcome.best_bound, request):
+    elif outcome.shortfall_proven and _within_gap(figures, bound, request):
         outcome.status = SolveStatus.OPTIMAL
     return outcome
+
+
+def can_finish(arrays: ProblemArrays, outcome: EngineOutcome, left_s: float) -> bool:
+    """Whether `finish_by_neighbourhoods` runs a round on this outcome with `left_s`."""
+    checks_s = 2 * CHECK_S_PER_PARTNER * arrays.n_partners
+    return (
+        outcome.status is SolveStatus.FEASIBLE
+        and bool(outcome.candidates)
+        and outcome.best_bound is not None
+        and arrays.request.options.plans == 1
+        and left_s >= max(2 * MIN_ROUND_S, MIN_ROUND_S + checks_s)
+        and _applies(arrays)
+    )
 
 
 def improve_in_neighbourhoods(
@@ -344,6 +353,7 @@ def improve_in_neighbourhoods(
     halves: bool = True,
     levels: TierLevels | None = None,
     last: bool = False,
+    halved: bool = False,
 ) -> FloatArray | None:
     """Better amounts than `amounts` (an exactly valid plan), re-solved in neighbourhoods
     by the CBC MILP until the plan is within the request's gap of `bound` (GMV) at the
@@ -359,14 +369,14 @@ def improve_in_neighbourhoods(
     family seed 2, 1,200 partners: three halves took 4.4 s and gained nothing). `levels`:
     the tier levels any plan better than `amounts` gives each partner (reduced-cost fixing,
     `EngineOutcome.tier_levels`): the MILPs claim tiers within them. `last`: no search
-    follows this one (see LAST_WHOLE_SHARE)."""
+    follows this one (see LAST_WHOLE_SHARE). `halved`: halves from the first round."""
     request = arrays.request
     columns = curve_columns(request)
     best = Candidate(amounts)
     best_score = score(arrays, columns, best)
     round_s = max(MIN_ROUND_S, ROUND_SHARE * request.options.time_limit_s)
     rng = np.random.default_rng([request.options.seed, arrays.n_partners, attempt])
-    rounds, halved, stale = 0, False, 0
+    rounds, stale = 0, 0
     checks_s = 2 * CHECK_S_PER_PARTNER * arrays.n_partners
     while not clock.out() and clock.left() >= MIN_ROUND_S + checks_s:
         short = floor is not None and best_score.shortfall > floor + 1e-9

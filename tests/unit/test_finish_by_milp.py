@@ -227,6 +227,9 @@ def test_the_neighbourhoods_get_the_time_the_milp_finish_will_not_take(
         return outcome
 
     monkeypatch.setattr(solve_module, "finish_by_neighbourhoods", neighbourhoods)
+    # One search: the stand-in above never changes the outcome, and the searches go on
+    # while one could run (see test_neighbourhood's searches to the limit).
+    monkeypatch.setattr(solve_module, "can_finish", lambda *_: not calls or calls[-1][0] == "milp")
     monkeypatch.setattr(solve_module, "milp_finishes", lambda *_: milp_next)
     monkeypatch.setattr(solve_module, "finish_by_milp", finish)
     request, _ = family_request(1, 120, 0.95, time_limit_s=6.0)
@@ -250,7 +253,8 @@ def test_a_plan_short_of_the_gap_when_the_time_is_used_up_ended_on_the_time_limi
 ) -> None:
     """Family seed 4, 2,500 partners, 60 s: the neighbourhoods after the MILP finish ran
     out of time at 58.8 s, 0.113% from the bound, and the plan said `feasible`, as if the
-    search had given up. A search that gives up early stays `feasible`."""
+    search had given up. A plan no search can go on with (a request the neighbourhoods
+    do not model) stays `feasible`."""
     solve_module = importlib.import_module("optimizer.solve")
     limit = 6.0
 
@@ -262,6 +266,8 @@ def test_a_plan_short_of_the_gap_when_the_time_is_used_up_ended_on_the_time_limi
     monkeypatch.setattr(solve_module, "finish_by_neighbourhoods", neighbourhoods)
     monkeypatch.setattr(solve_module, "milp_finishes", lambda *_: True)
     monkeypatch.setattr(solve_module, "finish_by_milp", lambda arrays, outcome, *_: outcome)
+    if not runs_out:
+        monkeypatch.setattr(solve_module, "can_finish", lambda *_: False)
     request, _ = family_request(1, 120, 0.95, time_limit_s=limit, mip_gap=1e-9)
     started = time.perf_counter()
     outcome = run_engine(request, build_arrays(request), "decomposition", None, None)

@@ -39,7 +39,7 @@ def hill(uplift: float, shape: float, half: float) -> Curve:
     return Curve(CurveKind.HILL, max_uplift=uplift, shape=shape, half_saturation=half)
 
 
-def drawn_request(engine: str = "auto") -> AllocationRequest:
+def drawn_request(engine: str = "auto", time_limit_s: float = 30.0) -> AllocationRequest:
     def partner(pid: str, baseline: float, curve: Curve, cap: float) -> Partner:
         return Partner(
             pid, baseline, curves={"subsidy": curve}, bounds={"subsidy": Bounds(max=cap)}
@@ -64,13 +64,14 @@ def drawn_request(engine: str = "auto") -> AllocationRequest:
         tiers=(Tier("t100m", 100 * M, 2),),
         partners=partners,
         objective=Objective.MAX_GMV,
-        options=Options(time_limit_s=30.0, mip_gap=1e-4, engine=engine),
+        options=Options(time_limit_s=time_limit_s, mip_gap=1e-4, engine=engine),
     )
 
 
 @pytest.mark.parametrize("engine", ["auto", *available_engines()])
 def test_max_gmv_gives_up_an_achiever_for_more_gmv(engine: str) -> None:
-    request = drawn_request(engine)
+    # The decomposition uses all its time when it cannot certify the gap: a short limit.
+    request = drawn_request(engine, 3.0 if engine == "decomposition" else 30.0)
     reference = solve_reference(request)
     try:
         plan = solve(request)[0]
@@ -80,12 +81,13 @@ def test_max_gmv_gives_up_an_achiever_for_more_gmv(engine: str) -> None:
     assert plan.objective.total_projected_gmv == pytest.approx(reference.total_gmv, rel=1e-9)
     if engine == "decomposition":
         # Its bound (the Lagrangian's, on whole 10M steps) need not close on 7 partners;
-        # it must hold, and the status must say whether it certifies the gap.
+        # it must hold, and the status must say whether it certifies the gap (when not,
+        # the search went on to the time limit).
         bound, gap = plan.solver.best_bound, plan.solver.mip_gap
         assert bound is not None and gap is not None
         assert bound >= reference.total_gmv * (1 - 1e-9)
         certified = gap <= request.options.mip_gap
-        assert plan.solver.status is (SolveStatus.OPTIMAL if certified else SolveStatus.FEASIBLE)
+        assert plan.solver.status is (SolveStatus.OPTIMAL if certified else SolveStatus.TIME_LIMIT)
     else:
         assert plan.solver.status is SolveStatus.OPTIMAL
     # The optimum reaches ¥100M with one partner, where the target is two.
@@ -105,7 +107,7 @@ def test_pairwise_moves_under_max_gmv_may_take_a_partner_below_its_tier() -> Non
 def test_the_decomposition_under_max_gmv_gives_up_an_achiever_for_more_gmv() -> None:
     # Without the two points curves (which the decomposition declines) the optimum still
     # leaves one partner under ¥100M; the old ranking kept a plan 0.46% below it.
-    request = drawn_request("decomposition")
+    request = drawn_request("decomposition", time_limit_s=3.0)
     request = replace(request, partners=request.partners[:4] + request.partners[6:])
     reference = solve_reference(request)
     plan = solve(request)[0]

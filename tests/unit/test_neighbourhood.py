@@ -9,15 +9,17 @@ plan only when it is better and keeps every hard row; `auto` hands it one.
 from __future__ import annotations
 
 import importlib
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from fixtures.families import family_request
+from fixtures.families import family_programme, family_request
+from models.check import check_plan
 from models.plan import SolveStatus, curve_columns, projected_gmv
-from models.request import AllocationRequest, GroupBudget, GroupCount, Pin
+from models.request import AllocationRequest, GroupBudget, GroupCount, Objective, Pin
 from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.clock import Clock
 from optimizer.decomposition import Improver, solve_decomposition
@@ -214,7 +216,9 @@ def test_the_milps_outcome_keeps_the_tighter_of_the_two_bounds() -> None:
     assert unbounded.status is SolveStatus.TIME_LIMIT, "an unproven shortfall is not optimal"
 
 
-def test_only_auto_hands_the_decomposition_an_improver(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_decomposition_gets_an_improver_named_or_under_auto(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     solve_module = importlib.import_module("optimizer.solve")  # the package shadows it
     handed: list[str] = []
     original = solve_module.improver
@@ -227,9 +231,9 @@ def test_only_auto_hands_the_decomposition_an_improver(monkeypatch: pytest.Monke
     request, _ = family_request(1, 2000, 0.6, time_limit_s=2.0)
     named = replace(request, options=replace(request.options, engine="decomposition"))
     solve(named)
-    assert not handed
+    assert handed == ["improver"], "named, it is the decomposition's own improver too"
     solve(request)
-    assert handed == ["improver"]
+    assert handed == ["improver", "improver"]
 
 
 def test_a_cancelled_search_stops_before_its_first_round() -> None:
@@ -460,3 +464,89 @@ def test_a_plan_within_the_gap_but_short_of_the_floor_still_gets_a_round(
         monkeypatch, 0.0, 60.0, halves=False, below_floor=below_floor, bound=0.0
     )
     assert len(rounds) == rounds_run
+
+
+def _searches_to_the_limit(
+    monkeypatch: pytest.MonkeyPatch,
+    limit_s: float,
+    certify_at: int | None = None,
+    cancel_at: int | None = None,
+) -> tuple[list[tuple[int, bool, bool]], EngineOutcome, float]:
+    """`solve._neighbourhoods_to_the_limit` on a plan 0.2 s searches never improve: each
+    search's (attempt, halved, last), the outcome and the seconds taken. `certify_at`: that
+    search certifies the gap; `cancel_at`: the job is cancelled during that search."""
+    solve_module = importlib.import_module("optimizer.solve")
+    request, _ = family_request(1, 120, 0.95, time_limit_s=limit_s)
+    arrays, amounts = _plan(request, 1.0)
+    outcome = EngineOutcome("decomposition", SolveStatus.FEASIBLE, [Candidate(amounts)])
+    outcome.best_bound = 1e30
+    searches: list[tuple[int, bool, bool]] = []
+    cancelled = False
+
+    def search(
+        arrays, outcome, progress, should_stop, left_s, spent_s, attempt, last=False, halved=False
+    ):  # type: ignore[no-untyped-def]
+        nonlocal cancelled
+        searches.append((attempt, halved, last))
+        time.sleep(0.2)
+        if attempt == certify_at:
+            outcome.status = SolveStatus.OPTIMAL
+        cancelled = cancelled or attempt == cancel_at
+        return outcome
+
+    monkeypatch.setattr(solve_module, "finish_by_neighbourhoods", search)
+    started = time.perf_counter()
+    result = solve_module._neighbourhoods_to_the_limit(
+        arrays, outcome, None, lambda: cancelled, started, limit_s
+    )
+    return searches, result, time.perf_counter() - started
+
+
+def test_searches_go_on_until_no_round_fits_in_the_time_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An engine stops only when the gap is certified or the time is up: a search that
+    ends after its halves stall is followed by another (other halves) while a round fits.
+    Before, one search, and the plan came back `feasible` with the time unused."""
+    searches, outcome, seconds = _searches_to_the_limit(monkeypatch, 4.0)
+    attempts = [attempt for attempt, _, _ in searches]
+    assert attempts == list(range(1, len(searches) + 1)) and len(searches) >= 5
+    assert [halved for _, halved, _ in searches] == [False] + [True] * (len(searches) - 1)
+    assert all(last for _, _, last in searches)
+    reserve = 2 * importlib.import_module("optimizer.neighbourhood").MIN_ROUND_S
+    assert 4.0 - reserve - 0.3 <= seconds <= 4.0 - reserve + 0.3
+    assert outcome.status is SolveStatus.TIME_LIMIT, "short of the gap, out of time"
+
+
+@pytest.mark.parametrize("ends", ["certified", "cancelled"])
+def test_searches_stop_once_the_gap_is_certified_or_the_job_cancelled(
+    monkeypatch: pytest.MonkeyPatch, ends: str
+) -> None:
+    certify_at, cancel_at = (2, None) if ends == "certified" else (None, 2)
+    searches, outcome, _ = _searches_to_the_limit(monkeypatch, 20.0, certify_at, cancel_at)
+    assert [attempt for attempt, _, _ in searches] == [1, 2]
+    expected = SolveStatus.OPTIMAL if ends == "certified" else SolveStatus.FEASIBLE
+    assert outcome.status is expected
+
+
+@pytest.mark.slow
+def test_a_named_decomposition_uses_its_time_or_certifies_the_gap() -> None:
+    """Family seed 5, 400 partners, `max_gmv`, `engine: decomposition`, 8 s: the plan came
+    back `feasible` at 0.14% after 4.8 s; now the searches go on and it ends on the time
+    limit (its bound, the Lagrangian's, does not close here), the plan exactly valid."""
+    programme = family_programme(5, 400, 0.95, resources=3, time_limit_s=8.0)
+    request = programme.request()
+    request = replace(
+        request,
+        objective=Objective.MAX_GMV,
+        options=replace(request.options, engine="decomposition"),
+    )
+    plan = solve(request)[0]
+    assert check_plan(request, plan) == []
+    gap = plan.solver.mip_gap
+    assert gap is not None
+    if gap <= request.options.mip_gap:
+        assert plan.solver.status is SolveStatus.OPTIMAL
+    else:
+        assert plan.solver.status is SolveStatus.TIME_LIMIT
+        assert plan.solver.seconds >= 0.7 * 8.0
