@@ -248,15 +248,15 @@ def _neighbourhoods_to_the_limit(
     first_attempt: int = 1,
 ) -> EngineOutcome:
     """An outcome short of its gap (the decomposition's, or a MILP's whose rounds stalled)
-    gets the time left in neighbourhoods, search after search (each draws other halves), until the gap is certified, the time
-    is up, or a search cannot run (a request they do not model, too little time): an
-    engine stops only then. One search ends after a few halves in a row gain nothing,
-    and the decomposition named as the engine stopped there, its time unused (family
-    seed 22, 1,000 partners, 4 resources, 30 s: `feasible` at 0.58% after 20 s; seed 7:
-    1.2% after 13 s). Each search after the first draws other halves. A plan still
-    short of the gap once no search fits in the time left ended on the time limit.
-    `first_attempt`: the first search's draw (a MILP's outcome: its first, 0; after the
-    decomposition's own improver, which drew 0: 1)."""
+    gets the time left in neighbourhoods, search after search (each draws other halves),
+    until the gap is certified, the time is up, or a search cannot run (a request they do
+    not model, too little time): an engine stops only then. One search ends after a few
+    halves in a row gain nothing, and the decomposition named as the engine stopped
+    there, its time unused (family seed 22, 1,000 partners, 4 resources, 30 s: `feasible`
+    at 0.58% after 20 s; seed 7: 1.2% after 13 s). A plan still short of the gap once no
+    search fits in the time left ended on the time limit. `first_attempt`: the first
+    search's draw (a MILP's outcome: 0; after the decomposition's own improver, which
+    drew 0: 1)."""
     attempt = first_attempt
     stopped = should_stop if should_stop is not None else lambda: False
     while not stopped():
