@@ -3,6 +3,7 @@
 
     python -m bench.family_run SEED PARTNERS AMBITION LIMIT_S [RESOURCES] [--progress]
                                [--points SHARE] [--objective NAME] [--plans N]
+                               [--engine NAME]
 
 Builds `fixtures.families.family_programme(seed, partners, ambition, resources=...,
 time_limit_s=LIMIT_S)` (gap 0.1%), solves it with `optimizer.solve`, and prints one line:
@@ -11,7 +12,8 @@ and total projected GMV. `--progress` prints the engine's progress events as the
 `--points SHARE` gives about that share of the partners `points` curves (`fixtures.points`).
 `--objective` sets the request's objective; `--plans N` asks for N plans and prints a line
 per alternative (its label, status, shortfall, GMV and cost) and how many distinct sets of
-tier achievers the plans hold, after the best plan's line.
+tier achievers the plans hold, after the best plan's line. `--engine` names the engine
+(default `auto`).
 Run it with PYTHONPATH pointing at another checkout to time that one on the same input.
 """
 
@@ -61,6 +63,7 @@ def main(argv: Sequence[str] | None = None) -> str:
     parser.add_argument("--points", type=float, default=0.0, metavar="SHARE")
     parser.add_argument("--objective", choices=[o.value for o in Objective], default=None)
     parser.add_argument("--plans", type=int, default=1)
+    parser.add_argument("--engine", default="auto")
     args = parser.parse_args(argv)
     request = family_programme(
         args.seed, args.partners, args.ambition, resources=args.resources,
@@ -70,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> str:
         request = as_points(request, args.points, args.seed)
     if args.objective is not None:
         request = replace(request, objective=Objective(args.objective))
-    request = replace(request, options=replace(request.options, plans=args.plans))
+    options = replace(request.options, plans=args.plans, engine=args.engine)
+    request = replace(request, options=options)
     started = time.perf_counter()
     plans = solve(request, progress=_progress if args.progress else None)
     line = summary(plans[0], time.perf_counter() - started)

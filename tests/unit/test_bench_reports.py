@@ -92,3 +92,8 @@ def test_a_family_run_with_plans_reports_each_alternative(
     out = capsys.readouterr().out
     assert "  alternative 1: feasible" in out
     assert "2 plans, 2 distinct sets of tier achievers" in out
+
+
+def test_a_family_run_names_the_engine_asked_for(capsys: pytest.CaptureFixture[str]) -> None:
+    line = main(["1", "50", "0.6", "4", "2", "--engine", "decomposition"])
+    assert line.split("  ")[1] == "decomposition"
