@@ -26,7 +26,7 @@ from optimizer.milp_finish import (
     milp_can_finish,
     milp_finishes,
 )
-from optimizer.neighbourhood import can_finish, finish_by_neighbourhoods, improver
+from optimizer.neighbourhood import MAX_PARTNERS, can_finish, finish_by_neighbourhoods, improver
 from optimizer.outcome import Candidate, EngineOutcome
 from optimizer.progress import Progress, ProgressEvent, timed_from
 from optimizer.returned_plans import best_first, planner_ready
@@ -254,22 +254,28 @@ def _neighbourhoods_to_the_limit(
     halves in a row gain nothing, and the decomposition named as the engine stopped
     there, its time unused (family seed 22, 1,000 partners, 4 resources, 30 s: `feasible`
     at 0.58% after 20 s; seed 7: 1.2% after 13 s). A plan still short of the gap once no
-    search fits in the time left ended on the time limit. `first_attempt`: the first
-    search's draw (a MILP's outcome: 0; after the decomposition's own improver, which
-    drew 0: 1)."""
+    search fits in the time left ended on the time limit. On programmes of up to
+    MAX_PARTNERS partners a search that gains nothing ends them: its whole neighbourhood
+    re-solved about the whole plan (brute-force programmes of a few partners, 30 s: the
+    named decomposition, whose bound need not close there, took all 30 s each).
+    `first_attempt`: the first search's draw (a MILP's outcome: 0; after the
+    decomposition's own improver, which drew 0: 1)."""
     attempt = first_attempt
     stopped = should_stop if should_stop is not None else lambda: False
     while not stopped():
         spent = time.perf_counter() - started
         if not can_finish(arrays, outcome, limit - spent):
+            if can_finish(arrays, outcome, math.inf):
+                outcome.status = SolveStatus.TIME_LIMIT  # a search would go on, with the time
             break
+        plan = outcome.candidates[0]
         outcome = finish_by_neighbourhoods(
             arrays, outcome, progress, should_stop, limit - spent, spent, attempt, last=True,
             halved=attempt > first_attempt,  # the whole neighbourhood had its round
         )  # fmt: skip
         attempt += 1
-    if can_finish(arrays, outcome, math.inf) and not stopped():
-        outcome.status = SolveStatus.TIME_LIMIT  # a search would go on, with the time
+        if outcome.candidates[0] is plan and arrays.n_partners <= MAX_PARTNERS:
+            break  # its whole neighbourhood was about the whole plan: other halves add nothing
     return outcome
 
 

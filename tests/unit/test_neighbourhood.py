@@ -19,7 +19,7 @@ import pytest
 from fixtures.families import family_programme, family_request
 from models.check import check_plan
 from models.plan import SolveStatus, curve_columns, projected_gmv
-from models.request import AllocationRequest, GroupBudget, GroupCount, Objective, Pin
+from models.request import AllocationRequest, GroupBudget, GroupCount, Pin
 from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.clock import Clock
 from optimizer.decomposition import Improver, solve_decomposition
@@ -472,8 +472,9 @@ def _searches_to_the_limit(
     certify_at: int | None = None,
     cancel_at: int | None = None,
 ) -> tuple[list[tuple[int, bool, bool]], EngineOutcome, float]:
-    """`solve._neighbourhoods_to_the_limit` on a plan 0.2 s searches never improve: each
-    search's (attempt, halved, last), the outcome and the seconds taken. `certify_at`: that
+    """`solve._neighbourhoods_to_the_limit` on a plan 0.2 s searches each replace by
+    another (a gain) that never closes the gap: each search's (attempt, halved, last), the
+    outcome and the seconds taken. `certify_at`: that
     search certifies the gap; `cancel_at`: the job is cancelled during that search."""
     solve_module = importlib.import_module("optimizer.solve")
     request, _ = family_request(1, 120, 0.95, time_limit_s=limit_s)
@@ -489,6 +490,7 @@ def _searches_to_the_limit(
         nonlocal cancelled
         searches.append((attempt, halved, last))
         time.sleep(0.2)
+        outcome.candidates = [Candidate(outcome.candidates[0].amounts)]  # a gain
         if attempt == certify_at:
             outcome.status = SolveStatus.OPTIMAL
         cancelled = cancelled or attempt == cancel_at
@@ -531,16 +533,11 @@ def test_searches_stop_once_the_gap_is_certified_or_the_job_cancelled(
 
 @pytest.mark.slow
 def test_a_named_decomposition_uses_its_time_or_certifies_the_gap() -> None:
-    """Family seed 5, 400 partners, `max_gmv`, `engine: decomposition`, 8 s: the plan came
-    back `feasible` at 0.14% after 4.8 s; now the searches go on and it ends on the time
-    limit (its bound, the Lagrangian's, does not close here), the plan exactly valid."""
-    programme = family_programme(5, 400, 0.95, resources=3, time_limit_s=8.0)
-    request = programme.request()
-    request = replace(
-        request,
-        objective=Objective.MAX_GMV,
-        options=replace(request.options, engine="decomposition"),
-    )
+    """Family seed 7, 1,000 partners, `engine: decomposition`, 15 s: the plan came back
+    `feasible` 1.23% short of its bound at 14.1 s (at 30 s: at 12.8 s); the searches now
+    go on, and certify the gap (0.08%) or end on the time limit, the plan exactly valid."""
+    request = family_programme(7, 1000, 0.95, resources=3, time_limit_s=15.0).request()
+    request = replace(request, options=replace(request.options, engine="decomposition"))
     plan = solve(request)[0]
     assert check_plan(request, plan) == []
     gap = plan.solver.mip_gap
@@ -549,7 +546,7 @@ def test_a_named_decomposition_uses_its_time_or_certifies_the_gap() -> None:
         assert plan.solver.status is SolveStatus.OPTIMAL
     else:
         assert plan.solver.status is SolveStatus.TIME_LIMIT
-        assert plan.solver.seconds >= 0.7 * 8.0
+        assert plan.solver.seconds >= 0.7 * 15.0
 
 
 @pytest.mark.parametrize("engine", ["cbc", "highs"])
@@ -577,6 +574,7 @@ def test_cbc_named_hands_a_stalled_plan_to_the_neighbourhoods(
     def search(arrays, outcome, progress, stop, left_s, spent_s, attempt, last, halved):  # type: ignore[no-untyped-def]
         searches.append(attempt)
         time.sleep(0.1)
+        outcome.candidates = [Candidate(outcome.candidates[0].amounts)]  # a gain
         return outcome
 
     monkeypatch.setattr(solve_module, "solve_milp", stalled)
