@@ -127,7 +127,9 @@ def stage_one(
             # The certificate leaves room: the ticket grid's mixes too (a larger MILP, so
             # only where a plan with less shortfall may exist).
             share = min(GRID_ASSIGNMENT_SHARE, clock.elapsed() / clock.limit + GRID_EXTRA_SHARE)
-            exact = _assigned_plan(problem, attain, prices1, clock, share, lean, floor=floor)
+            exact = _assigned_plan(
+                problem, attain, prices1, clock, share, lean, floor=floor, beats=seed_plan
+            )
             seed_plan = _better_stage_one(problem, exact, seed_plan, keep_counts=True)
     proven = seed_plan.shortfall <= floor + 1e-9
     if progress is not None:
@@ -204,9 +206,11 @@ def _assigned_plan(
     grid: bool = True,
     floor: float | None = None,
     solve_s: float = math.inf,
+    beats: ScoredAmounts | None = None,
 ) -> ScoredAmounts | None:
     """The stage-1 plan of the tier-option MILP (`assignment`) at the prices `z`; it stops
-    at the first plan reaching the proven `floor`."""
+    at the first plan reaching the proven `floor`, and (None) once it shows that no plan a
+    unit of shortfall below `beats` is among its options."""
     if clock.left(share) < MIN_ASSIGNMENT_S:
         return None
     prices = Lagrangian(problem, stage).evaluate(z).prices
@@ -221,6 +225,7 @@ def _assigned_plan(
         grid,
         floor,
         solve_s,
+        beats=None if beats is None or beats.count_gap else beats.shortfall,
     )
     if found is None:
         return None

@@ -94,7 +94,8 @@ class MilpBackend(Protocol):
         HiGHS stops there, CBC and CP-SAT take it as no more than a hint and run on.
         `cutoff`: only solutions with objective below it are wanted (the caller needs to
         know whether any exists, not how good the best is); a MILP backend that proves none
-        does returns CUT_OFF with the cutoff as its bound. HiGHS and CP-SAT, and every
+        does returns CUT_OFF with the cutoff as its bound (HiGHS keeps solutions above it
+        while it searches and stops once its dual bound reaches it). CP-SAT, and every
         backend on a model without integer columns, solve as without it. `holds_plan`: the
         caller has a plan of its own, so heuristics that only hunt for a first solution may
         be skipped (CBC's feasibility pump); HiGHS and CP-SAT solve as without it.

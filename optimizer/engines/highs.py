@@ -64,6 +64,21 @@ def _interrupter(should_stop: Callable[[], bool]):  # type: ignore[no-untyped-de
     return callback
 
 
+class _CutOff:
+    """A MIP interrupt callback that stops the search once its dual bound reaches `cutoff`:
+    no solution below it exists. HiGHS's own `objective_bound` is not used (see
+    `HighsBackend._solve_once`); this leaves its search as it is and only ends it."""
+
+    def __init__(self, cutoff: float) -> None:
+        self.cutoff = cutoff
+        self.reached = False
+
+    def __call__(self, event) -> None:  # type: ignore[no-untyped-def]
+        if event.data_out.mip_dual_bound >= self.cutoff:
+            self.reached = True
+            event.interrupt()
+
+
 class HighsBackend:
     name = "highs"
 
@@ -87,11 +102,13 @@ class HighsBackend:
         warm_start: FloatArray | None = None,
         should_stop: Callable[[], bool] | None = None,
         target: float | None = None,
-        cutoff: float | None = None,  # not used: see `_solve_once`
+        cutoff: float | None = None,
         holds_plan: bool = False,  # no heuristic of its own is skipped
         stop_at_solution: Callable[[], bool] | None = None,  # not used: see `cutoff`
     ) -> MilpResult:
-        args = (model, mip_gap, seed, should_stop, target)
+        if not model.integer.any():
+            cutoff = None  # an LP solves whole either way
+        args = (model, mip_gap, seed, should_stop, target, cutoff)
         result = self._solve_once(*args, time_limit_s, warm_start)
         if warm_start is None or not _misread_start(model, result):
             return result
@@ -110,6 +127,7 @@ class HighsBackend:
         seed: int,
         should_stop: Callable[[], bool] | None,
         target: float | None,
+        cutoff: float | None,
         time_limit_s: float,
         warm_start: FloatArray | None,
     ) -> MilpResult:
@@ -125,8 +143,9 @@ class HighsBackend:
         h.setOptionValue("solver", lp_solver(model))
         if target is not None:
             h.setOptionValue("objective_target", float(target))
-        # No cutoff: under `objective_bound` HiGHS 1.16 reported `optimal` with a dual bound
-        # worse than solutions the model has (on `programme`, a GMV bound below the plan).
+        # A cutoff by callback, not `objective_bound`: under that option HiGHS 1.16 reported
+        # `optimal` with a dual bound worse than solutions the model has (on `programme`, a
+        # GMV bound below the plan).
 
         lp = highspy.HighsLp()
         lp.num_col_ = model.n_cols
@@ -148,6 +167,10 @@ class HighsBackend:
                 for flag in model.integer
             ]
         h.passModel(lp)
+        cut_off = None
+        if cutoff is not None:
+            cut_off = _CutOff(float(cutoff))
+            h.cbMipInterrupt.subscribe(cut_off)
         if should_stop is not None:
             interrupt = _interrupter(should_stop)  # one throttle for every callback
             h.cbMipInterrupt.subscribe(interrupt)
@@ -167,6 +190,13 @@ class HighsBackend:
         info = h.getInfo()
         seconds = time.perf_counter() - started
         ms = highspy.HighsModelStatus
+        if cut_off is not None and (
+            cut_off.reached
+            or status == ms.kInfeasible
+            or (status == ms.kOptimal and info.mip_dual_bound >= cut_off.cutoff)
+        ):
+            # As CBC answers a cutoff: no solution below it (its search kept those above).
+            return MilpResult(Termination.CUT_OFF, bound=cut_off.cutoff, seconds=seconds)
         if status == ms.kInfeasible:
             return MilpResult(Termination.INFEASIBLE, seconds=seconds)
         if status in (ms.kUnbounded, ms.kUnboundedOrInfeasible):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import itertools
+import time
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -24,7 +25,7 @@ from optimizer.milp_rounds import CUTOFF_SHARE, Search
 from optimizer.outcome import Candidate
 from optimizer.scoring import score, valid_plan
 from tests.support.instances import random_small_request
-from tests.support.milp import incumbent, small_strategy
+from tests.support.milp import hard_knapsack, incumbent, small_strategy
 
 BACKENDS = [name for name in ("cbc", "highs") if name in available_engines()]
 
@@ -54,10 +55,12 @@ def _knapsack(offset: float) -> tuple[MilpModel, float]:
     return model, offset - best
 
 
-@pytest.mark.skipif("cbc" not in available_engines(), reason="CBC not installed")
-def test_cbc_proves_a_cutoff_past_the_optimum_and_one_short_of_it_changes_nothing() -> None:
+@pytest.mark.parametrize("engine", BACKENDS)
+def test_a_cutoff_past_the_optimum_is_proved_and_one_short_of_it_changes_nothing(
+    engine: str,
+) -> None:
     model, optimum = _knapsack(offset=250.0)  # the constant must count in the cutoff
-    backend = milp_backend("cbc")
+    backend = milp_backend(engine)
     cut = backend.solve(model, time_limit_s=30, mip_gap=1e-9, cutoff=optimum - 0.5)
     assert cut.termination is Termination.CUT_OFF
     assert cut.x is None and cut.bound == optimum - 0.5
@@ -89,16 +92,10 @@ def test_cbc_leaves_its_root_heuristics_out_only_under_a_cutoff(
     assert off == [0, 1]
 
 
-# HiGHS ignores cutoffs; no backend applies one to a model without integer columns.
-UNCUT = [(e, i) for e in BACKENDS for i in (True, False) if e == "highs" or not i]
-
-
-@pytest.mark.parametrize(("engine", "integral"), UNCUT)
-def test_highs_and_any_backend_on_an_lp_solve_as_without_a_cutoff(
-    engine: str, integral: bool
-) -> None:
+@pytest.mark.parametrize("engine", BACKENDS)
+def test_no_backend_applies_a_cutoff_to_an_lp(engine: str) -> None:
     model, _ = _knapsack(offset=250.0)
-    model = replace(model, integer=np.full(12, integral))
+    model = replace(model, integer=np.zeros(12, dtype=bool))
     backend = milp_backend(engine)
     plain = backend.solve(model, time_limit_s=30, mip_gap=1e-9)
     assert plain.objective is not None and plain.bound is not None
@@ -106,6 +103,25 @@ def test_highs_and_any_backend_on_an_lp_solve_as_without_a_cutoff(
     assert cut.termination is Termination.OPTIMAL
     assert cut.objective == pytest.approx(plain.objective)
     assert cut.bound == pytest.approx(plain.bound)
+
+
+def test_highs_ends_its_search_once_its_bound_reaches_the_cutoff() -> None:
+    """A knapsack HiGHS does not close in seconds: cut off below its LP bound it stops at
+    once (CUT_OFF, no solution); cut off above the bound it reaches, it searches on to its
+    limit."""
+    model = hard_knapsack()
+    backend = milp_backend("highs")
+    relaxed = backend.solve(replace(model, integer=np.zeros(400, dtype=bool)),
+                            time_limit_s=30, mip_gap=0.0)  # fmt: skip
+    assert relaxed.objective is not None
+    started = time.perf_counter()
+    cut = backend.solve(model, time_limit_s=60, mip_gap=0.0, cutoff=relaxed.objective - 1)
+    assert time.perf_counter() - started < 30, "stopped by its bound, not its limit"
+    assert cut.termination is Termination.CUT_OFF and cut.x is None
+    assert cut.bound == relaxed.objective - 1
+    searched = backend.solve(model, time_limit_s=2, mip_gap=0.0, cutoff=relaxed.objective + 100)
+    assert searched.termination is Termination.FEASIBLE and searched.x is not None
+    assert searched.bound is not None and searched.bound < relaxed.objective + 100
 
 
 @pytest.mark.parametrize("objective", [Objective.MAX_ATTAINMENT, Objective.MIN_COST])

@@ -63,6 +63,41 @@ def test_the_tier_option_milp_stopped_at_the_floor_reaches_it(seed: int) -> None
     assert breaks_hard_rows(problem, amounts) == []
 
 
+@pytest.mark.parametrize("seed", [1, 3])
+def test_a_milp_asked_to_beat_a_shortfall_stops_once_its_bound_shows_none_does(
+    monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    """`beats`: the caller has a plan with that weighted shortfall. Asked to beat the least
+    the MILP's options reach, the MILP is cut off (HiGHS stops at its bound's proof) and
+    there is no choice; asked to beat one unit (the least weight) more, it finds the least."""
+    problem, prices = _priced(seed)
+    full = assign_by_milp(problem, prices, problem.targets, Clock(30.0), 1.0, grid=False)
+    assert full is not None
+    least = evaluate_plan(problem, full[1]).shortfall
+    step = float(np.min(problem.weights))
+    real = HighsBackend.solve
+    ended: list[tuple[object, Termination]] = []
+
+    def spy(self: HighsBackend, model: MilpModel, **kwargs: object) -> MilpResult:
+        result = real(self, model, **kwargs)  # type: ignore[arg-type]
+        ended.append((kwargs.get("cutoff"), result.termination))
+        return result
+
+    monkeypatch.setattr(HighsBackend, "solve", spy)
+    none = assign_by_milp(
+        problem, prices, problem.targets, Clock(30.0), 1.0, grid=False, beats=least
+    )
+    assert none is None
+    assert len(ended) == 1 and ended[0][0] is not None
+    assert ended[0][1] is Termination.CUT_OFF
+    found = assign_by_milp(
+        problem, prices, problem.targets, Clock(30.0), 1.0, grid=False, beats=least + step
+    )
+    assert found is not None
+    assert evaluate_plan(problem, found[1]).shortfall == least
+    assert breaks_hard_rows(problem, found[1]) == []
+
+
 def test_a_leashed_milp_stopped_before_its_root_gets_one_more_leash(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
