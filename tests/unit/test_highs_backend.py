@@ -4,6 +4,7 @@ answer, and wide LPs go to the interior-point solver with a basic optimum all th
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 
 import numpy as np
@@ -13,6 +14,7 @@ import scipy.sparse as sp
 from optimizer.engines import highs
 from optimizer.engines.base import MilpModel, Termination
 from optimizer.engines.highs import IPM_COLUMNS, HighsBackend, lp_solver
+from tests.support.milp import hard_knapsack
 
 
 def _slow_lp() -> MilpModel:
@@ -147,3 +149,16 @@ def test_a_stop_interrupts_an_interior_point_lp(monkeypatch: pytest.MonkeyPatch)
     result = HighsBackend().solve(_slow_lp(), time_limit_s=120, mip_gap=0.0, should_stop=stop)
     assert asked
     assert result.termination is Termination.NO_SOLUTION
+
+
+def test_a_stop_ends_a_milp_with_a_cutoff_too() -> None:
+    """The cutoff's callback and the cancel's both watch the search: a cancel stops a solve
+    whose bound is far from its cutoff, with the best solution so far."""
+    started = time.monotonic()
+    result = HighsBackend().solve(
+        hard_knapsack(), time_limit_s=60, mip_gap=0.0, cutoff=-11_200.0,
+        should_stop=lambda: time.monotonic() > started + 1.0,
+    )  # fmt: skip
+    assert time.monotonic() - started < 30, "stopped by the cancel, not its limit"
+    assert result.termination is Termination.FEASIBLE and result.x is not None
+    assert result.bound is not None and result.bound < -11_200.0
