@@ -81,13 +81,16 @@ def test_max_gmv_gives_up_an_achiever_for_more_gmv(engine: str) -> None:
     assert plan.objective.total_projected_gmv == pytest.approx(reference.total_gmv, rel=1e-9)
     if engine == "decomposition":
         # Its bound (the Lagrangian's, on whole 10M steps) need not close on 7 partners;
-        # it must hold, and the status must say whether it certifies the gap (when not,
-        # the search went on to the time limit).
+        # it must hold, and the status must say whether it certifies the gap. When not,
+        # the searches went on to the time limit, or (on up to 400 partners) ended after
+        # one that re-solved the whole plan gained nothing: `feasible`, never `optimal`.
         bound, gap = plan.solver.best_bound, plan.solver.mip_gap
         assert bound is not None and gap is not None
         assert bound >= reference.total_gmv * (1 - 1e-9)
-        certified = gap <= request.options.mip_gap
-        assert plan.solver.status is (SolveStatus.OPTIMAL if certified else SolveStatus.TIME_LIMIT)
+        if gap <= request.options.mip_gap:
+            assert plan.solver.status is SolveStatus.OPTIMAL
+        else:
+            assert plan.solver.status in (SolveStatus.TIME_LIMIT, SolveStatus.FEASIBLE)
     else:
         assert plan.solver.status is SolveStatus.OPTIMAL
     # The optimum reaches ¥100M with one partner, where the target is two.
