@@ -44,15 +44,16 @@ def finish_by_milp(
     left_s: float,
     limit_s: float,
     max_pairs: int = FINISH_BY_MILP_PAIRS,
+    named: bool = False,
 ) -> EngineOutcome:
     """`first` (a decomposition outcome), or under `auto` the CBC MILP's outcome started
     from its plan when the decomposition stopped short of the gap on a programme of at most
     `max_pairs` variable amounts (see FINISH_BY_MILP_PAIRS). The MILP
     keeps that plan as its incumbent, so its answer is never worse; its bound replaces the
-    Lagrangian's."""
+    Lagrangian's when tighter. `named`: the decomposition named as the engine, too."""
     request = arrays.request
     if (
-        request.options.engine != "auto"
+        (request.options.engine != "auto" and not named)
         or first.status is not SolveStatus.FEASIBLE
         or not first.candidates
         or not milp_finishes(arrays, left_s, limit_s, max_pairs)

@@ -80,17 +80,15 @@ def test_max_gmv_gives_up_an_achiever_for_more_gmv(engine: str) -> None:
     assert check_plan(request, plan) == []
     assert plan.objective.total_projected_gmv == pytest.approx(reference.total_gmv, rel=1e-9)
     if engine == "decomposition":
-        # Its bound (the Lagrangian's, on whole 10M steps) need not close on 7 partners;
-        # it must hold, and the status must say whether it certifies the gap. When not,
-        # the searches went on to the time limit, or (on up to 400 partners) ended after
-        # one that re-solved the whole plan gained nothing: `feasible`, never `optimal`.
+        # Its bound (the Lagrangian's, on whole 10M steps) does not close on 7 partners
+        # (0.054% at 0.6 s, against a gap of 0.01%). Once a search re-solving the whole
+        # plan gains nothing, the CBC MILP starts from the plan with the time left, and
+        # its bound certifies the gap.
         bound, gap = plan.solver.best_bound, plan.solver.mip_gap
         assert bound is not None and gap is not None
         assert bound >= reference.total_gmv * (1 - 1e-9)
-        if gap <= request.options.mip_gap:
-            assert plan.solver.status is SolveStatus.OPTIMAL
-        else:
-            assert plan.solver.status in (SolveStatus.TIME_LIMIT, SolveStatus.FEASIBLE)
+        assert gap <= request.options.mip_gap
+        assert plan.solver.status is SolveStatus.OPTIMAL
     else:
         assert plan.solver.status is SolveStatus.OPTIMAL
     # The optimum reaches ¥100M with one partner, where the target is two.
