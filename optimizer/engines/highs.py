@@ -13,6 +13,7 @@ import numpy as np
 
 from models.curves import FloatArray
 from optimizer.engines.base import MilpModel, MilpResult, Termination
+from optimizer.engines.forked import can_fork, run_forked
 
 INF = 1e30
 # LPs (no integer columns) this wide go to HiGHS's interior-point solver, with crossover so
@@ -23,6 +24,14 @@ INF = 1e30
 # faster by simplex (0.03 against 0.06 s, 2.7 against 3.2 s), 90,000-120,000 at par
 # (BENCHMARKS.md).
 IPM_COLUMNS = 100_000
+# MIPs this wide run in a forked child (`optimizer.engines.forked`) that is killed once
+# FORK_GRACE past its time limit: HiGHS does not check the clock everywhere in presolve (a
+# 1,000-partner outer model of 55,942 columns ran 146 s under a 29 s limit). Forking a
+# process costs milliseconds; the narrower MIPs (stage 1's tier options: 15,207 columns at
+# 5,000 family partners) solve in-process.
+FORK_COLUMNS = 20_000
+FORK_GRACE_S = 2.0
+FORK_GRACE_SHARE = 0.1  # of the time limit, when that is more
 _banner_lock = threading.Lock()
 _banner_shown = False
 
@@ -109,7 +118,7 @@ class HighsBackend:
         if not model.integer.any():
             cutoff = None  # an LP solves whole either way
         args = (model, mip_gap, seed, should_stop, target, cutoff)
-        result = self._solve_once(*args, time_limit_s, warm_start)
+        result = self._solve_guarded(*args, time_limit_s, warm_start)
         if warm_start is None or not _misread_start(model, result):
             return result
         # HiGHS 1.16 can map a start into its presolved model with a wrong objective
@@ -117,8 +126,37 @@ class HighsBackend:
         # -9.12), prune every node against it, and return the start as `optimal`: the
         # solve is repeated cold.
         left = max(time_limit_s - result.seconds, 0.05)
-        again = self._solve_once(*args, left, None)
+        again = self._solve_guarded(*args, left, None)
         return replace(again, seconds=result.seconds + again.seconds)
+
+    def _solve_guarded(
+        self,
+        model: MilpModel,
+        mip_gap: float,
+        seed: int,
+        should_stop: Callable[[], bool] | None,
+        target: float | None,
+        cutoff: float | None,
+        time_limit_s: float,
+        warm_start: FloatArray | None,
+    ) -> MilpResult:
+        """`_solve_once`, in a forked child for wide MIPs (see FORK_COLUMNS); a child killed
+        past its deadline (or one that died) returns NO_SOLUTION."""
+        if not (forks(model) and can_fork()):
+            args = (model, mip_gap, seed, should_stop, target, cutoff)
+            return self._solve_once(*args, time_limit_s, warm_start)
+        _new_highs()  # the banner is silenced here, not in the child (it takes a lock)
+        started = time.perf_counter()
+
+        def in_child(stopping: Callable[[], bool]) -> MilpResult:
+            args = (model, mip_gap, seed, stopping, target, cutoff)
+            return self._solve_once(*args, time_limit_s, warm_start)
+
+        grace = max(FORK_GRACE_S, FORK_GRACE_SHARE * time_limit_s)
+        result = run_forked(in_child, time_limit_s + grace, should_stop)
+        if result is None:
+            return MilpResult(Termination.NO_SOLUTION, seconds=time.perf_counter() - started)
+        return replace(result, seconds=time.perf_counter() - started)
 
     def _solve_once(
         self,
@@ -220,6 +258,11 @@ class HighsBackend:
                 reduced_costs = np.array(found.col_dual, dtype=np.float64)
         termination = Termination.OPTIMAL if status == ms.kOptimal else Termination.FEASIBLE
         return MilpResult(termination, x, objective, bound, seconds, reduced_costs)
+
+
+def forks(model: MilpModel) -> bool:
+    """Does HiGHS solve `model` in a forked child (see FORK_COLUMNS)?"""
+    return bool(model.integer.any()) and model.n_cols >= FORK_COLUMNS
 
 
 def lp_solver(model: MilpModel) -> str:
