@@ -106,7 +106,7 @@ def finish_by_milp(
         # The decomposition's proof stands whatever the MILP's own stage 1 managed.
         outcome.shortfall_bound = first.shortfall_bound
         outcome.shortfall_proven = theirs.shortfall <= first.shortfall_bound + 1e-9
-    _tightest_bound(outcome, first, theirs, request)
+    tightest_bound(outcome, first, theirs, request)
     return outcome
 
 
@@ -144,7 +144,7 @@ def milp_can_finish(arrays: ProblemArrays, max_pairs: int = FINISH_BY_MILP_PAIRS
     return small and "cbc" in available_engines()
 
 
-def _tightest_bound(
+def tightest_bound(
     outcome: EngineOutcome, first: EngineOutcome, plan: Score, request: AllocationRequest
 ) -> None:
     """Both engines' bounds hold for the request: the MILP's outcome keeps the tighter,
@@ -161,7 +161,8 @@ def _tightest_bound(
     outcome.best_bound = first.best_bound
     outcome.mip_gap = relative_gap(plan.final(request.objective), first.best_bound, minimise)
     within = outcome.mip_gap is not None and outcome.mip_gap <= request.options.mip_gap
-    if within and outcome.status is not SolveStatus.INTERRUPTED and outcome.shortfall_proven:
+    settled = outcome.stage_one_settled(request)
+    if within and outcome.status is not SolveStatus.INTERRUPTED and settled:
         outcome.status = SolveStatus.OPTIMAL
 
 

@@ -323,7 +323,7 @@ def finish_by_neighbourhoods(
         outcome.shortfall_proven = figures.shortfall <= outcome.shortfall_bound + 1e-9
     if clock.stopped:
         outcome.status = SolveStatus.INTERRUPTED
-    elif outcome.shortfall_proven and _within_gap(figures, bound, request):
+    elif outcome.stage_one_settled(request) and _within_gap(figures, bound, request):
         outcome.status = SolveStatus.OPTIMAL
     return outcome
 

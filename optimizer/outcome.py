@@ -13,6 +13,7 @@ from numpy.typing import NDArray
 
 from models.curves import FloatArray
 from models.plan import SolveStatus
+from models.request import AllocationRequest, Objective
 
 # Per partner, the lowest and highest tier level a plan may give it (0: none).
 TierLevels = tuple[NDArray[np.intp], NDArray[np.intp]]
@@ -49,3 +50,10 @@ class EngineOutcome:
     # level any better plan can give it (`certificate.level_ranges`); the MILP finish and
     # the neighbourhood rounds claim tiers only within them.
     tier_levels: TierLevels | None = None
+
+    def stage_one_settled(self, request: AllocationRequest) -> bool:
+        """Does a GMV (cost) gap within the request's certify this outcome's plan? Only
+        once its shortfall is proven least; under `max_gmv`, or without tiers, there is no
+        stage 1 to prove."""
+        nothing_to_prove = request.objective is Objective.MAX_GMV or not request.tiers
+        return bool(self.shortfall_proven) or nothing_to_prove

@@ -25,6 +25,7 @@ from optimizer.milp_finish import (
     finish_by_milp,
     milp_can_finish,
     milp_finishes,
+    tightest_bound,
 )
 from optimizer.neighbourhood import MAX_PARTNERS, can_finish, finish_by_neighbourhoods, improver
 from optimizer.outcome import Candidate, EngineOutcome
@@ -191,6 +192,13 @@ def run_engine(
     )
     if first is not None:
         outcome.prices = first.prices  # what a nearby request's warm-up can start from
+    if warm is not None and first is not None and outcome.candidates:
+        # The MILP kept the decomposition's plan as its incumbent, so the decomposition's
+        # bound holds for its answer too: a HiGHS run whose rounds found no bound of their
+        # own (family seed 11, 1,000 partners, 4 resources, `max_gmv`: an outer model its
+        # presolve could not finish) still reports a gap.
+        plan = score(arrays, curve_columns(request), outcome.candidates[0])
+        tightest_bound(outcome, first, plan, request)
     # Rounds that stall short of the gap leave their time to the neighbourhoods: under
     # `auto`, and for CBC named (its own MILP on parts of the plan; named, it stopped
     # `feasible` 3.2% short at 24 s of 30 on family seed 22, 1,000 partners).

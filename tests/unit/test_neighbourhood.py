@@ -19,13 +19,13 @@ import pytest
 from fixtures.families import family_programme, family_request
 from models.check import check_plan
 from models.plan import SolveStatus, curve_columns, projected_gmv
-from models.request import AllocationRequest, GroupBudget, GroupCount, Pin
+from models.request import AllocationRequest, GroupBudget, GroupCount, Objective, Pin
 from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.clock import Clock
 from optimizer.decomposition import Improver, solve_decomposition
 from optimizer.engines import available_engines, milp_backend
 from optimizer.milp import solve_milp
-from optimizer.milp_finish import _tightest_bound
+from optimizer.milp_finish import tightest_bound
 from optimizer.neighbourhood import (
     finish_by_neighbourhoods,
     improve_in_neighbourhoods,
@@ -202,18 +202,24 @@ def test_the_milps_outcome_keeps_the_tighter_of_the_two_bounds() -> None:
     first = EngineOutcome("decomposition", SolveStatus.FEASIBLE, [Candidate(amounts)], 100.05)
     looser = EngineOutcome("cbc", SolveStatus.TIME_LIMIT, [Candidate(amounts)], 101.0)
     looser.shortfall_proven = True
-    _tightest_bound(looser, first, plan, request)
+    tightest_bound(looser, first, plan, request)
     assert looser.best_bound == 100.05
     assert looser.mip_gap == pytest.approx(0.05 / 100.05)
     assert looser.status is SolveStatus.OPTIMAL, "within the request's 0.1% gap"
     tighter = EngineOutcome("cbc", SolveStatus.OPTIMAL, [Candidate(amounts)], 100.01, 1e-4)
-    _tightest_bound(tighter, first, plan, request)
+    tightest_bound(tighter, first, plan, request)
     assert tighter.best_bound == 100.01 and tighter.mip_gap == 1e-4
     unbounded = EngineOutcome("cbc", SolveStatus.TIME_LIMIT, [Candidate(amounts)])
     unbounded.shortfall_proven = False
-    _tightest_bound(unbounded, first, plan, request)
+    tightest_bound(unbounded, first, plan, request)
     assert unbounded.best_bound == 100.05
     assert unbounded.status is SolveStatus.TIME_LIMIT, "an unproven shortfall is not optimal"
+    # Under max_gmv there is no shortfall to prove (a MILP whose rounds found no bound of
+    # their own leaves it unset): the bound alone certifies the plan.
+    gmv_only = replace(request, objective=Objective.MAX_GMV)
+    unset = EngineOutcome("highs", SolveStatus.FEASIBLE, [Candidate(amounts)])
+    tightest_bound(unset, first, plan, gmv_only)
+    assert unset.status is SolveStatus.OPTIMAL and unset.best_bound == 100.05
 
 
 def test_the_decomposition_gets_an_improver_named_or_under_auto(
