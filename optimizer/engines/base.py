@@ -65,6 +65,18 @@ class MilpResult:
         return self.x is not None
 
 
+# A backend call still running this long past its time limit is stopped from outside: a
+# solver does not check its clock everywhere (HiGHS 1.16's presolve ran 146 s under a 29 s
+# limit). The grace covers a solver's own late return on a limit it does check.
+OVERRUN_GRACE_S = 2.0
+OVERRUN_GRACE_SHARE = 0.1  # of the time limit, when that is more
+
+
+def overrun_grace(time_limit_s: float) -> float:
+    """How long past `time_limit_s` a backend call may run before it is stopped."""
+    return max(OVERRUN_GRACE_S, OVERRUN_GRACE_SHARE * time_limit_s)
+
+
 class MilpBackend(Protocol):
     name: str
 

@@ -9,7 +9,9 @@ arrays, the same file (layout, names, digits), and CBC gets the arguments PuLP's
 arguments make CBC search as before: only the overhead is gone.
 
 A cancelled job stops CBC the way Ctrl-C does: SIGINT to its process (found by the run's
-own temporary folder in its command line), after which CBC writes its best solution."""
+own temporary folder in its command line), after which CBC writes its best solution. So
+does a CBC still running `overrun_grace` past its time limit; one still running as long
+again after that is killed, and the call answers NO_SOLUTION."""
 
 from __future__ import annotations
 
@@ -29,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from models.curves import FloatArray
-from optimizer.engines.base import MilpModel, MilpResult, Termination
+from optimizer.engines.base import MilpModel, MilpResult, Termination, overrun_grace
 
 MIN_LIMIT_S = 0.1
 # How often a running CBC's `should_stop` is asked. Often: inside the MILP rounds it is an
@@ -420,13 +422,23 @@ class CbcBackend:
             args += ["-allowableGap", repr(allowable)]
         args += ["-solve", "-printingOptions", "all"]
         args += ["-solution", solution]
-        with (
-            open(log_path, "w", encoding="utf-8") as log,
-            _interruptible(folder, should_stop, stop_at_solution),
-        ):
-            code = subprocess.run(
-                args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, check=False
-            ).returncode
+        grace = overrun_grace(limit)
+        overrun = time.monotonic() + limit + grace
+
+        def stopping() -> bool:
+            return time.monotonic() > overrun or (should_stop is not None and should_stop())
+
+        try:
+            with (
+                open(log_path, "w", encoding="utf-8") as log,
+                _interruptible(folder, stopping, stop_at_solution),
+            ):
+                code = subprocess.run(
+                    args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    check=False, timeout=limit + 2 * grace,
+                ).returncode  # fmt: skip
+        except subprocess.TimeoutExpired:  # it ignored the SIGINT too: `run` killed it
+            return MilpResult(Termination.NO_SOLUTION, seconds=time.perf_counter() - started)
         seconds = time.perf_counter() - started
         if code != 0 or not os.path.exists(solution):
             return MilpResult(Termination.ERROR, seconds=seconds)

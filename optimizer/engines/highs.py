@@ -12,7 +12,7 @@ from dataclasses import replace
 import numpy as np
 
 from models.curves import FloatArray
-from optimizer.engines.base import MilpModel, MilpResult, Termination
+from optimizer.engines.base import MilpModel, MilpResult, Termination, overrun_grace
 from optimizer.engines.forked import can_fork, run_forked
 
 INF = 1e30
@@ -25,13 +25,11 @@ INF = 1e30
 # (BENCHMARKS.md).
 IPM_COLUMNS = 100_000
 # MIPs this wide run in a forked child (`optimizer.engines.forked`) that is killed once
-# FORK_GRACE past its time limit: HiGHS does not check the clock everywhere in presolve (a
-# 1,000-partner outer model of 55,942 columns ran 146 s under a 29 s limit). Forking a
-# process costs milliseconds; the narrower MIPs (stage 1's tier options: 15,207 columns at
-# 5,000 family partners) solve in-process.
+# `overrun_grace` past its time limit: HiGHS does not check the clock everywhere in
+# presolve (a 1,000-partner outer model of 55,942 columns ran 146 s under a 29 s limit).
+# Forking a process costs milliseconds; the narrower MIPs (stage 1's tier options: 15,207
+# columns at 5,000 family partners) solve in-process.
 FORK_COLUMNS = 20_000
-FORK_GRACE_S = 2.0
-FORK_GRACE_SHARE = 0.1  # of the time limit, when that is more
 _banner_lock = threading.Lock()
 _banner_shown = False
 
@@ -152,8 +150,7 @@ class HighsBackend:
             args = (model, mip_gap, seed, stopping, target, cutoff)
             return self._solve_once(*args, time_limit_s, warm_start)
 
-        grace = max(FORK_GRACE_S, FORK_GRACE_SHARE * time_limit_s)
-        result = run_forked(in_child, time_limit_s + grace, should_stop)
+        result = run_forked(in_child, time_limit_s + overrun_grace(time_limit_s), should_stop)
         if result is None:
             return MilpResult(Termination.NO_SOLUTION, seconds=time.perf_counter() - started)
         return replace(result, seconds=time.perf_counter() - started)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import subprocess
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 import scipy.sparse as sp
 
 from optimizer.engines import cbc
-from optimizer.engines.base import MilpModel, Termination
+from optimizer.engines.base import OVERRUN_GRACE_S, MilpModel, Termination
 from optimizer.engines.cbc import CbcBackend, _in_pulps_layout, _read_solution, write_mps
 from tests.support.milp import hard_knapsack
 
@@ -321,3 +322,49 @@ def test_once_asked_cbc_stops_at_its_first_solution_below_the_cutoff() -> None:
     assert result.objective is not None and result.objective < -1.0
     assert np.all(model.A @ result.x <= model.row_hi + 1e-6)
     assert np.allclose(result.x, np.round(result.x))
+
+
+def _stubborn_cbc(tmp_path: Path, ignores_sigint: bool) -> str:
+    """A stand-in for the CBC binary that never finishes: one that ignores SIGINT, as a
+    solver stuck where it checks no signal would, or one that stops on it and writes a
+    solution file as CBC does."""
+    script = tmp_path / "cbc"
+    handler = (
+        "signal.SIG_IGN"
+        if ignores_sigint
+        else "lambda *_: (open(sys.argv[sys.argv.index('-solution') + 1], 'w').write("
+        "'Stopped on time - objective value 0\\n'), sys.exit(0))"
+    )
+    script.write_text(
+        f"#!{sys.executable}\n"
+        "import signal, sys, time\n"
+        f"signal.signal(signal.SIGINT, {handler})\n"
+        "while True:\n"
+        "    time.sleep(0.05)\n"
+    )
+    script.chmod(0o755)
+    return str(script)
+
+
+def test_a_cbc_that_ignores_its_limit_is_stopped_and_then_killed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cbc, "cbc_path", lambda: _stubborn_cbc(tmp_path, ignores_sigint=True))
+    started = time.monotonic()
+    result = CbcBackend().solve(hard_knapsack(), time_limit_s=1.0, mip_gap=0.0)
+    elapsed = time.monotonic() - started
+    assert result.termination is Termination.NO_SOLUTION and result.x is None
+    assert 1.0 + 2 * OVERRUN_GRACE_S - 0.5 < elapsed < 1.0 + 2 * OVERRUN_GRACE_S + 3
+
+
+def test_a_cbc_past_its_limit_gets_a_sigint_and_its_answer_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cbc, "cbc_path", lambda: _stubborn_cbc(tmp_path, ignores_sigint=False))
+    started = time.monotonic()
+    result = CbcBackend().solve(hard_knapsack(), time_limit_s=1.0, mip_gap=0.0)
+    elapsed = time.monotonic() - started
+    # It wrote the empty knapsack as its incumbent, and that is the answer.
+    assert result.termination is Termination.FEASIBLE and result.x is not None
+    assert not result.x.any()
+    assert 1.0 + OVERRUN_GRACE_S - 0.5 < elapsed < 1.0 + OVERRUN_GRACE_S + 2

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from optimizer.engines import forked, highs
-from optimizer.engines.base import Termination
+from optimizer.engines.base import OVERRUN_GRACE_S, Termination
 from optimizer.engines.forked import run_forked
 from optimizer.engines.highs import HighsBackend
 from tests.support.milp import hard_knapsack
@@ -121,7 +121,7 @@ def test_a_forked_highs_solve_answers_as_in_process(monkeypatch: pytest.MonkeyPa
         assert result.termination is Termination.FEASIBLE and result.x is not None
         assert result.objective == pytest.approx(float(model.c @ result.x))
         assert result.bound is not None and result.bound <= result.objective
-    assert there.seconds < 3 + highs.FORK_GRACE_S
+    assert there.seconds < 3 + OVERRUN_GRACE_S
 
 
 @pytest.mark.usefixtures("forking")
@@ -149,7 +149,7 @@ def test_a_forked_highs_solve_that_runs_past_its_deadline_gives_no_solution(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A HiGHS call that never returns (as its presolve did for 146 s under a 29 s limit)
-    is killed FORK_GRACE_S after its limit and answers NO_SOLUTION."""
+    is killed OVERRUN_GRACE_S after its limit and answers NO_SOLUTION."""
 
     def stuck(self: HighsBackend, *args: object) -> object:
         while True:
@@ -160,4 +160,4 @@ def test_a_forked_highs_solve_that_runs_past_its_deadline_gives_no_solution(
     result = HighsBackend().solve(hard_knapsack(), time_limit_s=1.0, mip_gap=0.0)
     elapsed = time.monotonic() - started
     assert result.termination is Termination.NO_SOLUTION and result.x is None
-    assert 1.0 + highs.FORK_GRACE_S - 0.5 < elapsed < 1.0 + highs.FORK_GRACE_S + 3
+    assert 1.0 + OVERRUN_GRACE_S - 0.5 < elapsed < 1.0 + OVERRUN_GRACE_S + 3
