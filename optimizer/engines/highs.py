@@ -40,6 +40,8 @@ def _new_highs():  # type: ignore[no-untyped-def]
     global _banner_shown
     import highspy
 
+    if _banner_shown:  # without the lock: a forked child must not wait on one (see FORK_COLUMNS)
+        return highspy.Highs()
     with _banner_lock:
         if not _banner_shown:
             sys.stdout.flush()
