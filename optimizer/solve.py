@@ -86,11 +86,12 @@ def choose_engine(request: AllocationRequest, arrays: ProblemArrays) -> str:
             return DECOMPOSITION
     # On medium curve programmes (tickets, S-curves, hard targets) CBC closes the MILP's
     # rounds where HiGHS runs into the time limit (issue 12; BENCHMARKS.md), with menus
-    # too while curve amounts are at least half the columns (200-500 family partners,
-    # 30% on menus: CBC 0.7-2.3 s where HiGHS took 2-48 s, the same shortfall).
-    # Mostly packages (a multiple-choice knapsack) stay with HiGHS.
-    mostly_curves = arrays.n_pairs >= 0.5 * (arrays.n_pairs + len(arrays.packages))
-    if size >= WARM_START_PAIRS and mostly_curves and "cbc" in engines:
+    # too (200-500 family partners, 30% on menus: CBC 0.7-2.3 s where HiGHS took 2-48 s,
+    # the same shortfall; 1,000-3,000 with 80-95% on menus: CBC 1.6-9.0 s `optimal`, where
+    # HiGHS took 6.8-31 s and ended four of seven at its 30 s limit, two with no bound).
+    # Programmes of packages alone, or all but a few curve amounts (a multiple-choice
+    # knapsack: OR-Library's MMKP sets), stay with HiGHS.
+    if size >= WARM_START_PAIRS and "cbc" in engines:
         return "cbc"
     return "highs"
 

@@ -33,7 +33,7 @@ from optimizer.decomposition.subproblem import free_choice
 from optimizer.engines import DECOMPOSITION, available_engines
 from optimizer.milp_finish import FINISH_BY_MILP_PAIRS, milp_can_finish
 from optimizer.outcome import Candidate, EngineOutcome
-from optimizer.solve import MENU_DECOMPOSITION_AMOUNTS, choose_engine
+from optimizer.solve import MENU_DECOMPOSITION_AMOUNTS, WARM_START_PAIRS, choose_engine
 from tests.support.bruteforce import solve_reference
 from tests.support.instances import random_small_request
 
@@ -268,6 +268,11 @@ def test_auto_sends_menu_programmes_to_the_decomposition_by_their_curves_or_size
     # `points` curves too (they went to the MILP until the decomposition modelled them).
     assert engine_for(1000, kinds=(*KINDS, CurveKind.POINTS)) == DECOMPOSITION
     assert engine_for(60) == "highs"  # small: 69 curve amounts
+    # Mostly menus, with a hundred curve amounts or more: CBC (see `choose_engine`).
+    request = with_menus(family_programme(1, 1000, 0.95).request(), 0.8, 1)
+    arrays = build_arrays(request)
+    assert WARM_START_PAIRS <= arrays.n_pairs < 0.5 * len(arrays.packages)
+    assert choose_engine(request, arrays) == "cbc"
 
 
 def test_a_hill_below_shape_one_at_zero_bounds_its_partner_finitely() -> None:
