@@ -57,7 +57,7 @@ STAGE1_CALL_SHARE = 0.25
 # bound for the 51 s left (family seed 27, 600 partners, ambition 0.98: `time_limit` 0.75%).
 # A round whose capped inner solve found nothing (which stops its outer one) before any
 # stage-2 bound is run once more uncapped: with no bound no neighbourhood can follow (3,000
-# family partners, 80% on menus, HiGHS under `auto`: `feasible`, no gap, after 8 s of 30).
+# family partners, 80% on menus, HiGHS named: `feasible`, no gap, after 8 s of 30).
 STAGE2_INNER_SHARE = 0.1
 # No backend call starts with less time left: CBC's start-up alone would run past the limit.
 MIN_CALL_S = 0.25  # (once stage 2 has a plan: see `MilpStrategy.found`)

@@ -1,7 +1,7 @@
 """A stage-2 round whose capped inner solve finds nothing, before the MILP has any stage-2
 bound, runs once more with the inner solve uncapped: nothing else could use the time (the
 neighbourhoods need a bound), and the engine otherwise stopped `feasible` with no gap and
-most of its time unused (3,000 family partners, 80% on menus, HiGHS under `auto`)."""
+most of its time unused (3,000 family partners, 80% on menus, HiGHS named)."""
 
 from __future__ import annotations
 
