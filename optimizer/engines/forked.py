@@ -71,10 +71,11 @@ def run_forked(
 def _child(solve: Callable[[Callable[[], bool]], object], stop_r: int, results_w: int) -> None:
     code = 0
     try:
+        stop = select.poll()  # not select.select: a server's descriptors can pass 1,024
+        stop.register(stop_r, select.POLLIN)
 
         def stopping() -> bool:
-            readable, _, _ = select.select([stop_r], [], [], 0)
-            return bool(readable)
+            return bool(stop.poll(0))
 
         try:
             message = pickle.dumps(("returned", solve(stopping)))
@@ -102,9 +103,10 @@ def _collect(
     """The child's message, or None once it is killed (or died without one)."""
     chunks: list[bytes] = []
     stop_asked: float | None = None
+    results = select.poll()
+    results.register(results_r, select.POLLIN | select.POLLHUP)
     while True:
-        readable, _, _ = select.select([results_r], [], [], POLL_S)
-        if readable:
+        if results.poll(POLL_S * 1000):
             chunk = os.read(results_r, 1 << 20)
             if not chunk:  # the child closed its end: it has exited
                 return b"".join(chunks) or None
