@@ -70,8 +70,10 @@ def drawn_request(engine: str = "auto", time_limit_s: float = 30.0) -> Allocatio
 
 @pytest.mark.parametrize("engine", ["auto", *available_engines()])
 def test_max_gmv_gives_up_an_achiever_for_more_gmv(engine: str) -> None:
-    # The decomposition uses all its time when it cannot certify the gap: a short limit.
-    request = drawn_request(engine, 3.0 if engine == "decomposition" else 30.0)
+    # The decomposition certifies the gap only through the CBC MILP finish, which needs
+    # 30% of the limit left after its searches: at 3 s a loaded CI machine (two test
+    # workers) left it less once (gap 0.054%). Alone it ends `optimal` in 1-2 s.
+    request = drawn_request(engine, 10.0 if engine == "decomposition" else 30.0)
     reference = solve_reference(request)
     try:
         plan = solve(request)[0]
