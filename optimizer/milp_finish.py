@@ -56,6 +56,7 @@ def finish_by_milp(
         (request.options.engine != "auto" and not named)
         or first.status is not SolveStatus.FEASIBLE
         or not first.candidates
+        or (should_stop is not None and should_stop())  # cancelled between two searches
         or not milp_finishes(arrays, left_s, limit_s, max_pairs)
     ):
         return first

@@ -147,12 +147,15 @@ def run_engine(
             outcome = _after_decomposition(arrays, outcome, progress, should_stop, started, limit)
         else:
             outcome = _neighbourhoods_to_the_limit(
-                arrays, outcome, progress, should_stop, started, limit, bounded=True
+                arrays, outcome, progress, should_stop, started, limit
             )
-            if not can_finish(arrays, outcome, math.inf) and request.options.plans == 1:
-                # No search models it (menus, `min_cost`): the CBC MILP finish may, with the
-                # time left (family programmes with 80% on menus, 3,000 partners, 30 s:
-                # `feasible` 0.14-0.28% at 6.6-9.2 s).
+            if request.options.plans == 1:
+                # What the searches leave `feasible` with time left goes to the CBC MILP
+                # finish, whose bound may certify what the Lagrangian's cannot: where no
+                # search models the request (menus, `min_cost`; family programmes with 80%
+                # on menus, 3,000 partners, 30 s: `feasible` 0.14-0.28% at 6.6-9.2 s), and
+                # on up to MAX_PARTNERS partners once a search gains nothing (7 family
+                # partners, `max_gmv`, 3 s: `feasible` 0.054% at 0.6 s).
                 left = limit - (time.perf_counter() - started)
                 outcome = finish_by_milp(arrays, outcome, progress, should_stop, left, limit,
                                          named=True)  # fmt: skip
@@ -262,7 +265,6 @@ def _neighbourhoods_to_the_limit(
     started: float,
     limit: float,
     first_attempt: int = 1,
-    bounded: bool = False,
 ) -> EngineOutcome:
     """An outcome short of its gap (the decomposition's, or a MILP's whose rounds stalled)
     gets the time left in neighbourhoods, search after search (each draws other halves),
@@ -276,10 +278,7 @@ def _neighbourhoods_to_the_limit(
     re-solved about the whole plan (brute-force programmes of a few partners, 30 s: the
     named decomposition, whose bound need not close there, took all 30 s each).
     `first_attempt`: the first search's draw (a MILP's outcome: 0; after the
-    decomposition's own improver, which drew 0: 1). `bounded`: a decomposition outcome,
-    whose bound the searches cannot move: on those small programmes the CBC MILP then
-    starts from the plan with the time left, and its bound may certify the gap (7 family
-    partners, `max_gmv`, 3 s: `feasible` 0.054% from the Lagrangian's bound at 0.6 s)."""
+    decomposition's own improver, which drew 0: 1)."""
     attempt = first_attempt
     stopped = should_stop if should_stop is not None else lambda: False
     while not stopped():
@@ -295,12 +294,7 @@ def _neighbourhoods_to_the_limit(
         )  # fmt: skip
         attempt += 1
         if outcome.candidates[0] is plan and arrays.n_partners <= MAX_PARTNERS:
-            # Its whole neighbourhood was about the whole plan: other halves add nothing.
-            if bounded:
-                left = limit - (time.perf_counter() - started)
-                outcome = finish_by_milp(arrays, outcome, progress, should_stop, left, limit,
-                                         named=True)  # fmt: skip
-            break
+            break  # its whole neighbourhood was about the whole plan: other halves add nothing
     return outcome
 
 
