@@ -117,8 +117,28 @@ class HighsBackend:
     ) -> MilpResult:
         if not model.integer.any():
             cutoff = None  # an LP solves whole either way
-        args = (model, mip_gap, seed, should_stop, target, cutoff)
-        result = self._solve_guarded(*args, time_limit_s, warm_start)
+
+        def attempt(limit: float, start: FloatArray | None) -> MilpResult:
+            """`_solve_once`, in a forked child for wide MIPs (see FORK_COLUMNS): one killed
+            past its deadline (or one that died) answers NO_SOLUTION."""
+            if not (forks(model) and can_fork()):
+                return self._solve_once(model, mip_gap, seed, should_stop, target, cutoff,
+                                        limit, start)  # fmt: skip
+            _new_highs()  # the banner is silenced here, not in the child (it takes a lock)
+            started = time.perf_counter()
+            result = run_forked(
+                lambda stopping: self._solve_once(
+                    model, mip_gap, seed, stopping, target, cutoff, limit, start
+                ),
+                limit + overrun_grace(limit),
+                should_stop,
+            )
+            seconds = time.perf_counter() - started
+            if result is None:
+                return MilpResult(Termination.NO_SOLUTION, seconds=seconds)
+            return replace(result, seconds=seconds)
+
+        result = attempt(time_limit_s, warm_start)
         if warm_start is None or not _misread_start(model, result):
             return result
         # HiGHS 1.16 can map a start into its presolved model with a wrong objective
@@ -126,36 +146,8 @@ class HighsBackend:
         # -9.12), prune every node against it, and return the start as `optimal`: the
         # solve is repeated cold.
         left = max(time_limit_s - result.seconds, 0.05)
-        again = self._solve_guarded(*args, left, None)
+        again = attempt(left, None)
         return replace(again, seconds=result.seconds + again.seconds)
-
-    def _solve_guarded(
-        self,
-        model: MilpModel,
-        mip_gap: float,
-        seed: int,
-        should_stop: Callable[[], bool] | None,
-        target: float | None,
-        cutoff: float | None,
-        time_limit_s: float,
-        warm_start: FloatArray | None,
-    ) -> MilpResult:
-        """`_solve_once`, in a forked child for wide MIPs (see FORK_COLUMNS); a child killed
-        past its deadline (or one that died) returns NO_SOLUTION."""
-        if not (forks(model) and can_fork()):
-            args = (model, mip_gap, seed, should_stop, target, cutoff)
-            return self._solve_once(*args, time_limit_s, warm_start)
-        _new_highs()  # the banner is silenced here, not in the child (it takes a lock)
-        started = time.perf_counter()
-
-        def in_child(stopping: Callable[[], bool]) -> MilpResult:
-            args = (model, mip_gap, seed, stopping, target, cutoff)
-            return self._solve_once(*args, time_limit_s, warm_start)
-
-        result = run_forked(in_child, time_limit_s + overrun_grace(time_limit_s), should_stop)
-        if result is None:
-            return MilpResult(Termination.NO_SOLUTION, seconds=time.perf_counter() - started)
-        return replace(result, seconds=time.perf_counter() - started)
 
     def _solve_once(
         self,
