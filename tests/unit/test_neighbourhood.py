@@ -21,7 +21,7 @@ from models.check import check_plan
 from models.plan import SolveStatus, curve_columns, projected_gmv
 from models.request import AllocationRequest, GroupBudget, GroupCount, Objective, Pin
 from optimizer.arrays import ProblemArrays, build_arrays
-from optimizer.clock import Clock
+from optimizer.clock import Clock, relative_gap
 from optimizer.decomposition import Improver, solve_decomposition
 from optimizer.engines import available_engines, milp_backend
 from optimizer.milp import solve_milp
@@ -139,8 +139,11 @@ def test_neighbourhoods_lift_a_decomposition_plan_and_keep_it_valid() -> None:
     assert valid_plan(arrays, columns, Candidate(moved))
     after = score(arrays, columns, Candidate(moved))
     assert after.shortfall <= before.shortfall
-    # Family 2,000 partners, seed 1: +0.26%, within 0.06% of the Lagrangian bound.
-    assert after.gmv > before.gmv * 1.001
+    assert after.gmv > before.gmv
+    # The search ends within the request's gap of the bound, wherever the decomposition
+    # left the plan: alone, 0.31% from the bound and lifted +0.28% in 1 s; under a loaded
+    # CI machine its 20 s ended on another plan, 0.13% from it, lifted +0.06%.
+    assert relative_gap(after.gmv, first.best_bound, minimise=False) <= 1e-3
     assert after.gmv <= first.best_bound * (1 + 1e-9)
 
 
