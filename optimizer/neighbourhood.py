@@ -9,16 +9,17 @@ follow every round that gains, for the trades between the neighbourhood and the 
 Here the partners holding variable amounts and the best takers of one more quantum form
 a neighbourhood; everyone else keeps their amounts, and the neighbourhood's sub-request
 (the budgets and group rows less what the others hold, tier and group counts less what
-they reach) goes to the CBC MILP from the plan itself. The sub-request's shortfall
-equals the whole plan's, its GMV differs by a constant, so its MILP optimum is the best
-plan of the neighbourhood.
+they reach) goes to the CBC MILP from the plan itself (`optimizer.sub_request`).
+
+Under `min_cost` the same search lowers the cost: there the decomposition's plans paid
+1.5% over its bound on family programmes of 1,000 partners, and the whole-programme MILP
+finish took 10 s a round to lower it a step or two (BENCHMARKS.md, "min_cost in
+neighbourhoods"). Package menus stay out: the sub-request carries no package choice.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,14 +29,7 @@ from models.curves import CurveColumn, FloatArray
 from models.plan import SolveStatus, curve_columns, projected_gmv
 from models.request import (
     AllocationRequest,
-    Bounds,
-    Constraint,
-    GroupBudget,
-    GroupCount,
-    MaxShare,
     Objective,
-    Pin,
-    Resource,
 )
 from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.clock import Clock, relative_gap
@@ -46,6 +40,7 @@ from optimizer.parallel import either
 from optimizer.polish import polished
 from optimizer.progress import Progress, ProgressEvent
 from optimizer.scoring import Score, better_score, score, valid_plan
+from optimizer.sub_request import sub_request
 
 if TYPE_CHECKING:  # the decomposition package is loaded only where it runs
     from optimizer.decomposition import Improver
@@ -160,93 +155,6 @@ def share_to_reach(
     return np.where(top, high, np.inf)[rows]
 
 
-def sub_request(
-    arrays: ProblemArrays,
-    columns: list[CurveColumn],
-    amounts: FloatArray,
-    inside: NDArray[np.intp],
-    time_limit_s: float,
-    mip_gap: float,
-) -> AllocationRequest | None:
-    """The request over the partners `inside`, the others holding `amounts`: None when a
-    budget the others hold leaves nothing to share (its group shares would be undefined)."""
-    request = arrays.request
-    if request.objective is Objective.MIN_COST or arrays.packages:
-        return None
-    mask = np.zeros(arrays.n_partners, dtype=bool)
-    mask[inside] = True
-    gmv = projected_gmv(request, amounts, None, columns)
-    outside_spend = amounts[~mask].sum(axis=0)
-    resources: list[Resource] = []
-    left = np.full(arrays.n_resources, math.inf)
-    for r, resource in enumerate(request.resources):
-        if resource.budget is None:
-            resources.append(resource)
-            continue
-        left[r] = resource.budget - float(outside_spend[r])
-        if left[r] <= 1e-9 * max(resource.budget, 1.0):
-            return None
-        resources.append(replace(resource, budget=left[r]))
-    names = [resource.name for resource in request.resources]
-    inside_ids = {request.partners[int(i)].id for i in inside}
-    partners = []
-    for i in inside:
-        partner = request.partners[int(i)]
-        bounds = dict(partner.bounds)
-        for name in names:
-            _, upper = request.amount_range(partner, name)
-            if math.isfinite(upper):
-                old = bounds.get(name, Bounds())
-                bounds[name] = Bounds(min=old.min, max=upper)
-        partners.append(replace(partner, bounds=bounds))
-    outside_reach = [int(np.count_nonzero(gmv[~mask] >= t.min_gmv)) for t in request.tiers]
-    tiers = tuple(
-        replace(t, target=max(t.target - reached, 0))
-        for t, reached in zip(request.tiers, outside_reach, strict=True)
-    )
-    constraints: list[Constraint] = []
-    for rule in request.constraints:
-        if isinstance(rule, MaxShare):
-            continue  # carried by the partners' bounds
-        if isinstance(rule, Pin):
-            if rule.partner_id in inside_ids:
-                constraints.append(rule)
-            continue
-        if isinstance(rule, GroupBudget):
-            r = names.index(rule.resource)
-            budget = float(request.resources[r].budget or 0.0)
-            members = np.array([rule.where.matches(p) for p in request.partners])
-            held = float(amounts[members & ~mask, r].sum())
-            low = max(rule.min_share * budget - held, 0.0) / left[r]
-            high = max(rule.max_share * budget - held, 0.0) / left[r]
-            constraints.append(replace(rule, min_share=min(low, 1.0), max_share=min(high, 1.0)))
-            continue
-        if isinstance(rule, GroupCount):
-            threshold = request.tier(rule.tier).min_gmv
-            members = np.array([rule.where.matches(p) for p in request.partners])
-            reached = int(np.count_nonzero(members & ~mask & (gmv >= threshold)))
-            constraints.append(replace(rule, min=max(rule.min - reached, 0)))
-            continue
-        constraints.append(rule)
-    options = replace(
-        request.options,
-        time_limit_s=time_limit_s,
-        mip_gap=mip_gap,
-        plans=1,
-        engine="cbc",
-        confidence=None,
-        explain=None,
-    )
-    return replace(
-        request,
-        resources=tuple(resources),
-        tiers=tiers,
-        partners=tuple(partners),
-        constraints=tuple(constraints),
-        options=options,
-    )
-
-
 def improver(
     arrays: ProblemArrays,
     progress: Progress | None = None,
@@ -276,8 +184,8 @@ def improver(
 
 
 def _applies(arrays: ProblemArrays) -> bool:
-    """Not for min_cost, package menus, or without CBC."""
-    if arrays.request.objective is Objective.MIN_COST or arrays.packages:
+    """Not for package menus, or without CBC."""
+    if arrays.packages:
         return False
     return "cbc" in available_engines()
 
@@ -317,7 +225,7 @@ def finish_by_neighbourhoods(
         return outcome
     figures = score(arrays, curve_columns(request), Candidate(moved))
     outcome.candidates = [Candidate(moved)]
-    outcome.mip_gap = relative_gap(figures.gmv, bound, minimise=False)
+    outcome.mip_gap = plan_gap(figures, bound, request.objective)
     outcome.seconds += clock.elapsed()
     if outcome.shortfall_bound is not None:
         outcome.shortfall_proven = figures.shortfall <= outcome.shortfall_bound + 1e-9
@@ -356,7 +264,8 @@ def improve_in_neighbourhoods(
     halved: bool = False,
 ) -> FloatArray | None:
     """Better amounts than `amounts` (an exactly valid plan), re-solved in neighbourhoods
-    by the CBC MILP until the plan is within the request's gap of `bound` (GMV) at the
+    by the CBC MILP until the plan is within the request's gap of `bound` (on GMV, or on
+    cost under `min_cost`) at the
     proven floor (a plan short of it still gains most from another round), the
     clock runs out, or STALE_HALVES random halves in a row gain too little; None when no
     round gains. Whole neighbourhoods come first; once one gains too little, random
@@ -407,14 +316,14 @@ def improve_in_neighbourhoods(
         if moved is None:
             break
         candidate, new_score = _polished(arrays, columns, Candidate(moved), clock, round_s)
-        gained = new_score.shortfall < best_score.shortfall - 1e-9 or (
-            new_score.gmv - best_score.gmv >= ROUND_PROGRESS * best_score.gmv
-        )
+        gained = new_score.shortfall < best_score.shortfall - 1e-9 or _gain(
+            new_score, best_score, request.objective
+        ) >= ROUND_PROGRESS * abs(_value(best_score, request.objective))
         if better_score(new_score, best_score, request.objective):
             best, best_score = candidate, new_score
             if progress is not None:
                 elapsed = spent_s + clock.elapsed()
-                progress(_round_event(rounds, inside.size, best_score, bound, elapsed))
+                progress(_round_event(rounds, inside.size, best_score, bound, elapsed, request))
         stale = 0 if gained else stale + 1
         if not gained and not halved:
             if not halves:
@@ -481,20 +390,43 @@ def _polished(
     return polished(arrays, columns, (moved, score(arrays, columns, moved)), budget)
 
 
+def _value(plan: Score, objective: Objective) -> float:
+    """Stage 2's objective: GMV, or cost under `min_cost`."""
+    return plan.cost if objective is Objective.MIN_COST else plan.gmv
+
+
+def _gain(new: Score, old: Score, objective: Objective) -> float:
+    """How much better `new`'s stage-2 objective is than `old`'s."""
+    if objective is Objective.MIN_COST:
+        return old.cost - new.cost
+    return new.gmv - old.gmv
+
+
+def plan_gap(plan: Score, bound: float, objective: Objective) -> float | None:
+    """The plan's relative gap to a stage-2 bound (on GMV, or on cost under `min_cost`)."""
+    return relative_gap(_value(plan, objective), bound, objective is Objective.MIN_COST)
+
+
 def _within_gap(plan: Score, bound: float, request: AllocationRequest) -> bool:
-    gap = relative_gap(plan.gmv, bound, minimise=False)
+    gap = plan_gap(plan, bound, request.objective)
     return gap is not None and gap <= request.options.mip_gap
 
 
 def _round_event(
-    rounds: int, size: int, plan: Score, bound: float, elapsed_s: float
+    rounds: int,
+    size: int,
+    plan: Score,
+    bound: float,
+    elapsed_s: float,
+    request: AllocationRequest,
 ) -> ProgressEvent:
+    value, cost = _value(plan, request.objective), request.objective is Objective.MIN_COST
     return ProgressEvent(
-        f"neighbourhood {rounds} ({size} partners): best plan {plan.gmv:.9g}",
+        f"neighbourhood {rounds} ({size} partners): best plan {value:.9g}",
         elapsed_s=elapsed_s,
-        stage="gmv",
-        best_objective=plan.gmv,
+        stage="cost" if cost else "gmv",
+        best_objective=value,
         best_bound=bound,
-        gap=relative_gap(plan.gmv, bound, minimise=False),
+        gap=plan_gap(plan, bound, request.objective),
         shortfall=plan.shortfall,
     )
