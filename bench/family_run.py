@@ -8,7 +8,7 @@
 Builds `fixtures.families.family_programme(seed, partners, ambition, resources=...,
 time_limit_s=LIMIT_S)` (gap 0.1%), solves it with `optimizer.solve`, and prints one line:
 wall time of the solve, engine, status, certified gap, weighted shortfall (proven, bound)
-and total projected GMV. `--progress` prints the engine's progress events as they come;
+and total projected GMV and cost. `--progress` prints the engine's progress events as they come;
 `--points SHARE` gives about that share of the partners `points` curves (`fixtures.points`).
 `--objective` sets the request's objective; `--plans N` asks for N plans and prints a line
 per alternative (its label, status, shortfall, GMV and cost) and how many distinct sets of
@@ -42,7 +42,8 @@ def summary(plan: Plan, seconds: float) -> str:
     return (
         f"{seconds:.2f} s  {solver.engine}  {solver.status}  gap {gap}  "
         f"shortfall {plan.objective.weighted_shortfall:g} (proven {solver.shortfall_proven}, "
-        f"bound {solver.shortfall_bound})  GMV {plan.objective.total_projected_gmv:,.0f}"
+        f"bound {solver.shortfall_bound})  GMV {plan.objective.total_projected_gmv:,.0f}  "
+        f"cost {plan.objective.total_cost:,.0f}"
     )
 
 

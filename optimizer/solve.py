@@ -128,10 +128,12 @@ def run_engine(
         from optimizer.decomposition import solve_decomposition
 
         milp_sized = auto and milp_can_finish(arrays)
-        # The MILP finish may follow, but not under `min_cost`: its rounds lowered the cost
-        # by a step or two each in 10 s where the neighbourhoods certify in seconds (family
-        # seed 5, 2,000 partners, 30 s: `feasible` 0.21% at 17 s; now `optimal` in 4.8 s).
-        finishing = milp_sized and request.objective is not Objective.MIN_COST
+        # The MILP finish may follow, but not for one `min_cost` plan: its rounds lowered
+        # the cost a step or two in 10 s each where the neighbourhoods (one plan only)
+        # certify in seconds (family seed 5, 2,000 partners, 30 s: `feasible` 0.21% at
+        # 17 s; now `optimal` in 4.8 s).
+        one_cost_plan = request.objective is Objective.MIN_COST and request.options.plans == 1
+        finishing = milp_sized and not one_cost_plan
 
         outcome = solve_decomposition(
             request,
