@@ -27,10 +27,7 @@ from numpy.typing import NDArray
 
 from models.curves import CurveColumn, FloatArray
 from models.plan import SolveStatus, curve_columns, projected_gmv
-from models.request import (
-    AllocationRequest,
-    Objective,
-)
+from models.request import AllocationRequest, Objective
 from optimizer.arrays import ProblemArrays, build_arrays
 from optimizer.clock import Clock, relative_gap
 from optimizer.engines import available_engines, milp_backend
@@ -263,20 +260,19 @@ def improve_in_neighbourhoods(
     last: bool = False,
     halved: bool = False,
 ) -> FloatArray | None:
-    """Better amounts than `amounts` (an exactly valid plan), re-solved in neighbourhoods
-    by the CBC MILP until the plan is within the request's gap of `bound` (on GMV, or on
-    cost under `min_cost`) at the
-    proven floor (a plan short of it still gains most from another round), the
-    clock runs out, or STALE_HALVES random halves in a row gain too little; None when no
-    round gains. Whole neighbourhoods come first; once one gains too little, random
+    """Better amounts than `amounts` (an exactly valid plan), re-solved in neighbourhoods by
+    the CBC MILP until the plan is within the request's gap of `bound` (on GMV, or on cost
+    under `min_cost`) at the proven floor (a plan short of it still gains most from another
+    round), the clock runs out, or STALE_HALVES random halves in a row gain too little; None
+    when no round gains. Whole neighbourhoods come first; once one gains too little, random
     halves of it follow (the MILP settles a smaller one better in its round: 5,000 family
     partners, 0.138% → 0.101% of the bound). `floor`: the least weighted shortfall proven
-    possible (a plan that reaches it settles each MILP's stage 1); `spent_s`: the
-    caller's seconds so far, for progress reports; `attempt`: a later search on the same
-    request draws other halves. `halves` false: the search ends where the halves would
-    begin, for a caller whose MILP re-solves the whole plan next (`optimizer.milp_finish`;
-    family seed 2, 1,200 partners: three halves took 4.4 s and gained nothing). `levels`:
-    the tier levels any plan better than `amounts` gives each partner (reduced-cost fixing,
+    possible (a plan that reaches it settles each MILP's stage 1); `spent_s`: the caller's
+    seconds so far, for progress reports; `attempt`: a later search on the same request
+    draws other halves. `halves` false: the search ends where the halves would begin, for a
+    caller whose MILP re-solves the whole plan next (`optimizer.milp_finish`; family seed 2,
+    1,200 partners: three halves took 4.4 s and gained nothing). `levels`: the tier levels
+    any plan better than `amounts` gives each partner (reduced-cost fixing,
     `EngineOutcome.tier_levels`): the MILPs claim tiers within them. `last`: no search
     follows this one (see LAST_WHOLE_SHARE). `halved`: halves from the first round."""
     request = arrays.request
