@@ -56,7 +56,7 @@ BISECTIONS = 30
 # A round's time: this share of the request's limit, at least MIN_ROUND_S.
 ROUND_SHARE = 0.05
 MIN_ROUND_S = 1.0
-ROUND_PROGRESS = 1e-5  # of GMV: a round gaining less does not count as a gain
+ROUND_PROGRESS = 1e-5  # of GMV (cost): a round gaining (saving) less does not count as a gain
 # Where random halves follow, a whole neighbourhood (up to MAX_PARTNERS, twice a half) gets
 # this many rounds' time: CBC's time grows faster than the partners (5,000 family
 # partners, seeds 5 and 8, on an Intel Xeon: after 3 s on ~300 partners CBC had no plan,
