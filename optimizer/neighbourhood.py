@@ -29,7 +29,7 @@ from models.curves import CurveColumn, FloatArray
 from models.plan import SolveStatus, curve_columns, projected_gmv
 from models.request import AllocationRequest, Objective
 from optimizer.arrays import ProblemArrays, build_arrays
-from optimizer.clock import Clock, relative_gap
+from optimizer.clock import BOUND_NOISE, Clock, relative_gap
 from optimizer.engines import available_engines, milp_backend
 from optimizer.milp import solve_milp
 from optimizer.outcome import Candidate, EngineOutcome, TierLevels
@@ -312,9 +312,12 @@ def improve_in_neighbourhoods(
         if moved is None:
             break
         candidate, new_score = _polished(arrays, columns, Candidate(moved), clock, round_s)
-        gained = new_score.shortfall < best_score.shortfall - 1e-9 or _gain(
-            new_score, best_score, request.objective
-        ) >= ROUND_PROGRESS * abs(_value(best_score, request.objective))
+        # At least float noise: a plan costing 0 "gained" 0 in every round, which ran a
+        # 2-partner `min_cost` programme to its time limit.
+        least = max(ROUND_PROGRESS * abs(_value(best_score, request.objective)), BOUND_NOISE)
+        gained = new_score.shortfall < best_score.shortfall - 1e-9 or (
+            _gain(new_score, best_score, request.objective) >= least
+        )
         if better_score(new_score, best_score, request.objective):
             best, best_score = candidate, new_score
             if progress is not None:

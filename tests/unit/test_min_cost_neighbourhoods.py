@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 
+import optimizer.neighbourhood as neighbourhood_module
 from fixtures.families import family_request
 from models.check import check_plan
 from models.plan import SolveStatus, curve_columns
@@ -66,3 +67,37 @@ def test_auto_takes_a_min_cost_plan_to_its_gap_in_neighbourhoods() -> None:
     assert report.shortfall_proven
     assert report.status is SolveStatus.OPTIMAL
     assert report.mip_gap is not None and report.mip_gap <= request.options.mip_gap
+
+
+def test_a_plan_costing_nothing_is_within_any_gap_of_a_bound_a_rounding_error_below() -> None:
+    assert relative_gap(0.0, -6.8e-13, minimise=True) == 0.0
+    assert relative_gap(0.0, -3.6e-7, minimise=True) == 0.0
+    assert relative_gap(1.0, 0.5, minimise=True) == pytest.approx(1.0)  # real room counts
+
+
+def test_a_search_from_a_plan_costing_nothing_ends_once_its_rounds_gain_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A 2-partner `min_cost` programme from the brute-force suite whose cheapest plan costs 0,
+    # against a decomposition bound of -0.0017: every round "gained" 0 >= 1e-5 × 0, and the
+    # search re-solved the same plan until the 30 s limit.
+    from tests.unit.test_bruteforce import instance
+
+    request = instance(0, Objective.MIN_COST)
+    arrays, columns = build_arrays(request), curve_columns(request)
+    first = solve_decomposition(request, time_limit_s=5.0, mip_gap=1e-4, arrays=arrays)
+    plan = first.candidates[0]
+    assert score(arrays, columns, plan).cost == 0.0
+    rounds: list[int] = []
+    real_round = neighbourhood_module._round
+
+    def counted(*args: object, **kwargs: object) -> object:
+        rounds.append(1)
+        return real_round(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(neighbourhood_module, "_round", counted)
+    moved = improve_in_neighbourhoods(
+        arrays, plan.amounts, first.shortfall_bound, -0.0017, Clock(30.0)
+    )
+    assert moved is None, "nothing cheaper than nothing"
+    assert len(rounds) <= 1 + neighbourhood_module.STALE_HALVES
