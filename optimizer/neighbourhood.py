@@ -314,7 +314,7 @@ def improve_in_neighbourhoods(
         candidate, new_score = _polished(arrays, columns, Candidate(moved), clock, round_s)
         # At least float noise: a plan costing 0 "gained" 0 in every round, which ran a
         # 2-partner `min_cost` programme to its time limit.
-        least = max(ROUND_PROGRESS * abs(_value(best_score, request.objective)), BOUND_NOISE)
+        least = max(ROUND_PROGRESS * abs(best_score.final(request.objective)), BOUND_NOISE)
         gained = new_score.shortfall < best_score.shortfall - 1e-9 or (
             _gain(new_score, best_score, request.objective) >= least
         )
@@ -389,21 +389,15 @@ def _polished(
     return polished(arrays, columns, (moved, score(arrays, columns, moved)), budget)
 
 
-def _value(plan: Score, objective: Objective) -> float:
-    """Stage 2's objective: GMV, or cost under `min_cost`."""
-    return plan.cost if objective is Objective.MIN_COST else plan.gmv
-
-
 def _gain(new: Score, old: Score, objective: Objective) -> float:
-    """How much better `new`'s stage-2 objective is than `old`'s."""
-    if objective is Objective.MIN_COST:
-        return old.cost - new.cost
-    return new.gmv - old.gmv
+    """How much better `new`'s stage-2 objective is than `old`'s (cost saved, or GMV won)."""
+    gain = new.final(objective) - old.final(objective)
+    return -gain if objective is Objective.MIN_COST else gain
 
 
 def plan_gap(plan: Score, bound: float, objective: Objective) -> float | None:
     """The plan's relative gap to a stage-2 bound (on GMV, or on cost under `min_cost`)."""
-    return relative_gap(_value(plan, objective), bound, objective is Objective.MIN_COST)
+    return relative_gap(plan.final(objective), bound, objective is Objective.MIN_COST)
 
 
 def _within_gap(plan: Score, bound: float, request: AllocationRequest) -> bool:
@@ -419,7 +413,7 @@ def _round_event(
     elapsed_s: float,
     request: AllocationRequest,
 ) -> ProgressEvent:
-    value, cost = _value(plan, request.objective), request.objective is Objective.MIN_COST
+    value, cost = plan.final(request.objective), request.objective is Objective.MIN_COST
     return ProgressEvent(
         f"neighbourhood {rounds} ({size} partners): best plan {value:.9g}",
         elapsed_s=elapsed_s,
