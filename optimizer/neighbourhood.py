@@ -211,7 +211,7 @@ def finish_by_neighbourhoods(
     if bound is None or not can_finish(arrays, outcome, left_s):
         return outcome
     request = arrays.request
-    floor = outcome.shortfall_bound if outcome.shortfall_proven else None
+    floor = outcome.shortfall_bound  # a plan reaching it settles stage 1, proven or not
     clock = Clock(left_s, should_stop)
     start = outcome.candidates[0].amounts
     moved = improve_in_neighbourhoods(
