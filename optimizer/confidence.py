@@ -30,7 +30,7 @@ from scipy.special import ndtri  # the normal quantile; scipy.stats costs ~1 s t
 
 from models.check import assert_plan_valid
 from models.forecast import partner_sigmas
-from models.plan import NO_PACKAGE, Plan, SolverReport, build_plan
+from models.plan import NO_PACKAGE, Plan, SolverReport, SolveStatus, build_plan
 from models.request import (
     AllocationRequest,
     Constraint,
@@ -196,8 +196,28 @@ def solve_at_confidence(request: AllocationRequest, inner: Solver) -> list[Plan]
     best = min(rounds, key=lambda r: r.key(request.objective))
     seconds = time.perf_counter() - started
     for plan in best.plans:
-        plan.solver = replace(plan.solver, seconds=seconds)
+        plan.solver = replace(
+            at_confidence(plan.solver, plan.objective.weighted_shortfall), seconds=seconds
+        )
     return best.plans
+
+
+def at_confidence(report: SolverReport, shortfall: float) -> SolverReport:
+    """What an inner solve's report certifies of a plan at the confidence: nothing. It
+    certified the scaled request with raised targets, so its gap and bound are that
+    request's (a family plan 7 short at 90% was reported `optimal`, its shortfall "proven
+    least" under a bound of 21). Only a plan meeting every target at the confidence has a
+    shortfall proven least: 0."""
+    status = SolveStatus.FEASIBLE if report.status is SolveStatus.OPTIMAL else report.status
+    met = shortfall <= 0
+    return replace(
+        report,
+        status=status,
+        mip_gap=None,
+        best_bound=None,
+        shortfall_proven=met,
+        shortfall_bound=0.0 if met else None,
+    )
 
 
 def spending(safe: AllocationRequest, caps: dict[str, float]) -> AllocationRequest:

@@ -15,6 +15,7 @@ from typing import Any
 from models.figures import is_change, money, percent
 from models.plan import Plan, SolveStatus
 from models.request import AllocationRequest, Objective
+from optimizer.confidence import needs_confidence
 
 # A gap below this is "optimal" for a planner: no caveat, no gap reason.
 GAP_TOLERANCE = 1e-4
@@ -31,6 +32,11 @@ def caveat(plan: Plan, request: AllocationRequest | None = None) -> str | None:
         return None
     if status is SolveStatus.TIME_LIMIT:
         text = f"stopped at the time limit with {gap_text}: figures may improve with more time"
+        return _with_shortfall(text, plan)
+    if status is SolveStatus.FEASIBLE and request is not None and needs_confidence(request):
+        # Its solves certified a scaled request, not the plan at the confidence.
+        confidence = percent(request.options.confidence or 0.0)
+        text = f"planned at {confidence} confidence, where no gap or bound is proven"
         return _with_shortfall(text, plan)
     if status is SolveStatus.FEASIBLE:
         if request is None or _shortfall(plan) is None:

@@ -11,7 +11,14 @@ import numpy as np
 from models.curves import Curve, CurveKind
 from models.figures import percent
 from models.plan import Plan, SolverReport, SolveStatus, build_plan
-from models.request import AllocationRequest, Objective, Partner, Resource, Tier
+from models.request import (
+    AllocationRequest,
+    Objective,
+    Partner,
+    Resource,
+    Tier,
+    UncertaintyOptions,
+)
 from models.scenario import apply_changes
 from service.comparison_notes import caveat, reason, scenario_notes
 from service.comparisons import run_comparison
@@ -53,6 +60,23 @@ def test_caveat_names_the_status_and_gap_only_when_not_optimal() -> None:
     assert "not proven optimal (no proven gap)" in (caveat(feasible) or "")
     infeasible = _plan(request, [0, 0, 0, 0], SolverReport("t", SolveStatus.INFEASIBLE))
     assert (caveat(infeasible) or "").startswith("infeasible")
+
+
+def test_a_plan_at_a_confidence_claims_no_gap_and_says_why() -> None:
+    # Its solves certified a scaled request with raised targets: the caveat must not read
+    # as a plan whose engine stopped early, nor call the targets proven out of reach.
+    request = _request(FOUR, ONE_TIER, 4e7)
+    spread = UncertaintyOptions(default_sigma=0.2)
+    options = replace(request.options, confidence=0.9, uncertainty=spread)
+    request = replace(request, options=options)
+    short = _plan(
+        request, [0, 0, 0, 0], SolverReport("t", SolveStatus.FEASIBLE, shortfall_proven=False)
+    )
+    assert caveat(short, request) == (
+        "planned at 90.0% confidence, where no gap or bound is proven; its weighted "
+        f"shortfall of {short.objective.weighted_shortfall:g} is not proven least"
+    )
+    assert caveat(short) is not None and "confidence" not in (caveat(short) or "")
 
 
 def test_gmv_up_with_a_smaller_budget_is_explained_by_the_objective_order() -> None:
